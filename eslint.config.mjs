@@ -1,0 +1,75 @@
+// @ts-check
+/**
+ * Lint rules (STYLE.md C1, C2, C15): strict TypeScript rules, component boundaries
+ * (a component imports only src/shared and a peer's protocol/ folder), and pure core/ folders
+ * (no I/O modules, no ambient clock or randomness).
+ */
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import importX from 'eslint-plugin-import-x';
+
+const components = ['rack', 'foundation', 'installer', 'hypervisor', 'cvm', 'prism', 'lcm', 'health'];
+
+/** For component C: ban imports of any other component's internals (protocol/ is allowed). */
+const boundaryRules = components.map((c) => ({
+  files: [`src/${c}/**/*.ts`],
+  rules: {
+    'no-restricted-imports': ['error', {
+      patterns: components.filter((o) => o !== c).map((o) => ({
+        regex: `(^|/)${o}/(?!protocol/)`,
+        message: `src/${c} may import only src/shared and the protocol/ folder of ${o} (STYLE.md C1).`,
+      })).concat([{ regex: '(^|/)cli/', message: 'components do not import the CLI' }]),
+    }],
+  },
+}));
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', 'dist/**', 'web/dist/**', 'scripts/*.mjs', 'bin/**', 'eslint.config.mjs'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    plugins: { 'import-x': importX },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/consistent-type-imports': 'error',
+      '@typescript-eslint/explicit-module-boundary-types': 'error',
+      '@typescript-eslint/switch-exhaustiveness-check': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true }],
+      'import-x/no-cycle': 'error',
+      'import-x/no-default-export': 'error',
+      eqeqeq: ['error', 'always'],
+    },
+  },
+  ...boundaryRules,
+  {
+    files: ['src/**/core/**/*.ts'],
+    ignores: ['src/**/core/**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [
+          { regex: '^node:', message: 'core/ is pure: no I/O modules (STYLE.md C2).' },
+          { regex: '^(fs|net|tls|http|https|child_process|dgram|os)$', message: 'core/ is pure: no I/O modules (STYLE.md C2).' },
+          { regex: '/node/', message: 'core/ may not import node/ adapters (STYLE.md C2).' },
+        ],
+      }],
+      'no-restricted-globals': ['error', 'setTimeout', 'setInterval', 'fetch'],
+      'no-restricted-properties': ['error',
+        { object: 'Date', property: 'now', message: 'use the injected Clock' },
+        { object: 'Math', property: 'random', message: 'use the injected Random' }],
+    },
+  },
+  {
+    files: ['**/*.test.ts', 'test/**/*.ts', 'bench/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'off',
+      '@typescript-eslint/no-non-null-assertion': 'off',
+      '@typescript-eslint/no-unsafe-assignment': 'off',
+      '@typescript-eslint/no-unsafe-member-access': 'off',
+      '@typescript-eslint/no-unsafe-argument': 'off',
+      '@typescript-eslint/no-unsafe-call': 'off',
+      '@typescript-eslint/explicit-module-boundary-types': 'off',
+    },
+  },
+);
