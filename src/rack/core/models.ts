@@ -156,10 +156,22 @@ export function macFor(index: number, port: number): string {
   return ['02', '43', '56', hex2(port), hex2(index >> 8), hex2(index)].join(':');
 }
 
-/** BMC address of the node with the given 1-based index: 127.10.0.1 ... 127.10.0.250, then 127.10.1.1 ... */
-export function bmcIpFor(index: number): string {
+export const DEFAULT_BMC_NETWORK = '127.10';
+
+/**
+ * BMC address of the node with the given 1-based index in a /16 loopback network ("127.10"):
+ * 127.10.0.1 ... 127.10.0.250, then 127.10.1.1 ... (x.x.255.x is kept for the rack itself).
+ */
+export function bmcIpFor(index: number, network = DEFAULT_BMC_NETWORK): string {
   if (!Number.isInteger(index) || index < 1 || index > 250 * 250) throw new InputError('index', `node index ${index} out of range 1..62500`);
-  return `127.10.${Math.floor((index - 1) / 250)}.${((index - 1) % 250) + 1}`;
+  return `${network}.${Math.floor((index - 1) / 250)}.${((index - 1) % 250) + 1}`;
+}
+
+/** Checks a BMC network prefix: two octets of 127.0.0.0/8, e.g. "127.10". */
+export function parseBmcNetwork(v: string): string {
+  const m = /^127\.(\d{1,3})$/.exec(v);
+  if (!m || Number(m[1]) > 254 || Number(m[1]) < 1) throw new InputError('bmc-network', 'must be "127.N" with N from 1 to 254 (a /16 of loopback)', undefined, v);
+  return v;
 }
 
 /** Expands a model into one node's inventory. Deterministic in the node's identity. */
@@ -213,7 +225,7 @@ export function inventoryFor(model: HardwareModel, id: NodeIdentity): NodeInvent
  * Identities for `count` new nodes after the `existing` ones. Nodes fill blocks of the model's
  * size: a new node goes into the last block if it has a free position of the same model.
  */
-export function rackNewNodes(existing: readonly NodeIdentity[], model: HardwareModel, count: number, uuidOf: (index: number) => string): NodeIdentity[] {
+export function rackNewNodes(existing: readonly NodeIdentity[], model: HardwareModel, count: number, uuidOf: (index: number) => string, network = DEFAULT_BMC_NETWORK): NodeIdentity[] {
   if (!Number.isInteger(count) || count < 1) throw new InputError('nodes', 'must be a whole number of at least 1', undefined, count);
   const out: NodeIdentity[] = [];
   const all = [...existing];
@@ -232,7 +244,7 @@ export function rackNewNodes(existing: readonly NodeIdentity[], model: HardwareM
       model: model.name,
       blockSerial,
       position,
-      bmcIp: bmcIpFor(index),
+      bmcIp: bmcIpFor(index, network),
     };
     all.push(node);
     out.push(node);

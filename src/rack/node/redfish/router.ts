@@ -1,0 +1,325 @@
+/**
+ * @module
+ * The BMC's resource table and request dispatch: path matching, authentication (Basic and
+ * X-Auth-Token sessions), privileges, ETags and If-Match, Allow and 405, PATCH property checks,
+ * and the one translation of errors into Redfish error bodies. Transport-free: the HTTPS server
+ * (server.ts) hands it a method, a path, headers and a raw body, and writes back what it returns.
+ */
+import { createHash } from 'node:crypto';
+import { AuthError, ForbiddenError, InputError, PreconditionError } from '../../../shared/errors.ts';
+import { verifyPassword } from '../../../shared/passwords.ts';
+import { errorBody, message } from '../../protocol/redfish.ts';
+import type { NodeRuntime } from '../node-runtime.ts';
+import type { BmcMemory } from './bmc-state.ts';
+import { RedfishError, toRedfish } from './http-error.ts';
+
+export type Privilege = 'Login' | 'ConfigureComponents' | 'ConfigureManager' | 'ConfigureUsers' | 'ConfigureSelf';
+
+export const ROLE_PRIVILEGES: Record<string, readonly Privilege[]> = {
+  Administrator: ['Login', 'ConfigureManager', 'ConfigureUsers', 'ConfigureComponents', 'ConfigureSelf'],
+  Operator: ['Login', 'ConfigureComponents', 'ConfigureSelf'],
+  ReadOnly: ['Login', 'ConfigureSelf'],
+};
+
+export interface Principal {
+  userName: string;
+  roleId: string;
+  sessionId?: string;
+}
+
+export interface Ctx {
+  node: NodeRuntime;
+  mem: BmcMemory;
+  params: Record<string, string>;
+  body: Record<string, unknown>;
+  principal: Principal | undefined;
+  /** Set by the router; handlers may check finer privileges (e.g. own account). */
+  can: (p: Privilege) => boolean;
+  /** Checks credentials (with lockout); for session login. */
+  login: (userName: string, password: string) => Principal;
+}
+
+export interface Reply {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+export interface PatchSpec {
+  privilege: Privilege;
+  /** Writable property paths, "/"-separated (e.g. "Boot/BootSourceOverrideTarget"). */
+  writable: readonly string[];
+  /** Validates the whole body first, then applies it (nothing changes when it throws). */
+  apply: (c: Ctx) => void;
+}
+
+export interface PostSpec {
+  privilege: Privilege;
+  /** Set for actions: the action's name, for ActionParameter* messages. */
+  action?: string;
+  /** Parameters an action accepts; others get ActionParameterUnknown. */
+  parameters?: readonly string[];
+  handle: (c: Ctx) => Reply | Promise<Reply>;
+}
+
+export interface Route {
+  path: string;
+  /** GET without authentication (DSP0266 "Service root", "$metadata", "odata"). */
+  public?: boolean;
+  contentType?: string;
+  get?: (c: Ctx) => unknown;
+  /** Status of a GET when not 200 (a task monitor answers 202 while its task runs). */
+  getStatus?: (c: Ctx) => number;
+  patch?: PatchSpec;
+  post?: PostSpec;
+  /** POST that needs no authentication (session login). */
+  publicPost?: boolean;
+  delete?: { privilege: Privilege; handle: (c: Ctx) => Reply };
+}
+
+export interface HttpRequest {
+  method: string;
+  path: string;
+  query: string;
+  headers: Record<string, string | string[] | undefined>;
+  rawBody: string;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+interface Compiled {
+  route: Route;
+  segments: string[];
+}
+
+const header = (h: HttpRequest['headers'], name: string): string | undefined => {
+  const v = h[name];
+  return Array.isArray(v) ? v[0] : v;
+};
+
+export function etagOf(resource: unknown): string {
+  return `"${createHash('sha1').update(JSON.stringify(resource)).digest('hex').slice(0, 20)}"`;
+}
+
+/** Leaf property paths of a PATCH body; annotations (keys with "@") are skipped. */
+function leafPaths(v: unknown, prefix = ''): string[] {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return [prefix];
+  const out: string[] = [];
+  for (const [k, x] of Object.entries(v)) {
+    if (k.includes('@')) continue;
+    const p = prefix ? `${prefix}/${k}` : k;
+    if (x !== null && typeof x === 'object' && !Array.isArray(x) && Object.keys(x).length > 0) out.push(...leafPaths(x, p));
+    else out.push(p);
+  }
+  return out;
+}
+
+function hasPath(obj: unknown, path: string): boolean {
+  let cur: unknown = obj;
+  for (const k of path.split('/')) {
+    if (cur === null || typeof cur !== 'object' || !(k in cur)) return false;
+    cur = (cur as Record<string, unknown>)[k];
+  }
+  return true;
+}
+
+export class RedfishRouter {
+  private compiled: Compiled[];
+  /** Basic-auth results already verified: avoids an scrypt per request. user\0sha256(pw) → hash checked. */
+  private basicCache = new Map<string, string>();
+  private failures = new Map<string, { count: number; since: number }>();
+
+  constructor(routes: readonly Route[], private readonly now: () => number) {
+    this.compiled = routes.map((route) => ({ route, segments: route.path.split('/').filter(Boolean) }));
+  }
+
+  private match(path: string): { route: Route; params: Record<string, string> } | undefined {
+    const segs = path.split('/').filter(Boolean).map((s) => decodeURIComponent(s));
+    outer: for (const c of this.compiled) {
+      if (c.segments.length !== segs.length) continue;
+      const params: Record<string, string> = {};
+      for (let i = 0; i < segs.length; i++) {
+        const want = c.segments[i] as string;
+        const got = segs[i] as string;
+        if (want.startsWith('{')) params[want.slice(1, -1)] = got;
+        else if (want !== got) continue outer;
+      }
+      return { route: c.route, params };
+    }
+    return undefined;
+  }
+
+  private authenticate(req: HttpRequest, node: NodeRuntime, mem: BmcMemory): Principal {
+    const token = header(req.headers, 'x-auth-token');
+    if (token) {
+      const s = mem.sessionByToken(token);
+      if (!s) throw new AuthError('the X-Auth-Token is not a valid session (expired or logged out)');
+      return { userName: s.userName, roleId: s.roleId, sessionId: s.id };
+    }
+    const auth = header(req.headers, 'authorization');
+    if (auth?.startsWith('Basic ')) {
+      const dec = Buffer.from(auth.slice(6), 'base64').toString('utf8');
+      const i = dec.indexOf(':');
+      if (i > 0) return this.login(node, dec.slice(0, i), dec.slice(i + 1));
+    }
+    throw new AuthError('authentication required: use HTTP Basic or an X-Auth-Token from POST /redfish/v1/SessionService/Sessions');
+  }
+
+  /** Checks credentials, with account lockout after 5 failures in a row (for 60 s). */
+  login(node: NodeRuntime, userName: string, password: string): Principal {
+    const acct = node.state.accounts.find((a) => a.userName === userName);
+    const f = this.failures.get(userName);
+    const locked = f !== undefined && f.count >= 5 && this.now() - f.since < 60_000;
+    const key = `${node.serial}\0${userName}\0${createHash('sha256').update(password).digest('hex')}`;
+    const ok = acct !== undefined && !locked && (this.basicCache.get(key) === acct.passwordHash || verifyPassword(password, acct.passwordHash));
+    if (!ok || !acct.enabled || acct.locked) {
+      const n = f && this.now() - f.since < 60_000 ? f.count + 1 : 1;
+      this.failures.set(userName, { count: n, since: f && n > 1 ? f.since : this.now() });
+      throw new AuthError(locked ? 'the account is locked after repeated failed logins; try again later' : 'invalid user name or password');
+    }
+    this.failures.delete(userName);
+    this.basicCache.set(key, acct.passwordHash);
+    return { userName: acct.userName, roleId: acct.roleId };
+  }
+
+  async handle(req: HttpRequest, node: NodeRuntime, mem: BmcMemory): Promise<HttpResponse> {
+    const method = req.method.toUpperCase();
+    let path = req.path;
+    if (path.length > 1 && path.endsWith('/') && path !== '/redfish/v1/') path = path.slice(0, -1);
+    if (path === '/redfish/v1') path = '/redfish/v1/';
+    let action: string | undefined;
+    const base: Record<string, string> = { 'OData-Version': '4.0', 'Cache-Control': 'no-cache', 'Content-Type': 'application/json; charset=utf-8' };
+    try {
+      const odv = header(req.headers, 'odata-version');
+      if (odv !== undefined && odv !== '4.0') throw new RedfishError(412, `OData-Version ${odv} is not supported; use 4.0`, [message('PreconditionFailed')]);
+      const m = this.match(path);
+      const isPublic = m !== undefined && ((m.route.public === true && (method === 'GET' || method === 'HEAD')) || (m.route.publicPost === true && method === 'POST'));
+      const principal = isPublic ? undefined : this.authenticate(req, node, mem);
+      if (!m) throw new RedfishError(404, `no resource at ${path}`, [message('ResourceMissingAtURI', [path])]);
+      if (/(^|&)\$/.test(req.query)) throw new RedfishError(501, 'query parameters are not supported by this service', [message('QueryNotSupported')]);
+      const route = m.route;
+      const privileges = principal ? ROLE_PRIVILEGES[principal.roleId] ?? [] : [];
+      const can = (p: Privilege): boolean => privileges.includes(p);
+      const need = (p: Privilege): void => {
+        if (!isPublic && !can(p)) throw new ForbiddenError(`role ${principal?.roleId ?? '(none)'} lacks the ${p} privilege`);
+      };
+      const allow = ['GET', 'HEAD', route.patch && 'PATCH', route.post && 'POST', route.delete && 'DELETE'].filter(Boolean).join(', ');
+      const ctx: Ctx = { node, mem, params: m.params, body: {}, principal, can, login: (u, p) => this.login(node, u, p) };
+      if (!route.get && (method === 'GET' || method === 'HEAD')) {
+        throw new RedfishError(405, `${method} is not allowed on ${path}`, [message('OperationNotAllowed')], { Allow: allow.replace('GET, HEAD', '').replace(/^, /, '') || 'POST' });
+      }
+      const current = route.get ? route.get(ctx) : undefined;
+      const etag = current === undefined ? undefined : etagOf(current);
+      switch (method) {
+        case 'GET':
+        case 'HEAD': {
+          need('Login');
+          const inm = header(req.headers, 'if-none-match');
+          const headers: Record<string, string> = { ...base, Allow: allow };
+          if (route.contentType) headers['Content-Type'] = route.contentType;
+          if (etag) headers['ETag'] = etag;
+          if (inm && etag && inm.split(',').map((s) => s.trim().replace(/^W\//, '')).includes(etag)) return { status: 304, headers, body: '' };
+          const text = typeof current === 'string' ? current : JSON.stringify(current);
+          return { status: route.getStatus ? route.getStatus(ctx) : 200, headers, body: method === 'HEAD' ? '' : text };
+        }
+        case 'PATCH': {
+          if (!route.patch) break;
+          need(route.patch.privilege);
+          const ifMatch = header(req.headers, 'if-match');
+          if (ifMatch && ifMatch !== '*' && !ifMatch.split(',').map((s) => s.trim().replace(/^W\//, '')).includes(etag ?? '')) {
+            throw new PreconditionError(`If-Match ${ifMatch} does not match the resource's current ETag ${etag ?? ''}`);
+          }
+          ctx.body = this.parseBody(req.rawBody, true);
+          const paths = leafPaths(ctx.body).filter((p) => p !== '');
+          if (paths.length === 0) throw new RedfishError(400, 'the PATCH body changes nothing', [message('NoOperation')]);
+          const bad = paths.filter((p) => !route.patch?.writable.includes(p));
+          if (bad.length > 0) {
+            const msgs = bad.map((p) => (hasPath(current, p) ? message('PropertyNotWritable', [p], [`#/${p}`]) : message('PropertyUnknown', [p], [`#/${p}`])));
+            throw new RedfishError(400, `${bad.map((p) => (hasPath(current, p) ? `${p} is read-only` : `${p} is not a property of this resource`)).join('; ')}; nothing was changed`, msgs);
+          }
+          route.patch.apply(ctx);
+          const after = route.get ? route.get(ctx) : undefined;
+          const headers: Record<string, string> = { ...base };
+          if (after !== undefined) headers['ETag'] = etagOf(after);
+          return { status: 200, headers, body: JSON.stringify(after) };
+        }
+        case 'POST': {
+          if (!route.post) break;
+          action = route.post.action;
+          need(route.post.privilege);
+          ctx.body = this.parseBody(req.rawBody, false);
+          if (route.post.parameters) {
+            const unknown = Object.keys(ctx.body).filter((k) => !k.includes('@') && !route.post?.parameters?.includes(k));
+            if (unknown.length > 0) {
+              throw new RedfishError(400, `unknown parameter(s) ${unknown.join(', ')} for ${action ?? 'this action'}; accepted: ${route.post.parameters.join(', ') || '(none)'}`,
+                unknown.map((u) => message('ActionParameterUnknown', [action ?? path, u], [`#/${u}`])));
+            }
+          }
+          const r = await route.post.handle(ctx);
+          return { status: r.status, headers: { ...base, ...r.headers }, body: r.body === undefined ? '' : JSON.stringify(r.body) };
+        }
+        case 'DELETE': {
+          if (!route.delete) break;
+          need(route.delete.privilege);
+          const r = route.delete.handle(ctx);
+          return { status: r.status, headers: { ...base, ...r.headers }, body: r.body === undefined ? '' : JSON.stringify(r.body) };
+        }
+        default:
+          break;
+      }
+      throw new RedfishError(405, `${method} is not allowed on ${path}; allowed: ${allow}`, [message('OperationNotAllowed')], { Allow: allow });
+    } catch (e) {
+      const r = toRedfish(e, action);
+      return { status: r.status, headers: { ...base, ...r.headers }, body: JSON.stringify(r.body) };
+    }
+  }
+
+  private parseBody(raw: string, required: boolean): Record<string, unknown> {
+    if (raw.trim() === '') {
+      if (required) throw new RedfishError(400, 'the request body is empty; send a JSON object', [message('MalformedJSON')]);
+      return {};
+    }
+    let v: unknown;
+    try {
+      v = JSON.parse(raw);
+    } catch (e) {
+      throw new RedfishError(400, `malformed JSON: ${(e as Error).message}`, [message('MalformedJSON')]);
+    }
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new RedfishError(400, 'the request body must be a JSON object', [message('MalformedJSON')]);
+    return v as Record<string, unknown>;
+  }
+}
+
+/** Helpers for validating body values in handlers; each names the field on failure. */
+export const need = {
+  string(body: Record<string, unknown>, field: string, required: boolean): string | undefined {
+    const v = body[field];
+    if (v === undefined) {
+      if (required) throw new InputError(field, 'is required');
+      return undefined;
+    }
+    if (typeof v !== 'string') throw new InputError(field, `must be a string, not ${JSON.stringify(v)}`, undefined, v);
+    return v;
+  },
+  boolean(body: Record<string, unknown>, field: string): boolean | undefined {
+    const v = body[field];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'boolean') throw new InputError(field, `must be true or false, not ${JSON.stringify(v)}`, undefined, v);
+    return v;
+  },
+  oneOf<T extends string>(body: Record<string, unknown>, field: string, allowed: readonly T[], required: boolean): T | undefined {
+    const v = body[field];
+    if (v === undefined) {
+      if (required) throw new InputError(field, 'is required');
+      return undefined;
+    }
+    if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) throw new InputError(field, `must be one of ${allowed.join(', ')}`, allowed, v);
+    return v as T;
+  },
+};
+
+export { errorBody };

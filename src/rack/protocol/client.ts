@@ -1,0 +1,62 @@
+/**
+ * @module
+ * A typed client of the rack's control API (protocol/control.ts), used by the CLI, Foundation's
+ * discovery and tests. Errors from the API come back as RackApiError with the API's code and field.
+ */
+import type { FaultPatch, RackFaults, RackNodeSummary, RackStatus } from './control.ts';
+
+export class RackApiError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string, readonly field?: string, readonly allowed?: string[]) {
+    super(message);
+  }
+}
+
+export class RackClient {
+  constructor(readonly baseUrl: string, private readonly timeoutMs = 30_000) {}
+
+  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const init: RequestInit = { method, signal: AbortSignal.timeout(this.timeoutMs) };
+    if (body !== undefined) {
+      init.body = JSON.stringify(body);
+      init.headers = { 'Content-Type': 'application/json' };
+    }
+    const res = await fetch(`${this.baseUrl}${path}`, init);
+    const json = (await res.json()) as T & { error?: { code: string; message: string; field?: string; allowed?: string[] } };
+    if (!res.ok) {
+      const e = json.error;
+      throw new RackApiError(res.status, e?.code ?? 'CVG_ERR_INTERNAL', e?.message ?? `HTTP ${res.status}`, e?.field, e?.allowed);
+    }
+    return json;
+  }
+
+  status(): Promise<RackStatus> {
+    return this.call('GET', '/rack');
+  }
+
+  bmcs(): Promise<{ bmcs: { serial: string; uuid: string; model: string; url: string; mac: string }[] }> {
+    return this.call('GET', '/rack/bmcs');
+  }
+
+  async addNodes(count: number, model?: string, modelFile?: unknown): Promise<RackNodeSummary[]> {
+    const body: Record<string, unknown> = { count };
+    if (model !== undefined) body['model'] = model;
+    if (modelFile !== undefined) body['modelFile'] = modelFile;
+    return (await this.call<{ nodes: RackNodeSummary[] }>('POST', '/rack/nodes', body)).nodes;
+  }
+
+  node(serial: string): Promise<RackNodeSummary> {
+    return this.call('GET', `/rack/nodes/${encodeURIComponent(serial)}`);
+  }
+
+  async setFaults(serial: string, patch: FaultPatch): Promise<RackFaults> {
+    return (await this.call<{ faults: RackFaults }>('PATCH', `/rack/nodes/${encodeURIComponent(serial)}/faults`, patch)).faults;
+  }
+
+  async clearFaults(serial: string): Promise<RackFaults> {
+    return (await this.call<{ faults: RackFaults }>('DELETE', `/rack/nodes/${encodeURIComponent(serial)}/faults`)).faults;
+  }
+
+  async shutdown(): Promise<void> {
+    await this.call('POST', '/rack/shutdown');
+  }
+}

@@ -1,0 +1,230 @@
+/**
+ * @module
+ * A disk of the emulated hardware as its owner sees it: a directory-backed volume whose advertised
+ * capacity is enforced and which answers with I/O errors once the disk has failed. This is the
+ * "drive firmware" of the emulation: the rack creates and labels disks and injects failures; the
+ * software that owns a disk (installer, CVM) does all its I/O through DiskVolume.
+ *
+ * Layout of a disk directory:
+ * ```
+ *   disk.json   label: serial, model, media type, capacity (written by the rack)
+ *   FAILED      present while the disk is failed (its content says why)
+ *   data/       the disk's contents
+ * ```
+ * Invariants:
+ *  1. used() never exceeds capacityBytes: a write that would pass it fails with DiskFullError
+ *     and writes nothing.
+ *  2. While FAILED exists, every operation fails with DiskIoError and changes nothing.
+ *  3. Paths are relative to data/; a path that escapes it is an InputError.
+ */
+import { mkdirSync, readFileSync, writeFileSync, existsSync, readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { open, readFile, writeFile, rm, mkdir, readdir, stat, rename } from 'node:fs/promises';
+import { join, normalize, isAbsolute, dirname } from 'node:path';
+import { DiskFullError, DiskIoError, InputError } from './errors.ts';
+
+export interface DiskLabel {
+  serial: string;
+  model: string;
+  mediaType: 'SSD' | 'HDD';
+  capacityBytes: number;
+}
+
+export const DISK_LABEL = 'disk.json';
+export const DISK_FAILED = 'FAILED';
+const BLOCK = 4096;
+
+const roundUp = (n: number): number => Math.ceil(n / BLOCK) * BLOCK;
+
+/** Creates (or keeps) a labelled, empty disk directory. Used by the rack when a node is racked. */
+export function formatDisk(dir: string, label: DiskLabel): void {
+  mkdirSync(join(dir, 'data'), { recursive: true });
+  if (!existsSync(join(dir, DISK_LABEL))) writeFileSync(join(dir, DISK_LABEL), JSON.stringify(label, null, 2) + '\n');
+}
+
+export function readLabel(dir: string): DiskLabel {
+  return JSON.parse(readFileSync(join(dir, DISK_LABEL), 'utf8')) as DiskLabel;
+}
+
+/** Marks a disk failed (fault injection) or healthy again. */
+export function setDiskFailed(dir: string, failed: boolean, reason = 'injected fault: disk failed'): void {
+  const p = join(dir, DISK_FAILED);
+  if (failed) writeFileSync(p, reason + '\n');
+  else if (existsSync(p)) rmSyncQuiet(p);
+}
+
+function rmSyncQuiet(p: string): void {
+  try {
+    writeFileSync(p, ''); // make sure a watcher sees a change even if unlink is coalesced
+  } finally {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    void rm(p, { force: true });
+  }
+}
+
+export function isDiskFailed(dir: string): boolean {
+  return existsSync(join(dir, DISK_FAILED));
+}
+
+function usageOf(dir: string): number {
+  let total = 0;
+  const walk = (d: string): void => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      const st = statSync(p);
+      if (st.isDirectory()) walk(p);
+      else total += roundUp(st.size);
+    }
+  };
+  walk(dir);
+  return total;
+}
+
+export class DiskVolume {
+  private usedBytes: number;
+  private watcher: FSWatcher | undefined;
+
+  private constructor(readonly dir: string, readonly label: DiskLabel) {
+    this.usedBytes = usageOf(join(dir, 'data'));
+    try {
+      this.watcher = watch(dir, { persistent: false });
+      this.watcher.on('error', () => undefined);
+    } catch {
+      this.watcher = undefined;
+    }
+  }
+
+  static open(dir: string): DiskVolume {
+    if (!existsSync(join(dir, DISK_LABEL))) throw new InputError('disk', `${dir} is not a disk (no ${DISK_LABEL})`);
+    return new DiskVolume(dir, readLabel(dir));
+  }
+
+  get serial(): string {
+    return this.label.serial;
+  }
+
+  get capacityBytes(): number {
+    return this.label.capacityBytes;
+  }
+
+  used(): number {
+    return this.usedBytes;
+  }
+
+  free(): number {
+    return this.label.capacityBytes - this.usedBytes;
+  }
+
+  close(): void {
+    this.watcher?.close();
+  }
+
+  /** Path of a file on the disk, checked to stay on the disk. */
+  private path(rel: string): string {
+    const n = normalize(rel);
+    if (rel === '' || isAbsolute(n) || n.startsWith('..')) throw new InputError('path', `"${rel}" is not a path on the disk`);
+    return join(this.dir, 'data', n);
+  }
+
+  private check(): void {
+    if (existsSync(join(this.dir, DISK_FAILED))) throw new DiskIoError(this.label.serial, 'I/O error (the disk has failed)');
+  }
+
+  private reserve(delta: number): void {
+    if (delta > 0 && this.usedBytes + delta > this.label.capacityBytes) throw new DiskFullError(this.label.serial, this.label.capacityBytes);
+    this.usedBytes += delta;
+  }
+
+  private async sizeOf(p: string): Promise<number> {
+    try {
+      return (await stat(p)).size;
+    } catch {
+      return -1;
+    }
+  }
+
+  /** Writes a whole file atomically (temp file + rename). */
+  async writeFile(rel: string, data: Uint8Array | string): Promise<void> {
+    this.check();
+    const p = this.path(rel);
+    const old = await this.sizeOf(p);
+    const len = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
+    const delta = roundUp(len) - (old < 0 ? 0 : roundUp(old));
+    this.reserve(delta);
+    try {
+      await mkdir(dirname(p), { recursive: true });
+      const tmp = `${p}.tmp-${process.pid}`;
+      await writeFile(tmp, data);
+      await rename(tmp, p);
+    } catch (e) {
+      this.usedBytes -= delta;
+      throw e;
+    }
+  }
+
+  async readFile(rel: string): Promise<Buffer> {
+    this.check();
+    return readFile(this.path(rel));
+  }
+
+  async exists(rel: string): Promise<boolean> {
+    this.check();
+    return (await this.sizeOf(this.path(rel))) >= 0;
+  }
+
+  /** Writes into a file at an offset, creating it if needed. */
+  async pwrite(rel: string, data: Uint8Array, position: number): Promise<void> {
+    this.check();
+    const p = this.path(rel);
+    const old = Math.max(0, await this.sizeOf(p));
+    const delta = roundUp(Math.max(old, position + data.byteLength)) - roundUp(old);
+    this.reserve(delta);
+    await mkdir(dirname(p), { recursive: true });
+    const fh = await open(p, old > 0 || existsSync(p) ? 'r+' : 'w+');
+    try {
+      await fh.write(data, 0, data.byteLength, position);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async pread(rel: string, length: number, position: number): Promise<Buffer> {
+    this.check();
+    const fh = await open(this.path(rel), 'r');
+    try {
+      const buf = Buffer.alloc(length);
+      const { bytesRead } = await fh.read(buf, 0, length, position);
+      return buf.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async remove(rel: string): Promise<void> {
+    this.check();
+    const p = this.path(rel);
+    const st = await stat(p).catch(() => undefined);
+    if (!st) return;
+    const freed = st.isDirectory() ? usageOf(p) : roundUp(st.size);
+    await rm(p, { recursive: true, force: true });
+    this.usedBytes -= freed;
+  }
+
+  async list(rel = '.'): Promise<string[]> {
+    this.check();
+    const p = rel === '.' ? join(this.dir, 'data') : this.path(rel);
+    return (await readdir(p).catch(() => [])).filter((n) => !n.includes('.tmp-'));
+  }
+
+  /** Removes everything on the disk (a fresh install). */
+  async wipe(): Promise<void> {
+    this.check();
+    await rm(join(this.dir, 'data'), { recursive: true, force: true });
+    await mkdir(join(this.dir, 'data'), { recursive: true });
+    this.usedBytes = 0;
+  }
+
+  /** Absolute path of the disk's contents, for software that executes from the disk (boot). */
+  get root(): string {
+    return join(this.dir, 'data');
+  }
+}

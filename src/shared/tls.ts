@@ -1,0 +1,103 @@
+/**
+ * @module
+ * A small certificate authority for lab deployments: one CA per rack (or cluster), and server
+ * certificates whose subjectAltName is the address the server binds, so clients verify against
+ * the CA with no "insecure" switch. Keys are ECDSA P-256; files are PEM, written 0600.
+ */
+import 'reflect-metadata';
+import { webcrypto } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import * as x509 from '@peculiar/x509';
+
+type CryptoKey = webcrypto.CryptoKey;
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+
+const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+const DAY = 86_400_000;
+
+export interface Pem {
+  cert: string;
+  key: string;
+}
+
+function pemOf(label: string, der: ArrayBuffer): string {
+  const b64 = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+  return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
+}
+
+function derOf(pem: string): ArrayBuffer {
+  const b = Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
+  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+}
+
+async function exportKey(k: CryptoKey): Promise<string> {
+  return pemOf('PRIVATE KEY', await webcrypto.subtle.exportKey('pkcs8', k));
+}
+
+function serial(): string {
+  return Buffer.from(webcrypto.getRandomValues(new Uint8Array(12))).toString('hex').replace(/^[89a-f]/, '1');
+}
+
+function write(path: string, body: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, body, { mode: 0o600 });
+}
+
+/** Loads the CA at certPath/keyPath, creating it first if it does not exist. */
+export async function ensureCa(certPath: string, keyPath: string, name: string): Promise<Pem> {
+  if (existsSync(certPath) && existsSync(keyPath)) return { cert: readFileSync(certPath, 'utf8'), key: readFileSync(keyPath, 'utf8') };
+  const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const now = Date.now();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serial(),
+    name: `CN=${name}, O=Converge`,
+    notBefore: new Date(now - DAY),
+    notAfter: new Date(now + 3650 * DAY),
+    keys: keys as unknown as Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>[0]['keys'],
+    signingAlgorithm: ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never),
+    ],
+  });
+  const pem = { cert: cert.toString('pem') + '\n', key: await exportKey(keys.privateKey) };
+  write(certPath, pem.cert);
+  write(keyPath, pem.key);
+  return pem;
+}
+
+/** Loads a server certificate for `ips`, issuing it from the CA if it does not exist yet. */
+export async function ensureServerCert(ca: Pem, certPath: string, keyPath: string, ips: readonly string[], dnsNames: readonly string[] = []): Promise<Pem> {
+  if (existsSync(certPath) && existsSync(keyPath)) return { cert: readFileSync(certPath, 'utf8'), key: readFileSync(keyPath, 'utf8') };
+  const caCert = new x509.X509Certificate(ca.cert);
+  const caKey = await webcrypto.subtle.importKey('pkcs8', derOf(ca.key), ALG, false, ['sign']);
+  const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const now = Date.now();
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject: `CN=${ips[0] ?? dnsNames[0] ?? 'converge'}, O=Converge`,
+    issuer: caCert.subject,
+    notBefore: new Date(now - DAY),
+    notAfter: new Date(now + 825 * DAY),
+    signingAlgorithm: ALG,
+    publicKey: keys.publicKey as never,
+    signingKey: caKey as never,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
+      new x509.SubjectAlternativeNameExtension([
+        ...ips.map((value) => ({ type: 'ip' as const, value })),
+        ...dnsNames.map((value) => ({ type: 'dns' as const, value })),
+      ]),
+      await x509.AuthorityKeyIdentifierExtension.create(caCert, false),
+    ],
+  });
+  const pem = { cert: cert.toString('pem') + '\n' + ca.cert, key: await exportKey(keys.privateKey) };
+  write(certPath, pem.cert);
+  write(keyPath, pem.key);
+  return pem;
+}
