@@ -303,7 +303,7 @@ export function registerRack(program: Command): void {
     .description("print a node's serial console log")
     .argument('<node>', 'serial, 1-based index or BMC IP')
     .option('--lines <n>', 'the last N lines', '50')
-    .action(async (which: string, o: Common & { lines: string }) => {
+    .action((which: string, o: Common & { lines: string }) => {
       try {
         const dataDir = dataDirOf(o);
         const cfg = configOf(dataDir);

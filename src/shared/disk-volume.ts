@@ -17,7 +17,7 @@
  *  2. While FAILED exists, every operation fails with DiskIoError and changes nothing.
  *  3. Paths are relative to data/; a path that escapes it is an InputError.
  */
-import { mkdirSync, readFileSync, writeFileSync, existsSync, readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync, existsSync, readdirSync, statSync, rmSync } from 'node:fs';
 import { open, readFile, writeFile, rm, mkdir, readdir, stat, rename } from 'node:fs/promises';
 import { join, normalize, isAbsolute, dirname } from 'node:path';
 import { DiskFullError, DiskIoError, InputError } from './errors.ts';
@@ -49,16 +49,7 @@ export function readLabel(dir: string): DiskLabel {
 export function setDiskFailed(dir: string, failed: boolean, reason = 'injected fault: disk failed'): void {
   const p = join(dir, DISK_FAILED);
   if (failed) writeFileSync(p, reason + '\n');
-  else if (existsSync(p)) rmSyncQuiet(p);
-}
-
-function rmSyncQuiet(p: string): void {
-  try {
-    writeFileSync(p, ''); // make sure a watcher sees a change even if unlink is coalesced
-  } finally {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    void rm(p, { force: true });
-  }
+  else rmSync(p, { force: true });
 }
 
 export function isDiskFailed(dir: string): boolean {
@@ -81,16 +72,9 @@ function usageOf(dir: string): number {
 
 export class DiskVolume {
   private usedBytes: number;
-  private watcher: FSWatcher | undefined;
 
   private constructor(readonly dir: string, readonly label: DiskLabel) {
     this.usedBytes = usageOf(join(dir, 'data'));
-    try {
-      this.watcher = watch(dir, { persistent: false });
-      this.watcher.on('error', () => undefined);
-    } catch {
-      this.watcher = undefined;
-    }
   }
 
   static open(dir: string): DiskVolume {
@@ -114,8 +98,9 @@ export class DiskVolume {
     return this.label.capacityBytes - this.usedBytes;
   }
 
+  /** Releases the disk (nothing is held open between operations today). */
   close(): void {
-    this.watcher?.close();
+    // Each operation opens and closes its own file handle.
   }
 
   /** Path of a file on the disk, checked to stay on the disk. */

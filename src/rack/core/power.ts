@@ -177,7 +177,8 @@ function startPost(state: PowerMachineState, ctx: PowerContext, commands: PowerC
 
 /** Begins a graceful stop: asks the program to stop, with a deadline. */
 function startGraceful(state: PowerMachineState, ctx: PowerContext, after: 'off' | 'restart', commands: PowerCommand[]): PowerMachineState {
-  const epoch = state.epoch + 1;
+  // The epoch stays: the running program's exit belongs to it and completes the stop.
+  const epoch = state.epoch;
   commands.push({ kind: 'console', line: after === 'off' ? 'ACPI: graceful shutdown requested' : 'ACPI: graceful restart requested' });
   commands.push({ kind: 'stop', force: false });
   commands.push({ kind: 'timer', name: 'gracefulTimeout', ms: ctx.delays.gracefulTimeoutMs, epoch });

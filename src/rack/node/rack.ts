@@ -359,7 +359,7 @@ export class Rack {
         case 'GET /rack/nodes/:serial':
           return send(200, this.summary(this.node(parts[2] ?? '')));
         case 'PATCH /rack/nodes/:serial/faults':
-          return send(200, { faults: await this.setFaults(parts[2] ?? '', body as FaultPatch) });
+          return send(200, { faults: await this.setFaults(parts[2] ?? '', body) });
         case 'DELETE /rack/nodes/:serial/faults':
           return send(200, { faults: await this.clearFaults(parts[2] ?? '') });
         case 'POST /rack/shutdown':

@@ -30,6 +30,8 @@ export function toRedfish(err: unknown, action?: string): { status: number; body
       if (err.value === undefined && /required|missing/i.test(err.reason)) m = message('ActionParameterMissing', [action, prop], [`#/${prop}`]);
       else if (err.allowed) m = message('ActionParameterValueNotInList', [value, prop, action], [`#/${prop}`]);
       else m = message('ActionParameterValueFormatError', [value, prop, action], [`#/${prop}`]);
+    } else if (err.value === undefined && /required|missing/i.test(err.reason)) {
+      m = message('PropertyMissing', [prop], [`#/${prop}`]);
     } else if (err.allowed) {
       m = message('PropertyValueNotInList', [value, prop], [`#/${prop}`]);
     } else {

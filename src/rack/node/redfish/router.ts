@@ -109,7 +109,7 @@ export function etagOf(resource: unknown): string {
 function leafPaths(v: unknown, prefix = ''): string[] {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return [prefix];
   const out: string[] = [];
-  for (const [k, x] of Object.entries(v)) {
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
     if (k.includes('@')) continue;
     const p = prefix ? `${prefix}/${k}` : k;
     if (x !== null && typeof x === 'object' && !Array.isArray(x) && Object.keys(x).length > 0) out.push(...leafPaths(x, p));
@@ -172,16 +172,17 @@ export class RedfishRouter {
   /** Checks credentials, with account lockout after 5 failures in a row (for 60 s). */
   login(node: NodeRuntime, userName: string, password: string): Principal {
     const acct = node.state.accounts.find((a) => a.userName === userName);
-    const f = this.failures.get(userName);
+    const who = `${node.serial}\0${userName}`;
+    const f = this.failures.get(who);
     const locked = f !== undefined && f.count >= 5 && this.now() - f.since < 60_000;
     const key = `${node.serial}\0${userName}\0${createHash('sha256').update(password).digest('hex')}`;
     const ok = acct !== undefined && !locked && (this.basicCache.get(key) === acct.passwordHash || verifyPassword(password, acct.passwordHash));
     if (!ok || !acct.enabled || acct.locked) {
       const n = f && this.now() - f.since < 60_000 ? f.count + 1 : 1;
-      this.failures.set(userName, { count: n, since: f && n > 1 ? f.since : this.now() });
+      this.failures.set(who, { count: n, since: f && n > 1 ? f.since : this.now() });
       throw new AuthError(locked ? 'the account is locked after repeated failed logins; try again later' : 'invalid user name or password');
     }
-    this.failures.delete(userName);
+    this.failures.delete(who);
     this.basicCache.set(key, acct.passwordHash);
     return { userName: acct.userName, roleId: acct.roleId };
   }

@@ -1,0 +1,71 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DiskVolume, formatDisk, setDiskFailed } from './disk-volume.ts';
+import { DiskFullError, DiskIoError, InputError } from './errors.ts';
+
+function disk(capacityBytes: number): { v: DiskVolume; dir: string; done: () => void } {
+  const root = mkdtempSync(join(tmpdir(), 'cvg-disk-'));
+  const dir = join(root, 'd0');
+  formatDisk(dir, { serial: 'S1', model: 'M', mediaType: 'SSD', capacityBytes });
+  return { v: DiskVolume.open(dir), dir, done: () => rmSync(root, { recursive: true, force: true }) };
+}
+
+test('capacity is enforced: a write past it fails and writes nothing', async () => {
+  const { v, done } = disk(64 * 1024);
+  try {
+    await v.writeFile('a', Buffer.alloc(40 * 1024, 1));
+    assert.equal(v.used(), 40 * 1024);
+    await assert.rejects(v.writeFile('b', Buffer.alloc(40 * 1024, 2)), DiskFullError);
+    assert.equal(await v.exists('b'), false);
+    assert.equal(v.used(), 40 * 1024);
+    await assert.rejects(v.pwrite('a', Buffer.alloc(4096), 64 * 1024), DiskFullError);
+    // overwriting in place needs no new space
+    await v.pwrite('a', Buffer.alloc(4096, 9), 0);
+    assert.equal((await v.pread('a', 1, 0))[0], 9);
+    await v.remove('a');
+    assert.equal(v.used(), 0);
+  } finally {
+    done();
+  }
+});
+
+test('usage survives reopening', async () => {
+  const { v, dir, done } = disk(1 << 20);
+  try {
+    await v.writeFile('x/y', 'hello');
+    const again = DiskVolume.open(dir);
+    assert.equal(again.used(), 4096);
+    assert.equal((await again.readFile('x/y')).toString(), 'hello');
+  } finally {
+    done();
+  }
+});
+
+test('a failed disk answers every operation with an I/O error and changes nothing', async () => {
+  const { v, dir, done } = disk(1 << 20);
+  try {
+    await v.writeFile('keep', 'data');
+    setDiskFailed(dir, true);
+    await assert.rejects(v.readFile('keep'), DiskIoError);
+    await assert.rejects(v.writeFile('new', 'x'), DiskIoError);
+    await assert.rejects(v.pread('keep', 1, 0), DiskIoError);
+    setDiskFailed(dir, false);
+    assert.equal((await v.readFile('keep')).toString(), 'data');
+    assert.equal(await v.exists('new'), false);
+  } finally {
+    done();
+  }
+});
+
+test('paths cannot leave the disk', async () => {
+  const { v, done } = disk(1 << 20);
+  try {
+    await assert.rejects(v.writeFile('../escape', 'x'), InputError);
+    await assert.rejects(v.readFile('/etc/passwd'), InputError);
+  } finally {
+    done();
+  }
+});
