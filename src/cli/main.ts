@@ -4,8 +4,9 @@
  */
 import { Command } from 'commander';
 import { registerRack } from './rack.ts';
+import { registerRackTour } from './rack-tour.ts';
 
 const program = new Command();
 program.name('converge').description('Converge: an open-source hyperconverged infrastructure platform').version('0.1.0');
-registerRack(program);
+registerRackTour(registerRack(program));
 await program.parseAsync(process.argv);

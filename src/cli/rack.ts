@@ -118,7 +118,7 @@ async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
   return false;
 }
 
-interface UpOptions extends Common {
+export interface UpOptions extends Common {
   nodes?: string;
   model?: string;
   modelFile?: string;
@@ -129,17 +129,28 @@ interface UpOptions extends Common {
   foreground?: boolean;
 }
 
-async function up(o: UpOptions): Promise<void> {
+export interface UpResult {
+  status: RackStatus;
+  /** The generated BMC password of a rack created now (shown once). */
+  password?: string;
+  alreadyRunning: boolean;
+}
+
+/** Brings the rack of a data dir up in the background (creating it first if needed). */
+export async function bringUp(o: UpOptions): Promise<UpResult> {
   const dataDir = dataDirOf(o);
   const already = await running(dataDir);
-  if (already) {
-    if (o.json) printJson({ ...already, alreadyRunning: true });
-    else {
-      process.stdout.write('The rack is already up.\n\n');
-      printStatus(already);
-    }
-    return;
-  }
+  if (already) return { status: already, alreadyRunning: true };
+  const password = prepare(o, dataDir);
+  const logFd = openSync(new RackLayout(dataDir).log, 'a');
+  const child = spawn(process.execPath, [BIN, 'rack', 'daemon', '--data-dir', dataDir], { detached: true, stdio: ['ignore', logFd, logFd] });
+  child.unref();
+  const status = await waitUp(dataDir, child.pid ?? -1, 60_000);
+  return password ? { status, password, alreadyRunning: false } : { status, alreadyRunning: false };
+}
+
+/** Checks the options against an existing rack, or creates the rack; returns a new rack's password. */
+function prepare(o: UpOptions, dataDir: string): string | undefined {
   let created = false;
   if (Rack.exists(dataDir)) {
     const cfg = configOf(dataDir);
@@ -157,29 +168,35 @@ async function up(o: UpOptions): Promise<void> {
     Rack.create({ dataDir, clock: new SystemClock(), random: new SeededRandom(1), log: () => undefined }, c);
     created = true;
   }
-  const password = created ? configOf(dataDir).bmc.password : undefined;
-  if (o.foreground) {
-    await runRackDaemon(dataDir, (rack) => {
-      if (o.json) printJson(rack.status());
-      else {
-        printStatus(rack.status(), password);
-        process.stdout.write('\nRunning in the foreground; Ctrl-C stops the rack.\n');
-      }
-    });
-    return;
-  }
-  const logFd = openSync(new RackLayout(dataDir).log, 'a');
-  const child = spawn(process.execPath, [BIN, 'rack', 'daemon', '--data-dir', dataDir], { detached: true, stdio: ['ignore', logFd, logFd] });
-  child.unref();
-  const s = await waitUp(dataDir, child.pid ?? -1, 60_000);
-  if (o.json) printJson(password ? { ...s, bmcPassword: password } : s);
-  else {
-    printStatus(s, password);
-    if (password) process.stdout.write('\nThe BMC password is shown once here; it is also in rack.json (mode 0600) in the data dir.\n');
-  }
+  return created ? configOf(dataDir).bmc.password : undefined;
 }
 
-export function registerRack(program: Command): void {
+async function up(o: UpOptions): Promise<void> {
+  const dataDir = dataDirOf(o);
+  if (!o.foreground) {
+    const r = await bringUp(o);
+    if (o.json) printJson({ ...r.status, ...(r.password ? { bmcPassword: r.password } : {}), ...(r.alreadyRunning ? { alreadyRunning: true } : {}) });
+    else {
+      if (r.alreadyRunning) process.stdout.write('The rack is already up.\n\n');
+      printStatus(r.status, r.password);
+      if (r.password) process.stdout.write('\nThe BMC password is shown once here; it is also in rack.json (mode 0600) in the data dir.\n');
+    }
+    return;
+  }
+  if (await running(dataDir)) throw new InputError('foreground', `the rack in ${dataDir} is already running in the background`);
+  const password = prepare(o, dataDir);
+  await runRackDaemon(dataDir, (rack) => {
+    if (o.json) printJson(rack.status());
+    else {
+      printStatus(rack.status(), password);
+      process.stdout.write('\nRunning in the foreground; Ctrl-C stops the rack.\n');
+    }
+  });
+}
+
+export { configOf, dataDirOf, clientOf, printNodes };
+
+export function registerRack(program: Command): Command {
   const rack = program.command('rack').description('an emulated rack of bare-metal nodes with Redfish BMCs');
   const common = (c: Command): Command => c.option('--data-dir <dir>', 'where the rack lives (default ~/.converge, or $CONVERGE_DATA_DIR)').option('--json', 'machine-readable output');
 
@@ -359,4 +376,5 @@ export function registerRack(program: Command): void {
         fail(e, o.json === true);
       }
     });
+  return rack;
 }

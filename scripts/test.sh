@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test command of the README: installs what the tests need, then type-checks, lints and runs
+# every unit and integration test (node's test runner; its closing lines give pass/fail counts).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh python3-sushy python3-requests ca-certificates
+echo "== typecheck"; npx tsc -p tsconfig.json --noEmit
+echo "== lint"; npx eslint .
+echo "== tests"; exec node scripts/run-tests.mjs src test
