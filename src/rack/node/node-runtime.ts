@@ -21,7 +21,6 @@ import type { Random } from '../../shared/random.ts';
 import { errorMessage, InputError } from '../../shared/errors.ts';
 import { readJson, writeJson } from '../../shared/json-file.ts';
 import { formatDisk, setDiskFailed, DiskVolume } from '../../shared/disk-volume.ts';
-import { hashPassword } from '../../shared/passwords.ts';
 import {
   delaysFor, initialPowerState, setBootOverride, step,
   type PowerCommand, type PowerEvent, type PowerMachineState, type ResetType,
@@ -95,7 +94,8 @@ export interface NodeRuntimeDeps {
   pace: number;
   layout: NodeLayout;
   bmcUrl: string;
-  initialAccount: { userName: string; password: string };
+  /** The first administrator of a new node's BMC (the hash is computed once per rack). */
+  initialAccount: { userName: string; passwordHash: string };
   /** Extra CA (PEM) trusted when fetching virtual media over HTTPS. */
   log: (msg: string) => void;
 }
@@ -146,7 +146,7 @@ export class NodeRuntime {
       virtualMedia: { image: null, inserted: false, writeProtected: true, transferProtocolType: null },
       firmware: { ...this.model.firmware },
       bmcNetwork: { hostName: `bmc-${this.identity.serial.toLowerCase()}`, address: this.identity.bmcIp, subnetMask: '255.0.0.0', gateway: '127.0.0.1', dhcp: false },
-      accounts: [{ id: '1', userName: this.deps.initialAccount.userName, passwordHash: hashPassword(this.deps.initialAccount.password), roleId: 'Administrator', enabled: true, locked: false }],
+      accounts: [{ id: '1', userName: this.deps.initialAccount.userName, passwordHash: this.deps.initialAccount.passwordHash, roleId: 'Administrator', enabled: true, locked: false }],
       biosAttributes: { ...DEFAULT_BIOS_ATTRIBUTES },
       assetTag: '',
       indicatorLed: 'Off',

@@ -19,7 +19,7 @@ import type { Clock } from '../../shared/clock.ts';
 import type { Random } from '../../shared/random.ts';
 import { ConflictError, InputError, NotFoundError, errorMessage, isConvergeError } from '../../shared/errors.ts';
 import { readJson, writeJson } from '../../shared/json-file.ts';
-import { generatePassword } from '../../shared/passwords.ts';
+import { generatePassword, hashPassword } from '../../shared/passwords.ts';
 import { ensureCa, ensureServerCert, type Pem } from '../../shared/tls.ts';
 import { BUILTIN_MODELS, DEFAULT_BMC_NETWORK, DEFAULT_MODEL, findModel, parseHardwareModel, rackNewNodes, type HardwareModel, type NodeIdentity } from '../core/models.ts';
 import { SSDP_ADDRESS, SSDP_ST } from '../protocol/redfish.ts';
@@ -165,6 +165,13 @@ export class Rack {
     this.startSsdp();
   }
 
+  private hash: string | undefined;
+  /** One scrypt hash of the rack's BMC password serves every new node (same password, same salt). */
+  private initialHash(): string {
+    this.hash ??= hashPassword(this.config.bmc.password);
+    return this.hash;
+  }
+
   private modelOf(id: NodeIdentity): HardwareModel {
     return findModel(this.allModels, id.model);
   }
@@ -179,7 +186,7 @@ export class Rack {
       pace: this.config.pace,
       layout,
       bmcUrl: this.bmcUrl(ip),
-      initialAccount: this.config.bmc,
+      initialAccount: { userName: this.config.bmc.userName, passwordHash: this.initialHash() },
       log: this.opts.log,
     });
     const mem = new BmcMemory(this.opts.clock);

@@ -766,10 +766,10 @@ export function redfishRoutes(host: BmcHost): Route[] {
       publicPost: true,
       post: {
         privilege: 'Login', parameters: ['UserName', 'Password'],
-        handle: (c) => {
+        handle: async (c) => {
           const user = need.string(c.body, 'UserName', true) as string;
           const pw = need.string(c.body, 'Password', true) as string;
-          const p = c.login(user, pw);
+          const p = await c.login(user, pw);
           const s = c.mem.createSession(p.userName, p.roleId);
           const loc = `${V1}/SessionService/Sessions/${s.id}`;
           return { status: 201, headers: { Location: loc, 'X-Auth-Token': s.token }, body: sessionBody(s) };

@@ -36,7 +36,7 @@ export interface Ctx {
   /** Set by the router; handlers may check finer privileges (e.g. own account). */
   can: (p: Privilege) => boolean;
   /** Checks credentials (with lockout); for session login. */
-  login: (userName: string, password: string) => Principal;
+  login: (userName: string, password: string) => Promise<Principal>;
 }
 
 export interface Reply {
@@ -153,7 +153,7 @@ export class RedfishRouter {
     return undefined;
   }
 
-  private authenticate(req: HttpRequest, node: NodeRuntime, mem: BmcMemory): Principal {
+  private async authenticate(req: HttpRequest, node: NodeRuntime, mem: BmcMemory): Promise<Principal> {
     const token = header(req.headers, 'x-auth-token');
     if (token) {
       const s = mem.sessionByToken(token);
@@ -164,19 +164,19 @@ export class RedfishRouter {
     if (auth?.startsWith('Basic ')) {
       const dec = Buffer.from(auth.slice(6), 'base64').toString('utf8');
       const i = dec.indexOf(':');
-      if (i > 0) return this.login(node, dec.slice(0, i), dec.slice(i + 1));
+      if (i > 0) return await this.login(node, dec.slice(0, i), dec.slice(i + 1));
     }
     throw new AuthError('authentication required: use HTTP Basic or an X-Auth-Token from POST /redfish/v1/SessionService/Sessions');
   }
 
   /** Checks credentials, with account lockout after 5 failures in a row (for 60 s). */
-  login(node: NodeRuntime, userName: string, password: string): Principal {
+  async login(node: NodeRuntime, userName: string, password: string): Promise<Principal> {
     const acct = node.state.accounts.find((a) => a.userName === userName);
     const who = `${node.serial}\0${userName}`;
     const f = this.failures.get(who);
     const locked = f !== undefined && f.count >= 5 && this.now() - f.since < 60_000;
     const key = `${node.serial}\0${userName}\0${createHash('sha256').update(password).digest('hex')}`;
-    const ok = acct !== undefined && !locked && (this.basicCache.get(key) === acct.passwordHash || verifyPassword(password, acct.passwordHash));
+    const ok = acct !== undefined && !locked && (this.basicCache.get(key) === acct.passwordHash || (await verifyPassword(password, acct.passwordHash)));
     if (!ok || !acct.enabled || acct.locked) {
       const n = f && this.now() - f.since < 60_000 ? f.count + 1 : 1;
       this.failures.set(who, { count: n, since: f && n > 1 ? f.since : this.now() });
@@ -199,7 +199,7 @@ export class RedfishRouter {
       if (odv !== undefined && odv !== '4.0') throw new RedfishError(412, `OData-Version ${odv} is not supported; use 4.0`, [message('PreconditionFailed')]);
       const m = this.match(path);
       const isPublic = m !== undefined && ((m.route.public === true && (method === 'GET' || method === 'HEAD')) || (m.route.publicPost === true && method === 'POST'));
-      const principal = isPublic ? undefined : this.authenticate(req, node, mem);
+      const principal = isPublic ? undefined : await this.authenticate(req, node, mem);
       if (!m) throw new RedfishError(404, `no resource at ${path}`, [message('ResourceMissingAtURI', [path])]);
       if (/(^|&)\$/.test(req.query)) throw new RedfishError(501, 'query parameters are not supported by this service', [message('QueryNotSupported')]);
       const route = m.route;
