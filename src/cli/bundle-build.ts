@@ -1,0 +1,79 @@
+/**
+ * @module
+ * `converge bundle build`: packs the hypervisor, the CVM software and the installer (each bundled
+ * by esbuild into one self-contained JavaScript module) with a manifest into a release bundle.
+ */
+import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import { build } from 'esbuild';
+import { InputError } from '../shared/errors.ts';
+import { writeBundle, sha256Of, openBundle } from '../shared/bundle/archive.ts';
+import { bundleFileName, type BundleManifest } from '../shared/bundle/manifest.ts';
+import { readFileSync } from 'node:fs';
+
+const SRC = resolve(fileURLToPath(import.meta.url), '../..');
+
+export interface BuildOptions {
+  version: string;
+  out: string;
+  hypervisorVersion?: string;
+  nosVersion?: string;
+  minBios?: string;
+  minBmc?: string;
+  /** Extra storage-OS → hypervisor pairs to declare compatible. */
+  compatible?: Record<string, string[]>;
+}
+
+async function bundleEntry(entry: string): Promise<Buffer> {
+  const r = await build({
+    entryPoints: [resolve(SRC, entry)],
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'esm',
+    write: false,
+    minify: false,
+    legalComments: 'none',
+    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+    logLevel: 'silent',
+  });
+  const out = r.outputFiles[0];
+  if (!out) throw new Error(`esbuild produced nothing for ${entry}`);
+  return Buffer.from(out.contents);
+}
+
+export async function buildBundle(o: BuildOptions): Promise<{ file: string; manifest: BundleManifest; sha256: string; bytes: number }> {
+  const vre = /^\d+\.\d+\.\d+([-.][0-9A-Za-z.-]+)?$/;
+  for (const [f, v] of [['version', o.version], ['hypervisor-version', o.hypervisorVersion], ['nos-version', o.nosVersion]] as const) {
+    if (v !== undefined && !vre.test(v)) throw new InputError(f, `"${v}" is not a version like 1.2.3`);
+  }
+  const hv = o.hypervisorVersion ?? o.version;
+  const nos = o.nosVersion ?? o.version;
+  const files = new Map<string, Buffer>([
+    ['hypervisor/hypervisor.mjs', await bundleEntry('hypervisor/main.ts')],
+    ['cvm/cvm.mjs', await bundleEntry('cvm/main.ts')],
+    ['installer/installer.mjs', await bundleEntry('installer/main.ts')],
+  ]);
+  const minFirmware: BundleManifest['minFirmware'] = {};
+  if (o.minBios) minFirmware.bios = o.minBios;
+  if (o.minBmc) minFirmware.bmc = o.minBmc;
+  const manifest: BundleManifest = {
+    format: 1,
+    name: 'converge',
+    version: o.version,
+    builtAt: new Date().toISOString(),
+    components: {
+      hypervisor: { name: 'converge-hypervisor', version: hv, entry: 'hypervisor/hypervisor.mjs' },
+      cvm: { name: 'converge-aos', version: nos, entry: 'cvm/cvm.mjs' },
+      installer: { name: 'converge-installer', version: o.version, entry: 'installer/installer.mjs' },
+    },
+    files: Object.fromEntries([...files].map(([p, b]) => [p, sha256Of(b)])),
+    minFirmware,
+    compatibility: { [nos]: [hv], ...(o.compatible ?? {}) },
+  };
+  const file = resolve(o.out, bundleFileName(o.version));
+  await writeBundle(file, manifest, files);
+  const archive = readFileSync(file);
+  await openBundle(archive, file); // what we ship must verify
+  return { file, manifest, sha256: sha256Of(archive), bytes: archive.length };
+}

@@ -1,0 +1,81 @@
+/**
+ * @module
+ * Foundation's composition root: builds the service from options, binds its API, and (for a lab)
+ * picks up the rack of the same data dir: its BMC credentials, CA and BMC list.
+ */
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { SystemClock, type Clock } from '../shared/clock.ts';
+import { InputError } from '../shared/errors.ts';
+import { readJson } from '../shared/json-file.ts';
+import type { Profile } from './core/types.ts';
+import { Foundation } from './node/foundation.ts';
+import { createFoundationApi } from './node/api.ts';
+
+export interface FoundationOptions {
+  dataDir: string;
+  host?: string;
+  port?: number;
+  bmcUser?: string;
+  bmcPassword?: string;
+  bmcCa?: string;
+  bmcPort?: number;
+  rackUrls?: string[];
+  ssdpPort?: number;
+  profile?: Profile;
+  /** A folder of bundles to add to the repository at start. */
+  bundles?: string;
+  timeouts?: { bootMs: number; installSilenceMs: number; cvmMs: number };
+  clock?: Clock;
+  log?: (m: string) => void;
+}
+
+export interface RunningFoundation {
+  foundation: Foundation;
+  app: FastifyInstance;
+  url: string;
+  close(): Promise<void>;
+}
+
+interface RackJson {
+  network: { bmcNetwork: string; bmcPort: number; controlPort: number; ssdpPort: number };
+  bmc: { userName: string; password: string };
+}
+
+export async function startFoundation(o: FoundationOptions): Promise<RunningFoundation> {
+  const host = o.host ?? '127.0.0.1';
+  const port = o.port ?? 8000;
+  const rack = readJson<RackJson>(join(o.dataDir, 'rack', 'rack.json'));
+  const caPath = o.bmcCa ?? (rack ? join(o.dataDir, 'rack', 'ca', 'ca.crt') : undefined);
+  const user = o.bmcUser ?? rack?.bmc.userName;
+  const password = o.bmcPassword ?? rack?.bmc.password;
+  if (!user || !password) throw new InputError('bmc-user', 'no BMC credentials: give --bmc-user and --bmc-password (or run a rack in the same data dir)');
+  const url = `http://${host}:${port}`;
+  const foundation = new Foundation({
+    dataDir: o.dataDir,
+    clock: o.clock ?? new SystemClock(),
+    url,
+    creds: caPath && existsSync(caPath) ? { user, password, ca: readFileSync(caPath, 'utf8') } : { user, password },
+    bmcPort: o.bmcPort ?? rack?.network.bmcPort ?? 443,
+    rackUrls: o.rackUrls ?? (rack ? [`http://${rack.network.bmcNetwork}.255.254:${rack.network.controlPort}`] : []),
+    ssdpPort: o.ssdpPort ?? rack?.network.ssdpPort ?? 1900,
+    profile: o.profile ?? 'lab',
+    log: o.log ?? ((m) => process.stderr.write(`${new Date().toISOString()} ${m}\n`)),
+    ...(o.timeouts ? { timeouts: o.timeouts } : {}),
+  });
+  if (o.bundles) {
+    for (const f of readdirSync(o.bundles).filter((x) => x.endsWith('.tar.gz'))) {
+      if (!foundation.bundles.list().includes(f)) await foundation.bundles.add(f, readFileSync(join(o.bundles, f)));
+    }
+  }
+  const app = createFoundationApi(foundation);
+  await app.listen({ host, port });
+  return {
+    foundation, app, url,
+    close: async () => {
+      await app.close();
+      await foundation.close();
+    },
+  };
+}

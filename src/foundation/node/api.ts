@@ -1,0 +1,165 @@
+/**
+ * @module
+ * Foundation's HTTP API (Fastify): the public Foundation endpoints under /foundation/ with their
+ * shapes, Converge's additions beside them (event stream, validation report, plan check, retry,
+ * sessions), the endpoints nodes call, and the OpenAPI document. Errors are translated once, into
+ * Foundation's envelope `{ error: { message, code, details, session_id } }`.
+ */
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { readFileSync } from 'node:fs';
+import { ConvergeError, InputError, NotFoundError, ConflictError, errorMessage, isConvergeError } from '../../shared/errors.ts';
+import type { FoundationError } from '../protocol/api.ts';
+import { makePlan } from '../core/ip-plan.ts';
+import { Foundation, FOUNDATION_VERSION } from './foundation.ts';
+import { OPENAPI } from './openapi.ts';
+
+function statusOf(e: unknown): number {
+  if (e instanceof InputError) return 400;
+  if (e instanceof NotFoundError) return 404;
+  if (e instanceof ConflictError) return 409;
+  return 500;
+}
+
+function envelope(e: unknown, sessionId: string | null): FoundationError {
+  const details: Record<string, string> = {};
+  if (e instanceof InputError) details[e.field] = e.reason;
+  return { error: { message: errorMessage(e), code: isConvergeError(e) ? e.code : 'CVG_ERR_INTERNAL', details, session_id: sessionId } };
+}
+
+const q = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+export function createFoundationApi(f: Foundation): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: 1 << 30 });
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.setErrorHandler((err: unknown, req, reply) => {
+    const sid = q((req.query as Record<string, unknown> | undefined)?.['session_id']) || null;
+    const fe = err as { statusCode?: number; code?: string; message?: string };
+    if (!(err instanceof ConvergeError) && typeof fe.statusCode === 'number' && fe.statusCode < 500) {
+      // Fastify's own input errors (malformed JSON, wrong content type, too large)
+      void reply.status(fe.statusCode).send(envelope(new InputError('body', fe.message ?? 'invalid request'), sid));
+      return;
+    }
+    void reply.status(statusOf(err)).send(envelope(err, sid));
+  });
+  const sessionOf = (query: unknown): string => {
+    const id = q((query as Record<string, unknown>)['session_id']);
+    if (!id) throw new InputError('session_id', 'is required');
+    return id;
+  };
+  const text = (reply: FastifyReply, body: string): FastifyReply => reply.type('text/plain; charset=utf-8').send(body);
+
+  // ---- the public Foundation API -------------------------------------------------------------
+  app.get('/foundation/version', (_req, reply) => text(reply, FOUNDATION_VERSION));
+  app.get('/foundation/discover_nodes', async (req) => {
+    const range = q((req.query as Record<string, unknown>)['range']);
+    return Foundation.blocks(await f.discover(range ? range.split(',') : []));
+  });
+  app.post('/foundation/node_network_details', async (req) => {
+    const body = (req.body ?? {}) as { nodes?: { ipv6_address?: string }[] };
+    const blocks = Foundation.blocks(await f.discover());
+    const all = blocks.flatMap((b) => b['nodes'] as Record<string, unknown>[]);
+    const want = (body.nodes ?? []).map((n) => n.ipv6_address);
+    return { nodes: all.filter((n) => want.length === 0 || want.includes(n['ipv6_address'] as string)).map((n) => ({
+      ipv6_address: n['ipv6_address'], node_serial: n['node_serial'], cvm_ip: n['svm_ip'] ?? '', hypervisor_ip: '', ipmi_ip: n['ipmi_ip'], hypervisor_hostname: '', ipmi_gateway: '', ipmi_netmask: '',
+    })) };
+  });
+  app.post('/foundation/ipmi_config', async (req) => f.ipmiConfig(req.body));
+  app.post('/foundation/image_nodes', async (req) => ({ session_id: await f.imageNodes(req.body) }));
+  app.get('/foundation/progress', (req) => f.session(sessionOf(req.query)).progress());
+  const abort = (req: { query: unknown }): Record<string, unknown> => {
+    const s = f.session(sessionOf(req.query));
+    s.abort();
+    return { session_id: s.id, aborted: true };
+  };
+  app.get('/foundation/abort_session', abort);
+  app.post('/foundation/abort_session', abort);
+  app.get('/foundation/enumerate_nos_packages', () => f.bundles.list());
+  app.get('/foundation/enumerate_hypervisor_isos', () => ({
+    kvm: f.bundles.list().map((b) => ({ filename: `bundled with ${b}`, supported: true })), esx: [], hyperv: [], linux: [], xen: [],
+  }));
+  app.post('/foundation/upload', async (req) => {
+    const query = req.query as Record<string, unknown>;
+    const type = q(query['installer_type']);
+    const filename = q(query['filename']);
+    if (type !== 'nos') throw new InputError('installer_type', type === 'kvm' ? 'the hypervisor ships inside the release bundle; upload the bundle with installer_type=nos' : 'must be nos');
+    if (!filename) throw new InputError('filename', 'is required');
+    if (!Buffer.isBuffer(req.body)) throw new InputError('body', 'send the bundle as application/octet-stream');
+    const r = await f.bundles.add(filename, req.body);
+    return { name: r.name, md5sum: r.md5sum, in_whitelist: true, version: r.bundle.manifest.version };
+  });
+  app.get('/foundation/node_log', (req, reply) => {
+    const query = req.query as Record<string, unknown>;
+    const s = f.session(sessionOf(query));
+    const key = q(query['serial']) || q(query['hypervisor_ip']);
+    const n = s.record.nodes.find((x) => x.serial === key || x.hostIp === key);
+    if (!n) throw new NotFoundError('node in session', key || '(give serial or hypervisor_ip)');
+    return text(reply, s.nodeLog(n.serial));
+  });
+  app.get('/foundation/cluster_log', (req, reply) => {
+    const s = f.session(sessionOf(req.query));
+    return text(reply, s.events().filter((e) => e.serial === null).map((e) => `${e.time} ${e.message}`).join('\n') + '\n');
+  });
+
+  // ---- Converge's additions --------------------------------------------------------------------
+  app.get('/foundation/openapi.json', () => OPENAPI);
+  app.get('/foundation/sessions', () => f.listSessions());
+  app.get('/foundation/validation', async (req) => {
+    const query = req.query as Record<string, unknown>;
+    const profile = q(query['profile']) || undefined;
+    if (profile !== undefined && profile !== 'lab' && profile !== 'production') throw new InputError('profile', 'must be lab or production', ['lab', 'production'], profile);
+    const rf = query['redundancy_factor'] === undefined ? 2 : Number(query['redundancy_factor']);
+    if (rf !== 1 && rf !== 2 && rf !== 3) throw new InputError('redundancy_factor', 'must be 1, 2 or 3', ['1', '2', '3'], query['redundancy_factor']);
+    const nodes = await f.discover();
+    const overrides = q(query['overrides']).split(',').filter(Boolean);
+    const o: Parameters<Foundation['validate']>[1] = { rf, overrides };
+    if (profile) o.profile = profile;
+    return f.validate(nodes, o);
+  });
+  app.post('/foundation/plan_check', (req) => makePlan(req.body as Parameters<typeof makePlan>[0]));
+  app.post('/foundation/retry_node', (req) => {
+    const query = req.query as Record<string, unknown>;
+    const s = f.session(sessionOf(query));
+    s.retry(q(query['serial']));
+    return { session_id: s.id, retried: q(query['serial']) };
+  });
+  app.get('/foundation/events', (req, reply) => {
+    const query = req.query as Record<string, unknown>;
+    const s = f.session(sessionOf(query));
+    const after = Number(q(query['after']) || (req.headers['last-event-id'] as string | undefined) || 0);
+    reply.raw.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
+    const send = (e: { seq: number }): void => void reply.raw.write(`id: ${e.seq}\nevent: progress\ndata: ${JSON.stringify(e)}\n\n`);
+    for (const e of s.events(after)) send(e);
+    s.on('event', send);
+    const ping = setInterval(() => reply.raw.write(': keep-alive\n\n'), 15_000);
+    req.raw.on('close', () => {
+      clearInterval(ping);
+      s.off('event', send);
+    });
+    return reply;
+  });
+
+  // ---- what the nodes call -------------------------------------------------------------------
+  app.get('/foundation/media/:session/:serial/installer.tar', async (req, reply) => {
+    const p = req.params as { session: string; serial: string };
+    return reply.type('application/x-tar').send(await f.installerImage(p.session, p.serial));
+  });
+  app.get('/foundation/media/:session/:serial/config.json', (req) => {
+    const p = req.params as { session: string; serial: string };
+    return f.installConfig(p.session, p.serial);
+  });
+  app.post('/foundation/installer/:session/:serial/report', (req) => {
+    const p = req.params as { session: string; serial: string };
+    f.installerReport(p.session, p.serial, req.body);
+    return { ok: true };
+  });
+  app.post('/foundation/cvm_announce', (req) => {
+    f.cvmAnnounce(req.body);
+    return { ok: true };
+  });
+  app.get('/foundation/bundles/:file', async (req, reply) => {
+    const { file } = req.params as { file: string };
+    const b = await f.bundles.get(file);
+    return reply.type('application/gzip').send(readFileSync(b.path));
+  });
+  return app;
+}

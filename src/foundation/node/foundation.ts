@@ -1,0 +1,430 @@
+/**
+ * @module
+ * The Foundation service's logic behind its API: discovery (rack lists, SSDP, address ranges),
+ * hardware validation, plan checks, the bundle repository, imaging sessions, and what the nodes
+ * call back (installer configuration and reports, CVM announcements). Transport-free: api.ts maps
+ * HTTP onto it.
+ */
+import { mkdtempSync, readdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
+import { create } from 'tar';
+import type { Clock } from '../../shared/clock.ts';
+import { InputError, NotFoundError, errorMessage } from '../../shared/errors.ts';
+import { readJson, writeJson } from '../../shared/json-file.ts';
+import { RackClient } from '../../rack/protocol/client.ts';
+import { ssdpSearch } from '../../rack/protocol/ssdp.ts';
+import type { CvmAnnounce, InstallConfig, InstallerReport } from '../protocol/installer.ts';
+import { imageNodesSchema, ipmiConfigSchema, fieldOf, type ImageNodesRequest } from '../protocol/api.ts';
+import type { DiscoveredNode, Profile, ValidationReport, PlanInput } from '../core/types.ts';
+import { validateHardware } from '../core/validation.ts';
+import { makePlan, parseIpv4, formatIpv4 } from '../core/ip-plan.ts';
+import { initialImagingState } from '../core/imaging.ts';
+import { Bmc, type BmcCredentials } from './bmc.ts';
+import { BundleRepo } from './bundles.ts';
+import { FoundationLayout } from './layout.ts';
+import { Session, type SessionNode, type SessionRecord } from './session.ts';
+
+export const FOUNDATION_VERSION = '0.1.0';
+
+export interface FoundationDeps {
+  dataDir: string;
+  clock: Clock;
+  /** Foundation's own base URL as nodes reach it, e.g. http://127.0.0.1:8000. */
+  url: string;
+  /** Default BMC credentials and CA (a request's ipmi_user/ipmi_password override them). */
+  creds: BmcCredentials;
+  bmcPort: number;
+  /** Rack control APIs to list BMCs from (lab). */
+  rackUrls: string[];
+  ssdpPort: number;
+  profile: Profile;
+  timeouts?: { bootMs: number; installSilenceMs: number; cvmMs: number };
+  log: (m: string) => void;
+}
+
+const DEFAULT_TIMEOUTS = { bootMs: 5 * 60_000, installSilenceMs: 10 * 60_000, cvmMs: 10 * 60_000 };
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, f: (t: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let i = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (i < items.length) {
+      const k = i++;
+      out[k] = await f(items[k] as T);
+    }
+  }));
+  return out;
+}
+
+/** Whether something listens on any of these ports at addr (an address "already answering"). */
+function answers(addr: string, ports: readonly number[], timeoutMs = 300): Promise<boolean> {
+  return Promise.all(ports.map((port) => new Promise<boolean>((resolve) => {
+    const s = connect({ host: addr, port, timeout: timeoutMs });
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+    s.once('timeout', () => { s.destroy(); resolve(false); });
+  }))).then((r) => r.some(Boolean));
+}
+
+export class Foundation {
+  readonly layout: FoundationLayout;
+  readonly bundles: BundleRepo;
+  private sessions = new Map<string, Session>();
+  private discovered = new Map<string, DiscoveredNode>();
+  private announced: Record<string, CvmAnnounce & { lastSeen: string }>;
+  private installerImages = new Map<string, Buffer>();
+
+  constructor(private readonly deps: FoundationDeps) {
+    this.layout = new FoundationLayout(deps.dataDir);
+    this.bundles = new BundleRepo(this.layout.bundles);
+    this.announced = readJson(this.layout.announced) ?? {};
+    for (const id of (() => { try { return readdirSync(this.layout.sessions); } catch { return []; } })()) {
+      try {
+        this.sessions.set(id, Session.load(id, this.sessionDeps(deps.creds)));
+      } catch (e) {
+        deps.log(`session ${id} not restored: ${errorMessage(e)}`);
+      }
+    }
+  }
+
+  private sessionDeps(creds: BmcCredentials): ConstructorParameters<typeof Session>[1] {
+    return { clock: this.deps.clock, layout: this.layout, creds, foundationUrl: this.deps.url, log: this.deps.log };
+  }
+
+  get url(): string {
+    return this.deps.url;
+  }
+
+  // ---- discovery -------------------------------------------------------------------------
+
+  /** BMC service-root URLs from the rack lists, SSDP and the given ranges ("a.b.c.d-a.b.c.e"). */
+  async findBmcs(ranges: readonly string[] = []): Promise<string[]> {
+    const urls = new Set<string>();
+    const base = (u: string): string => new URL(u).origin;
+    for (const r of this.deps.rackUrls) {
+      try {
+        for (const b of (await new RackClient(r, 5000).bmcs()).bmcs) urls.add(base(b.url));
+      } catch (e) {
+        this.deps.log(`rack list ${r}: ${errorMessage(e)}`);
+      }
+    }
+    for (const a of await ssdpSearch({ port: this.deps.ssdpPort, timeoutMs: 500 }).catch(() => [])) urls.add(base(a.url));
+    for (const r of ranges) {
+      const [a, b] = r.split('-');
+      const lo = parseIpv4(a ?? '');
+      const hi = b === undefined ? lo : parseIpv4(b);
+      if (lo === null || hi === null || hi < lo || hi - lo > 1024) throw new InputError('range', `"${r}" is not an address range like 127.10.0.1-127.10.0.32 (at most 1024 addresses)`);
+      const ips = Array.from({ length: hi - lo + 1 }, (_x, i) => formatIpv4(lo + i));
+      const found = await mapLimit(ips, 32, async (ip) => ((await answers(ip, [this.deps.bmcPort])) ? `https://${ip}:${this.deps.bmcPort}` : null));
+      for (const f of found) if (f) urls.add(f);
+    }
+    return [...urls].sort((x, y) => x.localeCompare(y, undefined, { numeric: true }));
+  }
+
+  async discover(ranges: readonly string[] = [], creds = this.deps.creds): Promise<DiscoveredNode[]> {
+    const urls = await this.findBmcs(ranges);
+    const nodes = await mapLimit(urls, 8, async (url) => {
+      const bmc = new Bmc(url, creds);
+      try {
+        return await bmc.inventory(new URL(url).hostname);
+      } catch (e) {
+        this.deps.log(`inventory of ${url}: ${errorMessage(e)}`);
+        return null;
+      } finally {
+        await bmc.close();
+      }
+    });
+    const out: DiscoveredNode[] = [];
+    for (const n of nodes) {
+      if (!n) continue;
+      const a = this.announced[n.serial];
+      if (a) n.software = { hypervisorVersion: a.hypervisorVersion, nosVersion: a.nosVersion, configured: a.configured, clusterId: a.clusterId, cvmIp: a.cvmIp };
+      this.discovered.set(n.serial, n);
+      out.push(n);
+    }
+    return out;
+  }
+
+  /** discover_nodes' shape: nodes grouped by block. */
+  static blocks(nodes: readonly DiscoveredNode[]): Record<string, unknown>[] {
+    const blocks = new Map<string, DiscoveredNode[]>();
+    for (const n of nodes) blocks.set(n.blockSerial, [...(blocks.get(n.blockSerial) ?? []), n]);
+    return [...blocks].map(([block, ns]) => ({
+      block_id: block,
+      model: ns[0]?.model ?? '',
+      chassis_n: ns.length,
+      nodes: ns.map((n) => ({
+        node_uuid: n.uuid, node_serial: n.serial, node_position: n.position,
+        ipv6_address: `fe80::${n.bmc.mac.split(':').slice(2).join('').replace(/(....)(?=.)/g, '$1:')}`,
+        ipmi_mac: n.bmc.mac, ipmi_ip: n.bmc.ip,
+        hypervisor: n.software ? 'kvm' : null, hypervisor_version: n.software?.hypervisorVersion ?? null,
+        svm_ip: n.software?.cvmIp ?? null, nos_version: n.software?.nosVersion ?? null, cluster_id: n.software?.clusterId ?? null,
+        configured: n.software?.configured ?? false, model: n.model, foundation_version: FOUNDATION_VERSION, current_cvm_vlan_tag: null,
+      })),
+    }));
+  }
+
+  validate(nodes: readonly DiscoveredNode[], o: { profile?: Profile; rf?: 1 | 2 | 3; cvmVcpus?: number; cvmRamGiB?: number; minFirmware?: { bios?: string; bmc?: string }; overrides?: string[] } = {}): ValidationReport {
+    return validateHardware(nodes, {
+      profile: o.profile ?? this.deps.profile,
+      redundancyFactor: o.rf ?? 2,
+      cvm: { vcpus: o.cvmVcpus ?? 8, ramGiB: o.cvmRamGiB ?? 16 },
+      minFirmware: o.minFirmware ?? {},
+      overrides: o.overrides ?? [],
+    });
+  }
+
+  // ---- imaging ---------------------------------------------------------------------------
+
+  session(id: string): Session {
+    const s = this.sessions.get(id);
+    if (!s) throw new NotFoundError('session', id);
+    return s;
+  }
+
+  listSessions(): { session_id: string; created: string; imaging_stopped: boolean; aggregate_percent_complete: number }[] {
+    return [...this.sessions.values()].map((s) => ({ session_id: s.id, created: new Date(s.record.createdAt).toISOString(), imaging_stopped: s.stopped, aggregate_percent_complete: s.aggregatePercent() }));
+  }
+
+  async imageNodes(body: unknown): Promise<string> {
+    const parsed = imageNodesSchema.safeParse(body);
+    if (!parsed.success) {
+      const i = parsed.error.issues[0];
+      throw new InputError(fieldOf(i?.path ?? []) || '(body)', i?.message ?? 'invalid');
+    }
+    const req: ImageNodesRequest = parsed.data;
+    const creds: BmcCredentials = { ...this.deps.creds };
+    if (req.ipmi_user) creds.user = req.ipmi_user;
+    if (req.ipmi_password) creds.password = req.ipmi_password;
+    if (req.clusters.some((c) => c.cluster_init_now)) {
+      throw new InputError('clusters[0].cluster_init_now', 'cluster creation is not available in this version of Converge yet (it arrives with the storage fabric); image the nodes with cluster_init_now false');
+    }
+    const entries = req.blocks.flatMap((b, bi) => b.nodes.map((n, ni) => ({ b, n, field: `blocks[${bi}].nodes[${ni}]` })));
+    const imaging = entries.some((e) => e.n.image_now);
+    if (imaging && !req.nos_package) throw new InputError('nos_package', 'name a bundle from enumerate_nos_packages to image nodes');
+    const stored = req.nos_package ? await this.bundles.get(req.nos_package).catch(() => {
+      throw new InputError('nos_package', `no bundle "${req.nos_package}" in the repository (have: ${this.bundles.list().join(', ') || 'none'}; upload one first)`);
+    }) : undefined;
+    const m = stored?.bundle.manifest;
+
+    // Find every node's BMC and read its inventory.
+    const known = [...this.discovered.values()];
+    const needDiscovery = entries.some((e) => e.n.ipmi_configure_now || e.n.node_serial || e.n.node_uuid);
+    if (needDiscovery && known.length === 0) known.push(...(await this.discover([], creds)));
+    const resolved = await mapLimit(entries, 8, async ({ n, field }) => {
+      const match = known.find((k) => (n.node_serial && k.serial === n.node_serial) || (n.node_uuid && k.uuid === n.node_uuid) || (n.ipmi_mac && k.bmc.mac.toLowerCase() === n.ipmi_mac.toLowerCase()));
+      const url = match && (n.ipmi_configure_now || match.bmc.ip !== n.ipmi_ip) ? match.bmc.url : `https://${n.ipmi_ip}:${this.deps.bmcPort}`;
+      const bmc = new Bmc(url, creds);
+      try {
+        return { inv: await bmc.inventory(new URL(url).hostname), url };
+      } catch (e) {
+        throw new InputError(`${field}.ipmi_ip`, `cannot read the node's BMC at ${url}: ${errorMessage(e)}`);
+      } finally {
+        await bmc.close();
+      }
+    });
+
+    // Hardware validation: FAIL nodes are refused unless overridden.
+    const rf = (req.clusters[0]?.redundancy_factor ?? 2) as 1 | 2 | 3;
+    const report = this.validate(resolved.map((r) => r.inv), {
+      rf: req.clusters.length > 0 ? rf : 1,
+      cvmVcpus: Math.max(...entries.map((e) => e.n.cvm_num_vcpus)),
+      cvmRamGiB: Math.max(...entries.map((e) => e.n.cvm_gb_ram)),
+      minFirmware: firmwareOf(m?.minFirmware),
+      overrides: entries.filter((e) => e.n.override_validation).map((_e, i) => resolved[i]?.inv.serial ?? ''),
+    });
+    const refused = report.nodes.filter((r) => r.excluded);
+    if (refused.length > 0) {
+      const why = refused.map((r) => `${r.serial}: ${r.checks.filter((c) => c.verdict === 'FAIL').map((c) => `${c.check} ${c.measured} (needs ${c.threshold})`).join('; ')}`).join(' | ');
+      const i = resolved.findIndex((r) => r.inv.serial === refused[0]?.serial);
+      throw new InputError(`blocks.nodes[${i}]`, `hardware validation failed: ${why}. Fix the hardware, or set override_validation on the node to image it anyway`);
+    }
+
+    // The IP plan, with every address explicit: the same rules as the plan tool.
+    const inUse = new Set<string>();
+    const ours = new Set(resolved.flatMap((r) => { const a = this.announced[r.inv.serial]; return a ? [a.hostIp, a.cvmIp] : []; }));
+    await mapLimit(entries, 16, async ({ n }) => {
+      for (const ip of [n.hypervisor_ip, n.cvm_ip]) if (!ours.has(ip) && parseIpv4(ip) !== null && (await answers(ip, [22, 8100, 2100, 9440]))) inUse.add(ip);
+    });
+    const dns = req.hypervisor_nameserver ?? [];
+    const ntp = req.clusters[0]?.cvm_ntp_servers ?? [];
+    const planInput: PlanInput = {
+      clusterName: req.clusters[0]?.cluster_name ?? 'unconfigured',
+      dns, ntp, hostnamePrefix: 'node',
+      bmc: { netmask: req.ipmi_netmask ?? '255.255.0.0', gateway: req.ipmi_gateway ?? gatewayGuess(entries[0]?.n.ipmi_ip ?? '', req.ipmi_netmask ?? '255.255.0.0') },
+      host: { netmask: req.hypervisor_netmask, gateway: req.hypervisor_gateway },
+      cvm: { netmask: req.cvm_netmask, gateway: req.cvm_gateway },
+      nodes: entries.map(({ n }, i) => {
+        const p: PlanInput['nodes'][number] = { serial: resolved[i]?.inv.serial ?? `node${i}`, bmcIp: n.ipmi_ip, hostIp: n.hypervisor_ip, cvmIp: n.cvm_ip };
+        if (n.hypervisor_hostname) p.hostname = n.hypervisor_hostname;
+        return p;
+      }),
+      lab: this.deps.profile === 'lab',
+    };
+    if (req.clusters[0]?.cluster_external_ip) planInput.clusterVip = req.clusters[0].cluster_external_ip;
+    const plan = makePlan(planInput, inUse);
+    if (plan.errors.length > 0 || !plan.plan) {
+      const e = plan.errors[0];
+      const idx = e?.node ? resolved.findIndex((r) => r.inv.serial === e.node) : -1;
+      const field = idx >= 0 ? `${entries[idx]?.field ?? ''}.${fieldName(e?.field ?? '')}` : (e?.field ?? 'plan');
+      throw new InputError(field, `${e?.reason ?? 'invalid plan'}${plan.errors.length > 1 ? ` (and ${plan.errors.length - 1} more: ${plan.errors.slice(1, 4).map((x) => `${x.node ? `${x.node} ` : ''}${x.field}: ${x.reason}`).join('; ')})` : ''}`);
+    }
+    for (const r of resolved) {
+      if (!r.inv.inventory.hba) throw new InputError('blocks.nodes', `node ${r.inv.serial} has no storage HBA to pass through`);
+    }
+
+    const id = `${new Date(this.deps.clock.now()).toISOString().replace(/[-:T]/g, '').slice(0, 14)}-${randomBytes(2).toString('hex')}`;
+    const nodes: SessionNode[] = entries.map(({ b, n }, i) => {
+      const inv = resolved[i]!.inv;
+      const p = plan.plan!.nodes[i]!;
+      return {
+        serial: inv.serial, blockId: b.block_id ?? inv.blockSerial, position: n.node_position ?? inv.position,
+        bmcUrl: resolved[i]!.url, ipmiIp: n.ipmi_ip, hostIp: p.hostIp, cvmIp: p.cvmIp, hostname: p.hostname,
+        cvm: { vcpus: n.cvm_num_vcpus, ramGiB: n.cvm_gb_ram }, hbaPciAddress: inv.inventory.hba?.pciAddress ?? '0000:00:00.0',
+        imaging: initialImagingState(inv.serial, n.image_now, n.ipmi_configure_now && resolved[i]!.url !== `https://${n.ipmi_ip}:${this.deps.bmcPort}`),
+      };
+    });
+    const record: SessionRecord = {
+      id, createdAt: this.deps.clock.now(), bundleFile: stored?.file ?? '', bundleSha256: stored?.bundle.sha256 ?? '',
+      expect: m ? { hypervisor: m.components.hypervisor.version, nos: m.components.cvm.version } : null,
+      network: {
+        hostNetmask: req.hypervisor_netmask, hostGateway: req.hypervisor_gateway, cvmNetmask: req.cvm_netmask, cvmGateway: req.cvm_gateway,
+        ipmiNetmask: planInput.bmc.netmask, ipmiGateway: planInput.bmc.gateway, dns, ntp,
+      },
+      nodes,
+      clusters: req.clusters.map((c) => ({ cluster_name: c.cluster_name, cluster_members: c.cluster_members, status: 'not created (cluster_init_now is false)', percent_complete: 100 })),
+      aborted: false,
+      maxParallel: req.max_parallel ?? 8,
+      timeouts: this.deps.timeouts ?? DEFAULT_TIMEOUTS,
+    };
+    const s = new Session(record, this.sessionDeps(creds));
+    this.sessions.set(id, s);
+    s.persist();
+    s.start();
+    return id;
+  }
+
+  /** ipmi_config: sets BMC addresses, found by MAC among discovered nodes. */
+  async ipmiConfig(body: unknown): Promise<Record<string, unknown>> {
+    const parsed = ipmiConfigSchema.safeParse(body);
+    if (!parsed.success) {
+      const i = parsed.error.issues[0];
+      throw new InputError(fieldOf(i?.path ?? []) || '(body)', i?.message ?? 'invalid');
+    }
+    const req = parsed.data;
+    const creds: BmcCredentials = { ...this.deps.creds };
+    if (req.ipmi_user) creds.user = req.ipmi_user;
+    if (req.ipmi_password) creds.password = req.ipmi_password;
+    const known = await this.discover([], creds);
+    const blocks = await Promise.all(req.blocks.map(async (b) => ({
+      ...b,
+      nodes: await Promise.all(b.nodes.map(async (n) => {
+        if (!n.ipmi_configure_now) return { ...n, ipmi_configure_successful: true, ipmi_message: 'skipped (ipmi_configure_now false)' };
+        const k = known.find((x) => x.bmc.mac.toLowerCase() === n.ipmi_mac.toLowerCase());
+        if (!k) return { ...n, ipmi_configure_successful: false, ipmi_message: `no BMC with MAC ${n.ipmi_mac} was discovered` };
+        const bmc = new Bmc(k.bmc.url, creds);
+        try {
+          await bmc.configureNetwork(n.ipmi_ip, req.ipmi_netmask, req.ipmi_gateway);
+          return { ...n, ipmi_configure_successful: true, ipmi_message: `BMC of ${k.serial} moved from ${k.bmc.ip} to ${n.ipmi_ip}` };
+        } catch (e) {
+          return { ...n, ipmi_configure_successful: false, ipmi_message: errorMessage(e) };
+        } finally {
+          await bmc.close();
+        }
+      })),
+    })));
+    this.discovered.clear();
+    return { ...req, ipmi_password: undefined, blocks };
+  }
+
+  // ---- what nodes call ---------------------------------------------------------------------
+
+  private sessionNode(sessionId: string, serial: string): { s: Session; n: SessionNode } {
+    const s = this.session(sessionId);
+    return { s, n: s.node(serial) };
+  }
+
+  installConfig(sessionId: string, serial: string): InstallConfig {
+    const { s, n } = this.sessionNode(sessionId, serial);
+    const net = s.record.network;
+    return {
+      sessionId, serial, foundationUrl: this.deps.url,
+      reportUrl: `${this.deps.url}/foundation/installer/${sessionId}/${serial}/report`,
+      bundleUrl: `${this.deps.url}/foundation/bundles/${s.record.bundleFile}`, bundleSha256: s.record.bundleSha256,
+      hostname: n.hostname, hostIp: n.hostIp, hostNetmask: net.hostNetmask, hostGateway: net.hostGateway,
+      cvmIp: n.cvmIp, cvmNetmask: net.cvmNetmask, cvmGateway: net.cvmGateway, dns: net.dns, ntp: net.ntp,
+      cvm: n.cvm, hbaPciAddress: n.hbaPciAddress,
+    };
+  }
+
+  /** The virtual-media image for a session: the bundle's installer as a bootable tar. */
+  async installerImage(sessionId: string, serial: string): Promise<Buffer> {
+    const { s } = this.sessionNode(sessionId, serial);
+    const cached = this.installerImages.get(s.record.bundleFile);
+    if (cached) return cached;
+    const { bundle } = await this.bundles.get(s.record.bundleFile);
+    const c = bundle.manifest.components.installer;
+    const code = bundle.files.get(c.entry);
+    if (!code) throw new NotFoundError('installer in bundle', s.record.bundleFile);
+    const dir = mkdtempSync(join(tmpdir(), 'cvg-media-'));
+    try {
+      writeFileSync(join(dir, 'boot.json'), JSON.stringify({ name: c.name, version: c.version, entry: 'installer.mjs' }));
+      writeFileSync(join(dir, 'installer.mjs'), code);
+      await create({ file: join(dir, 'image.tar'), cwd: dir, portable: true }, ['boot.json', 'installer.mjs']);
+      const img = readFileSync(join(dir, 'image.tar'));
+      this.installerImages.set(s.record.bundleFile, img);
+      return img;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  installerReport(sessionId: string, serial: string, body: unknown): void {
+    const r = body as Partial<InstallerReport>;
+    if (typeof r.percent !== 'number' || typeof r.message !== 'string' || !['running', 'done', 'failed'].includes(String(r.status))) {
+      throw new InputError('report', 'needs percent (number), message (string) and status (running | done | failed)');
+    }
+    this.sessionNode(sessionId, serial).s.installerReport(serial, { percent: r.percent, message: r.message, status: r.status as InstallerReport['status'] });
+  }
+
+  cvmAnnounce(body: unknown): void {
+    const a = body as Partial<CvmAnnounce>;
+    for (const f of ['serial', 'cvmIp', 'hostIp', 'hypervisorVersion', 'nosVersion'] as const) {
+      if (typeof a[f] !== 'string' || a[f] === '') throw new InputError(f, 'is required (a string)');
+    }
+    const ann = a as CvmAnnounce;
+    this.announced[ann.serial] = { ...ann, configured: ann.configured === true, clusterId: ann.clusterId ?? null, lastSeen: new Date(this.deps.clock.now()).toISOString() };
+    writeJson(this.layout.announced, this.announced);
+    for (const s of this.sessions.values()) {
+      const n = s.record.nodes.find((x) => x.serial === ann.serial);
+      if (n && n.imaging.stage === 'rebooting') s.cvmAnnounced(ann.serial, ann.hypervisorVersion, ann.nosVersion);
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.sessions.values()].map((s) => s.close()));
+  }
+}
+
+function firmwareOf(f: { bios?: string | undefined; bmc?: string | undefined } | undefined): { bios?: string; bmc?: string } {
+  const out: { bios?: string; bmc?: string } = {};
+  if (f?.bios) out.bios = f.bios;
+  if (f?.bmc) out.bmc = f.bmc;
+  return out;
+}
+
+/** Maps a plan field to the image_nodes field name. */
+function fieldName(f: string): string {
+  return ({ bmcIp: 'ipmi_ip', hostIp: 'hypervisor_ip', cvmIp: 'cvm_ip', hostname: 'hypervisor_hostname' } as Record<string, string>)[f] ?? f;
+}
+
+/** The gateway a network most likely has when none is given: the last usable address. */
+function gatewayGuess(ip: string, netmask: string): string {
+  const a = parseIpv4(ip);
+  const m = parseIpv4(netmask);
+  if (a === null || m === null) return '127.0.0.1';
+  return formatIpv4((((a & m) | (~m >>> 0)) >>> 0) - 1);
+}

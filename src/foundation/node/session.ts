@@ -1,0 +1,350 @@
+/**
+ * @module
+ * An imaging session: the nodes of one image_nodes request, each driven by the pure imaging
+ * machine (core/imaging.ts). This class is the machine's executor: it performs Redfish operations
+ * through Bmc, runs timers on the injected clock, watches nodes while they install, appends every
+ * event to the session's log (events.jsonl) and persists the session after each change.
+ *
+ * Invariants:
+ *  1. At most `maxParallel` nodes are between start and a final stage at once.
+ *  2. Events for a node in a final stage change nothing (the machine ignores them).
+ *  3. After a restart of Foundation, nodes that were mid-flight are failed with that reason (they
+ *     can be retried); nothing stays running forever.
+ */
+import { appendFileSync, mkdirSync, readFileSync, existsSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
+import type { Clock, Disposable } from '../../shared/clock.ts';
+import { errorMessage, ConflictError, NotFoundError } from '../../shared/errors.ts';
+import { writeJson, readJson } from '../../shared/json-file.ts';
+import {
+  initialImagingState, stepImaging, isFinal, statusText,
+  type ImagingCommand, type ImagingEvent, type NodeImagingState, type RedfishOp,
+} from '../core/imaging.ts';
+import { Bmc, type BmcCredentials } from './bmc.ts';
+import type { FoundationLayout } from './layout.ts';
+
+export interface SessionNode {
+  serial: string;
+  blockId: string;
+  position: string;
+  /** Where the BMC answers now (changes after ipmi_config). */
+  bmcUrl: string;
+  ipmiIp: string;
+  hostIp: string;
+  cvmIp: string;
+  hostname: string;
+  cvm: { vcpus: number; ramGiB: number };
+  hbaPciAddress: string;
+  imaging: NodeImagingState;
+}
+
+export interface SessionNetwork {
+  hostNetmask: string;
+  hostGateway: string;
+  cvmNetmask: string;
+  cvmGateway: string;
+  ipmiNetmask: string;
+  ipmiGateway: string;
+  dns: string[];
+  ntp: string[];
+}
+
+export interface SessionRecord {
+  id: string;
+  createdAt: number;
+  bundleFile: string;
+  bundleSha256: string;
+  expect: { hypervisor: string; nos: string } | null;
+  network: SessionNetwork;
+  nodes: SessionNode[];
+  clusters: { cluster_name: string; cluster_members: string[]; status: string; percent_complete: number }[];
+  aborted: boolean;
+  maxParallel: number;
+  timeouts: { bootMs: number; installSilenceMs: number; cvmMs: number };
+}
+
+export interface SessionEvent {
+  seq: number;
+  time: string;
+  serial: string | null;
+  stage: string | null;
+  percent: number | null;
+  message: string;
+}
+
+export interface SessionDeps {
+  clock: Clock;
+  layout: FoundationLayout;
+  creds: BmcCredentials;
+  foundationUrl: string;
+  log: (m: string) => void;
+}
+
+export class Session extends EventEmitter {
+  private seq = 0;
+  private timers = new Map<string, Disposable>();
+  private watchers = new Map<string, Disposable>();
+  private bmcs = new Map<string, Bmc>();
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(readonly record: SessionRecord, private readonly deps: SessionDeps) {
+    super();
+    this.setMaxListeners(100);
+    mkdirSync(deps.layout.session(record.id).dir, { recursive: true });
+    const ev = deps.layout.session(record.id).events;
+    if (existsSync(ev)) this.seq = readFileSync(ev, 'utf8').split('\n').filter(Boolean).length;
+  }
+
+  get id(): string {
+    return this.record.id;
+  }
+
+  /** Loads a session after a restart; nodes that were mid-flight fail (invariant 3). */
+  static load(id: string, deps: SessionDeps): Session {
+    const rec = readJson<SessionRecord>(deps.layout.session(id).state);
+    if (!rec) throw new NotFoundError('session', id);
+    const s = new Session(rec, deps);
+    for (const n of rec.nodes) {
+      if (!isFinal(n.imaging.stage) && n.imaging.stage !== 'pending') {
+        n.imaging = { ...n.imaging, stage: 'failed', error: 'Foundation restarted while this node was being imaged; retry the node', message: 'fatal: Foundation restarted', endedAt: deps.clock.now() };
+        s.event(n.serial, n.imaging, `fatal: ${n.imaging.error ?? ''}`);
+      } else if (n.imaging.stage === 'pending' && rec.aborted) {
+        n.imaging = { ...n.imaging, stage: 'aborted', error: 'aborted by the user', message: 'aborted' };
+      }
+    }
+    s.persist();
+    return s;
+  }
+
+  persist(): void {
+    writeJson(this.deps.layout.session(this.id).state, this.record);
+  }
+
+  private event(serial: string | null, st: NodeImagingState | null, message: string): void {
+    const e: SessionEvent = { seq: ++this.seq, time: new Date(this.deps.clock.now()).toISOString(), serial, stage: st?.stage ?? null, percent: st?.percent ?? null, message };
+    appendFileSync(this.deps.layout.session(this.id).events, JSON.stringify(e) + '\n');
+    this.emit('event', e);
+  }
+
+  events(after = 0): SessionEvent[] {
+    const f = this.deps.layout.session(this.id).events;
+    if (!existsSync(f)) return [];
+    return readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as SessionEvent).filter((e) => e.seq > after);
+  }
+
+  node(serial: string): SessionNode {
+    const n = this.record.nodes.find((x) => x.serial === serial);
+    if (!n) throw new NotFoundError('node in session', serial);
+    return n;
+  }
+
+  /** Starts pending nodes up to the parallel limit. */
+  pump(): void {
+    if (this.record.aborted) return;
+    const active = this.record.nodes.filter((n) => n.imaging.stage !== 'pending' && !isFinal(n.imaging.stage)).length;
+    let slots = this.record.maxParallel - active;
+    for (const n of this.record.nodes) {
+      if (slots <= 0) break;
+      if (n.imaging.stage === 'pending') {
+        slots--;
+        this.feed(n.serial, { kind: 'start' });
+      }
+    }
+  }
+
+  start(): void {
+    this.event(null, null, `session started: ${this.record.nodes.length} node(s), bundle ${this.record.bundleFile}`);
+    this.pump();
+  }
+
+  /** Feeds one event to a node's machine and runs the commands it returns. */
+  feed(serial: string, e: ImagingEvent): void {
+    const n = this.record.nodes.find((x) => x.serial === serial);
+    if (!n) return;
+    const before = n.imaging.stage;
+    const { state, commands } = stepImaging(n.imaging, e, { now: this.deps.clock.now(), timeouts: this.record.timeouts, expect: this.record.expect });
+    n.imaging = state;
+    this.persist();
+    for (const c of commands) this.run(n, c);
+    if (isFinal(state.stage) && !isFinal(before)) {
+      this.stopWatching(serial);
+      const t = this.timers.get(serial);
+      t?.dispose();
+      this.timers.delete(serial);
+      this.pump();
+      if (this.stopped) this.event(null, null, `imaging stopped: ${this.aggregatePercent()}%`);
+    }
+  }
+
+  private run(n: SessionNode, c: ImagingCommand): void {
+    switch (c.kind) {
+      case 'log':
+        this.event(n.serial, n.imaging, c.message);
+        return;
+      case 'timer': {
+        this.timers.get(n.serial)?.dispose();
+        this.timers.set(n.serial, this.deps.clock.setTimeout(() => this.feed(n.serial, { kind: 'timer', name: c.name, epoch: c.epoch }), c.ms));
+        return;
+      }
+      case 'watchNode':
+        if (c.on) this.watch(n);
+        else this.stopWatching(n.serial);
+        return;
+      case 'redfish':
+        this.queue = this.queue.then(() => this.redfish(n, c.op));
+        return;
+    }
+  }
+
+  private bmc(n: SessionNode): Bmc {
+    let b = this.bmcs.get(n.serial);
+    if (!b || b.url !== n.bmcUrl) {
+      void b?.close();
+      b = new Bmc(n.bmcUrl, this.deps.creds);
+      this.bmcs.set(n.serial, b);
+    }
+    return b;
+  }
+
+  private async redfish(n: SessionNode, op: RedfishOp): Promise<void> {
+    if (isFinal(n.imaging.stage)) return;
+    const attempt = async (): Promise<void> => {
+      const b = this.bmc(n);
+      switch (op) {
+        case 'configureBmc': {
+          await b.configureNetwork(n.ipmiIp, this.record.network.ipmiNetmask, this.record.network.ipmiGateway);
+          const port = new URL(n.bmcUrl).port;
+          n.bmcUrl = `https://${n.ipmiIp}:${port || '443'}`;
+          // the BMC moves to its new address: wait until it answers there
+          for (let i = 0; ; i++) {
+            try {
+              await this.bmc(n).resolve();
+              break;
+            } catch (e) {
+              if (i >= 30) throw e;
+              await this.deps.clock.sleep(500);
+            }
+          }
+          return;
+        }
+        case 'insertMedia':
+          return b.insertMedia(`${this.deps.foundationUrl}/foundation/media/${this.id}/${n.serial}/installer.tar`);
+        case 'bootOnceCd':
+          return b.bootOnceCd();
+        case 'powerOnOrRestart':
+          await b.powerOnOrRestart();
+          return;
+        case 'ejectMedia':
+          return b.ejectMedia();
+      }
+    };
+    let lastError: unknown;
+    for (let i = 0; i < 3; i++) {
+      try {
+        await attempt();
+        this.feed(n.serial, { kind: 'redfishDone', op });
+        return;
+      } catch (e) {
+        lastError = e;
+        if (i < 2) await this.deps.clock.sleep(1000 * (i + 1));
+      }
+    }
+    this.feed(n.serial, { kind: 'redfishFailed', op, reason: `${n.bmcUrl}: ${errorMessage(lastError)}` });
+  }
+
+  private watch(n: SessionNode): void {
+    this.stopWatching(n.serial);
+    const tick = (): void => {
+      this.watchers.set(n.serial, this.deps.clock.setTimeout(() => {
+        void this.bmc(n).halted().then((reason) => {
+          if (!this.watchers.has(n.serial)) return;
+          if (reason) this.feed(n.serial, { kind: 'nodeHalted', reason });
+          else tick();
+        }, () => tick());
+      }, 1000));
+    };
+    tick();
+  }
+
+  private stopWatching(serial: string): void {
+    this.watchers.get(serial)?.dispose();
+    this.watchers.delete(serial);
+  }
+
+  installerReport(serial: string, r: { percent: number; message: string; status: 'running' | 'done' | 'failed' }): void {
+    this.feed(serial, { kind: 'installerReport', percent: r.percent, message: r.message, status: r.status });
+  }
+
+  cvmAnnounced(serial: string, hypervisorVersion: string, nosVersion: string): void {
+    this.feed(serial, { kind: 'cvmAnnounced', hypervisorVersion, nosVersion });
+  }
+
+  abort(): void {
+    this.record.aborted = true;
+    this.event(null, null, 'abort requested');
+    for (const n of this.record.nodes) this.feed(n.serial, { kind: 'abort' });
+    this.persist();
+  }
+
+  /** Restarts one failed (or aborted) node from the beginning. */
+  retry(serial: string): void {
+    const n = this.node(serial);
+    if (n.imaging.stage !== 'failed' && n.imaging.stage !== 'aborted') throw new ConflictError(`node ${serial} is ${n.imaging.stage}; only a failed or aborted node can be retried`);
+    this.record.aborted = false;
+    n.imaging = initialImagingState(serial, n.imaging.imageNow, false);
+    this.event(serial, n.imaging, 'retry requested');
+    this.persist();
+    this.pump();
+  }
+
+  get stopped(): boolean {
+    return this.record.nodes.every((n) => isFinal(n.imaging.stage));
+  }
+
+  aggregatePercent(): number {
+    const parts = this.record.nodes.map((n) => n.imaging.percent);
+    if (parts.length === 0) return 0;
+    return Math.floor(parts.reduce((a, b) => a + b, 0) / parts.length);
+  }
+
+  /** The public progress shape (nutanix-facts.md, "progress"). */
+  progress(): Record<string, unknown> {
+    const now = this.deps.clock.now();
+    const secs = (a: number | null, b: number | null): number => (a === null ? 0 : Math.round(((b ?? now) - a) / 1000));
+    return {
+      session_id: this.id,
+      action: 'image_nodes',
+      imaging_stopped: this.stopped,
+      abort_session: this.record.aborted,
+      aggregate_percent_complete: this.aggregatePercent(),
+      results: [],
+      nodes: this.record.nodes.map((n) => ({
+        node_serial: n.serial,
+        hypervisor_ip: n.hostIp,
+        cvm_ip: n.cvmIp,
+        ipmi_ip: n.ipmiIp,
+        status: statusText(n.imaging),
+        stage: n.imaging.stage,
+        messages: this.events().filter((e) => e.serial === n.serial).slice(-5).map((e) => e.message),
+        percent_complete: n.imaging.percent,
+        time_elapsed: secs(n.imaging.startedAt, n.imaging.endedAt),
+        time_total: secs(n.imaging.startedAt, n.imaging.endedAt),
+      })),
+      clusters: this.record.clusters.map((c) => ({ ...c, messages: [], time_elapsed: 0, time_total: 0 })),
+    };
+  }
+
+  /** A node's log: every event of that node, one per line. */
+  nodeLog(serial: string): string {
+    this.node(serial);
+    return this.events().filter((e) => e.serial === serial).map((e) => `${e.time} [${e.stage ?? '-'} ${e.percent ?? 0}%] ${e.message}`).join('\n') + '\n';
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.timers.values()) t.dispose();
+    for (const w of this.watchers.values()) w.dispose();
+    this.timers.clear();
+    this.watchers.clear();
+    await Promise.all([...this.bmcs.values()].map((b) => b.close()));
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * @module
+ * The wire contract between Foundation and the programs on the nodes it images:
+ *
+ * ```
+ *  node (installer)  GET  <media dir>/config.json              → InstallConfig
+ *  node (installer)  POST InstallConfig.reportUrl  InstallerReport (each step; status done|failed at the end)
+ *  node (CVM)        POST <foundationUrl>/foundation/cvm_announce  CvmAnnounce (when up, then every minute)
+ * ```
+ * The media URL Foundation inserts is `<foundationUrl>/foundation/media/<session>/<serial>/installer.tar`;
+ * config.json sits beside it.
+ */
+
+export interface InstallConfig {
+  sessionId: string;
+  serial: string;
+  foundationUrl: string;
+  reportUrl: string;
+  bundleUrl: string;
+  bundleSha256: string;
+  hostname: string;
+  hostIp: string;
+  hostNetmask: string;
+  hostGateway: string;
+  cvmIp: string;
+  cvmNetmask: string;
+  cvmGateway: string;
+  dns: string[];
+  ntp: string[];
+  cvm: { vcpus: number; ramGiB: number };
+  /** PCI address of the storage HBA to pass through to the CVM. */
+  hbaPciAddress: string;
+}
+
+export interface InstallerReport {
+  serial: string;
+  percent: number;
+  message: string;
+  status: 'running' | 'done' | 'failed';
+}
+
+export interface CvmAnnounce {
+  serial: string;
+  cvmIp: string;
+  hostIp: string;
+  hypervisorVersion: string;
+  nosVersion: string;
+  configured: boolean;
+  clusterId: string | null;
+}
+
+/** Where an installer finds its configuration, given its media URL. */
+export function configUrlOf(mediaUrl: string): string {
+  return new URL('config.json', mediaUrl).href;
+}

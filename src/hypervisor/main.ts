@@ -1,0 +1,131 @@
+/**
+ * @module
+ * The hypervisor's host agent (AHV in the reference platform): what a node boots into once
+ * installed. It reads the node configuration from the boot disk, brings up the host address (its
+ * agent answers on hostIp:8100), and autostarts the CVM as its child with the storage HBA's disks
+ * passed through, restarting it with backoff if it dies. SIGTERM shuts the host down cleanly.
+ *
+ * Issue 4 adds the host↔CVM link, the HBA lease and the NBD redirector.
+ */
+import { createServer } from 'node:http';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { DiskVolume } from '../shared/disk-volume.ts';
+import { errorMessage } from '../shared/errors.ts';
+import { HARDWARE_ENV, type NodeHardware } from '../rack/protocol/hardware.ts';
+import { NODE_CONFIG_PATH, CVM_ENTRY, HOST_AGENT_PORT, type NodeConfig, type CvmConfig } from './protocol/node-config.ts';
+
+const root = process.cwd();
+const hw = JSON.parse(readFileSync(process.env[HARDWARE_ENV] ?? '', 'utf8')) as NodeHardware;
+const cfg = JSON.parse(readFileSync(join(root, NODE_CONFIG_PATH), 'utf8')) as NodeConfig;
+const log = (m: string): void => console.log(`hypervisor: ${m}`);
+const started = Date.now();
+
+log(`converge hypervisor ${cfg.versions.hypervisor} booting on ${hw.serial} as ${cfg.hostname}`);
+
+let cvm: ChildProcess | undefined;
+let cvmState: 'starting' | 'running' | 'restarting' | 'stopped' = 'starting';
+let restarts = 0;
+let stopping = false;
+let backoffMs = 1000;
+let restartTimer: NodeJS.Timeout | undefined;
+
+async function writeCvmConfig(): Promise<string> {
+  const boot = DiskVolume.open(hw.bootDevice.path);
+  const c: CvmConfig = {
+    serial: hw.serial,
+    cvmIp: cfg.cvmIp,
+    hostIp: cfg.hostIp,
+    foundationUrl: cfg.foundationUrl,
+    versions: { hypervisor: cfg.versions.hypervisor, nos: cfg.versions.nos },
+    disks: hw.disks.map((d) => ({ serial: d.serial, path: d.path, mediaType: d.mediaType, capacityBytes: d.capacityBytes })),
+    cvm: cfg.cvm,
+    stateDir: join(boot.root, 'cvm-state'),
+  };
+  await boot.writeFile('config/cvm.json', JSON.stringify(c, null, 2));
+  return join(boot.root, 'config/cvm.json');
+}
+
+function startCvm(configPath: string): void {
+  if (stopping) return;
+  const entry = resolve(root, CVM_ENTRY);
+  log(`starting the CVM (${cfg.cvm.vcpus} vCPU, ${cfg.cvm.ramGiB} GiB, HBA ${cfg.hbaPciAddress} passed through: ${hw.disks.length} disks) at ${cfg.cvmIp}`);
+  const child = spawn(process.execPath, [entry], { cwd: root, env: { ...process.env, CONVERGE_CVM_CONFIG: configPath }, stdio: ['ignore', 'pipe', 'pipe'] });
+  cvm = child;
+  cvmState = 'starting';
+  const t0 = Date.now();
+  const pipe = (s: NodeJS.ReadableStream | null): void => {
+    let rest = '';
+    s?.setEncoding('utf8');
+    s?.on('data', (chunk: string) => {
+      const parts = (rest + chunk).split('\n');
+      rest = parts.pop() ?? '';
+      for (const p of parts) {
+        console.log(`cvm: ${p}`);
+        if (p.includes('CVM up')) cvmState = 'running';
+      }
+    });
+  };
+  pipe(child.stdout);
+  pipe(child.stderr);
+  child.on('exit', (code, signal) => {
+    cvm = undefined;
+    if (stopping) {
+      cvmState = 'stopped';
+      return;
+    }
+    if (Date.now() - t0 > 60_000) backoffMs = 1000;
+    restarts++;
+    cvmState = 'restarting';
+    log(`the CVM exited (${signal ?? `code ${code}`}); restarting in ${backoffMs / 1000} s (restart ${restarts})`);
+    restartTimer = setTimeout(() => startCvm(configPath), backoffMs);
+    backoffMs = Math.min(backoffMs * 2, 30_000);
+  });
+}
+
+const agent = createServer((req, res) => {
+  if (req.method === 'GET' && req.url === '/status') {
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify({
+      serial: hw.serial, hostname: cfg.hostname, hostIp: cfg.hostIp, hypervisorVersion: cfg.versions.hypervisor, bundleVersion: cfg.versions.bundle,
+      uptimeS: Math.round((Date.now() - started) / 1000), cvm: { ip: cfg.cvmIp, state: cvmState, pid: cvm?.pid ?? null, restarts, nosVersion: cfg.versions.nos },
+    }));
+    return;
+  }
+  res.writeHead(404, { 'Content-Type': 'application/json' });
+  res.end(JSON.stringify({ error: { code: 'CVG_ERR_NOT_FOUND', message: `no ${req.method ?? ''} ${req.url ?? ''}` } }));
+});
+
+function shutdown(): void {
+  if (stopping) return;
+  stopping = true;
+  log('shutdown requested: stopping the CVM');
+  if (restartTimer) clearTimeout(restartTimer);
+  agent.close();
+  const child = cvm;
+  if (!child) process.exit(0);
+  const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  child.once('exit', () => {
+    clearTimeout(killer);
+    log('host halted');
+    process.exit(0);
+  });
+  child.kill('SIGTERM');
+}
+
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
+process.on('SIGUSR2', () => log(`NMI: cvm ${cvmState}, pid ${cvm?.pid ?? '-'}, restarts ${restarts}`));
+
+agent.on('error', (e) => {
+  log(`cannot bring up the host address ${cfg.hostIp}:${HOST_AGENT_PORT}: ${e.message}`);
+  process.exit(1);
+});
+agent.listen(HOST_AGENT_PORT, cfg.hostIp, () => {
+  log(`host address ${cfg.hostIp} up (agent on :${HOST_AGENT_PORT})`);
+  writeCvmConfig().then(startCvm, (e: unknown) => {
+    log(`cannot prepare the CVM: ${errorMessage(e)}`);
+    process.exit(1);
+  });
+});

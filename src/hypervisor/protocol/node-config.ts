@@ -1,0 +1,53 @@
+/**
+ * @module
+ * What the installer writes onto the boot disk for the hypervisor to read at boot
+ * (`config/node.json`), and the layout of an installed boot disk:
+ * ```
+ *   boot.json                  { name: "converge-hypervisor", version, entry: "hypervisor/hypervisor.mjs" }
+ *   hypervisor/hypervisor.mjs  the host agent
+ *   cvm/cvm.mjs                the CVM's software, started by the hypervisor
+ *   manifest.json              the release bundle's manifest
+ *   config/node.json           NodeConfig
+ * ```
+ */
+
+export interface NodeConfig {
+  serial: string;
+  hostname: string;
+  hostIp: string;
+  hostNetmask: string;
+  hostGateway: string;
+  cvmIp: string;
+  cvmNetmask: string;
+  cvmGateway: string;
+  dns: string[];
+  ntp: string[];
+  cvm: { vcpus: number; ramGiB: number };
+  hbaPciAddress: string;
+  foundationUrl: string;
+  versions: { hypervisor: string; nos: string; bundle: string };
+  installedAt: string;
+}
+
+export const NODE_CONFIG_PATH = 'config/node.json';
+export const HYPERVISOR_ENTRY = 'hypervisor/hypervisor.mjs';
+export const CVM_ENTRY = 'cvm/cvm.mjs';
+
+/** Host agent HTTP port (on the host address): status of the host and its CVM. */
+export const HOST_AGENT_PORT = 8100;
+/** CVM HTTP port (on the CVM address): the CVM's status; later its services. */
+export const CVM_STATUS_PORT = 2100;
+
+/** What the hypervisor hands the CVM it starts (CONVERGE_CVM_CONFIG names the file). */
+export interface CvmConfig {
+  serial: string;
+  cvmIp: string;
+  hostIp: string;
+  foundationUrl: string;
+  versions: { hypervisor: string; nos: string };
+  /** The passed-through HBA's disks: directories of DiskVolumes. */
+  disks: { serial: string; path: string; mediaType: string; capacityBytes: number }[];
+  cvm: { vcpus: number; ramGiB: number };
+  /** Where the CVM keeps its own state (configured, cluster id) across restarts. */
+  stateDir: string;
+}

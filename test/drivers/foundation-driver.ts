@@ -1,0 +1,100 @@
+/**
+ * @module
+ * Scenario driver for Foundation: a real rack, a real release bundle and Foundation on loopback,
+ * and a small client of its API.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildBundle } from '../../src/cli/bundle-build.ts';
+import { startFoundation, type RunningFoundation } from '../../src/foundation/main.ts';
+import { TestRack, PASSWORD } from './rack-driver.ts';
+
+let bundleCache: Promise<{ file: string; dir: string }> | undefined;
+
+/** One bundle per test process (building takes ~0.5 s). */
+export function testBundle(): Promise<{ file: string; dir: string }> {
+  bundleCache ??= (async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cvg-bundles-'));
+    const r = await buildBundle({ version: '1.0.0', out: dir, minBmc: '3.0.0' });
+    return { file: r.file, dir };
+  })();
+  return bundleCache;
+}
+
+export class TestFoundation {
+  private constructor(readonly tr: TestRack, readonly fd: RunningFoundation, readonly dir: string, readonly net: string) {}
+
+  static async start(rackNet: string, port: number, nodes = 4, timeouts?: { bootMs: number; installSilenceMs: number; cvmMs: number }): Promise<TestFoundation> {
+    const tr = await TestRack.start(rackNet, { nodes });
+    const dir = mkdtempSync(join(tmpdir(), 'cvg-fdn-'));
+    const fd = await startFoundation({
+      dataDir: dir, port, bmcUser: 'admin', bmcPassword: PASSWORD, bmcCa: tr.rack.layout.caCert, bmcPort: 8443,
+      rackUrls: [tr.rack.controlUrl], ssdpPort: tr.rack.config.network.ssdpPort, profile: 'lab', log: () => undefined,
+      ...(timeouts ? { timeouts } : {}),
+    });
+    return new TestFoundation(tr, fd, dir, rackNet);
+  }
+
+  async call(method: string, path: string, body?: unknown): Promise<{ status: number; json: any; text: string }> {
+    const init: RequestInit = { method };
+    if (Buffer.isBuffer(body)) {
+      init.body = body;
+      init.headers = { 'Content-Type': 'application/octet-stream' };
+    } else if (body !== undefined) {
+      init.body = JSON.stringify(body);
+      init.headers = { 'Content-Type': 'application/json' };
+    }
+    const r = await fetch(`${this.fd.url}${path}`, init);
+    const text = await r.text();
+    let json: any;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    return { status: r.status, json, text };
+  }
+
+  async upload(): Promise<string> {
+    const { file } = await testBundle();
+    const r = await this.call('POST', '/foundation/upload?installer_type=nos&filename=converge-1.0.0.tar.gz', readFileSync(file));
+    if (r.status !== 200) throw new Error(`upload: ${r.text}`);
+    return r.json.name as string;
+  }
+
+  /** An image_nodes body shaped like the public clients', for nodes [from, to) of the rack. */
+  imageBody(hostNet: string, indexes: number[], extra: Record<string, unknown> = {}): Record<string, unknown> {
+    return {
+      nos_package: 'converge-1.0.0.tar.gz',
+      hypervisor_iso: {},
+      cvm_netmask: '255.255.0.0', cvm_gateway: `${hostNet}.255.254`,
+      hypervisor_netmask: '255.255.0.0', hypervisor_gateway: `${hostNet}.255.254`, hypervisor_nameserver: '127.0.0.53',
+      ipmi_netmask: '255.255.0.0', ipmi_gateway: `${this.net}.255.254`, ipmi_user: 'admin', ipmi_password: PASSWORD,
+      blocks: [{
+        block_id: this.tr.node(indexes[0]).identity.blockSerial,
+        nodes: indexes.map((i) => ({
+          node_position: this.tr.node(i).identity.position, hypervisor: 'kvm', image_now: true, ipmi_configure_now: false,
+          ipmi_ip: this.tr.node(i).identity.bmcIp, hypervisor_ip: `${hostNet}.0.${i + 1}`, cvm_ip: `${hostNet}.1.${i + 1}`,
+          hypervisor_hostname: `lab-${i + 1}`, cvm_gb_ram: 16, cvm_num_vcpus: 8,
+        })),
+      }],
+      clusters: [],
+      tests: { run_ncc: false, run_syscheck: false },
+      ...extra,
+    };
+  }
+
+  async waitStopped(sessionId: string, timeoutMs = 60_000): Promise<any> {
+    return this.tr.until(async () => {
+      const p = await this.call('GET', `/foundation/progress?session_id=${sessionId}`);
+      return p.json?.imaging_stopped === true ? p.json : undefined;
+    }, timeoutMs, 'imaging to stop');
+  }
+
+  async stop(): Promise<void> {
+    await this.fd.close();
+    await this.tr.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * Imaging end to end: Foundation images 4 rack nodes over Redfish with a real release bundle,
+ * driven by an image_nodes body shaped like the public clients' and polled through progress
+ * until imaging_stopped at 100 %. Each node's boot disk then holds the bundle's hypervisor and
+ * CVM, and the processes on each node report those versions.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { TestFoundation } from '../drivers/foundation-driver.ts';
+
+let t: TestFoundation;
+before(async () => {
+  t = await TestFoundation.start('127.41', 18041, 4);
+});
+after(async () => {
+  await t.stop();
+});
+
+test('a 4-node rack is imaged through image_nodes and progress, ending at 100 %', async () => {
+  assert.equal(await t.upload(), 'converge-1.0.0.tar.gz');
+  assert.deepEqual((await t.call('GET', '/foundation/enumerate_nos_packages')).json, ['converge-1.0.0.tar.gz']);
+  const r = await t.call('POST', '/foundation/image_nodes', t.imageBody('127.42', [0, 1, 2, 3]));
+  assert.equal(r.status, 200, r.text);
+  const sid = r.json.session_id as string;
+  const p = await t.waitStopped(sid);
+  assert.equal(p.aggregate_percent_complete, 100, JSON.stringify(p.nodes.map((n: any) => n.status)));
+  assert.equal(p.nodes.length, 4);
+  for (const n of p.nodes) {
+    assert.equal(n.percent_complete, 100);
+    assert.doesNotMatch(n.status, /^fatal/);
+  }
+  for (let i = 0; i < 4; i++) {
+    const node = t.tr.node(i);
+    const boot = JSON.parse(readFileSync(join(node.layout.bootDisk, 'data', 'boot.json'), 'utf8'));
+    assert.deepEqual(boot, { name: 'converge-hypervisor', version: '1.0.0', entry: 'hypervisor/hypervisor.mjs' });
+    const cfg = JSON.parse(readFileSync(join(node.layout.bootDisk, 'data', 'config', 'node.json'), 'utf8'));
+    assert.equal(cfg.hostIp, `127.42.0.${i + 1}`);
+    assert.equal(cfg.hostname, `lab-${i + 1}`);
+    const hv = await (await fetch(`http://127.42.0.${i + 1}:8100/status`)).json() as any;
+    assert.equal(hv.hypervisorVersion, '1.0.0');
+    assert.equal(hv.serial, node.serial);
+    const cvm = await (await fetch(`http://127.42.1.${i + 1}:2100/status`)).json() as any;
+    assert.equal(cvm.nosVersion, '1.0.0');
+    assert.equal(cvm.configured, false);
+    assert.equal(cvm.disks.length, 6);
+    assert.equal(node.state.virtualMedia.inserted, false, 'Foundation ejected the media');
+    assert.equal(node.state.power.running?.name, 'converge-hypervisor');
+  }
+  const log = await t.call('GET', `/foundation/node_log?session_id=${sid}&serial=${t.tr.node(0).serial}`);
+  assert.match(log.text, /bundle 1\.0\.0 verified/);
+  assert.match(log.text, /CVM up: hypervisor 1\.0\.0, storage OS 1\.0\.0/);
+  // discovery now sees the nodes as running Converge, unconfigured
+  const blocks = (await t.call('GET', '/foundation/discover_nodes')).json;
+  const nodes = blocks.flatMap((b: any) => b.nodes);
+  assert.equal(nodes.length, 4);
+  assert.ok(nodes.every((n: any) => n.nos_version === '1.0.0' && n.configured === false && n.hypervisor === 'kvm'));
+});
