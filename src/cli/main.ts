@@ -5,8 +5,10 @@
 import { Command } from 'commander';
 import { registerRack } from './rack.ts';
 import { registerRackTour } from './rack-tour.ts';
+import { registerFoundation } from './foundation.ts';
 
 const program = new Command();
-program.name('converge').description('Converge: an open-source hyperconverged infrastructure platform').version('0.1.0');
+program.name('converge').description('Converge: an open-source hyperconverged infrastructure platform').version('0.1.0').enablePositionalOptions();
 registerRackTour(registerRack(program));
+registerFoundation(program);
 await program.parseAsync(process.argv);

@@ -80,3 +80,60 @@ export interface FoundationError {
 export function fieldOf(path: readonly PropertyKey[]): string {
   return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i > 0 ? '.' : ''}${String(p)}`)).join('');
 }
+
+/** discover_nodes: one block. */
+export interface DiscoverBlock {
+  block_id: string;
+  model: string;
+  chassis_n: number;
+  nodes: DiscoverNode[];
+}
+
+export interface DiscoverNode {
+  node_uuid: string;
+  node_serial: string;
+  node_position: string;
+  ipv6_address: string;
+  ipmi_mac: string;
+  ipmi_ip: string;
+  hypervisor: string | null;
+  hypervisor_version: string | null;
+  svm_ip: string | null;
+  nos_version: string | null;
+  cluster_id: string | null;
+  configured: boolean;
+  model: string;
+  foundation_version: string;
+  current_cvm_vlan_tag: number | null;
+}
+
+export interface ProgressNode {
+  node_serial: string;
+  hypervisor_ip: string;
+  cvm_ip: string;
+  ipmi_ip: string;
+  status: string;
+  stage: string;
+  messages: string[];
+  percent_complete: number;
+  time_elapsed: number;
+  time_total: number;
+}
+
+export interface ProgressResponse {
+  session_id: string;
+  action: string;
+  imaging_stopped: boolean;
+  abort_session: boolean;
+  aggregate_percent_complete: number;
+  results: unknown[];
+  nodes: ProgressNode[];
+  clusters: { cluster_name: string; cluster_members: string[]; status: string; percent_complete: number; messages: string[]; time_elapsed: number; time_total: number }[];
+}
+
+export interface UploadReply {
+  name: string;
+  md5sum: string;
+  in_whitelist: boolean;
+  version: string;
+}
