@@ -18,7 +18,7 @@ import { NODE_CONFIG_PATH, CVM_ENTRY, HOST_AGENT_PORT, type NodeConfig, type Cvm
 
 const root = process.cwd();
 const hw = JSON.parse(readFileSync(process.env[HARDWARE_ENV] ?? '', 'utf8')) as NodeHardware;
-const cfg = JSON.parse(readFileSync(join(root, NODE_CONFIG_PATH), 'utf8')) as NodeConfig;
+let cfg = JSON.parse(readFileSync(join(root, NODE_CONFIG_PATH), 'utf8')) as NodeConfig;
 const log = (m: string): void => console.log(`hypervisor: ${m}`);
 const started = Date.now();
 
@@ -71,6 +71,7 @@ function startCvm(configPath: string): void {
   pipe(child.stderr);
   child.on('exit', (code, signal) => {
     cvm = undefined;
+    if (restarting) return;
     if (stopping) {
       cvmState = 'stopped';
       return;
@@ -84,7 +85,99 @@ function startCvm(configPath: string): void {
   });
 }
 
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** Checks a configuration sent by Foundation to a pre-imaged node; returns the problem, if any. */
+function checkConfig(b: Record<string, unknown>): string | null {
+  for (const f of ['hostIp', 'hostNetmask', 'hostGateway', 'cvmIp', 'cvmNetmask', 'cvmGateway']) {
+    if (typeof b[f] !== 'string' || !IPV4.test(b[f])) return `${f}: must be a dotted IPv4 address`;
+  }
+  if (typeof b['hostname'] !== 'string' || !/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/.test(b['hostname'])) return 'hostname: must be a DNS label';
+  if (typeof b['foundationUrl'] !== 'string') return 'foundationUrl: is required';
+  const c = b['cvm'] as { vcpus?: unknown; ramGiB?: unknown } | undefined;
+  if (!c || typeof c.vcpus !== 'number' || typeof c.ramGiB !== 'number') return 'cvm: needs vcpus and ramGiB numbers';
+  return null;
+}
+
+/** Applies a new configuration: persists it, stops the CVM, moves the host address, starts the CVM again. */
+async function reconfigure(b: Record<string, unknown>): Promise<void> {
+  const next: NodeConfig = {
+    ...cfg,
+    hostname: b['hostname'] as string, hostIp: b['hostIp'] as string, hostNetmask: b['hostNetmask'] as string, hostGateway: b['hostGateway'] as string,
+    cvmIp: b['cvmIp'] as string, cvmNetmask: b['cvmNetmask'] as string, cvmGateway: b['cvmGateway'] as string,
+    dns: Array.isArray(b['dns']) ? (b['dns'] as string[]) : cfg.dns, ntp: Array.isArray(b['ntp']) ? (b['ntp'] as string[]) : cfg.ntp,
+    foundationUrl: b['foundationUrl'] as string, cvm: b['cvm'] as NodeConfig['cvm'],
+  };
+  const boot = DiskVolume.open(hw.bootDevice.path);
+  await boot.writeFile(NODE_CONFIG_PATH, JSON.stringify(next, null, 2));
+  log(`reconfigured by Foundation: ${next.hostname}, host ${next.hostIp}, CVM ${next.cvmIp}`);
+  const moveHost = next.hostIp !== cfg.hostIp;
+  cfg = next;
+  restarting = true;
+  const child = cvm;
+  if (child) {
+    await new Promise<void>((r) => {
+      child.once('exit', () => r());
+      child.kill('SIGTERM');
+    });
+  }
+  restarting = false;
+  if (moveHost) {
+    await new Promise<void>((r) => agent.close(() => r()));
+    await new Promise<void>((r, j) => {
+      agent.once('error', j);
+      agent.listen(HOST_AGENT_PORT, cfg.hostIp, () => r());
+    });
+    log(`host address ${cfg.hostIp} up (agent on :${HOST_AGENT_PORT})`);
+  }
+  startCvm(await writeCvmConfig());
+}
+
+let restarting = false;
+
+function clusterMember(): boolean {
+  try {
+    const st = JSON.parse(readFileSync(join(DiskVolume.open(hw.bootDevice.path).root, 'cvm-state', 'cluster.json'), 'utf8')) as { clusterId?: string | null };
+    return typeof st.clusterId === 'string';
+  } catch {
+    return false;
+  }
+}
+
 const agent = createServer((req, res) => {
+  const send = (status: number, body: unknown): void => {
+    res.writeHead(status, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify(body));
+  };
+  if (req.method === 'POST' && req.url === '/configure') {
+    let raw = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => {
+      raw += c;
+      if (raw.length > 65536) req.destroy();
+    });
+    req.on('end', () => {
+      let b: Record<string, unknown>;
+      try {
+        b = JSON.parse(raw) as Record<string, unknown>;
+      } catch {
+        send(400, { error: { code: 'CVG_ERR_INPUT', field: 'body', message: 'malformed JSON' } });
+        return;
+      }
+      const problem = b && typeof b === 'object' ? checkConfig(b) : 'body: must be a JSON object';
+      if (problem) {
+        send(400, { error: { code: 'CVG_ERR_INPUT', field: problem.split(':')[0], message: problem } });
+        return;
+      }
+      if (clusterMember()) {
+        send(409, { error: { code: 'CVG_ERR_CONFLICT', message: 'this node belongs to a cluster; remove it from the cluster before reconfiguring it' } });
+        return;
+      }
+      send(202, { accepted: true });
+      reconfigure(b).catch((e: unknown) => log(`reconfiguration failed: ${errorMessage(e)}`));
+    });
+    return;
+  }
   if (req.method === 'GET' && req.url === '/status') {
     res.writeHead(200, { 'Content-Type': 'application/json' });
     res.end(JSON.stringify({

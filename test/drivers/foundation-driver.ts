@@ -23,17 +23,23 @@ export function testBundle(): Promise<{ file: string; dir: string }> {
 }
 
 export class TestFoundation {
-  private constructor(readonly tr: TestRack, readonly fd: RunningFoundation, readonly dir: string, readonly net: string) {}
+  private constructor(readonly tr: TestRack, public fd: RunningFoundation, readonly dir: string, readonly net: string, private readonly opts: Parameters<typeof startFoundation>[0]) {}
+
+  /** Stops Foundation and starts it again on the same data dir and port. */
+  async restart(): Promise<void> {
+    await this.fd.close();
+    this.fd = await startFoundation(this.opts);
+  }
 
   static async start(rackNet: string, port: number, nodes = 4, timeouts?: { bootMs: number; installSilenceMs: number; cvmMs: number }): Promise<TestFoundation> {
     const tr = await TestRack.start(rackNet, { nodes });
     const dir = mkdtempSync(join(tmpdir(), 'cvg-fdn-'));
-    const fd = await startFoundation({
+    const opts: Parameters<typeof startFoundation>[0] = {
       dataDir: dir, port, bmcUser: 'admin', bmcPassword: PASSWORD, bmcCa: tr.rack.layout.caCert, bmcPort: 8443,
       rackUrls: [tr.rack.controlUrl], ssdpPort: tr.rack.config.network.ssdpPort, profile: 'lab', log: () => undefined,
       ...(timeouts ? { timeouts } : {}),
-    });
-    return new TestFoundation(tr, fd, dir, rackNet);
+    };
+    return new TestFoundation(tr, await startFoundation(opts), dir, rackNet, opts);
   }
 
   async call(method: string, path: string, body?: unknown): Promise<{ status: number; json: any; text: string }> {

@@ -57,3 +57,59 @@ test('a 4-node rack is imaged through image_nodes and progress, ending at 100 %'
   assert.equal(nodes.length, 4);
   assert.ok(nodes.every((n: any) => n.nos_version === '1.0.0' && n.configured === false && n.hypervisor === 'kvm'));
 });
+
+test('pre-imaged nodes (image_now false) are only configured: new addresses, nothing reinstalled', async () => {
+  const before0 = JSON.parse(readFileSync(join(t.tr.node(0).layout.bootDisk, 'data', 'config', 'node.json'), 'utf8'));
+  const body = t.imageBody('127.42', [0, 1]) as any;
+  for (const [k, n] of body.blocks[0].nodes.entries()) {
+    n.image_now = false;
+    n.hypervisor_ip = `127.42.2.${k + 1}`;
+    n.cvm_ip = `127.42.3.${k + 1}`;
+    n.hypervisor_hostname = `pre-${k + 1}`;
+  }
+  body.nos_package = '';
+  const r = await t.call('POST', '/foundation/image_nodes', body);
+  assert.equal(r.status, 200, r.text);
+  const p = await t.waitStopped(r.json.session_id, 30_000);
+  assert.equal(p.aggregate_percent_complete, 100, JSON.stringify(p.nodes.map((n: any) => n.status)));
+  const hv = await (await fetch('http://127.42.2.1:8100/status')).json() as any;
+  assert.equal(hv.hostname, 'pre-1');
+  assert.equal(hv.hypervisorVersion, '1.0.0');
+  const cvm = await (await fetch('http://127.42.3.2:2100/status')).json() as any;
+  assert.equal(cvm.serial, t.tr.node(1).serial);
+  const after0 = JSON.parse(readFileSync(join(t.tr.node(0).layout.bootDisk, 'data', 'config', 'node.json'), 'utf8'));
+  assert.equal(after0.installedAt, before0.installedAt, 'not reinstalled');
+  assert.equal(after0.hostIp, '127.42.2.1');
+  assert.ok(t.tr.node(0).consoleLines().some((l) => l.includes('reconfigured by Foundation')));
+  await assert.rejects(fetch('http://127.42.0.1:8100/status', { signal: AbortSignal.timeout(1000) }), 'the old host address is gone');
+});
+
+test('sessions and their logs survive a restart of Foundation', async () => {
+  const sessions = (await t.call('GET', '/foundation/sessions')).json;
+  assert.ok(sessions.length >= 2);
+  await t.restart();
+  const again = (await t.call('GET', '/foundation/sessions')).json;
+  assert.deepEqual(again.map((s: any) => s.session_id).sort(), sessions.map((s: any) => s.session_id).sort());
+  const first = sessions.find((s: any) => s.aggregate_percent_complete === 100);
+  const p = (await t.call('GET', `/foundation/progress?session_id=${first.session_id}`)).json;
+  assert.equal(p.imaging_stopped, true);
+  assert.equal(p.aggregate_percent_complete, 100);
+  const log = await t.call('GET', `/foundation/node_log?session_id=${first.session_id}&serial=${t.tr.node(0).serial}`);
+  assert.match(log.text, /CVM up/);
+});
+
+test('ipmi_config moves a BMC to a new address, found by its MAC', async () => {
+  const n = t.tr.node(3);
+  const r = await t.call('POST', '/foundation/ipmi_config', {
+    ipmi_user: 'admin', ipmi_netmask: '255.255.0.0', ipmi_gateway: '127.41.255.254',
+    blocks: [{ nodes: [{ ipmi_mac: n.inventory.bmcMac, ipmi_ip: '127.41.9.4', ipmi_configure_now: true }] }],
+  });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.blocks[0].nodes[0].ipmi_configure_successful, true, r.text);
+  assert.equal(r.json.ipmi_password, undefined);
+  await t.tr.until(() => t.tr.rack.summary(n).bmc.ip === '127.41.9.4', 5000, 'BMC moved');
+  const blocks = (await t.call('GET', '/foundation/discover_nodes')).json;
+  assert.ok(blocks.flatMap((b: any) => b.nodes).some((x: any) => x.node_serial === n.serial && x.ipmi_ip === '127.41.9.4'));
+  const bad = await t.call('POST', '/foundation/ipmi_config', { ipmi_netmask: '255.255.0.0', ipmi_gateway: '127.41.255.254', blocks: [{ nodes: [{ ipmi_mac: '02:00:00:00:00:99', ipmi_ip: '127.41.9.9' }] }] });
+  assert.equal(bad.json.blocks[0].nodes[0].ipmi_configure_successful, false);
+});

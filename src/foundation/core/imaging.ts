@@ -9,14 +9,14 @@
  *     │                 (ipmi_config)  (insert media,   (installer      (installer reports    (eject media;        (hypervisor +
  *     │                                 one-time Cd,     not heard yet)   every step)          node boots its disk)  CVM up)
  *     │                                 power on/reset)
- *     └── image_now=false: straight to waiting for the CVM (pre-imaged node) ────────────────────────────► done
+ *     └── image_now=false (pre-imaged): configuring (the hypervisor takes its addresses) ─► rebooting ──► done
  *  Any state: a step error, a timeout, the installer failing or the node crashing → failed ("fatal: …");
  *  abort → aborted (a Redfish step in flight finishes first; the node is left powered as it is).
  * ```
  * Every wait has a timeout; no state can neither finish nor fail.
  */
 
-export type Stage = 'pending' | 'bmc_config' | 'media' | 'booting' | 'installing' | 'rebooting' | 'done' | 'failed' | 'aborted';
+export type Stage = 'pending' | 'bmc_config' | 'media' | 'booting' | 'installing' | 'configuring' | 'rebooting' | 'done' | 'failed' | 'aborted';
 export type RedfishOp = 'configureBmc' | 'insertMedia' | 'bootOnceCd' | 'powerOnOrRestart' | 'ejectMedia';
 export type TimerName = 'boot' | 'install' | 'cvm';
 
@@ -45,6 +45,9 @@ export type ImagingEvent =
   /** What the BMC says the node is doing, polled while waiting on the installer. */
   | { kind: 'nodeHalted'; reason: string }
   | { kind: 'cvmAnnounced'; hypervisorVersion: string; nosVersion: string }
+  /** A pre-imaged node's hypervisor took its new configuration (or could not). */
+  | { kind: 'hostConfigured' }
+  | { kind: 'hostConfigureFailed'; reason: string }
   | { kind: 'timer'; name: TimerName; epoch: number }
   | { kind: 'abort' };
 
@@ -52,7 +55,11 @@ export type ImagingCommand =
   | { kind: 'redfish'; op: RedfishOp }
   | { kind: 'timer'; name: TimerName; ms: number; epoch: number }
   | { kind: 'log'; message: string }
-  | { kind: 'watchNode'; on: boolean };
+  | { kind: 'watchNode'; on: boolean }
+  /** Poll the CVM's status endpoint at its planned address until it answers. */
+  | { kind: 'watchCvm'; on: boolean }
+  /** Send a pre-imaged node's hypervisor its configuration (addresses, host name, CVM size). */
+  | { kind: 'configureHost' };
 
 export interface ImagingContext {
   now: number;
@@ -79,14 +86,14 @@ function go(s: NodeImagingState, stage: Stage, percent: number, message: string,
 function fail(s: NodeImagingState, reason: string, ctx: ImagingContext): Out {
   return {
     state: { ...s, stage: 'failed', error: reason, message: `fatal: ${reason}`, endedAt: ctx.now, epoch: s.epoch + 1 },
-    commands: [{ kind: 'log', message: `fatal: ${reason}` }, { kind: 'watchNode', on: false }],
+    commands: [{ kind: 'log', message: `fatal: ${reason}` }, { kind: 'watchNode', on: false }, { kind: 'watchCvm', on: false }],
   };
 }
 
 const timer = (name: TimerName, ms: number, epoch: number): ImagingCommand => ({ kind: 'timer', name, ms, epoch });
 
 function waitForCvm(s: NodeImagingState, ctx: ImagingContext, percent: number, message: string, extraCmds: ImagingCommand[] = []): Out {
-  const o = go(s, 'rebooting', percent, message, extraCmds);
+  const o = go(s, 'rebooting', percent, message, [...extraCmds, { kind: 'watchCvm', on: true }]);
   o.commands.push(timer('cvm', ctx.timeouts.cvmMs, o.state.epoch));
   return o;
 }
@@ -104,15 +111,21 @@ export function stepImaging(s: NodeImagingState, e: ImagingEvent, ctx: ImagingCo
   switch (e.kind) {
     case 'abort': {
       const state: NodeImagingState = { ...s, stage: 'aborted', message: 'aborted', error: 'aborted by the user', endedAt: ctx.now, epoch: s.epoch + 1 };
-      return { state, commands: [{ kind: 'log', message: 'aborted' }, { kind: 'watchNode', on: false }] };
+      return { state, commands: [{ kind: 'log', message: 'aborted' }, { kind: 'watchNode', on: false }, { kind: 'watchCvm', on: false }] };
     }
     case 'start': {
       if (s.stage !== 'pending') return { state: s, commands: [] };
       const base = { ...s, startedAt: ctx.now };
-      if (!s.imageNow) return waitForCvm(base, ctx, 80, 'pre-imaged node (image_now false): waiting for its CVM to announce itself');
+      if (!s.imageNow) return go(base, 'configuring', 40, 'pre-imaged node (image_now false): sending the hypervisor its configuration', [{ kind: 'configureHost' }]);
       if (s.configureBmc) return go(base, 'bmc_config', 2, `${STEP_NAMES.configureBmc}`, [{ kind: 'redfish', op: 'configureBmc' }]);
       return go(base, 'media', 4, STEP_NAMES.insertMedia, [{ kind: 'redfish', op: 'insertMedia' }]);
     }
+    case 'hostConfigured':
+      if (s.stage !== 'configuring') return { state: s, commands: [] };
+      return waitForCvm(s, ctx, 80, 'configuration applied: waiting for the CVM at its new address');
+    case 'hostConfigureFailed':
+      if (s.stage !== 'configuring') return { state: s, commands: [] };
+      return fail(s, `could not configure the pre-imaged node: ${e.reason}`, ctx);
     case 'redfishFailed':
       return fail(s, `could not ${STEP_NAMES[e.op]}: ${e.reason}`, ctx);
     case 'redfishDone':
@@ -151,8 +164,7 @@ export function stepImaging(s: NodeImagingState, e: ImagingEvent, ctx: ImagingCo
       if (ctx.expect && (e.hypervisorVersion !== ctx.expect.hypervisor || e.nosVersion !== ctx.expect.nos)) {
         return fail(s, `the node runs hypervisor ${e.hypervisorVersion} / storage OS ${e.nosVersion}, expected ${ctx.expect.hypervisor} / ${ctx.expect.nos}`, ctx);
       }
-      const o = go(s, 'done', 100, `CVM up: hypervisor ${e.hypervisorVersion}, storage OS ${e.nosVersion}`, [], { endedAt: ctx.now, versions: { hypervisor: e.hypervisorVersion, nos: e.nosVersion } });
-      return o;
+      return go(s, 'done', 100, `CVM up: hypervisor ${e.hypervisorVersion}, storage OS ${e.nosVersion}`, [{ kind: 'watchCvm', on: false }], { endedAt: ctx.now, versions: { hypervisor: e.hypervisorVersion, nos: e.nosVersion } });
     }
     case 'timer': {
       if (e.epoch !== s.epoch) return { state: s, commands: [] };

@@ -91,7 +91,7 @@ export class Foundation {
   }
 
   private sessionDeps(creds: BmcCredentials): ConstructorParameters<typeof Session>[1] {
-    return { clock: this.deps.clock, layout: this.layout, creds, foundationUrl: this.deps.url, log: this.deps.log };
+    return { clock: this.deps.clock, layout: this.layout, creds, foundationUrl: this.deps.url, log: this.deps.log, hostOf: (serial) => this.announced[serial]?.hostIp };
   }
 
   get url(): string {

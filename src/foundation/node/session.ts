@@ -22,6 +22,7 @@ import {
 } from '../core/imaging.ts';
 import { Bmc, type BmcCredentials } from './bmc.ts';
 import type { FoundationLayout } from './layout.ts';
+import { CVM_STATUS_PORT, HOST_AGENT_PORT } from '../../hypervisor/protocol/node-config.ts';
 
 export interface SessionNode {
   serial: string;
@@ -78,6 +79,8 @@ export interface SessionDeps {
   creds: BmcCredentials;
   foundationUrl: string;
   log: (m: string) => void;
+  /** Where a pre-imaged node's hypervisor answers now (from its CVM's announcements). */
+  hostOf: (serial: string) => string | undefined;
 }
 
 export class Session extends EventEmitter {
@@ -168,6 +171,7 @@ export class Session extends EventEmitter {
     for (const c of commands) this.run(n, c);
     if (isFinal(state.stage) && !isFinal(before)) {
       this.stopWatching(serial);
+      this.stopWatching(`${serial}:cvm`);
       const t = this.timers.get(serial);
       t?.dispose();
       this.timers.delete(serial);
@@ -189,6 +193,13 @@ export class Session extends EventEmitter {
       case 'watchNode':
         if (c.on) this.watch(n);
         else this.stopWatching(n.serial);
+        return;
+      case 'watchCvm':
+        if (c.on) this.watchCvm(n);
+        else this.stopWatching(`${n.serial}:cvm`);
+        return;
+      case 'configureHost':
+        void this.configureHost(n);
         return;
       case 'redfish':
         this.queue = this.queue.then(() => this.redfish(n, c.op));
@@ -264,6 +275,49 @@ export class Session extends EventEmitter {
       }, 1000));
     };
     tick();
+  }
+
+  /** Polls the CVM's status endpoint at its planned address until it answers (or the node ends). */
+  private watchCvm(n: SessionNode): void {
+    const key = `${n.serial}:cvm`;
+    this.stopWatching(key);
+    const tick = (): void => {
+      this.watchers.set(key, this.deps.clock.setTimeout(() => {
+        void fetch(`http://${n.cvmIp}:${CVM_STATUS_PORT}/status`, { signal: AbortSignal.timeout(2000) })
+          .then(async (r) => (r.ok ? ((await r.json()) as { serial?: string; hypervisorVersion?: string; nosVersion?: string }) : undefined))
+          .catch(() => undefined)
+          .then((st) => {
+            if (!this.watchers.has(key)) return;
+            if (st?.serial === n.serial && st.hypervisorVersion && st.nosVersion) {
+              this.stopWatching(key);
+              this.feed(n.serial, { kind: 'cvmAnnounced', hypervisorVersion: st.hypervisorVersion, nosVersion: st.nosVersion });
+            } else tick();
+          });
+      }, 1000));
+    };
+    tick();
+  }
+
+  /** Sends a pre-imaged node's hypervisor its configuration from the plan. */
+  private async configureHost(n: SessionNode): Promise<void> {
+    const current = this.deps.hostOf(n.serial);
+    if (!current) {
+      this.feed(n.serial, { kind: 'hostConfigureFailed', reason: `no hypervisor of node ${n.serial} has announced itself; is it running Converge? (image it with image_now true)` });
+      return;
+    }
+    const net = this.record.network;
+    const body = {
+      hostname: n.hostname, hostIp: n.hostIp, hostNetmask: net.hostNetmask, hostGateway: net.hostGateway,
+      cvmIp: n.cvmIp, cvmNetmask: net.cvmNetmask, cvmGateway: net.cvmGateway, dns: net.dns, ntp: net.ntp,
+      foundationUrl: this.deps.foundationUrl, cvm: n.cvm,
+    };
+    try {
+      const r = await fetch(`http://${current}:${HOST_AGENT_PORT}/configure`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(15_000) });
+      if (!r.ok) throw new Error(`HTTP ${r.status}: ${(await r.text()).slice(0, 300)}`);
+      this.feed(n.serial, { kind: 'hostConfigured' });
+    } catch (e) {
+      this.feed(n.serial, { kind: 'hostConfigureFailed', reason: `${current}:${HOST_AGENT_PORT}: ${errorMessage(e)}` });
+    }
   }
 
   private stopWatching(serial: string): void {
