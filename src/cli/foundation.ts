@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { InputError, errorMessage } from '../shared/errors.ts';
 import { defaultDataDir } from '../rack/node/layout.ts';
-import { makePlan, planFromJson, planToJson } from '../foundation/core/ip-plan.ts';
+import { planFromJson, planToJson, type PlanResult } from '../foundation/core/ip-plan.ts';
 import type { Plan, PlanInput, ValidationReport } from '../foundation/core/types.ts';
 import { startFoundation } from '../foundation/main.ts';
 import { buildBundle } from './bundle-build.ts';
@@ -238,7 +238,8 @@ export function registerFoundation(program: Command): void {
             lab: !o.production,
           };
           if (o.vip) input.clusterVip = o.vip;
-          result = makePlan(input);
+          // Foundation checks the plan, including addresses already answering on the network
+          result = await api<PlanResult>(o.url, 'POST', '/foundation/plan_check', input);
         }
         if (result.errors.length > 0 || !result.plan) {
           if (o.json) printJson({ errors: result.errors });

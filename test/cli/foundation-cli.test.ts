@@ -25,7 +25,7 @@ function cvg(...args: string[]): Promise<{ code: number; stdout: string; stderr:
 }
 
 before(async () => {
-  const up = await cvg('rack', 'up', '--nodes', '3', '--data-dir', dir, '--bmc-network', '127.51', '--pace', '0');
+  const up = await cvg('rack', 'up', '--nodes', '4', '--data-dir', dir, '--bmc-network', '127.51', '--pace', '0');
   assert.equal(up.code, 0, up.stderr);
   serve = spawn(process.execPath, [BIN, 'foundation', 'serve', '--data-dir', dir, '--port', '18051'], { stdio: ['ignore', 'pipe', 'pipe'] });
   await new Promise<void>((resolve, reject) => {
@@ -48,14 +48,14 @@ test('build, upload, discover, validate, plan and image from the CLI', async () 
   assert.equal(u.code, 0, u.stderr);
   assert.match(u.stdout, /uploaded converge-2\.0\.0\.tar\.gz \(bundle 2\.0\.0/);
   const d = await cvg('foundation', 'discover', '--url', URL_, '--json');
-  assert.equal(JSON.parse(d.stdout).flatMap((x: any) => x.nodes).length, 3);
+  assert.equal(JSON.parse(d.stdout).flatMap((x: any) => x.nodes).length, 4);
   const v = await cvg('foundation', 'validate', '--url', URL_, '--json');
   assert.equal(v.code, 0, v.stderr);
   assert.equal(JSON.parse(v.stdout).verdict, 'PASS');
   const planFile = join(dir, 'plan.json');
   const p = await cvg('foundation', 'plan', '--url', URL_, '--out', planFile, '--host-start', '127.52.0.1', '--cvm-start', '127.52.1.1', '--gateway', '127.52.255.254');
   assert.equal(p.code, 0, p.stderr);
-  assert.equal(JSON.parse(readFileSync(planFile, 'utf8')).nodes[2].cvmIp, '127.52.1.3');
+  assert.equal(JSON.parse(readFileSync(planFile, 'utf8')).nodes[3].cvmIp, '127.52.1.4');
   const bad = await cvg('foundation', 'plan', '--url', URL_, '--out', join(dir, 'bad.json'), '--host-start', '10.0.0.1', '--gateway', '10.0.255.254', '--cvm-start', '10.0.1.1');
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /127\.0\.0\.0\/8|loopback|lab/i);

@@ -134,3 +134,27 @@ test('bad image_nodes input: the Foundation error envelope names the field; noth
   assert.equal(unknown.status, 404);
   assert.equal(unknown.json.error.session_id, 'nope');
 });
+
+test('plan_check skips addresses already answering on the network and refuses them when explicit', async () => {
+  const { createServer } = await import('node:net');
+  const squatter = createServer().listen(8100, '127.53.0.1');
+  await new Promise((r) => squatter.once('listening', r));
+  try {
+    const input = {
+      clusterName: 'c1', dns: ['127.0.0.53'], ntp: ['127.0.0.123'], hostnamePrefix: 'n', lab: true,
+      bmc: { netmask: '255.255.0.0', gateway: '127.43.255.254' },
+      host: { netmask: '255.255.0.0', gateway: '127.53.255.254', start: '127.53.0.1' },
+      cvm: { netmask: '255.255.0.0', gateway: '127.53.255.254', start: '127.53.1.1' },
+      nodes: [{ serial: 'A', bmcIp: '127.43.0.1' }, { serial: 'B', bmcIp: '127.43.0.2' }],
+    };
+    const r = (await t.call('POST', '/foundation/plan_check', input)).json;
+    assert.deepEqual(r.errors, []);
+    assert.deepEqual(r.plan.nodes.map((n: any) => n.hostIp), ['127.53.0.2', '127.53.0.3'], 'the answering 127.53.0.1 is skipped');
+    const explicit = (await t.call('POST', '/foundation/plan_check', { ...input, nodes: [{ serial: 'A', bmcIp: '127.43.0.1', hostIp: '127.53.0.1' }] })).json;
+    assert.equal(explicit.plan, null);
+    assert.equal(explicit.errors[0].node, 'A');
+    assert.equal(explicit.errors[0].field, 'hostIp');
+  } finally {
+    squatter.close();
+  }
+});

@@ -9,7 +9,6 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { readFileSync } from 'node:fs';
 import { ConvergeError, InputError, NotFoundError, ConflictError, errorMessage, isConvergeError } from '../../shared/errors.ts';
 import type { FoundationError } from '../protocol/api.ts';
-import { makePlan } from '../core/ip-plan.ts';
 import { Foundation, FOUNDATION_VERSION } from './foundation.ts';
 import { OPENAPI } from './openapi.ts';
 
@@ -115,7 +114,7 @@ export function createFoundationApi(f: Foundation): FastifyInstance {
     if (profile) o.profile = profile;
     return f.validate(nodes, o);
   });
-  app.post('/foundation/plan_check', (req) => makePlan(req.body as Parameters<typeof makePlan>[0]));
+  app.post('/foundation/plan_check', (req) => f.planCheck(req.body));
   app.post('/foundation/retry_node', (req) => {
     const query = req.query as Record<string, unknown>;
     const s = f.session(sessionOf(query));

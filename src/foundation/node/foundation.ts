@@ -20,7 +20,7 @@ import type { CvmAnnounce, InstallConfig, InstallerReport } from '../protocol/in
 import { imageNodesSchema, ipmiConfigSchema, fieldOf, type ImageNodesRequest } from '../protocol/api.ts';
 import type { DiscoveredNode, Profile, ValidationReport, PlanInput } from '../core/types.ts';
 import { validateHardware } from '../core/validation.ts';
-import { makePlan, parseIpv4, formatIpv4 } from '../core/ip-plan.ts';
+import { makePlan, parseIpv4, formatIpv4, type PlanResult } from '../core/ip-plan.ts';
 import { initialImagingState } from '../core/imaging.ts';
 import { Bmc, type BmcCredentials } from './bmc.ts';
 import { BundleRepo } from './bundles.ts';
@@ -175,6 +175,26 @@ export class Foundation {
       minFirmware: o.minFirmware ?? {},
       overrides: o.overrides ?? [],
     });
+  }
+
+  /**
+   * Plans addresses and checks the plan, including "no address already answering": every
+   * address the plan would use is probed, and answering ones are skipped (assigned) or refused
+   * (explicit), re-planning until the plan is stable.
+   */
+  async planCheck(input: unknown): Promise<PlanResult> {
+    if (input === null || typeof input !== 'object' || Array.isArray(input)) throw new InputError('body', 'send a plan input object (see docs/foundation.md)');
+    const inUse = new Set<string>();
+    let result = makePlan(input as PlanInput, inUse);
+    for (let round = 0; round < 4 && result.plan; round++) {
+      const p = result.plan;
+      const candidates = [...p.nodes.flatMap((n) => [n.hostIp, n.cvmIp]), ...(p.clusterVip ? [p.clusterVip] : [])].filter((a) => !inUse.has(a));
+      const busy = (await mapLimit(candidates, 32, async (a) => ((await answers(a, [22, 8100, 2100, 9440])) ? a : null))).filter((a): a is string => a !== null);
+      if (busy.length === 0) break;
+      for (const a of busy) inUse.add(a);
+      result = makePlan(input as PlanInput, inUse);
+    }
+    return result;
   }
 
   // ---- imaging ---------------------------------------------------------------------------
