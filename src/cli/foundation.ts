@@ -58,8 +58,8 @@ async function api<T = unknown>(url: string, method: string, path: string, body?
 const bar = (pct: number, w = 20): string => '█'.repeat(Math.round((pct / 100) * w)).padEnd(w, '·');
 
 function renderProgress(p: ProgressResponse): string {
-  const rows = [['NODE', 'HOST', 'STAGE', '', '%', 'STATUS']];
-  for (const n of p.nodes) rows.push([n.node_serial, n.hypervisor_ip, n.stage, bar(n.percent_complete), String(n.percent_complete), String(n.status).slice(0, 90)]);
+  const rows = [['NODE', 'HOST', 'STAGE', '', '%', 'TIME', 'STATUS']];
+  for (const n of p.nodes) rows.push([n.node_serial, n.hypervisor_ip, n.stage, bar(n.percent_complete), String(n.percent_complete), `${n.time_elapsed}s`, String(n.status).slice(0, 90)]);
   return `${table(rows)}\nsession ${p.session_id}: ${p.aggregate_percent_complete}%${p.imaging_stopped ? ' — stopped' : ''}${p.abort_session ? ' (aborted)' : ''}`;
 }
 
