@@ -1,0 +1,131 @@
+/**
+ * @module
+ * What an NBD export serves (STYLE.md C8): a byte range with read, write, flush, trim and zero.
+ * The connection validates every request at the edge before calling a backend, so backends may
+ * assume offsets and lengths are in range. Two backends here: MemoryBackend (tests) and
+ * FileBackend (a fixed-size file; the benchmark's and the single-node case's store). The vdisk
+ * service of the storage fabric implements the same interface.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+
+export interface NbdBackend {
+  readonly size: bigint;
+  readonly readOnly: boolean;
+  pread(offset: number, length: number): Promise<Buffer>;
+  /** fua: the data must be durable before this resolves. */
+  pwrite(offset: number, data: Buffer, fua: boolean): Promise<void>;
+  flush(): Promise<void>;
+  trim(offset: number, length: number, fua: boolean): Promise<void>;
+  zero(offset: number, length: number, fua: boolean): Promise<void>;
+  close(): Promise<void>;
+}
+
+const PAGE = 64 * 1024;
+
+/** A sparse in-memory disk. */
+export class MemoryBackend implements NbdBackend {
+  readonly readOnly: boolean;
+  private pages = new Map<number, Buffer>();
+  constructor(readonly sizeBytes: number, opts: { readOnly?: boolean } = {}) {
+    this.readOnly = opts.readOnly ?? false;
+  }
+  get size(): bigint {
+    return BigInt(this.sizeBytes);
+  }
+  pread(offset: number, length: number): Promise<Buffer> {
+    const out = Buffer.alloc(length);
+    for (let pos = offset; pos < offset + length;) {
+      const page = Math.floor(pos / PAGE);
+      const inPage = pos - page * PAGE;
+      const n = Math.min(PAGE - inPage, offset + length - pos);
+      this.pages.get(page)?.copy(out, pos - offset, inPage, inPage + n);
+      pos += n;
+    }
+    return Promise.resolve(out);
+  }
+  pwrite(offset: number, data: Buffer): Promise<void> {
+    for (let pos = offset; pos < offset + data.length;) {
+      const page = Math.floor(pos / PAGE);
+      const inPage = pos - page * PAGE;
+      const n = Math.min(PAGE - inPage, offset + data.length - pos);
+      let p = this.pages.get(page);
+      if (!p) {
+        p = Buffer.alloc(PAGE);
+        this.pages.set(page, p);
+      }
+      data.copy(p, inPage, pos - offset, pos - offset + n);
+      pos += n;
+    }
+    return Promise.resolve();
+  }
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+  trim(offset: number, length: number): Promise<void> {
+    return this.zero(offset, length);
+  }
+  zero(offset: number, length: number): Promise<void> {
+    return this.pwrite(offset, Buffer.alloc(length));
+  }
+  close(): Promise<void> {
+    this.pages.clear();
+    return Promise.resolve();
+  }
+}
+
+/** A fixed-size file (created sparse at `size` if missing). */
+export class FileBackend implements NbdBackend {
+  private constructor(private readonly fh: FileHandle, readonly sizeBytes: number, readonly readOnly: boolean) {}
+
+  static async open(path: string, size: number, opts: { readOnly?: boolean } = {}): Promise<FileBackend> {
+    const fh = await open(path, opts.readOnly ? 'r' : 'a+').then(async (h) => {
+      await h.close();
+      return open(path, opts.readOnly ? 'r' : 'r+');
+    });
+    const st = await fh.stat();
+    if (st.size < size && !opts.readOnly) await fh.truncate(size);
+    return new FileBackend(fh, size, opts.readOnly ?? false);
+  }
+
+  get size(): bigint {
+    return BigInt(this.sizeBytes);
+  }
+  async pread(offset: number, length: number): Promise<Buffer> {
+    const b = Buffer.allocUnsafe(length);
+    let got = 0;
+    while (got < length) {
+      const { bytesRead } = await this.fh.read(b, got, length - got, offset + got);
+      if (bytesRead === 0) {
+        b.fill(0, got);
+        break;
+      }
+      got += bytesRead;
+    }
+    return b;
+  }
+  async pwrite(offset: number, data: Buffer, fua: boolean): Promise<void> {
+    let done = 0;
+    while (done < data.length) {
+      const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done);
+      done += bytesWritten;
+    }
+    if (fua) await this.fh.datasync();
+  }
+  flush(): Promise<void> {
+    return this.fh.datasync();
+  }
+  trim(offset: number, length: number, fua: boolean): Promise<void> {
+    return this.zero(offset, length, fua);
+  }
+  async zero(offset: number, length: number, fua: boolean): Promise<void> {
+    const chunk = Buffer.alloc(Math.min(length, 1 << 20));
+    for (let pos = offset; pos < offset + length; pos += chunk.length) {
+      const n = Math.min(chunk.length, offset + length - pos);
+      await this.pwrite(pos, n === chunk.length ? chunk : chunk.subarray(0, n), false);
+    }
+    if (fua) await this.fh.datasync();
+  }
+  close(): Promise<void> {
+    return this.fh.close();
+  }
+}
