@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DiskVolume } from '../shared/disk-volume.ts';
 import { errorMessage } from '../shared/errors.ts';
+import { onLines } from '../shared/lines.ts';
 import { HARDWARE_ENV, type NodeHardware } from '../rack/protocol/hardware.ts';
 import { NODE_CONFIG_PATH, CVM_ENTRY, HOST_AGENT_PORT, type NodeConfig, type CvmConfig } from './protocol/node-config.ts';
 
@@ -55,20 +56,12 @@ function startCvm(configPath: string): void {
   cvm = child;
   cvmState = 'starting';
   const t0 = Date.now();
-  const pipe = (s: NodeJS.ReadableStream | null): void => {
-    let rest = '';
-    s?.setEncoding('utf8');
-    s?.on('data', (chunk: string) => {
-      const parts = (rest + chunk).split('\n');
-      rest = parts.pop() ?? '';
-      for (const p of parts) {
-        console.log(`cvm: ${p}`);
-        if (p.includes('CVM up')) cvmState = 'running';
-      }
-    });
+  const line = (p: string): void => {
+    console.log(`cvm: ${p}`);
+    if (p.includes('CVM up')) cvmState = 'running';
   };
-  pipe(child.stdout);
-  pipe(child.stderr);
+  onLines(child.stdout, line);
+  onLines(child.stderr, line);
   child.on('exit', (code, signal) => {
     cvm = undefined;
     if (restarting) return;
