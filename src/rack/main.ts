@@ -7,6 +7,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { SystemClock } from '../shared/clock.ts';
 import { SeededRandom } from '../shared/random.ts';
 import { writeJson } from '../shared/json-file.ts';
+import { errorMessage } from '../shared/errors.ts';
 import { Rack } from './node/rack.ts';
 
 export interface DaemonInfo {
@@ -30,13 +31,23 @@ export async function runRackDaemon(dataDir: string, onReady?: (rack: Rack) => v
     })();
     return stopping;
   };
-  rack.onShutdownRequest = () => void stop('shutdown requested').then(() => process.exit(0));
-  process.on('SIGTERM', () => void stop('SIGTERM').then(() => process.exit(0)));
-  process.on('SIGINT', () => void stop('SIGINT').then(() => process.exit(0)));
+  /** Stops, then exits: 0 when the stop went well, 1 (after logging why) when it did not. */
+  const stopAndExit = (why: string): void => {
+    stop(why).then(
+      () => process.exit(0),
+      (e: unknown) => {
+        log(`rack stop failed: ${errorMessage(e)}`);
+        process.exit(1);
+      },
+    );
+  };
+  rack.onShutdownRequest = () => stopAndExit('shutdown requested');
+  process.on('SIGTERM', () => stopAndExit('SIGTERM'));
+  process.on('SIGINT', () => stopAndExit('SIGINT'));
   try {
     await rack.start();
   } catch (e) {
-    await rack.stop().catch(() => undefined);
+    await rack.stop().catch((e2: unknown) => log(`rack stop after a failed start: ${errorMessage(e2)}`));
     throw e;
   }
   const info: DaemonInfo = { pid: process.pid, controlUrl: rack.controlUrl, startedAt: new Date().toISOString() };

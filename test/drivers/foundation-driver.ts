@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBundle } from '../../src/cli/bundle-build.ts';
 import { startFoundation, type RunningFoundation } from '../../src/foundation/main.ts';
+import { Agent, fetch as ufetch } from 'undici';
 import { TestRack, PASSWORD } from './rack-driver.ts';
 
 let bundleCache: Promise<{ file: string; dir: string }> | undefined;
@@ -25,9 +26,14 @@ export function testBundle(): Promise<{ file: string; dir: string }> {
 export class TestFoundation {
   private constructor(readonly tr: TestRack, public fd: RunningFoundation, readonly dir: string, readonly net: string, private readonly opts: Parameters<typeof startFoundation>[0]) {}
 
+  /** Connections to Foundation; replaced on restart so no request rides a closed keep-alive socket. */
+  private agent = new Agent();
+
   /** Stops Foundation and starts it again on the same data dir and port. */
   async restart(): Promise<void> {
     await this.fd.close();
+    await this.agent.close();
+    this.agent = new Agent();
     this.fd = await startFoundation(this.opts);
   }
 
@@ -43,7 +49,7 @@ export class TestFoundation {
   }
 
   async call(method: string, path: string, body?: unknown): Promise<{ status: number; json: any; text: string }> {
-    const init: RequestInit = { method };
+    const init: Parameters<typeof ufetch>[1] = { method, dispatcher: this.agent };
     if (Buffer.isBuffer(body)) {
       init.body = body;
       init.headers = { 'Content-Type': 'application/octet-stream' };
@@ -51,7 +57,7 @@ export class TestFoundation {
       init.body = JSON.stringify(body);
       init.headers = { 'Content-Type': 'application/json' };
     }
-    const r = await fetch(`${this.fd.url}${path}`, init);
+    const r = await ufetch(`${this.fd.url}${path}`, init);
     const text = await r.text();
     let json: any;
     try {
@@ -100,6 +106,7 @@ export class TestFoundation {
 
   async stop(): Promise<void> {
     await this.fd.close();
+    await this.agent.close();
     await this.tr.stop();
     rmSync(this.dir, { recursive: true, force: true });
   }

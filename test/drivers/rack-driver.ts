@@ -32,10 +32,12 @@ export class RedfishTestClient {
   }
 
   async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<RfResponse> {
-    const init: Parameters<typeof ufetch>[1] = { method, dispatcher: this.agent, headers: { ...this.auth, ...headers } };
+    const h: Record<string, string> = { ...this.auth, ...headers };
+    const init: Parameters<typeof ufetch>[1] = { method, dispatcher: this.agent, headers: h };
     if (body !== undefined) {
       init.body = typeof body === 'string' ? body : JSON.stringify(body);
-      (init.headers as Record<string, string>)['Content-Type'] = 'application/json';
+      // JSON unless the test says otherwise
+      if (!Object.keys(h).some((k) => k.toLowerCase() === 'content-type')) h['Content-Type'] = 'application/json';
     }
     const res = await ufetch(`${this.base}${path}`, init);
     const text = await res.text();
@@ -60,23 +62,36 @@ export class RedfishTestClient {
   delete(path: string): Promise<RfResponse> {
     return this.request('DELETE', path);
   }
+  head(path: string, headers?: Record<string, string>): Promise<RfResponse> {
+    return this.request('HEAD', path, undefined, headers);
+  }
 }
 
 export const PASSWORD = 'lab-password-1';
 
 export class TestRack {
   readonly agent: Agent;
-  private constructor(readonly rack: Rack, readonly dataDir: string, private readonly owned: boolean) {
+  /** What the rack logged. */
+  readonly logs: string[];
+  private stopped = false;
+  private constructor(readonly rack: Rack, readonly dataDir: string, private readonly owned: boolean, logs: string[]) {
+    this.logs = logs;
     this.agent = new Agent({ connect: { ca: readFileSync(rack.layout.caCert, 'utf8') }, keepAliveTimeout: 10 });
   }
 
   /** Starts a new rack in a fresh temp dir on the given loopback /16 (each test file its own). */
   static async start(network: string, opts: Partial<CreateOptions> = {}, dataDir?: string): Promise<TestRack> {
     const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'cvg-rack-'));
-    const ropts = { dataDir: dir, clock: new SystemClock(), random: new SeededRandom(7), log: () => undefined };
+    const logs: string[] = [];
+    const ropts = { dataDir: dir, clock: new SystemClock(), random: new SeededRandom(7), log: (m: string) => void logs.push(m) };
     const rack = Rack.exists(dir) ? Rack.load(ropts) : Rack.create(ropts, { nodes: 2, pace: 0, bmcNetwork: network, bmcPassword: PASSWORD, ssdpPort: 20000 + Number(network.split('.')[1]), ...opts });
-    await rack.start();
-    return new TestRack(rack, dir, dataDir === undefined);
+    try {
+      await rack.start();
+    } catch (e) {
+      await rack.stop().catch(() => undefined);
+      throw e;
+    }
+    return new TestRack(rack, dir, dataDir === undefined, logs);
   }
 
   node(i = 0): NodeRuntime {
@@ -101,8 +116,10 @@ export class TestRack {
     }
   }
 
-  /** Stops the rack; removes its data dir unless keep is set. */
+  /** Stops the rack (once; later calls do nothing); removes its data dir unless keep is set. */
   async stop(keep = false): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
     await this.rack.stop();
     await this.agent.close();
     if (this.owned && !keep) rmSync(this.dataDir, { recursive: true, force: true });

@@ -14,15 +14,16 @@ import { DiskVolume } from '../../src/shared/disk-volume.ts';
 test('a restarted rack is the same rack', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cvg-persist-'));
   const files = await FileServer.start();
+  let tr: TestRack | undefined;
   try {
     const url = files.serve('installer.tar', await buildImage({ 'installer.mjs': TEST_INSTALLER, 'hv.mjs': TEST_HYPERVISOR }, { name: 'test-installer', version: '1.0', entry: 'installer.mjs' }));
-    let tr = await TestRack.start('127.34', { nodes: 2 }, dir);
+    tr = await TestRack.start('127.34', { nodes: 2 }, dir);
     const serials = tr.rack.nodes.map((n) => n.serial);
     const rf0 = tr.redfish(0);
     await rf0.post('/redfish/v1/Managers/1/VirtualMedia/CD1/Actions/VirtualMedia.InsertMedia', { Image: url });
     await rf0.patch('/redfish/v1/Systems/1', { Boot: { BootSourceOverrideTarget: 'Cd', BootSourceOverrideEnabled: 'Once' }, AssetTag: 'keep-me' });
     await rf0.post('/redfish/v1/Systems/1/Actions/ComputerSystem.Reset', { ResetType: 'On' });
-    await tr.until(() => tr.node(0).state.power.running?.name === 'test-hypervisor', 15_000, 'install');
+    await tr.until(() => tr?.node(0).state.power.running?.name === 'test-hypervisor', 15_000, 'install');
     const rf1 = tr.redfish(1);
     await rf1.patch('/redfish/v1/Systems/1', { Boot: { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Continuous' } });
     await rf1.post('/redfish/v1/AccountService/Accounts', { UserName: 'ops', Password: 'ops-password-1', RoleId: 'Operator' });
@@ -35,7 +36,7 @@ test('a restarted rack is the same rack', async () => {
     tr = await TestRack.start('127.34', {}, dir);
     assert.deepEqual(tr.rack.nodes.map((n) => n.serial), serials);
     // node 0 was on: power is restored and it boots what is installed on its disk
-    await tr.until(() => tr.node(0).state.power.running?.name === 'test-hypervisor', 15_000, 'restore boot');
+    await tr.until(() => tr?.node(0).state.power.running?.name === 'test-hypervisor', 15_000, 'restore boot');
     assert.equal(tr.node(0).state.power.running?.source, 'Hdd');
     const s0 = (await tr.redfish(0).get('/redfish/v1/Systems/1')).json;
     assert.equal(s0.PowerState, 'On');
@@ -52,6 +53,8 @@ test('a restarted rack is the same rack', async () => {
     assert.equal(again.used(), 8192);
     await tr.stop(true);
   } finally {
+    // a failed assertion must not leave the rack (and its node programs) running
+    await tr?.stop(true).catch(() => undefined);
     await files.stop();
     rmSync(dir, { recursive: true, force: true });
   }

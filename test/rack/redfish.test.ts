@@ -71,6 +71,9 @@ test('every resource: @odata.id is its URI, @odata.type is versioned, Id/Name pr
     assert.match(h.get('etag') ?? '', /^"[0-9a-f]+"$/, `ETag of ${path}`);
     assert.match(h.get('allow') ?? '', /GET/, `Allow of ${path}`);
     assert.equal(h.get('odata-version'), '4.0');
+    const [ns, version] = String(r['@odata.type']).slice(1).split('.');
+    const schema = /^v\d+_\d+_\d+$/.test(version ?? '') ? `${ns}.${version}` : ns;
+    assert.equal(h.get('link'), `<http://redfish.dmtf.org/schemas/v1/${schema}.json>; rel=describedby`, `Link of ${path}`);
   }
   assert.ok(all.size > 40, `crawled ${all.size} resources`);
 });
@@ -311,4 +314,6 @@ test('BMC network settings (ipmi_config): validated, then the BMC moves to its n
   assert.equal(nic.IPv4Addresses[0].Address, '127.32.9.9');
   assert.equal(nic.HostName, 'bmc-b');
   assert.equal(tr.rack.summary(tr.node(1)).bmc.ip, '127.32.9.9');
+  // what the node's programs are told follows the move
+  assert.deepEqual([tr.node(1).hardware('Hdd').bmc.ip, tr.node(1).hardware('Hdd').bmc.url], ['127.32.9.9', 'https://127.32.9.9:8443']);
 });

@@ -139,3 +139,17 @@ test('restore after a rack restart powers a node that was on', () => {
   assert.equal(r.state.phase, 'post');
   assert.deepEqual(step(initialPowerState(0), { kind: 'restore' }, ctx()).commands, []);
 });
+
+test('restore of a node that was gracefully shutting down leaves it off; one that was restarting boots', () => {
+  const stopping = run(running(), [{ kind: 'reset', type: 'GracefulShutdown' }]).state;
+  assert.equal(stopping.phase, 'stopping');
+  const r = step(stopping, { kind: 'restore' }, ctx());
+  assert.equal(r.state.power, 'Off');
+  assert.equal(r.state.phase, 'off');
+  assert.ok(!r.commands.some((c) => c.kind === 'timer' || c.kind === 'boot'), 'no POST, no boot');
+  // a stale graceful timeout of the interrupted shutdown changes nothing
+  const t = step(r.state, { kind: 'timer', name: 'gracefulTimeout', epoch: stopping.epoch }, ctx());
+  assert.equal(t.state.power, 'Off');
+  const restarting = run(running(), [{ kind: 'reset', type: 'GracefulRestart' }]).state;
+  assert.equal(step(restarting, { kind: 'restore' }, ctx()).state.phase, 'post');
+});

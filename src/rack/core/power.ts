@@ -236,6 +236,11 @@ export function step(state: PowerMachineState, event: PowerEvent, ctx: PowerCont
       return reset(state, event.type, ctx);
     case 'restore':
       if (state.power === 'Off' && state.phase !== 'cycling') return { state, commands };
+      if (state.phase === 'stopping' && state.after === 'off') {
+        // The rack stopped during a graceful shutdown: the node was on its way off, so it stays off.
+        commands.push({ kind: 'console', line: 'AC power restored: the system was shutting down; it stays off' });
+        return { state: toOff(state, ctx), commands };
+      }
       commands.push({ kind: 'console', line: 'AC power restored: power restore policy LastState' });
       return { state: startPost({ ...state, power: 'Off', phase: 'off' }, ctx, commands), commands };
     case 'timer': {

@@ -11,10 +11,10 @@
  *  3. Every state change is persisted before the next command runs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, type WriteStream } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import { createHash } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { extract } from 'tar';
 import type { Clock, Disposable } from '../../shared/clock.ts';
 import type { Random } from '../../shared/random.ts';
@@ -28,6 +28,7 @@ import {
 import { inventoryFor, type HardwareModel, type NodeIdentity, type NodeInventory } from '../core/models.ts';
 import { BOOT_MANIFEST, HARDWARE_ENV, type BootManifest, type NodeHardware } from '../protocol/hardware.ts';
 import type { NodeLayout } from './layout.ts';
+import { basicAuth, DownloadTooLarge, readLimited, redactUrl, splitUserInfo, type Credentials } from './http-util.ts';
 
 export interface Account {
   id: string;
@@ -39,10 +40,13 @@ export interface Account {
 }
 
 export interface VirtualMediaState {
+  /** The image URL, without user-info (credentials are kept apart, never shown or logged). */
   image: string | null;
   inserted: boolean;
   writeProtected: boolean;
   transferProtocolType: string | null;
+  /** InsertMedia UserName/Password (or the URL's user-info): sent as HTTP Basic when fetching. */
+  credentials?: Credentials;
 }
 
 export interface NodeFaults {
@@ -79,6 +83,8 @@ export interface NodeState {
   assetTag: string;
   indicatorLed: 'Off' | 'Lit' | 'Blinking';
   faults: NodeFaults;
+  /** Id of the first line of console.log (line Ids survive its rotation). */
+  consoleFirstId?: number;
 }
 
 export interface EventEntry {
@@ -96,8 +102,17 @@ export interface NodeRuntimeDeps {
   bmcUrl: string;
   /** The first administrator of a new node's BMC (the hash is computed once per rack). */
   initialAccount: { userName: string; passwordHash: string };
-  /** Extra CA (PEM) trusted when fetching virtual media over HTTPS. */
   log: (msg: string) => void;
+  /** The Node binary that runs what a node boots (tests replace it). */
+  execPath?: string;
+  /** Largest virtual media image the node downloads (default MAX_MEDIA_BYTES). */
+  maxMediaBytes?: number;
+}
+
+/** One line of the serial console, with an Id that stays the same across console.log rotation. */
+export interface ConsoleEntry {
+  id: number;
+  line: string;
 }
 
 export const DEFAULT_BIOS_ATTRIBUTES: Readonly<Record<string, string | number | boolean>> = {
@@ -112,6 +127,27 @@ export const DEFAULT_BIOS_ATTRIBUTES: Readonly<Record<string, string | number | 
 };
 
 const MAX_EVENTS = 500;
+/** console.log is rotated to console.log.1 when it reaches this size. */
+export const CONSOLE_ROTATE_BYTES = 1 << 20;
+/** Console lines kept in memory for LogServices/Console/Entries. */
+export const CONSOLE_TAIL_LINES = 1000;
+/** Virtual media larger than this is refused (the boot fails with "image too large"). */
+export const MAX_MEDIA_BYTES = 1024 ** 3;
+
+/** The user-visible reason of a media download failure. */
+function mediaError(e: unknown): string {
+  if (e instanceof DownloadTooLarge) return `image too large (${e.message})`;
+  return errorMessage(e);
+}
+
+/** The lines of a console log file; nothing for what is missing or not a regular file. */
+function readLines(path: string): string[] {
+  try {
+    return existsSync(path) && statSync(path).isFile() ? readFileSync(path, 'utf8').split('\n').filter((l) => l.length > 0) : [];
+  } catch {
+    return [];
+  }
+}
 
 export class NodeRuntime {
   readonly inventory: NodeInventory;
@@ -121,7 +157,15 @@ export class NodeRuntime {
   private childExit: Promise<void> = Promise.resolve();
   private chain: Promise<void> = Promise.resolve();
   private timers = new Set<Disposable>();
-  private console: WriteStream;
+  private console: WriteStream | undefined;
+  /** Bytes in console.log (for rotation). */
+  private consoleBytes = 0;
+  private consoleNextId = 1;
+  /** The last CONSOLE_TAIL_LINES lines, oldest first. */
+  private consoleTail: ConsoleEntry[] = [];
+  /** Aborts the virtual media download of the boot in progress (ForceOff, a reset, rack down). */
+  private bootAbort: AbortController | undefined;
+  private currentBmcUrl: string;
   private disposed = false;
 
   constructor(readonly identity: NodeIdentity, readonly model: HardwareModel, private readonly deps: NodeRuntimeDeps) {
@@ -135,8 +179,71 @@ export class NodeRuntime {
     const saved = readJson<NodeState>(L.state);
     this.state = saved ? { ...this.freshState(), ...saved, faults: { ...NO_FAULTS, ...saved.faults } } : this.freshState();
     this.events = readJson<EventEntry[]>(L.events) ?? [];
-    this.console = createWriteStream(L.console, { flags: 'a' });
+    this.currentBmcUrl = deps.bmcUrl;
+    this.loadConsole();
+    this.openConsole();
     this.persist();
+  }
+
+  /** The console's tail and next line Id, from console.log (and console.log.1 if the tail needs it). */
+  private loadConsole(): void {
+    const L = this.deps.layout;
+    const firstId = this.state.consoleFirstId ?? 1;
+    const cur = readLines(L.console);
+    let entries: ConsoleEntry[] = cur.map((line, i) => ({ id: firstId + i, line }));
+    if (entries.length < CONSOLE_TAIL_LINES) {
+      const prev = readLines(`${L.console}.1`);
+      const older = prev.map((line, i) => ({ id: firstId - prev.length + i, line }));
+      entries = [...older.slice(-(CONSOLE_TAIL_LINES - entries.length)), ...entries];
+    }
+    this.consoleTail = entries.slice(-CONSOLE_TAIL_LINES);
+    this.consoleNextId = firstId + cur.length;
+  }
+
+  /** Opens console.log for appending. A console that cannot be written is logged, never fatal. */
+  private openConsole(): void {
+    const path = this.deps.layout.console;
+    try {
+      const fd = openSync(path, 'a', 0o644);
+      this.consoleBytes = fstatSync(fd).size;
+      const stream = createWriteStream(path, { fd });
+      stream.on('error', (e) => {
+        this.deps.log(`node ${this.serial}: console log ${path}: ${e.message}`);
+        if (this.console === stream) this.console = undefined;
+      });
+      this.console = stream;
+    } catch (e) {
+      this.console = undefined;
+      this.deps.log(`node ${this.serial}: cannot open the console log ${path}: ${errorMessage(e)}`);
+    }
+  }
+
+  /** console.log → console.log.1 (the previous .1 is dropped); line Ids go on where they were. */
+  private rotateConsole(): void {
+    const L = this.deps.layout;
+    try {
+      // persisted first: after a crash mid-rotation Ids may skip ahead, but never repeat
+      this.state.consoleFirstId = this.consoleNextId;
+      this.persist();
+      const old = this.console;
+      this.console = undefined;
+      old?.end();
+      rmSync(`${L.console}.1`, { force: true });
+      renameSync(L.console, `${L.console}.1`);
+    } catch (e) {
+      this.deps.log(`node ${this.serial}: cannot rotate the console log: ${errorMessage(e)}`);
+    }
+    this.openConsole();
+    if (this.consoleBytes >= CONSOLE_ROTATE_BYTES) this.consoleBytes = 0; // rotation failed: try again after another MiB
+  }
+
+  /** Runs f, logging instead of throwing: for timers and process events, where a throw would kill the rack. */
+  private safely(what: string, f: () => void): void {
+    try {
+      f();
+    } catch (e) {
+      this.deps.log(`node ${this.serial}: ${what}: ${errorMessage(e)}`);
+    }
   }
 
   private freshState(): NodeState {
@@ -163,7 +270,13 @@ export class NodeRuntime {
   }
 
   get bmcUrl(): string {
-    return this.deps.bmcUrl;
+    return this.currentBmcUrl;
+  }
+
+  /** The BMC moved (ipmi_config); what the running program is told follows. */
+  bmcMoved(url: string): void {
+    this.currentBmcUrl = url;
+    if (this.child) this.safely('hardware.json', () => this.writeHardware(this.state.power.running?.source ?? 'Hdd'));
   }
 
   /** Where a data disk of this node lives. */
@@ -172,15 +285,19 @@ export class NodeRuntime {
     return d ? this.deps.layout.disk(d.slot, d.serial) : undefined;
   }
 
+  /** state.json holds the BMC accounts' password hashes and media credentials: owner-only. */
   persist(): void {
-    writeJson(this.deps.layout.state, this.state);
+    writeJson(this.deps.layout.state, this.state, 0o600);
   }
 
   /** Applies an event to the state machine and queues its commands. */
   private apply(event: PowerEvent): void {
     const ctx = { now: this.deps.clock.now(), delays: delaysFor(this.deps.pace, this.deps.random), faults: { powerOnFailure: this.state.faults.powerOnFailure } };
     const { state, commands } = step(this.state.power, event, ctx);
+    const abandoned = state.epoch !== this.state.power.epoch || commands.some((c) => c.kind === 'stop');
     this.state.power = state;
+    // a boot that is downloading its media is abandoned at once, not after the download
+    if (abandoned) this.bootAbort?.abort(new Error('the boot was abandoned'));
     this.persist();
     for (const c of commands) this.chain = this.chain.then(() => this.run(c)).catch((e: unknown) => this.deps.log(`node ${this.serial}: ${errorMessage(e)}`));
   }
@@ -209,9 +326,15 @@ export class NodeRuntime {
     } while (c !== this.chain);
   }
 
-  consoleLine(line: string): void {
+  consoleLine(text: string): void {
     if (this.disposed) return;
-    this.console.write(`[${new Date(this.deps.clock.now()).toISOString()}] ${line}\n`);
+    const line = `[${new Date(this.deps.clock.now()).toISOString()}] ${text.replace(/\r?\n/g, ' ')}`;
+    this.consoleTail.push({ id: this.consoleNextId++, line });
+    if (this.consoleTail.length > CONSOLE_TAIL_LINES) this.consoleTail.splice(0, this.consoleTail.length - CONSOLE_TAIL_LINES);
+    const data = `${line}\n`;
+    this.console?.write(data);
+    this.consoleBytes += Buffer.byteLength(data);
+    if (this.consoleBytes >= CONSOLE_ROTATE_BYTES) this.rotateConsole();
   }
 
   addEvent(severity: EventEntry['severity'], message: string): void {
@@ -230,24 +353,35 @@ export class NodeRuntime {
     writeJson(this.deps.layout.events, this.events);
   }
 
-  /** The serial console as lines, oldest first (at most the last `max`). */
-  consoleLines(max = 1000): string[] {
-    if (!existsSync(this.deps.layout.console)) return [];
-    const lines = readFileSync(this.deps.layout.console, 'utf8').split('\n').filter((l) => l.length > 0);
-    return lines.slice(-max);
+  /** The serial console as lines, oldest first (at most the last `max`, from memory). */
+  consoleLines(max = CONSOLE_TAIL_LINES): string[] {
+    return this.consoleTail.slice(-max).map((e) => e.line);
   }
 
-  insertMedia(image: string, writeProtected: boolean, transferProtocolType: string | null): void {
+  /** The last CONSOLE_TAIL_LINES console lines with their stable Ids, oldest first. */
+  consoleEntries(): readonly ConsoleEntry[] {
+    return this.consoleTail;
+  }
+
+  /**
+   * Inserts virtual media. Credentials (InsertMedia UserName/Password, or the URL's user-info) are
+   * kept for the download and never shown: the image is stored, shown and logged without user-info.
+   */
+  insertMedia(image: string, writeProtected: boolean, transferProtocolType: string | null, credentials?: Credentials): void {
     let url: URL;
     try {
       url = new URL(image);
     } catch {
-      throw new InputError('Image', `"${image}" is not a URL`);
+      throw new InputError('Image', `"${redactUrl(image)}" is not a URL`);
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InputError('Image', `scheme ${url.protocol} is not supported; use http or https`, ['HTTP', 'HTTPS']);
-    this.state.virtualMedia = { image, inserted: true, writeProtected, transferProtocolType };
+    const split = splitUserInfo(image);
+    const vm: VirtualMediaState = { image: split.url, inserted: true, writeProtected, transferProtocolType };
+    const creds = credentials ?? split.credentials;
+    if (creds) vm.credentials = creds;
+    this.state.virtualMedia = vm;
     this.persist();
-    this.addEvent('OK', `Virtual media inserted: ${image}`);
+    this.addEvent('OK', `Virtual media inserted: ${split.url}`);
   }
 
   ejectMedia(): void {
@@ -291,7 +425,7 @@ export class NodeRuntime {
       model: this.model.name,
       vendor: this.model.vendor,
       block: { serial: this.identity.blockSerial, position: this.identity.position },
-      bmc: { ip: this.identity.bmcIp, url: this.deps.bmcUrl, mac: inv.bmcMac },
+      bmc: { ip: this.state.bmcNetwork.address, url: this.currentBmcUrl, mac: inv.bmcMac },
       cpu: inv.cpu,
       memory: { totalMiB: inv.dimms.reduce((a, d) => a + d.sizeMiB, 0), dimms: inv.dimms },
       nics: inv.nics.map((n) => ({ ...n, linkUp: !f.nicLinkDown.includes(n.id) })),
@@ -323,7 +457,7 @@ export class NodeRuntime {
       case 'timer': {
         const t = this.deps.clock.setTimeout(() => {
           this.timers.delete(t);
-          this.apply({ kind: 'timer', name: c.name, epoch: c.epoch });
+          if (!this.disposed) this.safely(`timer ${c.name}`, () => this.apply({ kind: 'timer', name: c.name, epoch: c.epoch }));
         }, c.ms);
         this.timers.add(t);
         return;
@@ -348,7 +482,11 @@ export class NodeRuntime {
   }
 
   private async boot(target: 'Cd' | 'Hdd' | 'Pxe', epoch: number): Promise<void> {
+    // A boot belongs to one power-on (its epoch): after every wait, a boot that ForceOff, a reset or
+    // rack down overtook is abandoned without a word (the state machine has moved on).
+    const stale = (): boolean => this.disposed || this.state.power.epoch !== epoch;
     await this.childExit; // invariant 1
+    if (stale()) return;
     const fail = (reason: string): void => this.apply({ kind: 'bootFailed', epoch, reason });
     if (this.state.faults.bootFailure) return fail(`${target === 'Cd' ? 'virtual CD' : target === 'Pxe' ? 'PXE' : 'boot disk'}: device error (injected boot failure)`);
     let dir: string;
@@ -357,14 +495,22 @@ export class NodeRuntime {
         this.consoleLine('PXE: DHCP discover on NIC1 ...');
         return fail('PXE: no DHCP offer received on NIC1');
       case 'Cd': {
-        const image = this.state.virtualMedia.inserted ? this.state.virtualMedia.image : null;
+        const vm = this.state.virtualMedia;
+        const image = vm.inserted ? vm.image : null;
         if (!image) return fail('no virtual media inserted (boot override Cd)');
-        this.consoleLine(`virtual CD: reading ${image}`);
+        const shown = redactUrl(image);
+        this.consoleLine(`virtual CD: reading ${shown}`);
+        const abort = new AbortController();
+        this.bootAbort = abort;
         try {
-          dir = await this.fetchMedia(image);
+          dir = await this.fetchMedia(image, vm.credentials, abort.signal);
         } catch (e) {
-          return fail(`virtual CD: cannot read ${image}: ${errorMessage(e)}`);
+          if (stale()) return;
+          return fail(`virtual CD: cannot read ${shown}: ${mediaError(e)}`);
+        } finally {
+          if (this.bootAbort === abort) this.bootAbort = undefined;
         }
+        if (stale()) return;
         break;
       }
       case 'Hdd': {
@@ -387,18 +533,53 @@ export class NodeRuntime {
     const source = target;
     this.writeHardware(source);
     this.consoleLine(`loading ${manifest.name} ${manifest.version}`);
-    const child = spawn(process.execPath, [entry], {
-      cwd: dir,
-      env: { ...process.env, [HARDWARE_ENV]: this.deps.layout.hardware, CONVERGE_NODE_SERIAL: this.identity.serial },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.child = child;
-    this.childExit = new Promise<void>((res) => {
-      child.once('exit', (code, signal) => {
-        if (this.child === child) this.child = undefined;
-        res();
-        if (!this.disposed) this.apply({ kind: 'exited', epoch, code, signal });
+    let child: ChildProcess;
+    try {
+      child = spawn(this.deps.execPath ?? process.execPath, [entry], {
+        cwd: dir,
+        env: { ...process.env, [HARDWARE_ENV]: this.deps.layout.hardware, CONVERGE_NODE_SERIAL: this.identity.serial },
+        stdio: ['ignore', 'pipe', 'pipe'],
       });
+    } catch (e) {
+      return fail(`cannot start ${manifest.entry}: ${errorMessage(e)}`);
+    }
+    this.child = child;
+    // A program that cannot be started (ENOENT, EAGAIN) emits 'error' and 'close' but no 'exit':
+    // whichever comes first ends it, once.
+    let spawned = false;
+    let ended = false;
+    let exited!: () => void;
+    this.childExit = new Promise<void>((res) => (exited = res));
+    const end = (): boolean => {
+      if (ended) return false;
+      ended = true;
+      if (this.child === child) this.child = undefined;
+      exited();
+      return true;
+    };
+    const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
+      if (end() && !this.disposed) this.safely('program exit', () => this.apply({ kind: 'exited', epoch, code, signal }));
+    };
+    let started!: () => void;
+    const startedOrFailed = new Promise<void>((res) => (started = res));
+    child.once('spawn', () => {
+      spawned = true;
+      started();
+      if (!this.disposed) this.safely('program start', () => this.apply({ kind: 'booted', epoch, source, name: manifest.name, version: manifest.version }));
+    });
+    child.once('exit', onExit);
+    child.once('close', (code: number | null, signal: NodeJS.Signals | null) => {
+      if (spawned) onExit(code, signal);
+      else if (end()) started();
+    });
+    child.on('error', (e) => {
+      if (spawned) {
+        this.deps.log(`node ${this.serial}: program: ${e.message}`);
+        return;
+      }
+      const first = end();
+      started();
+      if (first && !this.disposed) this.safely('program start', () => fail(`cannot start ${manifest.entry}: ${e.message}`));
     });
     const pipe = (s: NodeJS.ReadableStream | null): void => {
       let rest = '';
@@ -408,44 +589,74 @@ export class NodeRuntime {
         rest = parts.pop() ?? '';
         for (const p of parts) this.consoleLine(p);
       });
+      s?.on('error', () => undefined);
     };
     pipe(child.stdout);
     pipe(child.stderr);
-    await new Promise<void>((res) => {
-      child.once('spawn', () => {
-        this.apply({ kind: 'booted', epoch, source, name: manifest.name, version: manifest.version });
-        res();
-      });
-      child.once('error', (e) => {
-        fail(`cannot start ${manifest.entry}: ${e.message}`);
-        res();
-      });
-    });
+    await startedOrFailed;
   }
 
-  /** Downloads virtual media (a tar archive holding boot.json) and unpacks it; cached by URL. */
-  private async fetchMedia(url: string): Promise<string> {
-    const dir = join(this.deps.layout.media, createHash('sha256').update(url).digest('hex').slice(0, 16));
+  /**
+   * Downloads virtual media (a tar archive, optionally gzip, holding boot.json) into the media
+   * folder and unpacks it. Refuses what is not an image from its first bytes, and images larger
+   * than maxMediaBytes; `signal` abandons the download.
+   */
+  private async fetchMedia(url: string, credentials: Credentials | undefined, signal: AbortSignal): Promise<string> {
+    const split = splitUserInfo(url);
+    const creds = credentials ?? split.credentials;
+    const max = this.deps.maxMediaBytes ?? MAX_MEDIA_BYTES;
+    const dir = join(this.deps.layout.media, createHash('sha256').update(split.url).digest('hex').slice(0, 16));
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
-    const res = await fetch(url, { signal: AbortSignal.timeout(120_000) });
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    const body = Buffer.from(await res.arrayBuffer());
-    const isGzip = body[0] === 0x1f && body[1] === 0x8b;
-    const isTar = body.length > 262 && body.subarray(257, 262).toString('latin1') === 'ustar';
-    if (!isGzip && !isTar) throw new Error('not a bootable image (expected a tar archive with boot.json)');
+    const headers: Record<string, string> = {};
+    if (creds) headers['Authorization'] = basicAuth(creds);
     const file = join(dir, '.image');
-    await writeFile(file, body);
-    await extract({ file, cwd: dir, strict: true });
-    rmSync(file);
-    return dir;
+    try {
+      const res = await fetch(split.url, { headers, signal: AbortSignal.any([signal, AbortSignal.timeout(120_000)]) });
+      if (!res.ok) {
+        await res.body?.cancel().catch(() => undefined);
+        throw new Error(`HTTP ${res.status}`);
+      }
+      const out = await open(file, 'w');
+      let head = Buffer.alloc(0);
+      let checked = false;
+      const check = (): void => {
+        checked = true;
+        const isGzip = head[0] === 0x1f && head[1] === 0x8b;
+        const isTar = head.length > 262 && head.subarray(257, 262).toString('latin1') === 'ustar';
+        if (!isGzip && !isTar) throw new Error('not a bootable image (expected a tar archive with boot.json)');
+      };
+      try {
+        await readLimited(res, max, async (chunk) => {
+          if (!checked) {
+            head = Buffer.concat([head, chunk]);
+            if (head.length > 262) check();
+          }
+          await out.write(chunk);
+        });
+        if (!checked) check();
+      } finally {
+        await out.close();
+      }
+      if (signal.aborted) throw signal.reason;
+      await extract({ file, cwd: dir, strict: true });
+      rmSync(file);
+      return dir;
+    } catch (e) {
+      rmSync(dir, { recursive: true, force: true });
+      throw e;
+    }
   }
 
-  /** Stops what the node runs and its timers, leaving the persisted state as it is (rack down). */
+  /**
+   * Stops what the node runs and its timers, leaving the persisted state as it is (rack down). A boot
+   * in progress is abandoned (its download aborted); queued commands are drained, doing nothing.
+   */
   async shutdown(): Promise<void> {
     for (const t of this.timers) t.dispose();
     this.timers.clear();
     this.disposed = true;
+    this.bootAbort?.abort(new Error('the rack is stopping'));
     const child = this.child;
     if (child) {
       child.kill('SIGTERM');
@@ -453,6 +664,9 @@ export class NodeRuntime {
       await this.childExit;
       clearTimeout(killer);
     }
-    await new Promise<void>((res) => this.console.end(res));
+    await this.settled();
+    const stream = this.console;
+    this.console = undefined;
+    if (stream && !stream.destroyed) await new Promise<void>((res) => stream.end(res));
   }
 }

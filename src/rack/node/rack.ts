@@ -11,10 +11,11 @@
  */
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { createSocket, type Socket as UdpSocket, type RemoteInfo } from 'node:dgram';
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Clock } from '../../shared/clock.ts';
 import type { Random } from '../../shared/random.ts';
 import { ConflictError, InputError, NotFoundError, errorMessage, isConvergeError } from '../../shared/errors.ts';
@@ -22,14 +23,15 @@ import { readJson, writeJson } from '../../shared/json-file.ts';
 import { generatePassword, hashPassword } from '../../shared/passwords.ts';
 import { ensureCa, ensureServerCert, type Pem } from '../../shared/tls.ts';
 import { BUILTIN_MODELS, DEFAULT_BMC_NETWORK, DEFAULT_MODEL, findModel, parseHardwareModel, rackNewNodes, type HardwareModel, type NodeIdentity } from '../core/models.ts';
-import { SSDP_ADDRESS, SSDP_ST } from '../protocol/redfish.ts';
+import { SSDP_ADDRESS, SSDP_ST, message } from '../protocol/redfish.ts';
 import type { RackNodeSummary, RackStatus, FaultPatch } from '../protocol/control.ts';
 import { RackLayout } from './layout.ts';
 import { NodeRuntime, NO_FAULTS, type NodeFaults } from './node-runtime.ts';
 import { BmcMemory } from './redfish/bmc-state.ts';
+import { RedfishError } from './redfish/http-error.ts';
 import { RedfishRouter } from './redfish/router.ts';
 import { redfishRoutes, type BmcHost } from './redfish/resources.ts';
-import { readBody, BodyTooLarge } from './http-util.ts';
+import { readBody, BodyTooLarge, mediaType } from './http-util.ts';
 
 export interface RackConfig {
   version: 1;
@@ -61,16 +63,63 @@ export interface CreateOptions {
   ssdpPort?: number;
 }
 
+/** One HTTPS listener of a BMC, on one address, with the connections it accepted. */
+interface Listener {
+  server: HttpsServer;
+  ip: string;
+  /** Every TCP connection (destroyed when the listener closes). */
+  raw: Set<Socket>;
+  /** Connections past the TLS handshake. */
+  tls: Set<TLSSocket>;
+  /** Connections with a request being answered. */
+  busy: Set<TLSSocket>;
+  /** Connections to close as soon as their answer is sent (BMC reboot, move). */
+  doomed: Set<TLSSocket>;
+}
+
 interface Bmc {
   node: NodeRuntime;
   mem: BmcMemory;
-  server: HttpsServer;
-  sockets: Set<Socket>;
-  ip: string;
+  l: Listener;
   listening: boolean;
 }
 
 export const DEFAULT_PACE = 0.02;
+
+/** Canonical JSON (sorted keys): two model definitions are the same when these are equal. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+/**
+ * The model a custom definition stands for among the known ones: the existing model of that name
+ * (case-insensitive) when the definitions are identical, none when the name is new. A different
+ * model under a known name is refused: on reload the name would find the other one.
+ */
+function existingModelFor(known: readonly HardwareModel[], def: HardwareModel): HardwareModel | undefined {
+  const same = known.find((m) => m.name.toLowerCase() === def.name.toLowerCase());
+  if (!same) return undefined;
+  if (canonical(same) !== canonical(def)) {
+    const builtin = BUILTIN_MODELS.includes(same);
+    throw new InputError('model.name', `"${def.name}" is already the name of ${builtin ? 'a built-in' : 'another'} model (${same.name}) with a different definition; give the model a name of its own`, undefined, def.name);
+  }
+  return same;
+}
+
+function listenOn(server: HttpsServer, ip: string, port: number, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (e: Error): void => reject(new Error(`${what} cannot listen on ${ip}:${port}: ${e.message}`));
+    server.once('error', onError);
+    server.listen(port, ip, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
 
 export class Rack {
   readonly layout: RackLayout;
@@ -90,9 +139,11 @@ export class Rack {
       clock: opts.clock,
       random: opts.random,
       pace: config.pace,
-      rebind: (node, ip) => {
+      addressInUse: (node, ip) => this.addressInUse(node, ip),
+      rebind: async (node, ip, commit) => {
         const b = this.bmcs.get(node.serial);
-        if (b) setTimeout(() => void this.rebind(b, ip).catch((e: unknown) => this.opts.log(`rebind ${node.serial}: ${errorMessage(e)}`)), 50);
+        if (!b) throw new NotFoundError('node', node.serial);
+        await this.rebind(b, ip, commit);
       },
     };
     this.router = new RedfishRouter(redfishRoutes(this.host), () => opts.clock.now());
@@ -119,8 +170,9 @@ export class Rack {
     const user = c.bmcUser ?? 'admin';
     if (!/^[A-Za-z][A-Za-z0-9._-]{0,31}$/.test(user)) throw new InputError('bmc-user', 'must start with a letter; letters, digits, . _ -; at most 32', undefined, user);
     if (c.bmcPassword !== undefined && (c.bmcPassword.length < 8 || c.bmcPassword.length > 64)) throw new InputError('bmc-password', 'must be 8 to 64 characters long');
-    const models = c.modelFile ? [c.modelFile] : [];
-    const model = c.modelFile ?? findModel(BUILTIN_MODELS, c.model ?? DEFAULT_MODEL);
+    const builtin = c.modelFile ? existingModelFor(BUILTIN_MODELS, c.modelFile) : undefined;
+    const models = c.modelFile && !builtin ? [c.modelFile] : [];
+    const model = builtin ?? c.modelFile ?? findModel(BUILTIN_MODELS, c.model ?? DEFAULT_MODEL);
     const network = c.bmcNetwork ?? DEFAULT_BMC_NETWORK;
     const cfg: RackConfig = {
       version: 1,
@@ -136,7 +188,11 @@ export class Rack {
   }
 
   get controlUrl(): string {
-    return `http://${this.config.network.bmcNetwork}.255.254:${this.config.network.controlPort}`;
+    return `http://${this.controlHost}:${this.config.network.controlPort}`;
+  }
+
+  private get controlHost(): string {
+    return `${this.config.network.bmcNetwork}.255.254`;
   }
 
   get allModels(): HardwareModel[] {
@@ -153,16 +209,27 @@ export class Rack {
     return b.node;
   }
 
+  /** The started BMCs in rack order (rack.json's), whatever order they finished starting in. */
+  private ordered(): Bmc[] {
+    const out: Bmc[] = [];
+    for (const id of this.config.nodes) {
+      const b = this.bmcs.get(id.serial);
+      if (b) out.push(b);
+    }
+    return out;
+  }
+
+  /** The started nodes, in rack order. */
   get nodes(): NodeRuntime[] {
-    return [...this.bmcs.values()].map((b) => b.node);
+    return this.ordered().map((b) => b.node);
   }
 
   async start(): Promise<void> {
     this.ca = await ensureCa(this.layout.caCert, this.layout.caKey, `Converge Rack CA (${this.opts.dataDir})`);
     await Promise.all(this.config.nodes.map((id) => this.startNode(id)));
-    for (const b of this.bmcs.values()) b.node.restore();
+    for (const b of this.ordered()) b.node.restore();
     await this.startControl();
-    this.startSsdp();
+    await this.startSsdp();
   }
 
   private hash: string | undefined;
@@ -174,6 +241,18 @@ export class Rack {
 
   private modelOf(id: NodeIdentity): HardwareModel {
     return findModel(this.allModels, id.model);
+  }
+
+  /**
+   * Whether a BMC other than `node`'s has (or is about to get) this address, or it is the rack's
+   * control address.
+   */
+  private addressInUse(node: NodeRuntime, ip: string): boolean {
+    if (ip === this.controlHost) return true;
+    const owner = this.byIp.get(ip);
+    if (owner && owner.node !== node) return true;
+    // a node being started binds its own address soon
+    return this.config.nodes.some((id) => id.serial !== node.serial && !this.bmcs.has(id.serial) && id.bmcIp === ip);
   }
 
   private async startNode(id: NodeIdentity): Promise<void> {
@@ -190,60 +269,140 @@ export class Rack {
       log: this.opts.log,
     });
     const mem = new BmcMemory(this.opts.clock);
-    const b: Bmc = { node, mem, server: undefined as unknown as HttpsServer, sockets: new Set(), ip, listening: false };
-    await this.bind(b, ip);
+    const b: Bmc = { node, mem, l: undefined as unknown as Listener, listening: false };
+    mem.onReboot = () => this.dropConnections(b.l);
+    try {
+      await this.bind(b, ip);
+    } catch (e) {
+      if (ip === id.bmcIp) {
+        await node.shutdown().catch(() => undefined);
+        throw e;
+      }
+      // the address it was moved to is taken now: the BMC comes back on its factory address
+      this.opts.log(`BMC of ${id.serial}: ${errorMessage(e)}; using its default address ${id.bmcIp} instead`);
+      try {
+        await this.bind(b, id.bmcIp);
+      } catch (e2) {
+        await node.shutdown().catch(() => undefined);
+        throw e2;
+      }
+      node.state.bmcNetwork.address = id.bmcIp;
+      node.persist();
+      node.bmcMoved(this.bmcUrl(id.bmcIp));
+    }
     this.bmcs.set(id.serial, b);
   }
 
-  private async bind(b: Bmc, ip: string): Promise<void> {
+  private async newListener(b: Bmc, ip: string): Promise<Listener> {
     if (!this.ca) throw new Error('rack not started');
     const pem = await ensureServerCert(this.ca, `${b.node.layout.tlsCert}.${ip}`, `${b.node.layout.tlsKey}.${ip}`, [ip], [b.node.state.bmcNetwork.hostName]);
-    const server = createHttpsServer({ cert: pem.cert, key: pem.key, minVersion: 'TLSv1.2' }, (req, res) => void this.serve(b, req, res));
+    const server = createHttpsServer({ cert: pem.cert, key: pem.key, minVersion: 'TLSv1.2' }, (req, res) => void this.serve(b, l, req, res));
+    const l: Listener = { server, ip, raw: new Set(), tls: new Set(), busy: new Set(), doomed: new Set() };
     server.on('connection', (s: Socket) => {
       if (b.mem.rebootingUntil > this.opts.clock.now()) {
         s.destroy();
         return;
       }
-      b.sockets.add(s);
-      s.on('close', () => b.sockets.delete(s));
+      l.raw.add(s);
+      s.on('close', () => l.raw.delete(s));
     });
-    server.on('tlsClientError', () => undefined);
-    b.server = server;
-    b.ip = ip;
-    this.byIp.set(ip, b);
-    if (!b.node.state.faults.bmcUnreachable) await this.listen(b);
-  }
-
-  private listen(b: Bmc): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const onError = (e: Error): void => reject(new Error(`BMC of ${b.node.serial} cannot listen on ${b.ip}:${this.config.network.bmcPort}: ${e.message}`));
-      b.server.once('error', onError);
-      b.server.listen(this.config.network.bmcPort, b.ip, () => {
-        b.server.off('error', onError);
-        b.listening = true;
-        resolve();
+    server.on('secureConnection', (s: TLSSocket) => {
+      l.tls.add(s);
+      s.on('close', () => {
+        l.tls.delete(s);
+        l.busy.delete(s);
+        l.doomed.delete(s);
       });
     });
+    server.on('tlsClientError', () => undefined);
+    // errors while listening are reported by listenOn; later ones must not take the rack down
+    server.on('error', (e) => {
+      if (server.listening) this.opts.log(`BMC of ${b.node.serial} on ${ip}: ${e.message}`);
+    });
+    return l;
+  }
+
+  /** Creates the BMC's listener on ip and listens (unless the BMC is faulted unreachable). */
+  private async bind(b: Bmc, ip: string): Promise<void> {
+    if (this.byIp.has(ip) && this.byIp.get(ip) !== b) throw new RedfishError(409, `address ${ip} is in use by another BMC`, [message('ResourceInUse')]);
+    const l = await this.newListener(b, ip);
+    if (!b.node.state.faults.bmcUnreachable) await listenOn(l.server, ip, this.config.network.bmcPort, `BMC of ${b.node.serial}`);
+    b.l = l;
+    b.listening = !b.node.state.faults.bmcUnreachable;
+    this.byIp.set(ip, b);
+  }
+
+  private async listen(b: Bmc): Promise<void> {
+    await listenOn(b.l.server, b.l.ip, this.config.network.bmcPort, `BMC of ${b.node.serial}`);
+    b.listening = true;
   }
 
   private async unlisten(b: Bmc): Promise<void> {
     if (!b.listening) return;
     b.listening = false;
-    await new Promise<void>((resolve) => {
-      b.server.close(() => resolve());
-      for (const s of b.sockets) s.destroy();
+    await this.closeListener(b.l);
+  }
+
+  private closeListener(l: Listener): Promise<void> {
+    return new Promise<void>((resolve) => {
+      l.server.close(() => resolve());
+      for (const s of l.raw) s.destroy();
     });
   }
 
-  private async rebind(b: Bmc, ip: string): Promise<void> {
-    if (this.byIp.has(ip) && this.byIp.get(ip) !== b) throw new ConflictError(`address ${ip} is in use by another BMC`);
-    await this.unlisten(b);
-    this.byIp.delete(b.ip);
-    await this.bind(b, ip);
-    this.opts.log(`BMC of ${b.node.serial} moved to ${ip}`);
+  /** Closes a listener's connections (BMC reboot): at once when idle, else once their answer is sent. */
+  private dropConnections(l: Listener): void {
+    for (const s of l.tls) {
+      if (l.busy.has(s)) l.doomed.add(s);
+      else s.destroy();
+    }
   }
 
-  private async serve(b: Bmc, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /**
+   * Moves a BMC to a new address: binds the new address first, then `commit`s (persists) the
+   * change, then closes the old listener. A failure anywhere leaves the BMC where it was.
+   */
+  private async rebind(b: Bmc, ip: string, commit: () => void): Promise<void> {
+    if (ip === b.l.ip) {
+      commit();
+      return;
+    }
+    if (this.addressInUse(b.node, ip)) throw new RedfishError(409, `address ${ip} is in use by another BMC or the rack`, [message('ResourceInUse')]);
+    this.byIp.set(ip, b); // reserved while binding
+    let next: Listener | undefined;
+    try {
+      next = await this.newListener(b, ip);
+      if (b.listening) await listenOn(next.server, ip, this.config.network.bmcPort, `BMC of ${b.node.serial}`);
+      commit();
+    } catch (e) {
+      if (this.byIp.get(ip) === b) this.byIp.delete(ip);
+      if (next?.server.listening) await this.closeListener(next);
+      if (e instanceof RedfishError || isConvergeError(e)) throw e;
+      throw new RedfishError(409, `the BMC cannot move to ${ip}: ${errorMessage(e)}; it stays at ${b.l.ip}`, [message('ResourceInUse')]);
+    }
+    const old = b.l;
+    b.l = next;
+    this.byIp.delete(old.ip);
+    b.node.bmcMoved(this.bmcUrl(ip));
+    this.opts.log(`BMC of ${b.node.serial} moved to ${ip}`);
+    // the old address stops answering; the answer to the request that moved it still goes out
+    if (old.server.listening) old.server.close();
+    this.dropConnections(old);
+  }
+
+  private async serve(b: Bmc, l: Listener, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const sock = req.socket as TLSSocket;
+    if (b.mem.rebootingUntil > this.opts.clock.now()) {
+      sock.destroy();
+      return;
+    }
+    l.busy.add(sock);
+    const done = (): void => {
+      l.busy.delete(sock);
+      if (l.doomed.has(sock)) sock.destroy();
+    };
+    res.once('finish', done);
+    res.once('close', done);
     try {
       const slow = b.node.state.faults.bmcSlowMs;
       if (slow > 0) await this.opts.clock.sleep(slow);
@@ -263,28 +422,58 @@ export class Rack {
   async addNodes(count: number, modelName?: string, modelFile?: HardwareModel): Promise<RackNodeSummary[]> {
     if (!Number.isInteger(count) || count < 1 || count > 1000) throw new InputError('count', 'must be a whole number from 1 to 1000', undefined, count);
     let model: HardwareModel;
+    let newModel = false;
     if (modelFile) {
-      if (!this.allModels.some((m) => m.name === modelFile.name)) this.config.models.push(modelFile);
-      model = modelFile;
+      const known = existingModelFor(this.allModels, modelFile);
+      newModel = known === undefined;
+      model = known ?? modelFile;
     } else {
       model = findModel(this.allModels, modelName ?? this.config.nodes[this.config.nodes.length - 1]?.model ?? DEFAULT_MODEL);
     }
     const added = rackNewNodes(this.config.nodes, model, count, () => randomUUID(), this.config.network.bmcNetwork);
+    if (newModel) this.config.models.push(model);
     this.config.nodes.push(...added);
-    writeJson(this.layout.rackJson, this.config, 0o600);
-    await Promise.all(added.map((id) => this.startNode(id)));
+    const rollback = async (): Promise<void> => {
+      const serials = new Set(added.map((id) => id.serial));
+      this.config.nodes = this.config.nodes.filter((id) => !serials.has(id.serial));
+      if (newModel) this.config.models = this.config.models.filter((m) => m !== model);
+      await Promise.all(added.map(async (id) => {
+        const b = this.bmcs.get(id.serial);
+        if (!b) return;
+        this.bmcs.delete(id.serial);
+        if (this.byIp.get(b.l.ip) === b) this.byIp.delete(b.l.ip);
+        await b.node.shutdown().catch(() => undefined);
+        await this.unlisten(b);
+      }));
+      for (const id of added) rmSync(this.layout.node(id.serial).dir, { recursive: true, force: true });
+    };
+    try {
+      writeJson(this.layout.rackJson, this.config, 0o600);
+      const started = await Promise.allSettled(added.map((id) => this.startNode(id)));
+      const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    } catch (e) {
+      await rollback();
+      try {
+        writeJson(this.layout.rackJson, this.config, 0o600);
+      } catch (e2) {
+        this.opts.log(`rack add: cannot write rack.json back: ${errorMessage(e2)}`);
+      }
+      throw e;
+    }
     return added.map((id) => this.summary(this.node(id.serial)));
   }
 
   summary(n: NodeRuntime): RackNodeSummary {
     const b = this.bmcs.get(n.serial);
+    const ip = b?.l.ip ?? n.identity.bmcIp;
     const s: RackNodeSummary = {
       serial: n.identity.serial,
       uuid: n.identity.uuid,
       model: n.model.name,
       block: n.identity.blockSerial,
       position: n.identity.position,
-      bmc: { url: this.bmcUrl(b?.ip ?? n.identity.bmcIp), ip: b?.ip ?? n.identity.bmcIp, mac: n.inventory.bmcMac, reachable: b?.listening ?? false },
+      bmc: { url: this.bmcUrl(ip), ip, mac: n.inventory.bmcMac, reachable: b?.listening ?? false },
       power: n.state.power.power,
       bootProgress: n.state.power.bootProgress.oemLastState ?? n.state.power.bootProgress.lastState,
       faults: n.state.faults,
@@ -293,6 +482,7 @@ export class Rack {
     return s;
   }
 
+  /** The rack's state; nodes being racked (rack add in progress) show once their BMC is up. */
   status(): RackStatus {
     return {
       dataDir: this.opts.dataDir,
@@ -302,7 +492,7 @@ export class Rack {
       bmcUser: this.config.bmc.userName,
       ssdp: this.ssdpActive,
       pid: process.pid,
-      nodes: this.config.nodes.map((id) => this.summary(this.node(id.serial))),
+      nodes: this.nodes.map((n) => this.summary(n)),
     };
   }
 
@@ -324,11 +514,12 @@ export class Rack {
   private async startControl(): Promise<void> {
     const server = createHttpServer((req, res) => void this.serveControl(req, res));
     this.control = server;
-    const host = `${this.config.network.bmcNetwork}.255.254`;
+    const host = this.controlHost;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e) => reject(new Error(`rack control API cannot listen on ${host}:${this.config.network.controlPort}: ${e.message}`)));
       server.listen(this.config.network.controlPort, host, resolve);
     });
+    server.on('error', (e) => this.opts.log(`rack control API: ${e.message}`));
   }
 
   /** Set by the daemon: what POST /rack/shutdown does. */
@@ -341,27 +532,39 @@ export class Rack {
     };
     try {
       const url = new URL(req.url ?? '/', this.controlUrl);
+      const method = req.method ?? 'GET';
       const raw = await readBody(req);
       let body: Record<string, unknown> = {};
-      if (raw.trim()) {
-        try {
-          body = JSON.parse(raw) as Record<string, unknown>;
-        } catch {
-          throw new InputError('body', 'malformed JSON');
+      if (method !== 'GET' && method !== 'HEAD') {
+        // JSON only: a web page cannot send that without a CORS preflight, which this API never allows
+        if (mediaType(req.headers['content-type']) !== 'application/json') {
+          throw new InputError('Content-Type', 'must be application/json (the control API takes JSON only)', ['application/json'], req.headers['content-type'] ?? '(none)');
+        }
+        if (raw.trim()) {
+          let v: unknown;
+          try {
+            v = JSON.parse(raw);
+          } catch {
+            throw new InputError('body', 'malformed JSON');
+          }
+          if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new InputError('body', 'must be a JSON object', undefined, v);
+          body = v as Record<string, unknown>;
         }
       }
       const parts = url.pathname.split('/').filter(Boolean);
-      const m = `${req.method ?? 'GET'} /${parts.map((p, i) => (i === 2 && parts[1] === 'nodes' ? ':serial' : p)).join('/')}`;
+      const m = `${method} /${parts.map((p, i) => (i === 2 && parts[1] === 'nodes' ? ':serial' : p)).join('/')}`;
       switch (m) {
         case 'GET /rack':
           return send(200, this.status());
         case 'GET /rack/bmcs':
           return send(200, { bmcs: this.nodes.map((n) => this.summary(n)).filter((s) => s.bmc.reachable).map((s) => ({ serial: s.serial, uuid: s.uuid, model: s.model, url: `${s.bmc.url}/redfish/v1/`, mac: s.bmc.mac })) });
         case 'POST /rack/nodes': {
-          const count = body['count'] ?? 1;
-          if (typeof count !== 'number') throw new InputError('count', 'must be a number', undefined, count);
+          const count = body['count'] === undefined ? 1 : body['count'];
+          if (typeof count !== 'number' || !Number.isInteger(count)) throw new InputError('count', 'must be a whole number', undefined, body['count']);
+          const model = body['model'];
+          if (model !== undefined && typeof model !== 'string') throw new InputError('model', 'must be the name of a model', undefined, model);
           const modelFile = body['modelFile'] === undefined ? undefined : parseHardwareModel(body['modelFile']);
-          return send(201, { nodes: await this.addNodes(count, typeof body['model'] === 'string' ? body['model'] : undefined, modelFile) });
+          return send(201, { nodes: await this.addNodes(count, model, modelFile) });
         }
         case 'GET /rack/nodes/:serial':
           return send(200, this.summary(this.node(parts[2] ?? '')));
@@ -374,56 +577,79 @@ export class Rack {
           this.onShutdownRequest();
           return;
         default:
-          throw new NotFoundError('control endpoint', `${req.method ?? ''} ${url.pathname}`);
+          throw new NotFoundError('control endpoint', `${method} ${url.pathname}`);
       }
     } catch (e) {
-      const status = e instanceof InputError ? 400 : e instanceof NotFoundError ? 404 : e instanceof ConflictError ? 409 : 500;
+      const status = e instanceof InputError ? 400 : e instanceof NotFoundError ? 404 : e instanceof ConflictError ? 409 : e instanceof RedfishError ? e.status : 500;
       const err: Record<string, unknown> = { code: isConvergeError(e) ? e.code : 'CVG_ERR_INTERNAL', message: errorMessage(e) };
       if (e instanceof InputError) {
         err['field'] = e.field;
         if (e.allowed) err['allowed'] = e.allowed;
       }
-      send(status, { error: err });
+      if (!res.headersSent) send(status, { error: err });
     }
   }
 
-  /** Answers Redfish SSDP M-SEARCH (DSP0266 "Discovery") for every reachable BMC. */
-  private startSsdp(): void {
+  /**
+   * Answers Redfish SSDP M-SEARCH (DSP0266 "Discovery") for every reachable BMC. The socket binds
+   * every interface (multicast needs it), but only loopback senders are answered: the BMCs live on
+   * loopback, and answering the LAN would multiply a small query into many replies.
+   */
+  private startSsdp(): Promise<void> {
     const sock = createSocket({ type: 'udp4', reuseAddr: true });
-    sock.on('error', (e) => {
-      this.opts.log(`SSDP disabled: ${e.message}`);
-      this.ssdpActive = false;
-      sock.close();
+    this.ssdp = sock;
+    return new Promise<void>((resolve) => {
+      sock.on('error', (e) => {
+        this.opts.log(`SSDP disabled: ${e.message}`);
+        this.ssdpActive = false;
+        try {
+          sock.close();
+        } catch {
+          // already closed
+        }
+        resolve();
+      });
+      sock.on('message', (msg, rinfo) => this.answerSsdp(sock, msg, rinfo));
+      sock.bind(this.config.network.ssdpPort, () => {
+        this.ssdpActive = true;
+        try {
+          sock.addMembership(SSDP_ADDRESS);
+        } catch (e) {
+          this.opts.log(`SSDP: multicast unavailable (${errorMessage(e)}); unicast M-SEARCH still answered`);
+        }
+        resolve();
+      });
     });
-    sock.on('message', (msg, rinfo) => {
+  }
+
+  private answerSsdp(sock: UdpSocket, msg: Buffer, rinfo: RemoteInfo): void {
+    try {
+      if (rinfo.family !== 'IPv4' || !rinfo.address.startsWith('127.')) return;
+      if (!Number.isInteger(rinfo.port) || rinfo.port < 1 || rinfo.port > 65535) return;
       const text = msg.toString('latin1');
       if (!text.startsWith('M-SEARCH')) return;
       const st = /^ST:\s*(.+)$/im.exec(text)?.[1]?.trim() ?? '';
       if (st !== 'ssdp:all' && !st.startsWith(SSDP_ST) && st !== 'upnp:rootdevice') return;
-      for (const b of this.bmcs.values()) {
+      for (const b of this.ordered()) {
         if (!b.listening) continue;
         const reply = [
           'HTTP/1.1 200 OK',
           'CACHE-CONTROL: max-age=1800',
           `ST: ${SSDP_ST}:17`,
           `USN: uuid:${b.node.identity.uuid}::${SSDP_ST}:17`,
-          `AL: ${this.bmcUrl(b.ip)}/redfish/v1/`,
+          `AL: ${this.bmcUrl(b.l.ip)}/redfish/v1/`,
           'EXT:',
           'SERVER: Converge-Rack/1.0 UPnP/1.1 Redfish/1.17',
           '', '',
         ].join('\r\n');
-        sock.send(reply, rinfo.port, rinfo.address);
+        // with a callback, a failed send is reported here instead of as a socket 'error' (which disables SSDP)
+        sock.send(reply, rinfo.port, rinfo.address, (e) => {
+          if (e) this.opts.log(`SSDP: cannot answer ${rinfo.address}:${rinfo.port}: ${e.message}`);
+        });
       }
-    });
-    sock.bind(this.config.network.ssdpPort, () => {
-      this.ssdpActive = true;
-      try {
-        sock.addMembership(SSDP_ADDRESS);
-      } catch (e) {
-        this.opts.log(`SSDP: multicast unavailable (${errorMessage(e)}); unicast M-SEARCH still answered`);
-      }
-    });
-    this.ssdp = sock;
+    } catch (e) {
+      this.opts.log(`SSDP: ${errorMessage(e)}`);
+    }
   }
 
   /** Stops everything; the data dir keeps the rack as it was. */
@@ -431,8 +657,7 @@ export class Rack {
     if (this.stopped) return;
     this.stopped = true;
     await Promise.all([...this.bmcs.values()].map(async (b) => {
-      await b.node.settled();
-      await b.node.shutdown();
+      await b.node.shutdown(); // abandons a boot in progress, then drains the node's commands
       await this.unlisten(b);
     }));
     if (this.ssdp) {

@@ -16,8 +16,9 @@ export class RackClient {
 
   private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const init: RequestInit = { method, signal: AbortSignal.timeout(this.timeoutMs) };
-    if (body !== undefined) {
-      init.body = JSON.stringify(body);
+    if (method !== 'GET' && method !== 'HEAD') {
+      // the control API takes JSON only, on every change (a web page cannot send that unasked)
+      init.body = JSON.stringify(body ?? {});
       init.headers = { 'Content-Type': 'application/json' };
     }
     const res = await fetch(`${this.baseUrl}${path}`, init);

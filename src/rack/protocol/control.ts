@@ -10,6 +10,8 @@
  *   PATCH  /rack/nodes/{serial}/faults     FaultPatch → { faults }
  *   DELETE /rack/nodes/{serial}/faults     → { faults } (all cleared)
  *   POST   /rack/shutdown                  stops the rack (rack down)
+ * POST, PATCH and DELETE take a JSON object (`{}` when there is nothing to say) with
+ * `Content-Type: application/json`; anything else is 400 (field "Content-Type" or "body").
  * Errors: { error: { code, message, field?, allowed? } } with 400 / 404 / 409 / 500.
  */
 

@@ -28,12 +28,19 @@ export interface BmcTask {
   messages: { severity: 'OK' | 'Warning' | 'Critical'; text: string }[];
 }
 
+/** Tasks kept for TaskService/Tasks (the oldest are dropped, CompletedTaskOverWritePolicy Oldest). */
+export const MAX_TASKS = 100;
+
 export class BmcMemory {
   sessions = new Map<string, Session>();
   tasks: BmcTask[] = [];
   sessionTimeoutS = 1800;
   /** Time until which the BMC is rebooting and answers nothing. */
   rebootingUntil = 0;
+  /** Set by the rack: called when the BMC reboots, so it can drop the connections already open. */
+  onReboot: () => void = () => undefined;
+  /** Task Ids are never reused, even after older tasks are dropped. */
+  private lastTaskId = 0;
 
   constructor(private readonly clock: Clock) {}
 
@@ -60,17 +67,24 @@ export class BmcMemory {
     return undefined;
   }
 
+  /** Ends every session of a user (account deleted, disabled, renamed, new role or password). */
+  dropSessionsOf(userName: string): void {
+    for (const s of [...this.sessions.values()]) if (s.userName === userName) this.sessions.delete(s.id);
+  }
+
   newTask(name: string): BmcTask {
-    const t: BmcTask = { id: String(this.tasks.length + 1), name, state: 'New', status: 'OK', percent: 0, start: this.clock.now(), messages: [] };
+    this.lastTaskId += 1;
+    const t: BmcTask = { id: String(this.lastTaskId), name, state: 'New', status: 'OK', percent: 0, start: this.clock.now(), messages: [] };
     this.tasks.push(t);
-    if (this.tasks.length > 100) this.tasks.shift();
+    if (this.tasks.length > MAX_TASKS) this.tasks.shift();
     return t;
   }
 
-  /** Forgets everything, as a BMC reboot does. */
+  /** Forgets everything, as a BMC reboot does, and drops the connections that are open. */
   reboot(untilMs: number): void {
     this.sessions.clear();
     this.tasks = [];
     this.rebootingUntil = untilMs;
+    this.onReboot();
   }
 }

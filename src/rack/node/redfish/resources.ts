@@ -11,6 +11,7 @@ import { hashPassword } from '../../../shared/passwords.ts';
 import { BOOT_ENABLED, BOOT_TARGETS, RESET_TYPES, paced, BASE_DELAYS, parseResetType } from '../../core/power.ts';
 import { T, REDFISH_VERSION, BASE_REGISTRY, message } from '../../protocol/redfish.ts';
 import type { NodeRuntime } from '../node-runtime.ts';
+import { basicAuth, DownloadTooLarge, readLimited, redactUrl, splitUserInfo, type Credentials } from '../http-util.ts';
 import type { BmcMemory, BmcTask } from './bmc-state.ts';
 import { RedfishError } from './http-error.ts';
 import { need, type Ctx, type Route, type Reply, ROLE_PRIVILEGES } from './router.ts';
@@ -19,9 +20,18 @@ export interface BmcHost {
   clock: Clock;
   random: Random;
   pace: number;
-  /** Moves the node's BMC to a new address (ipmi_config); the rack re-binds its listener. */
-  rebind(node: NodeRuntime, ip: string): void;
+  /** Whether this address belongs to another BMC or to the rack itself (its control API). */
+  addressInUse(node: NodeRuntime, ip: string): boolean;
+  /**
+   * Moves the node's BMC to a new address (ipmi_config): the rack binds the new address, then runs
+   * `commit` (which applies and persists the change), then leaves the old address. Throws, with
+   * nothing changed, when the address cannot be bound or `commit` fails.
+   */
+  rebind(node: NodeRuntime, ip: string, commit: () => void): Promise<void>;
 }
+
+/** Largest firmware image SimpleUpdate downloads. */
+export const MAX_FIRMWARE_BYTES = 16 * 1024 * 1024;
 
 const V1 = '/redfish/v1';
 const SYS = `${V1}/Systems/1`;
@@ -264,6 +274,16 @@ function bmcNic(n: NodeRuntime): Record<string, unknown> {
   };
 }
 
+/** The file name of an image URL, %-decoded where that is valid (a stored Image must never break the GET). */
+function imageName(image: string): string {
+  const last = image.split('?')[0]?.split('/').pop() ?? '';
+  try {
+    return decodeURIComponent(last);
+  } catch {
+    return last;
+  }
+}
+
 function virtualMedia(n: NodeRuntime): Record<string, unknown> {
   const v = n.state.virtualMedia;
   const base = `${MGR}/VirtualMedia/CD1`;
@@ -274,7 +294,7 @@ function virtualMedia(n: NodeRuntime): Record<string, unknown> {
     Name: 'Virtual CD/DVD',
     MediaTypes: ['CD', 'DVD'],
     Image: v.image,
-    ImageName: v.image ? decodeURIComponent(v.image.split('/').pop() ?? '') : null,
+    ImageName: v.image ? imageName(v.image) : null,
     Inserted: v.inserted,
     WriteProtected: v.writeProtected,
     ConnectedVia: v.inserted ? 'URI' : 'NotConnected',
@@ -304,10 +324,10 @@ function logEntries(n: NodeRuntime, log: string): Record<string, unknown>[] {
       EntryType: 'SEL', Created: e.created.replace(/\.\d{3}Z$/, '+00:00'), Severity: e.severity, Message: e.message,
     }));
   }
-  return n.consoleLines(1000).map((line, i) => {
+  return n.consoleEntries().map(({ id, line }) => {
     const m = /^\[([^\]]+)\] (.*)$/.exec(line);
     return {
-      '@odata.id': `${base}/${i + 1}`, '@odata.type': T.LogEntry, Id: String(i + 1), Name: `Console line ${i + 1}`,
+      '@odata.id': `${base}/${id}`, '@odata.type': T.LogEntry, Id: String(id), Name: `Console line ${id}`,
       EntryType: 'Oem', OemRecordFormat: 'SerialConsole', Created: (m?.[1] ?? new Date(0).toISOString()).replace(/\.\d{3}Z$/, '+00:00'), Severity: 'OK', Message: m?.[2] ?? line,
     };
   });
@@ -330,12 +350,12 @@ function task(t: BmcTask): Record<string, unknown> {
   return out;
 }
 
-function account(n: NodeRuntime, id: string): Record<string, unknown> {
-  const a = n.state.accounts.find((x) => x.id === id);
+function account(c: Ctx, id: string): Record<string, unknown> {
+  const a = c.node.state.accounts.find((x) => x.id === id);
   if (!a) throw new NotFoundError('ManagerAccount', id);
   return {
     '@odata.id': `${V1}/AccountService/Accounts/${a.id}`, '@odata.type': T.ManagerAccount, Id: a.id, Name: 'User Account',
-    UserName: a.userName, RoleId: a.roleId, Enabled: a.enabled, Locked: a.locked, Password: null, AccountTypes: ['Redfish'],
+    UserName: a.userName, RoleId: a.roleId, Enabled: a.enabled, Locked: a.locked || c.lockedOut(a.userName), Password: null, AccountTypes: ['Redfish'],
     Links: { Role: link(`${V1}/AccountService/Roles/${a.roleId}`) },
   };
 }
@@ -355,27 +375,56 @@ interface FirmwareImage {
   Models?: string[];
 }
 
-async function runFirmwareUpdate(n: NodeRuntime, mem: BmcMemory, host: BmcHost, t: BmcTask, imageUri: string, targets: string[] | undefined): Promise<void> {
-  const fail = (text: string): void => {
-    t.state = 'Exception';
-    t.status = 'Critical';
-    t.end = host.clock.now();
-    t.messages.push({ severity: 'Critical', text });
+/** Ends a task as failed: Exception, Critical, with its end time and the reason (and a SEL entry). */
+function failTask(n: NodeRuntime, host: BmcHost, t: BmcTask, text: string): void {
+  t.state = 'Exception';
+  t.status = 'Critical';
+  t.end = host.clock.now();
+  t.messages.push({ severity: 'Critical', text });
+  try {
     n.addEvent('Warning', `Firmware update failed: ${text}`);
-  };
+  } catch {
+    // the task says it; the SEL may be unwritable
+  }
+}
+
+async function runFirmwareUpdate(n: NodeRuntime, mem: BmcMemory, host: BmcHost, t: BmcTask, imageUri: string, targets: string[] | undefined, credentials: Credentials | undefined): Promise<void> {
+  const fail = (text: string): void => failTask(n, host, t, text);
   t.state = 'Running';
+  const split = splitUserInfo(imageUri);
+  const shown = split.url;
+  const creds = credentials ?? split.credentials;
   let img: FirmwareImage;
   try {
-    const res = await fetch(imageUri, { signal: AbortSignal.timeout(60_000) });
-    if (!res.ok) return fail(`cannot download ${imageUri}: HTTP ${res.status}`);
-    img = (await res.json()) as FirmwareImage;
+    const headers: Record<string, string> = {};
+    if (creds) headers['Authorization'] = basicAuth(creds);
+    const res = await fetch(split.url, { headers, signal: AbortSignal.timeout(60_000) });
+    if (!res.ok) {
+      await res.body?.cancel().catch(() => undefined);
+      return fail(`cannot download ${shown}: HTTP ${res.status}`);
+    }
+    const chunks: Uint8Array[] = [];
+    await readLimited(res, MAX_FIRMWARE_BYTES, (c) => {
+      chunks.push(c);
+    });
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      return fail('the image is not a Converge firmware image (a JSON object with ConvergeFirmware: 1, Component: BMC|BIOS, Version)');
+    }
+    img = parsed as FirmwareImage;
   } catch (e) {
-    return fail(`cannot download ${imageUri}: ${errorMessage(e)}`);
+    if (e instanceof DownloadTooLarge) return fail(`the image at ${shown} is too large (${e.message})`);
+    return fail(`cannot download ${shown}: ${errorMessage(e)}`);
   }
   if (img.ConvergeFirmware !== 1 || (img.Component !== 'BMC' && img.Component !== 'BIOS') || typeof img.Version !== 'string' || img.Version === '') {
     return fail('the image is not a Converge firmware image (ConvergeFirmware: 1, Component: BMC|BIOS, Version)');
   }
-  if (img.Models && !img.Models.includes(n.model.name)) return fail(`the image is for models ${img.Models.join(', ')}, not ${n.model.name}`);
+  if (img.Models !== undefined && (!Array.isArray(img.Models) || !img.Models.includes(n.model.name))) return fail(`the image is for models ${Array.isArray(img.Models) ? img.Models.join(', ') : String(img.Models)}, not ${n.model.name}`);
   const target = `${V1}/UpdateService/FirmwareInventory/${img.Component}`;
   if (targets && targets.length > 0 && !targets.includes(target)) return fail(`the image updates ${img.Component}, but Targets names ${targets.join(', ')}`);
   t.messages.push({ severity: 'OK', text: `Flashing ${img.Component} firmware ${img.Version}` });
@@ -632,7 +681,7 @@ export function redfishRoutes(host: BmcHost): Route[] {
       patch: {
         privilege: 'ConfigureManager',
         writable: ['HostName', 'DHCPv4/DHCPEnabled', 'IPv4StaticAddresses'],
-        apply: (c) => {
+        apply: async (c) => {
           const host0 = need.string(c.body, 'HostName', false);
           if (host0 !== undefined && !/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/.test(host0)) throw new InputError('HostName', 'must be a DNS label (letters, digits, dashes; at most 63)', undefined, host0);
           const dhcp = c.body['DHCPv4'] as Record<string, unknown> | undefined;
@@ -654,12 +703,25 @@ export function redfishRoutes(host: BmcHost): Route[] {
             next = { address, subnetMask, gateway };
           }
           const b = c.node.state.bmcNetwork;
-          if (host0 !== undefined) b.hostName = host0;
-          if (dhcpOn === false) b.dhcp = false;
           const moved = next !== undefined && next.address !== b.address;
-          if (next) Object.assign(b, next);
-          c.node.persist();
-          if (moved && next) host.rebind(c.node, next.address);
+          if (moved && next && host.addressInUse(c.node, next.address)) {
+            throw new RedfishError(409, `IPv4StaticAddresses/0/Address: ${next.address} is in use by another BMC or the rack; nothing was changed`, [message('ResourceInUse')]);
+          }
+          const commit = (): void => {
+            const before = { ...b };
+            try {
+              if (host0 !== undefined) b.hostName = host0;
+              if (dhcpOn === false) b.dhcp = false;
+              if (next) Object.assign(b, next);
+              c.node.persist();
+            } catch (e) {
+              Object.assign(b, before);
+              throw e;
+            }
+          };
+          // the new address is bound before anything is saved; the answer still leaves by the old one
+          if (moved && next) await host.rebind(c.node, next.address, commit);
+          else commit();
         },
       },
     },
@@ -695,11 +757,13 @@ export function redfishRoutes(host: BmcHost): Route[] {
           const wp = need.boolean(c.body, 'WriteProtected') ?? true;
           need.oneOf(c.body, 'TransferMethod', ['Stream'], false);
           const proto = need.oneOf(c.body, 'TransferProtocolType', ['HTTP', 'HTTPS'], false);
-          need.string(c.body, 'UserName', false);
-          need.string(c.body, 'Password', false);
+          const userName = need.string(c.body, 'UserName', false);
+          const password = need.string(c.body, 'Password', false);
           if (proto && !image.toLowerCase().startsWith(proto.toLowerCase() + ':')) throw new InputError('TransferProtocolType', `${proto} does not match the Image URL's scheme`, ['HTTP', 'HTTPS'], proto);
           if (!wp) throw new InputError('WriteProtected', 'virtual CD media is read-only', ['true'], false);
-          c.node.insertMedia(image, wp, proto ?? (image.startsWith('https:') ? 'HTTPS' : 'HTTP'));
+          // UserName/Password are HTTP Basic credentials for the image server
+          const creds = userName !== undefined || password !== undefined ? { userName: userName ?? '', password: password ?? '' } : undefined;
+          c.node.insertMedia(image, wp, proto ?? (image.startsWith('https:') ? 'HTTPS' : 'HTTP'), creds);
           if (!inserted) c.node.ejectMedia();
           return noContent;
         },
@@ -811,13 +875,13 @@ export function redfishRoutes(host: BmcHost): Route[] {
           const id = String(c.node.state.accounts.reduce((m, a) => Math.max(m, Number(a.id)), 0) + 1);
           c.node.state.accounts.push({ id, userName: user, passwordHash: hashPassword(pw), roleId: role, enabled, locked: false });
           c.node.persist();
-          return { status: 201, headers: { Location: `${V1}/AccountService/Accounts/${id}` }, body: account(c.node, id) };
+          return { status: 201, headers: { Location: `${V1}/AccountService/Accounts/${id}` }, body: account(c, id) };
         },
       },
     },
     {
       path: `${V1}/AccountService/Accounts/{id}`,
-      get: (c) => account(c.node, c.params['id'] ?? ''),
+      get: (c) => account(c, c.params['id'] ?? ''),
       patch: {
         privilege: 'ConfigureSelf', writable: ['Password', 'UserName', 'RoleId', 'Enabled', 'Locked'],
         apply: (c) => {
@@ -836,12 +900,23 @@ export function redfishRoutes(host: BmcHost): Route[] {
           if (locked === true) throw new InputError('Locked', 'an account can only be unlocked (false)', ['false'], true);
           const admins = c.node.state.accounts.filter((x) => x.roleId === 'Administrator' && x.enabled);
           if (a.roleId === 'Administrator' && admins.length === 1 && ((role && role !== 'Administrator') || enabled === false)) throw new ConflictError('the last enabled Administrator account cannot be demoted or disabled');
+          const oldName = a.userName;
+          const before = { ...a };
+          // a new password, name or role, or disabling, ends the account's sessions
+          const endSessions = pw !== undefined || (user !== undefined && user !== a.userName) || (role !== undefined && role !== a.roleId) || (enabled === false && a.enabled);
           if (pw !== undefined) a.passwordHash = hashPassword(pw);
           if (user !== undefined) a.userName = user;
           if (role !== undefined) a.roleId = role;
           if (enabled !== undefined) a.enabled = enabled;
           if (locked === false) a.locked = false;
-          c.node.persist();
+          try {
+            c.node.persist();
+          } catch (e) {
+            Object.assign(a, before);
+            throw e;
+          }
+          if (locked === false) c.clearLockout(oldName);
+          if (endSessions) c.mem.dropSessionsOf(oldName);
         },
       },
       delete: {
@@ -849,9 +924,17 @@ export function redfishRoutes(host: BmcHost): Route[] {
         handle: (c) => {
           const a = c.node.state.accounts.find((x) => x.id === c.params['id']);
           if (!a) throw new NotFoundError('ManagerAccount', c.params['id'] ?? '');
-          if (a.roleId === 'Administrator' && c.node.state.accounts.filter((x) => x.roleId === 'Administrator').length === 1) throw new ConflictError('the last Administrator account cannot be deleted');
-          c.node.state.accounts = c.node.state.accounts.filter((x) => x !== a);
-          c.node.persist();
+          const enabledAdmins = c.node.state.accounts.filter((x) => x.roleId === 'Administrator' && x.enabled);
+          if (a.roleId === 'Administrator' && a.enabled && enabledAdmins.length === 1) throw new ConflictError('the last enabled Administrator account cannot be deleted');
+          const before = c.node.state.accounts;
+          c.node.state.accounts = before.filter((x) => x !== a);
+          try {
+            c.node.persist();
+          } catch (e) {
+            c.node.state.accounts = before;
+            throw e;
+          }
+          c.mem.dropSessionsOf(a.userName);
           return noContent;
         },
       },
@@ -892,11 +975,11 @@ export function redfishRoutes(host: BmcHost): Route[] {
             throw new InputError('Targets', 'must be a list of firmware inventory URIs', valid, targets);
           }
           if (c.mem.tasks.some((t) => t.name.startsWith('Firmware update') && (t.state === 'Running' || t.state === 'New'))) throw new RedfishError(409, 'a firmware update is already running', [message('ResourceInUse')]);
-          const t = c.mem.newTask(`Firmware update from ${url.href}`);
-          void runFirmwareUpdate(c.node, c.mem, host, t, url.href, targets as string[] | undefined).catch((e: unknown) => {
-            t.state = 'Exception';
-            t.messages.push({ severity: 'Critical', text: errorMessage(e) });
-          });
+          const userName = need.string(c.body, 'Username', false);
+          const password = need.string(c.body, 'Password', false);
+          const creds = userName !== undefined || password !== undefined ? { userName: userName ?? '', password: password ?? '' } : undefined;
+          const t = c.mem.newTask(`Firmware update from ${redactUrl(url.href)}`);
+          void runFirmwareUpdate(c.node, c.mem, host, t, url.href, targets as string[] | undefined, creds).catch((e: unknown) => failTask(c.node, host, t, errorMessage(e)));
           return { status: 202, headers: { Location: `${V1}/TaskService/TaskMonitors/${t.id}` }, body: task(t) };
         },
       },

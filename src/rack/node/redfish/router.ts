@@ -5,11 +5,12 @@
  * and the one translation of errors into Redfish error bodies. Transport-free: the HTTPS server
  * (server.ts) hands it a method, a path, headers and a raw body, and writes back what it returns.
  */
-import { createHash } from 'node:crypto';
-import { AuthError, ForbiddenError, InputError, PreconditionError } from '../../../shared/errors.ts';
-import { verifyPassword } from '../../../shared/passwords.ts';
+import { createHash, randomBytes } from 'node:crypto';
+import { AuthError, ForbiddenError, InputError, NotFoundError, PreconditionError } from '../../../shared/errors.ts';
+import { hashPassword, verifyPassword } from '../../../shared/passwords.ts';
 import { errorBody, message } from '../../protocol/redfish.ts';
 import type { NodeRuntime } from '../node-runtime.ts';
+import { mediaType } from '../http-util.ts';
 import type { BmcMemory } from './bmc-state.ts';
 import { RedfishError, toRedfish } from './http-error.ts';
 
@@ -37,6 +38,10 @@ export interface Ctx {
   can: (p: Privilege) => boolean;
   /** Checks credentials (with lockout); for session login. */
   login: (userName: string, password: string) => Promise<Principal>;
+  /** Whether the account is locked out after repeated failed logins (ManagerAccount Locked). */
+  lockedOut: (userName: string) => boolean;
+  /** Clears the failed-login counter of an account (PATCH Locked: false). */
+  clearLockout: (userName: string) => void;
 }
 
 export interface Reply {
@@ -50,7 +55,7 @@ export interface PatchSpec {
   /** Writable property paths, "/"-separated (e.g. "Boot/BootSourceOverrideTarget"). */
   writable: readonly string[];
   /** Validates the whole body first, then applies it (nothing changes when it throws). */
-  apply: (c: Ctx) => void;
+  apply: (c: Ctx) => void | Promise<void>;
 }
 
 export interface PostSpec {
@@ -101,6 +106,32 @@ const header = (h: HttpRequest['headers'], name: string): string | undefined => 
   return Array.isArray(v) ? v[0] : v;
 };
 
+/** Failed logins lock an account after this many in a row ... */
+export const LOCKOUT_THRESHOLD = 5;
+/** ... for this long; older failures are forgotten. */
+export const LOCKOUT_MS = 60_000;
+/** At most this many user names have failed logins remembered (unknown names included). */
+export const MAX_FAILURE_ENTRIES = 1000;
+
+export interface RouterOptions {
+  maxFailureEntries?: number;
+}
+
+/**
+ * The schema a JSON resource conforms to (DSP0266 "Link header"): from its @odata.type,
+ * "#ComputerSystem.v1_20_0.ComputerSystem" → ComputerSystem.v1_20_0.json, and for an unversioned
+ * collection "#ComputerSystemCollection.ComputerSystemCollection" → ComputerSystemCollection.json.
+ */
+export function describedBy(resource: unknown): string | undefined {
+  if (resource === null || typeof resource !== 'object') return undefined;
+  const t = (resource as Record<string, unknown>)['@odata.type'];
+  if (typeof t !== 'string') return undefined;
+  const parts = t.replace(/^#/, '').split('.');
+  if (parts.length < 2) return undefined;
+  const file = parts.length >= 3 && /^v\d+_\d+_\d+$/.test(parts[1] ?? '') ? `${parts[0]}.${parts[1]}` : parts[0];
+  return `<http://redfish.dmtf.org/schemas/v1/${file}.json>; rel=describedby`;
+}
+
 export function etagOf(resource: unknown): string {
   return `"${createHash('sha1').update(JSON.stringify(resource)).digest('hex').slice(0, 20)}"`;
 }
@@ -131,14 +162,24 @@ export class RedfishRouter {
   private compiled: Compiled[];
   /** Basic-auth results already verified: avoids an scrypt per request. user\0sha256(pw) → hash checked. */
   private basicCache = new Map<string, string>();
+  /** Failed logins per BMC and user name, in insertion order (oldest first). */
   private failures = new Map<string, { count: number; since: number }>();
+  private readonly maxFailures: number;
+  /** A hash to check passwords of unknown users against, so they take as long as known ones. */
+  private dummyHash: string | undefined;
 
-  constructor(routes: readonly Route[], private readonly now: () => number) {
+  constructor(routes: readonly Route[], private readonly now: () => number, opts: RouterOptions = {}) {
     this.compiled = routes.map((route) => ({ route, segments: route.path.split('/').filter(Boolean) }));
+    this.maxFailures = opts.maxFailureEntries ?? MAX_FAILURE_ENTRIES;
   }
 
   private match(path: string): { route: Route; params: Record<string, string> } | undefined {
-    const segs = path.split('/').filter(Boolean).map((s) => decodeURIComponent(s));
+    let segs: string[];
+    try {
+      segs = path.split('/').filter(Boolean).map((s) => decodeURIComponent(s));
+    } catch {
+      return undefined; // a bad %-sequence names no resource
+    }
     outer: for (const c of this.compiled) {
       if (c.segments.length !== segs.length) continue;
       const params: Record<string, string> = {};
@@ -158,7 +199,14 @@ export class RedfishRouter {
     if (token) {
       const s = mem.sessionByToken(token);
       if (!s) throw new AuthError('the X-Auth-Token is not a valid session (expired or logged out)');
-      return { userName: s.userName, roleId: s.roleId, sessionId: s.id };
+      // the session acts for its account as the account is now: gone, disabled or locked ends it
+      const acct = node.state.accounts.find((a) => a.userName === s.userName);
+      if (!acct || !acct.enabled || acct.locked) {
+        mem.sessions.delete(s.id);
+        throw new AuthError('the X-Auth-Token is not a valid session (its account was removed, disabled or locked)');
+      }
+      s.roleId = acct.roleId;
+      return { userName: acct.userName, roleId: acct.roleId, sessionId: s.id };
     }
     const auth = header(req.headers, 'authorization');
     if (auth?.startsWith('Basic ')) {
@@ -169,17 +217,50 @@ export class RedfishRouter {
     throw new AuthError('authentication required: use HTTP Basic or an X-Auth-Token from POST /redfish/v1/SessionService/Sessions');
   }
 
+  /** Whether a user of this BMC is locked out by failed logins now. */
+  lockedOut(node: NodeRuntime, userName: string): boolean {
+    const f = this.failures.get(`${node.serial}\0${userName}`);
+    return f !== undefined && f.count >= LOCKOUT_THRESHOLD && this.now() - f.since < LOCKOUT_MS;
+  }
+
+  clearLockout(node: NodeRuntime, userName: string): void {
+    this.failures.delete(`${node.serial}\0${userName}`);
+  }
+
+  /** Forgets failures older than the lockout window, then the oldest beyond the cap. */
+  private evictFailures(): void {
+    const now = this.now();
+    for (const [k, f] of this.failures) if (now - f.since >= LOCKOUT_MS) this.failures.delete(k);
+    while (this.failures.size >= this.maxFailures) {
+      const oldest = this.failures.keys().next();
+      if (oldest.done === true) break;
+      this.failures.delete(oldest.value);
+    }
+  }
+
   /** Checks credentials, with account lockout after 5 failures in a row (for 60 s). */
   async login(node: NodeRuntime, userName: string, password: string): Promise<Principal> {
     const acct = node.state.accounts.find((a) => a.userName === userName);
     const who = `${node.serial}\0${userName}`;
     const f = this.failures.get(who);
-    const locked = f !== undefined && f.count >= 5 && this.now() - f.since < 60_000;
+    const locked = this.lockedOut(node, userName);
     const key = `${node.serial}\0${userName}\0${createHash('sha256').update(password).digest('hex')}`;
-    const ok = acct !== undefined && !locked && (this.basicCache.get(key) === acct.passwordHash || (await verifyPassword(password, acct.passwordHash)));
-    if (!ok || !acct.enabled || acct.locked) {
-      const n = f && this.now() - f.since < 60_000 ? f.count + 1 : 1;
-      this.failures.set(who, { count: n, since: f && n > 1 ? f.since : this.now() });
+    let ok = false;
+    if (!locked) {
+      if (acct === undefined) {
+        // as slow as a wrong password for a real account: the time does not tell which names exist
+        this.dummyHash ??= hashPassword(randomBytes(16).toString('hex'));
+        await verifyPassword(password, this.dummyHash);
+      } else {
+        ok = this.basicCache.get(key) === acct.passwordHash || (await verifyPassword(password, acct.passwordHash));
+      }
+    }
+    if (!ok || !acct || !acct.enabled || acct.locked) {
+      const fresh = f !== undefined && this.now() - f.since < LOCKOUT_MS;
+      const n = fresh ? f.count + 1 : 1;
+      this.failures.delete(who); // re-inserted last: the map stays in age order
+      this.evictFailures();
+      this.failures.set(who, { count: n, since: fresh ? f.since : this.now() });
       throw new AuthError(locked ? 'the account is locked after repeated failed logins; try again later' : 'invalid user name or password');
     }
     this.failures.delete(who);
@@ -209,31 +290,52 @@ export class RedfishRouter {
         if (!isPublic && !can(p)) throw new ForbiddenError(`role ${principal?.roleId ?? '(none)'} lacks the ${p} privilege`);
       };
       const allow = ['GET', 'HEAD', route.patch && 'PATCH', route.post && 'POST', route.delete && 'DELETE'].filter(Boolean).join(', ');
-      const ctx: Ctx = { node, mem, params: m.params, body: {}, principal, can, login: (u, p) => this.login(node, u, p) };
+      const ctx: Ctx = {
+        node, mem, params: m.params, body: {}, principal, can,
+        login: (u, p) => this.login(node, u, p),
+        lockedOut: (u) => this.lockedOut(node, u),
+        clearLockout: (u) => this.clearLockout(node, u),
+      };
       if (!route.get && (method === 'GET' || method === 'HEAD')) {
         throw new RedfishError(405, `${method} is not allowed on ${path}`, [message('OperationNotAllowed')], { Allow: allow.replace('GET, HEAD', '').replace(/^, /, '') || 'POST' });
       }
-      const current = route.get ? route.get(ctx) : undefined;
-      const etag = current === undefined ? undefined : etagOf(current);
+      const view = (): unknown => (route.get ? route.get(ctx) : undefined);
       switch (method) {
         case 'GET':
         case 'HEAD': {
+          const current = view();
+          const etag = current === undefined ? undefined : etagOf(current);
           need('Login');
           const inm = header(req.headers, 'if-none-match');
           const headers: Record<string, string> = { ...base, Allow: allow };
           if (route.contentType) headers['Content-Type'] = route.contentType;
           if (etag) headers['ETag'] = etag;
+          const schema = route.contentType ? undefined : describedBy(current);
+          if (schema) headers['Link'] = schema;
           if (inm && etag && inm.split(',').map((s) => s.trim().replace(/^W\//, '')).includes(etag)) return { status: 304, headers, body: '' };
           const text = typeof current === 'string' ? current : JSON.stringify(current);
           return { status: route.getStatus ? route.getStatus(ctx) : 200, headers, body: method === 'HEAD' ? '' : text };
         }
         case 'PATCH': {
           if (!route.patch) break;
+          // The current view gives the ETag and names read-only properties. A resource that does not
+          // exist is 404; a view that fails for another reason does not stop a PATCH (without If-Match).
+          let current: unknown;
+          let viewError: Error | undefined;
+          try {
+            current = view();
+          } catch (e) {
+            if (e instanceof NotFoundError || (e instanceof RedfishError && e.status === 404)) throw e;
+            viewError = e instanceof Error ? e : new Error(String(e));
+          }
+          const etag = current === undefined ? undefined : etagOf(current);
           need(route.patch.privilege);
           const ifMatch = header(req.headers, 'if-match');
           if (ifMatch && ifMatch !== '*' && !ifMatch.split(',').map((s) => s.trim().replace(/^W\//, '')).includes(etag ?? '')) {
+            if (viewError !== undefined) throw viewError;
             throw new PreconditionError(`If-Match ${ifMatch} does not match the resource's current ETag ${etag ?? ''}`);
           }
+          this.checkContentType(req);
           ctx.body = this.parseBody(req.rawBody, true);
           const paths = leafPaths(ctx.body).filter((p) => p !== '');
           if (paths.length === 0) throw new RedfishError(400, 'the PATCH body changes nothing', [message('NoOperation')]);
@@ -242,8 +344,13 @@ export class RedfishRouter {
             const msgs = bad.map((p) => (hasPath(current, p) ? message('PropertyNotWritable', [p], [`#/${p}`]) : message('PropertyUnknown', [p], [`#/${p}`])));
             throw new RedfishError(400, `${bad.map((p) => (hasPath(current, p) ? `${p} is read-only` : `${p} is not a property of this resource`)).join('; ')}; nothing was changed`, msgs);
           }
-          route.patch.apply(ctx);
-          const after = route.get ? route.get(ctx) : undefined;
+          await route.patch.apply(ctx);
+          let after: unknown;
+          try {
+            after = view();
+          } catch {
+            return { status: 204, headers: { ...base }, body: '' }; // applied; the view cannot be shown
+          }
           const headers: Record<string, string> = { ...base };
           if (after !== undefined) headers['ETag'] = etagOf(after);
           return { status: 200, headers, body: JSON.stringify(after) };
@@ -252,6 +359,7 @@ export class RedfishRouter {
           if (!route.post) break;
           action = route.post.action;
           need(route.post.privilege);
+          this.checkContentType(req);
           ctx.body = this.parseBody(req.rawBody, false);
           if (route.post.parameters) {
             const unknown = Object.keys(ctx.body).filter((k) => !k.includes('@') && !route.post?.parameters?.includes(k));
@@ -272,10 +380,21 @@ export class RedfishRouter {
         default:
           break;
       }
+      // a member that does not exist is 404 whatever the method
+      view();
       throw new RedfishError(405, `${method} is not allowed on ${path}; allowed: ${allow}`, [message('OperationNotAllowed')], { Allow: allow });
     } catch (e) {
       const r = toRedfish(e, action);
       return { status: r.status, headers: { ...base, ...r.headers }, body: JSON.stringify(r.body) };
+    }
+  }
+
+  /** A request body must be JSON (DSP0266): another media type is 415. No body needs no type. */
+  private checkContentType(req: HttpRequest): void {
+    if (req.rawBody.trim() === '') return;
+    const type = mediaType(req.headers['content-type']);
+    if (type !== 'application/json') {
+      throw new RedfishError(415, `the request body must be sent as Content-Type: application/json, not ${type || '(none)'}`, [message('GeneralError')]);
     }
   }
 
