@@ -28,6 +28,8 @@ import {
 import { inventoryFor, type HardwareModel, type NodeIdentity, type NodeInventory } from '../core/models.ts';
 import { BOOT_MANIFEST, HARDWARE_ENV, type BootManifest, type NodeHardware } from '../protocol/hardware.ts';
 import type { NodeLayout } from './layout.ts';
+import type { RackFaults } from '../protocol/control.ts';
+import { onLines } from '../../shared/lines.ts';
 import { basicAuth, DownloadTooLarge, readLimited, redactUrl, splitUserInfo, type Credentials } from './http-util.ts';
 
 export interface Account {
@@ -49,17 +51,8 @@ export interface VirtualMediaState {
   credentials?: Credentials;
 }
 
-export interface NodeFaults {
-  bmcUnreachable: boolean;
-  /** Extra latency added to every BMC response, in ms. */
-  bmcSlowMs: number;
-  failedDisks: string[];
-  powerOnFailure: boolean;
-  bootFailure: boolean;
-  /** NIC ids (NIC1...) whose link is down. */
-  nicLinkDown: string[];
-  installerCrashAtPercent: number | null;
-}
+/** A node's injected faults: the control API's shape (protocol/control.ts). */
+export type NodeFaults = RackFaults;
 
 export const NO_FAULTS: NodeFaults = {
   bmcUnreachable: false, bmcSlowMs: 0, failedDisks: [], powerOnFailure: false, bootFailure: false, nicLinkDown: [], installerCrashAtPercent: null,
@@ -581,18 +574,10 @@ export class NodeRuntime {
       started();
       if (first && !this.disposed) this.safely('program start', () => fail(`cannot start ${manifest.entry}: ${e.message}`));
     });
-    const pipe = (s: NodeJS.ReadableStream | null): void => {
-      let rest = '';
-      s?.setEncoding('utf8');
-      s?.on('data', (chunk: string) => {
-        const parts = (rest + chunk).split('\n');
-        rest = parts.pop() ?? '';
-        for (const p of parts) this.consoleLine(p);
-      });
-      s?.on('error', () => undefined);
-    };
-    pipe(child.stdout);
-    pipe(child.stderr);
+    child.stdout?.on('error', () => undefined);
+    child.stderr?.on('error', () => undefined);
+    onLines(child.stdout, (l) => this.consoleLine(l));
+    onLines(child.stderr, (l) => this.consoleLine(l));
     await startedOrFailed;
   }
 
