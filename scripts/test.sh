@@ -3,7 +3,7 @@
 # every unit and integration test (node's test runner; its closing lines give pass/fail counts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh python3-sushy python3-requests ca-certificates libnbd-bin qemu-utils
+bash scripts/setup.sh python3-sushy python3-requests ca-certificates libnbd-bin qemu-utils etcd-server
 echo "== typecheck"; npx tsc -p tsconfig.json --noEmit
 echo "== lint"; npx eslint .
 echo "== tests"; exec node scripts/run-tests.mjs src test

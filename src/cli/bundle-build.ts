@@ -10,6 +10,9 @@ import { InputError } from '../shared/errors.ts';
 import { writeBundle, sha256Of, openBundle } from '../shared/bundle/archive.ts';
 import { bundleFileName, type BundleManifest } from '../shared/bundle/manifest.ts';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
 
 const SRC = resolve(fileURLToPath(import.meta.url), '../..');
 
@@ -35,12 +38,18 @@ async function bundleEntry(entry: string): Promise<Buffer> {
     minify: false,
     legalComments: 'none',
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+    // CommonJS dependencies that read files beside themselves (etcd3's .proto files) find them
+    // beside the bundle: see DATA_FILES.
+    define: { __dirname: 'import.meta.dirname', __filename: 'import.meta.filename' },
     logLevel: 'silent',
   });
   const out = r.outputFiles[0];
   if (!out) throw new Error(`esbuild produced nothing for ${entry}`);
   return Buffer.from(out.contents);
 }
+
+/** Files that bundled code reads at run time, shipped at these paths (relative to the boot disk root). */
+const DATA_FILES: [string, string][] = ['rpc.proto', 'kv.proto', 'auth.proto'].map((f) => [`proto/${f}`, `etcd3/proto/${f}`]);
 
 export async function buildBundle(o: BuildOptions): Promise<{ file: string; manifest: BundleManifest; sha256: string; bytes: number }> {
   const vre = /^\d+\.\d+\.\d+([-.][0-9A-Za-z.-]+)?$/;
@@ -53,6 +62,7 @@ export async function buildBundle(o: BuildOptions): Promise<{ file: string; mani
     ['hypervisor/hypervisor.mjs', await bundleEntry('hypervisor/main.ts')],
     ['cvm/cvm.mjs', await bundleEntry('cvm/main.ts')],
     ['installer/installer.mjs', await bundleEntry('installer/main.ts')],
+    ...DATA_FILES.map(([to, from]): [string, Buffer] => [to, readFileSync(require.resolve(from))]),
   ]);
   const minFirmware: BundleManifest['minFirmware'] = {};
   if (o.minBios) minFirmware.bios = o.minBios;

@@ -6,9 +6,11 @@ import { Command } from 'commander';
 import { registerRack } from './rack.ts';
 import { registerRackTour } from './rack-tour.ts';
 import { registerFoundation } from './foundation.ts';
+import { registerCluster } from './cluster.ts';
 
 const program = new Command();
 program.name('converge').description('Converge: an open-source hyperconverged infrastructure platform').version('0.1.0').enablePositionalOptions();
 registerRackTour(registerRack(program));
 registerFoundation(program);
+registerCluster(program);
 await program.parseAsync(process.argv);

@@ -102,9 +102,6 @@ async function main(): Promise<void> {
   await boot.wipe();
   await report(65, `boot device ${hw.bootDevice.serial} wiped`);
   const files = bundle.files;
-  const hvCode = files.get(m.components.hypervisor.entry);
-  const cvmCode = files.get(m.components.cvm.entry);
-  if (!hvCode || !cvmCode) throw new Error('bundle lacks the hypervisor or the CVM');
   const nodeConfig: NodeConfig = {
     serial: hw.serial, hostname: cfg.hostname,
     hostIp: cfg.hostIp, hostNetmask: cfg.hostNetmask, hostGateway: cfg.hostGateway,
@@ -113,15 +110,17 @@ async function main(): Promise<void> {
     versions: { hypervisor: m.components.hypervisor.version, nos: m.components.cvm.version, bundle: m.version },
     installedAt: new Date().toISOString(),
   };
+  // Everything in the bundle but the installer itself goes onto the boot disk: the hypervisor,
+  // the CVM, and the data files they read (e.g. proto/).
   const written: [string, Buffer][] = [
-    [HYPERVISOR_ENTRY, hvCode],
-    [CVM_ENTRY, cvmCode],
+    ...[...files].filter(([p]) => !p.startsWith('installer/') && p !== 'manifest.json'),
     ['manifest.json', files.get('manifest.json') ?? Buffer.from(JSON.stringify(m))],
     [NODE_CONFIG_PATH, Buffer.from(JSON.stringify(nodeConfig, null, 2))],
   ];
+  if (!written.some(([p]) => p === HYPERVISOR_ENTRY) || !written.some(([p]) => p === CVM_ENTRY)) throw new Error(`bundle lacks ${HYPERVISOR_ENTRY} or ${CVM_ENTRY}`);
   for (const [i, [p, b]] of written.entries()) {
     await boot.writeFile(p, b);
-    await report(70 + i * 5, `wrote ${p} (${b.length} bytes)`);
+    await report(70 + Math.round((i * 15) / written.length), `wrote ${p} (${b.length} bytes)`);
   }
   const bootJson = { name: 'converge-hypervisor', version: m.components.hypervisor.version, entry: HYPERVISOR_ENTRY };
   await boot.writeFile(BOOT_MANIFEST, JSON.stringify(bootJson));

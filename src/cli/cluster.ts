@@ -1,0 +1,102 @@
+/**
+ * @module
+ * `converge cluster create | status | destroy`: form a cluster from unconfigured CVMs, show each
+ * CVM and its services (as the reference platform's `cluster status` does), and return the CVMs to
+ * unconfigured.
+ */
+import type { Command } from 'commander';
+import { InputError } from '../shared/errors.ts';
+import { CVM_API_PORT, type ClusterInfo, type CvmStatus } from '../cvm/protocol/cluster.ts';
+import { fail, printJson } from './output.ts';
+
+async function cvm<T>(ip: string, path: string, body?: unknown, timeoutMs = 60_000): Promise<T> {
+  const init: RequestInit = { method: body === undefined ? 'GET' : 'POST', signal: AbortSignal.timeout(timeoutMs) };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers = { 'Content-Type': 'application/json' };
+  }
+  let r: Response;
+  try {
+    r = await fetch(`http://${ip}:${CVM_API_PORT}${path}`, init);
+  } catch (e) {
+    throw new Error(`CVM ${ip} does not answer on port ${CVM_API_PORT} (${e instanceof Error ? e.message : String(e)})`);
+  }
+  const j = (await r.json()) as T & { error?: { message: string; field?: string } };
+  if (!r.ok) {
+    if (r.status === 400 && j.error?.field) throw new InputError(j.error.field, j.error.message.replace(`${j.error.field}: `, ''));
+    throw new Error(j.error?.message ?? `HTTP ${r.status}`);
+  }
+  return j;
+}
+
+const list = (v: string | undefined): string[] => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : []);
+
+export function registerCluster(program: Command): void {
+  const c = program.command('cluster').description('form and inspect clusters of CVMs');
+
+  c.command('create')
+    .description('form a cluster from unconfigured CVMs (the configuration store starts on 1, 3 or 5 of them)')
+    .requiredOption('--cvm-ips <a,b,c>', 'CVM addresses of the members')
+    .option('--name <name>', 'cluster name', 'converge')
+    .option('--vip <ip>', 'cluster virtual IP (Prism)')
+    .option('--redundancy-factor <n>', 'replication factor: 2 (3+ nodes) or 3 (5+ nodes); 1 for a single node')
+    .option('--dns <a,b>', 'DNS servers')
+    .option('--ntp <a,b>', 'NTP servers')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { cvmIps: string; name: string; vip?: string; redundancyFactor?: string; dns?: string; ntp?: string; json?: boolean }) => {
+      try {
+        const ips = list(o.cvmIps);
+        const first = ips[0];
+        if (!first) throw new InputError('cvm-ips', 'list at least one CVM address');
+        const body: Record<string, unknown> = { name: o.name, cvmIps: ips, dns: list(o.dns), ntp: list(o.ntp) };
+        if (o.vip) body['vip'] = o.vip;
+        if (o.redundancyFactor !== undefined) body['redundancyFactor'] = Number(o.redundancyFactor);
+        const info = await cvm<ClusterInfo>(first, '/cluster/create', body);
+        if (o.json) return printJson(info);
+        process.stdout.write(`Cluster ${info.name} (${info.clusterId}) created: ${info.members.length} nodes, RF${info.redundancyFactor}, configuration store on ${info.store.join(', ')}\n`);
+      } catch (e) {
+        fail(e, o.json === true);
+      }
+    });
+
+  c.command('status')
+    .description("each CVM of the cluster: up or down, and its services' states and pids")
+    .requiredOption('--cvm-ip <ip>', 'any CVM of the cluster')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { cvmIp: string; json?: boolean }) => {
+      try {
+        const first = await cvm<CvmStatus>(o.cvmIp, '/status', undefined, 10_000);
+        const members = first.cluster?.members ?? [{ serial: first.serial, cvmIp: first.cvmIp, hostIp: first.hostIp }];
+        const all = await Promise.all(members.map(async (m) => ({ member: m, status: await cvm<CvmStatus>(m.cvmIp, '/status', undefined, 5000).catch(() => null) })));
+        if (o.json) return printJson({ cluster: first.cluster, cvms: all.map((a) => ({ ...a.member, up: a.status !== null, status: a.status })) });
+        const out: string[] = [];
+        if (!first.cluster) out.push(`CVM ${first.cvmIp} (${first.serial}) is unconfigured: it belongs to no cluster.`);
+        else out.push(`Cluster ${first.cluster.name} (${first.cluster.clusterId}), RF${first.cluster.redundancyFactor}, ${members.length} nodes`);
+        for (const a of all) {
+          out.push('', `    CVM: ${a.member.cvmIp} (${a.member.serial}) ${a.status ? 'Up' : 'Down'}`);
+          for (const s of a.status?.services ?? []) out.push(`        ${s.name.padEnd(20)} ${s.state.toUpperCase().padEnd(10)} [${s.pid ?? '-'}]${s.restarts ? ` restarts ${s.restarts}` : ''}`);
+        }
+        process.stdout.write(out.join('\n') + '\n');
+      } catch (e) {
+        fail(e, o.json === true);
+      }
+    });
+
+  c.command('destroy')
+    .description('return every CVM of the cluster to unconfigured (the cluster configuration is lost)')
+    .requiredOption('--cvm-ip <ip>', 'any CVM of the cluster')
+    .option('--yes', 'really destroy')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { cvmIp: string; yes?: boolean; json?: boolean }) => {
+      try {
+        const st = await cvm<CvmStatus>(o.cvmIp, '/status', undefined, 10_000);
+        if (!st.cluster) throw new InputError('cvm-ip', `CVM ${o.cvmIp} belongs to no cluster`);
+        if (!o.yes) throw new InputError('yes', `this destroys cluster ${st.cluster.name}; add --yes`);
+        const results = await Promise.all(st.cluster.members.map(async (m) => ({ cvmIp: m.cvmIp, ok: await cvm(m.cvmIp, '/cluster/destroy', {}).then(() => true, () => false) })));
+        if (o.json) return printJson({ cluster: st.cluster.name, members: results });
+        process.stdout.write(`Cluster ${st.cluster.name} destroyed: ${results.map((r) => `${r.cvmIp} ${r.ok ? 'unconfigured' : 'did not answer'}`).join(', ')}\n`);
+      } catch (e) {
+        fail(e, o.json === true);
+      }
+    });
+}

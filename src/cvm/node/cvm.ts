@@ -1,0 +1,283 @@
+/**
+ * @module
+ * The CVM process: owns the node's passed-through disks, runs its services under supervision
+ * (genesis = this process; etcd when it is a store member), answers its API on cvmIp:2100, forms
+ * clusters with its peers, and announces itself to Foundation.
+ *
+ * Cluster creation, driven by the member that receives the request:
+ * ```
+ *  check every member answers and is unconfigured ─► prepare (store members start etcd)
+ *    ─► wait for the store's quorum ─► write the cluster record ─► commit on every member
+ *  any failure ─► destroy on every member (back to unconfigured), and report why
+ * ```
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { Etcd3 } from 'etcd3';
+import { DiskVolume } from '../../shared/disk-volume.ts';
+import { ConflictError, InputError, errorMessage, isConvergeError, UnavailableError } from '../../shared/errors.ts';
+import type { CvmConfig } from '../../hypervisor/protocol/node-config.ts';
+import type { CvmAnnounce } from '../../foundation/protocol/installer.ts';
+import { parseCreateRequest, storeMembers, initialCluster } from '../core/cluster.ts';
+import { CVM_API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, type ClusterInfo, type CvmStatus, type PrepareRequest } from '../protocol/cluster.ts';
+import { Supervised } from './supervisor.ts';
+
+const CLUSTER_KEY = '/converge/cluster';
+
+interface SavedState {
+  cluster: ClusterInfo;
+  store: PrepareRequest['store'];
+  committed: boolean;
+}
+
+async function call<T>(ip: string, path: string, body?: unknown, timeoutMs = 15_000): Promise<T> {
+  const init: RequestInit = { method: body === undefined ? 'GET' : 'POST', signal: AbortSignal.timeout(timeoutMs) };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers = { 'Content-Type': 'application/json' };
+  }
+  const r = await fetch(`http://${ip}:${CVM_API_PORT}${path}`, init);
+  const j = (await r.json()) as T & { error?: { message: string } };
+  if (!r.ok) throw new Error(j.error?.message ?? `HTTP ${r.status}`);
+  return j;
+}
+
+export class Cvm {
+  private state: SavedState | null;
+  private etcd: Supervised | undefined;
+  private disks: CvmStatus['disks'];
+  private server = createServer((req, res) => void this.serve(req, res));
+  private announceTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly cfg: CvmConfig, private readonly log: (m: string) => void, private readonly etcdBin = process.env['CONVERGE_ETCD'] ?? 'etcd') {
+    mkdirSync(cfg.stateDir, { recursive: true });
+    this.state = existsSync(this.statePath) ? (JSON.parse(readFileSync(this.statePath, 'utf8')) as SavedState) : null;
+    this.disks = cfg.disks.map((d) => {
+      try {
+        const v = DiskVolume.open(d.path);
+        return { serial: d.serial, mediaType: d.mediaType, capacityBytes: v.capacityBytes, usedBytes: v.used(), ok: true };
+      } catch (e) {
+        this.log(`disk ${d.serial}: ${errorMessage(e)}`);
+        return { serial: d.serial, mediaType: d.mediaType, capacityBytes: d.capacityBytes, usedBytes: 0, ok: false };
+      }
+    });
+  }
+
+  private get statePath(): string {
+    return join(this.cfg.stateDir, 'cluster.json');
+  }
+
+  private save(s: SavedState | null): void {
+    this.state = s;
+    if (s) writeFileSync(this.statePath, JSON.stringify(s, null, 2));
+    else rmSync(this.statePath, { force: true });
+  }
+
+  async start(): Promise<void> {
+    if (this.state?.store) this.startEtcd(this.state.store);
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(CVM_API_PORT, this.cfg.cvmIp, resolve);
+    });
+    const c = this.state?.committed ? this.state.cluster : null;
+    this.log(`CVM up: storage OS ${this.cfg.versions.nos} at ${this.cfg.cvmIp}, ${this.disks.filter((d) => d.ok).length}/${this.disks.length} disks, ${c ? `in cluster ${c.name}` : 'unconfigured'}`);
+    void this.announce(0);
+  }
+
+  async stop(): Promise<void> {
+    if (this.announceTimer) clearTimeout(this.announceTimer);
+    await this.etcd?.stop();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+
+  status(): CvmStatus {
+    const committed = this.state?.committed === true;
+    const services = [{ name: 'genesis', state: 'up', pid: process.pid, restarts: 0 }, ...(this.etcd ? [this.etcd.status()] : [])];
+    return {
+      serial: this.cfg.serial, cvmIp: this.cfg.cvmIp, hostIp: this.cfg.hostIp, hypervisorVersion: this.cfg.versions.hypervisor, nosVersion: this.cfg.versions.nos,
+      configured: committed, clusterId: committed ? this.state?.cluster.clusterId ?? null : null, cluster: committed ? this.state?.cluster ?? null : null,
+      services, disks: this.disks,
+    };
+  }
+
+  private async announce(delayMs: number): Promise<void> {
+    const s = this.status();
+    const a: CvmAnnounce = { serial: s.serial, cvmIp: s.cvmIp, hostIp: s.hostIp, hypervisorVersion: s.hypervisorVersion, nosVersion: s.nosVersion, configured: s.configured, clusterId: s.clusterId };
+    let next = 60_000;
+    try {
+      const r = await fetch(new URL('/foundation/cvm_announce', this.cfg.foundationUrl), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(a), signal: AbortSignal.timeout(10_000) });
+      if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      if (delayMs === 0) this.log(`announced to Foundation at ${this.cfg.foundationUrl}`);
+    } catch (e) {
+      next = Math.min(Math.max(delayMs * 2, 500), 30_000);
+      if (delayMs === 0) this.log(`cannot reach Foundation yet (${errorMessage(e)}); retrying`);
+    }
+    if (this.announceTimer) clearTimeout(this.announceTimer);
+    this.announceTimer = setTimeout(() => void this.announce(next), next);
+  }
+
+  /** A previous CVM process killed without a chance to stop its etcd leaves it running: stop it. */
+  private reapStaleEtcd(): void {
+    const pidFile = join(this.cfg.stateDir, 'etcd.pid');
+    if (!existsSync(pidFile)) return;
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    try {
+      if (pid > 1 && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(join(this.cfg.stateDir, 'etcd'))) {
+        process.kill(pid, 'SIGKILL');
+        this.log(`stopped a stale etcd (pid ${pid}) left by an earlier CVM process`);
+      }
+    } catch {
+      // not running
+    }
+    rmSync(pidFile, { force: true });
+  }
+
+  private startEtcd(store: NonNullable<PrepareRequest['store']>): void {
+    this.reapStaleEtcd();
+    const dataDir = join(this.cfg.stateDir, 'etcd');
+    const ip = this.cfg.cvmIp;
+    const args = [
+      '--name', store.name, '--data-dir', dataDir,
+      '--listen-client-urls', `http://${ip}:${ETCD_CLIENT_PORT}`, '--advertise-client-urls', `http://${ip}:${ETCD_CLIENT_PORT}`,
+      '--listen-peer-urls', `http://${ip}:${ETCD_PEER_PORT}`, '--initial-advertise-peer-urls', `http://${ip}:${ETCD_PEER_PORT}`,
+      '--initial-cluster', store.initialCluster, '--initial-cluster-token', store.token, '--initial-cluster-state', 'new',
+      '--heartbeat-interval', '100', '--election-timeout', '1000', '--log-level', 'warn',
+    ];
+    this.etcd = new Supervised('etcd', this.etcdBin, args, this.log, { pidFile: join(this.cfg.stateDir, 'etcd.pid') });
+    this.etcd.start();
+    this.log(`etcd member ${store.name} starting at ${ip}:${ETCD_CLIENT_PORT}`);
+  }
+
+  // ---- cluster formation -------------------------------------------------------------------
+
+  private async create(body: unknown): Promise<ClusterInfo> {
+    const req = parseCreateRequest(body);
+    if (!req.cvmIps.includes(this.cfg.cvmIp)) throw new InputError('cvmIps', `must include this CVM (${this.cfg.cvmIp}); send the request to a member`);
+    if (this.state) throw new ConflictError(`this CVM (${this.cfg.cvmIp}) is already part of a cluster (${this.state.cluster.name}); destroy it first`);
+    const statuses = await Promise.all(req.cvmIps.map(async (ip) => {
+      try {
+        return await call<CvmStatus>(ip, '/status', undefined, 5000);
+      } catch (e) {
+        throw new UnavailableError(`CVM ${ip} does not answer (${errorMessage(e)})`);
+      }
+    }));
+    const taken = statuses.find((s) => s.configured || s.clusterId !== null);
+    if (taken) throw new ConflictError(`CVM ${taken.cvmIp} (${taken.serial}) is already part of a cluster (${taken.cluster?.name ?? taken.clusterId ?? ''})`);
+    const versions = new Set(statuses.map((s) => s.nosVersion));
+    if (versions.size > 1) throw new ConflictError(`the CVMs run different storage OS versions (${[...versions].join(', ')}); upgrade them to one first`);
+    const clusterId = randomUUID();
+    const storeIps = storeMembers(req.cvmIps, req.redundancyFactor);
+    const members = statuses.map((s) => ({ serial: s.serial, cvmIp: s.cvmIp, hostIp: s.hostIp }));
+    const info: ClusterInfo = { clusterId, name: req.name, redundancyFactor: req.redundancyFactor, vip: req.vip, members, store: storeIps, createdAt: new Date().toISOString() };
+    const ic = initialCluster(storeIps.map((ip) => ({ name: statuses.find((s) => s.cvmIp === ip)?.serial ?? ip, ip })), ETCD_PEER_PORT);
+    this.log(`creating cluster ${req.name} (${clusterId}): ${members.length} nodes, RF${req.redundancyFactor}, store on ${storeIps.join(', ')}`);
+    try {
+      await Promise.all(statuses.map((s) => call(s.cvmIp, '/cluster/prepare', {
+        cluster: info,
+        store: storeIps.includes(s.cvmIp) ? { name: s.serial, initialCluster: ic, token: clusterId } : null,
+      } satisfies PrepareRequest)));
+      const client = new Etcd3({ hosts: storeIps.map((ip) => `http://${ip}:${ETCD_CLIENT_PORT}`), dialTimeout: 2000 });
+      try {
+        const deadline = Date.now() + 30_000;
+        for (;;) {
+          try {
+            await client.put(CLUSTER_KEY).value(JSON.stringify({ ...info, dns: req.dns, ntp: req.ntp }));
+            break;
+          } catch (e) {
+            if (Date.now() > deadline) throw new UnavailableError(`the configuration store did not reach quorum in 30 s (${errorMessage(e)})`);
+            await new Promise((r) => setTimeout(r, 250));
+          }
+        }
+      } finally {
+        client.close();
+      }
+      await Promise.all(statuses.map((s) => call(s.cvmIp, '/cluster/commit', { clusterId })));
+    } catch (e) {
+      this.log(`cluster creation failed: ${errorMessage(e)}; returning the members to unconfigured`);
+      await Promise.all(statuses.map((s) => call(s.cvmIp, '/cluster/destroy', { clusterId }).catch(() => undefined)));
+      throw e;
+    }
+    this.log(`cluster ${req.name} created`);
+    return info;
+  }
+
+  private async prepare(body: unknown): Promise<void> {
+    const p = body as PrepareRequest;
+    if (!p?.cluster?.clusterId) throw new InputError('cluster', 'is required');
+    if (this.state && this.state.cluster.clusterId !== p.cluster.clusterId) throw new ConflictError(`this CVM is already part of a cluster (${this.state.cluster.name})`);
+    if (this.state) return; // a repeated prepare of the same cluster
+    this.save({ cluster: p.cluster, store: p.store, committed: false });
+    if (p.store) {
+      rmSync(join(this.cfg.stateDir, 'etcd'), { recursive: true, force: true });
+      this.startEtcd(p.store);
+    }
+    await Promise.resolve();
+  }
+
+  private commit(body: unknown): void {
+    const id = (body as { clusterId?: string } | null)?.clusterId;
+    if (!this.state || this.state.cluster.clusterId !== id) throw new ConflictError(`no prepared cluster ${String(id)} on this CVM`);
+    this.save({ ...this.state, committed: true });
+    this.log(`joined cluster ${this.state.cluster.name} (${this.state.cluster.clusterId})`);
+    void this.announce(1);
+  }
+
+  private async destroy(): Promise<void> {
+    const was = this.state?.cluster.name;
+    await this.etcd?.stop();
+    this.etcd = undefined;
+    rmSync(join(this.cfg.stateDir, 'etcd'), { recursive: true, force: true });
+    this.save(null);
+    if (was) this.log(`left cluster ${was}: unconfigured`);
+    void this.announce(1);
+  }
+
+  // ---- HTTP ------------------------------------------------------------------------------
+
+  private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const send = (status: number, body: unknown): void => {
+      res.writeHead(status, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    try {
+      let raw = '';
+      for await (const c of req) {
+        raw += String(c);
+        if (raw.length > 1 << 20) throw new InputError('body', 'too large');
+      }
+      let body: unknown = {};
+      if (raw.trim()) {
+        try {
+          body = JSON.parse(raw);
+        } catch {
+          throw new InputError('body', 'malformed JSON');
+        }
+      }
+      const route = `${req.method ?? ''} ${req.url ?? ''}`;
+      switch (route) {
+        case 'GET /status':
+          return send(200, this.status());
+        case 'POST /cluster/create':
+          return send(200, await this.create(body));
+        case 'POST /cluster/prepare':
+          await this.prepare(body);
+          return send(200, { ok: true });
+        case 'POST /cluster/commit':
+          this.commit(body);
+          return send(200, { ok: true });
+        case 'POST /cluster/destroy':
+          await this.destroy();
+          return send(200, { ok: true });
+        default:
+          return send(404, { error: { code: 'CVG_ERR_NOT_FOUND', message: `no ${route}` } });
+      }
+    } catch (e) {
+      const status = e instanceof InputError ? 400 : e instanceof ConflictError ? 409 : e instanceof UnavailableError ? 503 : 500;
+      const err: Record<string, unknown> = { code: isConvergeError(e) ? e.code : 'CVG_ERR_INTERNAL', message: errorMessage(e) };
+      if (e instanceof InputError) err['field'] = e.field;
+      send(status, { error: err });
+    }
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * @module
+ * The CVM's HTTP API on cvmIp:2100 (what the CLI, Foundation and the other CVMs call):
+ *
+ *   GET  /status             CvmStatus
+ *   POST /cluster/create     CreateRequest (core/cluster.ts) → ClusterInfo; run on one member, which drives the others
+ *   POST /cluster/prepare    PrepareRequest (member to member): take part, start the store if asked
+ *   POST /cluster/commit     { clusterId } (member to member): the cluster exists
+ *   POST /cluster/destroy    back to unconfigured (stops the store, forgets the cluster)
+ * Errors: { error: { code, message, field? } } with 400 / 409 / 500.
+ */
+
+export interface ServiceView {
+  name: string;
+  state: string;
+  pid: number | null;
+  restarts: number;
+}
+
+export interface ClusterInfo {
+  clusterId: string;
+  name: string;
+  redundancyFactor: 1 | 2 | 3;
+  vip: string | null;
+  members: { serial: string; cvmIp: string; hostIp: string }[];
+  /** CVM addresses that run the configuration store (etcd). */
+  store: string[];
+  createdAt: string;
+}
+
+export interface CvmStatus {
+  serial: string;
+  cvmIp: string;
+  hostIp: string;
+  hypervisorVersion: string;
+  nosVersion: string;
+  configured: boolean;
+  clusterId: string | null;
+  cluster: ClusterInfo | null;
+  services: ServiceView[];
+  disks: { serial: string; mediaType: string; capacityBytes: number; usedBytes: number; ok: boolean }[];
+}
+
+export interface PrepareRequest {
+  cluster: ClusterInfo;
+  /** Set when this CVM runs a store member: etcd's --initial-cluster and token. */
+  store: { name: string; initialCluster: string; token: string } | null;
+}
+
+export const CVM_API_PORT = 2100;
+export const ETCD_CLIENT_PORT = 2379;
+export const ETCD_PEER_PORT = 2380;
