@@ -14,6 +14,8 @@ export interface NbdBackend {
   pread(offset: number, length: number): Promise<Buffer>;
   /** fua: the data must be durable before this resolves. */
   pwrite(offset: number, data: Buffer, fua: boolean): Promise<void>;
+  /** The same for data in pieces (as it came off the socket), where the backend can avoid a copy. */
+  pwritev?(offset: number, data: readonly Buffer[], fua: boolean): Promise<void>;
   flush(): Promise<void>;
   trim(offset: number, length: number, fua: boolean): Promise<void>;
   zero(offset: number, length: number, fua: boolean): Promise<void>;
@@ -108,6 +110,27 @@ export class FileBackend implements NbdBackend {
     while (done < data.length) {
       const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done);
       done += bytesWritten;
+    }
+    if (fua) await this.fh.datasync();
+  }
+  async pwritev(offset: number, data: readonly Buffer[], fua: boolean): Promise<void> {
+    let bufs = [...data];
+    let pos = offset;
+    while (bufs.length > 0) {
+      const { bytesWritten } = await this.fh.writev(bufs, pos);
+      pos += bytesWritten;
+      let skip = bytesWritten;
+      while (skip > 0 && bufs.length > 0) {
+        const b = bufs[0] as Buffer;
+        if (b.length <= skip) {
+          skip -= b.length;
+          bufs.shift();
+        } else {
+          bufs[0] = b.subarray(skip);
+          skip = 0;
+        }
+      }
+      bufs = bufs.filter((b) => b.length > 0);
     }
     if (fua) await this.fh.datasync();
   }

@@ -198,13 +198,13 @@ export class NbdConnection {
         this.log(`nbd: bad request magic 0x${req.magic.toString(16)} on export ${this.exportName}; closing`);
         return;
       }
-      let payload: Buffer | undefined;
+      let payload: Buffer[] | undefined;
       if (req.type === C.NBD_CMD_WRITE) {
         if (req.length > C.MAX_PAYLOAD * 2) {
           this.replyError(req.handle, C.NBD_EOVERFLOW, 'write payload too large; closing');
           return;
         }
-        payload = await this.reader.read(req.length);
+        payload = await this.reader.readv(req.length);
       }
       if (req.type === C.NBD_CMD_DISC) {
         await this.idle();
@@ -230,7 +230,7 @@ export class NbdConnection {
     while (this.inflight > 0) await new Promise<void>((r) => (this.slot = r));
   }
 
-  private async execute(be: NbdBackend, req: codec.Request, payload: Buffer | undefined): Promise<void> {
+  private async execute(be: NbdBackend, req: codec.Request, payload: Buffer[] | undefined): Promise<void> {
     const off = Number(req.offset);
     const fua = (req.flags & C.NBD_CMD_FLAG_FUA) !== 0;
     try {
@@ -238,9 +238,12 @@ export class NbdConnection {
         case C.NBD_CMD_READ:
           this.replyData(req.handle, req.offset, await be.pread(off, req.length));
           return;
-        case C.NBD_CMD_WRITE:
-          await be.pwrite(off, payload ?? Buffer.alloc(0), fua);
+        case C.NBD_CMD_WRITE: {
+          const data = payload ?? [];
+          if (be.pwritev) await be.pwritev(off, data, fua);
+          else await be.pwrite(off, data.length === 1 ? (data[0] as Buffer) : Buffer.concat(data), fua);
           break;
+        }
         case C.NBD_CMD_FLUSH:
           await be.flush();
           break;

@@ -8,7 +8,7 @@ export class StreamClosed extends Error {}
 export class ByteReader {
   private chunks: Buffer[] = [];
   private buffered = 0;
-  private waiter: { n: number; resolve: (b: Buffer) => void; reject: (e: Error) => void } | undefined;
+  private waiter: { n: number; resolve: (b: Buffer) => void; reject: (e: Error) => void; peek?: boolean } | undefined;
   private ended: Error | undefined;
 
   constructor(private readonly pause: () => void, private readonly resume: () => void, private readonly highWater = 8 << 20) {}
@@ -39,11 +39,42 @@ export class ByteReader {
     });
   }
 
+  /** Reads exactly n bytes as the chunks they arrived in (no copy): for large payloads. */
+  async readv(n: number): Promise<Buffer[]> {
+    if (this.buffered < n) {
+      // wait until n bytes are here without taking them
+      while (this.buffered < n) {
+        if (this.ended) throw this.ended;
+        await new Promise<void>((resolve, reject) => {
+          this.waiter = { n, resolve: () => resolve(), reject, peek: true };
+          this.resume();
+        });
+      }
+    }
+    const out: Buffer[] = [];
+    let left = n;
+    while (left > 0) {
+      const c = this.chunks[0] as Buffer;
+      if (c.length <= left) {
+        out.push(c);
+        this.chunks.shift();
+        left -= c.length;
+      } else {
+        out.push(c.subarray(0, left));
+        this.chunks[0] = c.subarray(left);
+        left = 0;
+      }
+    }
+    this.buffered -= n;
+    if (this.buffered <= this.highWater / 2) this.resume();
+    return out;
+  }
+
   private drain(): void {
     const w = this.waiter;
     if (w && this.buffered >= w.n) {
       this.waiter = undefined;
-      w.resolve(this.take(w.n));
+      w.resolve(w.peek ? Buffer.alloc(0) : this.take(w.n));
     }
   }
 
