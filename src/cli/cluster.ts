@@ -9,8 +9,9 @@ import { InputError } from '../shared/errors.ts';
 import { CVM_API_PORT, type ClusterInfo, type CvmStatus } from '../cvm/protocol/cluster.ts';
 import { fail, printJson } from './output.ts';
 
-async function cvm<T>(ip: string, path: string, body?: unknown, timeoutMs = 60_000): Promise<T> {
-  const init: RequestInit = { method: body === undefined ? 'GET' : 'POST', signal: AbortSignal.timeout(timeoutMs) };
+/** Calls a CVM's API; errors come back as InputError (400 with a field) or Error with the CVM's message. */
+export async function cvm<T>(ip: string, path: string, body?: unknown, timeoutMs = 60_000, method?: string): Promise<T> {
+  const init: RequestInit = { method: method ?? (body === undefined ? 'GET' : 'POST'), signal: AbortSignal.timeout(timeoutMs) };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers = { 'Content-Type': 'application/json' };
@@ -71,7 +72,11 @@ export function registerCluster(program: Command): void {
         if (o.json) return printJson({ cluster: first.cluster, cvms: all.map((a) => ({ ...a.member, up: a.status !== null, status: a.status })) });
         const out: string[] = [];
         if (!first.cluster) out.push(`CVM ${first.cvmIp} (${first.serial}) is unconfigured: it belongs to no cluster.`);
-        else out.push(`Cluster ${first.cluster.name} (${first.cluster.clusterId}), RF${first.cluster.redundancyFactor}, ${members.length} nodes`);
+        else {
+          out.push(`Cluster ${first.cluster.name} (${first.cluster.clusterId}), RF${first.cluster.redundancyFactor}, ${members.length} nodes`);
+          const p = await cvm<{ pool: { name: string; capacityBytes: number; disks: unknown[] }; provisionedBytes: number; containers: number; vdisks: number }>(o.cvmIp, '/storage/pool', undefined, 10_000).catch(() => null);
+          if (p) out.push(`Storage pool ${p.pool.name}: ${(p.pool.capacityBytes / 1024 ** 3).toFixed(0)} GiB on ${p.pool.disks.length} disks; ${p.containers} container(s), ${p.vdisks} vdisk(s), ${(p.provisionedBytes / 1024 ** 3).toFixed(1)} GiB provisioned`);
+        }
         for (const a of all) {
           out.push('', `    CVM: ${a.member.cvmIp} (${a.member.serial}) ${a.status ? 'Up' : 'Down'}`);
           for (const s of a.status?.services ?? []) out.push(`        ${s.name.padEnd(20)} ${s.state.toUpperCase().padEnd(10)} [${s.pid ?? '-'}]${s.restarts ? ` restarts ${s.restarts}` : ''}`);

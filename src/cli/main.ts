@@ -7,10 +7,12 @@ import { registerRack } from './rack.ts';
 import { registerRackTour } from './rack-tour.ts';
 import { registerFoundation } from './foundation.ts';
 import { registerCluster } from './cluster.ts';
+import { registerStorage } from './storage.ts';
 
 const program = new Command();
 program.name('converge').description('Converge: an open-source hyperconverged infrastructure platform').version('0.1.0').enablePositionalOptions();
 registerRackTour(registerRack(program));
 registerFoundation(program);
 registerCluster(program);
+registerStorage(program);
 await program.parseAsync(process.argv);

@@ -75,6 +75,39 @@ test('cluster create: etcd on 3 CVMs with 3 healthy members, and every CVM confi
   }, 10_000, 'configured nodes in discovery');
 });
 
+test('storage: one pool of every data disk, a default container at the cluster RF, containers and vdisks', async () => {
+  const pool = await (await fetch('http://127.62.1.1:2100/storage/pool')).json() as any;
+  const expected = [0, 1, 2].flatMap((i) => t.tr.node(i).inventory.disks).reduce((a, d) => a + d.capacityBytes, 0);
+  assert.equal(pool.pool.capacityBytes, expected, 'the pool is the sum of the data disks');
+  assert.equal(pool.pool.disks.length, 18);
+  const cs = JSON.parse((await cvg('container', 'list', '--cvm-ip', '127.62.1.2', '--json')).stdout);
+  assert.deepEqual(cs.map((c: any) => [c.name, c.replicationFactor]), [['default-container', 2]]);
+  const c1 = await cvg('container', 'create', '--name', 'scratch', '--rf', '1', '--cvm-ip', '127.62.1.3');
+  assert.equal(c1.code, 0, c1.stderr);
+  const rf3 = await cvg('container', 'create', '--name', 'gold', '--rf', '3', '--cvm-ip', '127.62.1.3');
+  assert.equal(rf3.code, 2);
+  assert.match(rf3.stderr, /replicationFactor: RF3 is more than this cluster tolerates/);
+  const dupc = await cvg('container', 'create', '--name', 'scratch', '--cvm-ip', '127.62.1.1');
+  assert.equal(dupc.code, 1);
+  assert.match(dupc.stderr, /already exists/);
+  const v = await cvg('vdisk', 'create', '--name', 'vm1-disk0', '--size', '10G', '--cvm-ip', '127.62.1.1', '--json');
+  assert.equal(v.code, 0, v.stderr);
+  assert.equal(JSON.parse(v.stdout).sizeBytes, 10 * 1024 ** 3);
+  assert.equal((await cvg('vdisk', 'create', '--name', 'odd', '--size', '1000', '--cvm-ip', '127.62.1.1')).code, 2, 'not a whole MiB');
+  assert.equal((await cvg('vdisk', 'create', '--name', 'lost', '--size', '1G', '--container', 'nope', '--cvm-ip', '127.62.1.1')).code, 1);
+  await cvg('vdisk', 'create', '--name', 'scratch-disk', '--size', '512M', '--container', 'scratch', '--cvm-ip', '127.62.1.2');
+  const list = JSON.parse((await cvg('vdisk', 'list', '--cvm-ip', '127.62.1.3', '--json')).stdout);
+  assert.deepEqual(list.map((x: any) => x.name), ['scratch-disk', 'vm1-disk0'], 'every member sees the same metadata');
+  const busy = await cvg('container', 'delete', 'scratch', '--cvm-ip', '127.62.1.1');
+  assert.equal(busy.code, 1);
+  assert.match(busy.stderr, /holds 1 vdisk/);
+  assert.equal((await cvg('vdisk', 'delete', 'scratch-disk', '--cvm-ip', '127.62.1.1')).code, 0);
+  assert.equal((await cvg('container', 'delete', 'scratch', '--cvm-ip', '127.62.1.1')).code, 0);
+  assert.equal((await cvg('vdisk', 'delete', 'scratch-disk', '--cvm-ip', '127.62.1.1')).code, 1, 'already gone');
+  const st = await cvg('cluster', 'status', '--cvm-ip', '127.62.1.1');
+  assert.match(st.stdout, /Storage pool default-pool: 120 GiB on 18 disks; 1 container\(s\), 1 vdisk\(s\), 10\.0 GiB provisioned/);
+});
+
 test('a member already in a cluster is refused; bad requests name the field', async () => {
   const again = await cvg('cluster', 'create', '--cvm-ips', '127.62.1.4,127.62.1.1', '--name', 'other', '--redundancy-factor', '1');
   assert.equal(again.code, 1);

@@ -17,12 +17,14 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Etcd3 } from 'etcd3';
 import { DiskVolume } from '../../shared/disk-volume.ts';
-import { ConflictError, InputError, errorMessage, isConvergeError, UnavailableError } from '../../shared/errors.ts';
+import { ConflictError, InputError, NotFoundError, errorMessage, isConvergeError, UnavailableError } from '../../shared/errors.ts';
 import type { CvmConfig } from '../../hypervisor/protocol/node-config.ts';
 import type { CvmAnnounce } from '../../foundation/protocol/installer.ts';
 import { parseCreateRequest, storeMembers, initialCluster } from '../core/cluster.ts';
 import { CVM_API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, type ClusterInfo, type CvmStatus, type PrepareRequest } from '../protocol/cluster.ts';
 import { Supervised } from './supervisor.ts';
+import { StorageMeta } from './storage-meta.ts';
+import { DEFAULT_CONTAINER, poolOf, type PoolDisk } from '../core/storage.ts';
 
 const CLUSTER_KEY = '/converge/cluster';
 
@@ -49,6 +51,15 @@ export class Cvm {
   private etcd: Supervised | undefined;
   private disks: CvmStatus['disks'];
   private server = createServer((req, res) => void this.serve(req, res));
+  private etcdClient: Etcd3 | undefined;
+
+  /** The storage metadata of this CVM's cluster (a client of the cluster's store). */
+  private meta(): StorageMeta {
+    const st = this.state;
+    if (!st?.committed) throw new ConflictError(`this CVM (${this.cfg.cvmIp}) belongs to no cluster; create one first`);
+    this.etcdClient ??= new Etcd3({ hosts: st.cluster.store.map((ip) => `http://${ip}:${ETCD_CLIENT_PORT}`), dialTimeout: 3000 });
+    return new StorageMeta(this.etcdClient, () => st.cluster.redundancyFactor);
+  }
   private announceTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly cfg: CvmConfig, private readonly log: (m: string) => void, private readonly etcdBin = process.env['CONVERGE_ETCD'] ?? 'etcd') {
@@ -88,6 +99,7 @@ export class Cvm {
 
   async stop(): Promise<void> {
     if (this.announceTimer) clearTimeout(this.announceTimer);
+    this.etcdClient?.close();
     await this.etcd?.stop();
     await new Promise<void>((r) => this.server.close(() => r()));
   }
@@ -190,6 +202,9 @@ export class Cvm {
             await new Promise((r) => setTimeout(r, 250));
           }
         }
+        // one storage pool of every data disk, and the default container at the cluster's RF
+        const disks: PoolDisk[] = statuses.flatMap((s) => s.disks.filter((d) => d.ok).map((d) => ({ serial: d.serial, node: s.serial, cvmIp: s.cvmIp, mediaType: d.mediaType, capacityBytes: d.capacityBytes })));
+        await new StorageMeta(client, () => req.redundancyFactor).initPool(poolOf(disks), { name: DEFAULT_CONTAINER, replicationFactor: req.redundancyFactor, createdAt: info.createdAt });
       } finally {
         client.close();
       }
@@ -226,6 +241,8 @@ export class Cvm {
 
   private async destroy(): Promise<void> {
     const was = this.state?.cluster.name;
+    this.etcdClient?.close();
+    this.etcdClient = undefined;
     await this.etcd?.stop();
     this.etcd = undefined;
     rmSync(join(this.cfg.stateDir, 'etcd'), { recursive: true, force: true });
@@ -256,7 +273,28 @@ export class Cvm {
         }
       }
       const route = `${req.method ?? ''} ${req.url ?? ''}`;
+      const del = /^DELETE \/storage\/(containers|vdisks)\/([^/?]+)$/.exec(route);
+      if (del) {
+        const name = decodeURIComponent(del[2] ?? '');
+        if (del[1] === 'containers') await this.meta().deleteContainer(name);
+        else await this.meta().deleteVdisk(name);
+        return send(200, { deleted: name });
+      }
+      const obj = (): Record<string, unknown> => {
+        if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new InputError('body', 'must be a JSON object');
+        return body as Record<string, unknown>;
+      };
       switch (route) {
+        case 'GET /storage/pool':
+          return send(200, await this.meta().pool());
+        case 'GET /storage/containers':
+          return send(200, await this.meta().containers());
+        case 'POST /storage/containers':
+          return send(201, await this.meta().createContainer(obj()));
+        case 'GET /storage/vdisks':
+          return send(200, await this.meta().vdisks());
+        case 'POST /storage/vdisks':
+          return send(201, await this.meta().createVdisk(obj()));
         case 'GET /status':
           return send(200, this.status());
         case 'POST /cluster/create':
@@ -274,7 +312,7 @@ export class Cvm {
           return send(404, { error: { code: 'CVG_ERR_NOT_FOUND', message: `no ${route}` } });
       }
     } catch (e) {
-      const status = e instanceof InputError ? 400 : e instanceof ConflictError ? 409 : e instanceof UnavailableError ? 503 : 500;
+      const status = e instanceof InputError ? 400 : e instanceof NotFoundError ? 404 : e instanceof ConflictError ? 409 : e instanceof UnavailableError ? 503 : 500;
       const err: Record<string, unknown> = { code: isConvergeError(e) ? e.code : 'CVG_ERR_INTERNAL', message: errorMessage(e) };
       if (e instanceof InputError) err['field'] = e.field;
       send(status, { error: err });

@@ -7,7 +7,10 @@
  *   POST /cluster/prepare    PrepareRequest (member to member): take part, start the store if asked
  *   POST /cluster/commit     { clusterId } (member to member): the cluster exists
  *   POST /cluster/destroy    back to unconfigured (stops the store, forgets the cluster)
- * Errors: { error: { code, message, field? } } with 400 / 409 / 500.
+ *   GET  /storage/pool       { pool, provisionedBytes, containers, vdisks }   (on any member)
+ *   GET|POST /storage/containers, DELETE /storage/containers/<name>            { name, replicationFactor }
+ *   GET|POST /storage/vdisks, DELETE /storage/vdisks/<name>                    { name, size, container }
+ * Errors: { error: { code, message, field? } } with 400 / 404 / 409 / 503 / 500.
  */
 
 export interface ServiceView {

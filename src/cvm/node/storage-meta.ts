@@ -1,0 +1,77 @@
+/**
+ * @module
+ * Storage metadata in the cluster's configuration store (etcd): the pool, containers and vdisks.
+ * Creates are etcd transactions that succeed only if the key does not exist, so two CVMs creating
+ * the same name at once cannot both win.
+ *
+ * Keys: /converge/pool, /converge/containers/<name>, /converge/vdisks/<name>.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Etcd3 } from 'etcd3';
+import { ConflictError, NotFoundError } from '../../shared/errors.ts';
+import { checkName, checkRf, parseSize, type Container, type Pool, type Vdisk } from '../core/storage.ts';
+
+const POOL = '/converge/pool';
+const CONTAINERS = '/converge/containers/';
+const VDISKS = '/converge/vdisks/';
+
+export class StorageMeta {
+  constructor(private readonly etcd: Etcd3, private readonly clusterRf: () => 1 | 2 | 3) {}
+
+  private async createOnce(key: string, value: unknown, what: string, name: string): Promise<void> {
+    const r = await this.etcd.if(key, 'Create', '==', 0).then(this.etcd.put(key).value(JSON.stringify(value))).commit();
+    if (!r.succeeded) throw new ConflictError(`${what} ${name} already exists`);
+  }
+
+  async initPool(pool: Pool, defaultContainer: Container): Promise<void> {
+    await this.etcd.put(POOL).value(JSON.stringify(pool));
+    await this.createOnce(CONTAINERS + defaultContainer.name, defaultContainer, 'container', defaultContainer.name);
+  }
+
+  async pool(): Promise<{ pool: Pool; provisionedBytes: number; containers: number; vdisks: number }> {
+    const raw = await this.etcd.get(POOL).string();
+    if (!raw) throw new NotFoundError('storage pool', 'default-pool');
+    const vdisks = await this.vdisks();
+    return { pool: JSON.parse(raw) as Pool, provisionedBytes: vdisks.reduce((a, v) => a + v.sizeBytes, 0), containers: (await this.containers()).length, vdisks: vdisks.length };
+  }
+
+  async containers(): Promise<Container[]> {
+    const all = await this.etcd.getAll().prefix(CONTAINERS).strings();
+    return Object.values(all).map((v) => JSON.parse(v) as Container).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async createContainer(body: Record<string, unknown>): Promise<Container> {
+    const c: Container = { name: checkName('name', body['name']), replicationFactor: checkRf(body['replicationFactor'] ?? this.clusterRf(), this.clusterRf()), createdAt: new Date().toISOString() };
+    await this.createOnce(CONTAINERS + c.name, c, 'container', c.name);
+    return c;
+  }
+
+  async deleteContainer(name: string): Promise<void> {
+    checkName('name', name);
+    const used = (await this.vdisks()).filter((v) => v.container === name);
+    if (used.length > 0) throw new ConflictError(`container ${name} holds ${used.length} vdisk(s) (${used.slice(0, 3).map((v) => v.name).join(', ')}); delete them first`);
+    const r = await this.etcd.delete().key(CONTAINERS + name).exec();
+    if (Number(r.deleted) === 0) throw new NotFoundError('container', name);
+  }
+
+  async vdisks(): Promise<Vdisk[]> {
+    const all = await this.etcd.getAll().prefix(VDISKS).strings();
+    return Object.values(all).map((v) => JSON.parse(v) as Vdisk).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async createVdisk(body: Record<string, unknown>): Promise<Vdisk> {
+    const name = checkName('name', body['name']);
+    const sizeBytes = parseSize('size', body['size']);
+    const container = checkName('container', body['container'] ?? 'default-container');
+    if (!(await this.etcd.get(CONTAINERS + container).string())) throw new NotFoundError('container', container);
+    const v: Vdisk = { name, container, sizeBytes, uuid: randomUUID(), createdAt: new Date().toISOString() };
+    await this.createOnce(VDISKS + name, v, 'vdisk', name);
+    return v;
+  }
+
+  async deleteVdisk(name: string): Promise<void> {
+    checkName('name', name);
+    const r = await this.etcd.delete().key(VDISKS + name).exec();
+    if (Number(r.deleted) === 0) throw new NotFoundError('vdisk', name);
+  }
+}
