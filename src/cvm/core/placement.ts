@@ -1,0 +1,45 @@
+/**
+ * @module
+ * Replica placement (pure): where the RF copies of a new extent group go. The first replica on the
+ * writer's own node (data locality), on its disk with the most free space; the others on distinct
+ * other nodes, the nodes with the most free space first, each on its freest disk. Disks that are
+ * failed, or too full to take the extent group, are never chosen.
+ */
+import { UnavailableError } from '../../shared/errors.ts';
+
+export interface DiskSpace {
+  serial: string;
+  node: string;
+  cvmIp: string;
+  freeBytes: number;
+  ok: boolean;
+}
+
+export interface Replica {
+  node: string;
+  cvmIp: string;
+  disk: string;
+}
+
+export function placeReplicas(disks: readonly DiskSpace[], localNode: string, rf: number, needBytes: number): Replica[] {
+  const usable = disks.filter((d) => d.ok && d.freeBytes >= needBytes);
+  const byNode = new Map<string, DiskSpace[]>();
+  for (const d of usable) byNode.set(d.node, [...(byNode.get(d.node) ?? []), d]);
+  const freest = (ds: DiskSpace[]): DiskSpace => ds.reduce((a, b) => (b.freeBytes > a.freeBytes || (b.freeBytes === a.freeBytes && b.serial < a.serial) ? b : a));
+  const out: Replica[] = [];
+  const local = byNode.get(localNode);
+  if (local) {
+    const d = freest(local);
+    out.push({ node: d.node, cvmIp: d.cvmIp, disk: d.serial });
+  }
+  const others = [...byNode.entries()]
+    .filter(([n]) => n !== localNode)
+    .map(([n, ds]) => ({ n, d: freest(ds), total: ds.reduce((a, x) => a + x.freeBytes, 0) }))
+    .sort((a, b) => b.total - a.total || a.n.localeCompare(b.n));
+  for (const o of others) {
+    if (out.length >= rf) break;
+    out.push({ node: o.n, cvmIp: o.d.cvmIp, disk: o.d.serial });
+  }
+  if (out.length < rf) throw new UnavailableError(`cannot place ${rf} replicas on distinct nodes: only ${out.length} node(s) have a healthy disk with ${needBytes} bytes free`);
+  return out;
+}
