@@ -156,17 +156,56 @@ export class DiskVolume {
     return (await this.sizeOf(this.path(rel))) >= 0;
   }
 
-  /** Writes into a file at an offset, creating it if needed. */
-  async pwrite(rel: string, data: Uint8Array, position: number): Promise<void> {
+  private locks = new Map<string, Promise<void>>();
+
+  /** Runs f alone for this path (writes to one file are serialized so usage stays exact). */
+  private async exclusive<T>(p: string, f: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(p) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const chain = prev.then(() => mine);
+    this.locks.set(p, chain);
+    await prev;
+    try {
+      return await f();
+    } finally {
+      release();
+      if (this.locks.get(p) === chain) this.locks.delete(p);
+    }
+  }
+
+  /** Writes into a file at an offset, creating it if needed; with sync, durable before it resolves. */
+  async pwrite(rel: string, data: Uint8Array, position: number, sync = false): Promise<void> {
     this.check();
     const p = this.path(rel);
-    const old = Math.max(0, await this.sizeOf(p));
-    const delta = roundUp(Math.max(old, position + data.byteLength)) - roundUp(old);
-    this.reserve(delta);
-    await mkdir(dirname(p), { recursive: true });
-    const fh = await open(p, old > 0 || existsSync(p) ? 'r+' : 'w+');
+    await this.exclusive(p, async () => {
+      const old = Math.max(0, await this.sizeOf(p));
+      const delta = roundUp(Math.max(old, position + data.byteLength)) - roundUp(old);
+      this.reserve(delta);
+      try {
+        await mkdir(dirname(p), { recursive: true });
+        const fh = await open(p, old > 0 || existsSync(p) ? 'r+' : 'w+');
+        try {
+          await fh.write(data, 0, data.byteLength, position);
+          if (sync) await fh.datasync();
+        } finally {
+          await fh.close();
+        }
+      } catch (e) {
+        this.usedBytes -= delta;
+        throw e;
+      }
+    });
+  }
+
+  /** Makes a file's written data durable (FLUSH). A missing file has nothing to flush. */
+  async sync(rel: string): Promise<void> {
+    this.check();
+    const p = this.path(rel);
+    if (!existsSync(p)) return;
+    const fh = await open(p, 'r+');
     try {
-      await fh.write(data, 0, data.byteLength, position);
+      await fh.datasync();
     } finally {
       await fh.close();
     }

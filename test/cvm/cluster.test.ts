@@ -8,6 +8,13 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Etcd3 } from 'etcd3';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
 import { TestFoundation } from '../drivers/foundation-driver.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/converge.js', import.meta.url));
@@ -62,12 +69,12 @@ test('cluster create: etcd on 3 CVMs with 3 healthy members, and every CVM confi
   for (const v of status.cvms) {
     assert.equal(v.up, true);
     assert.equal(v.status.configured, true);
-    assert.deepEqual(v.status.services.map((x: any) => `${x.name}:${x.state}`), ['genesis:up', 'etcd:up']);
+    assert.deepEqual(v.status.services.map((x: any) => `${x.name}:${x.state}`), ['genesis:up', 'etcd:up', 'stargate:up']);
     assert.ok(v.status.services.every((x: any) => x.pid > 0));
   }
   const text = await cvg('cluster', 'status', '--cvm-ip', '127.62.1.1');
   assert.match(text.stdout, /Cluster lab .* RF2, 3 nodes/);
-  assert.match(text.stdout, /CVM: 127\.62\.1\.2 \(\S+\) Up\n\s+genesis\s+UP\s+\[\d+\]\n\s+etcd\s+UP\s+\[\d+\]/);
+  assert.match(text.stdout, /CVM: 127\.62\.1\.2 \(\S+\) Up\n\s+genesis\s+UP\s+\[\d+\]\n\s+etcd\s+UP\s+\[\d+\]\n\s+stargate\s+UP\s+\[\d+\]/);
   // Foundation hears that these nodes are now configured
   await t.tr.until(async () => {
     const nodes = (await t.call('GET', '/foundation/discover_nodes')).json.flatMap((b: any) => b.nodes);
@@ -106,6 +113,46 @@ test('storage: one pool of every data disk, a default container at the cluster R
   assert.equal((await cvg('vdisk', 'delete', 'scratch-disk', '--cvm-ip', '127.62.1.1')).code, 1, 'already gone');
   const st = await cvg('cluster', 'status', '--cvm-ip', '127.62.1.1');
   assert.match(st.stdout, /Storage pool default-pool: 120 GiB on 18 disks; 1 container\(s\), 1 vdisk\(s\), 10\.0 GiB provisioned/);
+});
+
+test('data path: written through one CVM, read back byte-identical through another; every block at RF on distinct nodes, first replica local', async () => {
+  const src = join(tmpdir(), `cvg-fabric-${process.pid}.bin`);
+  const back = `${src}.back`;
+  const data = randomBytes(24 << 20);
+  writeFileSync(src, data);
+  try {
+    assert.equal((await cvg('vdisk', 'create', '--name', 'fabric', '--size', '32M', '--cvm-ip', '127.62.1.1')).code, 0);
+    const info = JSON.parse((await run('nbdinfo', ['--json', 'nbd://127.62.1.1:10809/fabric'])).stdout);
+    assert.equal(info.exports[0]['export-size'], 32 << 20);
+    await run('nbdcopy', ['--flush', src, 'nbd://127.62.1.1:10809/fabric']);
+    await run('nbdcopy', ['nbd://127.62.1.2:10809/fabric', back]);
+    const got = readFileSync(back).subarray(0, data.length);
+    assert.ok(got.equals(data), 'byte-identical through the other CVM');
+    const vd = JSON.parse((await cvg('vdisk', 'list', '--cvm-ip', '127.62.1.1', '--json')).stdout).find((v: any) => v.name === 'fabric');
+    const etcd = new Etcd3({ hosts: ['http://127.62.1.1:2379'] });
+    try {
+      const groups = await etcd.getAll().prefix(`/converge/egroups/${vd.uuid}/`).strings();
+      assert.equal(Object.keys(groups).length, 24, 'one extent group per written 1 MiB block');
+      const writer = t.tr.node(0).serial;
+      for (const [k, v] of Object.entries(groups)) {
+        const reps = JSON.parse(v) as { node: string; disk: string }[];
+        assert.equal(reps.length, 2, `${k} has RF2 replicas`);
+        assert.notEqual(reps[0]!.node, reps[1]!.node, `${k}: distinct nodes`);
+        assert.equal(reps[0]!.node, writer, `${k}: the first replica is on the writer's node`);
+        for (const r of reps) {
+          const node = [0, 1, 2].map((i) => t.tr.node(i)).find((n) => n.serial === r.node)!;
+          assert.ok(existsSync(join(node.diskPath(r.disk)!, 'data', 'egroups', vd.uuid, k.split('/').pop()!)), `${k}: replica file on ${r.node}/${r.disk}`);
+        }
+      }
+    } finally {
+      etcd.close();
+    }
+    const { stdout } = await run('qemu-io', ['-f', 'raw', '-c', 'write -P 0x6b 30M 64k', '-c', 'read -P 0x6b 30M 64k', 'nbd://127.62.1.3:10809/fabric']);
+    assert.doesNotMatch(stdout, /Pattern verification failed/);
+  } finally {
+    rmSync(src, { force: true });
+    rmSync(back, { force: true });
+  }
 });
 
 test('a member already in a cluster is refused; bad requests name the field', async () => {

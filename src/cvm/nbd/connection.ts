@@ -23,7 +23,7 @@ import { ByteReader, StreamClosed } from './reader.ts';
 import { validateRequest } from './validate.ts';
 
 export interface ExportProvider {
-  list(): string[];
+  list(): string[] | Promise<string[]>;
   /** Opens an export by name; undefined when there is none. */
   open(name: string): Promise<NbdBackend | undefined>;
   description?(name: string): string;
@@ -111,7 +111,7 @@ export class NbdConnection {
             err(C.NBD_REP_ERR_INVALID, 'NBD_OPT_LIST takes no data');
             break;
           }
-          for (const name of this.exports.list()) reply(C.NBD_REP_SERVER, codec.encodeRepServer(name));
+          for (const name of await this.exports.list()) reply(C.NBD_REP_SERVER, codec.encodeRepServer(name));
           reply(C.NBD_REP_ACK);
           break;
         case C.NBD_OPT_STRUCTURED_REPLY:

@@ -21,8 +21,13 @@ import { ConflictError, InputError, NotFoundError, errorMessage, isConvergeError
 import type { CvmConfig } from '../../hypervisor/protocol/node-config.ts';
 import type { CvmAnnounce } from '../../foundation/protocol/installer.ts';
 import { parseCreateRequest, storeMembers, initialCluster } from '../core/cluster.ts';
-import { CVM_API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, type ClusterInfo, type CvmStatus, type PrepareRequest } from '../protocol/cluster.ts';
+import { CVM_API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, NBD_PORT, type ClusterInfo, type CvmStatus, type PrepareRequest } from '../protocol/cluster.ts';
 import { Supervised } from './supervisor.ts';
+import { LocalEgroups, PeerEgroups, parseEgroupQuery } from './egroups.ts';
+import { VdiskBackend } from './vdisk-backend.ts';
+import { NbdServer } from '../nbd/server.ts';
+import type { DiskSpace } from '../core/placement.ts';
+import type { Pool } from '../core/storage.ts';
 import { StorageMeta } from './storage-meta.ts';
 import { DEFAULT_CONTAINER, poolOf, type PoolDisk } from '../core/storage.ts';
 
@@ -52,6 +57,11 @@ export class Cvm {
   private disks: CvmStatus['disks'];
   private server = createServer((req, res) => void this.serve(req, res));
   private etcdClient: Etcd3 | undefined;
+  private local: LocalEgroups;
+  private peers = new PeerEgroups();
+  private nbd: NbdServer | undefined;
+  private backends = new Map<string, VdiskBackend>();
+  private spaceCache: { at: number; disks: DiskSpace[] } | undefined;
 
   /** The storage metadata of this CVM's cluster (a client of the cluster's store). */
   private meta(): StorageMeta {
@@ -65,6 +75,7 @@ export class Cvm {
   constructor(private readonly cfg: CvmConfig, private readonly log: (m: string) => void, private readonly etcdBin = process.env['CONVERGE_ETCD'] ?? 'etcd') {
     mkdirSync(cfg.stateDir, { recursive: true });
     this.state = existsSync(this.statePath) ? (JSON.parse(readFileSync(this.statePath, 'utf8')) as SavedState) : null;
+    this.local = new LocalEgroups(cfg.disks);
     this.disks = cfg.disks.map((d) => {
       try {
         const v = DiskVolume.open(d.path);
@@ -92,6 +103,7 @@ export class Cvm {
       this.server.once('error', reject);
       this.server.listen(CVM_API_PORT, this.cfg.cvmIp, resolve);
     });
+    if (this.state?.committed) await this.startStargate();
     const c = this.state?.committed ? this.state.cluster : null;
     this.log(`CVM up: storage OS ${this.cfg.versions.nos} at ${this.cfg.cvmIp}, ${this.disks.filter((d) => d.ok).length}/${this.disks.length} disks, ${c ? `in cluster ${c.name}` : 'unconfigured'}`);
     void this.announce(0);
@@ -99,6 +111,8 @@ export class Cvm {
 
   async stop(): Promise<void> {
     if (this.announceTimer) clearTimeout(this.announceTimer);
+    await this.stopStargate();
+    await this.peers.close();
     this.etcdClient?.close();
     await this.etcd?.stop();
     await new Promise<void>((r) => this.server.close(() => r()));
@@ -106,11 +120,17 @@ export class Cvm {
 
   status(): CvmStatus {
     const committed = this.state?.committed === true;
-    const services = [{ name: 'genesis', state: 'up', pid: process.pid, restarts: 0 }, ...(this.etcd ? [this.etcd.status()] : [])];
+    const services = [
+      { name: 'genesis', state: 'up', pid: process.pid, restarts: 0 },
+      ...(this.etcd ? [this.etcd.status()] : []),
+      ...(this.nbd ? [{ name: 'stargate', state: 'up', pid: process.pid, restarts: 0 }] : []),
+    ];
+    const live = new Map(this.local.space().map((x) => [x.serial, x.usedBytes]));
+    const disks = this.disks.map((d) => ({ ...d, usedBytes: live.get(d.serial) ?? d.usedBytes }));
     return {
       serial: this.cfg.serial, cvmIp: this.cfg.cvmIp, hostIp: this.cfg.hostIp, hypervisorVersion: this.cfg.versions.hypervisor, nosVersion: this.cfg.versions.nos,
       configured: committed, clusterId: committed ? this.state?.cluster.clusterId ?? null : null, cluster: committed ? this.state?.cluster ?? null : null,
-      services, disks: this.disks,
+      services, disks,
     };
   }
 
@@ -160,6 +180,82 @@ export class Cvm {
     this.etcd = new Supervised('etcd', this.etcdBin, args, this.log, { pidFile: join(this.cfg.stateDir, 'etcd.pid') });
     this.etcd.start();
     this.log(`etcd member ${store.name} starting at ${ip}:${ETCD_CLIENT_PORT}`);
+  }
+
+  // ---- stargate: vdisks over NBD on the fabric -----------------------------------------------
+
+  /** Free space of every disk of the pool: this CVM's live, the others' from their status (5 s cache). */
+  private async space(): Promise<DiskSpace[]> {
+    const now = Date.now();
+    if (this.spaceCache && now - this.spaceCache.at < 5000) return this.spaceCache.disks;
+    const st = this.state;
+    if (!st) return [];
+    const raw = await this.etcdClient?.get('/converge/pool').string();
+    const pool = raw ? (JSON.parse(raw) as Pool) : { disks: [] };
+    const used = new Map<string, number>(this.local.space().map((x) => [x.serial, x.usedBytes]));
+    const healthy = new Map<string, boolean>(this.status().disks.map((x) => [x.serial, x.ok]));
+    await Promise.all(st.cluster.members.filter((m) => m.cvmIp !== this.cfg.cvmIp).map(async (m) => {
+      try {
+        const s = await call<CvmStatus>(m.cvmIp, '/status', undefined, 2000);
+        for (const d of s.disks) {
+          used.set(d.serial, d.usedBytes);
+          healthy.set(d.serial, d.ok);
+        }
+      } catch {
+        for (const d of pool.disks) if (d.cvmIp === m.cvmIp) healthy.set(d.serial, false); // a CVM that does not answer takes no new replicas
+      }
+    }));
+    const disks = pool.disks.map((d) => ({ serial: d.serial, node: d.node, cvmIp: d.cvmIp, freeBytes: d.capacityBytes - (used.get(d.serial) ?? 0), ok: healthy.get(d.serial) ?? true }));
+    this.spaceCache = { at: now, disks };
+    return disks;
+  }
+
+  private async startStargate(): Promise<void> {
+    if (this.nbd) return;
+    const meta = this.meta();
+    const etcd = this.etcdClient;
+    if (!etcd) return;
+    const server = new NbdServer({
+      list: async () => (await meta.vdisks()).map((v) => v.name),
+      open: async (name) => {
+        const vd = (await meta.vdisks()).find((v) => v.name === name);
+        if (!vd) return undefined;
+        let be = this.backends.get(vd.uuid);
+        if (!be) {
+          const c = (await meta.containers()).find((x) => x.name === vd.container);
+          be = new VdiskBackend(vd, c?.replicationFactor ?? 1, { etcd, local: this.local, peers: this.peers, localNode: this.cfg.serial, localIp: this.cfg.cvmIp, space: () => this.space() });
+          this.backends.set(vd.uuid, be);
+        }
+        return be;
+      },
+      description: (name) => `Converge vdisk ${name}`,
+    }, this.log);
+    await server.listen(NBD_PORT, this.cfg.cvmIp);
+    this.nbd = server;
+    this.log(`stargate: serving vdisks over NBD at ${this.cfg.cvmIp}:${NBD_PORT}`);
+  }
+
+  private async stopStargate(): Promise<void> {
+    const n = this.nbd;
+    this.nbd = undefined;
+    this.backends.clear();
+    await n?.close();
+  }
+
+  private async egroup(route: string, url: URL, body: Buffer): Promise<Buffer | null> {
+    const q = parseEgroupQuery(url);
+    switch (route) {
+      case 'POST /egroup/write':
+        await this.local.write(q.ref, q.offset, body, q.sync);
+        return null;
+      case 'GET /egroup/read':
+        return this.local.read(q.ref, q.offset, q.length);
+      case 'POST /egroup/sync':
+        await this.local.sync(q.ref);
+        return null;
+      default:
+        throw new NotFoundError('egroup operation', route);
+    }
   }
 
   // ---- cluster formation -------------------------------------------------------------------
@@ -236,11 +332,13 @@ export class Cvm {
     if (!this.state || this.state.cluster.clusterId !== id) throw new ConflictError(`no prepared cluster ${String(id)} on this CVM`);
     this.save({ ...this.state, committed: true });
     this.log(`joined cluster ${this.state.cluster.name} (${this.state.cluster.clusterId})`);
+    void this.startStargate().catch((e: unknown) => this.log(`stargate: ${errorMessage(e)}`));
     void this.announce(1);
   }
 
   private async destroy(): Promise<void> {
     const was = this.state?.cluster.name;
+    await this.stopStargate();
     this.etcdClient?.close();
     this.etcdClient = undefined;
     await this.etcd?.stop();
@@ -259,11 +357,28 @@ export class Cvm {
       res.end(JSON.stringify(body));
     };
     try {
-      let raw = '';
+      const chunks: Buffer[] = [];
+      let size = 0;
       for await (const c of req) {
-        raw += String(c);
-        if (raw.length > 1 << 20) throw new InputError('body', 'too large');
+        const b = c as Buffer;
+        size += b.length;
+        if (size > 64 << 20) throw new InputError('body', 'too large');
+        chunks.push(b);
       }
+      const rawBody = Buffer.concat(chunks);
+      const url = new URL(req.url ?? '/', 'http://cvm');
+      if (url.pathname.startsWith('/egroup/')) {
+        const out = await this.egroup(`${req.method ?? ''} ${url.pathname}`, url, rawBody);
+        if (out) {
+          res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': out.length });
+          res.end(out);
+        } else {
+          res.writeHead(204);
+          res.end();
+        }
+        return;
+      }
+      const raw = rawBody.toString('utf8');
       let body: unknown = {};
       if (raw.trim()) {
         try {

@@ -53,3 +53,5 @@ export interface PrepareRequest {
 export const CVM_API_PORT = 2100;
 export const ETCD_CLIENT_PORT = 2379;
 export const ETCD_PEER_PORT = 2380;
+/** Stargate serves vdisks over NBD here (cvmIp:10809). */
+export const NBD_PORT = 10809;

@@ -1,0 +1,147 @@
+/**
+ * @module
+ * Extent groups on this CVM's disks, and the peer protocol that lets other CVMs read and write
+ * them. In this first cut an extent group holds one 1 MiB block of one vdisk, in the file
+ * `egroups/<vdisk uuid>/<block>` of a DiskVolume (so capacity and disk failures apply).
+ *
+ * Peer protocol (HTTP on cvmIp:2100, binary bodies):
+ *   POST /egroup/write?disk=&vdisk=&block=&offset=[&sync=1]   body = data      → 204
+ *   GET  /egroup/read?disk=&vdisk=&block=&offset=&length=                     → 200 data (zeros where never written)
+ *   POST /egroup/sync?disk=&vdisk=&block=                                      → 204
+ */
+import { Pool } from 'undici';
+import { DiskVolume } from '../../shared/disk-volume.ts';
+import { InputError, NotFoundError, errorMessage, DiskIoError, UnavailableError } from '../../shared/errors.ts';
+import { BLOCK_BYTES } from '../core/storage.ts';
+import { CVM_API_PORT } from '../protocol/cluster.ts';
+
+export interface EgroupRef {
+  disk: string;
+  vdisk: string;
+  block: number;
+}
+
+const fileOf = (r: EgroupRef): string => `egroups/${r.vdisk}/${r.block}`;
+
+/** The extent groups on this CVM's own disks. */
+export class LocalEgroups {
+  private vols = new Map<string, DiskVolume>();
+
+  constructor(disks: readonly { serial: string; path: string }[]) {
+    for (const d of disks) {
+      try {
+        this.vols.set(d.serial, DiskVolume.open(d.path));
+      } catch {
+        // a disk that cannot be opened is not offered (its status says so)
+      }
+    }
+  }
+
+  has(disk: string): boolean {
+    return this.vols.has(disk);
+  }
+
+  private vol(disk: string): DiskVolume {
+    const v = this.vols.get(disk);
+    if (!v) throw new NotFoundError('disk on this CVM', disk);
+    return v;
+  }
+
+  space(): { serial: string; freeBytes: number; usedBytes: number }[] {
+    return [...this.vols.values()].map((v) => ({ serial: v.serial, freeBytes: v.free(), usedBytes: v.used() }));
+  }
+
+  async write(r: EgroupRef, offset: number, data: Uint8Array, sync: boolean): Promise<void> {
+    if (offset < 0 || offset + data.byteLength > BLOCK_BYTES) throw new InputError('offset', `a write must stay inside its ${BLOCK_BYTES}-byte extent group`);
+    await this.vol(r.disk).pwrite(fileOf(r), data, offset, sync);
+  }
+
+  async read(r: EgroupRef, offset: number, length: number): Promise<Buffer> {
+    if (offset < 0 || offset + length > BLOCK_BYTES) throw new InputError('offset', `a read must stay inside its ${BLOCK_BYTES}-byte extent group`);
+    const v = this.vol(r.disk);
+    const out = Buffer.alloc(length);
+    try {
+      const got = await v.pread(fileOf(r), length, offset);
+      got.copy(out);
+    } catch (e) {
+      if (!(e instanceof Error && 'code' in e && e.code === 'ENOENT')) throw e;
+    }
+    return out;
+  }
+
+  async sync(r: EgroupRef): Promise<void> {
+    await this.vol(r.disk).sync(fileOf(r));
+  }
+}
+
+/** Reads and writes extent groups on other CVMs over the peer protocol (kept-alive connections). */
+export class PeerEgroups {
+  private pools = new Map<string, Pool>();
+
+  private pool(ip: string): Pool {
+    let p = this.pools.get(ip);
+    if (!p) {
+      p = new Pool(`http://${ip}:${CVM_API_PORT}`, { connections: 8, pipelining: 1, keepAliveTimeout: 30_000 });
+      this.pools.set(ip, p);
+    }
+    return p;
+  }
+
+  private async req(ip: string, method: 'GET' | 'POST', path: string, body?: Uint8Array): Promise<Buffer> {
+    let res;
+    try {
+      res = await this.pool(ip).request({ method, path, body: body ? Buffer.from(body.buffer, body.byteOffset, body.byteLength) : null, headers: body ? { 'content-type': 'application/octet-stream' } : {}, headersTimeout: 15_000, bodyTimeout: 15_000 });
+    } catch (e) {
+      throw new UnavailableError(`CVM ${ip} does not answer (${errorMessage(e)})`);
+    }
+    const buf = Buffer.from(await res.body.arrayBuffer());
+    if (res.statusCode >= 400) {
+      let msg = buf.toString('utf8');
+      try {
+        msg = (JSON.parse(msg) as { error: { message: string } }).error.message;
+      } catch {
+        // not JSON
+      }
+      throw new DiskIoError(ip, `peer ${ip}: ${msg}`);
+    }
+    return buf;
+  }
+
+  private static qs(r: EgroupRef, extra: Record<string, string | number>): string {
+    return new URLSearchParams({ disk: r.disk, vdisk: r.vdisk, block: String(r.block), ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [k, String(v)])) }).toString();
+  }
+
+  async write(ip: string, r: EgroupRef, offset: number, data: Uint8Array, sync: boolean): Promise<void> {
+    await this.req(ip, 'POST', `/egroup/write?${PeerEgroups.qs(r, { offset, ...(sync ? { sync: 1 } : {}) })}`, data);
+  }
+
+  read(ip: string, r: EgroupRef, offset: number, length: number): Promise<Buffer> {
+    return this.req(ip, 'GET', `/egroup/read?${PeerEgroups.qs(r, { offset, length })}`);
+  }
+
+  async sync(ip: string, r: EgroupRef): Promise<void> {
+    await this.req(ip, 'POST', `/egroup/sync?${PeerEgroups.qs(r, {})}`, Buffer.alloc(0));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((p) => p.close()));
+    this.pools.clear();
+  }
+}
+
+/** Parses the peer protocol's query string; every field is checked. */
+export function parseEgroupQuery(url: URL): { ref: EgroupRef; offset: number; length: number; sync: boolean } {
+  const q = url.searchParams;
+  const disk = q.get('disk') ?? '';
+  const vdisk = q.get('vdisk') ?? '';
+  if (!/^[\w.-]{1,80}$/.test(disk)) throw new InputError('disk', 'a disk serial');
+  if (!/^[0-9a-f-]{36}$/.test(vdisk)) throw new InputError('vdisk', 'a vdisk uuid');
+  const int = (f: string, d?: number): number => {
+    const v = q.get(f);
+    if (v === null && d !== undefined) return d;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new InputError(f, 'a whole number');
+    return n;
+  };
+  return { ref: { disk, vdisk, block: int('block') }, offset: int('offset', 0), length: int('length', 0), sync: q.get('sync') === '1' };
+}

@@ -1,0 +1,173 @@
+/**
+ * @module
+ * A vdisk as an NBD backend: the storage fabric's data path (first cut).
+ *
+ * A vdisk is cut into 1 MiB blocks; each block that has been written lives in an extent group
+ * with RF replicas (core/placement.ts: the writer's node first, then distinct nodes), whose
+ * locations are recorded in the configuration store before the first write is acknowledged
+ * (`/converge/egroups/<vdisk uuid>/<block>` → replicas; created once, by transaction).
+ *
+ * Invariants:
+ *  1. A write is acknowledged only after every replica has it; with FUA, after every replica has
+ *     made it durable. FLUSH makes every write acknowledged before it durable on every replica.
+ *  2. A read prefers the local replica, and falls back to the others if one fails.
+ *  3. Blocks never written read as zeros and take no space.
+ */
+import type { Etcd3 } from 'etcd3';
+import { errorMessage, DiskIoError } from '../../shared/errors.ts';
+import { placeReplicas, type DiskSpace, type Replica } from '../core/placement.ts';
+import { BLOCK_BYTES, type Vdisk } from '../core/storage.ts';
+import type { NbdBackend } from '../nbd/backend.ts';
+import type { LocalEgroups, PeerEgroups, EgroupRef } from './egroups.ts';
+
+export interface FabricDeps {
+  etcd: Etcd3;
+  local: LocalEgroups;
+  peers: PeerEgroups;
+  localNode: string;
+  localIp: string;
+  /** Free space of every disk in the pool (for placing new extent groups). */
+  space: () => Promise<DiskSpace[]>;
+}
+
+const key = (vd: Vdisk, block: number): string => `/converge/egroups/${vd.uuid}/${block}`;
+
+interface Segment {
+  block: number;
+  /** Offset inside the block. */
+  inner: number;
+  /** Offset inside the request. */
+  at: number;
+  length: number;
+}
+
+function segments(offset: number, length: number): Segment[] {
+  const out: Segment[] = [];
+  for (let pos = offset; pos < offset + length;) {
+    const block = Math.floor(pos / BLOCK_BYTES);
+    const inner = pos - block * BLOCK_BYTES;
+    const n = Math.min(BLOCK_BYTES - inner, offset + length - pos);
+    out.push({ block, inner, at: pos - offset, length: n });
+    pos += n;
+  }
+  return out;
+}
+
+export class VdiskBackend implements NbdBackend {
+  readonly readOnly = false;
+  private map = new Map<number, Replica[]>();
+  private allocating = new Map<number, Promise<Replica[]>>();
+  private dirty = new Map<number, Replica[]>();
+
+  constructor(readonly vdisk: Vdisk, private readonly rf: number, private readonly d: FabricDeps) {}
+
+  get size(): bigint {
+    return BigInt(this.vdisk.sizeBytes);
+  }
+
+  private ref(rep: Replica, block: number): EgroupRef {
+    return { disk: rep.disk, vdisk: this.vdisk.uuid, block };
+  }
+
+  private isLocal(rep: Replica): boolean {
+    return rep.cvmIp === this.d.localIp && this.d.local.has(rep.disk);
+  }
+
+  /** The replicas of a block, or null if it was never written. */
+  private async replicasOf(block: number): Promise<Replica[] | null> {
+    const cached = this.map.get(block);
+    if (cached) return cached;
+    const raw = await this.d.etcd.get(key(this.vdisk, block)).string();
+    if (!raw) return null;
+    const reps = JSON.parse(raw) as Replica[];
+    this.map.set(block, reps);
+    return reps;
+  }
+
+  /** The replicas of a block, placing and recording them first if it has none. */
+  private ensure(block: number): Promise<Replica[]> {
+    const cached = this.map.get(block);
+    if (cached) return Promise.resolve(cached);
+    let p = this.allocating.get(block);
+    if (!p) {
+      p = (async () => {
+        const existing = await this.replicasOf(block);
+        if (existing) return existing;
+        const reps = placeReplicas(await this.d.space(), this.d.localNode, this.rf, BLOCK_BYTES);
+        const k = key(this.vdisk, block);
+        const r = await this.d.etcd.if(k, 'Create', '==', 0).then(this.d.etcd.put(k).value(JSON.stringify(reps))).commit();
+        if (r.succeeded) {
+          this.map.set(block, reps);
+          return reps;
+        }
+        this.map.delete(block);
+        const won = await this.replicasOf(block); // another CVM placed it first: use theirs
+        if (!won) throw new Error(`extent group ${k} vanished`);
+        return won;
+      })().finally(() => this.allocating.delete(block));
+      this.allocating.set(block, p);
+    }
+    return p;
+  }
+
+  private writeReplica(rep: Replica, block: number, inner: number, data: Uint8Array, sync: boolean): Promise<void> {
+    const ref = this.ref(rep, block);
+    return this.isLocal(rep) ? this.d.local.write(ref, inner, data, sync) : this.d.peers.write(rep.cvmIp, ref, inner, data, sync);
+  }
+
+  private readReplica(rep: Replica, block: number, inner: number, length: number): Promise<Buffer> {
+    const ref = this.ref(rep, block);
+    return this.isLocal(rep) ? this.d.local.read(ref, inner, length) : this.d.peers.read(rep.cvmIp, ref, inner, length);
+  }
+
+  async pread(offset: number, length: number): Promise<Buffer> {
+    const out = Buffer.alloc(length);
+    await Promise.all(segments(offset, length).map(async (s) => {
+      const reps = await this.replicasOf(s.block);
+      if (!reps) return; // never written: zeros
+      const ordered = [...reps.filter((r) => this.isLocal(r)), ...reps.filter((r) => !this.isLocal(r))];
+      const errors: string[] = [];
+      for (const rep of ordered) {
+        try {
+          const b = await this.readReplica(rep, s.block, s.inner, s.length);
+          b.copy(out, s.at);
+          return;
+        } catch (e) {
+          errors.push(`${rep.node}/${rep.disk}: ${errorMessage(e)}`);
+        }
+      }
+      throw new DiskIoError(this.vdisk.name, `block ${s.block}: no replica could be read (${errors.join('; ')})`);
+    }));
+    return out;
+  }
+
+  async pwrite(offset: number, data: Buffer, fua: boolean): Promise<void> {
+    await Promise.all(segments(offset, data.length).map(async (s) => {
+      const reps = await this.ensure(s.block);
+      const piece = data.subarray(s.at, s.at + s.length);
+      await Promise.all(reps.map((rep) => this.writeReplica(rep, s.block, s.inner, piece, fua)));
+      if (!fua) this.dirty.set(s.block, reps);
+    }));
+  }
+
+  async flush(): Promise<void> {
+    const dirty = [...this.dirty];
+    this.dirty.clear();
+    await Promise.all(dirty.flatMap(([block, reps]) => reps.map((rep) => (this.isLocal(rep) ? this.d.local.sync(this.ref(rep, block)) : this.d.peers.sync(rep.cvmIp, this.ref(rep, block))))));
+  }
+
+  async zero(offset: number, length: number, fua: boolean): Promise<void> {
+    await Promise.all(segments(offset, length).map(async (s) => {
+      if (!(await this.replicasOf(s.block))) return; // never written: already zeros
+      await this.pwrite(offset + s.at, Buffer.alloc(s.length), fua);
+    }));
+  }
+
+  trim(offset: number, length: number, fua: boolean): Promise<void> {
+    return this.zero(offset, length, fua);
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
