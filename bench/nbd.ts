@@ -14,8 +14,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { NbdServer } from '../src/cvm/nbd/server.ts';
-import { FileBackend } from '../src/cvm/nbd/backend.ts';
+import { NbdServer } from '../src/shared/nbd/server.ts';
+import { FileBackend } from '../src/shared/nbd/backend.ts';
 
 const run = promisify(execFile);
 const arg = (name: string, d: number): number => {

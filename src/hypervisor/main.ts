@@ -15,7 +15,8 @@ import { DiskVolume } from '../shared/disk-volume.ts';
 import { errorMessage } from '../shared/errors.ts';
 import { onLines } from '../shared/lines.ts';
 import { HARDWARE_ENV, type NodeHardware } from '../rack/protocol/hardware.ts';
-import { NODE_CONFIG_PATH, CVM_ENTRY, HOST_AGENT_PORT, type NodeConfig, type CvmConfig } from './protocol/node-config.ts';
+import { NODE_CONFIG_PATH, CVM_ENTRY, HOST_AGENT_PORT, CVM_STATUS_PORT, type NodeConfig, type CvmConfig } from './protocol/node-config.ts';
+import { Redirector, REDIRECTOR_PORT } from './redirector.ts';
 
 const root = process.cwd();
 const hw = JSON.parse(readFileSync(process.env[HARDWARE_ENV] ?? '', 'utf8')) as NodeHardware;
@@ -122,7 +123,10 @@ async function reconfigure(b: Record<string, unknown>): Promise<void> {
       agent.listen(HOST_AGENT_PORT, cfg.hostIp, () => r());
     });
     log(`host address ${cfg.hostIp} up (agent on :${HOST_AGENT_PORT})`);
+    await redirector.close();
+    await redirector.listen(cfg.hostIp);
   }
+  clusterCvms = [];
   startCvm(await writeCvmConfig());
 }
 
@@ -183,11 +187,43 @@ const agent = createServer((req, res) => {
   res.end(JSON.stringify({ error: { code: 'CVG_ERR_NOT_FOUND', message: `no ${req.method ?? ''} ${req.url ?? ''}` } }));
 });
 
+// ---- the I/O redirector: vdisks for local clients, through the local CVM or a healthy remote one ----
+let clusterCvms: string[] = [];
+async function refreshCluster(): Promise<void> {
+  try {
+    const r = await fetch(`http://${cfg.cvmIp}:${CVM_STATUS_PORT}/status`, { signal: AbortSignal.timeout(2000) });
+    const st = (await r.json()) as { cluster?: { members: { cvmIp: string }[] } | null };
+    const ips = st.cluster?.members.map((m) => m.cvmIp) ?? [];
+    clusterCvms = [cfg.cvmIp, ...ips.filter((ip) => ip !== cfg.cvmIp)];
+  } catch {
+    // the local CVM is down: keep the last known members
+  }
+}
+const clusterTimer = setInterval(() => void refreshCluster(), 5000);
+const redirector = new Redirector({
+  localCvmIp: () => cfg.cvmIp,
+  cvms: () => (clusterCvms.length > 0 ? clusterCvms : [cfg.cvmIp]),
+  vdisks: async () => {
+    for (const ip of clusterCvms.length > 0 ? clusterCvms : [cfg.cvmIp]) {
+      try {
+        const r = await fetch(`http://${ip}:${CVM_STATUS_PORT}/storage/vdisks`, { signal: AbortSignal.timeout(3000) });
+        if (r.ok) return ((await r.json()) as { name: string }[]).map((v) => v.name);
+      } catch {
+        // next CVM
+      }
+    }
+    return [];
+  },
+  log,
+});
+
 function shutdown(): void {
   if (stopping) return;
   stopping = true;
   log('shutdown requested: stopping the CVM');
   if (restartTimer) clearTimeout(restartTimer);
+  clearInterval(clusterTimer);
+  void redirector.close();
   agent.close();
   const child = cvm;
   if (!child) process.exit(0);
@@ -210,6 +246,8 @@ agent.on('error', (e) => {
 });
 agent.listen(HOST_AGENT_PORT, cfg.hostIp, () => {
   log(`host address ${cfg.hostIp} up (agent on :${HOST_AGENT_PORT})`);
+  redirector.listen(cfg.hostIp).then(() => log(`redirector: vdisks for local clients at ${cfg.hostIp}:${REDIRECTOR_PORT}`), (e: unknown) => log(`redirector: ${errorMessage(e)}`));
+  void refreshCluster();
   writeCvmConfig().then(startCvm, (e: unknown) => {
     log(`cannot prepare the CVM: ${errorMessage(e)}`);
     process.exit(1);

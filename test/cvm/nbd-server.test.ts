@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { promisify } from 'node:util';
-import { NbdServer } from '../../src/cvm/nbd/server.ts';
-import { MemoryBackend, FileBackend, type NbdBackend } from '../../src/cvm/nbd/backend.ts';
-import * as C from '../../src/cvm/protocol/nbd/constants.ts';
+import { NbdServer } from '../../src/shared/nbd/server.ts';
+import { MemoryBackend, FileBackend, type NbdBackend } from '../../src/shared/nbd/backend.ts';
+import * as C from '../../src/shared/nbd/constants.ts';
 import { SeededRandom } from '../../src/shared/random.ts';
 import { RawNbdClient } from '../drivers/nbd-raw-client.ts';
 

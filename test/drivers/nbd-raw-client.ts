@@ -4,9 +4,9 @@
  * fixed newstyle handshake, NBD_OPT_GO, then raw requests with simple replies.
  */
 import { connect, type Socket } from 'node:net';
-import { ByteReader } from '../../src/cvm/nbd/reader.ts';
-import * as codec from '../../src/cvm/protocol/nbd/codec.ts';
-import * as C from '../../src/cvm/protocol/nbd/constants.ts';
+import { ByteReader } from '../../src/shared/nbd/reader.ts';
+import * as codec from '../../src/shared/nbd/codec.ts';
+import * as C from '../../src/shared/nbd/constants.ts';
 
 export class RawNbdClient {
   private constructor(readonly sock: Socket, readonly reader: ByteReader) {}

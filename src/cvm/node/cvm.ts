@@ -25,7 +25,7 @@ import { CVM_API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, NBD_PORT, type ClusterI
 import { Supervised } from './supervisor.ts';
 import { LocalEgroups, PeerEgroups, parseEgroupQuery } from './egroups.ts';
 import { VdiskBackend } from './vdisk-backend.ts';
-import { NbdServer } from '../nbd/server.ts';
+import { NbdServer } from '../../shared/nbd/server.ts';
 import type { DiskSpace } from '../core/placement.ts';
 import type { Pool } from '../core/storage.ts';
 import { StorageMeta } from './storage-meta.ts';

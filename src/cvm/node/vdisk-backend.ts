@@ -14,10 +14,10 @@
  *  3. Blocks never written read as zeros and take no space.
  */
 import type { Etcd3 } from 'etcd3';
-import { errorMessage, DiskIoError } from '../../shared/errors.ts';
+import { errorMessage, DiskIoError, UnavailableError } from '../../shared/errors.ts';
 import { placeReplicas, type DiskSpace, type Replica } from '../core/placement.ts';
 import { BLOCK_BYTES, type Vdisk } from '../core/storage.ts';
-import type { NbdBackend } from '../nbd/backend.ts';
+import type { NbdBackend } from '../../shared/nbd/backend.ts';
 import type { LocalEgroups, PeerEgroups, EgroupRef } from './egroups.ts';
 
 export interface FabricDeps {
@@ -29,6 +29,9 @@ export interface FabricDeps {
   /** Free space of every disk in the pool (for placing new extent groups). */
   space: () => Promise<DiskSpace[]>;
 }
+
+/** How long a write waits for an unreachable replica's CVM to come back. */
+const REPLICA_DEADLINE_MS = 30_000;
 
 const key = (vd: Vdisk, block: number): string => `/converge/egroups/${vd.uuid}/${block}`;
 
@@ -110,9 +113,23 @@ export class VdiskBackend implements NbdBackend {
     return p;
   }
 
-  private writeReplica(rep: Replica, block: number, inner: number, data: Uint8Array, sync: boolean): Promise<void> {
+  /**
+   * Writes one replica. A peer CVM that does not answer is retried (a restarting CVM is back in a
+   * few seconds; the write stalls rather than fails) until REPLICA_DEADLINE_MS; writing the same
+   * bytes again is harmless.
+   */
+  private async writeReplica(rep: Replica, block: number, inner: number, data: Uint8Array, sync: boolean): Promise<void> {
     const ref = this.ref(rep, block);
-    return this.isLocal(rep) ? this.d.local.write(ref, inner, data, sync) : this.d.peers.write(rep.cvmIp, ref, inner, data, sync);
+    if (this.isLocal(rep)) return this.d.local.write(ref, inner, data, sync);
+    const deadline = Date.now() + REPLICA_DEADLINE_MS;
+    for (let wait = 100; ; wait = Math.min(wait * 2, 1000)) {
+      try {
+        return await this.d.peers.write(rep.cvmIp, ref, inner, data, sync);
+      } catch (e) {
+        if (!(e instanceof UnavailableError) || Date.now() > deadline) throw e;
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
   }
 
   private readReplica(rep: Replica, block: number, inner: number, length: number): Promise<Buffer> {

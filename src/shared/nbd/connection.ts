@@ -15,9 +15,9 @@
  *     interleave on the wire.
  */
 import type { Duplex } from 'node:stream';
-import { DiskFullError, DiskIoError, InputError, errorMessage } from '../../shared/errors.ts';
-import * as C from '../protocol/nbd/constants.ts';
-import * as codec from '../protocol/nbd/codec.ts';
+import { DiskFullError, DiskIoError, InputError, errorMessage } from '../errors.ts';
+import * as C from './constants.ts';
+import * as codec from './codec.ts';
 import type { NbdBackend } from './backend.ts';
 import { ByteReader, StreamClosed } from './reader.ts';
 import { validateRequest } from './validate.ts';
@@ -33,6 +33,9 @@ export type Phase = 'handshake' | 'options' | 'transmission' | 'closed';
 
 /** The one mapping of domain errors to NBD errnos (STYLE.md C6). */
 export function nbdErrorOf(e: unknown): number {
+  // an error that already carries an NBD errno (an upstream server's answer, relayed)
+  const errno = (e as { errno?: unknown } | null)?.errno;
+  if (typeof errno === 'number' && errno > 0 && errno < 256 && e instanceof Error && e.name === 'NbdRequestError') return errno;
   if (e instanceof DiskFullError) return C.NBD_ENOSPC;
   if (e instanceof DiskIoError) return C.NBD_EIO;
   if (e instanceof InputError) return C.NBD_EINVAL;

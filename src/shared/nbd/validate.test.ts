@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { validateRequest } from './validate.ts';
-import * as C from '../protocol/nbd/constants.ts';
+import * as C from './constants.ts';
 
 const req = (type: number, offset: bigint, length: number, flags = 0) => ({ magic: C.NBD_REQUEST_MAGIC, type, offset, length, flags, handle: 1n });
 const SIZE = 1n << 20n;

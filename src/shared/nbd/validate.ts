@@ -8,8 +8,8 @@ import {
   NBD_CMD_READ, NBD_CMD_WRITE, NBD_CMD_FLUSH, NBD_CMD_TRIM, NBD_CMD_WRITE_ZEROES, NBD_CMD_DISC, NBD_CMD_CACHE,
   NBD_CMD_FLAG_FUA, NBD_CMD_FLAG_NO_HOLE, NBD_CMD_FLAG_DF, NBD_CMD_FLAG_FAST_ZERO,
   NBD_EINVAL, NBD_EPERM, NBD_ENOSPC, NBD_EOVERFLOW, NBD_ENOTSUP, MAX_PAYLOAD,
-} from '../protocol/nbd/constants.ts';
-import type { Request } from '../protocol/nbd/codec.ts';
+} from './constants.ts';
+import type { Request } from './codec.ts';
 
 export interface Rejection {
   error: number;
