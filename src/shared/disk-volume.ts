@@ -18,7 +18,7 @@
  *  3. Paths are relative to data/; a path that escapes it is an InputError.
  */
 import { mkdirSync, readFileSync, writeFileSync, existsSync, readdirSync, statSync, rmSync } from 'node:fs';
-import { open, readFile, writeFile, rm, mkdir, readdir, stat, rename } from 'node:fs/promises';
+import { open, readFile, writeFile, rm, mkdir, readdir, stat, rename, type FileHandle } from 'node:fs/promises';
 import { join, normalize, isAbsolute, dirname } from 'node:path';
 import { DiskFullError, DiskIoError, InputError } from './errors.ts';
 
@@ -32,6 +32,7 @@ export interface DiskLabel {
 export const DISK_LABEL = 'disk.json';
 export const DISK_FAILED = 'FAILED';
 const BLOCK = 4096;
+const MAX_OPEN = 256;
 
 const roundUp = (n: number): number => Math.ceil(n / BLOCK) * BLOCK;
 
@@ -99,8 +100,10 @@ export class DiskVolume {
   }
 
   /** Releases the disk (nothing is held open between operations today). */
+  /** Closes the files kept open for reuse. */
   close(): void {
-    // Each operation opens and closes its own file handle.
+    for (const h of this.open.values()) void h.fh.close().catch(() => undefined);
+    this.open.clear();
   }
 
   /** Path of a file on the disk, checked to stay on the disk. */
@@ -131,6 +134,7 @@ export class DiskVolume {
   async writeFile(rel: string, data: Uint8Array | string): Promise<void> {
     this.check();
     const p = this.path(rel);
+    await this.forget(p); // the file is replaced: a kept handle would see the old one
     const old = await this.sizeOf(p);
     const len = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
     const delta = roundUp(len) - (old < 0 ? 0 : roundUp(old));
@@ -174,26 +178,88 @@ export class DiskVolume {
     }
   }
 
+  /**
+   * Open files, kept for reuse (an extent group is written and read many times): size tracked
+   * here so a write needs no stat; at most MAX_OPEN, idle ones closed oldest first.
+   */
+  private open = new Map<string, { fh: FileHandle; size: number; users: number }>();
+
+  private async acquire(p: string, create: boolean): Promise<{ fh: FileHandle; size: number; users: number } | undefined> {
+    let h = this.open.get(p);
+    if (h) {
+      this.open.delete(p); // most recently used goes last
+      this.open.set(p, h);
+    } else {
+      let fh: FileHandle;
+      try {
+        fh = await open(p, 'r+');
+      } catch (e) {
+        if (!create || (e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        await mkdir(dirname(p), { recursive: true });
+        fh = await open(p, 'w+');
+      }
+      const again = this.open.get(p);
+      if (again) {
+        await fh.close(); // opened twice concurrently: keep the first
+        h = again;
+      } else {
+        h = { fh, size: (await fh.stat()).size, users: 0 };
+        this.open.set(p, h);
+        this.evict();
+      }
+    }
+    h.users++;
+    return h;
+  }
+
+  private release(h: { users: number }): void {
+    h.users--;
+  }
+
+  private evict(): void {
+    if (this.open.size <= MAX_OPEN) return;
+    for (const [p, h] of this.open) {
+      if (this.open.size <= MAX_OPEN) break;
+      if (h.users > 0) continue;
+      this.open.delete(p);
+      void h.fh.close().catch(() => undefined);
+    }
+  }
+
+  private async forget(prefix: string): Promise<void> {
+    for (const [p, h] of [...this.open]) {
+      if (p === prefix || p.startsWith(prefix + '/')) {
+        this.open.delete(p);
+        await h.fh.close().catch(() => undefined);
+      }
+    }
+  }
+
   /** Writes into a file at an offset, creating it if needed; with sync, durable before it resolves. */
   async pwrite(rel: string, data: Uint8Array, position: number, sync = false): Promise<void> {
     this.check();
     const p = this.path(rel);
     await this.exclusive(p, async () => {
-      const old = Math.max(0, await this.sizeOf(p));
-      const delta = roundUp(Math.max(old, position + data.byteLength)) - roundUp(old);
-      this.reserve(delta);
+      const h = await this.acquire(p, true);
+      if (!h) throw new Error(`cannot open ${rel}`);
       try {
-        await mkdir(dirname(p), { recursive: true });
-        const fh = await open(p, old > 0 || existsSync(p) ? 'r+' : 'w+');
+        const end = Math.max(h.size, position + data.byteLength);
+        const delta = roundUp(end) - roundUp(h.size);
+        this.reserve(delta);
         try {
-          await fh.write(data, 0, data.byteLength, position);
-          if (sync) await fh.datasync();
-        } finally {
-          await fh.close();
+          let done = 0;
+          while (done < data.byteLength) {
+            const { bytesWritten } = await h.fh.write(data, done, data.byteLength - done, position + done);
+            done += bytesWritten;
+          }
+          h.size = end;
+          if (sync) await h.fh.datasync();
+        } catch (e) {
+          this.usedBytes -= delta;
+          throw e;
         }
-      } catch (e) {
-        this.usedBytes -= delta;
-        throw e;
+      } finally {
+        this.release(h);
       }
     });
   }
@@ -202,24 +268,31 @@ export class DiskVolume {
   async sync(rel: string): Promise<void> {
     this.check();
     const p = this.path(rel);
-    if (!existsSync(p)) return;
-    const fh = await open(p, 'r+');
+    if (!this.open.has(p) && !existsSync(p)) return;
+    const h = await this.acquire(p, false);
+    if (!h) return;
     try {
-      await fh.datasync();
+      await h.fh.datasync();
     } finally {
-      await fh.close();
+      this.release(h);
     }
   }
 
   async pread(rel: string, length: number, position: number): Promise<Buffer> {
     this.check();
-    const fh = await open(this.path(rel), 'r');
+    const h = await this.acquire(this.path(rel), false);
+    if (!h) throw new Error(`cannot open ${rel}`);
     try {
       const buf = Buffer.alloc(length);
-      const { bytesRead } = await fh.read(buf, 0, length, position);
-      return buf.subarray(0, bytesRead);
+      let got = 0;
+      while (got < length) {
+        const { bytesRead } = await h.fh.read(buf, got, length - got, position + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      return buf.subarray(0, got);
     } finally {
-      await fh.close();
+      this.release(h);
     }
   }
 
@@ -228,6 +301,7 @@ export class DiskVolume {
     const p = this.path(rel);
     const st = await stat(p).catch(() => undefined);
     if (!st) return;
+    await this.forget(p);
     const freed = st.isDirectory() ? usageOf(p) : roundUp(st.size);
     await rm(p, { recursive: true, force: true });
     this.usedBytes -= freed;
@@ -242,6 +316,7 @@ export class DiskVolume {
   /** Removes everything on the disk (a fresh install). */
   async wipe(): Promise<void> {
     this.check();
+    await this.forget(join(this.dir, 'data'));
     await rm(join(this.dir, 'data'), { recursive: true, force: true });
     await mkdir(join(this.dir, 'data'), { recursive: true });
     this.usedBytes = 0;
