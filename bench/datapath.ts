@@ -9,37 +9,14 @@
  *
  * Usage: node --import tsx bench/datapath.ts [--size MiB] [--runtime s]
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { TestFoundation } from '../test/drivers/foundation-driver.ts';
+import { arg, fio, JOBS, run, type Job } from './fio.ts';
 
-const run = promisify(execFile);
-const arg = (name: string, d: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : d;
-};
 const SIZE_MIB = arg('size', 256);
 const RUNTIME = arg('runtime', 6);
-
-interface Job { name: string; rw: string; bs: string; depth: number }
-const JOBS: Job[] = [
-  { name: 'seq read 1M', rw: 'read', bs: '1M', depth: 4 },
-  { name: 'seq write 1M', rw: 'write', bs: '1M', depth: 4 },
-  { name: 'rand read 4k qd16', rw: 'randread', bs: '4k', depth: 16 },
-  { name: 'rand write 4k qd16', rw: 'randwrite', bs: '4k', depth: 16 },
-];
-
-async function fio(job: Job, target: { uri?: string; file?: string }): Promise<number> {
-  const args = ['--name=b', `--rw=${job.rw}`, `--bs=${job.bs}`, `--iodepth=${job.depth}`, `--size=${SIZE_MIB}M`, `--runtime=${RUNTIME}`, '--time_based', '--output-format=json'];
-  if (target.uri) args.push('--ioengine=nbd', `--uri=${target.uri}`);
-  else args.push('--ioengine=libaio', '--direct=1', `--filename=${target.file ?? ''}`);
-  const { stdout } = await run('fio', args, { maxBuffer: 16 << 20 });
-  const j = JSON.parse(stdout.slice(stdout.indexOf('{'))) as { jobs: { read: { bw_bytes: number }; write: { bw_bytes: number } }[] };
-  const r = j.jobs[0];
-  if (!r) throw new Error('fio gave no result');
-  return (job.rw.includes('read') ? r.read : r.write).bw_bytes / (1 << 20);
-}
+const mibs = async (job: Job, target: { uri?: string; file?: string }): Promise<number> => (await fio(job, target, SIZE_MIB, RUNTIME)).mibs;
 
 async function cvm(ip: string, path: string, body: unknown): Promise<void> {
   const r = await fetch(`http://${ip}:2100${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
@@ -67,10 +44,10 @@ async function main(): Promise<void> {
     console.log(`bench/datapath: ${SIZE_MIB} MiB, ${RUNTIME} s per job, 3-node lab cluster, fio nbd engine, one run on this machine`);
     console.log('job                  RF1 MiB/s  RF2 MiB/s  nbdkit MiB/s  raw MiB/s  RF1/nbdkit  RF2/nbdkit  RF2/RF1  RF1/raw');
     for (const job of JOBS) {
-      const rf1 = await fio(job, { uri: 'nbd://127.72.1.1:10809/b-rf1' });
-      const rf2 = await fio(job, { uri: 'nbd://127.72.1.1:10809/b-rf2' });
-      const ref = await fio(job, { uri: 'nbd://127.0.0.1:10888/' });
-      const raw = await fio(job, { file });
+      const rf1 = await mibs(job, { uri: 'nbd://127.72.1.1:10809/b-rf1' });
+      const rf2 = await mibs(job, { uri: 'nbd://127.72.1.1:10809/b-rf2' });
+      const ref = await mibs(job, { uri: 'nbd://127.0.0.1:10888/' });
+      const raw = await mibs(job, { file });
       console.log(`${job.name.padEnd(20)} ${rf1.toFixed(1).padStart(9)}  ${rf2.toFixed(1).padStart(9)}  ${ref.toFixed(1).padStart(12)}  ${raw.toFixed(1).padStart(9)}  ${(rf1 / ref).toFixed(2).padStart(10)}  ${(rf2 / ref).toFixed(2).padStart(10)}  ${(rf2 / rf1).toFixed(2).padStart(7)}  ${(rf1 / raw).toFixed(2).padStart(7)}`);
     }
   } finally {

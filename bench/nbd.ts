@@ -9,43 +9,19 @@
  *
  * Usage: node --import tsx bench/nbd.ts [--size MiB] [--runtime s]
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { NbdServer } from '../src/shared/nbd/server.ts';
 import { FileBackend } from '../src/shared/nbd/backend.ts';
+import { arg, fio, JOBS, run, type Job } from './fio.ts';
 
-const run = promisify(execFile);
-const arg = (name: string, d: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : d;
-};
 const SIZE_MIB = arg('size', 512);
 const RUNTIME = arg('runtime', 8);
 const dir = mkdtempSync(join(tmpdir(), 'cvg-bench-nbd-'));
 const file = join(dir, 'disk.img');
-
-interface Job { name: string; rw: string; bs: string; depth: number }
-const JOBS: Job[] = [
-  { name: 'seq read 1M', rw: 'read', bs: '1M', depth: 4 },
-  { name: 'seq write 1M', rw: 'write', bs: '1M', depth: 4 },
-  { name: 'rand read 4k qd16', rw: 'randread', bs: '4k', depth: 16 },
-  { name: 'rand write 4k qd16', rw: 'randwrite', bs: '4k', depth: 16 },
-];
-
-async function fio(job: Job, target: { uri?: string; file?: string }): Promise<{ mibs: number; iops: number }> {
-  const args = ['--name=b', `--rw=${job.rw}`, `--bs=${job.bs}`, `--iodepth=${job.depth}`, `--size=${SIZE_MIB}M`, `--runtime=${RUNTIME}`, '--time_based', '--output-format=json', '--group_reporting'];
-  if (target.uri) args.push('--ioengine=nbd', `--uri=${target.uri}`);
-  else args.push('--ioengine=libaio', '--direct=1', `--filename=${target.file ?? ''}`);
-  const { stdout } = await run('fio', args, { maxBuffer: 16 << 20 });
-  const j = JSON.parse(stdout.slice(stdout.indexOf('{'))) as { jobs: { read: { bw_bytes: number; iops: number }; write: { bw_bytes: number; iops: number } }[] };
-  const r = j.jobs[0];
-  if (!r) throw new Error('fio gave no result');
-  const side = job.rw.includes('read') ? r.read : r.write;
-  return { mibs: side.bw_bytes / (1 << 20), iops: side.iops };
-}
+const fioJob = (job: Job, target: { uri?: string; file?: string }): ReturnType<typeof fio> => fio(job, target, SIZE_MIB, RUNTIME);
 
 async function main(): Promise<void> {
   await run('fio', ['--name=prep', '--rw=write', '--bs=1M', `--size=${SIZE_MIB}M`, `--filename=${file}`, '--output-format=terse']);
@@ -59,9 +35,9 @@ async function main(): Promise<void> {
   console.log('job                  converge MiB/s  IOPS     nbdkit MiB/s  IOPS     raw-disk MiB/s  vs nbdkit  vs raw');
   try {
     for (const job of JOBS) {
-      const ours = await fio(job, { uri: `nbd://127.0.0.1:${port}/disk` });
-      const ref = await fio(job, { uri: `nbd://127.0.0.1:${nbdkitPort}/disk` });
-      const raw = await fio(job, { file });
+      const ours = await fioJob(job, { uri: `nbd://127.0.0.1:${port}/disk` });
+      const ref = await fioJob(job, { uri: `nbd://127.0.0.1:${nbdkitPort}/disk` });
+      const raw = await fioJob(job, { file });
       console.log(`${job.name.padEnd(20)} ${ours.mibs.toFixed(1).padStart(14)}  ${ours.iops.toFixed(0).padStart(7)}  ${ref.mibs.toFixed(1).padStart(12)}  ${ref.iops.toFixed(0).padStart(7)}  ${raw.mibs.toFixed(1).padStart(14)}  ${(ours.mibs / ref.mibs).toFixed(2).padStart(9)}  ${(ours.mibs / raw.mibs).toFixed(2).padStart(6)}`);
     }
   } finally {

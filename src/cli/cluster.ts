@@ -8,26 +8,18 @@ import type { Command } from 'commander';
 import { InputError } from '../shared/errors.ts';
 import { CVM_API_PORT, type ClusterInfo, type CvmStatus } from '../cvm/protocol/cluster.ts';
 import { fail, printJson } from './output.ts';
+import { callApi } from './http.ts';
 
 /** Calls a CVM's API; errors come back as InputError (400 with a field) or Error with the CVM's message. */
-export async function cvm<T>(ip: string, path: string, body?: unknown, timeoutMs = 60_000, method?: string): Promise<T> {
-  const init: RequestInit = { method: method ?? (body === undefined ? 'GET' : 'POST'), signal: AbortSignal.timeout(timeoutMs) };
-  if (body !== undefined) {
-    init.body = JSON.stringify(body);
-    init.headers = { 'Content-Type': 'application/json' };
-  }
-  let r: Response;
-  try {
-    r = await fetch(`http://${ip}:${CVM_API_PORT}${path}`, init);
-  } catch (e) {
-    throw new Error(`CVM ${ip} does not answer on port ${CVM_API_PORT} (${e instanceof Error ? e.message : String(e)})`);
-  }
-  const j = (await r.json()) as T & { error?: { message: string; field?: string } };
-  if (!r.ok) {
-    if (r.status === 400 && j.error?.field) throw new InputError(j.error.field, j.error.message.replace(`${j.error.field}: `, ''));
-    throw new Error(j.error?.message ?? `HTTP ${r.status}`);
-  }
-  return j;
+export function cvm<T>(ip: string, path: string, body?: unknown, timeoutMs = 60_000, method?: string): Promise<T> {
+  return callApi<T>(`http://${ip}:${CVM_API_PORT}${path}`, {
+    ...(method ? { method } : {}), body, timeoutMs,
+    unreachable: `CVM ${ip} does not answer on port ${CVM_API_PORT}`,
+    errorOf: (json) => {
+      const e = (json as { error?: { message?: string; field?: string } } | undefined)?.error;
+      return { ...(e?.field ? { field: e.field } : {}), ...(e?.message ? { message: e.message } : {}) };
+    },
+  });
 }
 
 const list = (v: string | undefined): string[] => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : []);

@@ -7,7 +7,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { InputError, errorMessage } from '../shared/errors.ts';
+import { InputError } from '../shared/errors.ts';
+import { callApi } from './http.ts';
 import { defaultDataDir } from '../rack/node/layout.ts';
 import { planFromJson, planToJson, type PlanResult } from '../foundation/core/ip-plan.ts';
 import type { Plan, PlanInput, ValidationReport } from '../foundation/core/types.ts';
@@ -18,41 +19,16 @@ import type { DiscoverBlock, FoundationError, ProgressResponse, UploadReply } fr
 
 const DEFAULT_URL = 'http://127.0.0.1:8000';
 
-class FoundationApiError extends Error {
-  constructor(readonly status: number, readonly field: string | undefined, message: string) {
-    super(message);
-  }
-}
-
-async function api<T = unknown>(url: string, method: string, path: string, body?: unknown): Promise<T> {
-  const init: RequestInit = { method, signal: AbortSignal.timeout(120_000) };
-  if (Buffer.isBuffer(body)) {
-    init.body = body;
-    init.headers = { 'Content-Type': 'application/octet-stream' };
-  } else if (body !== undefined) {
-    init.body = JSON.stringify(body);
-    init.headers = { 'Content-Type': 'application/json' };
-  }
-  let r: Response;
-  try {
-    r = await fetch(`${url}${path}`, init);
-  } catch (e) {
-    throw new Error(`cannot reach Foundation at ${url} (${errorMessage(e)}); start it with: converge foundation serve`);
-  }
-  const text = await r.text();
-  let json: unknown = text;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    // text/plain answers (version, logs)
-  }
-  if (!r.ok) {
-    const e = (json as Partial<FoundationError> | undefined)?.error;
-    const field = e?.details ? Object.keys(e.details)[0] : undefined;
-    if (r.status === 400 && field && e) throw new InputError(field, e.details[field] ?? e.message);
-    throw new FoundationApiError(r.status, field, e?.message ?? `HTTP ${r.status}`);
-  }
-  return json as T;
+function api<T = unknown>(url: string, method: string, path: string, body?: unknown): Promise<T> {
+  return callApi<T>(`${url}${path}`, {
+    method, body,
+    unreachable: `cannot reach Foundation at ${url}; start it with: converge foundation serve`,
+    errorOf: (json) => {
+      const e = (json as Partial<FoundationError> | undefined)?.error;
+      const field = e?.details ? Object.keys(e.details)[0] : undefined;
+      return { ...(field ? { field } : {}), ...(e ? { message: field ? e.details[field] ?? e.message : e.message } : {}) };
+    },
+  });
 }
 
 const bar = (pct: number, w = 20): string => '█'.repeat(Math.round((pct / 100) * w)).padEnd(w, '·');

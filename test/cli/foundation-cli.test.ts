@@ -5,24 +5,16 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { cvg, BIN } from '../drivers/cli.ts';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-const BIN = fileURLToPath(new URL('../../bin/converge.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'cvg-fcli-'));
 const URL_ = 'http://127.0.0.1:18051';
 let serve: ChildProcess;
 
-function cvg(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: 120_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
 
 before(async () => {
   const up = await cvg('rack', 'up', '--nodes', '4', '--data-dir', dir, '--bmc-network', '127.51', '--pace', '0');

@@ -4,23 +4,14 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { cvg } from '../drivers/cli.ts';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Agent, fetch as ufetch } from 'undici';
 
-const BIN = fileURLToPath(new URL('../../bin/converge.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'cvg-cli-'));
 
-function cvg(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
 
 after(async () => {
   await cvg('rack', 'down', '--data-dir', dir);

@@ -5,8 +5,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { cvg } from '../drivers/cli.ts';
 import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { Etcd3 } from 'etcd3';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,16 +19,8 @@ import { TestFoundation } from '../drivers/foundation-driver.ts';
 import { NbdClient } from '../../src/shared/nbd/client.ts';
 import { NBD_CMD_READ, NBD_CMD_WRITE, NBD_CMD_FLAG_FUA } from '../../src/shared/nbd/constants.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/converge.js', import.meta.url));
 let t: TestFoundation;
 
-function cvg(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: 120_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
 
 before(async () => {
   t = await TestFoundation.start('127.61', 18061, 4);

@@ -12,6 +12,7 @@
  *   GET|POST /storage/vdisks, DELETE /storage/vdisks/<name>                    { name, size, container }
  * Errors: { error: { code, message, field? } } with 400 / 404 / 409 / 503 / 500.
  */
+import type { CvmAnnounce } from '../../foundation/protocol/installer.ts';
 
 export interface ServiceView {
   name: string;
@@ -31,14 +32,8 @@ export interface ClusterInfo {
   createdAt: string;
 }
 
-export interface CvmStatus {
-  serial: string;
-  cvmIp: string;
-  hostIp: string;
-  hypervisorVersion: string;
-  nosVersion: string;
-  configured: boolean;
-  clusterId: string | null;
+/** What a CVM reports of itself: what it announces to Foundation, plus its cluster, services and disks. */
+export interface CvmStatus extends CvmAnnounce {
   cluster: ClusterInfo | null;
   services: ServiceView[];
   disks: { serial: string; mediaType: string; capacityBytes: number; usedBytes: number; ok: boolean }[];

@@ -10,26 +10,15 @@
  * The media URL Foundation inserts is `<foundationUrl>/foundation/media/<session>/<serial>/installer.tar`;
  * config.json sits beside it.
  */
+import type { NodeAddressing } from '../../hypervisor/protocol/node-config.ts';
 
-export interface InstallConfig {
+export interface InstallConfig extends NodeAddressing {
   sessionId: string;
   serial: string;
   foundationUrl: string;
   reportUrl: string;
   bundleUrl: string;
   bundleSha256: string;
-  hostname: string;
-  hostIp: string;
-  hostNetmask: string;
-  hostGateway: string;
-  cvmIp: string;
-  cvmNetmask: string;
-  cvmGateway: string;
-  dns: string[];
-  ntp: string[];
-  cvm: { vcpus: number; ramGiB: number };
-  /** PCI address of the storage HBA to pass through to the CVM. */
-  hbaPciAddress: string;
 }
 
 export interface InstallerReport {

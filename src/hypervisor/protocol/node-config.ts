@@ -11,8 +11,8 @@
  * ```
  */
 
-export interface NodeConfig {
-  serial: string;
+/** A node's addresses and CVM sizing, as the IP plan gave them (shared with the installer's configuration). */
+export interface NodeAddressing {
   hostname: string;
   hostIp: string;
   hostNetmask: string;
@@ -23,7 +23,12 @@ export interface NodeConfig {
   dns: string[];
   ntp: string[];
   cvm: { vcpus: number; ramGiB: number };
+  /** PCI address of the storage HBA passed through to the CVM. */
   hbaPciAddress: string;
+}
+
+export interface NodeConfig extends NodeAddressing {
+  serial: string;
   foundationUrl: string;
   versions: { hypervisor: string; nos: string; bundle: string };
   installedAt: string;
