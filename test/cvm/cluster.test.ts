@@ -143,6 +143,25 @@ test('data path: written through one CVM, read back byte-identical through anoth
     }
     const { stdout } = await run('qemu-io', ['-f', 'raw', '-c', 'write -P 0x6b 30M 64k', '-c', 'read -P 0x6b 30M 64k', 'nbd://127.62.1.3:10809/fabric']);
     assert.doesNotMatch(stdout, /Pattern verification failed/);
+
+    // a corrupted replica: checksums catch it, the read is served from the good replica, and the bad one is repaired
+    const etcd2 = new Etcd3({ hosts: ['http://127.62.1.1:2379'] });
+    const reps = JSON.parse((await etcd2.get(`/converge/egroups/${vd.uuid}/5`).string()) ?? '[]') as { node: string; disk: string }[];
+    etcd2.close();
+    const local = reps[0]!;
+    const file = join(t.tr.node(0).diskPath(local.disk)!, 'data', 'egroups', vd.uuid, '5');
+    const bytes = readFileSync(file);
+    bytes[100] = bytes[100]! ^ 0xff;
+    writeFileSync(file, bytes);
+    const c = await NbdClient.connect('127.62.1.1', 10809, 'fabric');
+    try {
+      const got5 = await c.request(NBD_CMD_READ, 5n << 20n, 1 << 20);
+      assert.ok(got5?.equals(data.subarray(5 << 20, 6 << 20)), 'the good replica answered');
+    } finally {
+      c.close();
+    }
+    await t.tr.until(() => readFileSync(file).equals(data.subarray(5 << 20, 6 << 20)), 10_000, 'the corrupted replica repaired');
+    await t.tr.until(() => t.tr.node(0).consoleLines().some((l) => l.includes(`repaired fabric block 5 on ${local.node}/${local.disk}`)), 5000, 'the repair in the console');
   } finally {
     rmSync(src, { force: true });
     rmSync(back, { force: true });

@@ -223,7 +223,7 @@ export class Cvm {
         let be = this.backends.get(vd.uuid);
         if (!be) {
           const c = (await meta.containers()).find((x) => x.name === vd.container);
-          be = new VdiskBackend(vd, c?.replicationFactor ?? 1, { etcd, local: this.local, peers: this.peers, localNode: this.cfg.serial, localIp: this.cfg.cvmIp, space: () => this.space() });
+          be = new VdiskBackend(vd, c?.replicationFactor ?? 1, { etcd, local: this.local, peers: this.peers, localNode: this.cfg.serial, localIp: this.cfg.cvmIp, space: () => this.space(), log: this.log });
           this.backends.set(vd.uuid, be);
         }
         return be;

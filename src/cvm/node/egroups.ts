@@ -9,6 +9,7 @@
  *   GET  /egroup/read?disk=&vdisk=&block=&offset=&length=                     → 200 data (zeros where never written)
  *   POST /egroup/sync?disk=&vdisk=&block=                                      → 204
  */
+import { crc32 } from 'node:zlib';
 import { Pool } from 'undici';
 import { DiskVolume } from '../../shared/disk-volume.ts';
 import { InputError, NotFoundError, errorMessage, DiskIoError, UnavailableError } from '../../shared/errors.ts';
@@ -22,10 +23,42 @@ export interface EgroupRef {
 }
 
 const fileOf = (r: EgroupRef): string => `egroups/${r.vdisk}/${r.block}`;
+/** The checksums of an extent group: one CRC32 per 4 KiB page (0 = never written). */
+const crcOf = (r: EgroupRef): string => `${fileOf(r)}.crc`;
+const PAGE = 4096;
+const stored = (b: Buffer): number => {
+  const c = crc32(b);
+  return c === 0 ? 1 : c; // 0 is kept for "never written"
+};
 
-/** The extent groups on this CVM's own disks. */
+/** A replica whose data does not match its checksums: read another, then repair this one. */
+export class ChecksumError extends DiskIoError {}
+
+/**
+ * The extent groups on this CVM's own disks, with a CRC32 per 4 KiB page written beside the data
+ * and verified on every read.
+ *
+ * Invariant: data and checksums of one extent group change together: writes and reads of an
+ * extent group are serialized, so a reader never sees data without its checksums.
+ */
 export class LocalEgroups {
   private vols = new Map<string, DiskVolume>();
+  private locks = new Map<string, Promise<void>>();
+
+  private async locked<T>(key: string, f: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const chain = prev.then(() => mine);
+    this.locks.set(key, chain);
+    await prev;
+    try {
+      return await f();
+    } finally {
+      release();
+      if (this.locks.get(key) === chain) this.locks.delete(key);
+    }
+  }
 
   constructor(disks: readonly { serial: string; path: string }[]) {
     for (const d of disks) {
@@ -53,24 +86,55 @@ export class LocalEgroups {
 
   async write(r: EgroupRef, offset: number, data: Uint8Array, sync: boolean): Promise<void> {
     if (offset < 0 || offset + data.byteLength > BLOCK_BYTES) throw new InputError('offset', `a write must stay inside its ${BLOCK_BYTES}-byte extent group`);
-    await this.vol(r.disk).pwrite(fileOf(r), data, offset, sync);
+    const v = this.vol(r.disk);
+    const file = fileOf(r);
+    await this.locked(file, async () => {
+      await v.pwrite(file, data, offset, false);
+      const first = Math.floor(offset / PAGE);
+      const last = Math.floor((offset + data.byteLength - 1) / PAGE);
+      const aligned = offset % PAGE === 0 && data.byteLength % PAGE === 0;
+      const pages = aligned ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : await this.raw(v, file, first * PAGE, (last - first + 1) * PAGE);
+      const crcs = Buffer.alloc(4 * (last - first + 1));
+      for (let i = 0; i <= last - first; i++) crcs.writeUInt32BE(stored(pages.subarray(i * PAGE, (i + 1) * PAGE)), i * 4);
+      await v.pwrite(crcOf(r), crcs, first * 4, false);
+      if (sync) await Promise.all([v.sync(file), v.sync(crcOf(r))]);
+    });
   }
 
-  async read(r: EgroupRef, offset: number, length: number): Promise<Buffer> {
-    if (offset < 0 || offset + length > BLOCK_BYTES) throw new InputError('offset', `a read must stay inside its ${BLOCK_BYTES}-byte extent group`);
-    const v = this.vol(r.disk);
+  /** Bytes of a file, zero-filled past its end or where it does not exist. */
+  private async raw(v: DiskVolume, file: string, offset: number, length: number): Promise<Buffer> {
     const out = Buffer.alloc(length);
     try {
-      const got = await v.pread(fileOf(r), length, offset);
-      got.copy(out);
+      (await v.pread(file, length, offset)).copy(out);
     } catch (e) {
       if (!(e instanceof Error && 'code' in e && e.code === 'ENOENT')) throw e;
     }
     return out;
   }
 
+  async read(r: EgroupRef, offset: number, length: number): Promise<Buffer> {
+    if (offset < 0 || offset + length > BLOCK_BYTES) throw new InputError('offset', `a read must stay inside its ${BLOCK_BYTES}-byte extent group`);
+    if (length === 0) return Buffer.alloc(0);
+    const v = this.vol(r.disk);
+    const file = fileOf(r);
+    return this.locked(file, async () => {
+      const first = Math.floor(offset / PAGE);
+      const last = Math.floor((offset + length - 1) / PAGE);
+      const [pages, crcs] = await Promise.all([this.raw(v, file, first * PAGE, (last - first + 1) * PAGE), this.raw(v, crcOf(r), first * 4, (last - first + 1) * 4)]);
+      for (let i = 0; i <= last - first; i++) {
+        const want = crcs.readUInt32BE(i * 4);
+        if (want === 0) continue; // never written: zeros
+        if (stored(pages.subarray(i * PAGE, (i + 1) * PAGE)) !== want) {
+          throw new ChecksumError(r.disk, `checksum mismatch in extent group ${r.vdisk}/${r.block} at page ${first + i}`);
+        }
+      }
+      return pages.subarray(offset - first * PAGE, offset - first * PAGE + length);
+    });
+  }
+
   async sync(r: EgroupRef): Promise<void> {
-    await this.vol(r.disk).sync(fileOf(r));
+    const v = this.vol(r.disk);
+    await Promise.all([v.sync(fileOf(r)), v.sync(crcOf(r))]);
   }
 }
 

@@ -10,7 +10,8 @@
  * Invariants:
  *  1. A write is acknowledged only after every replica has it; with FUA, after every replica has
  *     made it durable. FLUSH makes every write acknowledged before it durable on every replica.
- *  2. A read prefers the local replica, and falls back to the others if one fails.
+ *  2. A read prefers the local replica, checks its checksums, and falls back to the others if one
+ *     fails; a replica that answered wrongly is then rewritten from the good one.
  *  3. Blocks never written read as zeros and take no space.
  */
 import type { Etcd3 } from 'etcd3';
@@ -28,6 +29,7 @@ export interface FabricDeps {
   localIp: string;
   /** Free space of every disk in the pool (for placing new extent groups). */
   space: () => Promise<DiskSpace[]>;
+  log?: (m: string) => void;
 }
 
 /** How long a write waits for an unreachable replica's CVM to come back. */
@@ -144,18 +146,31 @@ export class VdiskBackend implements NbdBackend {
       if (!reps) return; // never written: zeros
       const ordered = [...reps.filter((r) => this.isLocal(r)), ...reps.filter((r) => !this.isLocal(r))];
       const errors: string[] = [];
+      const bad: Replica[] = [];
       for (const rep of ordered) {
         try {
           const b = await this.readReplica(rep, s.block, s.inner, s.length);
           b.copy(out, s.at);
+          if (bad.length > 0) this.repair(bad, s.block, s.inner, b);
           return;
         } catch (e) {
           errors.push(`${rep.node}/${rep.disk}: ${errorMessage(e)}`);
+          if (!(e instanceof UnavailableError)) bad.push(rep); // answered, but wrong: repair it
         }
       }
       throw new DiskIoError(this.vdisk.name, `block ${s.block}: no replica could be read (${errors.join('; ')})`);
     }));
     return out;
+  }
+
+  /** Rewrites the good bytes onto replicas that failed a read (bad checksum, I/O error). */
+  private repair(bad: readonly Replica[], block: number, inner: number, good: Buffer): void {
+    for (const rep of bad) {
+      this.writeReplica(rep, block, inner, good, true).then(
+        () => this.d.log?.(`repaired ${this.vdisk.name} block ${block} on ${rep.node}/${rep.disk} from a good replica`),
+        (e: unknown) => this.d.log?.(`could not repair ${this.vdisk.name} block ${block} on ${rep.node}/${rep.disk}: ${errorMessage(e)}`),
+      );
+    }
   }
 
   async pwrite(offset: number, data: Buffer, fua: boolean): Promise<void> {
