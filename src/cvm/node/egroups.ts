@@ -26,6 +26,7 @@ const fileOf = (r: EgroupRef): string => `egroups/${r.vdisk}/${r.block}`;
 /** The checksums of an extent group: one CRC32 per 4 KiB page (0 = never written). */
 const crcOf = (r: EgroupRef): string => `${fileOf(r)}.crc`;
 const PAGE = 4096;
+const CRC_CACHE = 4096;
 const stored = (b: Buffer): number => {
   const c = crc32(b);
   return c === 0 ? 1 : c; // 0 is kept for "never written"
@@ -44,6 +45,24 @@ export class ChecksumError extends DiskIoError {}
 export class LocalEgroups {
   private vols = new Map<string, DiskVolume>();
   private locks = new Map<string, Promise<void>>();
+  /** Checksums of recently used extent groups (1 KiB each), so a read needs no second file read. */
+  private crcs = new Map<string, Buffer>();
+
+  private async crcTable(v: DiskVolume, r: EgroupRef): Promise<Buffer> {
+    const k = `${r.disk}/${fileOf(r)}`;
+    let t = this.crcs.get(k);
+    if (t) {
+      this.crcs.delete(k);
+    } else {
+      t = await this.raw(v, crcOf(r), 0, (BLOCK_BYTES / PAGE) * 4);
+      if (this.crcs.size >= CRC_CACHE) {
+        const oldest = this.crcs.keys().next().value;
+        if (oldest !== undefined) this.crcs.delete(oldest);
+      }
+    }
+    this.crcs.set(k, t);
+    return t;
+  }
 
   private async locked<T>(key: string, f: () => Promise<T>): Promise<T> {
     const prev = this.locks.get(key) ?? Promise.resolve();
@@ -94,9 +113,9 @@ export class LocalEgroups {
       const last = Math.floor((offset + data.byteLength - 1) / PAGE);
       const aligned = offset % PAGE === 0 && data.byteLength % PAGE === 0;
       const pages = aligned ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : await this.raw(v, file, first * PAGE, (last - first + 1) * PAGE);
-      const crcs = Buffer.alloc(4 * (last - first + 1));
-      for (let i = 0; i <= last - first; i++) crcs.writeUInt32BE(stored(pages.subarray(i * PAGE, (i + 1) * PAGE)), i * 4);
-      await v.pwrite(crcOf(r), crcs, first * 4, false);
+      const table = await this.crcTable(v, r);
+      for (let i = 0; i <= last - first; i++) table.writeUInt32BE(stored(pages.subarray(i * PAGE, (i + 1) * PAGE)), (first + i) * 4);
+      await v.pwrite(crcOf(r), table.subarray(first * 4, (last + 1) * 4), first * 4, false);
       if (sync) await Promise.all([v.sync(file), v.sync(crcOf(r))]);
     });
   }
@@ -120,7 +139,8 @@ export class LocalEgroups {
     return this.locked(file, async () => {
       const first = Math.floor(offset / PAGE);
       const last = Math.floor((offset + length - 1) / PAGE);
-      const [pages, crcs] = await Promise.all([this.raw(v, file, first * PAGE, (last - first + 1) * PAGE), this.raw(v, crcOf(r), first * 4, (last - first + 1) * 4)]);
+      const [pages, table] = await Promise.all([this.raw(v, file, first * PAGE, (last - first + 1) * PAGE), this.crcTable(v, r)]);
+      const crcs = table.subarray(first * 4, (last + 1) * 4);
       for (let i = 0; i <= last - first; i++) {
         const want = crcs.readUInt32BE(i * 4);
         if (want === 0) continue; // never written: zeros
