@@ -21,6 +21,7 @@ import { mkdirSync, readFileSync, writeFileSync, existsSync, readdirSync, statSy
 import { open, readFile, writeFile, rm, mkdir, readdir, stat, rename, type FileHandle } from 'node:fs/promises';
 import { join, normalize, isAbsolute, dirname } from 'node:path';
 import { DiskFullError, DiskIoError, InputError } from './errors.ts';
+import { KeyedLock } from './keyed-lock.ts';
 
 export interface DiskLabel {
   serial: string;
@@ -160,23 +161,8 @@ export class DiskVolume {
     return (await this.sizeOf(this.path(rel))) >= 0;
   }
 
-  private locks = new Map<string, Promise<void>>();
-
-  /** Runs f alone for this path (writes to one file are serialized so usage stays exact). */
-  private async exclusive<T>(p: string, f: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(p) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((r) => (release = r));
-    const chain = prev.then(() => mine);
-    this.locks.set(p, chain);
-    await prev;
-    try {
-      return await f();
-    } finally {
-      release();
-      if (this.locks.get(p) === chain) this.locks.delete(p);
-    }
-  }
+  /** Writes to one file are serialized so usage stays exact. */
+  private locks = new KeyedLock();
 
   /**
    * Open files, kept for reuse (an extent group is written and read many times): size tracked
@@ -239,7 +225,7 @@ export class DiskVolume {
   async pwrite(rel: string, data: Uint8Array, position: number, sync = false): Promise<void> {
     this.check();
     const p = this.path(rel);
-    await this.exclusive(p, async () => {
+    await this.locks.run(p, async () => {
       const h = await this.acquire(p, true);
       if (!h) throw new Error(`cannot open ${rel}`);
       try {

@@ -88,3 +88,8 @@ export class FileServer {
     await new Promise<void>((r) => this.server.close(() => r()));
   }
 }
+
+/** Serves the test installer (which installs the test hypervisor) as virtual media; returns its URL. */
+export async function serveTestInstaller(files: FileServer, name = 'installer.tar'): Promise<string> {
+  return files.serve(name, await buildImage({ 'installer.mjs': TEST_INSTALLER, 'hv.mjs': TEST_HYPERVISOR }, { name: 'test-installer', version: '1.0', entry: 'installer.mjs' }));
+}

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestRack } from '../drivers/rack-driver.ts';
-import { FileServer, buildImage, TEST_INSTALLER, TEST_HYPERVISOR } from '../drivers/boot-images.ts';
+import { FileServer, serveTestInstaller } from '../drivers/boot-images.ts';
 
 let tr: TestRack;
 let files: FileServer;
@@ -17,7 +17,7 @@ let installerUrl: string;
 before(async () => {
   tr = await TestRack.start('127.31', { nodes: 3 });
   files = await FileServer.start();
-  installerUrl = files.serve('installer.tar', await buildImage({ 'installer.mjs': TEST_INSTALLER, 'hv.mjs': TEST_HYPERVISOR }, { name: 'test-installer', version: '1.0', entry: 'installer.mjs' }));
+  installerUrl = await serveTestInstaller(files);
 });
 after(async () => {
   await tr.stop();

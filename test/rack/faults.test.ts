@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { TestRack } from '../drivers/rack-driver.ts';
-import { FileServer, buildImage, TEST_INSTALLER, TEST_HYPERVISOR } from '../drivers/boot-images.ts';
+import { FileServer, serveTestInstaller } from '../drivers/boot-images.ts';
 import { RackClient, RackApiError } from '../../src/rack/protocol/client.ts';
 import { DiskVolume } from '../../src/shared/disk-volume.ts';
 import { DiskIoError } from '../../src/shared/errors.ts';
@@ -20,7 +20,7 @@ before(async () => {
   tr = await TestRack.start('127.33', { nodes: 3 });
   api = new RackClient(tr.rack.controlUrl);
   files = await FileServer.start();
-  installerUrl = files.serve('installer.tar', await buildImage({ 'installer.mjs': TEST_INSTALLER, 'hv.mjs': TEST_HYPERVISOR }, { name: 'test-installer', version: '1.0', entry: 'installer.mjs' }));
+  installerUrl = await serveTestInstaller(files);
 });
 after(async () => {
   await tr.stop();

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestRack } from '../drivers/rack-driver.ts';
-import { FileServer, buildImage, TEST_INSTALLER, TEST_HYPERVISOR } from '../drivers/boot-images.ts';
+import { FileServer, serveTestInstaller } from '../drivers/boot-images.ts';
 import { DiskVolume } from '../../src/shared/disk-volume.ts';
 
 test('a restarted rack is the same rack', async () => {
@@ -16,7 +16,7 @@ test('a restarted rack is the same rack', async () => {
   const files = await FileServer.start();
   let tr: TestRack | undefined;
   try {
-    const url = files.serve('installer.tar', await buildImage({ 'installer.mjs': TEST_INSTALLER, 'hv.mjs': TEST_HYPERVISOR }, { name: 'test-installer', version: '1.0', entry: 'installer.mjs' }));
+    const url = await serveTestInstaller(files);
     tr = await TestRack.start('127.34', { nodes: 2 }, dir);
     const serials = tr.rack.nodes.map((n) => n.serial);
     const rf0 = tr.redfish(0);

@@ -12,6 +12,7 @@
 import { crc32 } from 'node:zlib';
 import { Pool } from 'undici';
 import { DiskVolume } from '../../shared/disk-volume.ts';
+import { KeyedLock } from '../../shared/keyed-lock.ts';
 import { InputError, NotFoundError, errorMessage, DiskIoError, UnavailableError } from '../../shared/errors.ts';
 import { BLOCK_BYTES } from '../core/storage.ts';
 import { CVM_API_PORT } from '../protocol/cluster.ts';
@@ -44,7 +45,7 @@ export class ChecksumError extends DiskIoError {}
  */
 export class LocalEgroups {
   private vols = new Map<string, DiskVolume>();
-  private locks = new Map<string, Promise<void>>();
+  private locks = new KeyedLock();
   /** Checksums of recently used extent groups (1 KiB each), so a read needs no second file read. */
   private crcs = new Map<string, Buffer>();
 
@@ -62,21 +63,6 @@ export class LocalEgroups {
     }
     this.crcs.set(k, t);
     return t;
-  }
-
-  private async locked<T>(key: string, f: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(key) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((r) => (release = r));
-    const chain = prev.then(() => mine);
-    this.locks.set(key, chain);
-    await prev;
-    try {
-      return await f();
-    } finally {
-      release();
-      if (this.locks.get(key) === chain) this.locks.delete(key);
-    }
   }
 
   constructor(disks: readonly { serial: string; path: string }[]) {
@@ -107,7 +93,7 @@ export class LocalEgroups {
     if (offset < 0 || offset + data.byteLength > BLOCK_BYTES) throw new InputError('offset', `a write must stay inside its ${BLOCK_BYTES}-byte extent group`);
     const v = this.vol(r.disk);
     const file = fileOf(r);
-    await this.locked(file, async () => {
+    await this.locks.run(file, async () => {
       await v.pwrite(file, data, offset, false);
       const first = Math.floor(offset / PAGE);
       const last = Math.floor((offset + data.byteLength - 1) / PAGE);
@@ -136,7 +122,7 @@ export class LocalEgroups {
     if (length === 0) return Buffer.alloc(0);
     const v = this.vol(r.disk);
     const file = fileOf(r);
-    return this.locked(file, async () => {
+    return this.locks.run(file, async () => {
       const first = Math.floor(offset / PAGE);
       const last = Math.floor((offset + length - 1) / PAGE);
       const [pages, table] = await Promise.all([this.raw(v, file, first * PAGE, (last - first + 1) * PAGE), this.crcTable(v, r)]);
