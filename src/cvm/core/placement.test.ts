@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { placeReplicas, type DiskSpace } from './placement.ts';
-import { UnavailableError } from '../../shared/errors.ts';
+import { placeReplicas, checkPoolSpace, type DiskSpace } from './placement.ts';
+import { DiskFullError, UnavailableError } from '../../shared/errors.ts';
 
 const d = (serial: string, node: string, freeBytes: number, ok = true): DiskSpace => ({ serial, node, cvmIp: `ip-${node}`, freeBytes, ok });
 const disks = [d('a1', 'A', 10), d('a2', 'A', 50), d('b1', 'B', 30), d('b2', 'B', 5), d('c1', 'C', 100), d('d1', 'D', 1)];
@@ -21,4 +21,11 @@ test('failed or full disks are skipped; a writer with no usable disk still gets 
 test('not enough nodes for the RF: unavailable, with the reason', () => {
   assert.throws(() => placeReplicas([d('a1', 'A', 10), d('a2', 'A', 10)], 'A', 2, 1), (e: unknown) => e instanceof UnavailableError && /only 1 node/.test(e.message));
   assert.throws(() => placeReplicas(disks, 'A', 2, 1000), UnavailableError);
+});
+
+test('a pool 95 % full takes no new extent groups; failed disks do not count', () => {
+  const cap = (): number => 100;
+  checkPoolSpace([d('a', 'A', 10), d('b', 'B', 10)], cap);
+  assert.throws(() => checkPoolSpace([d('a', 'A', 5), d('b', 'B', 4)], cap), DiskFullError);
+  checkPoolSpace([d('a', 'A', 50), d('b', 'B', 0, false)], cap);
 });

@@ -5,7 +5,7 @@
  * other nodes, the nodes with the most free space first, each on its freest disk. Disks that are
  * failed, or too full to take the extent group, are never chosen.
  */
-import { UnavailableError } from '../../shared/errors.ts';
+import { DiskFullError, UnavailableError } from '../../shared/errors.ts';
 
 export interface DiskSpace {
   serial: string;
@@ -42,4 +42,15 @@ export function placeReplicas(disks: readonly DiskSpace[], localNode: string, rf
   }
   if (out.length < rf) throw new UnavailableError(`cannot place ${rf} replicas on distinct nodes: only ${out.length} node(s) have a healthy disk with ${needBytes} bytes free`);
   return out;
+}
+
+/** The pool takes no new extent groups at 95 % full (the reference platform's read-only threshold). */
+export const POOL_FULL_FRACTION = 0.95;
+
+/** Refuses new data when the healthy pool is 95 % full, instead of filling disks to the brim. */
+export function checkPoolSpace(disks: readonly DiskSpace[], capacityOf: (serial: string) => number): void {
+  const healthy = disks.filter((d) => d.ok);
+  const capacity = healthy.reduce((a, d) => a + capacityOf(d.serial), 0);
+  const free = healthy.reduce((a, d) => a + d.freeBytes, 0);
+  if (capacity > 0 && (capacity - free) / capacity >= POOL_FULL_FRACTION) throw new DiskFullError('storage pool', capacity);
 }

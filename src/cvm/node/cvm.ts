@@ -62,6 +62,7 @@ export class Cvm {
   private nbd: NbdServer | undefined;
   private backends = new Map<string, VdiskBackend>();
   private spaceCache: { at: number; disks: DiskSpace[] } | undefined;
+  private poolCapacity = new Map<string, number>();
 
   /** The storage metadata of this CVM's cluster (a client of the cluster's store). */
   private meta(): StorageMeta {
@@ -205,6 +206,7 @@ export class Cvm {
         for (const d of pool.disks) if (d.cvmIp === m.cvmIp) healthy.set(d.serial, false); // a CVM that does not answer takes no new replicas
       }
     }));
+    for (const d of pool.disks) this.poolCapacity.set(d.serial, d.capacityBytes);
     const disks = pool.disks.map((d) => ({ serial: d.serial, node: d.node, cvmIp: d.cvmIp, freeBytes: d.capacityBytes - (used.get(d.serial) ?? 0), ok: healthy.get(d.serial) ?? true }));
     this.spaceCache = { at: now, disks };
     return disks;
@@ -223,7 +225,7 @@ export class Cvm {
         let be = this.backends.get(vd.uuid);
         if (!be) {
           const c = (await meta.containers()).find((x) => x.name === vd.container);
-          be = new VdiskBackend(vd, c?.replicationFactor ?? 1, { etcd, local: this.local, peers: this.peers, localNode: this.cfg.serial, localIp: this.cfg.cvmIp, space: () => this.space(), log: this.log });
+          be = new VdiskBackend(vd, c?.replicationFactor ?? 1, { etcd, local: this.local, peers: this.peers, localNode: this.cfg.serial, localIp: this.cfg.cvmIp, space: () => this.space(), capacityOf: (serial) => this.poolCapacity.get(serial) ?? 0, log: this.log });
           this.backends.set(vd.uuid, be);
         }
         return be;

@@ -16,7 +16,7 @@
  */
 import type { Etcd3 } from 'etcd3';
 import { errorMessage, DiskIoError, UnavailableError } from '../../shared/errors.ts';
-import { placeReplicas, type DiskSpace, type Replica } from '../core/placement.ts';
+import { placeReplicas, checkPoolSpace, type DiskSpace, type Replica } from '../core/placement.ts';
 import { BLOCK_BYTES, type Vdisk } from '../core/storage.ts';
 import type { NbdBackend } from '../../shared/nbd/backend.ts';
 import type { LocalEgroups, PeerEgroups, EgroupRef } from './egroups.ts';
@@ -29,6 +29,8 @@ export interface FabricDeps {
   localIp: string;
   /** Free space of every disk in the pool (for placing new extent groups). */
   space: () => Promise<DiskSpace[]>;
+  /** A pool disk's capacity. */
+  capacityOf: (serial: string) => number;
   log?: (m: string) => void;
 }
 
@@ -98,7 +100,9 @@ export class VdiskBackend implements NbdBackend {
       p = (async () => {
         const existing = await this.replicasOf(block);
         if (existing) return existing;
-        const reps = placeReplicas(await this.d.space(), this.d.localNode, this.rf, BLOCK_BYTES);
+        const space = await this.d.space();
+        checkPoolSpace(space, (serial) => this.d.capacityOf(serial));
+        const reps = placeReplicas(space, this.d.localNode, this.rf, BLOCK_BYTES);
         const k = key(this.vdisk, block);
         const r = await this.d.etcd.if(k, 'Create', '==', 0).then(this.d.etcd.put(k).value(JSON.stringify(reps))).commit();
         if (r.succeeded) {
