@@ -212,6 +212,30 @@ test('kill -9 of the local CVM while a client writes and verifies through the re
   assert.ok(t.tr.node(0).consoleLines().some((l) => /the CVM exited \(SIGKILL\); restarting/.test(l)));
 });
 
+test('a disk that fails while the cluster runs: the CVM reports it, and new data avoids it', async () => {
+  const node = t.tr.node(2);
+  const failed = node.inventory.disks.map((d) => d.serial);
+  await t.tr.rack.setFaults(node.serial, { failedDisks: failed.slice(0, 5) });
+  try {
+    const st = await (await fetch('http://127.62.1.3:2100/status')).json() as any;
+    assert.deepEqual(st.disks.filter((d: any) => !d.ok).map((d: any) => d.serial).sort(), failed.slice(0, 5).sort());
+    assert.equal((await cvg('vdisk', 'create', '--name', 'after-fault', '--size', '8M', '--cvm-ip', '127.62.1.1')).code, 0);
+    await new Promise((r) => setTimeout(r, 5200)); // past the placement's 5 s view of the pool
+    await run('nbdcopy', ['--flush', '--', '[', 'nbdkit', '--exit-with-parent', 'pattern', 'size=8M', ']', 'nbd://127.62.1.1:10809/after-fault']);
+    const vd = JSON.parse((await cvg('vdisk', 'list', '--cvm-ip', '127.62.1.1', '--json')).stdout).find((v: any) => v.name === 'after-fault');
+    const etcd = new Etcd3({ hosts: ['http://127.62.1.1:2379'] });
+    try {
+      const groups = Object.values(await etcd.getAll().prefix(`/converge/egroups/${vd.uuid}/`).strings()).map((v) => JSON.parse(v) as { disk: string }[]);
+      assert.equal(groups.length, 8);
+      for (const reps of groups) for (const r of reps) assert.ok(!failed.slice(0, 5).includes(r.disk), `no replica on a failed disk (${r.disk})`);
+    } finally {
+      etcd.close();
+    }
+  } finally {
+    await t.tr.rack.clearFaults(node.serial);
+  }
+});
+
 test('a member already in a cluster is refused; bad requests name the field', async () => {
   const again = await cvg('cluster', 'create', '--cvm-ips', '127.62.1.4,127.62.1.1', '--name', 'other', '--redundancy-factor', '1');
   assert.equal(again.code, 1);

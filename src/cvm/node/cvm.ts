@@ -126,8 +126,11 @@ export class Cvm {
       ...(this.etcd ? [this.etcd.status()] : []),
       ...(this.nbd ? [{ name: 'stargate', state: 'up', pid: process.pid, restarts: 0 }] : []),
     ];
-    const live = new Map(this.local.space().map((x) => [x.serial, x.usedBytes]));
-    const disks = this.disks.map((d) => ({ ...d, usedBytes: live.get(d.serial) ?? d.usedBytes }));
+    const live = new Map(this.local.space().map((x) => [x.serial, x]));
+    const disks = this.disks.map((d) => {
+      const l = live.get(d.serial);
+      return l ? { ...d, usedBytes: l.usedBytes, ok: l.ok } : d;
+    });
     return {
       serial: this.cfg.serial, cvmIp: this.cfg.cvmIp, hostIp: this.cfg.hostIp, hypervisorVersion: this.cfg.versions.hypervisor, nosVersion: this.cfg.versions.nos,
       configured: committed, clusterId: committed ? this.state?.cluster.clusterId ?? null : null, cluster: committed ? this.state?.cluster ?? null : null,

@@ -11,7 +11,7 @@
  */
 import { crc32 } from 'node:zlib';
 import { Pool } from 'undici';
-import { DiskVolume } from '../../shared/disk-volume.ts';
+import { DiskVolume, isDiskFailed } from '../../shared/disk-volume.ts';
 import { KeyedLock } from '../../shared/keyed-lock.ts';
 import { InputError, NotFoundError, errorMessage, DiskIoError, UnavailableError } from '../../shared/errors.ts';
 import { BLOCK_BYTES } from '../core/storage.ts';
@@ -85,8 +85,9 @@ export class LocalEgroups {
     return v;
   }
 
-  space(): { serial: string; freeBytes: number; usedBytes: number }[] {
-    return [...this.vols.values()].map((v) => ({ serial: v.serial, freeBytes: v.free(), usedBytes: v.used() }));
+  /** Each local disk's space and health, read now (a disk can fail while the CVM runs). */
+  space(): { serial: string; freeBytes: number; usedBytes: number; ok: boolean }[] {
+    return [...this.vols.values()].map((v) => ({ serial: v.serial, freeBytes: v.free(), usedBytes: v.used(), ok: !isDiskFailed(v.dir) }));
   }
 
   async write(r: EgroupRef, offset: number, data: Uint8Array, sync: boolean): Promise<void> {
