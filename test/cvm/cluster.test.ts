@@ -228,6 +228,26 @@ test('a disk that fails while the cluster runs: the CVM reports it, and new data
       const groups = Object.values(await etcd.getAll().prefix(`/converge/egroups/${vd.uuid}/`).strings()).map((v) => JSON.parse(v) as { disk: string }[]);
       assert.equal(groups.length, 8);
       for (const reps of groups) for (const r of reps) assert.ok(!failed.slice(0, 5).includes(r.disk), `no replica on a failed disk (${r.disk})`);
+      // writes to blocks that had a replica on a failed disk succeed: the replica is replaced
+      const fab = JSON.parse((await cvg('vdisk', 'list', '--cvm-ip', '127.62.1.1', '--json')).stdout).find((v: any) => v.name === 'fabric');
+      const records = await etcd.getAll().prefix(`/converge/egroups/${fab.uuid}/`).strings();
+      const hit = Object.entries(records).filter(([, v]) => (JSON.parse(v) as { disk: string }[]).some((r) => failed.slice(0, 5).includes(r.disk))).map(([k]) => Number(k.split('/').pop()));
+      assert.ok(hit.length > 0, 'some fabric blocks had a replica on the failed disks');
+      const c = await NbdClient.connect('127.62.1.1', 10809, 'fabric');
+      try {
+        for (const b of hit) {
+          await c.request(NBD_CMD_WRITE, BigInt(b) << 20n, 4096, Buffer.alloc(4096, 0x42), NBD_CMD_FLAG_FUA);
+          assert.ok((await c.request(NBD_CMD_READ, BigInt(b) << 20n, 4096))?.equals(Buffer.alloc(4096, 0x42)));
+        }
+      } finally {
+        c.close();
+      }
+      for (const b of hit) {
+        const reps = JSON.parse((await etcd.get(`/converge/egroups/${fab.uuid}/${b}`).string()) ?? '[]') as { node: string; disk: string }[];
+        assert.equal(reps.length, 2, `block ${b} back at RF2`);
+        assert.ok(reps.every((r) => !failed.slice(0, 5).includes(r.disk)), `block ${b}: the failed disk's replica was replaced`);
+        assert.notEqual(reps[0]!.node, reps[1]!.node);
+      }
     } finally {
       etcd.close();
     }

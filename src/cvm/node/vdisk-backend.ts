@@ -179,11 +179,40 @@ export class VdiskBackend implements NbdBackend {
 
   async pwrite(offset: number, data: Buffer, fua: boolean): Promise<void> {
     await Promise.all(segments(offset, data.length).map(async (s) => {
-      const reps = await this.ensure(s.block);
+      let reps = await this.ensure(s.block);
       const piece = data.subarray(s.at, s.at + s.length);
-      await Promise.all(reps.map((rep) => this.writeReplica(rep, s.block, s.inner, piece, fua)));
+      const results = await Promise.allSettled(reps.map((rep) => this.writeReplica(rep, s.block, s.inner, piece, fua)));
+      const unreachable = results.find((r): r is PromiseRejectedResult => r.status === 'rejected' && r.reason instanceof UnavailableError);
+      if (unreachable) throw unreachable.reason as Error;
+      const failed = reps.filter((_r, i) => results[i]?.status === 'rejected');
+      if (failed.length > 0) reps = await this.replace(s.block, reps, failed);
       if (!fua) this.dirty.set(s.block, reps);
     }));
+  }
+
+  /**
+   * Replaces replicas whose disk answered a write with an error (a failed disk): new replicas on
+   * other nodes get a full, checksum-verified copy of the block from a good replica (which already
+   * holds this write), then the record is swapped in the store if nobody changed it meanwhile.
+   */
+  private async replace(block: number, reps: Replica[], failed: readonly Replica[]): Promise<Replica[]> {
+    const good = reps.filter((r) => !failed.includes(r));
+    const first = good[0];
+    if (!first) throw new DiskIoError(this.vdisk.name, `block ${block}: every replica failed the write`);
+    const space = (await this.d.space()).filter((d) => !good.some((g) => g.node === d.node) && !failed.some((f) => f.disk === d.serial));
+    const fresh = placeReplicas(space, '', failed.length, BLOCK_BYTES);
+    const whole = await this.readReplica(first, block, 0, BLOCK_BYTES);
+    await Promise.all(fresh.map((r) => this.writeReplica(r, block, 0, whole, true)));
+    const next = [...good, ...fresh];
+    const k = key(this.vdisk, block);
+    const r = await this.d.etcd.if(k, 'Value', '==', JSON.stringify(reps)).then(this.d.etcd.put(k).value(JSON.stringify(next))).commit();
+    if (!r.succeeded) {
+      this.map.delete(block);
+      return (await this.replicasOf(block)) ?? next;
+    }
+    this.map.set(block, next);
+    this.d.log?.(`${this.vdisk.name} block ${block}: replaced ${failed.map((f) => `${f.node}/${f.disk}`).join(', ')} with ${fresh.map((f) => `${f.node}/${f.disk}`).join(', ')}`);
+    return next;
   }
 
   async flush(): Promise<void> {
