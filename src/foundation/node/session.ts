@@ -365,6 +365,7 @@ export class Session extends EventEmitter {
   progress(): Record<string, unknown> {
     const now = this.deps.clock.now();
     const secs = (a: number | null, b: number | null): number => (a === null ? 0 : Math.round(((b ?? now) - a) / 1000));
+    const events = this.events(); // the log is read once, not once per node
     return {
       session_id: this.id,
       action: 'image_nodes',
@@ -379,7 +380,7 @@ export class Session extends EventEmitter {
         ipmi_ip: n.ipmiIp,
         status: statusText(n.imaging),
         stage: n.imaging.stage,
-        messages: this.events().filter((e) => e.serial === n.serial).slice(-5).map((e) => e.message),
+        messages: events.filter((e) => e.serial === n.serial).slice(-5).map((e) => e.message),
         percent_complete: n.imaging.percent,
         time_elapsed: secs(n.imaging.startedAt, n.imaging.endedAt),
         time_total: secs(n.imaging.startedAt, n.imaging.endedAt),
