@@ -293,6 +293,13 @@ export class DiskVolume {
     this.usedBytes -= freed;
   }
 
+  /** Size and modification time of a file, or undefined if it does not exist. */
+  async stat(rel: string): Promise<{ size: number; mtimeMs: number } | undefined> {
+    this.check();
+    const st = await stat(this.path(rel)).catch(() => undefined);
+    return st ? { size: st.size, mtimeMs: st.mtimeMs } : undefined;
+  }
+
   async list(rel = '.'): Promise<string[]> {
     this.check();
     const p = rel === '.' ? join(this.dir, 'data') : this.path(rel);

@@ -20,6 +20,8 @@ import { NbdClient } from '../../src/shared/nbd/client.ts';
 import { NBD_CMD_READ, NBD_CMD_WRITE, NBD_CMD_FLAG_FUA } from '../../src/shared/nbd/constants.ts';
 
 let t: TestFoundation;
+// a node unreachable this long counts as lost (the default, 60 s, is too long for a test)
+process.env['CONVERGE_REPAIR_GRACE_MS'] = '8000';
 
 
 before(async () => {
@@ -212,46 +214,65 @@ test('kill -9 of the local CVM while a client writes and verifies through the re
   assert.ok(t.tr.node(0).consoleLines().some((l) => /the CVM exited \(SIGKILL\); restarting/.test(l)));
 });
 
-test('a disk that fails while the cluster runs: the CVM reports it, and new data avoids it', async () => {
+test('a disk that fails while the cluster runs: the CVM reports it, new data avoids it, and every block that had a replica on it is restored to RF', async () => {
   const node = t.tr.node(2);
-  const failed = node.inventory.disks.map((d) => d.serial);
-  await t.tr.rack.setFaults(node.serial, { failedDisks: failed.slice(0, 5) });
+  const failed = node.inventory.disks.map((d) => d.serial).slice(0, 5);
+  // data nobody writes again: first replicas on node 2's disks (written through its CVM)
+  const src = join(tmpdir(), `cvg-heal-${process.pid}.bin`);
+  const heal = randomBytes(16 << 20);
+  writeFileSync(src, heal);
+  assert.equal((await cvg('vdisk', 'create', '--name', 'heal', '--size', '16M', '--cvm-ip', '127.62.1.3')).code, 0);
+  await run('nbdcopy', ['--flush', src, 'nbd://127.62.1.3:10809/heal']);
+  const etcd = new Etcd3({ hosts: ['http://127.62.1.1:2379'] });
+  const vdisk = async (name: string): Promise<string> => JSON.parse((await cvg('vdisk', 'list', '--cvm-ip', '127.62.1.1', '--json')).stdout).find((v: any) => v.name === name).uuid;
+  const records = async (uuid: string): Promise<Map<number, { node: string; disk: string }[]>> =>
+    new Map(Object.entries(await etcd.getAll().prefix(`/converge/egroups/${uuid}/`).strings()).map(([k, v]) => [Number(k.split('/').pop()), JSON.parse(v)]));
+  const onFailed = (reps: { disk: string }[]): boolean => reps.some((r) => failed.includes(r.disk));
+  const healUuid = await vdisk('heal');
+  const fabUuid = await vdisk('fabric');
+  const healHit = [...(await records(healUuid))].filter(([, r]) => onFailed(r)).map(([b]) => b);
+  const hit = [...(await records(fabUuid))].filter(([, r]) => onFailed(r)).map(([b]) => b);
+  assert.ok(healHit.length > 0 && hit.length > 0, 'some blocks have a replica on the disks about to fail');
+  await t.tr.rack.setFaults(node.serial, { failedDisks: failed });
   try {
     const st = await (await fetch('http://127.62.1.3:2100/status')).json() as any;
-    assert.deepEqual(st.disks.filter((d: any) => !d.ok).map((d: any) => d.serial).sort(), failed.slice(0, 5).sort());
+    assert.deepEqual(st.disks.filter((d: any) => !d.ok).map((d: any) => d.serial).sort(), [...failed].sort());
     assert.equal((await cvg('vdisk', 'create', '--name', 'after-fault', '--size', '8M', '--cvm-ip', '127.62.1.1')).code, 0);
     await new Promise((r) => setTimeout(r, 5200)); // past the placement's 5 s view of the pool
     await run('nbdcopy', ['--flush', '--', '[', 'nbdkit', '--exit-with-parent', 'pattern', 'size=8M', ']', 'nbd://127.62.1.1:10809/after-fault']);
-    const vd = JSON.parse((await cvg('vdisk', 'list', '--cvm-ip', '127.62.1.1', '--json')).stdout).find((v: any) => v.name === 'after-fault');
-    const etcd = new Etcd3({ hosts: ['http://127.62.1.1:2379'] });
+    const groups = [...(await records(await vdisk('after-fault'))).values()];
+    assert.equal(groups.length, 8);
+    for (const reps of groups) assert.ok(!onFailed(reps), `no new replica on a failed disk (${reps.map((r) => r.disk).join(', ')})`);
+    // writes to blocks that had a replica on a failed disk succeed (the write path or the repair loop replaced it)
+    const c = await NbdClient.connect('127.62.1.1', 10809, 'fabric');
     try {
-      const groups = Object.values(await etcd.getAll().prefix(`/converge/egroups/${vd.uuid}/`).strings()).map((v) => JSON.parse(v) as { disk: string }[]);
-      assert.equal(groups.length, 8);
-      for (const reps of groups) for (const r of reps) assert.ok(!failed.slice(0, 5).includes(r.disk), `no replica on a failed disk (${r.disk})`);
-      // writes to blocks that had a replica on a failed disk succeed: the replica is replaced
-      const fab = JSON.parse((await cvg('vdisk', 'list', '--cvm-ip', '127.62.1.1', '--json')).stdout).find((v: any) => v.name === 'fabric');
-      const records = await etcd.getAll().prefix(`/converge/egroups/${fab.uuid}/`).strings();
-      const hit = Object.entries(records).filter(([, v]) => (JSON.parse(v) as { disk: string }[]).some((r) => failed.slice(0, 5).includes(r.disk))).map(([k]) => Number(k.split('/').pop()));
-      assert.ok(hit.length > 0, 'some fabric blocks had a replica on the failed disks');
-      const c = await NbdClient.connect('127.62.1.1', 10809, 'fabric');
-      try {
-        for (const b of hit) {
-          await c.request(NBD_CMD_WRITE, BigInt(b) << 20n, 4096, Buffer.alloc(4096, 0x42), NBD_CMD_FLAG_FUA);
-          assert.ok((await c.request(NBD_CMD_READ, BigInt(b) << 20n, 4096))?.equals(Buffer.alloc(4096, 0x42)));
-        }
-      } finally {
-        c.close();
-      }
       for (const b of hit) {
-        const reps = JSON.parse((await etcd.get(`/converge/egroups/${fab.uuid}/${b}`).string()) ?? '[]') as { node: string; disk: string }[];
-        assert.equal(reps.length, 2, `block ${b} back at RF2`);
-        assert.ok(reps.every((r) => !failed.slice(0, 5).includes(r.disk)), `block ${b}: the failed disk's replica was replaced`);
-        assert.notEqual(reps[0]!.node, reps[1]!.node);
+        await c.request(NBD_CMD_WRITE, BigInt(b) << 20n, 4096, Buffer.alloc(4096, 0x42), NBD_CMD_FLAG_FUA);
+        assert.ok((await c.request(NBD_CMD_READ, BigInt(b) << 20n, 4096))?.equals(Buffer.alloc(4096, 0x42)));
       }
     } finally {
-      etcd.close();
+      c.close();
     }
+    // blocks nobody writes: the repair loop restores them to RF2 on distinct nodes, off the failed disks
+    const settled = async (uuid: string, blocks: number[]): Promise<boolean> => {
+      const now = await records(uuid);
+      return blocks.every((b) => {
+        const reps = now.get(b) ?? [];
+        return reps.length === 2 && !onFailed(reps) && reps[0]!.node !== reps[1]!.node;
+      });
+    };
+    await t.tr.until(() => settled(healUuid, healHit), 60_000, 'every heal block back at RF2 off the failed disks');
+    assert.ok(await settled(fabUuid, hit), 'and every fabric block');
+    const back = `${src}.back`;
+    await run('nbdcopy', ['nbd://127.62.1.2:10809/heal', back]);
+    assert.ok(readFileSync(back).equals(heal), 'the restored data reads back byte-identical');
+    rmSync(back, { force: true });
+    const restored = await Promise.all(['127.62.1.1', '127.62.1.2', '127.62.1.3'].map(async (ip) => ((await (await fetch(`http://${ip}:2100/status`)).json()) as any).repair.restored as number));
+    assert.ok(restored.reduce((a, b) => a + b, 0) >= healHit.length, `the repair loops restored the heal blocks (${restored.join(', ')})`);
+    assert.ok([0, 1].some((i) => t.tr.node(i).consoleLines().some((l) => /repair: restored \d+ extent group\(s\) to RF/.test(l))), 'the repair in a console');
   } finally {
+    etcd.close();
+    rmSync(src, { force: true });
     await t.tr.rack.clearFaults(node.serial);
   }
 });

@@ -15,7 +15,9 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { Etcd3 } from 'etcd3';
+import { Etcd3, type Watcher } from 'etcd3';
+import { SystemClock } from '../../shared/clock.ts';
+import { Repairer, EGROUPS_PREFIX } from './repairer.ts';
 import { DiskVolume } from '../../shared/disk-volume.ts';
 import { ConflictError, InputError, NotFoundError, errorMessage, isConvergeError, UnavailableError } from '../../shared/errors.ts';
 import type { CvmConfig } from '../../hypervisor/protocol/node-config.ts';
@@ -27,7 +29,7 @@ import { LocalEgroups, PeerEgroups, parseEgroupQuery } from './egroups.ts';
 import { VdiskBackend } from './vdisk-backend.ts';
 import { NbdServer } from '../../shared/nbd/server.ts';
 import type { DiskSpace } from '../core/placement.ts';
-import type { Pool } from '../core/storage.ts';
+import type { Pool, Vdisk } from '../core/storage.ts';
 import { StorageMeta } from './storage-meta.ts';
 import { DEFAULT_CONTAINER, poolOf, type PoolDisk } from '../core/storage.ts';
 
@@ -63,6 +65,8 @@ export class Cvm {
   private backends = new Map<string, VdiskBackend>();
   private spaceCache: { at: number; disks: DiskSpace[] } | undefined;
   private poolCapacity = new Map<string, number>();
+  private repairer: Repairer | undefined;
+  private watcher: Watcher | undefined;
 
   /** The storage metadata of this CVM's cluster (a client of the cluster's store). */
   private meta(): StorageMeta {
@@ -135,6 +139,7 @@ export class Cvm {
       serial: this.cfg.serial, cvmIp: this.cfg.cvmIp, hostIp: this.cfg.hostIp, hypervisorVersion: this.cfg.versions.hypervisor, nosVersion: this.cfg.versions.nos,
       configured: committed, clusterId: committed ? this.state?.cluster.clusterId ?? null : null, cluster: committed ? this.state?.cluster ?? null : null,
       services, disks,
+      ...(this.repairer ? { repair: this.repairer.stats } : {}),
     };
   }
 
@@ -215,34 +220,65 @@ export class Cvm {
     return disks;
   }
 
+  /** The NBD backend of a vdisk (one per vdisk, shared by NBD clients and the repair loop). */
+  private async backendFor(vd: Vdisk): Promise<VdiskBackend | undefined> {
+    const etcd = this.etcdClient;
+    if (!etcd) return undefined;
+    let be = this.backends.get(vd.uuid);
+    if (!be) {
+      const c = (await this.meta().containers()).find((x) => x.name === vd.container);
+      be = new VdiskBackend(vd, c?.replicationFactor ?? 1, { etcd, local: this.local, peers: this.peers, localNode: this.cfg.serial, localIp: this.cfg.cvmIp, space: () => this.space(), capacityOf: (serial) => this.poolCapacity.get(serial) ?? 0, log: this.log });
+      this.backends.set(vd.uuid, be);
+    }
+    return be;
+  }
+
   private async startStargate(): Promise<void> {
     if (this.nbd) return;
     const meta = this.meta();
     const etcd = this.etcdClient;
-    if (!etcd) return;
+    const cluster = this.state?.cluster;
+    if (!etcd || !cluster) return;
     const server = new NbdServer({
       list: async () => (await meta.vdisks()).map((v) => v.name),
       open: async (name) => {
         const vd = (await meta.vdisks()).find((v) => v.name === name);
-        if (!vd) return undefined;
-        let be = this.backends.get(vd.uuid);
-        if (!be) {
-          const c = (await meta.containers()).find((x) => x.name === vd.container);
-          be = new VdiskBackend(vd, c?.replicationFactor ?? 1, { etcd, local: this.local, peers: this.peers, localNode: this.cfg.serial, localIp: this.cfg.cvmIp, space: () => this.space(), capacityOf: (serial) => this.poolCapacity.get(serial) ?? 0, log: this.log });
-          this.backends.set(vd.uuid, be);
-        }
-        return be;
+        return vd ? this.backendFor(vd) : undefined;
       },
       description: (name) => `Converge vdisk ${name}`,
     }, this.log);
     await server.listen(NBD_PORT, this.cfg.cvmIp);
     this.nbd = server;
-    this.log(`stargate: serving vdisks over NBD at ${this.cfg.cvmIp}:${NBD_PORT}`);
+    // another CVM changed an extent group's replicas (a repair): forget the cached record
+    this.watcher = await etcd.watch().prefix(EGROUPS_PREFIX).create();
+    const forget = (kv: { key: Buffer }): void => {
+      const [uuid = '', block = ''] = kv.key.toString().slice(EGROUPS_PREFIX.length).split('/');
+      this.backends.get(uuid)?.forget(Number(block));
+    };
+    this.watcher.on('put', forget);
+    this.watcher.on('delete', forget);
+    this.watcher.on('error', (e: unknown) => this.log(`stargate: watch of the extent groups: ${errorMessage(e)}`));
+    const grace = Number(process.env['CONVERGE_REPAIR_GRACE_MS'] ?? 60_000);
+    this.repairer = new Repairer({
+      clock: new SystemClock(), list: (prefix) => etcd.getAll().prefix(prefix).strings(), local: this.local, localNode: this.cfg.serial, members: () => cluster.members, log: this.log,
+      statusOf: (ip) => (ip === this.cfg.cvmIp ? Promise.resolve(this.status()) : call<CvmStatus>(ip, '/status', undefined, 2000)),
+      backend: async (uuid) => {
+        const vd = (await meta.vdisks()).find((v) => v.uuid === uuid);
+        return vd ? this.backendFor(vd) : undefined;
+      },
+      graceMs: Number.isFinite(grace) && grace >= 0 ? grace : 60_000,
+    });
+    this.repairer.start();
+    this.log(`stargate: serving vdisks over NBD at ${this.cfg.cvmIp}:${NBD_PORT}; repair loop on`);
   }
 
   private async stopStargate(): Promise<void> {
     const n = this.nbd;
     this.nbd = undefined;
+    await this.repairer?.stop();
+    this.repairer = undefined;
+    await this.watcher?.cancel().catch(() => undefined);
+    this.watcher = undefined;
     this.backends.clear();
     await n?.close();
   }

@@ -139,6 +139,34 @@ export class LocalEgroups {
     });
   }
 
+  /** Every extent-group replica file on this CVM's healthy disks, by disk and vdisk. */
+  async inventory(): Promise<{ disk: string; vdisk: string; blocks: { block: number; mtimeMs: number }[] }[]> {
+    const out: { disk: string; vdisk: string; blocks: { block: number; mtimeMs: number }[] }[] = [];
+    for (const v of this.vols.values()) {
+      if (isDiskFailed(v.dir)) continue;
+      for (const vdisk of await v.list('egroups')) {
+        const blocks: { block: number; mtimeMs: number }[] = [];
+        for (const name of await v.list(`egroups/${vdisk}`)) {
+          if (!/^\d+$/.test(name)) continue;
+          const st = await v.stat(`egroups/${vdisk}/${name}`);
+          if (st) blocks.push({ block: Number(name), mtimeMs: st.mtimeMs });
+        }
+        out.push({ disk: v.serial, vdisk, blocks });
+      }
+    }
+    return out;
+  }
+
+  /** Removes a replica (data and checksums): one no record points at any more. */
+  async drop(r: EgroupRef): Promise<void> {
+    const v = this.vol(r.disk);
+    await this.locks.run(fileOf(r), async () => {
+      this.crcs.delete(`${r.disk}/${fileOf(r)}`);
+      await v.remove(fileOf(r));
+      await v.remove(crcOf(r));
+    });
+  }
+
   async sync(r: EgroupRef): Promise<void> {
     const v = this.vol(r.disk);
     await Promise.all([v.sync(fileOf(r)), v.sync(crcOf(r))]);

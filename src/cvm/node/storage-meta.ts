@@ -4,7 +4,8 @@
  * Creates are etcd transactions that succeed only if the key does not exist, so two CVMs creating
  * the same name at once cannot both win.
  *
- * Keys: /converge/pool, /converge/containers/<name>, /converge/vdisks/<name>.
+ * Keys: /converge/pool, /converge/containers/<name>, /converge/vdisks/<name>,
+ * /converge/egroups/<vdisk uuid>/<block> (replica locations, written by the data path).
  */
 import { randomUUID } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
@@ -14,6 +15,7 @@ import { checkName, checkRf, parseSize, type Container, type Pool, type Vdisk } 
 const POOL = '/converge/pool';
 const CONTAINERS = '/converge/containers/';
 const VDISKS = '/converge/vdisks/';
+const EGROUPS = '/converge/egroups/';
 
 export class StorageMeta {
   constructor(private readonly etcd: Etcd3, private readonly clusterRf: () => 1 | 2 | 3) {}
@@ -69,9 +71,13 @@ export class StorageMeta {
     return v;
   }
 
+  /** Deletes a vdisk and its extent-group records (each CVM's sweep then frees the replica files). */
   async deleteVdisk(name: string): Promise<void> {
     checkName('name', name);
-    const r = await this.etcd.delete().key(VDISKS + name).exec();
-    if (Number(r.deleted) === 0) throw new NotFoundError('vdisk', name);
+    const raw = await this.etcd.get(VDISKS + name).string();
+    if (!raw) throw new NotFoundError('vdisk', name);
+    const v = JSON.parse(raw) as Vdisk;
+    const r = await this.etcd.if(VDISKS + name, 'Value', '==', raw).then(this.etcd.delete().key(VDISKS + name), this.etcd.delete().prefix(`${EGROUPS}${v.uuid}/`)).commit();
+    if (!r.succeeded) throw new NotFoundError('vdisk', name);
   }
 }

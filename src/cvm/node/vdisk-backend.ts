@@ -13,6 +13,10 @@
  *  2. A read prefers the local replica, checks its checksums, and falls back to the others if one
  *     fails; a replica that answered wrongly is then rewritten from the good one.
  *  3. Blocks never written read as zeros and take no space.
+ *  4. A replica that fails a write (failed disk, or a CVM unreachable for REPLICA_STALL_MS) is
+ *     replaced before the write is acknowledged: the client sees a stall, not an error.
+ *  5. Restoring a block (the repair loop) excludes writes to that block, so the copy it makes
+ *     holds every acknowledged write.
  */
 import type { Etcd3 } from 'etcd3';
 import { errorMessage, DiskIoError, UnavailableError } from '../../shared/errors.ts';
@@ -20,6 +24,7 @@ import { placeReplicas, checkPoolSpace, type DiskSpace, type Replica } from '../
 import { BLOCK_BYTES, type Vdisk } from '../core/storage.ts';
 import type { NbdBackend } from '../../shared/nbd/backend.ts';
 import type { LocalEgroups, PeerEgroups, EgroupRef } from './egroups.ts';
+import { BlockGate } from '../../shared/block-gate.ts';
 
 export interface FabricDeps {
   etcd: Etcd3;
@@ -32,10 +37,12 @@ export interface FabricDeps {
   /** A pool disk's capacity. */
   capacityOf: (serial: string) => number;
   log?: (m: string) => void;
+  /** Overrides REPLICA_STALL_MS. */
+  replicaStallMs?: number;
 }
 
-/** How long a write waits for an unreachable replica's CVM to come back. */
-const REPLICA_DEADLINE_MS = 30_000;
+/** How long a write waits for an unreachable replica's CVM to come back before replacing the replica. */
+const REPLICA_STALL_MS = 5_000;
 
 const key = (vd: Vdisk, block: number): string => `/converge/egroups/${vd.uuid}/${block}`;
 
@@ -65,6 +72,8 @@ export class VdiskBackend implements NbdBackend {
   private map = new Map<number, Replica[]>();
   private allocating = new Map<number, Promise<Replica[]>>();
   private dirty = new Map<number, Replica[]>();
+  /** Writes to a block share it; restoring a block takes it alone. */
+  private gate = new BlockGate();
 
   constructor(readonly vdisk: Vdisk, private readonly rf: number, private readonly d: FabricDeps) {}
 
@@ -120,14 +129,14 @@ export class VdiskBackend implements NbdBackend {
   }
 
   /**
-   * Writes one replica. A peer CVM that does not answer is retried (a restarting CVM is back in a
-   * few seconds; the write stalls rather than fails) until REPLICA_DEADLINE_MS; writing the same
-   * bytes again is harmless.
+   * Writes one replica. A peer CVM that does not answer is retried for REPLICA_STALL_MS (a
+   * restarting CVM is back in a few seconds: the write stalls rather than fails); writing the same
+   * bytes again is harmless. After that the replica counts as failed and the caller replaces it.
    */
   private async writeReplica(rep: Replica, block: number, inner: number, data: Uint8Array, sync: boolean): Promise<void> {
     const ref = this.ref(rep, block);
     if (this.isLocal(rep)) return this.d.local.write(ref, inner, data, sync);
-    const deadline = Date.now() + REPLICA_DEADLINE_MS;
+    const deadline = Date.now() + (this.d.replicaStallMs ?? REPLICA_STALL_MS);
     for (let wait = 100; ; wait = Math.min(wait * 2, 1000)) {
       try {
         return await this.d.peers.write(rep.cvmIp, ref, inner, data, sync);
@@ -178,41 +187,80 @@ export class VdiskBackend implements NbdBackend {
   }
 
   async pwrite(offset: number, data: Buffer, fua: boolean): Promise<void> {
-    await Promise.all(segments(offset, data.length).map(async (s) => {
-      let reps = await this.ensure(s.block);
-      const piece = data.subarray(s.at, s.at + s.length);
+    await Promise.all(segments(offset, data.length).map((s) => this.gate.shared(s.block, () => this.writeBlock(s, data.subarray(s.at, s.at + s.length), fua))));
+  }
+
+  private async writeBlock(s: Segment, piece: Buffer, fua: boolean): Promise<void> {
+    let reps = await this.ensure(s.block);
+    for (let round = 0; ; round++) {
       const results = await Promise.allSettled(reps.map((rep) => this.writeReplica(rep, s.block, s.inner, piece, fua)));
-      const unreachable = results.find((r): r is PromiseRejectedResult => r.status === 'rejected' && r.reason instanceof UnavailableError);
-      if (unreachable) throw unreachable.reason as Error;
       const failed = reps.filter((_r, i) => results[i]?.status === 'rejected');
-      if (failed.length > 0) reps = await this.replace(s.block, reps, failed);
-      if (!fua) this.dirty.set(s.block, reps);
-    }));
+      if (failed.length === 0) break;
+      const r = await this.rereplicate(s.block, reps, failed);
+      reps = r.replicas;
+      // Another CVM changed the record meanwhile (it restored the block from a copy that may
+      // predate this write): write the piece again, to the replicas of the record that won.
+      if (!r.raced) break;
+      if (round >= 3) throw new DiskIoError(this.vdisk.name, `block ${s.block}: its replicas keep changing under this write`);
+    }
+    if (!fua) this.dirty.set(s.block, reps);
   }
 
   /**
-   * Replaces replicas whose disk answered a write with an error (a failed disk): new replicas on
-   * other nodes get a full, checksum-verified copy of the block from a good replica (which already
-   * holds this write), then the record is swapped in the store if nobody changed it meanwhile.
+   * Restores an extent group that lost replicas (the repair loop): waits for writes in flight to
+   * the block, checks that the record is still the one the plan saw, then re-replicates.
    */
-  private async replace(block: number, reps: Replica[], failed: readonly Replica[]): Promise<Replica[]> {
-    const good = reps.filter((r) => !failed.includes(r));
-    const first = good[0];
-    if (!first) throw new DiskIoError(this.vdisk.name, `block ${block}: every replica failed the write`);
-    const space = (await this.d.space()).filter((d) => !good.some((g) => g.node === d.node) && !failed.some((f) => f.disk === d.serial));
-    const fresh = placeReplicas(space, '', failed.length, BLOCK_BYTES);
-    const whole = await this.readReplica(first, block, 0, BLOCK_BYTES);
-    await Promise.all(fresh.map((r) => this.writeReplica(r, block, 0, whole, true)));
+  async restore(block: number, seen: readonly Replica[], lost: readonly Replica[]): Promise<'restored' | 'changed'> {
+    return this.gate.exclusive(block, async () => {
+      this.map.delete(block);
+      const now = await this.replicasOf(block);
+      if (!now || JSON.stringify(now) !== JSON.stringify(seen)) return 'changed';
+      const r = await this.rereplicate(block, now, now.filter((x) => lost.some((l) => l.disk === x.disk && l.node === x.node)));
+      return r.raced ? 'changed' : 'restored';
+    });
+  }
+
+  /** Forgets the cached replicas of a block (its record changed in the store). */
+  forget(block: number): void {
+    this.map.delete(block);
+  }
+
+  /**
+   * Replaces replicas that are lost (failed disk, unreachable node): new replicas on other nodes get
+   * a full, checksum-verified copy of the block from a good replica (which holds every acknowledged
+   * write), then the record is swapped in the store if nobody changed it meanwhile (`raced` if
+   * somebody did: the record that won is returned).
+   */
+  private async rereplicate(block: number, reps: Replica[], lost: readonly Replica[]): Promise<{ replicas: Replica[]; raced: boolean }> {
+    const good = reps.filter((r) => !lost.includes(r));
+    if (good.length === 0) throw new DiskIoError(this.vdisk.name, `block ${block}: every replica failed (${lost.map((f) => `${f.node}/${f.disk}`).join(', ')})`);
+    let whole: Buffer | undefined;
+    const errors: string[] = [];
+    for (const g of [...good.filter((r) => this.isLocal(r)), ...good.filter((r) => !this.isLocal(r))]) {
+      try {
+        whole = await this.readReplica(g, block, 0, BLOCK_BYTES);
+        break;
+      } catch (e) {
+        errors.push(`${g.node}/${g.disk}: ${errorMessage(e)}`);
+      }
+    }
+    if (!whole) throw new DiskIoError(this.vdisk.name, `block ${block}: no good replica could be read to re-replicate (${errors.join('; ')})`);
+    const space = (await this.d.space()).filter((d) => !good.some((g) => g.node === d.node) && !lost.some((f) => f.disk === d.serial || f.node === d.node));
+    const fresh = placeReplicas(space, '', lost.length, BLOCK_BYTES);
+    const copy = whole;
+    await Promise.all(fresh.map((r) => this.writeReplica(r, block, 0, copy, true)));
     const next = [...good, ...fresh];
     const k = key(this.vdisk, block);
     const r = await this.d.etcd.if(k, 'Value', '==', JSON.stringify(reps)).then(this.d.etcd.put(k).value(JSON.stringify(next))).commit();
     if (!r.succeeded) {
       this.map.delete(block);
-      return (await this.replicasOf(block)) ?? next;
+      const won = await this.replicasOf(block);
+      if (!won) throw new DiskIoError(this.vdisk.name, `block ${block}: its extent group record vanished`);
+      return { replicas: won, raced: true };
     }
     this.map.set(block, next);
-    this.d.log?.(`${this.vdisk.name} block ${block}: replaced ${failed.map((f) => `${f.node}/${f.disk}`).join(', ')} with ${fresh.map((f) => `${f.node}/${f.disk}`).join(', ')}`);
-    return next;
+    this.d.log?.(`${this.vdisk.name} block ${block}: replaced ${lost.map((f) => `${f.node}/${f.disk}`).join(', ')} with ${fresh.map((f) => `${f.node}/${f.disk}`).join(', ')}`);
+    return { replicas: next, raced: false };
   }
 
   async flush(): Promise<void> {

@@ -37,6 +37,18 @@ export interface CvmStatus extends CvmAnnounce {
   cluster: ClusterInfo | null;
   services: ServiceView[];
   disks: { serial: string; mediaType: string; capacityBytes: number; usedBytes: number; ok: boolean }[];
+  /** The repair loop's counters (while stargate runs). */
+  repair?: {
+    passes: number;
+    lastPassAt: string | null;
+    restored: number;
+    /** Extent groups that lost a replica, at the last scan (0 when healthy). */
+    pending: number;
+    /** Extent groups with no good replica left. */
+    stranded: number;
+    orphansRemoved: number;
+    lastError: string | null;
+  };
 }
 
 export interface PrepareRequest {
