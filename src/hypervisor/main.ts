@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { DiskVolume } from '../shared/disk-volume.ts';
 import { errorMessage } from '../shared/errors.ts';
 import { onLines } from '../shared/lines.ts';
-import { HARDWARE_ENV, type NodeHardware } from '../rack/protocol/hardware.ts';
+import { HARDWARE_ENV, stopOnPowerLoss, type NodeHardware } from '../rack/protocol/hardware.ts';
 import { NODE_CONFIG_PATH, CVM_ENTRY, HOST_AGENT_PORT, CVM_STATUS_PORT, type NodeConfig, type CvmConfig } from './protocol/node-config.ts';
 import { Redirector, REDIRECTOR_PORT } from './redirector.ts';
 
@@ -24,6 +24,7 @@ let cfg = JSON.parse(readFileSync(join(root, NODE_CONFIG_PATH), 'utf8')) as Node
 const log = (m: string): void => console.log(`hypervisor: ${m}`);
 const started = Date.now();
 
+stopOnPowerLoss();
 log(`converge hypervisor ${cfg.versions.hypervisor} booting on ${hw.serial} as ${cfg.hostname}`);
 
 let cvm: ChildProcess | undefined;

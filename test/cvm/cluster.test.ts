@@ -277,6 +277,65 @@ test('a disk that fails while the cluster runs: the CVM reports it, new data avo
   }
 });
 
+test('a node powered off: writes to its blocks stall, never fail; past the grace period its replicas are restored elsewhere; it rejoins when powered on', async () => {
+  const node = t.tr.node(2);
+  const etcd = new Etcd3({ hosts: ['http://127.62.1.1:2379', 'http://127.62.1.2:2379'] });
+  try {
+    await new Promise((r) => setTimeout(r, 5200)); // past the placement's 5 s view of the pool (node 2's disks failed until the last test)
+    const data = randomBytes(16 << 20);
+    const src = join(tmpdir(), `cvg-loss-${process.pid}.bin`);
+    writeFileSync(src, data);
+    assert.equal((await cvg('vdisk', 'create', '--name', 'loss', '--size', '16M', '--cvm-ip', '127.62.1.1')).code, 0);
+    await run('nbdcopy', ['--flush', src, 'nbd://127.62.1.1:10809/loss']);
+    rmSync(src);
+    const uuid = JSON.parse((await cvg('vdisk', 'list', '--cvm-ip', '127.62.1.1', '--json')).stdout).find((v: any) => v.name === 'loss').uuid;
+    const load = async (): Promise<Map<number, { node: string }[]>> =>
+      new Map(Object.entries(await etcd.getAll().prefix(`/converge/egroups/${uuid}/`).strings()).map(([k, v]) => [Number(k.split('/').pop()), JSON.parse(v)]));
+    const onNode = [...(await load())].filter(([, r]) => r.some((x) => x.node === node.serial)).map(([b]) => b);
+    assert.ok(onNode.length >= 4, `second replicas spread over both other nodes (${onNode.length} of 16 on node 2)`);
+    node.reset('ForceOff');
+    await t.tr.until(async () => {
+      try {
+        await fetch('http://127.62.1.3:2100/status', { signal: AbortSignal.timeout(500) });
+        return false;
+      } catch {
+        return true;
+      }
+    }, 10_000, 'the CVM of the powered-off node gone with it');
+    // a write to a block with a replica on the dead node: a stall, then the replica is replaced
+    const c = await NbdClient.connect('127.62.1.1', 10809, 'loss');
+    try {
+      const b = onNode[0]!;
+      await c.request(NBD_CMD_WRITE, BigInt(b) << 20n, 4096, Buffer.alloc(4096, 0x5a), NBD_CMD_FLAG_FUA);
+      assert.ok((await c.request(NBD_CMD_READ, BigInt(b) << 20n, 4096))?.equals(Buffer.alloc(4096, 0x5a)));
+      // blocks nobody writes: restored by the repair loop once the node is past the grace period
+      await t.tr.until(async () => {
+        const now = await load();
+        return onNode.every((x) => {
+          const reps = now.get(x) ?? [];
+          return reps.length === 2 && reps.every((r) => r.node !== node.serial) && reps[0]!.node !== reps[1]!.node;
+        });
+      }, 60_000, 'every block that had a replica on the lost node back at RF2 on the other two');
+      const want = Buffer.from(data);
+      want.fill(0x5a, b << 20, (b << 20) + 4096);
+      assert.ok((await c.request(NBD_CMD_READ, 0n, 16 << 20))?.equals(want), 'every byte of the vdisk as written');
+    } finally {
+      c.close();
+    }
+  } finally {
+    etcd.close();
+    node.reset('On');
+  }
+  await t.tr.until(async () => {
+    try {
+      const st = await (await fetch('http://127.62.1.3:2100/status', { signal: AbortSignal.timeout(1000) })).json() as any;
+      return st.configured && st.services.some((x: any) => x.name === 'stargate');
+    } catch {
+      return false;
+    }
+  }, 60_000, 'the node back in the cluster');
+});
+
 test('a member already in a cluster is refused; bad requests name the field', async () => {
   const again = await cvg('cluster', 'create', '--cvm-ips', '127.62.1.4,127.62.1.1', '--name', 'other', '--redundancy-factor', '1');
   assert.equal(again.code, 1);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestRack } from '../drivers/rack-driver.ts';
-import { FileServer, serveTestInstaller } from '../drivers/boot-images.ts';
+import { FileServer, serveTestInstaller, buildImage } from '../drivers/boot-images.ts';
 
 let tr: TestRack;
 let files: FileServer;
@@ -116,5 +116,34 @@ test('media that is not a boot image fails the boot', async () => {
   await tr.until(() => tr.node(2).state.power.phase === 'halted', 10_000, 'halt');
   assert.ok(tr.node(2).consoleLines().some((l) => l.includes('not a bootable image')));
   await rf.post(`${SYS}/Actions/ComputerSystem.Reset`, { ResetType: 'ForceOff' });
+  await rf.post(`${CD}/Actions/VirtualMedia.EjectMedia`);
+});
+
+test('power off stops everything the node runs, including the processes its program started', async () => {
+  const rf = tr.redfish(2);
+  const spawner = `
+import { spawn } from 'node:child_process';
+const c = spawn('sleep', ['300'], { stdio: 'ignore' });
+console.log('started child ' + c.pid);
+setInterval(() => {}, 1000);
+`;
+  const url = files.serve('spawner.tar', await buildImage({ 'spawner.mjs': spawner }, { name: 'spawner', version: '1', entry: 'spawner.mjs' }));
+  await rf.post(`${CD}/Actions/VirtualMedia.InsertMedia`, { Image: url });
+  await rf.patch(SYS, { Boot: { BootSourceOverrideTarget: 'Cd', BootSourceOverrideEnabled: 'Once' } });
+  await rf.post(`${SYS}/Actions/ComputerSystem.Reset`, { ResetType: 'On' });
+  const line = await tr.until(() => tr.node(2).consoleLines().find((l) => l.includes('started child ')), 10_000, 'the program to start its child');
+  const pid = Number(/started child (\d+)/.exec(line)?.[1]);
+  assert.ok(pid > 0);
+  const alive = (): boolean => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  assert.ok(alive(), 'the child runs');
+  assert.equal((await rf.post(`${SYS}/Actions/ComputerSystem.Reset`, { ResetType: 'ForceOff' })).status, 204);
+  await tr.until(() => !alive(), 5000, 'the child gone with the power');
   await rf.post(`${CD}/Actions/VirtualMedia.EjectMedia`);
 });

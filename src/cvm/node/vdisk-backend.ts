@@ -67,6 +67,17 @@ function segments(offset: number, length: number): Segment[] {
   return out;
 }
 
+/**
+ * Counts a placement against the (cached) view of free space, so the extent groups placed before
+ * the view is refreshed spread over the disks instead of all landing on the one that was freest.
+ */
+function charge(space: readonly DiskSpace[], reps: readonly Replica[]): void {
+  for (const r of reps) {
+    const d = space.find((x) => x.serial === r.disk);
+    if (d) d.freeBytes -= BLOCK_BYTES;
+  }
+}
+
 export class VdiskBackend implements NbdBackend {
   readonly readOnly = false;
   private map = new Map<number, Replica[]>();
@@ -112,6 +123,7 @@ export class VdiskBackend implements NbdBackend {
         const space = await this.d.space();
         checkPoolSpace(space, (serial) => this.d.capacityOf(serial));
         const reps = placeReplicas(space, this.d.localNode, this.rf, BLOCK_BYTES);
+        charge(space, reps);
         const k = key(this.vdisk, block);
         const r = await this.d.etcd.if(k, 'Create', '==', 0).then(this.d.etcd.put(k).value(JSON.stringify(reps))).commit();
         if (r.succeeded) {
@@ -247,6 +259,7 @@ export class VdiskBackend implements NbdBackend {
     if (!whole) throw new DiskIoError(this.vdisk.name, `block ${block}: no good replica could be read to re-replicate (${errors.join('; ')})`);
     const space = (await this.d.space()).filter((d) => !good.some((g) => g.node === d.node) && !lost.some((f) => f.disk === d.serial || f.node === d.node));
     const fresh = placeReplicas(space, '', lost.length, BLOCK_BYTES);
+    charge(space, fresh);
     const copy = whole;
     await Promise.all(fresh.map((r) => this.writeReplica(r, block, 0, copy, true)));
     const next = [...good, ...fresh];

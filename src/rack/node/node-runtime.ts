@@ -142,6 +142,15 @@ function readLines(path: string): string[] {
   }
 }
 
+/** Kills a node program and every process it started (power lost: nothing on the node survives). */
+function killGroup(child: ChildProcess): void {
+  try {
+    if (child.pid) process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    child.kill('SIGKILL');
+  }
+}
+
 export class NodeRuntime {
   readonly inventory: NodeInventory;
   state: NodeState;
@@ -470,8 +479,12 @@ export class NodeRuntime {
   private async stopProgram(force: boolean): Promise<void> {
     const child = this.child;
     if (!child) return;
-    child.kill(force ? 'SIGKILL' : 'SIGTERM');
-    if (force) await this.childExit;
+    if (!force) {
+      child.kill('SIGTERM');
+      return;
+    }
+    killGroup(child);
+    await this.childExit;
   }
 
   private async boot(target: 'Cd' | 'Hdd' | 'Pxe', epoch: number): Promise<void> {
@@ -531,12 +544,16 @@ export class NodeRuntime {
       child = spawn(this.deps.execPath ?? process.execPath, [entry], {
         cwd: dir,
         env: { ...process.env, [HARDWARE_ENV]: this.deps.layout.hardware, CONVERGE_NODE_SERIAL: this.identity.serial },
-        stdio: ['ignore', 'pipe', 'pipe'],
+        // stdin is the node's power rail (stopOnPowerLoss): it closes when the rack process dies
+        stdio: ['pipe', 'pipe', 'pipe'],
+        // its own process group: power off stops everything the node runs, not only its first process
+        detached: true,
       });
     } catch (e) {
       return fail(`cannot start ${manifest.entry}: ${errorMessage(e)}`);
     }
     this.child = child;
+    child.stdin?.on('error', () => undefined); // the power rail: nothing is written; a dead child is not an error
     // A program that cannot be started (ENOENT, EAGAIN) emits 'error' and 'close' but no 'exit':
     // whichever comes first ends it, once.
     let spawned = false;
@@ -551,6 +568,7 @@ export class NodeRuntime {
       return true;
     };
     const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
+      killGroup(child); // the node's program is gone (off, reboot, crash): so is everything it started
       if (end() && !this.disposed) this.safely('program exit', () => this.apply({ kind: 'exited', epoch, code, signal }));
     };
     let started!: () => void;
@@ -645,7 +663,7 @@ export class NodeRuntime {
     const child = this.child;
     if (child) {
       child.kill('SIGTERM');
-      const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      const killer = setTimeout(() => killGroup(child), 5000);
       await this.childExit;
       clearTimeout(killer);
     }

@@ -91,6 +91,25 @@ export interface NodeHardware {
 export const HARDWARE_ENV = 'CONVERGE_HARDWARE';
 
 /**
+ * The node's power rail: a booted program's stdin is a pipe held by the rack. When it closes the
+ * rack is gone (killed, crashed): the node has lost power, and everything on it stops at once.
+ * Long-running node programs (the hypervisor) call this at start.
+ */
+export function stopOnPowerLoss(): void {
+  const lost = (): void => {
+    try {
+      process.kill(0, 'SIGKILL'); // the node's whole process group
+    } catch {
+      process.exit(1);
+    }
+  };
+  process.stdin.on('end', lost);
+  process.stdin.on('close', lost);
+  process.stdin.on('error', lost);
+  process.stdin.resume();
+}
+
+/**
  * Exit codes a booted program uses to tell the "firmware" what to do next, as an OS would with
  * ACPI: power off, or reboot. Any other exit is a crash: the node halts, powered on.
  */

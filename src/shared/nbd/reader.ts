@@ -16,7 +16,8 @@ export class ByteReader {
   push(chunk: Buffer): void {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
-    if (this.buffered > this.highWater) this.pause();
+    // a read larger than highWater must be let through, or it would wait forever
+    if (this.buffered > Math.max(this.highWater, this.waiter?.n ?? 0)) this.pause();
     this.drain();
   }
 
