@@ -132,7 +132,7 @@ setInterval(() => {}, 1000);
   await rf.patch(SYS, { Boot: { BootSourceOverrideTarget: 'Cd', BootSourceOverrideEnabled: 'Once' } });
   await rf.post(`${SYS}/Actions/ComputerSystem.Reset`, { ResetType: 'On' });
   const line = await tr.until(() => tr.node(2).consoleLines().find((l) => l.includes('started child ')), 10_000, 'the program to start its child');
-  const pid = Number(/started child (\d+)/.exec(line)?.[1]);
+  const pid = Number(/started child (\d+)/.exec(line ?? '')?.[1]);
   assert.ok(pid > 0);
   const alive = (): boolean => {
     try {
