@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import { InputError } from '../shared/errors.ts';
-import { CVM_API_PORT, type ClusterInfo, type CvmStatus } from '../cvm/protocol/cluster.ts';
+import { CVM_API_PORT, type ClusterInfo, type CvmStatus, type PoolView } from '../cvm/protocol/cluster.ts';
 import { fail, printJson } from './output.ts';
 import { callApi } from './http.ts';
 
@@ -23,6 +23,9 @@ export function cvm<T>(ip: string, path: string, body?: unknown, timeoutMs = 60_
 }
 
 const list = (v: string | undefined): string[] => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : []);
+
+const gib = (b: number): string => `${(b / 1024 ** 3).toFixed(1)} GiB`;
+const pct = (a: number, b: number): string => `${b > 0 ? ((100 * a) / b).toFixed(1) : '0.0'} %`;
 
 export function registerCluster(program: Command): void {
   const c = program.command('cluster').description('form and inspect clusters of CVMs');
@@ -66,8 +69,16 @@ export function registerCluster(program: Command): void {
         if (!first.cluster) out.push(`CVM ${first.cvmIp} (${first.serial}) is unconfigured: it belongs to no cluster.`);
         else {
           out.push(`Cluster ${first.cluster.name} (${first.cluster.clusterId}), RF${first.cluster.redundancyFactor}, ${members.length} nodes`);
-          const p = await cvm<{ pool: { name: string; capacityBytes: number; disks: unknown[] }; provisionedBytes: number; containers: number; vdisks: number }>(o.cvmIp, '/storage/pool', undefined, 10_000).catch(() => null);
-          if (p) out.push(`Storage pool ${p.pool.name}: ${(p.pool.capacityBytes / 1024 ** 3).toFixed(0)} GiB on ${p.pool.disks.length} disks; ${p.containers} container(s), ${p.vdisks} vdisk(s), ${(p.provisionedBytes / 1024 ** 3).toFixed(1)} GiB provisioned`);
+          const p = await cvm<PoolView>(o.cvmIp, '/storage/pool', undefined, 10_000).catch(() => null);
+          if (p) {
+            const u = p.usage;
+            out.push(`Storage pool ${p.pool.name}: ${gib(p.pool.capacityBytes)} on ${p.pool.disks.length} disks, ${gib(u.usedBytes)} used (${pct(u.usedBytes, u.capacityBytes)}), ${gib(u.freeBytes)} free; ${p.containers} container(s), ${p.vdisks} vdisk(s), ${gib(p.provisionedBytes)} provisioned`);
+            for (const n of u.nodes) out.push(`    node ${n.node.padEnd(14)} ${gib(n.usedBytes).padStart(10)} of ${gib(n.capacityBytes).padStart(8)} used on ${n.disks} disks${n.failedDisks ? `, ${n.failedDisks} failed` : ''}`);
+            const r = all.map((a) => a.status?.repair).filter((x) => x !== undefined);
+            const pending = Math.max(0, ...r.map((x) => x.pending));
+            const stranded = Math.max(0, ...r.map((x) => x.stranded));
+            out.push(pending || stranded ? `Data resiliency: ${pending} extent group(s) below RF, being restored${stranded ? `; ${stranded} with no good replica` : ''}` : 'Data resiliency: OK (every extent group at its RF)');
+          }
         }
         for (const a of all) {
           out.push('', `    CVM: ${a.member.cvmIp} (${a.member.serial}) ${a.status ? 'Up' : 'Down'}`);

@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { InputError } from '../shared/errors.ts';
 import type { Container, Vdisk } from '../cvm/core/storage.ts';
+import type { PoolView } from '../cvm/protocol/cluster.ts';
 import { fail, printJson, table } from './output.ts';
 import { cvm } from './cluster.ts';
 
@@ -38,12 +39,13 @@ export function registerStorage(program: Command): void {
   withCvm(container.command('list')).action(async (o: { cvmIp?: string; json?: boolean }) => {
     try {
       const ip = target(o);
-      const [cs, vs] = await Promise.all([cvm<Container[]>(ip, '/storage/containers'), cvm<Vdisk[]>(ip, '/storage/vdisks')]);
-      if (o.json) return printJson(cs);
-      const rows = [['CONTAINER', 'RF', 'VDISKS', 'PROVISIONED']];
+      const [cs, p] = await Promise.all([cvm<Container[]>(ip, '/storage/containers'), cvm<PoolView>(ip, '/storage/pool')]);
+      const use = new Map(p.usage.containers.map((u) => [u.name, u]));
+      if (o.json) return printJson(cs.map((c) => ({ ...c, usage: use.get(c.name) ?? null })));
+      const rows = [['CONTAINER', 'RF', 'VDISKS', 'PROVISIONED', 'WRITTEN', 'PHYSICAL']];
       for (const c of cs) {
-        const mine = vs.filter((v) => v.container === c.name);
-        rows.push([c.name, String(c.replicationFactor), String(mine.length), gib(mine.reduce((a, v) => a + v.sizeBytes, 0))]);
+        const u = use.get(c.name);
+        rows.push([c.name, String(c.replicationFactor), String(u?.vdisks ?? 0), gib(u?.provisionedBytes ?? 0), gib(u?.logicalBytes ?? 0), gib(u?.physicalBytes ?? 0)]);
       }
       process.stdout.write(table(rows) + '\n');
     } catch (e) {

@@ -108,7 +108,8 @@ test('storage: one pool of every data disk, a default container at the cluster R
   assert.equal((await cvg('container', 'delete', 'scratch', '--cvm-ip', '127.62.1.1')).code, 0);
   assert.equal((await cvg('vdisk', 'delete', 'scratch-disk', '--cvm-ip', '127.62.1.1')).code, 1, 'already gone');
   const st = await cvg('cluster', 'status', '--cvm-ip', '127.62.1.1');
-  assert.match(st.stdout, /Storage pool default-pool: 120 GiB on 18 disks; 1 container\(s\), 1 vdisk\(s\), 10\.0 GiB provisioned/);
+  assert.match(st.stdout, /Storage pool default-pool: 120\.0 GiB on 18 disks, 0\.0 GiB used \(0\.0 %\), 120\.0 GiB free; 1 container\(s\), 1 vdisk\(s\), 10\.0 GiB provisioned/);
+  assert.match(st.stdout, /Data resiliency: OK/);
 });
 
 test('data path: written through one CVM, read back byte-identical through another; every block at RF on distinct nodes, first replica local', async () => {
@@ -143,6 +144,15 @@ test('data path: written through one CVM, read back byte-identical through anoth
     } finally {
       etcd.close();
     }
+    // capacity accounting: the container holds 24 written MiB, twice; the disks hold at least that
+    const pv = await (await fetch('http://127.62.1.3:2100/storage/pool')).json() as any;
+    const dc = pv.usage.containers.find((x: any) => x.name === 'default-container');
+    assert.deepEqual([dc.logicalBytes, dc.physicalBytes], [24 << 20, 48 << 20]);
+    assert.ok(pv.usage.usedBytes >= 48 << 20, `the disks hold both replicas (${pv.usage.usedBytes})`);
+    assert.equal(pv.usage.nodes.reduce((a: number, n: any) => a + n.usedBytes, 0), pv.usage.usedBytes, 'nodes add up to the pool');
+    assert.equal(pv.usage.freeBytes, pv.pool.capacityBytes - pv.usage.usedBytes);
+    const cl = await cvg('container', 'list', '--cvm-ip', '127.62.1.2');
+    assert.match(cl.stdout, /default-container\s+2\s+2\s+10\.03 GiB\s+0\.02 GiB\s+0\.05 GiB/);
     const { stdout } = await run('qemu-io', ['-f', 'raw', '-c', 'write -P 0x6b 30M 64k', '-c', 'read -P 0x6b 30M 64k', 'nbd://127.62.1.3:10809/fabric']);
     assert.doesNotMatch(stdout, /Pattern verification failed/);
 

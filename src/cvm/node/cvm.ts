@@ -23,7 +23,7 @@ import { ConflictError, InputError, NotFoundError, errorMessage, isConvergeError
 import type { CvmConfig } from '../../hypervisor/protocol/node-config.ts';
 import type { CvmAnnounce } from '../../foundation/protocol/installer.ts';
 import { parseCreateRequest, storeMembers, initialCluster } from '../core/cluster.ts';
-import { CVM_API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, NBD_PORT, type ClusterInfo, type CvmStatus, type PrepareRequest } from '../protocol/cluster.ts';
+import { CVM_API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, NBD_PORT, type ClusterInfo, type CvmStatus, type PrepareRequest, type PoolView } from '../protocol/cluster.ts';
 import { Supervised } from './supervisor.ts';
 import { LocalEgroups, PeerEgroups, parseEgroupQuery } from './egroups.ts';
 import { VdiskBackend } from './vdisk-backend.ts';
@@ -31,6 +31,7 @@ import { NbdServer } from '../../shared/nbd/server.ts';
 import type { DiskSpace } from '../core/placement.ts';
 import type { Pool, Vdisk } from '../core/storage.ts';
 import { StorageMeta } from './storage-meta.ts';
+import { usageOf } from '../core/usage.ts';
 import { DEFAULT_CONTAINER, poolOf, type PoolDisk } from '../core/storage.ts';
 
 const CLUSTER_KEY = '/converge/cluster';
@@ -193,31 +194,44 @@ export class Cvm {
 
   // ---- stargate: vdisks over NBD on the fabric -----------------------------------------------
 
-  /** Free space of every disk of the pool: this CVM's live, the others' from their status (5 s cache). */
+  /** Every pool disk's used bytes and health: this CVM's live, the others' from their status (a CVM that does not answer: its disks count as failed). */
+  private async liveDisks(pool: Pool): Promise<Map<string, { usedBytes: number; ok: boolean }>> {
+    const live = new Map<string, { usedBytes: number; ok: boolean }>(this.status().disks.map((x) => [x.serial, { usedBytes: x.usedBytes, ok: x.ok }]));
+    const members = this.state?.cluster.members ?? [];
+    await Promise.all(members.filter((m) => m.cvmIp !== this.cfg.cvmIp).map(async (m) => {
+      try {
+        const s = await call<CvmStatus>(m.cvmIp, '/status', undefined, 2000);
+        for (const d of s.disks) live.set(d.serial, { usedBytes: d.usedBytes, ok: d.ok });
+      } catch {
+        for (const d of pool.disks) if (d.cvmIp === m.cvmIp) live.set(d.serial, { usedBytes: live.get(d.serial)?.usedBytes ?? 0, ok: false });
+      }
+    }));
+    return live;
+  }
+
+  private async poolRecord(): Promise<Pool> {
+    const raw = await this.etcdClient?.get('/converge/pool').string();
+    return raw ? (JSON.parse(raw) as Pool) : poolOf([]);
+  }
+
+  /** Free space of every disk of the pool, for placement (5 s cache; placements are charged to it). */
   private async space(): Promise<DiskSpace[]> {
     const now = Date.now();
     if (this.spaceCache && now - this.spaceCache.at < 5000) return this.spaceCache.disks;
-    const st = this.state;
-    if (!st) return [];
-    const raw = await this.etcdClient?.get('/converge/pool').string();
-    const pool = raw ? (JSON.parse(raw) as Pool) : { disks: [] };
-    const used = new Map<string, number>(this.local.space().map((x) => [x.serial, x.usedBytes]));
-    const healthy = new Map<string, boolean>(this.status().disks.map((x) => [x.serial, x.ok]));
-    await Promise.all(st.cluster.members.filter((m) => m.cvmIp !== this.cfg.cvmIp).map(async (m) => {
-      try {
-        const s = await call<CvmStatus>(m.cvmIp, '/status', undefined, 2000);
-        for (const d of s.disks) {
-          used.set(d.serial, d.usedBytes);
-          healthy.set(d.serial, d.ok);
-        }
-      } catch {
-        for (const d of pool.disks) if (d.cvmIp === m.cvmIp) healthy.set(d.serial, false); // a CVM that does not answer takes no new replicas
-      }
-    }));
+    const pool = await this.poolRecord();
+    const live = await this.liveDisks(pool);
     for (const d of pool.disks) this.poolCapacity.set(d.serial, d.capacityBytes);
-    const disks = pool.disks.map((d) => ({ serial: d.serial, node: d.node, cvmIp: d.cvmIp, freeBytes: d.capacityBytes - (used.get(d.serial) ?? 0), ok: healthy.get(d.serial) ?? true }));
+    const disks = pool.disks.map((d) => ({ serial: d.serial, node: d.node, cvmIp: d.cvmIp, freeBytes: d.capacityBytes - (live.get(d.serial)?.usedBytes ?? 0), ok: live.get(d.serial)?.ok ?? true }));
     this.spaceCache = { at: now, disks };
     return disks;
+  }
+
+  /** The pool with its capacity accounting per disk, node and container. */
+  private async poolView(): Promise<PoolView> {
+    const meta = this.meta();
+    const summary = await meta.pool();
+    const [live, containers, vdisks, blocks] = await Promise.all([this.liveDisks(summary.pool), meta.containers(), meta.vdisks(), meta.replicaCounts()]);
+    return { ...summary, usage: usageOf(summary.pool, live, containers, vdisks, blocks) };
   }
 
   /** The NBD backend of a vdisk (one per vdisk, shared by NBD clients and the repair loop). */
@@ -442,7 +456,7 @@ export class Cvm {
       };
       switch (route) {
         case 'GET /storage/pool':
-          return send(200, await this.meta().pool());
+          return send(200, await this.poolView());
         case 'GET /storage/containers':
           return send(200, await this.meta().containers());
         case 'POST /storage/containers':

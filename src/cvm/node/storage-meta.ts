@@ -37,6 +37,19 @@ export class StorageMeta {
     return { pool: JSON.parse(raw) as Pool, provisionedBytes: vdisks.reduce((a, v) => a + v.sizeBytes, 0), containers: (await this.containers()).length, vdisks: vdisks.length };
   }
 
+  /** Per vdisk uuid, the number of replicas of each written block. */
+  async replicaCounts(): Promise<Map<string, number[]>> {
+    const all = await this.etcd.getAll().prefix(EGROUPS).strings();
+    const out = new Map<string, number[]>();
+    for (const [k, v] of Object.entries(all)) {
+      const uuid = k.slice(EGROUPS.length).split('/')[0] ?? '';
+      let list = out.get(uuid);
+      if (!list) out.set(uuid, (list = []));
+      list.push((JSON.parse(v) as unknown[]).length);
+    }
+    return out;
+  }
+
   async containers(): Promise<Container[]> {
     const all = await this.etcd.getAll().prefix(CONTAINERS).strings();
     return Object.values(all).map((v) => JSON.parse(v) as Container).sort((a, b) => a.name.localeCompare(b.name));

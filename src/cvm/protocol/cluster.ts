@@ -7,12 +7,23 @@
  *   POST /cluster/prepare    PrepareRequest (member to member): take part, start the store if asked
  *   POST /cluster/commit     { clusterId } (member to member): the cluster exists
  *   POST /cluster/destroy    back to unconfigured (stops the store, forgets the cluster)
- *   GET  /storage/pool       { pool, provisionedBytes, containers, vdisks }   (on any member)
+ *   GET  /storage/pool       PoolView (on any member)
  *   GET|POST /storage/containers, DELETE /storage/containers/<name>            { name, replicationFactor }
  *   GET|POST /storage/vdisks, DELETE /storage/vdisks/<name>                    { name, size, container }
  * Errors: { error: { code, message, field? } } with 400 / 404 / 409 / 503 / 500.
  */
 import type { CvmAnnounce } from '../../foundation/protocol/installer.ts';
+import type { Pool } from '../core/storage.ts';
+import type { PoolUsage } from '../core/usage.ts';
+
+/** What GET /storage/pool answers: the pool, counts, and capacity accounting per disk, node and container. */
+export interface PoolView {
+  pool: Pool;
+  provisionedBytes: number;
+  containers: number;
+  vdisks: number;
+  usage: PoolUsage;
+}
 
 export interface ServiceView {
   name: string;
