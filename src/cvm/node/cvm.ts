@@ -25,7 +25,7 @@ import type { CvmAnnounce } from '../../foundation/protocol/installer.ts';
 import { parseCreateRequest, storeMembers, initialCluster } from '../core/cluster.ts';
 import { CVM_API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, NBD_PORT, type ClusterInfo, type CvmStatus, type PrepareRequest, type PoolView } from '../protocol/cluster.ts';
 import { Supervised } from './supervisor.ts';
-import { LocalEgroups, PeerEgroups, parseEgroupQuery } from './egroups.ts';
+import { LocalEgroups, PeerEgroups, parseEgroupQuery, parseEgroupList } from './egroups.ts';
 import { VdiskBackend } from './vdisk-backend.ts';
 import { NbdServer } from '../../shared/nbd/server.ts';
 import type { DiskSpace } from '../core/placement.ts';
@@ -298,7 +298,7 @@ export class Cvm {
   }
 
   private async egroup(route: string, url: URL, body: Buffer): Promise<Buffer | null> {
-    const q = parseEgroupQuery(url);
+    const q = route === 'POST /egroup/sync-many' ? { ref: { disk: '', vdisk: '', block: 0 }, offset: 0, length: 0, sync: false } : parseEgroupQuery(url);
     switch (route) {
       case 'POST /egroup/write':
         await this.local.write(q.ref, q.offset, body, q.sync);
@@ -307,6 +307,9 @@ export class Cvm {
         return this.local.read(q.ref, q.offset, q.length);
       case 'POST /egroup/sync':
         await this.local.sync(q.ref);
+        return null;
+      case 'POST /egroup/sync-many':
+        await this.local.syncMany(parseEgroupList(body));
         return null;
       default:
         throw new NotFoundError('egroup operation', route);

@@ -8,6 +8,7 @@
  *   POST /egroup/write?disk=&vdisk=&block=&offset=[&sync=1]   body = data      → 204
  *   GET  /egroup/read?disk=&vdisk=&block=&offset=&length=                     → 200 data (zeros where never written)
  *   POST /egroup/sync?disk=&vdisk=&block=                                      → 204
+ *   POST /egroup/sync-many   body = JSON [{ disk, vdisk, block }, ...]                 → 204 (a FLUSH: one request per peer)
  */
 import { crc32 } from 'node:zlib';
 import { Pool } from 'undici';
@@ -171,6 +172,18 @@ export class LocalEgroups {
     const v = this.vol(r.disk);
     await Promise.all([v.sync(fileOf(r)), v.sync(crcOf(r))]);
   }
+
+  /** Makes many extent groups durable, a few at a time (a FLUSH after a large copy names thousands). */
+  async syncMany(refs: readonly EgroupRef[], parallel = 16): Promise<void> {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < refs.length) {
+        const r = refs[next++];
+        if (r) await this.sync(r);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(parallel, refs.length) }, worker));
+  }
 }
 
 /** Reads and writes extent groups on other CVMs over the peer protocol (kept-alive connections). */
@@ -186,10 +199,10 @@ export class PeerEgroups {
     return p;
   }
 
-  private async req(ip: string, method: 'GET' | 'POST', path: string, body?: Uint8Array): Promise<Buffer> {
+  private async req(ip: string, method: 'GET' | 'POST', path: string, body?: Uint8Array, timeoutMs = 15_000): Promise<Buffer> {
     let res;
     try {
-      res = await this.pool(ip).request({ method, path, body: body ? Buffer.from(body.buffer, body.byteOffset, body.byteLength) : null, headers: body ? { 'content-type': 'application/octet-stream' } : {}, headersTimeout: 15_000, bodyTimeout: 15_000 });
+      res = await this.pool(ip).request({ method, path, body: body ? Buffer.from(body.buffer, body.byteOffset, body.byteLength) : null, headers: body ? { 'content-type': 'application/octet-stream' } : {}, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
     } catch (e) {
       throw new UnavailableError(`CVM ${ip} does not answer (${errorMessage(e)})`);
     }
@@ -222,10 +235,34 @@ export class PeerEgroups {
     await this.req(ip, 'POST', `/egroup/sync?${PeerEgroups.qs(r, {})}`, Buffer.alloc(0));
   }
 
+  /** Makes many extent groups on one peer durable, in one request per 4096. */
+  async syncMany(ip: string, refs: readonly EgroupRef[]): Promise<void> {
+    for (let i = 0; i < refs.length; i += 4096) await this.req(ip, 'POST', '/egroup/sync-many', Buffer.from(JSON.stringify(refs.slice(i, i + 4096))), 120_000);
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.pools.values()].map((p) => p.close()));
     this.pools.clear();
   }
+}
+
+/** Parses a sync-many body: a JSON list of extent groups; every field is checked. */
+export function parseEgroupList(body: Buffer): EgroupRef[] {
+  let list: unknown;
+  try {
+    list = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new InputError('body', 'malformed JSON');
+  }
+  if (!Array.isArray(list)) throw new InputError('body', 'a JSON list of { disk, vdisk, block }');
+  return list.map((x: unknown, i) => {
+    const o = (x ?? {}) as Record<string, unknown>;
+    const { disk, vdisk, block } = o;
+    if (typeof disk !== 'string' || !/^[\w.-]{1,80}$/.test(disk)) throw new InputError(`body[${i}].disk`, 'a disk serial');
+    if (typeof vdisk !== 'string' || !/^[0-9a-f-]{36}$/.test(vdisk)) throw new InputError(`body[${i}].vdisk`, 'a vdisk uuid');
+    if (typeof block !== 'number' || !Number.isInteger(block) || block < 0) throw new InputError(`body[${i}].block`, 'a whole number');
+    return { disk, vdisk, block };
+  });
 }
 
 /** Parses the peer protocol's query string; every field is checked. */

@@ -276,10 +276,28 @@ export class VdiskBackend implements NbdBackend {
     return { replicas: next, raced: false };
   }
 
+  /** FLUSH: every write acknowledged so far becomes durable on every replica (one request per peer). */
   async flush(): Promise<void> {
     const dirty = [...this.dirty];
     this.dirty.clear();
-    await Promise.all(dirty.flatMap(([block, reps]) => reps.map((rep) => (this.isLocal(rep) ? this.d.local.sync(this.ref(rep, block)) : this.d.peers.sync(rep.cvmIp, this.ref(rep, block))))));
+    const local: EgroupRef[] = [];
+    const remote = new Map<string, EgroupRef[]>();
+    for (const [block, reps] of dirty) {
+      for (const rep of reps) {
+        if (this.isLocal(rep)) local.push(this.ref(rep, block));
+        else {
+          let l = remote.get(rep.cvmIp);
+          if (!l) remote.set(rep.cvmIp, (l = []));
+          l.push(this.ref(rep, block));
+        }
+      }
+    }
+    try {
+      await Promise.all([this.d.local.syncMany(local), ...[...remote].map(([ip, refs]) => this.d.peers.syncMany(ip, refs))]);
+    } catch (e) {
+      for (const [block, reps] of dirty) if (!this.dirty.has(block)) this.dirty.set(block, reps); // still not durable: the next FLUSH tries again
+      throw e;
+    }
   }
 
   async zero(offset: number, length: number, fua: boolean): Promise<void> {
