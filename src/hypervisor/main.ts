@@ -54,7 +54,9 @@ function startCvm(configPath: string): void {
   if (stopping) return;
   const entry = resolve(root, CVM_ENTRY);
   log(`starting the CVM (${cfg.cvm.vcpus} vCPU, ${cfg.cvm.ramGiB} GiB, HBA ${cfg.hbaPciAddress} passed through: ${hw.disks.length} disks) at ${cfg.cvmIp}`);
-  const child = spawn(process.execPath, [entry], { cwd: root, env: { ...process.env, CONVERGE_CVM_CONFIG: configPath }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // CONVERGE_CVM_EXEC_ARGV: extra node flags for the CVM (profiling: "--cpu-prof --cpu-prof-dir=/tmp/prof")
+  const execArgv = (process.env['CONVERGE_CVM_EXEC_ARGV'] ?? '').split(' ').filter((x) => x !== '');
+  const child = spawn(process.execPath, [...execArgv, entry], { cwd: root, env: { ...process.env, CONVERGE_CVM_CONFIG: configPath }, stdio: ['ignore', 'pipe', 'pipe'] });
   cvm = child;
   cvmState = 'starting';
   const t0 = Date.now();

@@ -269,7 +269,7 @@ export class DiskVolume {
     const h = await this.acquire(this.path(rel), false);
     if (!h) throw new Error(`cannot open ${rel}`);
     try {
-      const buf = Buffer.alloc(length);
+      const buf = Buffer.allocUnsafe(length); // every byte is read or the result is cut to what was read
       let got = 0;
       while (got < length) {
         const { bytesRead } = await h.fh.read(buf, got, length - got, position + got);

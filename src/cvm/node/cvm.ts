@@ -25,7 +25,8 @@ import type { CvmAnnounce } from '../../foundation/protocol/installer.ts';
 import { parseCreateRequest, storeMembers, initialCluster } from '../core/cluster.ts';
 import { CVM_API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, NBD_PORT, type ClusterInfo, type CvmStatus, type PrepareRequest, type PoolView } from '../protocol/cluster.ts';
 import { Supervised } from './supervisor.ts';
-import { LocalEgroups, PeerEgroups, parseEgroupQuery, parseEgroupList } from './egroups.ts';
+import { LocalEgroups, PeerEgroups, parseEgroupList } from './egroups.ts';
+import { ReplicationServer } from './replication.ts';
 import { VdiskBackend } from './vdisk-backend.ts';
 import { NbdServer } from '../../shared/nbd/server.ts';
 import type { DiskSpace } from '../core/placement.ts';
@@ -62,6 +63,7 @@ export class Cvm {
   private etcdClient: Etcd3 | undefined;
   private local: LocalEgroups;
   private peers = new PeerEgroups();
+  private replication: ReplicationServer;
   private nbd: NbdServer | undefined;
   private backends = new Map<string, VdiskBackend>();
   private spaceCache: { at: number; disks: DiskSpace[] } | undefined;
@@ -82,6 +84,7 @@ export class Cvm {
     mkdirSync(cfg.stateDir, { recursive: true });
     this.state = existsSync(this.statePath) ? (JSON.parse(readFileSync(this.statePath, 'utf8')) as SavedState) : null;
     this.local = new LocalEgroups(cfg.disks);
+    this.replication = new ReplicationServer(this.local, this.log);
     this.disks = cfg.disks.map((d) => {
       try {
         const v = DiskVolume.open(d.path);
@@ -109,6 +112,7 @@ export class Cvm {
       this.server.once('error', reject);
       this.server.listen(CVM_API_PORT, this.cfg.cvmIp, resolve);
     });
+    await this.replication.listen(this.cfg.cvmIp);
     if (this.state?.committed) await this.startStargate();
     const c = this.state?.committed ? this.state.cluster : null;
     this.log(`CVM up: storage OS ${this.cfg.versions.nos} at ${this.cfg.cvmIp}, ${this.disks.filter((d) => d.ok).length}/${this.disks.length} disks, ${c ? `in cluster ${c.name}` : 'unconfigured'}`);
@@ -119,6 +123,7 @@ export class Cvm {
     if (this.announceTimer) clearTimeout(this.announceTimer);
     await this.stopStargate();
     await this.peers.close();
+    await this.replication.close();
     this.etcdClient?.close();
     await this.etcd?.stop();
     await new Promise<void>((r) => this.server.close(() => r()));
@@ -297,23 +302,10 @@ export class Cvm {
     await n?.close();
   }
 
-  private async egroup(route: string, url: URL, body: Buffer): Promise<Buffer | null> {
-    const q = route === 'POST /egroup/sync-many' ? { ref: { disk: '', vdisk: '', block: 0 }, offset: 0, length: 0, sync: false } : parseEgroupQuery(url);
-    switch (route) {
-      case 'POST /egroup/write':
-        await this.local.write(q.ref, q.offset, body, q.sync);
-        return null;
-      case 'GET /egroup/read':
-        return this.local.read(q.ref, q.offset, q.length);
-      case 'POST /egroup/sync':
-        await this.local.sync(q.ref);
-        return null;
-      case 'POST /egroup/sync-many':
-        await this.local.syncMany(parseEgroupList(body));
-        return null;
-      default:
-        throw new NotFoundError('egroup operation', route);
-    }
+  private async egroup(route: string, body: Buffer): Promise<Buffer | null> {
+    if (route !== 'POST /egroup/sync-many') throw new NotFoundError('egroup operation', route);
+    await this.local.syncMany(parseEgroupList(body));
+    return null;
   }
 
   // ---- cluster formation -------------------------------------------------------------------
@@ -426,7 +418,7 @@ export class Cvm {
       const rawBody = Buffer.concat(chunks);
       const url = new URL(req.url ?? '/', 'http://cvm');
       if (url.pathname.startsWith('/egroup/')) {
-        const out = await this.egroup(`${req.method ?? ''} ${url.pathname}`, url, rawBody);
+        const out = await this.egroup(`${req.method ?? ''} ${url.pathname}`, rawBody);
         if (out) {
           res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': out.length });
           res.end(out);

@@ -4,11 +4,9 @@
  * them. In this first cut an extent group holds one 1 MiB block of one vdisk, in the file
  * `egroups/<vdisk uuid>/<block>` of a DiskVolume (so capacity and disk failures apply).
  *
- * Peer protocol (HTTP on cvmIp:2100, binary bodies):
- *   POST /egroup/write?disk=&vdisk=&block=&offset=[&sync=1]   body = data      → 204
- *   GET  /egroup/read?disk=&vdisk=&block=&offset=&length=                     → 200 data (zeros where never written)
- *   POST /egroup/sync?disk=&vdisk=&block=                                      → 204
- *   POST /egroup/sync-many   body = JSON [{ disk, vdisk, block }, ...]                 → 204 (a FLUSH: one request per peer)
+ * Peers reach these extent groups over the replication protocol (node/replication.ts, binary, on
+ * cvmIp:2009); a FLUSH's batch of syncs goes over HTTP on cvmIp:2100:
+ *   POST /egroup/sync-many   body = JSON [{ disk, vdisk, block }, ...]   → 204
  */
 import { crc32 } from 'node:zlib';
 import { Pool } from 'undici';
@@ -17,6 +15,7 @@ import { KeyedLock } from '../../shared/keyed-lock.ts';
 import { InputError, NotFoundError, errorMessage, DiskIoError, UnavailableError } from '../../shared/errors.ts';
 import { BLOCK_BYTES } from '../core/storage.ts';
 import { CVM_API_PORT } from '../protocol/cluster.ts';
+import { ReplicationClient } from './replication.ts';
 
 export interface EgroupRef {
   disk: string;
@@ -110,12 +109,16 @@ export class LocalEgroups {
 
   /** Bytes of a file, zero-filled past its end or where it does not exist. */
   private async raw(v: DiskVolume, file: string, offset: number, length: number): Promise<Buffer> {
-    const out = Buffer.alloc(length);
+    let got: Buffer;
     try {
-      (await v.pread(file, length, offset)).copy(out);
+      got = await v.pread(file, length, offset);
     } catch (e) {
       if (!(e instanceof Error && 'code' in e && e.code === 'ENOENT')) throw e;
+      return Buffer.alloc(length);
     }
+    if (got.length === length) return got;
+    const out = Buffer.alloc(length); // past the end of the file: zeros
+    got.copy(out);
     return out;
   }
 
@@ -186,61 +189,41 @@ export class LocalEgroups {
   }
 }
 
-/** Reads and writes extent groups on other CVMs over the peer protocol (kept-alive connections). */
+/** Reads and writes extent groups on other CVMs: the replication protocol, and HTTP for a FLUSH's batch. */
 export class PeerEgroups {
   private pools = new Map<string, Pool>();
+  private link = new ReplicationClient();
 
-  private pool(ip: string): Pool {
-    let p = this.pools.get(ip);
-    if (!p) {
-      p = new Pool(`http://${ip}:${CVM_API_PORT}`, { connections: 8, pipelining: 1, keepAliveTimeout: 30_000 });
-      this.pools.set(ip, p);
-    }
-    return p;
-  }
-
-  private async req(ip: string, method: 'GET' | 'POST', path: string, body?: Uint8Array, timeoutMs = 15_000): Promise<Buffer> {
-    let res;
-    try {
-      res = await this.pool(ip).request({ method, path, body: body ? Buffer.from(body.buffer, body.byteOffset, body.byteLength) : null, headers: body ? { 'content-type': 'application/octet-stream' } : {}, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
-    } catch (e) {
-      throw new UnavailableError(`CVM ${ip} does not answer (${errorMessage(e)})`);
-    }
-    const buf = Buffer.from(await res.body.arrayBuffer());
-    if (res.statusCode >= 400) {
-      let msg = buf.toString('utf8');
-      try {
-        msg = (JSON.parse(msg) as { error: { message: string } }).error.message;
-      } catch {
-        // not JSON
-      }
-      throw new DiskIoError(ip, `peer ${ip}: ${msg}`);
-    }
-    return buf;
-  }
-
-  private static qs(r: EgroupRef, extra: Record<string, string | number>): string {
-    return new URLSearchParams({ disk: r.disk, vdisk: r.vdisk, block: String(r.block), ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [k, String(v)])) }).toString();
-  }
-
-  async write(ip: string, r: EgroupRef, offset: number, data: Uint8Array, sync: boolean): Promise<void> {
-    await this.req(ip, 'POST', `/egroup/write?${PeerEgroups.qs(r, { offset, ...(sync ? { sync: 1 } : {}) })}`, data);
+  write(ip: string, r: EgroupRef, offset: number, data: Uint8Array, sync: boolean): Promise<void> {
+    return this.link.write(ip, r, offset, data, sync);
   }
 
   read(ip: string, r: EgroupRef, offset: number, length: number): Promise<Buffer> {
-    return this.req(ip, 'GET', `/egroup/read?${PeerEgroups.qs(r, { offset, length })}`);
+    return this.link.read(ip, r, offset, length);
   }
 
-  async sync(ip: string, r: EgroupRef): Promise<void> {
-    await this.req(ip, 'POST', `/egroup/sync?${PeerEgroups.qs(r, {})}`, Buffer.alloc(0));
+  sync(ip: string, r: EgroupRef): Promise<void> {
+    return this.link.sync(ip, r);
   }
 
   /** Makes many extent groups on one peer durable, in one request per 4096. */
   async syncMany(ip: string, refs: readonly EgroupRef[]): Promise<void> {
-    for (let i = 0; i < refs.length; i += 4096) await this.req(ip, 'POST', '/egroup/sync-many', Buffer.from(JSON.stringify(refs.slice(i, i + 4096))), 120_000);
+    let p = this.pools.get(ip);
+    if (!p) this.pools.set(ip, (p = new Pool(`http://${ip}:${CVM_API_PORT}`, { connections: 2, keepAliveTimeout: 30_000 })));
+    for (let i = 0; i < refs.length; i += 4096) {
+      let res;
+      try {
+        res = await p.request({ method: 'POST', path: '/egroup/sync-many', body: JSON.stringify(refs.slice(i, i + 4096)), headers: { 'content-type': 'application/json' }, headersTimeout: 120_000, bodyTimeout: 120_000 });
+      } catch (e) {
+        throw new UnavailableError(`CVM ${ip} does not answer (${errorMessage(e)})`);
+      }
+      const text = await res.body.text();
+      if (res.statusCode >= 400) throw new DiskIoError(ip, `peer ${ip}: ${text}`);
+    }
   }
 
   async close(): Promise<void> {
+    this.link.close();
     await Promise.all([...this.pools.values()].map((p) => p.close()));
     this.pools.clear();
   }
@@ -263,21 +246,4 @@ export function parseEgroupList(body: Buffer): EgroupRef[] {
     if (typeof block !== 'number' || !Number.isInteger(block) || block < 0) throw new InputError(`body[${i}].block`, 'a whole number');
     return { disk, vdisk, block };
   });
-}
-
-/** Parses the peer protocol's query string; every field is checked. */
-export function parseEgroupQuery(url: URL): { ref: EgroupRef; offset: number; length: number; sync: boolean } {
-  const q = url.searchParams;
-  const disk = q.get('disk') ?? '';
-  const vdisk = q.get('vdisk') ?? '';
-  if (!/^[\w.-]{1,80}$/.test(disk)) throw new InputError('disk', 'a disk serial');
-  if (!/^[0-9a-f-]{36}$/.test(vdisk)) throw new InputError('vdisk', 'a vdisk uuid');
-  const int = (f: string, d?: number): number => {
-    const v = q.get(f);
-    if (v === null && d !== undefined) return d;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new InputError(f, 'a whole number');
-    return n;
-  };
-  return { ref: { disk, vdisk, block: int('block') }, offset: int('offset', 0), length: int('length', 0), sync: q.get('sync') === '1' };
 }

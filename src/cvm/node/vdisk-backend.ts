@@ -165,27 +165,32 @@ export class VdiskBackend implements NbdBackend {
   }
 
   async pread(offset: number, length: number): Promise<Buffer> {
+    const segs = segments(offset, length);
+    const only = segs.length === 1 ? segs[0] : undefined;
+    if (only) return (await this.readSegment(only)) ?? Buffer.alloc(length); // one block: no copy
     const out = Buffer.alloc(length);
-    await Promise.all(segments(offset, length).map(async (s) => {
-      const reps = await this.replicasOf(s.block);
-      if (!reps) return; // never written: zeros
-      const ordered = [...reps.filter((r) => this.isLocal(r)), ...reps.filter((r) => !this.isLocal(r))];
-      const errors: string[] = [];
-      const bad: Replica[] = [];
-      for (const rep of ordered) {
-        try {
-          const b = await this.readReplica(rep, s.block, s.inner, s.length);
-          b.copy(out, s.at);
-          if (bad.length > 0) this.repair(bad, s.block, s.inner, b);
-          return;
-        } catch (e) {
-          errors.push(`${rep.node}/${rep.disk}: ${errorMessage(e)}`);
-          if (!(e instanceof UnavailableError)) bad.push(rep); // answered, but wrong: repair it
-        }
-      }
-      throw new DiskIoError(this.vdisk.name, `block ${s.block}: no replica could be read (${errors.join('; ')})`);
-    }));
+    await Promise.all(segs.map(async (s) => (await this.readSegment(s))?.copy(out, s.at)));
     return out;
+  }
+
+  /** The bytes of one segment from the first replica that reads right, or undefined if never written. */
+  private async readSegment(s: Segment): Promise<Buffer | undefined> {
+    const reps = await this.replicasOf(s.block);
+    if (!reps) return undefined; // never written: zeros
+    const ordered = [...reps.filter((r) => this.isLocal(r)), ...reps.filter((r) => !this.isLocal(r))];
+    const errors: string[] = [];
+    const bad: Replica[] = [];
+    for (const rep of ordered) {
+      try {
+        const b = await this.readReplica(rep, s.block, s.inner, s.length);
+        if (bad.length > 0) this.repair(bad, s.block, s.inner, b);
+        return b;
+      } catch (e) {
+        errors.push(`${rep.node}/${rep.disk}: ${errorMessage(e)}`);
+        if (!(e instanceof UnavailableError)) bad.push(rep); // answered, but wrong: repair it
+      }
+    }
+    throw new DiskIoError(this.vdisk.name, `block ${s.block}: no replica could be read (${errors.join('; ')})`);
   }
 
   /** Rewrites the good bytes onto replicas that failed a read (bad checksum, I/O error). */

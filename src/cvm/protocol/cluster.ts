@@ -73,3 +73,5 @@ export const ETCD_CLIENT_PORT = 2379;
 export const ETCD_PEER_PORT = 2380;
 /** Stargate serves vdisks over NBD here (cvmIp:10809). */
 export const NBD_PORT = 10809;
+/** CVMs read and write each other's extent-group replicas here (core/replication-codec.ts). */
+export const REPLICATION_PORT = 2009;

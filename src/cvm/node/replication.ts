@@ -1,0 +1,230 @@
+/**
+ * @module
+ * The replication protocol's server and client (codec: core/replication-codec.ts) on
+ * cvmIp:REPLICATION_PORT. The server serves this CVM's extent groups to its peers; requests on a
+ * connection run concurrently and are answered as they finish. The client keeps a few connections
+ * per peer; when a connection breaks, every request in flight on it fails with UnavailableError
+ * (the write path then retries or replaces the replica), and the next request reconnects.
+ */
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { ByteReader } from '../../shared/nbd/reader.ts';
+import { DiskIoError, InputError, NotFoundError, UnavailableError, errorMessage } from '../../shared/errors.ts';
+import * as R from '../core/replication-codec.ts';
+import { REPLICATION_PORT } from '../protocol/cluster.ts';
+import { ChecksumError, type EgroupRef, type LocalEgroups } from './egroups.ts';
+
+
+function statusOf(e: unknown): number {
+  if (e instanceof ChecksumError) return R.ST_CHECKSUM;
+  if (e instanceof DiskIoError) return R.ST_DISK_IO;
+  if (e instanceof InputError) return R.ST_INPUT;
+  if (e instanceof NotFoundError) return R.ST_NOT_FOUND;
+  return R.ST_INTERNAL;
+}
+
+export class ReplicationServer {
+  private server: Server;
+  private sockets = new Set<Socket>();
+
+  constructor(private readonly local: LocalEgroups, private readonly log: (m: string) => void) {
+    this.server = createServer((s) => this.serve(s));
+  }
+
+  listen(ip: string, port = REPLICATION_PORT): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, ip, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+
+  private serve(sock: Socket): void {
+    this.sockets.add(sock);
+    sock.setNoDelay(true);
+    const reader = new ByteReader(() => sock.pause(), () => sock.resume(), 16 << 20);
+    sock.on('data', (c: Buffer) => reader.push(c));
+    sock.on('end', () => reader.end());
+    sock.on('close', () => {
+      reader.end();
+      this.sockets.delete(sock);
+    });
+    sock.on('error', () => reader.end('connection error'));
+    const reply = (id: number, status: number, body?: Buffer): void => {
+      if (sock.destroyed) return;
+      sock.cork();
+      sock.write(R.encodeReply(id, status, body?.length ?? 0));
+      if (body?.length) sock.write(body);
+      process.nextTick(() => sock.uncork());
+    };
+    void (async () => {
+      try {
+        for (;;) {
+          const h = R.decodeRequestHeader(await reader.read(R.REQ_HEADER));
+          if (h.magic !== R.REQ_MAGIC) throw new Error(`bad request magic 0x${h.magic.toString(16)}`);
+          if (h.length > 1 << 20 || h.diskLength === 0) throw new Error('bad request header');
+          const disk = (await reader.read(h.diskLength)).toString('latin1');
+          const payload = R.hasPayload(h.op) ? await reader.read(h.length) : undefined;
+          const req = { ...h, disk };
+          void this.execute(req, payload).then((out) => reply(req.id, R.ST_OK, out), (e: unknown) => reply(req.id, statusOf(e), Buffer.from(errorMessage(e))));
+        }
+      } catch (e) {
+        if (!sock.destroyed && !(e instanceof Error && /closed|connection error/.test(e.message))) this.log(`replication: ${errorMessage(e)}; closing the connection`);
+        sock.destroy();
+      }
+    })();
+  }
+
+  private async execute(req: R.ReplicationRequest, payload: Buffer | undefined): Promise<Buffer | undefined> {
+    R.validateRequest(req);
+    const ref: EgroupRef = { disk: req.disk, vdisk: req.vdisk, block: req.block };
+    switch (req.op) {
+      case R.OP_WRITE:
+      case R.OP_WRITE_SYNC:
+        await this.local.write(ref, req.offset, payload ?? Buffer.alloc(0), req.op === R.OP_WRITE_SYNC);
+        return undefined;
+      case R.OP_READ:
+        return this.local.read(ref, req.offset, req.length);
+      default:
+        await this.local.sync(ref);
+        return undefined;
+    }
+  }
+}
+
+interface Pending {
+  op: number;
+  resolve: (b: Buffer) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+/** One connection to a peer, requests pipelined on it. */
+class Link {
+  private pending = new Map<number, Pending>();
+  private nextId = 1;
+  private dead: Error | undefined;
+  private ready: Promise<void>;
+
+  constructor(private readonly ip: string, private readonly sock: Socket) {
+    const reader = new ByteReader(() => sock.pause(), () => sock.resume(), 16 << 20);
+    sock.setNoDelay(true);
+    sock.on('data', (c: Buffer) => reader.push(c));
+    sock.on('close', () => this.fail('the connection closed'));
+    sock.on('error', (e) => this.fail(e.message));
+    this.ready = new Promise((resolve, reject) => {
+      sock.once('connect', resolve);
+      sock.once('error', reject);
+    });
+    this.ready.catch(() => undefined);
+    void (async () => {
+      try {
+        for (;;) {
+          const h = R.decodeReply(await reader.read(R.REPLY_HEADER));
+          if (h.magic !== R.REPLY_MAGIC) throw new Error('bad reply magic');
+          const body = h.length > 0 ? await reader.read(h.length) : Buffer.alloc(0);
+          const p = this.pending.get(h.id);
+          if (!p) continue; // timed out meanwhile
+          this.pending.delete(h.id);
+          clearTimeout(p.timer);
+          if (h.status === R.ST_OK) p.resolve(body);
+          else {
+            const msg = `peer ${ip}: ${body.toString('utf8')}`;
+            p.reject(h.status === R.ST_INPUT ? new InputError('replication', msg) : new DiskIoError(ip, msg));
+          }
+        }
+      } catch (e) {
+        this.fail(errorMessage(e));
+      }
+    })();
+  }
+
+  get alive(): boolean {
+    return this.dead === undefined;
+  }
+
+  get load(): number {
+    return this.pending.size;
+  }
+
+  private fail(reason: string): void {
+    if (this.dead) return;
+    this.dead = new UnavailableError(`CVM ${this.ip} does not answer (${reason})`);
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(this.dead);
+    }
+    this.pending.clear();
+    this.sock.destroy();
+  }
+
+  async call(req: Omit<R.ReplicationRequest, 'id'>, payload: Uint8Array | undefined, timeoutMs: number): Promise<Buffer> {
+    await this.ready.catch((e: unknown) => this.fail(errorMessage(e)));
+    if (this.dead) throw this.dead;
+    const id = this.nextId;
+    this.nextId = (this.nextId + 1) >>> 0 || 1;
+    return new Promise<Buffer>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new UnavailableError(`CVM ${this.ip} did not answer in ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, { op: req.op, resolve, reject, timer });
+      this.sock.cork();
+      this.sock.write(R.encodeRequest({ ...req, id }));
+      if (payload?.byteLength) this.sock.write(payload);
+      process.nextTick(() => this.sock.uncork());
+    });
+  }
+
+  close(): void {
+    this.fail('closed');
+  }
+}
+
+/** Reads and writes extent groups on other CVMs: a few pipelined connections per peer. */
+export class ReplicationClient {
+  private links = new Map<string, Link[]>();
+
+  constructor(private readonly perPeer = 4, private readonly port = REPLICATION_PORT) {}
+
+  private link(ip: string): Link {
+    let ls = this.links.get(ip);
+    if (!ls) this.links.set(ip, (ls = []));
+    for (let i = ls.length - 1; i >= 0; i--) if (!ls[i]?.alive) ls.splice(i, 1);
+    const idle = ls.find((l) => l.load === 0);
+    if (idle) return idle;
+    if (ls.length < this.perPeer) {
+      const l = new Link(ip, connect({ host: ip, port: this.port }));
+      ls.push(l);
+      return l;
+    }
+    return ls.reduce((a, b) => (b.load < a.load ? b : a));
+  }
+
+  private call(ip: string, op: number, r: EgroupRef, offset: number, length: number, payload?: Uint8Array, timeoutMs = 15_000): Promise<Buffer> {
+    return this.link(ip).call({ op, disk: r.disk, vdisk: r.vdisk, block: r.block, offset, length }, payload, timeoutMs);
+  }
+
+  async write(ip: string, r: EgroupRef, offset: number, data: Uint8Array, sync: boolean): Promise<void> {
+    await this.call(ip, sync ? R.OP_WRITE_SYNC : R.OP_WRITE, r, offset, data.byteLength, data);
+  }
+
+  read(ip: string, r: EgroupRef, offset: number, length: number): Promise<Buffer> {
+    return this.call(ip, R.OP_READ, r, offset, length);
+  }
+
+  async sync(ip: string, r: EgroupRef): Promise<void> {
+    await this.call(ip, R.OP_SYNC, r, 0, 0);
+  }
+
+  close(): void {
+    for (const ls of this.links.values()) for (const l of ls) l.close();
+    this.links.clear();
+  }
+}
