@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DiskVolume, formatDisk, setDiskFailed } from './disk-volume.ts';
-import { DiskFullError, DiskIoError, InputError } from './errors.ts';
+import { ConflictError, DiskFullError, DiskIoError, InputError } from './errors.ts';
 
 function disk(capacityBytes: number): { v: DiskVolume; dir: string; done: () => void } {
   const root = mkdtempSync(join(tmpdir(), 'cvg-disk-'));
@@ -66,6 +67,28 @@ test('paths cannot leave the disk', async () => {
     await assert.rejects(v.writeFile('../escape', 'x'), InputError);
     await assert.rejects(v.readFile('/etc/passwd'), InputError);
   } finally {
+    done();
+  }
+});
+
+test('a claimed disk refuses a second opener until its holder releases it or dies', async () => {
+  const { dir, done } = disk(64 * 1024);
+  const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+  try {
+    const mine = DiskVolume.claim(dir, 'CVM one');
+    DiskVolume.open(dir); // the holder itself may open it again
+    mine.unclaim();
+    // another live process holds it
+    writeFileSync(join(dir, 'LEASE'), JSON.stringify({ owner: 'CVM two', pid: other.pid }));
+    assert.throws(() => DiskVolume.open(dir), (e: unknown) => e instanceof ConflictError && /disk S1 is held by CVM two \(pid \d+\); a second opener is refused/.test(e.message));
+    assert.throws(() => DiskVolume.claim(dir, 'CVM one'), ConflictError);
+    other.kill('SIGKILL');
+    await new Promise((r) => other.once('exit', r));
+    // its holder died: the lease is stale and taken over
+    DiskVolume.claim(dir, 'CVM one');
+    assert.equal(JSON.parse(readFileSync(join(dir, 'LEASE'), 'utf8')).pid, process.pid);
+  } finally {
+    other.kill('SIGKILL');
     done();
   }
 });

@@ -9,6 +9,7 @@
  * ```
  *   disk.json   label: serial, model, media type, capacity (written by the rack)
  *   FAILED      present while the disk is failed (its content says why)
+ *   LEASE       present while a process holds the disk exclusively: { owner, pid } (claim)
  *   data/       the disk's contents
  * ```
  * Invariants:
@@ -16,11 +17,12 @@
  *     and writes nothing.
  *  2. While FAILED exists, every operation fails with DiskIoError and changes nothing.
  *  3. Paths are relative to data/; a path that escapes it is an InputError.
+ *  4. While a live process holds the lease, every other process's open() and claim() is refused.
  */
 import { mkdirSync, readFileSync, writeFileSync, existsSync, readdirSync, statSync, rmSync } from 'node:fs';
 import { open, readFile, writeFile, rm, mkdir, readdir, stat, rename, type FileHandle } from 'node:fs/promises';
 import { join, normalize, isAbsolute, dirname } from 'node:path';
-import { DiskFullError, DiskIoError, InputError } from './errors.ts';
+import { ConflictError, DiskFullError, DiskIoError, InputError } from './errors.ts';
 import { KeyedLock } from './keyed-lock.ts';
 
 export interface DiskLabel {
@@ -32,6 +34,33 @@ export interface DiskLabel {
 
 export const DISK_LABEL = 'disk.json';
 export const DISK_FAILED = 'FAILED';
+/** Present while a process holds the disk exclusively (the CVM, through the passed-through HBA). */
+export const DISK_LEASE = 'LEASE';
+
+interface Lease {
+  owner: string;
+  pid: number;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The live holder of a disk's lease other than this process, if any (a dead holder's lease is stale). */
+function otherHolder(dir: string): Lease | undefined {
+  let l: Lease;
+  try {
+    l = JSON.parse(readFileSync(join(dir, DISK_LEASE), 'utf8')) as Lease;
+  } catch {
+    return undefined;
+  }
+  return l.pid !== process.pid && pidAlive(l.pid) ? l : undefined;
+}
 const BLOCK = 4096;
 const MAX_OPEN = 256;
 
@@ -79,9 +108,44 @@ export class DiskVolume {
     this.usedBytes = usageOf(join(dir, 'data'));
   }
 
+  /** Opens a disk; refused while another live process holds it (claim). */
   static open(dir: string): DiskVolume {
     if (!existsSync(join(dir, DISK_LABEL))) throw new InputError('disk', `${dir} is not a disk (no ${DISK_LABEL})`);
-    return new DiskVolume(dir, readLabel(dir));
+    const label = readLabel(dir);
+    const held = otherHolder(dir);
+    if (held) throw new ConflictError(`disk ${label.serial} is held by ${held.owner} (pid ${held.pid}); a second opener is refused`);
+    return new DiskVolume(dir, label);
+  }
+
+  /**
+   * Opens a disk and takes its lease: until unclaim() (or this process dies) every other process's
+   * open() and claim() is refused. A lease left by a dead process is taken over.
+   */
+  static claim(dir: string, owner: string): DiskVolume {
+    const v = DiskVolume.open(dir);
+    const path = join(dir, DISK_LEASE);
+    const body = JSON.stringify({ owner, pid: process.pid } satisfies Lease);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        writeFileSync(path, body, { flag: 'wx' });
+        return v;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 2) throw e;
+        const held = otherHolder(dir);
+        if (held) throw new ConflictError(`disk ${v.serial} is held by ${held.owner} (pid ${held.pid}); a second opener is refused`);
+        rmSync(path, { force: true }); // stale (its holder died) or already ours: take it anew
+      }
+    }
+  }
+
+  /** Gives the lease back (if this process holds it). */
+  unclaim(): void {
+    const path = join(this.dir, DISK_LEASE);
+    try {
+      if ((JSON.parse(readFileSync(path, 'utf8')) as Lease).pid === process.pid) rmSync(path, { force: true });
+    } catch {
+      // no lease
+    }
   }
 
   get serial(): string {

@@ -17,6 +17,8 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 import { TestFoundation } from '../drivers/foundation-driver.ts';
 import { NbdClient } from '../../src/shared/nbd/client.ts';
+import { DiskVolume } from '../../src/shared/disk-volume.ts';
+import { ConflictError } from '../../src/shared/errors.ts';
 import { NBD_CMD_READ, NBD_CMD_WRITE, NBD_CMD_FLAG_FUA } from '../../src/shared/nbd/constants.ts';
 
 let t: TestFoundation;
@@ -40,6 +42,9 @@ after(async () => {
 });
 
 test('cluster create: etcd on 3 CVMs with 3 healthy members, and every CVM configured', async () => {
+  // the storage HBA is passed through: the CVM holds its node's data disks, a second opener is refused
+  const d0 = t.tr.node(0).inventory.disks[0]!;
+  assert.throws(() => DiskVolume.open(t.tr.node(0).diskPath(d0.serial)!), (e: unknown) => e instanceof ConflictError && /is held by the CVM at 127\.62\.1\.1 \(pid \d+\)/.test(e.message));
   const before = await cvg('cluster', 'status', '--cvm-ip', '127.62.1.1');
   assert.match(before.stdout, /is unconfigured/);
   const c = await cvg('cluster', 'create', '--cvm-ips', '127.62.1.1,127.62.1.2,127.62.1.3', '--name', 'lab', '--json');

@@ -83,7 +83,7 @@ export class Cvm {
   constructor(private readonly cfg: CvmConfig, private readonly log: (m: string) => void, private readonly etcdBin = process.env['CONVERGE_ETCD'] ?? 'etcd') {
     mkdirSync(cfg.stateDir, { recursive: true });
     this.state = existsSync(this.statePath) ? (JSON.parse(readFileSync(this.statePath, 'utf8')) as SavedState) : null;
-    this.local = new LocalEgroups(cfg.disks);
+    this.local = new LocalEgroups(cfg.disks, `the CVM at ${cfg.cvmIp}`);
     this.replication = new ReplicationServer(this.local, this.log);
     this.disks = cfg.disks.map((d) => {
       try {
@@ -124,6 +124,7 @@ export class Cvm {
     await this.stopStargate();
     await this.peers.close();
     await this.replication.close();
+    this.local.release();
     this.etcdClient?.close();
     await this.etcd?.stop();
     await new Promise<void>((r) => this.server.close(() => r()));

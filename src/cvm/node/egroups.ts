@@ -65,13 +65,22 @@ export class LocalEgroups {
     return t;
   }
 
-  constructor(disks: readonly { serial: string; path: string }[]) {
+  /** Claims the disks (the passed-through HBA): no other process may open them while this CVM runs. */
+  constructor(disks: readonly { serial: string; path: string }[], owner = 'the CVM') {
     for (const d of disks) {
       try {
-        this.vols.set(d.serial, DiskVolume.open(d.path));
+        this.vols.set(d.serial, DiskVolume.claim(d.path, owner));
       } catch {
         // a disk that cannot be opened is not offered (its status says so)
       }
+    }
+  }
+
+  /** Gives back the leases on this CVM's disks (at shutdown). */
+  release(): void {
+    for (const v of this.vols.values()) {
+      v.close();
+      v.unclaim();
     }
   }
 
