@@ -5,11 +5,14 @@
  * agent answers on hostIp:8100), and autostarts the CVM as its child with the storage HBA's disks
  * passed through, restarting it with backoff if it dies. SIGTERM shuts the host down cleanly.
  *
- * Issue 4 adds the host↔CVM link, the HBA lease and the NBD redirector.
+ * The internal host↔CVM link is a pair of Unix sockets only this node's processes reach (its state
+ * is in GET /status); the NBD redirector reaches the local CVM through it.
  */
-import { createServer } from 'node:http';
+import { createServer, get as httpGet } from 'node:http';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DiskVolume } from '../shared/disk-volume.ts';
 import { errorMessage } from '../shared/errors.ts';
@@ -34,6 +37,29 @@ let stopping = false;
 let backoffMs = 1000;
 let restartTimer: NodeJS.Timeout | undefined;
 
+/** The host↔CVM link's sockets: under the node's own disk, or (a path too long for a socket) a private temp dir. */
+function linkPaths(bootRoot: string): { api: string; nbd: string } {
+  let dir = join(bootRoot, 'link');
+  if (dir.length > 90) dir = join(tmpdir(), `cvg-link-${createHash('sha256').update(dir).digest('hex').slice(0, 16)}`);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return { api: join(dir, 'cvm-api.sock'), nbd: join(dir, 'cvm-nbd.sock') };
+}
+let link: { api: string; nbd: string } | undefined;
+
+/** Whether the CVM answers over the host↔CVM link (its API on the link's socket). */
+function probeLink(): Promise<{ state: 'up' | 'down'; detail: string }> {
+  const l = link;
+  if (!l) return Promise.resolve({ state: 'down', detail: 'no link configured' });
+  return new Promise((resolve) => {
+    const req = httpGet({ socketPath: l.api, path: '/status', timeout: 1500 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200 ? { state: 'up', detail: l.api } : { state: 'down', detail: `HTTP ${res.statusCode ?? 0}` });
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', (e) => resolve({ state: 'down', detail: e.message }));
+  });
+}
+
 async function writeCvmConfig(): Promise<string> {
   const boot = DiskVolume.open(hw.bootDevice.path);
   const c: CvmConfig = {
@@ -45,7 +71,9 @@ async function writeCvmConfig(): Promise<string> {
     disks: hw.disks.map((d) => ({ serial: d.serial, path: d.path, mediaType: d.mediaType, capacityBytes: d.capacityBytes })),
     cvm: cfg.cvm,
     stateDir: join(boot.root, 'cvm-state'),
+    link: linkPaths(boot.root),
   };
+  link = c.link;
   await boot.writeFile('config/cvm.json', JSON.stringify(c, null, 2));
   return join(boot.root, 'config/cvm.json');
 }
@@ -179,11 +207,14 @@ const agent = createServer((req, res) => {
     return;
   }
   if (req.method === 'GET' && req.url === '/status') {
-    res.writeHead(200, { 'Content-Type': 'application/json' });
-    res.end(JSON.stringify({
-      serial: hw.serial, hostname: cfg.hostname, hostIp: cfg.hostIp, hypervisorVersion: cfg.versions.hypervisor, bundleVersion: cfg.versions.bundle,
-      uptimeS: Math.round((Date.now() - started) / 1000), cvm: { ip: cfg.cvmIp, state: cvmState, pid: cvm?.pid ?? null, restarts, nosVersion: cfg.versions.nos },
-    }));
+    void probeLink().then((l) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({
+        serial: hw.serial, hostname: cfg.hostname, hostIp: cfg.hostIp, hypervisorVersion: cfg.versions.hypervisor, bundleVersion: cfg.versions.bundle,
+        uptimeS: Math.round((Date.now() - started) / 1000), cvm: { ip: cfg.cvmIp, state: cvmState, pid: cvm?.pid ?? null, restarts, nosVersion: cfg.versions.nos },
+        link: l,
+      }));
+    });
     return;
   }
   res.writeHead(404, { 'Content-Type': 'application/json' });
@@ -205,6 +236,7 @@ async function refreshCluster(): Promise<void> {
 const clusterTimer = setInterval(() => void refreshCluster(), 5000);
 const redirector = new Redirector({
   localCvmIp: () => cfg.cvmIp,
+  localLink: () => link?.nbd,
   cvms: () => (clusterCvms.length > 0 ? clusterCvms : [cfg.cvmIp]),
   vdisks: async () => {
     for (const ip of clusterCvms.length > 0 ? clusterCvms : [cfg.cvmIp]) {

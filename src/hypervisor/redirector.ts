@@ -1,7 +1,7 @@
 /**
  * @module
  * The I/O redirector: the hypervisor serves every vdisk to local clients over NBD (hostIp:10809)
- * and forwards each request to the local CVM's stargate; when the local CVM is down it switches
+ * and forwards each request to the local CVM's stargate over the host↔CVM link; when the local CVM is down it switches
  * to a healthy remote CVM, and back when the local one returns. Requests caught in flight by a
  * failing CVM are sent again to the next one, so clients see a stall, never an I/O error (writes
  * resent are the same bytes at the same offset).
@@ -23,6 +23,14 @@ export interface RedirectorDeps {
   /** Names of the vdisks (asked of a CVM). */
   vdisks: () => Promise<string[]>;
   log: (m: string) => void;
+  /** The host↔CVM link's NBD socket: the local CVM is reached through it, not over the network. */
+  localLink?: () => string | undefined;
+}
+
+/** Connects to a CVM's stargate: the local one over the host↔CVM link, others over TCP. */
+function reach(deps: RedirectorDeps, ip: string, name: string, timeoutMs: number): Promise<NbdClient> {
+  const link = ip === deps.localCvmIp() ? deps.localLink?.() : undefined;
+  return link ? NbdClient.connectPath(link, name, timeoutMs) : NbdClient.connect(ip, CVM_NBD_PORT, name, timeoutMs);
 }
 
 class RedirectBackend implements NbdBackend {
@@ -44,7 +52,7 @@ class RedirectBackend implements NbdBackend {
     const local = this.deps.localCvmIp();
     if (this.target === local || this.connecting) return;
     try {
-      const c = await NbdClient.connect(local, CVM_NBD_PORT, this.name, 1000);
+      const c = await reach(this.deps, local, this.name, 1000);
       const old = this.upstream;
       this.upstream = c;
       this.target = local;
@@ -62,7 +70,7 @@ class RedirectBackend implements NbdBackend {
       for (let wait = 100; ; wait = Math.min(wait * 2, 1000)) {
         for (const ip of this.deps.cvms()) {
           try {
-            const c = await NbdClient.connect(ip, CVM_NBD_PORT, this.name, 2000);
+            const c = await reach(this.deps, ip, this.name, 2000);
             if (ip !== this.target) this.deps.log(`redirector: ${this.name} now through CVM ${ip}${ip === this.deps.localCvmIp() ? ' (local)' : ' (the local CVM is down)'}`);
             this.upstream = c;
             this.target = ip;
@@ -123,7 +131,7 @@ export class Redirector {
       open: async (name) => {
         for (const ip of deps.cvms()) {
           try {
-            const c = await NbdClient.connect(ip, CVM_NBD_PORT, name, 2000);
+            const c = await reach(deps, ip, name, 2000);
             return new RedirectBackend(name, c.size, c, ip, deps);
           } catch (e) {
             deps.log(`redirector: ${name} via ${ip}: ${errorMessage(e)}`);

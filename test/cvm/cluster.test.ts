@@ -42,6 +42,11 @@ after(async () => {
 });
 
 test('cluster create: etcd on 3 CVMs with 3 healthy members, and every CVM configured', async () => {
+  // the internal host↔CVM link is up on every node
+  for (const i of [0, 1, 2]) {
+    const h = await (await fetch(`http://127.62.0.${i + 1}:8100/status`)).json() as any;
+    assert.equal(h.link.state, 'up', `host ${i + 1}: ${h.link.detail}`);
+  }
   // the storage HBA is passed through: the CVM holds its node's data disks, a second opener is refused
   const d0 = t.tr.node(0).inventory.disks[0]!;
   assert.throws(() => DiskVolume.open(t.tr.node(0).diskPath(d0.serial)!), (e: unknown) => e instanceof ConflictError && /is held by the CVM at 127\.62\.1\.1 \(pid \d+\)/.test(e.message));

@@ -60,6 +60,8 @@ export class Cvm {
   private etcd: Supervised | undefined;
   private disks: CvmStatus['disks'];
   private server = createServer((req, res) => void this.serve(req, res));
+  /** The same API on the host↔CVM link (a Unix socket only this node reaches). */
+  private linkServer = createServer((req, res) => void this.serve(req, res));
   private etcdClient: Etcd3 | undefined;
   private local: LocalEgroups;
   private peers = new PeerEgroups();
@@ -113,6 +115,14 @@ export class Cvm {
       this.server.listen(CVM_API_PORT, this.cfg.cvmIp, resolve);
     });
     await this.replication.listen(this.cfg.cvmIp);
+    const link = this.cfg.link;
+    if (link) {
+      rmSync(link.api, { force: true });
+      await new Promise<void>((resolve, reject) => {
+        this.linkServer.once('error', reject);
+        this.linkServer.listen(link.api, resolve);
+      });
+    }
     if (this.state?.committed) await this.startStargate();
     const c = this.state?.committed ? this.state.cluster : null;
     this.log(`CVM up: storage OS ${this.cfg.versions.nos} at ${this.cfg.cvmIp}, ${this.disks.filter((d) => d.ok).length}/${this.disks.length} disks, ${c ? `in cluster ${c.name}` : 'unconfigured'}`);
@@ -128,6 +138,7 @@ export class Cvm {
     this.etcdClient?.close();
     await this.etcd?.stop();
     await new Promise<void>((r) => this.server.close(() => r()));
+    if (this.linkServer.listening) await new Promise<void>((r) => this.linkServer.close(() => r()));
   }
 
   status(): CvmStatus {
@@ -268,6 +279,7 @@ export class Cvm {
       description: (name) => `Converge vdisk ${name}`,
     }, this.log);
     await server.listen(NBD_PORT, this.cfg.cvmIp);
+    if (this.cfg.link) await server.listenPath(this.cfg.link.nbd);
     this.nbd = server;
     // another CVM changed an extent group's replicas (a repair): forget the cached record
     this.watcher = await etcd.watch().prefix(EGROUPS_PREFIX).create();

@@ -55,4 +55,10 @@ export interface CvmConfig {
   cvm: { vcpus: number; ramGiB: number };
   /** Where the CVM keeps its own state (configured, cluster id) across restarts. */
   stateDir: string;
+  /**
+   * The internal host↔CVM link (the reference platform's 192.168.5.0/24 vSwitch): Unix sockets
+   * only this node's processes can reach. The CVM serves its API (`api`) and vdisks over NBD
+   * (`nbd`) there; the hypervisor's redirector uses it for the local CVM.
+   */
+  link?: { api: string; nbd: string };
 }

@@ -36,14 +36,22 @@ export class NbdClient {
 
   private constructor(private readonly sock: Socket, private readonly reader: ByteReader) {}
 
-  static async connect(host: string, port: number, exportName: string, timeoutMs = 5000): Promise<NbdClient> {
-    const sock = connect({ host, port, noDelay: true });
+  static connect(host: string, port: number, exportName: string, timeoutMs = 5000): Promise<NbdClient> {
+    return NbdClient.open(connect({ host, port, noDelay: true }), `${host}:${port}`, exportName, timeoutMs);
+  }
+
+  /** Connects over a Unix socket (the host↔CVM link). */
+  static connectPath(path: string, exportName: string, timeoutMs = 5000): Promise<NbdClient> {
+    return NbdClient.open(connect({ path }), path, exportName, timeoutMs);
+  }
+
+  private static async open(sock: Socket, where: string, exportName: string, timeoutMs: number): Promise<NbdClient> {
     const reader = new ByteReader(() => sock.pause(), () => sock.resume());
     sock.on('data', (c: Buffer) => reader.push(c));
     sock.on('end', () => reader.end());
     sock.on('close', () => reader.end());
     sock.on('error', () => reader.end('connection error'));
-    const timer = setTimeout(() => sock.destroy(new Error(`NBD handshake with ${host}:${port} timed out`)), timeoutMs);
+    const timer = setTimeout(() => sock.destroy(new Error(`NBD handshake with ${where} timed out`)), timeoutMs);
     try {
       await new Promise<void>((resolve, reject) => {
         sock.once('connect', () => resolve());
@@ -55,7 +63,7 @@ export class NbdClient {
       return c;
     } catch (e) {
       sock.destroy();
-      throw new NbdConnectionLost(`${host}:${port}: ${e instanceof Error ? e.message : String(e)}`);
+      throw new NbdConnectionLost(`${where}: ${e instanceof Error ? e.message : String(e)}`);
     } finally {
       clearTimeout(timer);
     }

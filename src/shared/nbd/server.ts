@@ -1,13 +1,14 @@
 /**
  * @module
- * The NBD server: accepts TCP connections and hands each to an NbdConnection. A bad client ends
+ * The NBD server: accepts TCP (and Unix socket) connections and hands each to an NbdConnection. A bad client ends
  * only its own connection.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { rmSync } from 'node:fs';
 import { NbdConnection, type ExportProvider } from './connection.ts';
 
 export class NbdServer {
-  private server: Server | undefined;
+  private servers: Server[] = [];
   private conns = new Set<Socket>();
 
   constructor(private readonly exports: ExportProvider, private readonly log: (m: string) => void = () => undefined) {}
@@ -17,14 +18,19 @@ export class NbdServer {
     return new NbdConnection(stream, this.exports, this.log);
   }
 
-  listen(port: number, host: string): Promise<{ port: number }> {
+  private serve(): Server {
     const server = createServer({ noDelay: true }, (s) => {
       this.conns.add(s);
       s.on('close', () => this.conns.delete(s));
       s.on('error', () => undefined);
       this.handle(s);
     });
-    this.server = server;
+    this.servers.push(server);
+    return server;
+  }
+
+  listen(port: number, host: string): Promise<{ port: number }> {
+    const server = this.serve();
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => {
@@ -34,8 +40,19 @@ export class NbdServer {
     });
   }
 
+  /** Also serves on a Unix socket (a private link between processes of one node); a stale socket file is replaced. */
+  listenPath(path: string): Promise<void> {
+    rmSync(path, { force: true });
+    const server = this.serve();
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => resolve());
+    });
+  }
+
   async close(): Promise<void> {
     for (const s of this.conns) s.destroy();
-    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    await Promise.all(this.servers.map((srv) => new Promise<void>((r) => srv.close(() => r()))));
+    this.servers = [];
   }
 }
