@@ -23,7 +23,7 @@ import { ConflictError, InputError, NotFoundError, errorMessage, isConvergeError
 import type { CvmConfig } from '../../hypervisor/protocol/node-config.ts';
 import type { CvmAnnounce } from '../../foundation/protocol/installer.ts';
 import { parseCreateRequest, storeMembers, initialCluster } from '../core/cluster.ts';
-import { CVM_API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, NBD_PORT, type ClusterInfo, type CvmStatus, type PrepareRequest, type PoolView } from '../protocol/cluster.ts';
+import { CVM_API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, NBD_PORT, type ClusterInfo, type CvmStatus, type PrepareRequest, type PoolView, type StoreHealth } from '../protocol/cluster.ts';
 import { Supervised } from './supervisor.ts';
 import { LocalEgroups, PeerEgroups, parseEgroupList } from './egroups.ts';
 import { ReplicationServer } from './replication.ts';
@@ -321,6 +321,25 @@ export class Cvm {
     return null;
   }
 
+  /** The configuration store's health as each member sees it (quorum = a majority with one leader). */
+  private async storeHealth(): Promise<StoreHealth> {
+    const st = this.state;
+    if (!st?.committed) throw new ConflictError(`this CVM (${this.cfg.cvmIp}) belongs to no cluster`);
+    const members = await Promise.all(st.cluster.store.map(async (ip) => {
+      const c = new Etcd3({ hosts: `http://${ip}:${ETCD_CLIENT_PORT}`, dialTimeout: 2000 });
+      try {
+        const s = await Promise.race([c.maintenance.status(), new Promise<never>((_r, rej) => setTimeout(() => rej(new Error('no answer in 3 s')), 3000))]);
+        return { cvmIp: ip, healthy: true, leader: s.leader !== '0', detail: `raft term ${s.raftTerm}, index ${s.raftIndex}` };
+      } catch (e) {
+        return { cvmIp: ip, healthy: false, leader: false, detail: errorMessage(e) };
+      } finally {
+        c.close();
+      }
+    }));
+    const healthy = members.filter((m) => m.healthy && m.leader).length;
+    return { members, healthy, quorum: healthy > st.cluster.store.length / 2 };
+  }
+
   // ---- cluster formation -------------------------------------------------------------------
 
   private async create(body: unknown): Promise<ClusterInfo> {
@@ -451,6 +470,8 @@ export class Cvm {
         }
       }
       const route = `${req.method ?? ''} ${req.url ?? ''}`;
+      const reps = /^GET \/storage\/vdisks\/([^/?]+)\/replicas$/.exec(route);
+      if (reps) return send(200, await this.meta().replicaMap(decodeURIComponent(reps[1] ?? '')));
       const del = /^DELETE \/storage\/(containers|vdisks)\/([^/?]+)$/.exec(route);
       if (del) {
         const name = decodeURIComponent(del[2] ?? '');
@@ -475,6 +496,8 @@ export class Cvm {
           return send(201, await this.meta().createVdisk(obj()));
         case 'GET /status':
           return send(200, this.status());
+        case 'GET /cluster/health':
+          return send(200, await this.storeHealth());
         case 'POST /cluster/create':
           return send(200, await this.create(body));
         case 'POST /cluster/prepare':

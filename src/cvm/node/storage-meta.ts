@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
 import { ConflictError, NotFoundError } from '../../shared/errors.ts';
 import { checkName, checkRf, parseSize, type Container, type Pool, type Vdisk } from '../core/storage.ts';
+import type { ReplicaMap } from '../protocol/cluster.ts';
 
 const POOL = '/converge/pool';
 const CONTAINERS = '/converge/containers/';
@@ -48,6 +49,17 @@ export class StorageMeta {
       list.push((JSON.parse(v) as unknown[]).length);
     }
     return out;
+  }
+
+  async replicaMap(name: string): Promise<ReplicaMap> {
+    checkName('name', name);
+    const raw = await this.etcd.get(VDISKS + name).string();
+    if (!raw) throw new NotFoundError('vdisk', name);
+    const v = JSON.parse(raw) as Vdisk;
+    const c = (await this.containers()).find((x) => x.name === v.container);
+    const all = await this.etcd.getAll().prefix(`${EGROUPS}${v.uuid}/`).strings();
+    const blocks = Object.entries(all).map(([k, val]) => ({ block: Number(k.split('/').pop()), replicas: JSON.parse(val) as ReplicaMap['blocks'][number]['replicas'] })).sort((a, b) => a.block - b.block);
+    return { vdisk: name, replicationFactor: c?.replicationFactor ?? 1, blocks };
   }
 
   async containers(): Promise<Container[]> {

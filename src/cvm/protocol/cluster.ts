@@ -7,7 +7,9 @@
  *   POST /cluster/prepare    PrepareRequest (member to member): take part, start the store if asked
  *   POST /cluster/commit     { clusterId } (member to member): the cluster exists
  *   POST /cluster/destroy    back to unconfigured (stops the store, forgets the cluster)
+ *   GET  /cluster/health     StoreHealth: the configuration store's members and quorum
  *   GET  /storage/pool       PoolView (on any member)
+ *   GET  /storage/vdisks/<name>/replicas   ReplicaMap: where each written block's replicas are
  *   GET|POST /storage/containers, DELETE /storage/containers/<name>            { name, replicationFactor }
  *   GET|POST /storage/vdisks, DELETE /storage/vdisks/<name>                    { name, size, container }
  * Errors: { error: { code, message, field? } } with 400 / 404 / 409 / 503 / 500.
@@ -75,3 +77,16 @@ export const ETCD_PEER_PORT = 2380;
 export const NBD_PORT = 10809;
 /** CVMs read and write each other's extent-group replicas here (core/replication-codec.ts). */
 export const REPLICATION_PORT = 2009;
+
+export interface StoreHealth {
+  members: { cvmIp: string; healthy: boolean; leader: boolean; detail: string }[];
+  healthy: number;
+  quorum: boolean;
+}
+
+/** A vdisk's written blocks and where their replicas are (first = the one written first, usually local). */
+export interface ReplicaMap {
+  vdisk: string;
+  replicationFactor: number;
+  blocks: { block: number; replicas: { node: string; cvmIp: string; disk: string }[] }[];
+}

@@ -5,6 +5,8 @@
  * call back (installer configuration and reports, CVM announcements). Transport-free: api.ts maps
  * HTTP onto it.
  */
+import { newClusterEntry } from '../core/cluster-stage.ts';
+import { parseCreateRequest } from '../../cvm/protocol/create-request.ts';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -219,9 +221,6 @@ export class Foundation {
     const creds: BmcCredentials = { ...this.deps.creds };
     if (req.ipmi_user) creds.user = req.ipmi_user;
     if (req.ipmi_password) creds.password = req.ipmi_password;
-    if (req.clusters.some((c) => c.cluster_init_now)) {
-      throw new InputError('clusters[0].cluster_init_now', 'cluster creation is not available in this version of Converge yet (it arrives with the storage fabric); image the nodes with cluster_init_now false');
-    }
     const entries = req.blocks.flatMap((b, bi) => b.nodes.map((n, ni) => ({ b, n, field: `blocks[${bi}].nodes[${ni}]` })));
     const imaging = entries.some((e) => e.n.image_now);
     if (imaging && !req.nos_package) throw new InputError('nos_package', 'name a bundle from enumerate_nos_packages to image nodes');
@@ -296,6 +295,21 @@ export class Foundation {
       if (!r.inv.inventory.hba) throw new InputError('blocks.nodes', `node ${r.inv.serial} has no storage HBA to pass through`);
     }
 
+    const cvmIps = new Set(plan.plan.nodes.map((n) => n.cvmIp));
+    const clusterField: Record<string, string> = { name: 'cluster_name', cvmIps: 'cluster_members', redundancyFactor: 'redundancy_factor', vip: 'cluster_external_ip', dns: 'cvm_dns_servers', ntp: 'cvm_ntp_servers' };
+    req.clusters.forEach((c, ci) => {
+      if (!c.cluster_init_now) return;
+      const stranger = c.cluster_members.findIndex((ip) => !cvmIps.has(ip));
+      if (stranger >= 0) throw new InputError(`clusters[${ci}].cluster_members[${stranger}]`, `${c.cluster_members[stranger] ?? ''} is not the cvm_ip of a node in this request`);
+      try {
+        // the same rules the CVM applies when it creates the cluster, checked before any node is imaged
+        parseCreateRequest({ name: c.cluster_name, cvmIps: c.cluster_members, redundancyFactor: c.redundancy_factor, vip: c.cluster_external_ip ?? null, dns: c.cvm_dns_servers ?? [], ntp: c.cvm_ntp_servers ?? [] });
+      } catch (e) {
+        if (!(e instanceof InputError)) throw e;
+        const [head = '', ...rest] = e.field.split('[');
+        throw new InputError(`clusters[${ci}].${clusterField[head] ?? head}${rest.length ? `[${rest.join('[')}` : ''}`, e.reason);
+      }
+    });
     const id = `${new Date(this.deps.clock.now()).toISOString().replace(/[-:T]/g, '').slice(0, 14)}-${randomBytes(2).toString('hex')}`;
     const nodes: SessionNode[] = entries.map(({ b, n }, i) => {
       const inv = resolved[i]!.inv;
@@ -315,7 +329,7 @@ export class Foundation {
         ipmiNetmask: planInput.bmc.netmask, ipmiGateway: planInput.bmc.gateway, dns, ntp,
       },
       nodes,
-      clusters: req.clusters.map((c) => ({ cluster_name: c.cluster_name, cluster_members: c.cluster_members, status: 'not created (cluster_init_now is false)', percent_complete: 100 })),
+      clusters: req.clusters.map((c) => newClusterEntry(c)),
       aborted: false,
       maxParallel: req.max_parallel ?? 8,
       timeouts: this.deps.timeouts ?? DEFAULT_TIMEOUTS,

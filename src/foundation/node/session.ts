@@ -18,10 +18,12 @@ import { errorMessage, ConflictError, NotFoundError } from '../../shared/errors.
 import { writeJson, readJson } from '../../shared/json-file.ts';
 import {
   initialImagingState, stepImaging, isFinal, statusText,
-  type ImagingCommand, type ImagingEvent, type NodeImagingState, type RedfishOp,
+  type ImagingCommand, type ImagingEvent, type NodeImagingState, type RedfishOp, type Stage,
 } from '../core/imaging.ts';
 import { Bmc, type BmcCredentials } from './bmc.ts';
 import type { FoundationLayout } from './layout.ts';
+import { clusterReadiness, clusterSettled, type ClusterEntry } from '../core/cluster-stage.ts';
+import { createAndValidate, ClusterCheckFailed } from './cluster-flow.ts';
 import { CVM_STATUS_PORT, HOST_AGENT_PORT } from '../../hypervisor/protocol/node-config.ts';
 
 export interface SessionNode {
@@ -58,7 +60,7 @@ export interface SessionRecord {
   expect: { hypervisor: string; nos: string } | null;
   network: SessionNetwork;
   nodes: SessionNode[];
-  clusters: { cluster_name: string; cluster_members: string[]; status: string; percent_complete: number }[];
+  clusters: ClusterEntry[];
   aborted: boolean;
   maxParallel: number;
   timeouts: { bootMs: number; installSilenceMs: number; cvmMs: number };
@@ -71,6 +73,8 @@ export interface SessionEvent {
   stage: string | null;
   percent: number | null;
   message: string;
+  /** Set on a cluster's events. */
+  cluster?: string;
 }
 
 export interface SessionDeps {
@@ -113,6 +117,11 @@ export class Session extends EventEmitter {
         s.event(n.serial, n.imaging, `fatal: ${n.imaging.error ?? ''}`);
       } else if (n.imaging.stage === 'pending' && rec.aborted) {
         n.imaging = { ...n.imaging, stage: 'aborted', error: 'aborted by the user', message: 'aborted' };
+      }
+    }
+    for (const c of rec.clusters) {
+      if (c.stage === 'creating' || c.stage === 'validating') {
+        Object.assign(c, { stage: 'failed', status: 'fatal: Foundation restarted while creating the cluster; destroy it (converge cluster destroy) and create it again', endedAt: deps.clock.now() });
       }
     }
     s.persist();
@@ -158,6 +167,71 @@ export class Session extends EventEmitter {
   start(): void {
     this.event(null, null, `session started: ${this.record.nodes.length} node(s), bundle ${this.record.bundleFile}`);
     this.pump();
+    this.clusterStep();
+  }
+
+  // ---- stages 3-4: create and validate each clusters[] entry with cluster_init_now ----------
+
+  private memberStage(cvmIp: string): Stage | undefined {
+    return this.record.nodes.find((n) => n.cvmIp === cvmIp)?.imaging.stage;
+  }
+
+  private clusterEvent(c: ClusterEntry, message: string): void {
+    const e: SessionEvent = { seq: ++this.seq, time: new Date(this.deps.clock.now()).toISOString(), serial: null, stage: 'cluster', percent: c.percent_complete, message: `cluster ${c.cluster_name}: ${message}`, cluster: c.cluster_name };
+    appendFileSync(this.deps.layout.session(this.id).events, JSON.stringify(e) + '\n');
+    this.emit('event', e);
+  }
+
+  /** Starts every waiting cluster whose members are all imaged. */
+  private clusterStep(): void {
+    if (this.record.aborted) return;
+    for (const c of this.record.clusters) {
+      if (c.stage !== 'waiting') continue;
+      const r = clusterReadiness(c, (ip) => this.memberStage(ip));
+      if (r === 'blocked') {
+        const status = 'waiting: a member node failed imaging (retry it)';
+        if (c.status !== status) {
+          c.status = status;
+          this.clusterEvent(c, status);
+          this.persist();
+        }
+        continue;
+      }
+      if (r === 'start') void this.runCluster(c);
+    }
+  }
+
+  private async runCluster(c: ClusterEntry): Promise<void> {
+    Object.assign(c, { stage: 'creating', startedAt: this.deps.clock.now(), checks: [], status: 'creating the cluster', percent_complete: 1 });
+    this.persist();
+    const hosts = new Map(this.record.nodes.map((n) => [n.cvmIp, n.hostIp]));
+    try {
+      const info = await createAndValidate(c, hosts, {
+        clock: this.deps.clock,
+        waitMs: this.record.timeouts.cvmMs,
+        tag: this.id.toLowerCase(),
+        report: (percent, message) => {
+          if (percent >= 50) c.stage = 'validating';
+          c.percent_complete = percent;
+          c.status = message;
+          this.persist();
+          this.clusterEvent(c, message);
+        },
+        checked: (k) => {
+          c.checks.push(k);
+          this.persist();
+          this.clusterEvent(c, `${k.ok ? 'PASS' : 'FAIL'} ${k.name}: ${k.evidence}`);
+        },
+      });
+      Object.assign(c, { stage: 'done', cluster_id: info.clusterId, percent_complete: 100, endedAt: this.deps.clock.now(), status: `cluster ${info.name} created and validated (${c.checks.length} checks passed)` });
+      this.clusterEvent(c, c.status);
+    } catch (e) {
+      const why = e instanceof ClusterCheckFailed ? `${e.check.name} failed: ${e.check.evidence}` : errorMessage(e);
+      Object.assign(c, { stage: 'failed', endedAt: this.deps.clock.now(), status: `fatal: ${why}` });
+      this.clusterEvent(c, c.status);
+    }
+    this.persist();
+    if (this.stopped) this.event(null, null, `imaging stopped: ${this.aggregatePercent()}%`);
   }
 
   /** Feeds one event to a node's machine and runs the commands it returns. */
@@ -176,6 +250,7 @@ export class Session extends EventEmitter {
       t?.dispose();
       this.timers.delete(serial);
       this.pump();
+      this.clusterStep();
       if (this.stopped) this.event(null, null, `imaging stopped: ${this.aggregatePercent()}%`);
     }
   }
@@ -347,16 +422,18 @@ export class Session extends EventEmitter {
     this.record.aborted = false;
     n.imaging = initialImagingState(serial, n.imaging.imageNow, false);
     this.event(serial, n.imaging, 'retry requested');
+    for (const c of this.record.clusters) if (c.stage === 'waiting' && c.cluster_members.includes(n.cvmIp)) c.status = 'waiting for its nodes to be imaged';
     this.persist();
     this.pump();
   }
 
   get stopped(): boolean {
-    return this.record.nodes.every((n) => isFinal(n.imaging.stage));
+    return this.record.nodes.every((n) => isFinal(n.imaging.stage)) && this.record.clusters.every((c) => this.record.aborted || clusterSettled(c, (ip) => this.memberStage(ip)));
   }
 
+  /** Nodes and the clusters Foundation creates, each counted once. */
   aggregatePercent(): number {
-    const parts = this.record.nodes.map((n) => n.imaging.percent);
+    const parts = [...this.record.nodes.map((n) => n.imaging.percent), ...this.record.clusters.filter((c) => c.init).map((c) => c.percent_complete)];
     if (parts.length === 0) return 0;
     return Math.floor(parts.reduce((a, b) => a + b, 0) / parts.length);
   }
@@ -385,7 +462,12 @@ export class Session extends EventEmitter {
         time_elapsed: secs(n.imaging.startedAt, n.imaging.endedAt),
         time_total: secs(n.imaging.startedAt, n.imaging.endedAt),
       })),
-      clusters: this.record.clusters.map((c) => ({ ...c, messages: [], time_elapsed: 0, time_total: 0 })),
+      clusters: this.record.clusters.map((c) => ({
+        cluster_name: c.cluster_name, cluster_members: c.cluster_members, status: c.status, percent_complete: c.percent_complete,
+        messages: events.filter((e) => e.cluster === c.cluster_name).slice(-5).map((e) => e.message),
+        time_elapsed: secs(c.startedAt, c.endedAt), time_total: secs(c.startedAt, c.endedAt),
+        stage: c.stage, cluster_id: c.cluster_id, checks: c.checks,
+      })),
     };
   }
 

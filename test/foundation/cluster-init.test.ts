@@ -1,0 +1,69 @@
+/**
+ * Foundation completes the flow: image_nodes with a clusters[] entry and cluster_init_now images the
+ * nodes, creates the cluster through a CVM, and validates it (host↔CVM link, store quorum,
+ * services, pool, a test vdisk at RF across nodes); progress reports the cluster entry, and the
+ * session counts as done only when the cluster is.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { TestFoundation } from '../drivers/foundation-driver.ts';
+
+let t: TestFoundation;
+
+before(async () => {
+  t = await TestFoundation.start('127.47', 18047, 3);
+  await t.upload();
+});
+after(async () => {
+  await t.stop();
+});
+
+const cluster = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+  cluster_name: 'lab', cluster_members: ['127.48.1.1', '127.48.1.2', '127.48.1.3'], cluster_init_now: true, redundancy_factor: 2,
+  cvm_dns_servers: '127.0.0.53', cvm_ntp_servers: '127.0.0.123', ...extra,
+});
+
+test('a clusters[] entry that cannot work is refused before any node is imaged, naming the field', async () => {
+  const stranger = await t.call('POST', '/foundation/image_nodes', t.imageBody('127.48', [0, 1, 2], { clusters: [cluster({ cluster_members: ['127.48.1.1', '127.48.1.9'] })] }));
+  assert.equal(stranger.status, 400);
+  assert.match(stranger.text, /clusters\[0\]\.cluster_members\[1\].*127\.48\.1\.9 is not the cvm_ip of a node in this request/);
+  const rf3 = await t.call('POST', '/foundation/image_nodes', t.imageBody('127.48', [0, 1, 2], { clusters: [cluster({ redundancy_factor: 3 })] }));
+  assert.equal(rf3.status, 400);
+  assert.match(rf3.text, /clusters\[0\]\.redundancy_factor.*RF3 needs at least 5 nodes/);
+  const name = await t.call('POST', '/foundation/image_nodes', t.imageBody('127.48', [0, 1, 2], { clusters: [cluster({ cluster_name: '9 lives' })] }));
+  assert.equal(name.status, 400);
+  assert.match(name.text, /is not a valid cluster name/);
+  assert.equal((await t.call('GET', '/foundation/sessions')).json.length, 0, 'nothing started');
+});
+
+test('image_nodes with cluster_init_now: three nodes imaged, the cluster created and validated, the session at 100 % only then', async () => {
+  const r = await t.call('POST', '/foundation/image_nodes', t.imageBody('127.48', [0, 1, 2], { clusters: [cluster()] }));
+  assert.equal(r.status, 200, r.text);
+  const id = r.json.session_id as string;
+  // while the cluster is being made, the session is not stopped even though every node is done
+  const mid = await t.tr.until(async () => {
+    const p = (await t.call('GET', `/foundation/progress?session_id=${id}`)).json;
+    return p.nodes.every((n: any) => n.percent_complete === 100) ? p : undefined;
+  }, 60_000, 'every node imaged');
+  if (mid.clusters[0].percent_complete < 100) {
+    assert.equal(mid.imaging_stopped, false);
+    assert.ok(mid.aggregate_percent_complete < 100);
+  }
+  const p = await t.waitStopped(id, 120_000);
+  const c = p.clusters[0];
+  assert.equal(c.percent_complete, 100, c.status);
+  assert.equal(p.aggregate_percent_complete, 100);
+  assert.match(c.status, /cluster lab created and validated \(5 checks passed\)/);
+  assert.deepEqual(c.checks.map((k: any) => `${k.name}:${k.ok}`), ['host-cvm-link:true', 'store-quorum:true', 'cvm-services:true', 'storage-pool:true', 'data-path:true']);
+  assert.match(c.checks.find((k: any) => k.name === 'data-path').evidence, /8 MiB written through 127\.48\.1\.1, read back identical through 127\.48\.1\.2; 8 blocks, 8 at RF2 on distinct nodes/);
+  assert.match(c.checks.find((k: any) => k.name === 'store-quorum').evidence, /3\/3 store members healthy with a leader/);
+  assert.ok(c.time_total >= 0 && c.messages.length > 0);
+  // the CVMs are in the cluster Foundation reported, and the test vdisk is gone
+  const st = await (await fetch('http://127.48.1.3:2100/status')).json() as any;
+  assert.equal(st.configured, true);
+  assert.equal(st.clusterId, c.cluster_id);
+  assert.deepEqual(await (await fetch('http://127.48.1.1:2100/storage/vdisks')).json(), []);
+  // the cluster log tells the same story
+  const events = (await t.call('GET', `/foundation/cluster_log?session_id=${id}`)).text;
+  for (const k of ['host-cvm-link', 'store-quorum', 'cvm-services', 'storage-pool', 'data-path']) assert.match(events, new RegExp(`PASS ${k}`));
+});
