@@ -36,6 +36,7 @@ const bar = (pct: number, w = 20): string => '█'.repeat(Math.round((pct / 100)
 function renderProgress(p: ProgressResponse): string {
   const rows = [['NODE', 'HOST', 'STAGE', '', '%', 'TIME', 'STATUS']];
   for (const n of p.nodes) rows.push([n.node_serial, n.hypervisor_ip, n.stage, bar(n.percent_complete), String(n.percent_complete), `${n.time_elapsed}s`, String(n.status).slice(0, 90)]);
+  for (const c of p.clusters) rows.push([`cluster ${c.cluster_name}`, `${c.cluster_members.length} nodes`, c.stage ?? '', bar(c.percent_complete), String(c.percent_complete), `${c.time_elapsed}s`, String(c.status).slice(0, 90)]);
   return `${table(rows)}\nsession ${p.session_id}: ${p.aggregate_percent_complete}%${p.imaging_stopped ? ' — stopped' : ''}${p.abort_session ? ' (aborted)' : ''}`;
 }
 
@@ -73,7 +74,7 @@ function printValidation(r: ValidationReport): void {
 }
 
 /** Turns a plan into an image_nodes body (the public shape). */
-function imageBody(plan: Plan, o: { bundle: string; vcpus: number; ramGiB: number; current: Map<string, string> }): Record<string, unknown> {
+function imageBody(plan: Plan, o: { bundle: string; vcpus: number; ramGiB: number; current: Map<string, string>; cluster: number | null }): Record<string, unknown> {
   return {
     nos_package: o.bundle,
     hypervisor_iso: {},
@@ -87,7 +88,10 @@ function imageBody(plan: Plan, o: { bundle: string; vcpus: number; ramGiB: numbe
         hypervisor_ip: n.hostIp, cvm_ip: n.cvmIp, hypervisor_hostname: n.hostname, cvm_num_vcpus: o.vcpus, cvm_gb_ram: o.ramGiB,
       })),
     }],
-    clusters: [],
+    clusters: o.cluster === null ? [] : [{
+      cluster_name: plan.clusterName, cluster_members: plan.nodes.map((n) => n.cvmIp), cluster_init_now: true, redundancy_factor: o.cluster,
+      ...(plan.clusterVip ? { cluster_external_ip: plan.clusterVip } : {}), cvm_dns_servers: plan.dns, cvm_ntp_servers: plan.ntp,
+    }],
   };
 }
 
@@ -252,8 +256,10 @@ export function registerFoundation(program: Command): void {
     .option('--bundle <name>', 'bundle in the repository (default: the newest)')
     .option('--cvm-vcpus <n>', 'CVM vCPUs', '8')
     .option('--cvm-ram <gib>', 'CVM RAM in GiB', '16')
+    .option('--create-cluster', 'then create the cluster of the plan\'s nodes and validate it (stages 3 and 4)')
+    .option('--redundancy-factor <n>', 'the new cluster\'s RF (default: 2 with 3 or more nodes, else 1)')
     .option('--no-follow', 'return once the session has started')
-    .action(async (o: { url: string; json?: boolean; plan: string; bundle?: string; cvmVcpus: string; cvmRam: string; follow: boolean }) => {
+    .action(async (o: { url: string; json?: boolean; plan: string; bundle?: string; cvmVcpus: string; cvmRam: string; follow: boolean; createCluster?: boolean; redundancyFactor?: string }) => {
       try {
         const pr = planFromJson(readFileSync(o.plan, 'utf8'));
         if (!pr.plan) throw new InputError(`plan.${pr.errors[0]?.field ?? ''}`, `${pr.errors[0]?.node ? `node ${pr.errors[0].node}: ` : ''}${pr.errors[0]?.reason ?? 'invalid plan'}`);
@@ -262,7 +268,7 @@ export function registerFoundation(program: Command): void {
         if (!bundleName) throw new InputError('bundle', 'the repository is empty: build one (converge bundle build --version 1.0.0) and upload it (converge foundation upload FILE)');
         const blocks = await api<DiscoverBlock[]>(o.url, 'GET', '/foundation/discover_nodes');
         const current = new Map<string, string>(blocks.flatMap((b) => b.nodes).map((n) => [n.node_serial, n.ipmi_ip]));
-        const { session_id: sid } = await api<{ session_id: string }>(o.url, 'POST', '/foundation/image_nodes', imageBody(pr.plan, { bundle: bundleName, vcpus: Number(o.cvmVcpus), ramGiB: Number(o.cvmRam), current }));
+        const { session_id: sid } = await api<{ session_id: string }>(o.url, 'POST', '/foundation/image_nodes', imageBody(pr.plan, { bundle: bundleName, vcpus: Number(o.cvmVcpus), ramGiB: Number(o.cvmRam), current, cluster: o.createCluster ? Number(o.redundancyFactor ?? (pr.plan.nodes.length >= 3 ? 2 : 1)) : null }));
         if (!o.follow) return o.json ? printJson({ session_id: sid }) : void process.stdout.write(`session ${sid}\n`);
         const p = await follow(o.url, sid, o.json === true);
         if (o.json) printJson(p);

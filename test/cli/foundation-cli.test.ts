@@ -31,7 +31,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('build, upload, discover, validate, plan and image from the CLI', async () => {
+test('build, upload, discover, validate, plan, image and create the cluster from the CLI', async () => {
   const b = await cvg('bundle', 'build', '--version', '2.0.0', '--out', join(dir, 'dist'), '--json');
   assert.equal(b.code, 0, b.stderr);
   const built = JSON.parse(b.stdout);
@@ -51,15 +51,22 @@ test('build, upload, discover, validate, plan and image from the CLI', async () 
   const bad = await cvg('foundation', 'plan', '--url', URL_, '--out', join(dir, 'bad.json'), '--host-start', '10.0.0.1', '--gateway', '10.0.255.254', '--cvm-start', '10.0.1.1');
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /127\.0\.0\.0\/8|loopback|lab/i);
-  const img = await cvg('foundation', 'image', '--plan', planFile, '--url', URL_, '--json');
+  const img = await cvg('foundation', 'image', '--plan', planFile, '--url', URL_, '--create-cluster', '--json');
   assert.equal(img.code, 0, img.stderr + img.stdout.slice(-2000));
   const last = JSON.parse(img.stdout.slice(img.stdout.lastIndexOf('\n{') + 1));
   assert.equal(last.imaging_stopped, true);
   assert.equal(last.aggregate_percent_complete, 100);
+  assert.equal(last.clusters.length, 1);
+  assert.equal(last.clusters[0].percent_complete, 100, last.clusters[0].status);
+  assert.deepEqual(last.clusters[0].cluster_members, ['127.52.1.1', '127.52.1.2', '127.52.1.3', '127.52.1.4']);
+  assert.ok(last.clusters[0].checks.every((k: any) => k.ok));
   const hv = await (await fetch('http://127.52.0.2:8100/status')).json() as any;
   assert.equal(hv.hypervisorVersion, '2.0.0');
   const pr = await cvg('foundation', 'progress', '--session', last.session_id, '--url', URL_);
   assert.match(pr.stdout, /100% — stopped/);
+  assert.match(pr.stdout, /cluster \S+\s+4 nodes\s+done\s+█+\s+100\s+\d+s\s+cluster \S+ created and validated \(5 checks passed\)/);
+  const cs = await cvg('cluster', 'status', '--cvm-ip', '127.52.1.1');
+  assert.match(cs.stdout, /RF2, 4 nodes/);
 });
 
 test('an undersized node fails validation: exit code 3 and the failing checks listed', async () => {

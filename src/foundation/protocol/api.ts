@@ -128,7 +128,8 @@ export interface ProgressResponse {
   aggregate_percent_complete: number;
   results: unknown[];
   nodes: ProgressNode[];
-  clusters: { cluster_name: string; cluster_members: string[]; status: string; percent_complete: number; messages: string[]; time_elapsed: number; time_total: number }[];
+  /** Converge adds stage, cluster_id and checks (name, ok, evidence) to each entry. */
+  clusters: { cluster_name: string; cluster_members: string[]; status: string; percent_complete: number; messages: string[]; time_elapsed: number; time_total: number; stage?: string; cluster_id?: string | null; checks?: { name: string; ok: boolean; evidence: string }[] }[];
 }
 
 export interface UploadReply {
