@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job of the README: brings up a 4-node lab rack (emulated bare-metal nodes with Redfish
-# BMCs) in the background, then tours it. Arguments are passed to `converge rack tour`.
+# The main job of the README: deploys a lab cluster end to end on this machine (converge demo): a
+# rack of emulated bare-metal nodes with Redfish BMCs, Foundation, imaging, cluster creation and
+# validation. Arguments are passed to `converge demo` (e.g. --nodes 4, --exit); Ctrl-C stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh curl ca-certificates
-exec node bin/converge.js rack tour "$@"
+bash scripts/setup.sh curl ca-certificates etcd-server
+exec node bin/converge.js demo "$@"

@@ -8,6 +8,7 @@ import { registerRackTour } from './rack-tour.ts';
 import { registerFoundation } from './foundation.ts';
 import { registerCluster } from './cluster.ts';
 import { registerStorage } from './storage.ts';
+import { registerDemo } from './demo.ts';
 
 const program = new Command();
 program.name('converge').description('Converge: an open-source hyperconverged infrastructure platform').version('0.1.0').enablePositionalOptions();
@@ -15,4 +16,5 @@ registerRackTour(registerRack(program));
 registerFoundation(program);
 registerCluster(program);
 registerStorage(program);
+registerDemo(program);
 await program.parseAsync(process.argv);

@@ -20,7 +20,7 @@ import type { FaultPatch, RackNodeSummary, RackStatus } from '../rack/protocol/c
 import { runRackDaemon, type DaemonInfo } from '../rack/main.ts';
 import { fail, printJson, table } from './output.ts';
 
-const BIN = resolve(fileURLToPath(import.meta.url), '../../../bin/converge.js');
+export const BIN = resolve(fileURLToPath(import.meta.url), '../../../bin/converge.js');
 
 interface Common {
   dataDir?: string;

@@ -1,0 +1,101 @@
+/**
+ * @module
+ * `converge demo`: the whole flow on one machine, exactly as a user would run it by hand — each
+ * step is a `converge` command run as its own process: build a release bundle, bring up a lab
+ * rack, start Foundation, upload the bundle, make the IP plan, image every node and create and
+ * validate the cluster, then show the cluster. Ctrl-C (or --exit) stops what it started.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { InputError } from '../shared/errors.ts';
+import { BIN } from './rack.ts';
+import { fail } from './output.ts';
+
+interface DemoOptions {
+  nodes: string;
+  pace: string;
+  dataDir?: string;
+  port: string;
+  network: string;
+  bmcNetwork: string;
+  exit?: boolean;
+}
+
+/** Runs one converge command, its output going to the terminal; resolves with its stdout if captured. */
+function step(title: string, args: string[], capture = false): Promise<string> {
+  process.stdout.write(`\n\u001b[1m▶ ${title}\u001b[0m\n  $ converge ${args.join(' ')}\n`);
+  return new Promise((res, rej) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', capture ? 'pipe' : 'inherit', 'inherit'] });
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('exit', (code) => (code === 0 ? res(out) : rej(new Error(`converge ${args[0] ?? ''} ${args[1] ?? ''} failed (exit ${code ?? 'signal'})`))));
+  });
+}
+
+export function registerDemo(program: Command): void {
+  program.command('demo')
+    .description('deploy a lab cluster end to end on this machine: rack, Foundation, imaging, cluster, validation')
+    .option('--nodes <n>', 'nodes in the lab rack', '3')
+    .option('--pace <f>', 'hardware pace (0 = as fast as possible, 1 = like real hardware)', '0')
+    .option('--data-dir <dir>', 'where the lab lives (default: a new temporary directory, removed at the end)')
+    .option('--port <port>', 'Foundation\'s port', '8000')
+    .option('--network <a.b>', 'loopback /16 for host and CVM addresses', '127.20')
+    .option('--bmc-network <a.b>', 'loopback /16 for the BMCs', '127.10')
+    .option('--exit', 'stop everything once the cluster is validated (instead of waiting for Ctrl-C)')
+    .action(async (o: DemoOptions) => {
+      const own = o.dataDir === undefined;
+      const dir = resolve(o.dataDir ?? mkdtempSync(join(tmpdir(), 'converge-demo-')));
+      const url = `http://127.0.0.1:${o.port}`;
+      let serve: ChildProcess | undefined;
+      let stopping: Promise<void> | undefined;
+      const stop = (): Promise<void> => (stopping ??= (async () => {
+        process.stdout.write('\nStopping the demo: Foundation, then the rack…\n');
+        serve?.kill('SIGTERM');
+        await step('rack down', ['rack', 'down', '--data-dir', dir]).catch(() => undefined);
+        if (own) rmSync(dir, { recursive: true, force: true });
+      })());
+      try {
+        if (!/^127\.\d{1,3}$/.test(o.network)) throw new InputError('network', 'a loopback /16 such as 127.20');
+        const nodes = Number(o.nodes);
+        if (!Number.isInteger(nodes) || nodes < 1 || nodes > 32) throw new InputError('nodes', 'a whole number from 1 to 32');
+        process.on('SIGINT', () => void stop().then(() => process.exit(130)));
+        process.stdout.write(`Converge demo: ${nodes} nodes, data in ${dir}\n`);
+        const built = JSON.parse(await step('1/7 build the release bundle (hypervisor + CVM + installer)', ['bundle', 'build', '--version', '1.0.0', '--out', join(dir, 'dist'), '--json'], true)) as { file: string };
+        await step('2/7 bring up the lab rack (bare-metal nodes with Redfish BMCs)', ['rack', 'up', '--nodes', String(nodes), '--pace', o.pace, '--data-dir', dir, '--bmc-network', o.bmcNetwork]);
+        process.stdout.write(`\n\u001b[1m▶ 3/7 start Foundation\u001b[0m\n  $ converge foundation serve --data-dir ${dir} --port ${o.port}\n`);
+        serve = spawn(process.execPath, [BIN, 'foundation', 'serve', '--data-dir', dir, '--port', o.port], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const child = serve;
+        await new Promise<void>((res, rej) => {
+          child.stdout?.on('data', (d: Buffer) => d.toString().includes('Foundation http') && res());
+          child.stderr?.on('data', (d: Buffer) => d.toString().includes('EADDRINUSE') && rej(new InputError('port', `port ${o.port} is taken; give another with --port`)));
+          child.once('exit', (c) => rej(new Error(`foundation serve exited (${c ?? 'signal'})`)));
+        });
+        process.stdout.write(`  Foundation API at ${url}/foundation/ (OpenAPI at ${url}/foundation/openapi.json)\n`);
+        await step('4/7 upload the bundle', ['foundation', 'upload', built.file, '--url', url]);
+        const plan = join(dir, 'plan.json');
+        await step('5/7 plan the addresses (BMC, host, CVM per node)', ['foundation', 'plan', '--url', url, '--out', plan, '--host-start', `${o.network}.0.1`, '--cvm-start', `${o.network}.1.1`, '--gateway', `${o.network}.255.254`]);
+        await step('6/7 image every node, create the cluster and validate it', ['foundation', 'image', '--plan', plan, '--url', url, '--create-cluster']);
+        await step('7/7 the cluster', ['cluster', 'status', '--cvm-ip', `${o.network}.1.1`]);
+        process.stdout.write(`
+\u001b[1mThe lab cluster is deployed and validated.\u001b[0m Try:
+  npx converge vdisk create --name vm1 --size 10G --cvm-ip ${o.network}.1.1
+  qemu-img convert -O raw SOME.img nbd://${o.network}.0.1:10809/vm1     # through host 1's redirector
+  npx converge container list --cvm-ip ${o.network}.1.2
+  npx converge rack status --data-dir ${dir}                         # the nodes and their disks
+  npx converge rack fault 2 --disk-failed <serial> --data-dir ${dir}   # fail a disk; cluster status shows the repair
+  npx converge cluster status --cvm-ip ${o.network}.1.1
+`);
+        if (o.exit) await stop();
+        else {
+          process.stdout.write('\nEverything keeps running; Ctrl-C stops it.\n');
+          await new Promise(() => undefined);
+        }
+      } catch (e) {
+        await stop();
+        fail(e, false);
+      }
+    });
+}

@@ -1,0 +1,28 @@
+/**
+ * `converge demo`, the README's main job, as a user runs it: a lab cluster deployed end to end,
+ * then (with --exit) everything it started stopped and its temporary data dir removed.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { cvg } from '../drivers/cli.ts';
+
+test('converge demo --exit: rack, Foundation, imaging, cluster and validation, then everything stopped', async () => {
+  const r = await cvg('demo', '--exit', '--nodes', '3', '--port', '18057', '--network', '127.57', '--bmc-network', '127.54');
+  assert.equal(r.code, 0, r.stderr + r.stdout.slice(-3000));
+  for (const n of [1, 2, 3, 4, 5, 6, 7]) assert.match(r.stdout, new RegExp(`▶ ${n}/7 `));
+  assert.match(r.stdout, /cluster converge-lab\s+3 nodes\s+done .* created and validated \(5 checks passed\)/);
+  assert.match(r.stdout, /Cluster converge-lab \(\S+\), RF2, 3 nodes/);
+  assert.match(r.stdout, /The lab cluster is deployed and validated/);
+  const dir = /Converge demo: 3 nodes, data in (\S+)/.exec(r.stdout)?.[1] ?? '';
+  assert.ok(dir.length > 0);
+  assert.ok(!existsSync(dir), 'its temporary data dir is removed');
+  await assert.rejects(fetch('http://127.57.1.1:2100/status', { signal: AbortSignal.timeout(1000) }), 'the CVMs are gone');
+  await assert.rejects(fetch('http://127.0.0.1:18057/foundation/version', { signal: AbortSignal.timeout(1000) }), 'Foundation is gone');
+});
+
+test('converge demo refuses bad options, naming them', async () => {
+  const r = await cvg('demo', '--exit', '--nodes', 'many', '--port', '18057');
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /nodes: a whole number from 1 to 32/);
+});
