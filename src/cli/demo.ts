@@ -55,7 +55,10 @@ export function registerDemo(program: Command): void {
         process.stdout.write('\nStopping the demo: Foundation, then the rack…\n');
         serve?.kill('SIGTERM');
         await step('rack down', ['rack', 'down', '--data-dir', dir]).catch(() => undefined);
-        if (own) rmSync(dir, { recursive: true, force: true });
+        if (own) {
+          rmSync(dir, { recursive: true, force: true });
+          process.stdout.write(`Removed the demo's temporary data dir ${dir}.\n`);
+        }
       })());
       try {
         if (!/^127\.\d{1,3}$/.test(o.network)) throw new InputError('network', 'a loopback /16 such as 127.20');
