@@ -80,7 +80,7 @@ export function registerDemo(program: Command): void {
         await step('4/7 upload the bundle', ['foundation', 'upload', built.file, '--url', url]);
         const plan = join(dir, 'plan.json');
         await step('5/7 plan the addresses (BMC, host, CVM per node)', ['foundation', 'plan', '--url', url, '--out', plan, '--host-start', `${o.network}.0.1`, '--cvm-start', `${o.network}.1.1`, '--gateway', `${o.network}.255.254`]);
-        await step('6/7 image every node, create the cluster and validate it', ['foundation', 'image', '--plan', plan, '--url', url, '--create-cluster']);
+        await step('6/7 deploy: image every node, create the cluster and validate it', ['deploy', '--plan', plan, '--url', url]);
         await step('7/7 the cluster', ['cluster', 'status', '--cvm-ip', `${o.network}.1.1`]);
         process.stdout.write(`
 \u001b[1mThe lab cluster is deployed and validated.\u001b[0m Try:

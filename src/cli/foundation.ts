@@ -11,6 +11,7 @@ import { InputError } from '../shared/errors.ts';
 import { callApi } from './http.ts';
 import { defaultDataDir } from '../rack/node/layout.ts';
 import { planFromJson, planToJson, type PlanResult } from '../foundation/core/ip-plan.ts';
+import { renderStages } from './deploy-view.ts';
 import type { Plan, PlanInput, ValidationReport } from '../foundation/core/types.ts';
 import { startFoundation } from '../foundation/main.ts';
 import { buildBundle } from './bundle-build.ts';
@@ -41,13 +42,13 @@ function renderProgress(p: ProgressResponse): string {
 }
 
 /** Polls progress until imaging stops, redrawing in place on a terminal. */
-async function follow(url: string, sid: string, json: boolean): Promise<ProgressResponse> {
+async function follow(url: string, sid: string, json: boolean, render: (p: ProgressResponse) => string = renderProgress): Promise<ProgressResponse> {
   let lines = 0;
   let last = '';
   for (;;) {
     const p = await api<ProgressResponse>(url, 'GET', `/foundation/progress?session_id=${sid}`);
     if (!json) {
-      const out = renderProgress(p);
+      const out = render(p);
       if (process.stdout.isTTY) {
         if (lines > 0) process.stdout.write(`\x1b[${lines}A\x1b[J`);
         process.stdout.write(out + '\n');
@@ -93,6 +94,40 @@ function imageBody(plan: Plan, o: { bundle: string; vcpus: number; ramGiB: numbe
       ...(plan.clusterVip ? { cluster_external_ip: plan.clusterVip } : {}), cvm_dns_servers: plan.dns, cvm_ntp_servers: plan.ntp,
     }],
   };
+}
+
+interface ImageOptions { url: string; json?: boolean; plan: string; bundle?: string; cvmVcpus: string; cvmRam: string; follow: boolean; createCluster?: boolean; redundancyFactor?: string }
+
+/** Images a plan's nodes (and, asked, creates and validates their cluster), following the session. */
+async function imagePlan(o: ImageOptions, render: (p: ProgressResponse) => string): Promise<void> {
+  try {
+    const pr = planFromJson(readFileSync(o.plan, 'utf8'));
+    if (!pr.plan) throw new InputError(`plan.${pr.errors[0]?.field ?? ''}`, `${pr.errors[0]?.node ? `node ${pr.errors[0].node}: ` : ''}${pr.errors[0]?.reason ?? 'invalid plan'}`);
+    const bundles = await api<string[]>(o.url, 'GET', '/foundation/enumerate_nos_packages');
+    const bundleName = o.bundle ?? bundles[bundles.length - 1];
+    if (!bundleName) throw new InputError('bundle', 'the repository is empty: build one (converge bundle build --version 1.0.0) and upload it (converge foundation upload FILE)');
+    const blocks = await api<DiscoverBlock[]>(o.url, 'GET', '/foundation/discover_nodes');
+    const current = new Map<string, string>(blocks.flatMap((b) => b.nodes).map((n) => [n.node_serial, n.ipmi_ip]));
+    const { session_id: sid } = await api<{ session_id: string }>(o.url, 'POST', '/foundation/image_nodes', imageBody(pr.plan, { bundle: bundleName, vcpus: Number(o.cvmVcpus), ramGiB: Number(o.cvmRam), current, cluster: o.createCluster ? Number(o.redundancyFactor ?? (pr.plan.nodes.length >= 3 ? 2 : 1)) : null }));
+    if (!o.follow) return o.json ? printJson({ session_id: sid }) : void process.stdout.write(`session ${sid}\n`);
+    const p = await follow(o.url, sid, o.json === true, render);
+    if (o.json) printJson(p);
+    if (!(p.imaging_stopped && p.aggregate_percent_complete === 100)) process.exitCode = 1;
+  } catch (e) {
+    fail(e, o.json === true);
+  }
+}
+
+/** `converge deploy --plan FILE`: the whole flow, shown as the four stages per node and for the cluster. */
+function registerDeploy(program: Command, client: (c: Command) => Command): void {
+  client(program.command('deploy'))
+    .description('deploy a plan end to end (image, create and validate the cluster), shown as the four stages per node')
+    .requiredOption('--plan <file>', 'a plan from converge foundation plan')
+    .option('--bundle <name>', 'bundle in the repository (default: the newest)')
+    .option('--cvm-vcpus <n>', 'CVM vCPUs', '8')
+    .option('--cvm-ram <gib>', 'CVM RAM in GiB', '16')
+    .option('--redundancy-factor <n>', 'the cluster\'s RF (default: 2 with 3 or more nodes, else 1)')
+    .action((o: ImageOptions) => imagePlan({ ...o, follow: true, createCluster: true }, renderStages));
 }
 
 export function registerFoundation(program: Command): void {
@@ -259,24 +294,8 @@ export function registerFoundation(program: Command): void {
     .option('--create-cluster', 'then create the cluster of the plan\'s nodes and validate it (stages 3 and 4)')
     .option('--redundancy-factor <n>', 'the new cluster\'s RF (default: 2 with 3 or more nodes, else 1)')
     .option('--no-follow', 'return once the session has started')
-    .action(async (o: { url: string; json?: boolean; plan: string; bundle?: string; cvmVcpus: string; cvmRam: string; follow: boolean; createCluster?: boolean; redundancyFactor?: string }) => {
-      try {
-        const pr = planFromJson(readFileSync(o.plan, 'utf8'));
-        if (!pr.plan) throw new InputError(`plan.${pr.errors[0]?.field ?? ''}`, `${pr.errors[0]?.node ? `node ${pr.errors[0].node}: ` : ''}${pr.errors[0]?.reason ?? 'invalid plan'}`);
-        const bundles = await api<string[]>(o.url, 'GET', '/foundation/enumerate_nos_packages');
-        const bundleName = o.bundle ?? bundles[bundles.length - 1];
-        if (!bundleName) throw new InputError('bundle', 'the repository is empty: build one (converge bundle build --version 1.0.0) and upload it (converge foundation upload FILE)');
-        const blocks = await api<DiscoverBlock[]>(o.url, 'GET', '/foundation/discover_nodes');
-        const current = new Map<string, string>(blocks.flatMap((b) => b.nodes).map((n) => [n.node_serial, n.ipmi_ip]));
-        const { session_id: sid } = await api<{ session_id: string }>(o.url, 'POST', '/foundation/image_nodes', imageBody(pr.plan, { bundle: bundleName, vcpus: Number(o.cvmVcpus), ramGiB: Number(o.cvmRam), current, cluster: o.createCluster ? Number(o.redundancyFactor ?? (pr.plan.nodes.length >= 3 ? 2 : 1)) : null }));
-        if (!o.follow) return o.json ? printJson({ session_id: sid }) : void process.stdout.write(`session ${sid}\n`);
-        const p = await follow(o.url, sid, o.json === true);
-        if (o.json) printJson(p);
-        if (!(p.imaging_stopped && p.aggregate_percent_complete === 100)) process.exitCode = 1;
-      } catch (e) {
-        fail(e, o.json === true);
-      }
-    });
+    .action((o: ImageOptions) => imagePlan(o, renderProgress));
+  registerDeploy(program, client);
 
   client(fd.command('progress'))
     .description('show a session\'s progress (--follow until it stops)')
