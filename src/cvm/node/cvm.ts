@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Etcd3, type Watcher } from 'etcd3';
 import { SystemClock } from '../../shared/clock.ts';
+import { within } from '../../shared/async.ts';
 import { Repairer, EGROUPS_PREFIX } from './repairer.ts';
 import { DiskVolume } from '../../shared/disk-volume.ts';
 import { ConflictError, InputError, NotFoundError, errorMessage, isConvergeError, UnavailableError } from '../../shared/errors.ts';
@@ -328,7 +329,7 @@ export class Cvm {
     const members = await Promise.all(st.cluster.store.map(async (ip) => {
       const c = new Etcd3({ hosts: `http://${ip}:${ETCD_CLIENT_PORT}`, dialTimeout: 2000 });
       try {
-        const s = await Promise.race([c.maintenance.status(), new Promise<never>((_r, rej) => setTimeout(() => rej(new Error('no answer in 3 s')), 3000))]);
+        const s = await within(c.maintenance.status(), 3000, `store member ${ip}`);
         return { cvmIp: ip, healthy: true, leader: s.leader !== '0', detail: `raft term ${s.raftTerm}, index ${s.raftIndex}` };
       } catch (e) {
         return { cvmIp: ip, healthy: false, leader: false, detail: errorMessage(e) };

@@ -12,6 +12,7 @@ import { crc32 } from 'node:zlib';
 import { Pool } from 'undici';
 import { DiskVolume, isDiskFailed } from '../../shared/disk-volume.ts';
 import { KeyedLock } from '../../shared/keyed-lock.ts';
+import { mapLimit } from '../../shared/async.ts';
 import { InputError, NotFoundError, errorMessage, DiskIoError, UnavailableError } from '../../shared/errors.ts';
 import { BLOCK_BYTES } from '../core/storage.ts';
 import { CVM_API_PORT } from '../protocol/cluster.ts';
@@ -187,14 +188,7 @@ export class LocalEgroups {
 
   /** Makes many extent groups durable, a few at a time (a FLUSH after a large copy names thousands). */
   async syncMany(refs: readonly EgroupRef[], parallel = 16): Promise<void> {
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < refs.length) {
-        const r = refs[next++];
-        if (r) await this.sync(r);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(parallel, refs.length) }, worker));
+    await mapLimit(refs, parallel, (r) => this.sync(r));
   }
 }
 

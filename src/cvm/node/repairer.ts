@@ -10,6 +10,7 @@
  */
 import type { Clock } from '../../shared/clock.ts';
 import { errorMessage } from '../../shared/errors.ts';
+import { within } from '../../shared/async.ts';
 import { anythingLost, planRepairs, type EgroupRecord, type PeerView } from '../core/repair.ts';
 import type { Replica } from '../core/placement.ts';
 import type { CvmStatus } from '../protocol/cluster.ts';
@@ -40,11 +41,6 @@ export interface RepairerDeps {
 }
 
 export type RepairStats = NonNullable<CvmStatus['repair']>;
-
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_r, reject) => (t = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms)))]).finally(() => clearTimeout(t));
-}
 
 export class Repairer {
   private downSince = new Map<string, number>();

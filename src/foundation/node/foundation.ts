@@ -6,6 +6,7 @@
  * HTTP onto it.
  */
 import { newClusterEntry } from '../core/cluster-stage.ts';
+import { mapLimit } from '../../shared/async.ts';
 import { parseCreateRequest } from '../../cvm/protocol/create-request.ts';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -48,18 +49,6 @@ export interface FoundationDeps {
 }
 
 const DEFAULT_TIMEOUTS = { bootMs: 5 * 60_000, installSilenceMs: 10 * 60_000, cvmMs: 10 * 60_000 };
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, f: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length);
-  let i = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (i < items.length) {
-      const k = i++;
-      out[k] = await f(items[k] as T);
-    }
-  }));
-  return out;
-}
 
 /** Whether something listens on any of these ports at addr (an address "already answering"). */
 function answers(addr: string, ports: readonly number[], timeoutMs = 300): Promise<boolean> {
