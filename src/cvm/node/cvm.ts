@@ -296,6 +296,8 @@ export class Cvm {
       clock: new SystemClock(), list: (prefix) => etcd.getAll().prefix(prefix).strings(), local: this.local, localNode: this.cfg.serial, members: () => cluster.members, log: this.log,
       statusOf: (ip) => (ip === this.cfg.cvmIp ? Promise.resolve(this.status()) : call<CvmStatus>(ip, '/status', undefined, 2000)),
       backend: async (uuid) => {
+        const open = this.backends.get(uuid);
+        if (open) return open; // no store lookup per extent group for a vdisk already served
         const vd = (await meta.vdisks()).find((v) => v.uuid === uuid);
         return vd ? this.backendFor(vd) : undefined;
       },

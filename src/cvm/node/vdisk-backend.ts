@@ -37,8 +37,6 @@ export interface FabricDeps {
   /** A pool disk's capacity. */
   capacityOf: (serial: string) => number;
   log?: (m: string) => void;
-  /** Overrides REPLICA_STALL_MS. */
-  replicaStallMs?: number;
 }
 
 /** How long a write waits for an unreachable replica's CVM to come back before replacing the replica. */
@@ -148,7 +146,7 @@ export class VdiskBackend implements NbdBackend {
   private async writeReplica(rep: Replica, block: number, inner: number, data: Uint8Array, sync: boolean): Promise<void> {
     const ref = this.ref(rep, block);
     if (this.isLocal(rep)) return this.d.local.write(ref, inner, data, sync);
-    const deadline = Date.now() + (this.d.replicaStallMs ?? REPLICA_STALL_MS);
+    const deadline = Date.now() + REPLICA_STALL_MS;
     for (let wait = 100; ; wait = Math.min(wait * 2, 1000)) {
       try {
         return await this.d.peers.write(rep.cvmIp, ref, inner, data, sync);
@@ -177,20 +175,28 @@ export class VdiskBackend implements NbdBackend {
   private async readSegment(s: Segment): Promise<Buffer | undefined> {
     const reps = await this.replicasOf(s.block);
     if (!reps) return undefined; // never written: zeros
+    const { data, bad } = await this.readFirst(reps, s.block, s.inner, s.length, 'no replica could be read');
+    if (bad.length > 0) this.repair(bad, s.block, s.inner, data);
+    return data;
+  }
+
+  /**
+   * Reads from the first of these replicas that answers right, local ones first; also returns the
+   * replicas that answered wrongly (bad checksum, I/O error: to be repaired), not the unreachable.
+   */
+  private async readFirst(reps: readonly Replica[], block: number, inner: number, length: number, failure: string): Promise<{ data: Buffer; bad: Replica[] }> {
     const ordered = [...reps.filter((r) => this.isLocal(r)), ...reps.filter((r) => !this.isLocal(r))];
     const errors: string[] = [];
     const bad: Replica[] = [];
     for (const rep of ordered) {
       try {
-        const b = await this.readReplica(rep, s.block, s.inner, s.length);
-        if (bad.length > 0) this.repair(bad, s.block, s.inner, b);
-        return b;
+        return { data: await this.readReplica(rep, block, inner, length), bad };
       } catch (e) {
         errors.push(`${rep.node}/${rep.disk}: ${errorMessage(e)}`);
-        if (!(e instanceof UnavailableError)) bad.push(rep); // answered, but wrong: repair it
+        if (!(e instanceof UnavailableError)) bad.push(rep);
       }
     }
-    throw new DiskIoError(this.vdisk.name, `block ${s.block}: no replica could be read (${errors.join('; ')})`);
+    throw new DiskIoError(this.vdisk.name, `block ${block}: ${failure} (${errors.join('; ')})`);
   }
 
   /** Rewrites the good bytes onto replicas that failed a read (bad checksum, I/O error). */
@@ -251,22 +257,11 @@ export class VdiskBackend implements NbdBackend {
   private async rereplicate(block: number, reps: Replica[], lost: readonly Replica[]): Promise<{ replicas: Replica[]; raced: boolean }> {
     const good = reps.filter((r) => !lost.includes(r));
     if (good.length === 0) throw new DiskIoError(this.vdisk.name, `block ${block}: every replica failed (${lost.map((f) => `${f.node}/${f.disk}`).join(', ')})`);
-    let whole: Buffer | undefined;
-    const errors: string[] = [];
-    for (const g of [...good.filter((r) => this.isLocal(r)), ...good.filter((r) => !this.isLocal(r))]) {
-      try {
-        whole = await this.readReplica(g, block, 0, BLOCK_BYTES);
-        break;
-      } catch (e) {
-        errors.push(`${g.node}/${g.disk}: ${errorMessage(e)}`);
-      }
-    }
-    if (!whole) throw new DiskIoError(this.vdisk.name, `block ${block}: no good replica could be read to re-replicate (${errors.join('; ')})`);
+    const { data: whole } = await this.readFirst(good, block, 0, BLOCK_BYTES, 'no good replica could be read to re-replicate');
     const space = (await this.d.space()).filter((d) => !good.some((g) => g.node === d.node) && !lost.some((f) => f.disk === d.serial || f.node === d.node));
     const fresh = placeReplicas(space, '', lost.length, BLOCK_BYTES);
     charge(space, fresh);
-    const copy = whole;
-    await Promise.all(fresh.map((r) => this.writeReplica(r, block, 0, copy, true)));
+    await Promise.all(fresh.map((r) => this.writeReplica(r, block, 0, whole, true)));
     const next = [...good, ...fresh];
     const k = key(this.vdisk, block);
     const r = await this.d.etcd.if(k, 'Value', '==', JSON.stringify(reps)).then(this.d.etcd.put(k).value(JSON.stringify(next))).commit();
