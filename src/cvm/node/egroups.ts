@@ -17,6 +17,7 @@ import { InputError, NotFoundError, errorMessage, DiskIoError, UnavailableError 
 import { BLOCK_BYTES } from '../core/storage.ts';
 import { CVM_API_PORT } from '../protocol/cluster.ts';
 import { ReplicationClient } from './replication.ts';
+import { validateRequest, OP_SYNC } from '../core/replication-codec.ts';
 
 export interface EgroupRef {
   disk: string;
@@ -242,11 +243,14 @@ export function parseEgroupList(body: Buffer): EgroupRef[] {
   }
   if (!Array.isArray(list)) throw new InputError('body', 'a JSON list of { disk, vdisk, block }');
   return list.map((x: unknown, i) => {
-    const o = (x ?? {}) as Record<string, unknown>;
-    const { disk, vdisk, block } = o;
-    if (typeof disk !== 'string' || !/^[\w.-]{1,80}$/.test(disk)) throw new InputError(`body[${i}].disk`, 'a disk serial');
-    if (typeof vdisk !== 'string' || !/^[0-9a-f-]{36}$/.test(vdisk)) throw new InputError(`body[${i}].vdisk`, 'a vdisk uuid');
-    if (typeof block !== 'number' || !Number.isInteger(block) || block < 0) throw new InputError(`body[${i}].block`, 'a whole number');
-    return { disk, vdisk, block };
+    const { disk, vdisk, block } = (x ?? {}) as Record<string, unknown>;
+    if (typeof block !== 'number' || !Number.isInteger(block) || block < 0 || block > 0xffffffff) throw new InputError(`body[${i}].block`, 'a whole number');
+    const ref = { disk: typeof disk === 'string' ? disk : '', vdisk: typeof vdisk === 'string' ? vdisk : '', block };
+    try {
+      validateRequest({ op: OP_SYNC, id: 0, ...ref, offset: 0, length: 0 }); // the replication protocol's rules for an extent group
+    } catch (e) {
+      throw e instanceof InputError ? new InputError(`body[${i}].${e.field}`, e.reason) : e;
+    }
+    return ref;
   });
 }
