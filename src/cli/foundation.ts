@@ -118,15 +118,20 @@ async function imagePlan(o: ImageOptions, render: (p: ProgressResponse) => strin
   }
 }
 
-/** `converge deploy --plan FILE`: the whole flow, shown as the four stages per node and for the cluster. */
-function registerDeploy(program: Command, client: (c: Command) => Command): void {
-  client(program.command('deploy'))
-    .description('deploy a plan end to end (image, create and validate the cluster), shown as the four stages per node')
+/** The options of every command that deploys a plan (foundation image, deploy). */
+function planOptions(c: Command): Command {
+  return c
     .requiredOption('--plan <file>', 'a plan from converge foundation plan')
     .option('--bundle <name>', 'bundle in the repository (default: the newest)')
     .option('--cvm-vcpus <n>', 'CVM vCPUs', '8')
     .option('--cvm-ram <gib>', 'CVM RAM in GiB', '16')
-    .option('--redundancy-factor <n>', 'the cluster\'s RF (default: 2 with 3 or more nodes, else 1)')
+    .option('--redundancy-factor <n>', 'RF of the cluster created (default: 2 with 3 or more nodes, else 1)');
+}
+
+/** `converge deploy --plan FILE`: the whole flow, shown as the four stages per node and for the cluster. */
+function registerDeploy(program: Command, client: (c: Command) => Command): void {
+  planOptions(client(program.command('deploy')))
+    .description('deploy a plan end to end (image, create and validate the cluster), shown as the four stages per node')
     .action((o: ImageOptions) => imagePlan({ ...o, follow: true, createCluster: true }, renderStages));
 }
 
@@ -285,14 +290,9 @@ export function registerFoundation(program: Command): void {
       }
     });
 
-  client(fd.command('image'))
+  planOptions(client(fd.command('image')))
     .description('image the nodes of a plan with a bundle, showing each node\'s progress live')
-    .requiredOption('--plan <file>', 'a plan from converge foundation plan')
-    .option('--bundle <name>', 'bundle in the repository (default: the newest)')
-    .option('--cvm-vcpus <n>', 'CVM vCPUs', '8')
-    .option('--cvm-ram <gib>', 'CVM RAM in GiB', '16')
     .option('--create-cluster', 'then create the cluster of the plan\'s nodes and validate it (stages 3 and 4)')
-    .option('--redundancy-factor <n>', 'the new cluster\'s RF (default: 2 with 3 or more nodes, else 1)')
     .option('--no-follow', 'return once the session has started')
     .action((o: ImageOptions) => imagePlan(o, renderProgress));
   registerDeploy(program, client);
