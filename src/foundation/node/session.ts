@@ -133,7 +133,12 @@ export class Session extends EventEmitter {
   }
 
   private event(serial: string | null, st: NodeImagingState | null, message: string): void {
-    const e: SessionEvent = { seq: ++this.seq, time: new Date(this.deps.clock.now()).toISOString(), serial, stage: st?.stage ?? null, percent: st?.percent ?? null, message };
+    this.append({ serial, stage: st?.stage ?? null, percent: st?.percent ?? null, message });
+  }
+
+  /** Appends one event to the session's log and tells the listeners (the event stream). */
+  private append(fields: Omit<SessionEvent, 'seq' | 'time'>): void {
+    const e: SessionEvent = { seq: ++this.seq, time: new Date(this.deps.clock.now()).toISOString(), ...fields };
     appendFileSync(this.deps.layout.session(this.id).events, JSON.stringify(e) + '\n');
     this.emit('event', e);
   }
@@ -177,9 +182,7 @@ export class Session extends EventEmitter {
   }
 
   private clusterEvent(c: ClusterEntry, message: string): void {
-    const e: SessionEvent = { seq: ++this.seq, time: new Date(this.deps.clock.now()).toISOString(), serial: null, stage: 'cluster', percent: c.percent_complete, message: `cluster ${c.cluster_name}: ${message}`, cluster: c.cluster_name };
-    appendFileSync(this.deps.layout.session(this.id).events, JSON.stringify(e) + '\n');
-    this.emit('event', e);
+    this.append({ serial: null, stage: 'cluster', percent: c.percent_complete, message: `cluster ${c.cluster_name}: ${message}`, cluster: c.cluster_name });
   }
 
   /** Starts every waiting cluster whose members are all imaged. */
