@@ -61,6 +61,7 @@ export async function buildBundle(o: BuildOptions): Promise<{ file: string; mani
   const files = new Map<string, Buffer>([
     ['hypervisor/hypervisor.mjs', await bundleEntry('hypervisor/main.ts')],
     ['cvm/cvm.mjs', await bundleEntry('cvm/main.ts')],
+    ['cvm/prism.mjs', await bundleEntry('prism/main.ts')],
     ['installer/installer.mjs', await bundleEntry('installer/main.ts')],
     ...DATA_FILES.map(([to, from]): [string, Buffer] => [to, readFileSync(require.resolve(from))]),
   ]);

@@ -7,6 +7,11 @@ import { readFileSync } from 'node:fs';
 import { errorMessage } from '../shared/errors.ts';
 import type { CvmConfig } from '../hypervisor/protocol/node-config.ts';
 import { Cvm } from './node/cvm.ts';
+import { stopOnPowerLoss } from '../rack/protocol/hardware.ts';
+
+// stdin is a pipe held by the hypervisor: when it closes, the host is gone and so is this VM
+// (every process of its group: etcd, Prism).
+stopOnPowerLoss();
 
 const cfg = JSON.parse(readFileSync(process.env['CONVERGE_CVM_CONFIG'] ?? '', 'utf8')) as CvmConfig;
 const log = (m: string): void => console.log(m);

@@ -18,7 +18,7 @@ import { DiskVolume } from '../shared/disk-volume.ts';
 import { errorMessage } from '../shared/errors.ts';
 import { onLines } from '../shared/lines.ts';
 import { HARDWARE_ENV, stopOnPowerLoss, type NodeHardware } from '../rack/protocol/hardware.ts';
-import { NODE_CONFIG_PATH, CVM_ENTRY, HOST_AGENT_PORT, CVM_STATUS_PORT, type NodeConfig, type CvmConfig } from './protocol/node-config.ts';
+import { NODE_CONFIG_PATH, CVM_ENTRY, HOST_AGENT_PORT, CVM_STATUS_PORT, type NodeConfig, type CvmConfig, type HostStatus } from './protocol/node-config.ts';
 import { Redirector, REDIRECTOR_PORT } from './redirector.ts';
 
 const root = process.cwd();
@@ -84,7 +84,9 @@ function startCvm(configPath: string): void {
   log(`starting the CVM (${cfg.cvm.vcpus} vCPU, ${cfg.cvm.ramGiB} GiB, HBA ${cfg.hbaPciAddress} passed through: ${hw.disks.length} disks) at ${cfg.cvmIp}`);
   // CONVERGE_CVM_EXEC_ARGV: extra node flags for the CVM (profiling: "--cpu-prof --cpu-prof-dir=/tmp/prof")
   const execArgv = (process.env['CONVERGE_CVM_EXEC_ARGV'] ?? '').split(' ').filter((x) => x !== '');
-  const child = spawn(process.execPath, [...execArgv, entry], { cwd: root, env: { ...process.env, CONVERGE_CVM_CONFIG: configPath }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // The CVM is a VM: its own process group (its services are in it), and stdin is its host's
+  // lifeline (the CVM stops at once when this hypervisor is gone; rack/protocol stopOnPowerLoss).
+  const child = spawn(process.execPath, [...execArgv, entry], { cwd: root, env: { ...process.env, CONVERGE_CVM_CONFIG: configPath }, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   cvm = child;
   cvmState = 'starting';
   const t0 = Date.now();
@@ -96,6 +98,14 @@ function startCvm(configPath: string): void {
   onLines(child.stderr, line);
   child.on('exit', (code, signal) => {
     cvm = undefined;
+    // the VM is gone, and with it every process in it (etcd, Prism) whatever killed its main one
+    if (child.pid) {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // nothing left in the group
+      }
+    }
     if (restarting) return;
     if (stopping) {
       cvmState = 'stopped';
@@ -209,11 +219,17 @@ const agent = createServer((req, res) => {
   if (req.method === 'GET' && req.url === '/status') {
     void probeLink().then((l) => {
       res.writeHead(200, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify({
+      const c = hw.cpu;
+      const body: HostStatus = {
         serial: hw.serial, hostname: cfg.hostname, hostIp: cfg.hostIp, hypervisorVersion: cfg.versions.hypervisor, bundleVersion: cfg.versions.bundle,
         uptimeS: Math.round((Date.now() - started) / 1000), cvm: { ip: cfg.cvmIp, state: cvmState, pid: cvm?.pid ?? null, restarts, nosVersion: cfg.versions.nos },
         link: l,
-      }));
+        hardware: {
+          model: hw.model, block: hw.block, bmcIp: hw.bmc.ip, memoryMiB: hw.memory.totalMiB,
+          cpu: { model: c.model, sockets: c.sockets, cores: c.sockets * c.coresPerSocket, threads: c.sockets * c.coresPerSocket * c.threadsPerCore, speedMHz: c.speedMHz },
+        },
+      };
+      res.end(JSON.stringify(body));
     });
     return;
   }

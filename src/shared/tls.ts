@@ -47,6 +47,14 @@ function write(path: string, body: string): void {
 /** Loads the CA at certPath/keyPath, creating it first if it does not exist. */
 export async function ensureCa(certPath: string, keyPath: string, name: string): Promise<Pem> {
   if (existsSync(certPath) && existsSync(keyPath)) return { cert: readFileSync(certPath, 'utf8'), key: readFileSync(keyPath, 'utf8') };
+  const pem = await createCa(name);
+  write(certPath, pem.cert);
+  write(keyPath, pem.key);
+  return pem;
+}
+
+/** A new CA, in memory (a cluster's CA lives in its configuration store). */
+export async function createCa(name: string): Promise<Pem> {
   const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']));
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -62,10 +70,7 @@ export async function ensureCa(certPath: string, keyPath: string, name: string):
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  const pem = { cert: cert.toString('pem') + '\n', key: await exportKey(keys.privateKey) };
-  write(certPath, pem.cert);
-  write(keyPath, pem.key);
-  return pem;
+  return { cert: cert.toString('pem') + '\n', key: await exportKey(keys.privateKey) };
 }
 
 /** Loads a server certificate for `ips`, issuing it from the CA if it does not exist yet. */

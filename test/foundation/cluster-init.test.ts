@@ -6,6 +6,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, statSync } from 'node:fs';
 import { TestFoundation } from '../drivers/foundation-driver.ts';
 
 let t: TestFoundation;
@@ -53,8 +54,14 @@ test('image_nodes with cluster_init_now: three nodes imaged, the cluster created
   const c = p.clusters[0];
   assert.equal(c.percent_complete, 100, c.status);
   assert.equal(p.aggregate_percent_complete, 100);
-  assert.match(c.status, /cluster lab created and validated \(5 checks passed\)/);
-  assert.deepEqual(c.checks.map((k: any) => `${k.name}:${k.ok}`), ['host-cvm-link:true', 'store-quorum:true', 'cvm-services:true', 'storage-pool:true', 'data-path:true']);
+  assert.match(c.status, /cluster lab created and validated \(6 checks passed\)/);
+  assert.deepEqual(c.checks.map((k: any) => `${k.name}:${k.ok}`), ['host-cvm-link:true', 'store-quorum:true', 'cvm-services:true', 'storage-pool:true', 'data-path:true', 'prism:true']);
+  // no virtual IP and no password in the request: Prism on its leader's CVM, the generated password in a 0600 file
+  assert.match(c.checks.find((k: any) => k.name === 'prism').evidence, /^https:\/\/127\.48\.1\.\d:9440 \(leader 127\.48\.1\.\d, certificate from the cluster CA\): clusters\/list → HTTP 200, 1 cluster lab; hosts\/list → HTTP 200, 3 hosts; a wrong password → HTTP 401 \(refused\)$/);
+  assert.ok(c.prism.admin_password_file, 'a generated password is kept in a file');
+  assert.equal(statSync(c.prism.admin_password_file).mode & 0o777, 0o600);
+  assert.match(readFileSync(c.prism.admin_password_file, 'utf8'), /^[A-Za-z0-9]{16}\n$/);
+  assert.match(readFileSync(c.prism.ca_file, 'utf8'), /BEGIN CERTIFICATE/);
   assert.match(c.checks.find((k: any) => k.name === 'data-path').evidence, /8 MiB written through 127\.48\.1\.1, read back identical through 127\.48\.1\.2; 8 blocks, 8 at RF2 on distinct nodes/);
   assert.match(c.checks.find((k: any) => k.name === 'store-quorum').evidence, /3\/3 store members healthy with a leader/);
   assert.ok(c.time_total >= 0 && c.messages.length > 0);
@@ -65,5 +72,5 @@ test('image_nodes with cluster_init_now: three nodes imaged, the cluster created
   assert.deepEqual(await (await fetch('http://127.48.1.1:2100/storage/vdisks')).json(), []);
   // the cluster log tells the same story
   const events = (await t.call('GET', `/foundation/cluster_log?session_id=${id}`)).text;
-  for (const k of ['host-cvm-link', 'store-quorum', 'cvm-services', 'storage-pool', 'data-path']) assert.match(events, new RegExp(`PASS ${k}`));
+  for (const k of ['host-cvm-link', 'store-quorum', 'cvm-services', 'storage-pool', 'data-path', 'prism']) assert.match(events, new RegExp(`PASS ${k}`));
 });

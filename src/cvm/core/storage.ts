@@ -7,33 +7,8 @@
  */
 import { InputError } from '../../shared/errors.ts';
 
-export interface PoolDisk {
-  serial: string;
-  node: string;
-  cvmIp: string;
-  mediaType: string;
-  capacityBytes: number;
-}
-
-export interface Pool {
-  name: string;
-  disks: PoolDisk[];
-  capacityBytes: number;
-}
-
-export interface Container {
-  name: string;
-  replicationFactor: 1 | 2 | 3;
-  createdAt: string;
-}
-
-export interface Vdisk {
-  name: string;
-  container: string;
-  sizeBytes: number;
-  uuid: string;
-  createdAt: string;
-}
+export type { PoolDisk, Pool, Container, Vdisk } from '../protocol/storage.ts';
+import type { PoolDisk, Pool } from '../protocol/storage.ts';
 
 export const DEFAULT_POOL = 'default-pool';
 export const DEFAULT_CONTAINER = 'default-container';

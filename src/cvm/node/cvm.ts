@@ -13,7 +13,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Etcd3, type Watcher } from 'etcd3';
 import { SystemClock } from '../../shared/clock.ts';
@@ -24,7 +24,7 @@ import { ConflictError, InputError, NotFoundError, errorMessage, isConvergeError
 import type { CvmConfig } from '../../hypervisor/protocol/node-config.ts';
 import type { CvmAnnounce } from '../../foundation/protocol/installer.ts';
 import { parseCreateRequest, storeMembers, initialCluster } from '../core/cluster.ts';
-import { CVM_API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, NBD_PORT, type ClusterInfo, type CvmStatus, type PrepareRequest, type PoolView, type StoreHealth } from '../protocol/cluster.ts';
+import { CVM_API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, NBD_PORT, type ClusterInfo, type CreatedCluster, type CvmStatus, type PrepareRequest, type PoolView, type StoreHealth } from '../protocol/cluster.ts';
 import { Supervised } from './supervisor.ts';
 import { LocalEgroups, PeerEgroups, parseEgroupList } from './egroups.ts';
 import { ReplicationServer } from './replication.ts';
@@ -33,6 +33,9 @@ import { NbdServer } from '../../shared/nbd/server.ts';
 import type { DiskSpace } from '../core/placement.ts';
 import type { Pool, Vdisk } from '../core/storage.ts';
 import { StorageMeta } from './storage-meta.ts';
+import { createCa } from '../../shared/tls.ts';
+import { generatePassword, hashPassword } from '../../shared/passwords.ts';
+import { ADMIN_USER, PRISM_CA_KEY, PRISM_USERS_PREFIX, type PrismConfig, type PrismUser } from '../../prism/protocol/prism.ts';
 import { usageOf } from '../core/usage.ts';
 import { DEFAULT_CONTAINER, poolOf, type PoolDisk } from '../core/storage.ts';
 
@@ -59,6 +62,7 @@ async function call<T>(ip: string, path: string, body?: unknown, timeoutMs = 15_
 export class Cvm {
   private state: SavedState | null;
   private etcd: Supervised | undefined;
+  private prism: Supervised | undefined;
   private disks: CvmStatus['disks'];
   private server = createServer((req, res) => void this.serve(req, res));
   /** The same API on the host↔CVM link (a Unix socket only this node reaches). */
@@ -124,7 +128,10 @@ export class Cvm {
         this.linkServer.listen(link.api, resolve);
       });
     }
-    if (this.state?.committed) await this.startStargate();
+    if (this.state?.committed) {
+      await this.startStargate();
+      this.startPrism();
+    }
     const c = this.state?.committed ? this.state.cluster : null;
     this.log(`CVM up: storage OS ${this.cfg.versions.nos} at ${this.cfg.cvmIp}, ${this.disks.filter((d) => d.ok).length}/${this.disks.length} disks, ${c ? `in cluster ${c.name}` : 'unconfigured'}`);
     void this.announce(0);
@@ -132,6 +139,7 @@ export class Cvm {
 
   async stop(): Promise<void> {
     if (this.announceTimer) clearTimeout(this.announceTimer);
+    await this.prism?.stop();
     await this.stopStargate();
     await this.peers.close();
     await this.replication.close();
@@ -147,6 +155,7 @@ export class Cvm {
     const services = [
       { name: 'genesis', state: 'up', pid: process.pid, restarts: 0 },
       ...(this.etcd ? [this.etcd.status()] : []),
+      ...(this.prism ? [this.prism.status()] : []),
       ...(this.nbd ? [{ name: 'stargate', state: 'up', pid: process.pid, restarts: 0 }] : []),
     ];
     const live = new Map(this.local.space().map((x) => [x.serial, x]));
@@ -307,6 +316,22 @@ export class Cvm {
     this.log(`stargate: serving vdisks over NBD at ${this.cfg.cvmIp}:${NBD_PORT}; repair loop on`);
   }
 
+  /** Prism runs as its own process in this CVM (a crash of it takes nothing else down). */
+  private startPrism(): void {
+    const c = this.state?.cluster;
+    if (this.prism || !c) return;
+    const entry = process.env['CONVERGE_PRISM_ENTRY'] ?? join(dirname(process.argv[1] ?? '.'), 'prism.mjs');
+    if (!existsSync(entry)) {
+      this.log(`prism: not started: ${entry} is missing from this CVM's software`);
+      return;
+    }
+    const pc: PrismConfig = { cvmIp: this.cfg.cvmIp, vip: c.vip, clusterId: c.clusterId, store: c.store, stateDir: join(this.cfg.stateDir, 'prism') };
+    const ttl = Number(process.env['CONVERGE_PRISM_LEASE_S']);
+    if (Number.isInteger(ttl) && ttl > 0) pc.leaseTtlS = ttl;
+    this.prism = new Supervised('prism', process.execPath, [entry], this.log, { env: { ...process.env, CONVERGE_PRISM_CONFIG: JSON.stringify(pc) }, echo: true });
+    this.prism.start();
+  }
+
   private async stopStargate(): Promise<void> {
     const n = this.nbd;
     this.nbd = undefined;
@@ -345,7 +370,7 @@ export class Cvm {
 
   // ---- cluster formation -------------------------------------------------------------------
 
-  private async create(body: unknown): Promise<ClusterInfo> {
+  private async create(body: unknown): Promise<CreatedCluster> {
     const req = parseCreateRequest(body);
     if (!req.cvmIps.includes(this.cfg.cvmIp)) throw new InputError('cvmIps', `must include this CVM (${this.cfg.cvmIp}); send the request to a member`);
     if (this.state) throw new ConflictError(`this CVM (${this.cfg.cvmIp}) is already part of a cluster (${this.state.cluster.name}); destroy it first`);
@@ -361,6 +386,7 @@ export class Cvm {
     const versions = new Set(statuses.map((s) => s.nosVersion));
     if (versions.size > 1) throw new ConflictError(`the CVMs run different storage OS versions (${[...versions].join(', ')}); upgrade them to one first`);
     const clusterId = randomUUID();
+    const password = req.adminPassword ?? generatePassword();
     const storeIps = storeMembers(req.cvmIps, req.redundancyFactor);
     const members = statuses.map((s) => ({ serial: s.serial, cvmIp: s.cvmIp, hostIp: s.hostIp }));
     const info: ClusterInfo = { clusterId, name: req.name, redundancyFactor: req.redundancyFactor, vip: req.vip, members, store: storeIps, createdAt: new Date().toISOString() };
@@ -386,6 +412,11 @@ export class Cvm {
         // one storage pool of every data disk, and the default container at the cluster's RF
         const disks: PoolDisk[] = statuses.flatMap((s) => s.disks.filter((d) => d.ok).map((d) => ({ serial: d.serial, node: s.serial, cvmIp: s.cvmIp, mediaType: d.mediaType, capacityBytes: d.capacityBytes })));
         await new StorageMeta(client, () => req.redundancyFactor).initPool(poolOf(disks), { name: DEFAULT_CONTAINER, replicationFactor: req.redundancyFactor, createdAt: info.createdAt });
+        // Prism: the cluster's certificate authority and the admin account (a hash only)
+        const ca = await createCa(`Converge cluster ${req.name}`);
+        await client.put(PRISM_CA_KEY).value(JSON.stringify(ca));
+        const admin: PrismUser = { name: ADMIN_USER, passwordHash: hashPassword(password), initial: true, updatedAt: info.createdAt };
+        await client.put(PRISM_USERS_PREFIX + ADMIN_USER).value(JSON.stringify(admin));
       } finally {
         client.close();
       }
@@ -396,7 +427,7 @@ export class Cvm {
       throw e;
     }
     this.log(`cluster ${req.name} created`);
-    return info;
+    return req.adminPassword === null ? { ...info, initialAdminPassword: password } : info;
   }
 
   private async prepare(body: unknown): Promise<void> {
@@ -418,11 +449,14 @@ export class Cvm {
     this.save({ ...this.state, committed: true });
     this.log(`joined cluster ${this.state.cluster.name} (${this.state.cluster.clusterId})`);
     void this.startStargate().catch((e: unknown) => this.log(`stargate: ${errorMessage(e)}`));
+    this.startPrism();
     void this.announce(1);
   }
 
   private async destroy(): Promise<void> {
     const was = this.state?.cluster.name;
+    await this.prism?.stop();
+    this.prism = undefined;
     await this.stopStargate();
     this.etcdClient?.close();
     this.etcdClient = undefined;
@@ -499,6 +533,12 @@ export class Cvm {
           return send(201, await this.meta().createVdisk(obj()));
         case 'GET /status':
           return send(200, this.status());
+        case 'GET /cluster/ca': {
+          this.meta(); // refuses when this CVM is in no cluster
+          const raw = await this.etcdClient?.get(PRISM_CA_KEY).string();
+          if (!raw) throw new NotFoundError('cluster certificate authority', this.state?.cluster.name ?? '');
+          return send(200, { cert: (JSON.parse(raw) as { cert: string }).cert });
+        }
         case 'GET /cluster/health':
           return send(200, await this.storeHealth());
         case 'POST /cluster/create':

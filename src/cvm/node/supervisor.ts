@@ -24,7 +24,7 @@ export class Supervised {
   state: ServiceState = 'stopped';
   restarts = 0;
 
-  constructor(readonly name: string, private readonly cmd: string, private readonly args: string[], private readonly log: (m: string) => void, private readonly opts: { env?: NodeJS.ProcessEnv; cwd?: string; pidFile?: string } = {}) {}
+  constructor(readonly name: string, private readonly cmd: string, private readonly args: string[], private readonly log: (m: string) => void, private readonly opts: { env?: NodeJS.ProcessEnv; cwd?: string; pidFile?: string; echo?: boolean } = {}) {}
 
   start(): void {
     this.stopping = false;
@@ -38,7 +38,8 @@ export class Supervised {
       if (this.opts.pidFile && child.pid) writeFileSync(this.opts.pidFile, String(child.pid));
     });
     const quiet = (l: string): void => {
-      if (/\b(error|fatal|panic)\b/i.test(l)) this.log(`${this.name}: ${l.slice(0, 300)}`);
+      if (this.opts.echo) this.log(l.slice(0, 500));
+      else if (/\b(error|fatal|panic)\b/i.test(l)) this.log(`${this.name}: ${l.slice(0, 300)}`);
     };
     onLines(child.stdout, quiet);
     onLines(child.stderr, quiet);

@@ -3,7 +3,8 @@
  * The CVM's HTTP API on cvmIp:2100 (what the CLI, Foundation and the other CVMs call):
  *
  *   GET  /status             CvmStatus
- *   POST /cluster/create     CreateRequest (core/cluster.ts) → ClusterInfo; run on one member, which drives the others
+ *   POST /cluster/create     CreateRequest (core/cluster.ts) → CreatedCluster; run on one member, which drives the others
+ *   GET  /cluster/ca         { cert }: the cluster's CA certificate (PEM), which Prism's certificates chain to
  *   POST /cluster/prepare    PrepareRequest (member to member): take part, start the store if asked
  *   POST /cluster/commit     { clusterId } (member to member): the cluster exists
  *   POST /cluster/destroy    back to unconfigured (stops the store, forgets the cluster)
@@ -15,7 +16,7 @@
  * Errors: { error: { code, message, field? } } with 400 / 404 / 409 / 503 / 500.
  */
 import type { CvmAnnounce } from '../../foundation/protocol/installer.ts';
-import type { Pool } from '../core/storage.ts';
+import type { Pool } from './storage.ts';
 import type { PoolUsage } from '../core/usage.ts';
 
 /** What GET /storage/pool answers: the pool, counts, and capacity accounting per disk, node and container. */
@@ -43,6 +44,11 @@ export interface ClusterInfo {
   /** CVM addresses that run the configuration store (etcd). */
   store: string[];
   createdAt: string;
+}
+
+/** What POST /cluster/create answers: the cluster, and Prism's admin password when the cluster generated it (shown this once). */
+export interface CreatedCluster extends ClusterInfo {
+  initialAdminPassword?: string;
 }
 
 /** What a CVM reports of itself: what it announces to Foundation, plus its cluster, services and disks. */

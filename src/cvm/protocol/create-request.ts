@@ -13,6 +13,8 @@ export interface CreateRequest {
   redundancyFactor: 1 | 2 | 3;
   dns: string[];
   ntp: string[];
+  /** Prism's initial admin password; null: the cluster generates one and answers it once. */
+  adminPassword: string | null;
 }
 
 export const MIN_NODES: Record<1 | 2 | 3, number> = { 1: 1, 2: 3, 3: 5 };
@@ -43,6 +45,8 @@ export function parseCreateRequest(body: unknown): CreateRequest {
     if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new InputError(f, 'must be a list of addresses', undefined, v);
     return v as string[];
   };
-  return { name, cvmIps: ips as string[], vip: vip, redundancyFactor: rf, dns: list('dns'), ntp: list('ntp') };
+  const pw = b['adminPassword'] ?? null;
+  if (pw !== null && (typeof pw !== 'string' || pw.length < 8 || pw.length > 128)) throw new InputError('adminPassword', 'must be 8 to 128 characters');
+  return { name, cvmIps: ips as string[], vip: vip, redundancyFactor: rf, dns: list('dns'), ntp: list('ntp'), adminPassword: pw };
 }
 

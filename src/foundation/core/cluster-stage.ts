@@ -28,12 +28,14 @@ export interface ClusterEntry {
   stage: ClusterStage;
   checks: ClusterCheck[];
   cluster_id: string | null;
+  /** Where Prism answers once the cluster is validated, and the CA file its certificate chains to. */
+  prism: { url: string; ca_file: string; admin_password_file: string | null } | null;
   startedAt: number | null;
   endedAt: number | null;
 }
 
 /** The validations run on a new cluster, in order (docs/foundation.md). */
-export const CLUSTER_CHECKS = ['host-cvm-link', 'store-quorum', 'cvm-services', 'storage-pool', 'data-path'] as const;
+export const CLUSTER_CHECKS = ['host-cvm-link', 'store-quorum', 'cvm-services', 'storage-pool', 'data-path', 'prism'] as const;
 
 export const isClusterFinal = (s: ClusterStage): boolean => s === 'done' || s === 'failed' || s === 'not_requested';
 
@@ -57,6 +59,6 @@ export function newClusterEntry(c: { cluster_name: string; cluster_members: stri
     percent_complete: c.cluster_init_now ? 0 : 100,
     init: c.cluster_init_now, redundancy_factor: (c.redundancy_factor as 1 | 2 | 3), vip: c.cluster_external_ip ?? null,
     dns: c.cvm_dns_servers ?? [], ntp: c.cvm_ntp_servers ?? [],
-    stage: c.cluster_init_now ? 'waiting' : 'not_requested', checks: [], cluster_id: null, startedAt: null, endedAt: null,
+    stage: c.cluster_init_now ? 'waiting' : 'not_requested', checks: [], cluster_id: null, prism: null, startedAt: null, endedAt: null,
   };
 }

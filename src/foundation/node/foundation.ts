@@ -285,14 +285,14 @@ export class Foundation {
     }
 
     const cvmIps = new Set(plan.plan.nodes.map((n) => n.cvmIp));
-    const clusterField: Record<string, string> = { name: 'cluster_name', cvmIps: 'cluster_members', redundancyFactor: 'redundancy_factor', vip: 'cluster_external_ip', dns: 'cvm_dns_servers', ntp: 'cvm_ntp_servers' };
+    const clusterField: Record<string, string> = { name: 'cluster_name', cvmIps: 'cluster_members', redundancyFactor: 'redundancy_factor', vip: 'cluster_external_ip', dns: 'cvm_dns_servers', ntp: 'cvm_ntp_servers', adminPassword: 'admin_password' };
     req.clusters.forEach((c, ci) => {
       if (!c.cluster_init_now) return;
       const stranger = c.cluster_members.findIndex((ip) => !cvmIps.has(ip));
       if (stranger >= 0) throw new InputError(`clusters[${ci}].cluster_members[${stranger}]`, `${c.cluster_members[stranger] ?? ''} is not the cvm_ip of a node in this request`);
       try {
         // the same rules the CVM applies when it creates the cluster, checked before any node is imaged
-        parseCreateRequest({ name: c.cluster_name, cvmIps: c.cluster_members, redundancyFactor: c.redundancy_factor, vip: c.cluster_external_ip ?? null, dns: c.cvm_dns_servers ?? [], ntp: c.cvm_ntp_servers ?? [] });
+        parseCreateRequest({ name: c.cluster_name, cvmIps: c.cluster_members, redundancyFactor: c.redundancy_factor, vip: c.cluster_external_ip ?? null, dns: c.cvm_dns_servers ?? [], ntp: c.cvm_ntp_servers ?? [], adminPassword: c.admin_password ?? null });
       } catch (e) {
         if (!(e instanceof InputError)) throw e;
         const [head = '', ...rest] = e.field.split('[');
@@ -323,7 +323,9 @@ export class Foundation {
       maxParallel: req.max_parallel ?? 8,
       timeouts: this.deps.timeouts ?? DEFAULT_TIMEOUTS,
     };
-    const s = new Session(record, this.sessionDeps(creds));
+    // Prism admin passwords stay in memory: never in the session's files, progress or logs
+    const secrets = new Map(req.clusters.flatMap((c) => (c.admin_password ? [[c.cluster_name, c.admin_password] as const] : [])));
+    const s = new Session(record, this.sessionDeps(creds), secrets);
     this.sessions.set(id, s);
     s.persist();
     s.start();

@@ -94,7 +94,7 @@ export class Session extends EventEmitter {
   private bmcs = new Map<string, Bmc>();
   private queue: Promise<void> = Promise.resolve();
 
-  constructor(readonly record: SessionRecord, private readonly deps: SessionDeps) {
+  constructor(readonly record: SessionRecord, private readonly deps: SessionDeps, private readonly secrets: ReadonlyMap<string, string> = new Map()) {
     super();
     this.setMaxListeners(100);
     mkdirSync(deps.layout.session(record.id).dir, { recursive: true });
@@ -213,6 +213,8 @@ export class Session extends EventEmitter {
         clock: this.deps.clock,
         waitMs: this.record.timeouts.cvmMs,
         tag: this.id.toLowerCase(),
+        adminPassword: this.secrets.get(c.cluster_name) ?? null,
+        dir: this.deps.layout.session(this.id).dir,
         report: (percent, message) => {
           if (percent >= 50) c.stage = 'validating';
           c.percent_complete = percent;
@@ -469,7 +471,7 @@ export class Session extends EventEmitter {
         cluster_name: c.cluster_name, cluster_members: c.cluster_members, status: c.status, percent_complete: c.percent_complete,
         messages: events.filter((e) => e.cluster === c.cluster_name).slice(-5).map((e) => e.message),
         time_elapsed: secs(c.startedAt, c.endedAt), time_total: secs(c.startedAt, c.endedAt),
-        stage: c.stage, cluster_id: c.cluster_id, checks: c.checks,
+        stage: c.stage, cluster_id: c.cluster_id, checks: c.checks, prism: c.prism ?? null,
       })),
     };
   }

@@ -38,6 +38,8 @@ export const imageClusterSchema = z.object({
   cvm_ntp_servers: csv.optional(),
   hypervisor_ntp_servers: csv.optional(),
   timezone: z.string().optional(),
+  /** Converge: Prism's initial admin password (kept in memory only; absent: the cluster generates one). */
+  admin_password: z.string().optional(),
 }).passthrough();
 
 export const imageNodesSchema = z.object({
@@ -60,6 +62,8 @@ export const imageNodesSchema = z.object({
 }).passthrough();
 
 export type ImageNodesRequest = z.infer<typeof imageNodesSchema>;
+/** The body a client sends (defaults not yet applied). */
+export type ImageNodesInput = z.input<typeof imageNodesSchema>;
 
 export const ipmiConfigSchema = z.object({
   ipmi_user: z.string().optional(),

@@ -62,3 +62,22 @@ export interface CvmConfig {
    */
   link?: { api: string; nbd: string };
 }
+
+/** What the host agent answers on GET hostIp:8100/status (Prism's view of a hypervisor). */
+export interface HostStatus {
+  serial: string;
+  hostname: string;
+  hostIp: string;
+  hypervisorVersion: string;
+  bundleVersion: string;
+  uptimeS: number;
+  cvm: { ip: string; state: string; pid: number | null; restarts: number; nosVersion: string };
+  link: { state: 'up' | 'down'; detail: string };
+  hardware: {
+    model: string;
+    block: { serial: string; position: string };
+    bmcIp: string;
+    cpu: { model: string; sockets: number; cores: number; threads: number; speedMHz: number };
+    memoryMiB: number;
+  };
+}

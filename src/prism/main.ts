@@ -1,0 +1,107 @@
+/**
+ * @module
+ * Prism's composition root: runs in every CVM of a cluster (started by the CVM, configuration in
+ * CONVERGE_PRISM_CONFIG). Serves HTTPS on the CVM's address at :9440, campaigns for leadership in
+ * the configuration store, and while it leads also serves the cluster's virtual IP.
+ */
+import { createServer as createHttps, type Server } from 'node:https';
+import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
+import { ensureServerCert, type Pem } from '../shared/tls.ts';
+import { errorMessage } from '../shared/errors.ts';
+import { ETCD_CLIENT_PORT } from '../cvm/protocol/cluster.ts';
+import { PRISM_CA_KEY, PRISM_PORT, type PrismConfig } from './protocol/prism.ts';
+import { Accounts, Tasks } from './node/accounts.ts';
+import { SnapshotSource } from './node/source.ts';
+import { Leadership } from './node/leader.ts';
+import { createPrismApi } from './node/server.ts';
+
+const cfg = JSON.parse(process.env['CONVERGE_PRISM_CONFIG'] ?? '{}') as PrismConfig;
+const log = (m: string): void => console.log(`prism: ${m}`);
+
+async function caOf(etcd: Etcd3): Promise<Pem> {
+  for (let i = 0; ; i++) {
+    try {
+      const raw = await etcd.get(PRISM_CA_KEY).string();
+      if (raw) return JSON.parse(raw) as Pem;
+      if (i % 20 === 0) log('waiting for the cluster certificate authority in the configuration store');
+    } catch (e) {
+      if (i % 20 === 0) log(`waiting for the configuration store (${errorMessage(e)})`);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+async function main(): Promise<void> {
+  const etcd = new Etcd3({ hosts: cfg.store.map((ip) => `http://${ip}:${ETCD_CLIENT_PORT}`), dialTimeout: 2000 });
+  const ca = await caOf(etcd);
+  const ips = [cfg.cvmIp, ...(cfg.vip ? [cfg.vip] : [])];
+  const tag = ips.join('_');
+  const tls = await ensureServerCert(ca, join(cfg.stateDir, `prism-${tag}.crt`), join(cfg.stateDir, `prism-${tag}.key`), ips);
+  let vipServer: Server | undefined;
+  let vipTimer: NodeJS.Timeout | undefined;
+  const releaseVip = async (): Promise<void> => {
+    if (vipTimer) clearTimeout(vipTimer);
+    vipTimer = undefined;
+    const s = vipServer;
+    vipServer = undefined;
+    if (!s) return;
+    s.closeAllConnections();
+    await new Promise<void>((r) => s.close(() => r()));
+    log(`released the virtual IP ${cfg.vip ?? ''}`);
+  };
+  const leadership: Leadership = new Leadership(etcd, cfg.cvmIp, cfg.leaseTtlS ?? 3, {
+    elected: () => takeVip(),
+    lost: () => releaseVip(),
+  }, log);
+  const app = createPrismApi({
+    cvmIp: cfg.cvmIp, vip: cfg.vip, source: new SnapshotSource(etcd, cfg.cvmIp), accounts: new Accounts(etcd), tasks: new Tasks(etcd, log),
+    leadership, sessionTtlS: cfg.sessionTtlS ?? 900, log, tls,
+  });
+  await app.ready();
+  // the leader binds the virtual IP; an old leader may still hold it for a moment: try until it is free
+  const takeVip = (): void => {
+    const vip = cfg.vip;
+    if (!vip || vipServer || !leadership.isLeader) return;
+    const s = createHttps(tls, (req, res) => app.routing(req, res));
+    s.once('error', (e: NodeJS.ErrnoException) => {
+      s.close();
+      if (leadership.isLeader) {
+        if (e.code !== 'EADDRINUSE') log(`cannot serve the virtual IP ${vip}: ${e.message}`);
+        vipTimer = setTimeout(takeVip, 250);
+      }
+    });
+    s.listen(PRISM_PORT, vip, () => {
+      if (!leadership.isLeader) {
+        s.close();
+        return;
+      }
+      vipServer = s;
+      log(`serving the virtual IP https://${vip}:${PRISM_PORT}`);
+    });
+  };
+  await app.listen({ host: cfg.cvmIp, port: PRISM_PORT });
+  log(`Prism at https://${cfg.cvmIp}:${PRISM_PORT} (cluster ${cfg.clusterId})`);
+  leadership.start();
+
+  let stopping = false;
+  const shutdown = (): void => {
+    if (stopping) return;
+    stopping = true;
+    setTimeout(() => process.exit(0), 5000).unref();
+    void (async () => {
+      await leadership.stop();
+      await releaseVip();
+      await app.close();
+      etcd.close();
+      process.exit(0);
+    })();
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+}
+
+main().catch((e: unknown) => {
+  log(`cannot start: ${errorMessage(e)}`);
+  process.exit(1);
+});

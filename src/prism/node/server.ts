@@ -1,0 +1,241 @@
+/**
+ * @module
+ * Prism's HTTPS API and web page (Fastify). Every Prism serves on its CVM's address; the leader
+ * also on the cluster virtual IP. A Prism that does not lead redirects (307) to the leader.
+ *
+ *   GET  /console/                                   the cluster summary page
+ *   POST /api/nutanix/v3/clusters/list, GET /api/nutanix/v3/clusters/{uuid}
+ *   POST /api/nutanix/v3/hosts/list,    GET /api/nutanix/v3/hosts/{uuid}
+ *   GET  /api/nutanix/v3/tasks/{uuid}
+ *   GET  /api/nutanix/v2.0/{storage_pools,storage_containers,virtual_disks,disks}[/{id}]
+ *   POST /api/nutanix/v2.0/storage_containers        { name, replication_factor } → { value: true }
+ *   POST /api/nutanix/v2.0/virtual_disks             { name, disk_capacity_in_bytes, storage_container_uuid } → { task_uuid }
+ *   DELETE /api/nutanix/v2.0/virtual_disks/{uuid}    → { task_uuid }
+ *   POST /PrismGateway/services/rest/v1/utils/change_default_system_password   { oldPassword, newPassword }
+ *   GET  /api/converge/v1/prism                      who leads (no authentication)
+ *   POST /api/converge/v1/logout
+ *
+ * Authentication: HTTP Basic, or the session cookie a successful Basic login sets. Wrong passwords
+ * are rate-limited per client address and user (429 with Retry-After). Errors are translated once,
+ * here: v3 paths answer the v3 error body, v2.0 paths the v2.0 one.
+ */
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { randomBytes } from 'node:crypto';
+import { AuthError, ConflictError, ConvergeError, InputError, NotFoundError, PreconditionError, UnavailableError, errorMessage, isConvergeError } from '../../shared/errors.ts';
+import { cvmCall } from '../../cvm/protocol/client.ts';
+import type { Vdisk } from '../../cvm/protocol/storage.ts';
+import { LoginThrottle, SessionStore, parseBasic } from '../core/auth.ts';
+import { clusterAttrs, clusterEntity, hostAttrs, hostEntity, listOf, parseListRequest, taskOf, v3Error } from '../core/v3.ts';
+import { disks, storageContainers, storagePools, v2Error, v2List, virtualDisks } from '../core/v2.ts';
+import { summaryPage } from '../core/page.ts';
+import { PRISM_PORT } from '../protocol/prism.ts';
+import type { Accounts, Tasks } from './accounts.ts';
+import type { SnapshotSource } from './source.ts';
+import type { Leadership } from './leader.ts';
+
+export const SESSION_COOKIE = 'NTNX_IGW_SESSION';
+
+class TooManyAttempts extends AuthError {
+  constructor(readonly retryAfterS: number) {
+    super(`too many failed logins; try again in ${retryAfterS} s`);
+  }
+}
+
+export interface PrismDeps {
+  cvmIp: string;
+  vip: string | null;
+  source: SnapshotSource;
+  accounts: Accounts;
+  tasks: Tasks;
+  leadership: Pick<Leadership, 'isLeader' | 'leader'>;
+  sessionTtlS: number;
+  log: (m: string) => void;
+  tls: { key: string; cert: string };
+}
+
+function statusOf(e: unknown): number {
+  if (e instanceof TooManyAttempts) return 429;
+  if (e instanceof AuthError) return 401;
+  if (e instanceof InputError) return 400;
+  if (e instanceof NotFoundError) return 404;
+  if (e instanceof ConflictError || e instanceof PreconditionError) return 409;
+  if (e instanceof UnavailableError) return 503;
+  return 500;
+}
+
+const kindOf = (url: string): string => /\/v3\/([a-z_]+?)s?(\/|$)/.exec(url)?.[1] ?? 'prism';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    user?: string;
+  }
+}
+
+export function createPrismApi(d: PrismDeps): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: 1 << 20, https: d.tls });
+  const sessions = new SessionStore(Date.now, d.sessionTtlS * 1000, () => randomBytes(24).toString('base64url'));
+  const throttle = new LoginThrottle(Date.now);
+
+  app.setErrorHandler((err: unknown, req, reply) => {
+    const fe = err as { statusCode?: number; message?: string };
+    const e = !(err instanceof ConvergeError) && typeof fe.statusCode === 'number' && fe.statusCode < 500 ? new InputError('body', fe.message ?? 'invalid request') : err;
+    const status = statusOf(e);
+    if (status >= 500) d.log(`${req.method} ${req.url}: ${errorMessage(e)}`);
+    if (e instanceof TooManyAttempts) void reply.header('Retry-After', String(e.retryAfterS));
+    if (e instanceof AuthError && !(e instanceof TooManyAttempts)) void reply.header('WWW-Authenticate', 'Basic realm="Prism"');
+    const reason = isConvergeError(e) ? e.code : 'CVG_ERR_INTERNAL';
+    const details = e instanceof InputError ? { [e.field]: e.reason } : {};
+    if (req.url.startsWith('/api/nutanix/v2.0/')) return reply.status(status).send(v2Error(status, errorMessage(e), e instanceof InputError ? e.field : undefined));
+    return reply.status(status).send(v3Error(status, kindOf(req.url), errorMessage(e), reason, details));
+  });
+
+  // a Prism that does not lead sends every request to the one that does
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.url.startsWith('/api/converge/v1/prism')) return;
+    if (d.leadership.isLeader) return;
+    const onVip = d.vip !== null && req.socket.localAddress?.replace(/^::ffff:/, '') === d.vip;
+    const leader = d.leadership.leader;
+    if (!leader || leader === d.cvmIp || onVip) throw new UnavailableError('no Prism leader is elected yet; try again in a few seconds');
+    return reply.redirect(`https://${d.vip ?? leader}:${PRISM_PORT}${req.url}`, 307);
+  });
+
+  // authentication: the session cookie, or Basic credentials (which open a session)
+  app.addHook('preHandler', async (req, reply) => {
+    if (req.url.startsWith('/api/converge/v1/prism')) return;
+    const token = /(?:^|;\s*)NTNX_IGW_SESSION=([A-Za-z0-9_-]+)/.exec(req.headers.cookie ?? '')?.[1];
+    const s = token ? sessions.use(token) : undefined;
+    if (s) {
+      req.user = s.user;
+      return;
+    }
+    const cred = parseBasic(req.headers.authorization);
+    if (!cred) throw new AuthError('authentication required: HTTP Basic credentials or a session cookie');
+    const key = `${req.ip}|${cred.user}`;
+    const wait = throttle.retryAfterMs(key);
+    if (wait > 0) throw new TooManyAttempts(Math.ceil(wait / 1000));
+    if (!(await d.accounts.check(cred.user, cred.password))) {
+      throttle.failure(key);
+      d.log(`failed login for ${JSON.stringify(cred.user.slice(0, 64))} from ${req.ip}`);
+      throw new AuthError('wrong user name or password');
+    }
+    throttle.success(key);
+    req.user = cred.user;
+    const opened = sessions.open(cred.user);
+    void reply.header('Set-Cookie', `${SESSION_COOKIE}=${opened.token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=${d.sessionTtlS}`);
+  });
+
+  const body = (req: FastifyRequest): Record<string, unknown> => {
+    const b = req.body ?? {};
+    if (typeof b !== 'object' || Array.isArray(b)) throw new InputError('body', 'must be a JSON object');
+    return b as Record<string, unknown>;
+  };
+  const param = (req: FastifyRequest, name: string): string => (req.params as Record<string, string>)[name] ?? '';
+
+  app.get('/api/converge/v1/prism', () => ({ cvmIp: d.cvmIp, vip: d.vip, leader: d.leadership.leader, isLeader: d.leadership.isLeader }));
+  app.post('/api/converge/v1/logout', (req, reply) => {
+    const token = /(?:^|;\s*)NTNX_IGW_SESSION=([A-Za-z0-9_-]+)/.exec(req.headers.cookie ?? '')?.[1];
+    if (token) sessions.close(token);
+    return reply.header('Set-Cookie', `${SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0`).send({ value: true });
+  });
+  app.post('/PrismGateway/services/rest/v1/utils/change_default_system_password', async (req) => {
+    const b = body(req);
+    const user = req.user ?? '';
+    if (typeof b['oldPassword'] !== 'string' || !(await d.accounts.check(user, b['oldPassword']))) throw new InputError('oldPassword', 'is not the current password');
+    await d.accounts.changePassword(user, b['oldPassword'], b['newPassword']);
+    sessions.closeAllOf(user);
+    d.log(`password of ${user} changed`);
+    return { value: true };
+  });
+
+  // ---- the web page ----
+  app.get('/', (_req, reply) => reply.redirect('/console/', 302));
+  app.get('/console/', async (req, reply) => reply.type('text/html; charset=utf-8').header('Cache-Control', 'no-store').send(summaryPage(await d.source.get(), req.user ?? '')));
+
+  // ---- v3 ----
+  const V3 = '/api/nutanix/v3';
+  app.post(`${V3}/clusters/list`, async (req) => {
+    const r = parseListRequest(req.body, 'cluster');
+    return { api_version: '3.1', ...listOf([clusterEntity(await d.source.get())], r, clusterAttrs) };
+  });
+  app.get(`${V3}/clusters/:uuid`, async (req) => {
+    const s = await d.source.get();
+    if (param(req, 'uuid') !== s.cluster.clusterId) throw new NotFoundError('cluster', param(req, 'uuid'));
+    return clusterEntity(s);
+  });
+  app.post(`${V3}/hosts/list`, async (req) => {
+    const r = parseListRequest(req.body, 'host');
+    const s = await d.source.get();
+    return { api_version: '3.1', ...listOf(s.members.map((m) => hostEntity(m, s)), r, hostAttrs) };
+  });
+  app.get(`${V3}/hosts/:uuid`, async (req) => {
+    const s = await d.source.get();
+    const m = s.members.find((x) => x.hostUuid === param(req, 'uuid'));
+    if (!m) throw new NotFoundError('host', param(req, 'uuid'));
+    return hostEntity(m, s);
+  });
+  app.get(`${V3}/tasks/:uuid`, async (req) => taskOf(await d.tasks.get(param(req, 'uuid')), (await d.source.get()).cluster.clusterId));
+
+  // ---- v2.0 storage ----
+  const V2 = '/api/nutanix/v2.0';
+  const one = (what: string, xs: Record<string, unknown>[], key: string, id: string): Record<string, unknown> => {
+    const x = xs.find((e) => e[key] === id || e['id'] === id || e['name'] === id);
+    if (!x) throw new NotFoundError(what, id);
+    return x;
+  };
+  app.get(`${V2}/storage_pools`, async (req) => v2List(storagePools(await d.source.get()), req.query as Record<string, unknown>));
+  app.get(`${V2}/storage_pools/:id`, async (req) => one('storage pool', storagePools(await d.source.get()), 'storagepool_uuid', param(req, 'id')));
+  app.get(`${V2}/storage_containers`, async (req) => v2List(storageContainers(await d.source.get()), req.query as Record<string, unknown>));
+  app.get(`${V2}/storage_containers/:id`, async (req) => one('storage container', storageContainers(await d.source.get()), 'storage_container_uuid', param(req, 'id')));
+  app.post(`${V2}/storage_containers`, async (req) => {
+    const b = body(req);
+    try {
+      await cvmCall(d.cvmIp, '/storage/containers', { body: { name: b['name'], replicationFactor: b['replication_factor'] ?? (await d.source.get()).cluster.redundancyFactor } });
+    } catch (e) {
+      throw e instanceof InputError && e.field === 'replicationFactor' ? new InputError('replication_factor', e.reason) : e;
+    }
+    d.source.invalidate();
+    return { value: true };
+  });
+  app.get(`${V2}/virtual_disks`, async (req) => v2List(virtualDisks(await d.source.get()), req.query as Record<string, unknown>));
+  app.get(`${V2}/virtual_disks/:id`, async (req) => one('virtual disk', virtualDisks(await d.source.get()), 'uuid', param(req, 'id')));
+  app.post(`${V2}/virtual_disks`, async (req) => {
+    const b = body(req);
+    const s = await d.source.get();
+    const cuuid = b['storage_container_uuid'];
+    const container = cuuid === undefined ? s.containers[0] : s.containers.find((c) => c.uuid === cuuid || c.name === cuuid);
+    if (!container) throw new InputError('storage_container_uuid', cuuid === undefined ? 'the cluster has no container' : 'no such storage container');
+    const size = b['disk_capacity_in_bytes'];
+    if (typeof size !== 'number' || !Number.isInteger(size) || size <= 0) throw new InputError('disk_capacity_in_bytes', 'must be a positive whole number of bytes');
+    const name = b['name'] ?? `vdisk-${randomBytes(4).toString('hex')}`;
+    if (typeof name !== 'string') throw new InputError('name', 'must be a string');
+    const task = await d.tasks.start('kVDiskCreate', [], async (progress) => {
+      await progress(10, `creating vdisk ${name} in ${container.name}`);
+      let vd: Vdisk;
+      try {
+        vd = await cvmCall<Vdisk>(d.cvmIp, '/storage/vdisks', { body: { name, size, container: container.name } });
+      } catch (e) {
+        throw e instanceof InputError ? new InputError(e.field === 'size' ? 'disk_capacity_in_bytes' : e.field, e.reason) : e;
+      }
+      d.source.invalidate();
+      return [{ kind: 'virtual_disk', uuid: vd.uuid, name: vd.name }];
+    });
+    return { task_uuid: task };
+  });
+  app.delete(`${V2}/virtual_disks/:id`, async (req) => {
+    const v = one('virtual disk', virtualDisks(await d.source.get()), 'uuid', param(req, 'id'));
+    const name = String(v['name']);
+    const task = await d.tasks.start('kVDiskDelete', [{ kind: 'virtual_disk', uuid: String(v['uuid']), name }], async (progress) => {
+      await progress(10, `deleting vdisk ${name}`);
+      await cvmCall(d.cvmIp, `/storage/vdisks/${encodeURIComponent(name)}`, { method: 'DELETE' });
+      d.source.invalidate();
+    });
+    return { task_uuid: task };
+  });
+  app.get(`${V2}/disks`, async (req) => v2List(disks(await d.source.get()), req.query as Record<string, unknown>));
+  app.get(`${V2}/disks/:id`, async (req) => one('disk', disks(await d.source.get()), 'disk_uuid', param(req, 'id')));
+
+  app.setNotFoundHandler((req) => {
+    throw new NotFoundError('endpoint', `${req.method} ${req.url.split('?')[0] ?? ''}`);
+  });
+  return app;
+}
