@@ -65,6 +65,7 @@ export function registerDemo(program: Command): void {
         const nodes = Number(o.nodes);
         if (!Number.isInteger(nodes) || nodes < 1 || nodes > 32) throw new InputError('nodes', 'a whole number from 1 to 32');
         process.on('SIGINT', () => void stop().then(() => process.exit(130)));
+        process.on('SIGTERM', () => void stop().then(() => process.exit(143)));
         process.stdout.write(`Converge demo: ${nodes} nodes, data in ${dir}\n`);
         const built = JSON.parse(await step('1/7 build the release bundle (hypervisor + CVM + installer)', ['bundle', 'build', '--version', '1.0.0', '--out', join(dir, 'dist'), '--json'], true)) as { file: string };
         await step('2/7 bring up the lab rack (bare-metal nodes with Redfish BMCs)', ['rack', 'up', '--nodes', String(nodes), '--pace', o.pace, '--data-dir', dir, '--bmc-network', o.bmcNetwork]);

@@ -184,8 +184,11 @@ export async function createAndValidate(entry: ClusterEntry, hosts: ReadonlyMap<
     };
     // the leader, as any CVM's Prism reports it; the virtual IP when the cluster has one
     const leader = await until('a Prism leader elected', async () => {
-      const r = await get(info.vip ?? writer, '/api/converge/v1/prism', null);
-      return r.status === 200 && typeof r.json['leader'] === 'string' && r.json['isLeader'] === true ? String(r.json['leader']) : undefined;
+      // any Prism names the leader; the leader (on the VIP when there is one) must say it leads
+      const named = info.vip ?? (await get(writer, '/api/converge/v1/prism', null)).json['leader'];
+      if (typeof named !== 'string') return undefined;
+      const r = await get(named, '/api/converge/v1/prism', null);
+      return r.status === 200 && r.json['isLeader'] === true ? String(r.json['leader']) : undefined;
     });
     const host = info.vip ?? leader;
     const auth = `${ADMIN_USER}:${password}`;

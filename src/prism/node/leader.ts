@@ -3,11 +3,14 @@
  * Prism's leadership: every Prism campaigns in the configuration store's election; the one elected
  * serves the cluster's virtual IP. Leadership rests on a lease of `ttlS` seconds, kept alive while
  * this process and its store connection live: when the leader's CVM dies the lease runs out and
- * the next campaigner is elected. Every Prism also observes who leads, to redirect to it.
+ * the next campaigner is elected. Every Prism also follows who leads, to redirect to it.
  */
-import type { Etcd3, Campaign, ElectionObserver } from 'etcd3';
+import type { Etcd3, Campaign, Watcher } from 'etcd3';
 import { errorMessage } from '../../shared/errors.ts';
 import { PRISM_ELECTION } from '../protocol/prism.ts';
+
+/** Where etcd3's Election keeps the campaign keys of an election (its layout: election/<name>/<lease>). */
+const ELECTION_KEYS = `election/${PRISM_ELECTION}/`;
 
 export interface LeadershipEvents {
   elected: () => Promise<void> | void;
@@ -16,7 +19,7 @@ export interface LeadershipEvents {
 
 export class Leadership {
   private campaign: Campaign | undefined;
-  private observer: ElectionObserver | undefined;
+  private watcher: Watcher | undefined;
   private stopped = false;
   private retry: NodeJS.Timeout | undefined;
   isLeader = false;
@@ -54,21 +57,35 @@ export class Leadership {
     });
   }
 
+  /** The leader is the campaign key created first under the election's prefix. */
+  private async refresh(): Promise<void> {
+    const r = await this.etcd.getAll().prefix(ELECTION_KEYS).sort('Create', 'Ascend').limit(1).exec();
+    this.leader = r.kvs[0]?.value.toString() ?? null;
+  }
+
+  /**
+   * Follows who leads: re-reads the first campaign key whenever a key under the election changes.
+   * (etcd3's ElectionObserver is not used: when several campaigns start in one watch batch it
+   * takes the last one as the leader, and keeps that answer.)
+   */
   private async observe(): Promise<void> {
     if (this.stopped) return;
-    try {
-      const o = await this.etcd.election(PRISM_ELECTION, this.ttlS).observe();
-      this.observer = o;
-      this.leader = o.leader() ?? this.leader;
-      o.on('change', (v: string | undefined) => {
-        this.leader = v ?? null;
-      });
-      o.on('error', () => {
-        void o.cancel().catch(() => undefined);
-        if (!this.stopped) setTimeout(() => void this.observe(), 1000);
-      });
-    } catch {
+    const again = (): void => {
       if (!this.stopped) setTimeout(() => void this.observe(), 1000);
+    };
+    try {
+      const w = await this.etcd.watch().prefix(ELECTION_KEYS).create();
+      this.watcher = w;
+      const update = (): void => void this.refresh().catch(() => undefined);
+      w.on('put', update);
+      w.on('delete', update);
+      w.on('error', () => {
+        void w.cancel().catch(() => undefined);
+        again();
+      });
+      await this.refresh();
+    } catch {
+      again();
     }
   }
 
@@ -83,6 +100,6 @@ export class Leadership {
       await Promise.resolve(this.on.lost()).catch(() => undefined);
     }
     await c?.resign().catch(() => undefined);
-    await this.observer?.cancel().catch(() => undefined);
+    await this.watcher?.cancel().catch(() => undefined);
   }
 }
