@@ -5,8 +5,13 @@
  * unconfigured.
  */
 import type { Command } from 'commander';
-import { InputError } from '../shared/errors.ts';
-import { CVM_API_PORT, type ClusterInfo, type CvmStatus, type PoolView } from '../cvm/protocol/cluster.ts';
+import { InputError, errorMessage } from '../shared/errors.ts';
+import { CVM_API_PORT, type CreatedCluster, type CvmStatus, type PoolView } from '../cvm/protocol/cluster.ts';
+import { PRISM_PORT } from '../prism/protocol/prism.ts';
+import { Agent, fetch as ufetch } from 'undici';
+
+/** Environment variable the CLI reads Prism's admin password from (keeps it off the command line). */
+export const PASSWORD_ENV = 'CONVERGE_ADMIN_PASSWORD';
 import { fail, printJson } from './output.ts';
 import { callApi } from './http.ts';
 
@@ -27,6 +32,23 @@ const list = (v: string | undefined): string[] => (v ? v.split(',').map((s) => s
 const gib = (b: number): string => `${(b / 1024 ** 3).toFixed(1)} GiB`;
 const pct = (a: number, b: number): string => `${b > 0 ? ((100 * a) / b).toFixed(1) : '0.0'} %`;
 
+/** Where Prism answers and who leads, checked over HTTPS against the cluster's CA. */
+async function prismLine(cvmIp: string, vip: string | null): Promise<string> {
+  try {
+    const { cert } = await cvm<{ cert: string }>(cvmIp, '/cluster/ca', undefined, 5000);
+    const agent = new Agent({ connect: { ca: cert } });
+    try {
+      const r = await ufetch(`https://${vip ?? cvmIp}:${PRISM_PORT}/api/converge/v1/prism`, { dispatcher: agent, signal: AbortSignal.timeout(5000) });
+      const j = (await r.json()) as { leader: string | null };
+      return `Prism: https://${vip ?? j.leader ?? cvmIp}:${PRISM_PORT}/console/ (leader ${j.leader ?? 'not elected yet'})`;
+    } finally {
+      await agent.close();
+    }
+  } catch (e) {
+    return `Prism: not answering on ${vip ?? cvmIp}:${PRISM_PORT} (${errorMessage(e)})`;
+  }
+}
+
 export function registerCluster(program: Command): void {
   const c = program.command('cluster').description('form and inspect clusters of CVMs');
 
@@ -38,8 +60,9 @@ export function registerCluster(program: Command): void {
     .option('--redundancy-factor <n>', 'replication factor: 2 (3+ nodes) or 3 (5+ nodes); 1 for a single node')
     .option('--dns <a,b>', 'DNS servers')
     .option('--ntp <a,b>', 'NTP servers')
+    .option('--admin-password <p>', `Prism's initial admin password (or ${PASSWORD_ENV}; default: generated and shown once)`)
     .option('--json', 'machine-readable output')
-    .action(async (o: { cvmIps: string; name: string; vip?: string; redundancyFactor?: string; dns?: string; ntp?: string; json?: boolean }) => {
+    .action(async (o: { cvmIps: string; name: string; vip?: string; redundancyFactor?: string; dns?: string; ntp?: string; adminPassword?: string; json?: boolean }) => {
       try {
         const ips = list(o.cvmIps);
         const first = ips[0];
@@ -47,9 +70,12 @@ export function registerCluster(program: Command): void {
         const body: Record<string, unknown> = { name: o.name, cvmIps: ips, dns: list(o.dns), ntp: list(o.ntp) };
         if (o.vip) body['vip'] = o.vip;
         if (o.redundancyFactor !== undefined) body['redundancyFactor'] = Number(o.redundancyFactor);
-        const info = await cvm<ClusterInfo>(first, '/cluster/create', body);
+        const password = o.adminPassword ?? process.env[PASSWORD_ENV];
+        if (password) body['adminPassword'] = password;
+        const info = await cvm<CreatedCluster>(first, '/cluster/create', body);
         if (o.json) return printJson(info);
         process.stdout.write(`Cluster ${info.name} (${info.clusterId}) created: ${info.members.length} nodes, RF${info.redundancyFactor}, configuration store on ${info.store.join(', ')}\n`);
+        process.stdout.write(`Prism: https://${info.vip ?? first}:${PRISM_PORT}/console/  user admin${info.initialAdminPassword ? `, password ${info.initialAdminPassword}  (generated; shown only this once)` : ' with the password you gave'}\n`);
       } catch (e) {
         fail(e, o.json === true);
       }
@@ -79,6 +105,7 @@ export function registerCluster(program: Command): void {
             const stranded = Math.max(0, ...r.map((x) => x.stranded));
             out.push(pending || stranded ? `Data resiliency: ${pending} extent group(s) below RF, being restored${stranded ? `; ${stranded} with no good replica` : ''}` : 'Data resiliency: OK (every extent group at its RF)');
           }
+          out.push(await prismLine(o.cvmIp, first.cluster.vip));
         }
         for (const a of all) {
           out.push('', `    CVM: ${a.member.cvmIp} (${a.member.serial}) ${a.status ? 'Up' : 'Down'}`);
