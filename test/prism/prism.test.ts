@@ -6,7 +6,10 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { chromium } from 'playwright-core';
 import { Agent, fetch as ufetch } from 'undici';
 import { TestFoundation } from '../drivers/foundation-driver.ts';
 
@@ -16,6 +19,9 @@ let t: TestFoundation;
 let agent: Agent;
 let password = 'lab-secret-1';
 let progress: any;
+/** Screenshots go to CONVERGE_SCREENSHOTS (docs/images to refresh the docs) or a temp dir. */
+const SHOTS = process.env['CONVERGE_SCREENSHOTS'] ?? join(tmpdir(), 'converge-screenshots');
+mkdirSync(SHOTS, { recursive: true });
 
 before(async () => {
   t = await TestFoundation.start('127.65', 18065, 3);
@@ -179,6 +185,28 @@ test('a Prism that does not lead redirects to the virtual IP; the summary page s
   assert.match(page.text, /Prism leader/);
   for (const s of ['genesis', 'etcd', 'stargate', 'prism']) assert.match(page.text, new RegExp(`UP</span> ${s}`));
   assert.match(page.text, /RF2/);
+});
+
+test('the summary page in Chromium: the browser asks for credentials, then shows health, hosts with services, storage', async () => {
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  try {
+    // the lab CA is not in Chromium's trust store: the page's certificate was checked against it above
+    const refused = await browser.newContext({ ignoreHTTPSErrors: true });
+    // a 401 with WWW-Authenticate: Basic makes the browser ask; headless, nobody answers
+    await assert.rejects((await refused.newPage()).goto(`https://${VIP}:9440/console/`), /ERR_INVALID_AUTH_CREDENTIALS/);
+    await refused.close();
+    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, httpCredentials: { username: 'admin', password }, viewport: { width: 1280, height: 800 } });
+    const page = await ctx.newPage();
+    await page.goto(`https://${VIP}:9440/console/`);
+    assert.equal(await page.locator('h1').textContent(), 'prism-lab');
+    assert.equal(await page.locator('#hosts tr[data-serial]').count(), 3);
+    assert.equal(await page.locator('#health .big').textContent(), 'OK');
+    assert.match(await page.locator('#containers').textContent() ?? '', /default-containerRF2/);
+    assert.equal(await page.locator('.b.leader').count(), 1, 'one leader');
+    await page.screenshot({ path: join(SHOTS, 'prism-summary.png') });
+  } finally {
+    await browser.close();
+  }
 });
 
 test('the admin changes the password: the old one is refused, the new one works', async () => {

@@ -47,7 +47,7 @@ th{border:0;color:#5a6b7b;font-weight:500}.d{color:#5a6b7b;font-size:12px}
 <section id="health"><h2>Health</h2><div class="big">${badge(h.state)}</div>${h.reasons.length ? `<ul>${h.reasons.map((r) => `<li>${esc(r)}</li>`).join('')}</ul>` : '<p class="d">Every CVM, service, disk and link is up.</p>'}</section>
 <section id="cluster"><h2>Cluster</h2><div class="big">${s.members.length} nodes</div>
 <p class="d">RF${c.redundancyFactor} · configuration store on ${esc(c.store.join(', '))}${s.store ? ` (${s.store.quorum ? 'quorum' : 'NO QUORUM'})` : ''}<br>UUID ${esc(c.clusterId)}<br>created ${esc(c.createdAt)}</p></section>
-<section id="storage"><h2>Storage</h2>${u ? `<div class="big">${gib(u.usedBytes)} <span class="d">of ${gib(u.capacityBytes)} used (${pct(u.usedBytes, u.capacityBytes)})</span></div>
+<section id="storage"><h2>Storage</h2>${u ? `<div class="big">${gib(u.usedBytes)}</div><div class="d">used of ${gib(u.capacityBytes)} (${pct(u.usedBytes, u.capacityBytes)})</div>
 <div class="bar"><i style="width:${u.capacityBytes ? Math.min(100, (100 * u.usedBytes) / u.capacityBytes) : 0}%"></i></div>
 <p class="d">${gib(u.freeBytes)} free on healthy disks · ${u.disks.length} disks · ${s.vdisks.length} vdisks</p>` : '<p>The storage pool does not answer.</p>'}</section>
 <section class="wide" id="hosts"><h2>Hosts and CVMs</h2><table><tr><th>Host</th><th>Hypervisor</th><th>CVM</th><th>Services</th><th>Storage used</th></tr>
