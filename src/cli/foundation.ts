@@ -12,7 +12,8 @@ import { callApi } from './http.ts';
 import { defaultDataDir } from '../rack/node/layout.ts';
 import { planFromJson, planToJson, type PlanResult } from '../foundation/core/ip-plan.ts';
 import { renderStages } from './deploy-view.ts';
-import type { Plan, PlanInput, ValidationReport } from '../foundation/core/types.ts';
+import type { ValidationReport } from '../foundation/core/types.ts';
+import { imageNodesBody, planInputFor } from '../foundation/protocol/deploy.ts';
 import { startFoundation } from '../foundation/main.ts';
 import { buildBundle } from './bundle-build.ts';
 import { fail, printJson, table } from './output.ts';
@@ -74,28 +75,6 @@ function printValidation(r: ValidationReport): void {
   process.stdout.write(`${table(rows)}\n\n${r.profile} profile: ${r.verdict} — PASS ${r.counts.PASS}, WARN ${r.counts.WARN}, FAIL ${r.counts.FAIL}\n`);
 }
 
-/** Turns a plan into an image_nodes body (the public shape). */
-function imageBody(plan: Plan, o: { bundle: string; vcpus: number; ramGiB: number; current: Map<string, string>; cluster: number | null }): Record<string, unknown> {
-  return {
-    nos_package: o.bundle,
-    hypervisor_iso: {},
-    cvm_netmask: plan.cvm.netmask, cvm_gateway: plan.cvm.gateway,
-    hypervisor_netmask: plan.host.netmask, hypervisor_gateway: plan.host.gateway, hypervisor_nameserver: plan.dns.join(','),
-    ipmi_netmask: plan.bmc.netmask, ipmi_gateway: plan.bmc.gateway,
-    blocks: [{
-      nodes: plan.nodes.map((n) => ({
-        node_serial: n.serial, hypervisor: 'kvm', image_now: true, ipmi_ip: n.bmcIp,
-        ipmi_configure_now: o.current.get(n.serial) !== undefined && o.current.get(n.serial) !== n.bmcIp,
-        hypervisor_ip: n.hostIp, cvm_ip: n.cvmIp, hypervisor_hostname: n.hostname, cvm_num_vcpus: o.vcpus, cvm_gb_ram: o.ramGiB,
-      })),
-    }],
-    clusters: o.cluster === null ? [] : [{
-      cluster_name: plan.clusterName, cluster_members: plan.nodes.map((n) => n.cvmIp), cluster_init_now: true, redundancy_factor: o.cluster,
-      ...(plan.clusterVip ? { cluster_external_ip: plan.clusterVip } : {}), cvm_dns_servers: plan.dns, cvm_ntp_servers: plan.ntp,
-    }],
-  };
-}
-
 interface ImageOptions { url: string; json?: boolean; plan: string; bundle?: string; cvmVcpus: string; cvmRam: string; follow: boolean; createCluster?: boolean; redundancyFactor?: string }
 
 /** Images a plan's nodes (and, asked, creates and validates their cluster), following the session. */
@@ -108,7 +87,9 @@ async function imagePlan(o: ImageOptions, render: (p: ProgressResponse) => strin
     if (!bundleName) throw new InputError('bundle', 'the repository is empty: build one (converge bundle build --version 1.0.0) and upload it (converge foundation upload FILE)');
     const blocks = await api<DiscoverBlock[]>(o.url, 'GET', '/foundation/discover_nodes');
     const current = new Map<string, string>(blocks.flatMap((b) => b.nodes).map((n) => [n.node_serial, n.ipmi_ip]));
-    const { session_id: sid } = await api<{ session_id: string }>(o.url, 'POST', '/foundation/image_nodes', imageBody(pr.plan, { bundle: bundleName, vcpus: Number(o.cvmVcpus), ramGiB: Number(o.cvmRam), current, cluster: o.createCluster ? Number(o.redundancyFactor ?? (pr.plan.nodes.length >= 3 ? 2 : 1)) : null }));
+    const rf = o.createCluster ? Number(o.redundancyFactor ?? (pr.plan.nodes.length >= 3 ? 2 : 1)) : null;
+    if (rf !== null && rf !== 1 && rf !== 2 && rf !== 3) throw new InputError('redundancy-factor', 'must be 1, 2 or 3', ['1', '2', '3'], o.redundancyFactor);
+    const { session_id: sid } = await api<{ session_id: string }>(o.url, 'POST', '/foundation/image_nodes', imageNodesBody(pr.plan, { bundle: bundleName, vcpus: Number(o.cvmVcpus), ramGiB: Number(o.cvmRam), current, cluster: rf }));
     if (!o.follow) return o.json ? printJson({ session_id: sid }) : void process.stdout.write(`session ${sid}\n`);
     const p = await follow(o.url, sid, o.json === true, render);
     if (o.json) printJson(p);
@@ -179,7 +160,7 @@ export function registerFoundation(program: Command): void {
         if (o.bmcPassword) opts.bmcPassword = o.bmcPassword;
         if (o.bmcCa) opts.bmcCa = resolve(o.bmcCa);
         const f = await startFoundation(opts);
-        process.stdout.write(`Foundation ${f.url}/foundation/ (API description: ${f.url}/foundation/openapi.json); Ctrl-C stops it\n`);
+        process.stdout.write(`Foundation ${f.url}/foundation/ (API description: ${f.url}/foundation/openapi.json); web UI ${f.url}/; Ctrl-C stops it\n`);
         const stop = (): void => void f.close().then(() => process.exit(0));
         process.on('SIGINT', stop);
         process.on('SIGTERM', stop);
@@ -248,16 +229,11 @@ export function registerFoundation(program: Command): void {
           const blocks = await api<DiscoverBlock[]>(o.url, 'GET', '/foundation/discover_nodes');
           const nodes = blocks.flatMap((b) => b.nodes);
           if (nodes.length === 0) throw new InputError('nodes', 'discovery found no nodes; is the rack up?');
-          const bmcNet = o.bmcStart ?? nodes[0]?.ipmi_ip ?? '127.10.0.1';
-          const input: PlanInput = {
-            clusterName: o.clusterName, dns: o.dns, ntp: o.ntp, hostnamePrefix: o.hostnamePrefix,
-            bmc: { netmask: o.bmcNetmask, gateway: o.bmcGateway ?? bmcNet.replace(/\.\d+\.\d+$/, '.255.254'), ...(o.bmcStart ? { start: o.bmcStart } : {}) },
-            host: { netmask: o.netmask, gateway: o.gateway, start: o.hostStart },
-            cvm: { netmask: o.netmask, gateway: o.gateway, start: o.cvmStart },
-            nodes: nodes.map((n) => (o.bmcStart ? { serial: n.node_serial } : { serial: n.node_serial, bmcIp: n.ipmi_ip })),
-            lab: !o.production,
-          };
-          if (o.vip) input.clusterVip = o.vip;
+          const input = planInputFor(nodes, {
+            clusterName: o.clusterName, dns: o.dns, ntp: o.ntp, hostnamePrefix: o.hostnamePrefix, bmcNetmask: o.bmcNetmask,
+            hostStart: o.hostStart, cvmStart: o.cvmStart, netmask: o.netmask, gateway: o.gateway, lab: !o.production,
+            ...(o.bmcStart ? { bmcStart: o.bmcStart } : {}), ...(o.bmcGateway ? { bmcGateway: o.bmcGateway } : {}), ...(o.vip ? { vip: o.vip } : {}),
+          });
           // Foundation checks the plan, including addresses already answering on the network
           result = await api<PlanResult>(o.url, 'POST', '/foundation/plan_check', input);
         }
