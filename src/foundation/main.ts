@@ -5,6 +5,7 @@
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { SystemClock, type Clock } from '../shared/clock.ts';
 import { InputError } from '../shared/errors.ts';
@@ -27,6 +28,8 @@ export interface FoundationOptions {
   /** A folder of bundles to add to the repository at start. */
   bundles?: string;
   timeouts?: { bootMs: number; installSilenceMs: number; cvmMs: number };
+  /** The built web UI served at `/` (default: this checkout's web/dist, built by npm run build:web). */
+  uiDir?: string;
   clock?: Clock;
   log?: (m: string) => void;
 }
@@ -37,6 +40,9 @@ export interface RunningFoundation {
   url: string;
   close(): Promise<void>;
 }
+
+/** Where `npm run build:web` writes the web UI (ADR 011). */
+export const WEB_UI_DIR = fileURLToPath(new URL('../../web/dist/', import.meta.url));
 
 interface RackJson {
   network: { bmcNetwork: string; bmcPort: number; controlPort: number; ssdpPort: number };
@@ -69,7 +75,7 @@ export async function startFoundation(o: FoundationOptions): Promise<RunningFoun
       if (!foundation.bundles.list().includes(f)) await foundation.bundles.add(f, readFileSync(join(o.bundles, f)));
     }
   }
-  const app = createFoundationApi(foundation);
+  const app = createFoundationApi(foundation, { uiDir: o.uiDir ?? WEB_UI_DIR });
   await app.listen({ host, port });
   return {
     foundation, app, url,

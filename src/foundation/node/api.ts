@@ -9,8 +9,10 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { readFileSync } from 'node:fs';
 import { ConvergeError, InputError, NotFoundError, ConflictError, errorMessage, isConvergeError } from '../../shared/errors.ts';
 import type { FoundationError } from '../protocol/api.ts';
+import { EVENTS_CAUGHT_UP } from '../protocol/deploy.ts';
 import { Foundation, FOUNDATION_VERSION } from './foundation.ts';
 import { OPENAPI } from './openapi.ts';
+import { registerWebUi } from './web-ui.ts';
 
 function statusOf(e: unknown): number {
   if (e instanceof InputError) return 400;
@@ -27,7 +29,12 @@ function envelope(e: unknown, sessionId: string | null): FoundationError {
 
 const q = (v: unknown): string => (typeof v === 'string' ? v : '');
 
-export function createFoundationApi(f: Foundation): FastifyInstance {
+export interface FoundationApiOptions {
+  /** The built web UI (web/dist) to serve at `/`; absent = no UI routes. */
+  uiDir?: string;
+}
+
+export function createFoundationApi(f: Foundation, o: FoundationApiOptions = {}): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 1 << 30 });
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   app.setErrorHandler((err: unknown, req, reply) => {
@@ -124,10 +131,15 @@ export function createFoundationApi(f: Foundation): FastifyInstance {
   app.get('/foundation/events', (req, reply) => {
     const query = req.query as Record<string, unknown>;
     const s = f.session(sessionOf(query));
-    const after = Number(q(query['after']) || (req.headers['last-event-id'] as string | undefined) || 0);
+    const asked = Number(q(query['after']) || (req.headers['last-event-id'] as string | undefined) || 0);
+    if (!Number.isInteger(asked) || asked < 0) throw new InputError('after', 'must be the seq of an event (a whole number)');
+    const after = asked;
     reply.raw.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
     const send = (e: { seq: number }): void => void reply.raw.write(`id: ${e.seq}\nevent: progress\ndata: ${JSON.stringify(e)}\n\n`);
-    for (const e of s.events(after)) send(e);
+    const replay = s.events(after);
+    for (const e of replay) send(e);
+    // the log is replayed: a client rebuilding its view can draw now (live events follow)
+    reply.raw.write(`event: ${EVENTS_CAUGHT_UP}\ndata: ${JSON.stringify({ seq: replay.at(-1)?.seq ?? after })}\n\n`);
     s.on('event', send);
     const ping = setInterval(() => reply.raw.write(': keep-alive\n\n'), 15_000);
     req.raw.on('close', () => {
@@ -136,6 +148,9 @@ export function createFoundationApi(f: Foundation): FastifyInstance {
     });
     return reply;
   });
+
+  // ---- the web UI (wizard and live flow diagram) --------------------------------------------
+  if (o.uiDir !== undefined) registerWebUi(app, o.uiDir);
 
   // ---- what the nodes call -------------------------------------------------------------------
   app.get('/foundation/media/:session/:serial/installer.tar', async (req, reply) => {

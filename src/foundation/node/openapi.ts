@@ -28,7 +28,7 @@ export const OPENAPI = {
     '/foundation/upload': { post: { summary: 'Upload a bundle (installer_type=nos&filename=...), octet-stream', responses: { ...ok, ...err } } },
     '/foundation/node_log': { get: { summary: 'A node log (serial or hypervisor_ip)', parameters: [sid], responses: ok } },
     '/foundation/cluster_log': { get: { summary: 'The session log', parameters: [sid], responses: ok } },
-    '/foundation/events': { get: { 'x-converge': true, summary: 'Server-sent events of a session (after=N or Last-Event-ID)', parameters: [sid], responses: ok } },
+    '/foundation/events': { get: { 'x-converge': true, summary: 'Server-sent events of a session (event: progress; after=N or Last-Event-ID); the replay of the log ends with event: caught-up, data {"seq": N}', parameters: [sid], responses: ok } },
     '/foundation/validation': { get: { 'x-converge': true, summary: 'Hardware validation report of the discovered nodes (profile, redundancy_factor, overrides)', responses: ok } },
     '/foundation/plan_check': { post: { 'x-converge': true, summary: 'Check an IP plan input; returns { plan, errors }', responses: ok } },
     '/foundation/retry_node': { post: { 'x-converge': true, summary: 'Retry a failed node of a session (serial=)', parameters: [sid], responses: { ...ok, ...err } } },
