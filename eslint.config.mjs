@@ -2,11 +2,13 @@
 /**
  * Lint rules (STYLE.md C1, C2, C15): strict TypeScript rules, component boundaries
  * (a component imports only src/shared and a peer's protocol/ folder), and pure core/ folders
- * (no I/O modules, no ambient clock or randomness).
+ * (no I/O modules, no ambient clock or randomness). The web UI (web/, STYLE.md C13) imports only
+ * protocol/ folders of src/, its model/ is framework-free and pure, and React's hook rules apply.
  */
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
+import reactHooks from 'eslint-plugin-react-hooks';
 
 const components = ['rack', 'foundation', 'installer', 'hypervisor', 'cvm', 'prism', 'lcm', 'health'];
 
@@ -44,6 +46,45 @@ export default tseslint.config(
   },
   ...boundaryRules,
   {
+    files: ['web/src/**/*.{ts,tsx}'],
+    ignores: ['web/src/**/*.test.ts', 'web/src/**/fixtures/**'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [
+          { regex: '(^|/)src/(?!\\w+/protocol/)', message: 'the web UI imports only the protocol/ folders of src/ (STYLE.md C1, C14).' },
+          { regex: '^node:', message: 'the web UI runs in the browser: no Node modules.' },
+        ],
+      }],
+    },
+  },
+  {
+    files: ['web/src/model/**/*.ts'],
+    ignores: ['web/src/model/**/*.test.ts', 'web/src/model/fixtures/**'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [
+          { regex: '(^|/)src/(?!\\w+/protocol/)', message: 'the web UI imports only the protocol/ folders of src/ (STYLE.md C1, C14).' },
+          { regex: '^(node:|react|@xyflow/)', message: 'web/src/model is framework-free and pure: no React, no React Flow, no I/O (STYLE.md C13).' },
+          { regex: '/(view|live)/', message: 'web/src/model may not import the view or the live feed (STYLE.md C13).' },
+        ],
+      }],
+      'no-restricted-globals': ['error', 'window', 'document', 'fetch', 'EventSource', 'setTimeout', 'setInterval', 'localStorage'],
+      'no-restricted-properties': ['error',
+        { object: 'Date', property: 'now', message: 'the model takes the time as an argument' },
+        { object: 'Math', property: 'random', message: 'the model is deterministic' }],
+    },
+  },
+  {
+    files: ['web/src/**/*.tsx'],
+    plugins: { 'react-hooks': reactHooks },
+    rules: reactHooks.configs.flat['recommended-latest'].rules,
+  },
+  {
+    // Vite reads the config's default export; import-x cannot follow vite's own package layout
+    files: ['web/vite.config.ts'],
+    rules: { 'import-x/no-default-export': 'off', 'import-x/no-cycle': 'off' },
+  },
+  {
     files: ['src/**/core/**/*.ts'],
     ignores: ['src/**/core/**/*.test.ts'],
     rules: {
@@ -61,7 +102,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['**/*.test.ts', 'test/**/*.ts', 'bench/**/*.ts'],
+    files: ['**/*.test.ts', 'test/**/*.ts', 'bench/**/*.ts', 'web/src/**/fixtures/**/*.ts'],
     rules: {
       '@typescript-eslint/no-floating-promises': 'off',
       '@typescript-eslint/no-non-null-assertion': 'off',

@@ -18,7 +18,7 @@ const walk = (dir) => {
     else if (name.endsWith('.test.ts')) files.push(p);
   }
 };
-for (const r of roots.length ? roots : ['src', 'test']) walk(r);
+for (const r of roots.length ? roots : ['src', 'web', 'test']) walk(r);
 files.sort();
 const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...extra, ...files], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

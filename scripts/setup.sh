@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Converge needs on a Debian/Ubuntu machine: checks Node.js, installs the Debian
 # packages named in the arguments that are missing (apt-get as root; otherwise prints the exact
-# command and stops), and the npm dependencies. Sourced by demo.sh and test.sh.
+# command and stops), the npm dependencies, and Foundation's web UI (web/ → web/dist, when missing
+# or stale; ADR 011). Run by demo.sh and test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,3 +43,5 @@ if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json
   echo "Installing npm dependencies"
   npm ci --no-audit --no-fund --loglevel=error
 fi
+
+node scripts/build-web.mjs
