@@ -101,6 +101,20 @@ function assertGrid(s: Shape, lanes: number): void {
   }
 }
 
+/** Runs a test body; a failure also says what the page showed (header, every box's state). */
+function showing(body: () => Promise<void>): () => Promise<void> {
+  return async () => {
+    try {
+      await body();
+    } catch (e) {
+      const header = await page.getByTestId('session-status').innerText({ timeout: 1000 }).catch(() => '(no session header)');
+      const boxes = await shapeOf(page).then((sh) => sh.boxes.map((b) => `${b.id}=${b.state}`).join(' '), () => '(no boxes)');
+      if (e instanceof Error) e.message += `\npage ${page.url()}: ${header}\n${boxes}`;
+      throw e;
+    }
+  };
+}
+
 const box = (p: Page, lane: string, column: number | 'prism'): ReturnType<Page['locator']> => p.locator(`[data-testid=box][data-box="${lane}/${column}"]`);
 const stateOf = (p: Page, lane: string, column: number | 'prism'): Promise<string | null> => box(p, lane, column).getAttribute('data-state');
 const verdict = async (p: Page, v: string, timeout: number): Promise<void> => {
@@ -109,7 +123,7 @@ const verdict = async (p: Page, v: string, timeout: number): Promise<void> => {
 
 let flowShape: Shape;
 
-test('the wizard deploys 3 nodes with their cluster; the flow diagram shows each node through the four stages to done', async () => {
+test('the wizard deploys 3 nodes with their cluster; the flow diagram shows each node through the four stages to done', showing(async () => {
   const serials = [0, 1, 2].map((i) => t.tr.node(i).serial);
   const { file } = await testBundle();
   await page.goto(`${url}/`);
@@ -186,9 +200,9 @@ test('the wizard deploys 3 nodes with their cluster; the flow diagram shows each
   await page.locator('[aria-label="close the log"]').click();
   await page.screenshot({ path: `${IMAGES}/foundation-flow.png` });
   flowShape = shape;
-});
+}));
 
-test('an installer crash fails one node with its reason while the others go on; the state survives a reload; Abort, then Retry from the UI completes it', async () => {
+test('an installer crash fails one node with its reason while the others go on; the state survives a reload; Abort, then Retry from the UI completes it', showing(async () => {
   const [a, bad, c] = [3, 4, 5].map((i) => t.tr.node(i).serial);
   await t.tr.rack.setFaults(bad ?? '', { installerCrashAtPercent: 40 });
   const r = await t.call('POST', '/foundation/image_nodes', t.imageBody('127.83', [3, 4, 5], {
@@ -244,9 +258,9 @@ test('an installer crash fails one node with its reason while the others go on; 
   assert.equal(await stateOf(page, 'cluster:lab2', 3), 'done');
   const p = (await t.call('GET', `/foundation/progress?session_id=${sid}`)).json;
   assert.equal(p.aggregate_percent_complete, 100);
-});
+}));
 
-test('32 nodes: compact lanes that scroll and zoom; Abort from the header stops the session', async () => {
+test('32 nodes: compact lanes that scroll and zoom; Abort from the header stops the session', showing(async () => {
   const indexes = Array.from({ length: 32 }, (_x, i) => i + 6);
   const r = await t.call('POST', '/foundation/image_nodes', t.imageBody('127.84', indexes, { max_parallel: 2 }));
   assert.equal(r.status, 200, r.text);
@@ -280,4 +294,4 @@ test('32 nodes: compact lanes that scroll and zoom; Abort from the header stops 
   const lastSerial = t.tr.node(37).serial;
   assert.equal(await stateOf(page, `node:${lastSerial}`, 0), 'aborted');
   assert.equal(p.nodes.find((n: any) => n.node_serial === lastSerial).percent_complete, 0, 'never started');
-});
+}));
