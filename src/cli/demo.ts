@@ -13,6 +13,8 @@ import type { Command } from 'commander';
 import { InputError } from '../shared/errors.ts';
 import { BIN } from './rack.ts';
 import { fail } from './output.ts';
+import { PASSWORD_ENV } from './cluster.ts';
+import { generatePassword } from '../shared/passwords.ts';
 
 interface DemoOptions {
   nodes: string;
@@ -22,6 +24,7 @@ interface DemoOptions {
   network: string;
   bmcNetwork: string;
   exit?: boolean;
+  adminPassword?: string;
 }
 
 /** Runs one converge command, its output going to the terminal; resolves with its stdout if captured. */
@@ -45,6 +48,7 @@ export function registerDemo(program: Command): void {
     .option('--network <a.b>', 'loopback /16 for host and CVM addresses', '127.20')
     .option('--bmc-network <a.b>', 'loopback /16 for the BMCs', '127.10')
     .option('--exit', 'stop everything once the cluster is validated (instead of waiting for Ctrl-C)')
+    .option('--admin-password <p>', `Prism's admin password (or ${PASSWORD_ENV}; default: generated and shown at the end)`)
     .action(async (o: DemoOptions) => {
       const own = o.dataDir === undefined;
       const dir = resolve(o.dataDir ?? mkdtempSync(join(tmpdir(), 'converge-demo-')));
@@ -77,14 +81,22 @@ export function registerDemo(program: Command): void {
           child.stderr?.on('data', (d: Buffer) => d.toString().includes('EADDRINUSE') && rej(new InputError('port', `port ${o.port} is taken; give another with --port`)));
           child.once('exit', (c) => rej(new Error(`foundation serve exited (${c ?? 'signal'})`)));
         });
-        process.stdout.write(`  Foundation API at ${url}/foundation/ (OpenAPI at ${url}/foundation/openapi.json)\n`);
+        process.stdout.write(`  Foundation API at ${url}/foundation/ (OpenAPI at ${url}/foundation/openapi.json)\n  \u001b[1mWatch the deployment's flow diagram: open ${url}/ in a browser\u001b[0m\n`);
         await step('4/7 upload the bundle', ['foundation', 'upload', built.file, '--url', url]);
         const plan = join(dir, 'plan.json');
-        await step('5/7 plan the addresses (BMC, host, CVM per node)', ['foundation', 'plan', '--url', url, '--out', plan, '--host-start', `${o.network}.0.1`, '--cvm-start', `${o.network}.1.1`, '--gateway', `${o.network}.255.254`]);
+        await step('5/7 plan the addresses (BMC, host, CVM per node)', ['foundation', 'plan', '--url', url, '--out', plan, '--host-start', `${o.network}.0.1`, '--cvm-start', `${o.network}.1.1`, '--gateway', `${o.network}.255.254`, '--vip', `${o.network}.2.1`]);
+        // the password travels in the environment, not on a command line other users can read
+        const password = o.adminPassword ?? process.env[PASSWORD_ENV] ?? generatePassword();
+        process.env[PASSWORD_ENV] = password;
         await step('6/7 deploy: image every node, create the cluster and validate it', ['deploy', '--plan', plan, '--url', url]);
         await step('7/7 the cluster', ['cluster', 'status', '--cvm-ip', `${o.network}.1.1`]);
         process.stdout.write(`
-\u001b[1mThe lab cluster is deployed and validated.\u001b[0m Try:
+\u001b[1mThe lab cluster is deployed and validated.\u001b[0m
+  Prism:      https://${o.network}.2.1:9440/console/   user admin   password ${password}
+  CA:         ${join(dir, 'foundation', 'sessions')}/<session>/converge-lab-ca.pem (curl --cacert …)
+  Foundation: ${url}/   (the flow diagram of this deployment)
+Try:
+  curl --cacert <CA> -u admin:${password} -X POST -H 'Content-Type: application/json' -d '{}' https://${o.network}.2.1:9440/api/nutanix/v3/hosts/list
   npx converge vdisk create --name vm1 --size 10G --cvm-ip ${o.network}.1.1
   qemu-img convert -O raw SOME.img nbd://${o.network}.0.1:10809/vm1     # through host 1's redirector
   npx converge container list --cvm-ip ${o.network}.1.2

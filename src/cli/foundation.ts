@@ -14,6 +14,8 @@ import { planFromJson, planToJson, type PlanResult } from '../foundation/core/ip
 import { renderStages } from './deploy-view.ts';
 import type { ValidationReport } from '../foundation/core/types.ts';
 import { imageNodesBody, planInputFor } from '../foundation/protocol/deploy.ts';
+import { generatePassword } from '../shared/passwords.ts';
+import { PASSWORD_ENV } from './cluster.ts';
 import { startFoundation } from '../foundation/main.ts';
 import { buildBundle } from './bundle-build.ts';
 import { fail, printJson, table } from './output.ts';
@@ -75,7 +77,7 @@ function printValidation(r: ValidationReport): void {
   process.stdout.write(`${table(rows)}\n\n${r.profile} profile: ${r.verdict} — PASS ${r.counts.PASS}, WARN ${r.counts.WARN}, FAIL ${r.counts.FAIL}\n`);
 }
 
-interface ImageOptions { url: string; json?: boolean; plan: string; bundle?: string; cvmVcpus: string; cvmRam: string; follow: boolean; createCluster?: boolean; redundancyFactor?: string }
+interface ImageOptions { url: string; json?: boolean; plan: string; bundle?: string; cvmVcpus: string; cvmRam: string; follow: boolean; createCluster?: boolean; redundancyFactor?: string; adminPassword?: string }
 
 /** Images a plan's nodes (and, asked, creates and validates their cluster), following the session. */
 async function imagePlan(o: ImageOptions, render: (p: ProgressResponse) => string): Promise<void> {
@@ -89,10 +91,17 @@ async function imagePlan(o: ImageOptions, render: (p: ProgressResponse) => strin
     const current = new Map<string, string>(blocks.flatMap((b) => b.nodes).map((n) => [n.node_serial, n.ipmi_ip]));
     const rf = o.createCluster ? Number(o.redundancyFactor ?? (pr.plan.nodes.length >= 3 ? 2 : 1)) : null;
     if (rf !== null && rf !== 1 && rf !== 2 && rf !== 3) throw new InputError('redundancy-factor', 'must be 1, 2 or 3', ['1', '2', '3'], o.redundancyFactor);
-    const { session_id: sid } = await api<{ session_id: string }>(o.url, 'POST', '/foundation/image_nodes', imageNodesBody(pr.plan, { bundle: bundleName, vcpus: Number(o.cvmVcpus), ramGiB: Number(o.cvmRam), current, cluster: rf }));
+    // Prism's admin password: given (--admin-password or CONVERGE_ADMIN_PASSWORD) or generated here, shown once at the end
+    const given = o.adminPassword ?? process.env[PASSWORD_ENV];
+    const password = rf === null ? undefined : given ?? generatePassword();
+    const { session_id: sid } = await api<{ session_id: string }>(o.url, 'POST', '/foundation/image_nodes', imageNodesBody(pr.plan, { bundle: bundleName, vcpus: Number(o.cvmVcpus), ramGiB: Number(o.cvmRam), current, cluster: rf, ...(password ? { adminPassword: password } : {}) }));
     if (!o.follow) return o.json ? printJson({ session_id: sid }) : void process.stdout.write(`session ${sid}\n`);
     const p = await follow(o.url, sid, o.json === true, render);
+    const prism = p.clusters.find((c) => c.prism)?.prism;
     if (o.json) printJson(p);
+    else if (prism && password) {
+      process.stdout.write(`\nPrism: ${prism.url}/console/\n  user admin, password ${given ? '(the one you gave)' : `${password}   (generated; shown only this once)`}\n  CA certificate: ${prism.ca_file}\n`);
+    }
     if (!(p.imaging_stopped && p.aggregate_percent_complete === 100)) process.exitCode = 1;
   } catch (e) {
     fail(e, o.json === true);
@@ -106,7 +115,8 @@ function planOptions(c: Command): Command {
     .option('--bundle <name>', 'bundle in the repository (default: the newest)')
     .option('--cvm-vcpus <n>', 'CVM vCPUs', '8')
     .option('--cvm-ram <gib>', 'CVM RAM in GiB', '16')
-    .option('--redundancy-factor <n>', 'RF of the cluster created (default: 2 with 3 or more nodes, else 1)');
+    .option('--redundancy-factor <n>', 'RF of the cluster created (default: 2 with 3 or more nodes, else 1)')
+    .option('--admin-password <p>', `Prism's initial admin password (or ${PASSWORD_ENV}; default: generated and shown once)`);
 }
 
 /** `converge deploy --plan FILE`: the whole flow, shown as the four stages per node and for the cluster. */

@@ -11,7 +11,7 @@ test('converge demo --exit: rack, Foundation, imaging, cluster and validation, t
   const r = await cvg('demo', '--exit', '--nodes', '3', '--port', '18057', '--network', '127.57', '--bmc-network', '127.54');
   assert.equal(r.code, 0, r.stderr + r.stdout.slice(-3000));
   for (const n of [1, 2, 3, 4, 5, 6, 7]) assert.match(r.stdout, new RegExp(`▶ ${n}/7 `));
-  assert.match(r.stdout, /└─ cluster converge-lab \(3 nodes\)\n {4}✔ 1 Foundation\n {4}✔ 2 Imaging\n {4}✔ 3 Bootstrap\n {4}✔ 4 Activation\ncluster converge-lab: cluster converge-lab created and validated \(5 checks passed\)/);
+  assert.match(r.stdout, /└─ cluster converge-lab \(3 nodes\)\n {4}✔ 1 Foundation\n {4}✔ 2 Imaging\n {4}✔ 3 Bootstrap\n {4}✔ 4 Activation\ncluster converge-lab: cluster converge-lab created and validated \(6 checks passed\)/);
   assert.match(r.stdout, /● [1234] (Foundation|Imaging|Bootstrap|Activation)/, 'the stages were shown while they ran');
   assert.match(r.stdout, /Cluster converge-lab \(\S+\), RF2, 3 nodes/);
   assert.match(r.stdout, /The lab cluster is deployed and validated/);

@@ -133,7 +133,7 @@ export interface ProgressResponse {
   results: unknown[];
   nodes: ProgressNode[];
   /** Converge adds stage, cluster_id and checks (name, ok, evidence) to each entry. */
-  clusters: { cluster_name: string; cluster_members: string[]; status: string; percent_complete: number; messages: string[]; time_elapsed: number; time_total: number; stage?: string; cluster_id?: string | null; checks?: { name: string; ok: boolean; evidence: string }[] }[];
+  clusters: { cluster_name: string; cluster_members: string[]; status: string; percent_complete: number; messages: string[]; time_elapsed: number; time_total: number; stage?: string; cluster_id?: string | null; checks?: { name: string; ok: boolean; evidence: string }[]; prism?: { url: string; ca_file: string; admin_password_file: string | null } | null }[];
 }
 
 export interface UploadReply {

@@ -93,6 +93,8 @@ export interface ImageChoices {
   cluster: 1 | 2 | 3 | null;
   /** Serials whose hardware-validation FAIL the user overrides. */
   overrides?: readonly string[];
+  /** Prism's initial admin password for the cluster (absent: the cluster generates one). */
+  adminPassword?: string;
 }
 
 /** A checked plan as the public `image_nodes` body. */
@@ -114,6 +116,7 @@ export function imageNodesBody(plan: Plan, o: ImageChoices): ImageNodesInput {
     clusters: o.cluster === null ? [] : [{
       cluster_name: plan.clusterName, cluster_members: plan.nodes.map((n) => n.cvmIp), cluster_init_now: true, redundancy_factor: o.cluster,
       ...(plan.clusterVip ? { cluster_external_ip: plan.clusterVip } : {}), cvm_dns_servers: plan.dns, cvm_ntp_servers: plan.ntp,
+      ...(o.adminPassword ? { admin_password: o.adminPassword } : {}),
     }],
   };
 }
