@@ -15,6 +15,9 @@ test('converge demo --exit: rack, Foundation, imaging, cluster and validation, t
   assert.match(r.stdout, /● [1234] (Foundation|Imaging|Bootstrap|Activation)/, 'the stages were shown while they ran');
   assert.match(r.stdout, /Cluster converge-lab \(\S+\), RF2, 3 nodes/);
   assert.match(r.stdout, /The lab cluster is deployed and validated/);
+  assert.match(r.stdout, /open http:\/\/127\.0\.0\.1:18057\/ in a browser/, 'it points at the flow diagram');
+  assert.match(r.stdout, /Prism: {6}https:\/\/127\.57\.2\.1:9440\/console\/ {3}user admin {3}password [A-Za-z0-9]{16}\n/, 'the Prism URL and a generated password');
+  assert.match(r.stdout, /Prism: https:\/\/127\.57\.2\.1:9440\/console\/ \(leader 127\.57\.1\.\d\)/, 'cluster status found Prism on the VIP over TLS');
   const dir = /Converge demo: 3 nodes, data in (\S+)/.exec(r.stdout)?.[1] ?? '';
   assert.ok(dir.length > 0);
   assert.ok(!existsSync(dir), 'its temporary data dir is removed');

@@ -84,7 +84,8 @@ test('cluster create: etcd on 3 CVMs with 3 healthy members, and every CVM confi
   }
   const text = await cvg('cluster', 'status', '--cvm-ip', '127.62.1.1');
   assert.match(text.stdout, /Cluster lab .* RF2, 3 nodes/);
-  assert.match(text.stdout, /CVM: 127\.62\.1\.2 \(\S+\) Up\n\s+genesis\s+UP\s+\[\d+\]\n\s+etcd\s+UP\s+\[\d+\]\n\s+stargate\s+UP\s+\[\d+\]/);
+  assert.match(text.stdout, /CVM: 127\.62\.1\.2 \(\S+\) Up\n\s+genesis\s+UP\s+\[\d+\]\n\s+etcd\s+UP\s+\[\d+\]\n\s+prism\s+(UP|STARTING)\s+\[\d+\]\n\s+stargate\s+UP\s+\[\d+\]/);
+  assert.match(text.stdout, /\nPrism: (https:\/\/127\.62\.1\.\d:9440\/console\/ \(leader (127\.62\.1\.\d|not elected yet)\)|not answering on 127\.62\.1\.2:9440)/);
   // Foundation hears that these nodes are now configured
   await t.tr.until(async () => {
     const nodes = (await t.call('GET', '/foundation/discover_nodes')).json.flatMap((b: any) => b.nodes);
