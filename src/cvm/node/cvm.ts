@@ -24,7 +24,7 @@ import { ConflictError, InputError, NotFoundError, errorMessage, isConvergeError
 import type { CvmConfig } from '../../hypervisor/protocol/node-config.ts';
 import type { CvmAnnounce } from '../../foundation/protocol/installer.ts';
 import { parseCreateRequest, storeMembers, initialCluster } from '../core/cluster.ts';
-import { CVM_API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, NBD_PORT, type ClusterInfo, type CreatedCluster, type CvmStatus, type PrepareRequest, type PoolView, type StoreHealth } from '../protocol/cluster.ts';
+import { CLUSTER_KEY, CVM_API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, NBD_PORT, type ClusterInfo, type CreatedCluster, type CvmStatus, type PrepareRequest, type PoolView, type StoreHealth } from '../protocol/cluster.ts';
 import { Supervised } from './supervisor.ts';
 import { LocalEgroups, PeerEgroups, parseEgroupList } from './egroups.ts';
 import { ReplicationServer } from './replication.ts';
@@ -39,7 +39,6 @@ import { ADMIN_USER, PRISM_CA_KEY, PRISM_USERS_PREFIX, type PrismConfig, type Pr
 import { usageOf } from '../core/usage.ts';
 import { DEFAULT_CONTAINER, poolOf, type PoolDisk } from '../core/storage.ts';
 
-const CLUSTER_KEY = '/converge/cluster';
 
 interface SavedState {
   cluster: ClusterInfo;

@@ -76,6 +76,9 @@ export interface PrepareRequest {
   store: { name: string; initialCluster: string; token: string } | null;
 }
 
+/** The cluster record in the configuration store: ClusterInfo with its DNS and NTP servers. */
+export const CLUSTER_KEY = '/converge/cluster';
+
 export const CVM_API_PORT = 2100;
 export const ETCD_CLIENT_PORT = 2379;
 export const ETCD_PEER_PORT = 2380;

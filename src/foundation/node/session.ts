@@ -11,6 +11,7 @@
  *  3. After a restart of Foundation, nodes that were mid-flight are failed with that reason (they
  *     can be retried); nothing stays running forever.
  */
+import type { FoundationEvent } from '../protocol/deploy.ts';
 import { appendFileSync, mkdirSync, readFileSync, existsSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import type { Clock, Disposable } from '../../shared/clock.ts';
@@ -66,16 +67,8 @@ export interface SessionRecord {
   timeouts: { bootMs: number; installSilenceMs: number; cvmMs: number };
 }
 
-export interface SessionEvent {
-  seq: number;
-  time: string;
-  serial: string | null;
-  stage: string | null;
-  percent: number | null;
-  message: string;
-  /** Set on a cluster's events. */
-  cluster?: string;
-}
+/** One event of the session's log: the shape the event stream serves (protocol/deploy.ts). */
+export type SessionEvent = FoundationEvent;
 
 export interface SessionDeps {
   clock: Clock;

@@ -8,13 +8,11 @@ import { createHash } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
 import { errorMessage, UnavailableError } from '../../shared/errors.ts';
 import { within } from '../../shared/async.ts';
-import type { ClusterInfo, CvmStatus, PoolView, StoreHealth } from '../../cvm/protocol/cluster.ts';
+import { CLUSTER_KEY, type ClusterInfo, type CvmStatus, type PoolView, type StoreHealth } from '../../cvm/protocol/cluster.ts';
 import type { Container, Vdisk } from '../../cvm/protocol/storage.ts';
 import { cvmCall } from '../../cvm/protocol/client.ts';
 import { HOST_AGENT_PORT, type HostStatus } from '../../hypervisor/protocol/node-config.ts';
 import type { ClusterSnapshot, MemberView } from '../core/snapshot.ts';
-
-const CLUSTER_KEY = '/converge/cluster';
 
 /** A name-based UUID (RFC 4122 version 5 layout) of `name` within `namespace`. */
 export function nameUuid(namespace: string, name: string): string {
