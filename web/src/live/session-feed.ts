@@ -3,7 +3,8 @@
  * Keeps a deployment's model live (the I/O around model/deployment.ts): one GET of progress for
  * the lanes and their current states, then Foundation's event stream with EventSource — from seq
  * 1, so a reload rebuilds every box with its timings. Replayed events are held until the stream
- * says it has caught up and applied at once (one redraw); live events are applied as they come.
+ * says it has caught up and applied at once (one redraw); live events are gathered for
+ * BATCH_MS and applied together (a redraw a few times a second however many nodes report).
  * EventSource reconnects by itself with Last-Event-ID and the model ignores what it already has.
  * No polling.
  */
@@ -13,6 +14,9 @@ import {
   applyChanges, changesOfEvent, changesOfProgress, emptyDeployment,
   type DeploymentChange, type DeploymentState,
 } from '../model/deployment.ts';
+
+/** How long live events are gathered before one redraw. */
+export const BATCH_MS = 150;
 
 export type Connection = 'loading' | 'replaying' | 'live' | 'reconnecting' | 'failed';
 
@@ -28,6 +32,8 @@ export class SessionFeed {
   private readonly listeners = new Set<() => void>();
   private source: EventSource | null = null;
   private held: DeploymentChange[] = [];
+  private pending: DeploymentChange[] = [];
+  private flushTimer: ReturnType<typeof setTimeout> | null = null;
   private caughtUp = false;
   private disposed = false;
 
@@ -70,8 +76,12 @@ export class SessionFeed {
       } catch {
         return; // not an event of ours
       }
-      if (this.caughtUp) this.apply(changes);
-      else this.held.push(...changes);
+      if (!this.caughtUp) {
+        this.held.push(...changes);
+        return;
+      }
+      this.pending.push(...changes);
+      this.flushTimer ??= setTimeout(() => this.flush(), BATCH_MS);
     });
     es.addEventListener(EVENTS_CAUGHT_UP, () => {
       const held = this.held;
@@ -87,8 +97,17 @@ export class SessionFeed {
     });
   }
 
+  private flush(): void {
+    this.flushTimer = null;
+    const changes = this.pending;
+    this.pending = [];
+    if (!this.disposed) this.apply(changes);
+  }
+
   dispose(): void {
     this.disposed = true;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
     this.source?.close();
     this.source = null;
     this.listeners.clear();

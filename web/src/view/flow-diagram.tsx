@@ -4,18 +4,26 @@
  * edges coloured by state and animated while work flows along them. The first view fits the
  * width and starts at the top; the user pans (scroll) and zooms (controls, pinch, Ctrl+scroll).
  */
-import { useMemo, type ReactElement } from 'react';
+import { useMemo, useState, type ReactElement } from 'react';
 import { Background, Controls, MarkerType, ReactFlow, type Node as FlowNode } from '@xyflow/react';
 import '@xyflow/react/dist/style.css';
 import type { Box, Diagram, EdgeState } from '../model/diagram.ts';
 import { initialViewport, layoutDiagram } from '../model/layout.ts';
+import { Unchanged } from '../model/unchanged.ts';
 import { EDGE_TYPES, NODE_TYPES, type ColumnNode, type FlowEdge, type LaneNode, type StageNode } from './flow-nodes.tsx';
 
 const EDGE_COLOUR: Record<EdgeState, string> = { idle: '#c3c9d4', active: '#2563eb', done: '#16a34a', failed: '#dc2626' };
 
+/** The list with the objects of elements unchanged since the last draw (see model/unchanged.ts). */
+function useUnchanged<T extends { id: string }>(items: T[]): T[] {
+  const [memory] = useState(() => new Unchanged<T>());
+  return useMemo(() => memory.keep(items), [memory, items]);
+}
+
 export function FlowDiagram({ diagram, selected }: { diagram: Diagram; selected: string | null }): ReactElement {
   const layout = useMemo(() => layoutDiagram(diagram), [diagram]);
-  const nodes = useMemo((): FlowNode[] => {
+  // a new object only for what changed: React Flow then redraws only the boxes an event touched
+  const nodes = useUnchanged(useMemo((): FlowNode[] => {
     const stageTitle = (b: Box): string => (b.column === 'prism' ? 'Prism' : diagram.columns[b.column]?.title ?? '');
     const out: (StageNode | LaneNode | ColumnNode)[] = [];
     diagram.columns.forEach((c, i) => {
@@ -38,8 +46,8 @@ export function FlowDiagram({ diagram, selected }: { diagram: Diagram; selected:
       });
     }
     return out;
-  }, [diagram, layout, selected]);
-  const edges = useMemo((): FlowEdge[] => diagram.edges.map((e) => ({
+  }, [diagram, layout, selected]));
+  const edges = useUnchanged(useMemo((): FlowEdge[] => diagram.edges.map((e) => ({
     id: e.id, source: e.source, target: e.target, type: 'flow',
     sourceHandle: e.kind === 'join' ? 'down' : 'out', targetHandle: e.kind === 'join' ? 'up' : 'in',
     animated: e.state === 'active', className: `edge-${e.state} edge-${e.kind}`,
@@ -48,7 +56,7 @@ export function FlowDiagram({ diagram, selected }: { diagram: Diagram; selected:
     markerEnd: { type: MarkerType.ArrowClosed, color: EDGE_COLOUR[e.state], width: 14, height: 14 },
     zIndex: e.kind === 'join' ? 0 : 1,
     focusable: false, selectable: false,
-  })), [diagram, layout.compact]);
+  })), [diagram, layout.compact]));
   return (
     <div className="flow" data-testid="flow" data-compact={layout.compact ? 'true' : 'false'}>
       <ReactFlow
