@@ -2,7 +2,8 @@
  * Foundation completes the flow: image_nodes with a clusters[] entry and cluster_init_now images the
  * nodes, creates the cluster through a CVM, and validates it (host↔CVM link, store quorum,
  * services, pool, a test vdisk at RF across nodes); progress reports the cluster entry, and the
- * session counts as done only when the cluster is.
+ * session counts as done only when the cluster is. Foundation stopped while it creates a cluster
+ * stops that work too: after a restart the entry says so, and nothing of the old run writes on.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +13,7 @@ import { TestFoundation } from '../drivers/foundation-driver.ts';
 let t: TestFoundation;
 
 before(async () => {
-  t = await TestFoundation.start('127.47', 18047, 3);
+  t = await TestFoundation.start('127.47', 18047, 6);
   await t.upload();
 });
 after(async () => {
@@ -73,4 +74,31 @@ test('image_nodes with cluster_init_now: three nodes imaged, the cluster created
   // the cluster log tells the same story
   const events = (await t.call('GET', `/foundation/cluster_log?session_id=${id}`)).text;
   for (const k of ['host-cvm-link', 'store-quorum', 'cvm-services', 'storage-pool', 'data-path', 'prism']) assert.match(events, new RegExp(`PASS ${k}`));
+});
+
+test('Foundation restarted while it creates a cluster: the entry fails saying so, and the stopped run writes nothing after', async () => {
+  const members = ['127.48.1.4', '127.48.1.5', '127.48.1.6'];
+  const r = await t.call('POST', '/foundation/image_nodes', t.imageBody('127.48', [3, 4, 5], { clusters: [cluster({ cluster_name: 'lab3', cluster_members: members })] }));
+  assert.equal(r.status, 200, r.text);
+  const id = r.json.session_id as string;
+  await t.tr.until(async () => {
+    const c = (await t.call('GET', `/foundation/progress?session_id=${id}`)).json.clusters[0];
+    return c.percent_complete >= 10 && c.percent_complete < 40 ? c : undefined;
+  }, 90_000, 'the cluster being created');
+  await t.restart();
+  const p = (await t.call('GET', `/foundation/progress?session_id=${id}`)).json;
+  assert.equal(p.imaging_stopped, true);
+  assert.match(p.clusters[0].status, /Foundation restarted while creating the cluster/);
+  const seen = (await t.call('GET', `/foundation/cluster_log?session_id=${id}`)).text;
+  // the CVMs finish what they were asked; the old run, had it gone on, would now validate and log
+  let last = '';
+  await t.tr.until(async () => {
+    const all = await Promise.all(members.map(async (ip) => (await fetch(`http://${ip}:2100/status`)).json() as Promise<any>));
+    last = JSON.stringify(all.map((s) => [s.configured, s.services]));
+    return all.every((s) => s.configured && s.services.every((x: any) => x.state === 'up')) ? true : undefined;
+  }, 90_000, 'the members\' services up').catch((e) => { throw new Error(`${e.message}: ${last}`); });
+  await new Promise((res) => setTimeout(res, 8000));
+  assert.equal((await t.call('GET', `/foundation/cluster_log?session_id=${id}`)).text, seen, 'no event after the restart');
+  const after = (await t.call('GET', `/foundation/progress?session_id=${id}`)).json.clusters[0];
+  assert.match(after.status, /Foundation restarted while creating the cluster/, 'and the record is the restarted one\'s');
 });

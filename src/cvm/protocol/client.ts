@@ -11,6 +11,8 @@ export interface CallOptions {
   method?: string;
   body?: unknown;
   timeoutMs?: number;
+  /** Gives up early when this aborts (the caller is stopping). */
+  signal?: AbortSignal;
 }
 
 /** An error the CVM answered that has no typed twin here (500s). */
@@ -48,7 +50,7 @@ export async function cvmCall<T>(ip: string, path: string, o: CallOptions = {}):
     method: o.method ?? (o.body === undefined ? 'GET' : 'POST'),
     headers: o.body === undefined ? {} : { 'Content-Type': 'application/json' },
     body: o.body === undefined ? null : JSON.stringify(o.body),
-    signal: AbortSignal.timeout(o.timeoutMs ?? 15_000),
+    signal: o.signal ? AbortSignal.any([o.signal, AbortSignal.timeout(o.timeoutMs ?? 15_000)]) : AbortSignal.timeout(o.timeoutMs ?? 15_000),
   });
   const j = (await r.json()) as T & { error?: { code?: string; message?: string; field?: string } };
   if (!r.ok) throw typed(r.status, j.error);

@@ -49,17 +49,27 @@ export interface ClusterFlowDeps {
   adminPassword: string | null;
   /** Where to write the cluster's CA certificate and a generated admin password (0600). */
   dir: string;
+  /** Aborts when Foundation stops: the flow gives up at its next wait, call or step. */
+  signal: AbortSignal;
 }
 
 
 const gib = (b: number): string => `${(b / 1024 ** 3).toFixed(1)} GiB`;
 
-export async function createAndValidate(entry: ClusterEntry, hosts: ReadonlyMap<string, string>, d: ClusterFlowDeps): Promise<CreatedCluster> {
+export async function createAndValidate(entry: ClusterEntry, hosts: ReadonlyMap<string, string>, flow: ClusterFlowDeps): Promise<CreatedCluster> {
   const ips = entry.cluster_members;
+  const d: ClusterFlowDeps = {
+    ...flow,
+    report: (percent, message) => {
+      flow.signal.throwIfAborted();
+      flow.report(percent, message);
+    },
+  };
   const until = async <T>(what: string, f: () => Promise<T | undefined>): Promise<T> => {
     const deadline = d.clock.now() + d.waitMs;
     let last = '';
     for (;;) {
+      d.signal.throwIfAborted();
       try {
         const v = await f();
         if (v !== undefined) return v;
@@ -83,7 +93,7 @@ export async function createAndValidate(entry: ClusterEntry, hosts: ReadonlyMap<
   const body: Record<string, unknown> = { name: entry.cluster_name, cvmIps: ips, redundancyFactor: entry.redundancy_factor, dns: entry.dns, ntp: entry.ntp };
   if (entry.vip) body['vip'] = entry.vip;
   if (d.adminPassword) body['adminPassword'] = d.adminPassword;
-  const info = await cvmCall<CreatedCluster>(ips[0] ?? '', '/cluster/create', { body, timeoutMs: 180_000 });
+  const info = await cvmCall<CreatedCluster>(ips[0] ?? '', '/cluster/create', { body, timeoutMs: 180_000, signal: d.signal });
   let password = d.adminPassword ?? '';
   let passwordFile: string | null = null;
   if (info.initialAdminPassword) {

@@ -86,6 +86,9 @@ export class Session extends EventEmitter {
   private watchers = new Map<string, Disposable>();
   private bmcs = new Map<string, Bmc>();
   private queue: Promise<void> = Promise.resolve();
+  /** Foundation is stopping: running cluster flows give up and leave their entries to load(). */
+  private readonly closing = new AbortController();
+  private readonly clusterFlows = new Set<Promise<void>>();
 
   constructor(readonly record: SessionRecord, private readonly deps: SessionDeps, private readonly secrets: ReadonlyMap<string, string> = new Map()) {
     super();
@@ -193,7 +196,10 @@ export class Session extends EventEmitter {
         }
         continue;
       }
-      if (r === 'start') void this.runCluster(c);
+      if (r === 'start') {
+        const flow = this.runCluster(c).finally(() => this.clusterFlows.delete(flow));
+        this.clusterFlows.add(flow);
+      }
     }
   }
 
@@ -208,6 +214,7 @@ export class Session extends EventEmitter {
         tag: this.id.toLowerCase(),
         adminPassword: this.secrets.get(c.cluster_name) ?? null,
         dir: this.deps.layout.session(this.id).dir,
+        signal: this.closing.signal,
         report: (percent, message) => {
           if (percent >= 50) c.stage = 'validating';
           c.percent_complete = percent;
@@ -224,6 +231,8 @@ export class Session extends EventEmitter {
       Object.assign(c, { stage: 'done', cluster_id: info.clusterId, percent_complete: 100, endedAt: this.deps.clock.now(), status: `cluster ${info.name} created and validated (${c.checks.length} checks passed)` });
       this.clusterEvent(c, c.status);
     } catch (e) {
+      // stopped with Foundation: the entry stays as it was; a restart fails it (load)
+      if (this.closing.signal.aborted) return;
       const why = e instanceof ClusterCheckFailed ? `${e.check.name} failed: ${e.check.evidence}` : errorMessage(e);
       Object.assign(c, { stage: 'failed', endedAt: this.deps.clock.now(), status: `fatal: ${why}` });
       this.clusterEvent(c, c.status);
@@ -476,6 +485,8 @@ export class Session extends EventEmitter {
   }
 
   async close(): Promise<void> {
+    this.closing.abort();
+    await Promise.all(this.clusterFlows);
     for (const t of this.timers.values()) t.dispose();
     for (const w of this.watchers.values()) w.dispose();
     this.timers.clear();
