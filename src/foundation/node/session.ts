@@ -23,7 +23,7 @@ import {
 } from '../core/imaging.ts';
 import { Bmc, type BmcCredentials } from './bmc.ts';
 import type { FoundationLayout } from './layout.ts';
-import { clusterReadiness, clusterSettled, type ClusterEntry } from '../core/cluster-stage.ts';
+import { clusterReadiness, clusterSettled, type ClusterCheck, type ClusterEntry } from '../core/cluster-stage.ts';
 import { createAndValidate, ClusterCheckFailed } from './cluster-flow.ts';
 import { CVM_STATUS_PORT, HOST_AGENT_PORT } from '../../hypervisor/protocol/node-config.ts';
 
@@ -177,8 +177,11 @@ export class Session extends EventEmitter {
     return this.record.nodes.find((n) => n.cvmIp === cvmIp)?.imaging.stage;
   }
 
-  private clusterEvent(c: ClusterEntry, message: string): void {
-    this.append({ serial: null, stage: 'cluster', percent: c.percent_complete, message: `cluster ${c.cluster_name}: ${message}`, cluster: c.cluster_name });
+  private clusterEvent(c: ClusterEntry, message: string, check?: ClusterCheck): void {
+    this.append({
+      serial: null, stage: 'cluster', percent: c.percent_complete, message: `cluster ${c.cluster_name}: ${message}`,
+      cluster: c.cluster_name, cluster_stage: c.stage, ...(check ? { check } : {}),
+    });
   }
 
   /** Starts every waiting cluster whose members are all imaged. */
@@ -225,7 +228,7 @@ export class Session extends EventEmitter {
         checked: (k) => {
           c.checks.push(k);
           this.persist();
-          this.clusterEvent(c, `${k.ok ? 'PASS' : 'FAIL'} ${k.name}: ${k.evidence}`);
+          this.clusterEvent(c, `${k.ok ? 'PASS' : 'FAIL'} ${k.name}: ${k.evidence}`, k);
         },
       });
       Object.assign(c, { stage: 'done', cluster_id: info.clusterId, percent_complete: 100, endedAt: this.deps.clock.now(), status: `cluster ${info.name} created and validated (${c.checks.length} checks passed)` });

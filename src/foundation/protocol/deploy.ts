@@ -13,13 +13,15 @@ export type {
 } from '../core/types.ts';
 export type { PlanResult } from '../core/ip-plan.ts';
 export type { Stage as ImagingStage } from '../core/imaging.ts';
-export type { ClusterStage, ClusterCheck } from '../core/cluster-stage.ts';
+import type { ClusterStage, ClusterCheck } from '../core/cluster-stage.ts';
+export type { ClusterStage, ClusterCheck };
 export type { DiscoverBlock, DiscoverNode, ImageNodesInput, ProgressNode, ProgressResponse, UploadReply, FoundationError } from './api.ts';
 
 /**
  * Converge: one event of `GET /foundation/events` (and of the session's log): `serial` names the
  * node, or is null for the session and its clusters; `stage` is the node's imaging stage after the
- * step ('cluster' on a cluster's events, which also carry `cluster`), `percent` its percent.
+ * step ('cluster' on a cluster's events, which also carry `cluster`, the entry's `cluster_stage`
+ * after the step and, on a validation's result, the `check`), `percent` its percent.
  */
 export interface FoundationEvent {
   seq: number;
@@ -30,6 +32,8 @@ export interface FoundationEvent {
   percent: number | null;
   message: string;
   cluster?: string;
+  cluster_stage?: ClusterStage;
+  check?: ClusterCheck;
 }
 
 /**

@@ -110,7 +110,7 @@ export interface DeploymentState {
 export type DeploymentChange =
   | { type: 'snapshot'; progress: ProgressResponse }
   | { type: 'node'; seq: number; at: number; serial: string; stage: ImagingStage; percent: number | null; message: string }
-  | { type: 'cluster'; seq: number; at: number; name: string; percent: number | null; message: string }
+  | { type: 'cluster'; seq: number; at: number; name: string; percent: number | null; message: string; stage: ClusterStage | null; check: CheckView | null }
   | { type: 'session'; seq: number; at: number; message: string };
 
 export function emptyDeployment(sessionId: string): DeploymentState {
@@ -129,7 +129,10 @@ export function changesOfEvent(e: FoundationEvent): DeploymentChange[] {
     if (!isImagingStage(e.stage)) return [];
     return [{ type: 'node', seq: e.seq, at, serial: e.serial, stage: e.stage, percent: e.percent, message: e.message }];
   }
-  if (e.cluster !== undefined) return [{ type: 'cluster', seq: e.seq, at, name: e.cluster, percent: e.percent, message: e.message }];
+  if (e.cluster !== undefined) {
+    const check = e.check ? { name: String(e.check.name), ok: e.check.ok === true, evidence: String(e.check.evidence) } : null;
+    return [{ type: 'cluster', seq: e.seq, at, name: e.cluster, percent: e.percent, message: e.message, stage: isClusterStage(e.cluster_stage) ? e.cluster_stage : null, check }];
+  }
   return [{ type: 'session', seq: e.seq, at, message: e.message }];
 }
 
@@ -207,25 +210,21 @@ function applyNode(n: NodeFacts, c: Extract<DeploymentChange, { type: 'node' }>)
   return next;
 }
 
-const CHECK_LINE = /^(PASS|FAIL) (\S+): (.*)$/s;
-
+/** A cluster's event: its stage after the step (as Foundation's record has it), its check, its status. */
 function applyCluster(cl: ClusterFacts, c: Extract<DeploymentChange, { type: 'cluster' }>): ClusterFacts {
   const prefix = `cluster ${cl.name}: `;
   const msg = c.message.startsWith(prefix) ? c.message.slice(prefix.length) : c.message;
   const percent = c.percent ?? cl.percent;
-  const check = CHECK_LINE.exec(msg);
-  if (check) {
-    const k: CheckView = { name: check[2] ?? '', ok: check[1] === 'PASS', evidence: check[3] ?? '' };
-    return { ...cl, percent, checks: [...cl.checks.filter((x) => x.name !== k.name), k] };
-  }
-  // the cluster stage as session.ts moves it: creating below 50 %, validating from 50 %, done at 100 %
-  if (msg.startsWith('fatal:')) return { ...cl, percent, status: msg, stage: 'failed', endedAt: c.at };
-  // creation reports from 1 %: an event at 0 % is the waiting entry's status ("waiting: a member node failed imaging")
-  if (percent <= 0) return { ...cl, percent, status: msg, stage: 'waiting' };
-  if (percent >= 100) return { ...cl, percent, status: msg, stage: 'done', endedAt: c.at, createdAt: cl.createdAt ?? c.at, validatingAt: cl.validatingAt ?? c.at };
-  if (percent >= 50) return { ...cl, percent, status: msg, stage: 'validating', createdAt: cl.createdAt ?? c.at, validatingAt: cl.validatingAt ?? c.at };
+  const k = c.check;
+  if (k) return { ...cl, percent, checks: [...cl.checks.filter((x) => x.name !== k.name), k] };
+  const stage = c.stage ?? cl.stage;
+  const next: ClusterFacts = { ...cl, percent, status: msg, stage };
+  if (stage === 'creating' || stage === 'validating' || stage === 'done') next.createdAt = cl.createdAt ?? c.at;
+  if (stage === 'validating' || stage === 'done') next.validatingAt = cl.validatingAt ?? c.at;
+  if (stage === 'done' || stage === 'failed') next.endedAt = c.at;
   const id = /^cluster \S+ \(([^)]+)\) created/.exec(msg)?.[1];
-  return { ...cl, percent, status: msg, stage: 'creating', createdAt: cl.createdAt ?? c.at, clusterId: id ?? cl.clusterId };
+  if (id) next.clusterId = id;
+  return next;
 }
 
 function applyOne(s: DeploymentState, c: DeploymentChange): DeploymentState {

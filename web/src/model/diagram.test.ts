@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { applyChanges, changesOfEvent, changesOfProgress, emptyDeployment, type DeploymentState } from './deployment.ts';
 import { diagramOf, summaryOf, type Box, type Diagram } from './diagram.ts';
 import { CRASHED, EVENTS, PROGRESS_FINAL, SERIALS, STOPPED_SEQ } from './fixtures/recorded.ts';
-import type { FoundationEvent, ProgressResponse } from '../../../src/foundation/protocol/deploy.ts';
+import type { ClusterCheck, ClusterStage, FoundationEvent, ProgressResponse } from '../../../src/foundation/protocol/deploy.ts';
 
 const at = (seq: number, p: ProgressResponse = PROGRESS_FINAL): DeploymentState =>
   applyChanges(applyChanges(emptyDeployment(p.session_id), changesOfProgress(p)), EVENTS.filter((e) => e.seq <= seq).flatMap(changesOfEvent));
@@ -113,15 +113,21 @@ test('no cluster to create: a node is done after stage 3 and stage 4 is skipped,
 test('a failed check fails stage 4 of the cluster and of its nodes, with the evidence; a failed creation fails stage 3', () => {
   const base = at(firstSeq((e) => e.message.includes('PASS storage-pool')));
   const t = new Date(timeOf(EVENTS.length)).toISOString();
-  const ev = (seq: number, percent: number, message: string): FoundationEvent => ({ seq, time: t, serial: null, stage: 'cluster', percent, message: `cluster lab: ${message}`, cluster: 'lab' });
-  const s = applyChanges(base, [ev(500, 82, 'FAIL data-path: read back DIFFERENT'), ev(501, 82, 'fatal: data-path failed: read back DIFFERENT')].flatMap(changesOfEvent));
+  // as session.ts sends them: the entry's stage after the step, and the check on a check's result
+  const ev = (seq: number, percent: number, stage: ClusterStage, message: string, check?: ClusterCheck): FoundationEvent => ({
+    seq, time: t, serial: null, stage: 'cluster', percent, message: `cluster lab: ${message}`, cluster: 'lab', cluster_stage: stage, ...(check ? { check } : {}),
+  });
+  const s = applyChanges(base, [
+    ev(500, 82, 'validating', 'FAIL data-path: read back DIFFERENT', { name: 'data-path', ok: false, evidence: 'read back DIFFERENT' }),
+    ev(501, 82, 'failed', 'fatal: data-path failed: read back DIFFERENT'),
+  ].flatMap(changesOfEvent));
   const d = diagramOf(s, timeOf(EVENTS.length));
   assert.deepEqual(states(d, 'cluster:lab'), ['done', 'done', 'done', 'failed', 'pending']);
   assert.equal(lane(d, 'cluster:lab')[3]!.reason, 'data-path failed: read back DIFFERENT');
   assert.deepEqual(states(d, node(SERIALS[0]!)), ['done', 'done', 'done', 'failed']);
   assert.equal(lane(d, node(SERIALS[0]!))[3]!.retry, null);
   const early = at(firstSeq((e) => e.cluster === 'lab' && (e.percent ?? 0) >= 10));
-  const failedEarly = applyChanges(early, changesOfEvent(ev(500, 10, 'fatal: every member CVM answering did not happen within 600 s')));
+  const failedEarly = applyChanges(early, changesOfEvent(ev(500, 10, 'failed', 'fatal: every member CVM answering did not happen within 600 s')));
   assert.deepEqual(states(diagramOf(failedEarly, 0), 'cluster:lab'), ['done', 'done', 'failed', 'pending', 'pending']);
 });
 
