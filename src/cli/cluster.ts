@@ -9,11 +9,11 @@ import { InputError, errorMessage } from '../shared/errors.ts';
 import { CVM_API_PORT, type CreatedCluster, type CvmStatus, type PoolView } from '../cvm/protocol/cluster.ts';
 import { PRISM_PORT } from '../prism/protocol/prism.ts';
 import { Agent, fetch as ufetch } from 'undici';
+import { fail, printJson } from './output.ts';
+import { callApi } from './http.ts';
 
 /** Environment variable the CLI reads Prism's admin password from (keeps it off the command line). */
 export const PASSWORD_ENV = 'CONVERGE_ADMIN_PASSWORD';
-import { fail, printJson } from './output.ts';
-import { callApi } from './http.ts';
 
 /** Calls a CVM's API; errors come back as InputError (400 with a field) or Error with the CVM's message. */
 export function cvm<T>(ip: string, path: string, body?: unknown, timeoutMs = 60_000, method?: string): Promise<T> {

@@ -25,6 +25,7 @@ import type { CvmConfig } from '../../hypervisor/protocol/node-config.ts';
 import type { CvmAnnounce } from '../../foundation/protocol/installer.ts';
 import { parseCreateRequest, storeMembers, initialCluster } from '../core/cluster.ts';
 import { CLUSTER_KEY, CVM_API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, NBD_PORT, type ClusterInfo, type CreatedCluster, type CvmStatus, type PrepareRequest, type PoolView, type StoreHealth } from '../protocol/cluster.ts';
+import { cvmCall } from '../protocol/client.ts';
 import { Supervised } from './supervisor.ts';
 import { LocalEgroups, PeerEgroups, parseEgroupList } from './egroups.ts';
 import { ReplicationServer } from './replication.ts';
@@ -44,18 +45,6 @@ interface SavedState {
   cluster: ClusterInfo;
   store: PrepareRequest['store'];
   committed: boolean;
-}
-
-async function call<T>(ip: string, path: string, body?: unknown, timeoutMs = 15_000): Promise<T> {
-  const init: RequestInit = { method: body === undefined ? 'GET' : 'POST', signal: AbortSignal.timeout(timeoutMs) };
-  if (body !== undefined) {
-    init.body = JSON.stringify(body);
-    init.headers = { 'Content-Type': 'application/json' };
-  }
-  const r = await fetch(`http://${ip}:${CVM_API_PORT}${path}`, init);
-  const j = (await r.json()) as T & { error?: { message: string } };
-  if (!r.ok) throw new Error(j.error?.message ?? `HTTP ${r.status}`);
-  return j;
 }
 
 export class Cvm {
@@ -226,7 +215,7 @@ export class Cvm {
     const members = this.state?.cluster.members ?? [];
     await Promise.all(members.filter((m) => m.cvmIp !== this.cfg.cvmIp).map(async (m) => {
       try {
-        const s = await call<CvmStatus>(m.cvmIp, '/status', undefined, 2000);
+        const s = await cvmCall<CvmStatus>(m.cvmIp, '/status', { timeoutMs: 2000 });
         for (const d of s.disks) live.set(d.serial, { usedBytes: d.usedBytes, ok: d.ok });
       } catch {
         for (const d of pool.disks) if (d.cvmIp === m.cvmIp) live.set(d.serial, { usedBytes: live.get(d.serial)?.usedBytes ?? 0, ok: false });
@@ -302,7 +291,7 @@ export class Cvm {
     const grace = Number(process.env['CONVERGE_REPAIR_GRACE_MS'] ?? 60_000);
     this.repairer = new Repairer({
       clock: new SystemClock(), list: (prefix) => etcd.getAll().prefix(prefix).strings(), local: this.local, localNode: this.cfg.serial, members: () => cluster.members, log: this.log,
-      statusOf: (ip) => (ip === this.cfg.cvmIp ? Promise.resolve(this.status()) : call<CvmStatus>(ip, '/status', undefined, 2000)),
+      statusOf: (ip) => (ip === this.cfg.cvmIp ? Promise.resolve(this.status()) : cvmCall<CvmStatus>(ip, '/status', { timeoutMs: 2000 })),
       backend: async (uuid) => {
         const open = this.backends.get(uuid);
         if (open) return open; // no store lookup per extent group for a vdisk already served
@@ -375,7 +364,7 @@ export class Cvm {
     if (this.state) throw new ConflictError(`this CVM (${this.cfg.cvmIp}) is already part of a cluster (${this.state.cluster.name}); destroy it first`);
     const statuses = await Promise.all(req.cvmIps.map(async (ip) => {
       try {
-        return await call<CvmStatus>(ip, '/status', undefined, 5000);
+        return await cvmCall<CvmStatus>(ip, '/status', { timeoutMs: 5000 });
       } catch (e) {
         throw new UnavailableError(`CVM ${ip} does not answer (${errorMessage(e)})`);
       }
@@ -392,10 +381,10 @@ export class Cvm {
     const ic = initialCluster(storeIps.map((ip) => ({ name: statuses.find((s) => s.cvmIp === ip)?.serial ?? ip, ip })), ETCD_PEER_PORT);
     this.log(`creating cluster ${req.name} (${clusterId}): ${members.length} nodes, RF${req.redundancyFactor}, store on ${storeIps.join(', ')}`);
     try {
-      await Promise.all(statuses.map((s) => call(s.cvmIp, '/cluster/prepare', {
-        cluster: info,
-        store: storeIps.includes(s.cvmIp) ? { name: s.serial, initialCluster: ic, token: clusterId } : null,
-      } satisfies PrepareRequest)));
+      // a member's refusal comes back as the typed error it answered (a conflict stays a 409)
+      await Promise.all(statuses.map((s) => cvmCall(s.cvmIp, '/cluster/prepare', {
+        body: { cluster: info, store: storeIps.includes(s.cvmIp) ? { name: s.serial, initialCluster: ic, token: clusterId } : null } satisfies PrepareRequest,
+      })));
       const client = new Etcd3({ hosts: storeIps.map((ip) => `http://${ip}:${ETCD_CLIENT_PORT}`), dialTimeout: 2000 });
       try {
         const deadline = Date.now() + 30_000;
@@ -419,10 +408,10 @@ export class Cvm {
       } finally {
         client.close();
       }
-      await Promise.all(statuses.map((s) => call(s.cvmIp, '/cluster/commit', { clusterId })));
+      await Promise.all(statuses.map((s) => cvmCall(s.cvmIp, '/cluster/commit', { body: { clusterId } })));
     } catch (e) {
       this.log(`cluster creation failed: ${errorMessage(e)}; returning the members to unconfigured`);
-      await Promise.all(statuses.map((s) => call(s.cvmIp, '/cluster/destroy', { clusterId }).catch(() => undefined)));
+      await Promise.all(statuses.map((s) => cvmCall(s.cvmIp, '/cluster/destroy', { body: { clusterId } }).catch(() => undefined)));
       throw e;
     }
     this.log(`cluster ${req.name} created`);
