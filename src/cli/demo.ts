@@ -15,6 +15,7 @@ import { BIN } from './rack.ts';
 import { fail } from './output.ts';
 import { PASSWORD_ENV } from './cluster.ts';
 import { generatePassword } from '../shared/passwords.ts';
+import { FoundationClient } from '../foundation/protocol/client.ts';
 
 interface DemoOptions {
   nodes: string;
@@ -90,13 +91,18 @@ export function registerDemo(program: Command): void {
         process.env[PASSWORD_ENV] = password;
         await step('6/7 deploy: image every node, create the cluster and validate it', ['deploy', '--plan', plan, '--url', url]);
         await step('7/7 the cluster', ['cluster', 'status', '--cvm-ip', `${o.network}.1.1`]);
+        // the CA file Foundation wrote for this deployment's cluster (its newest session)
+        const foundation = new FoundationClient(url);
+        const newest = (await foundation.sessions()).sort((a, b) => b.created.localeCompare(a.created))[0];
+        const ca = newest ? (await foundation.progress(newest.session_id)).clusters[0]?.prism?.ca_file : undefined;
+        const caFile = ca ?? join(dir, 'foundation', 'sessions', '<session>', 'converge-lab-ca.pem');
         process.stdout.write(`
 \u001b[1mThe lab cluster is deployed and validated.\u001b[0m
   Prism:      https://${o.network}.2.1:9440/console/   user admin   password ${password}
-  CA:         ${join(dir, 'foundation', 'sessions')}/<session>/converge-lab-ca.pem (curl --cacert …)
+  CA:         ${caFile}   (Prism's certificate chains to it)
   Foundation: ${url}/   (the flow diagram of this deployment)
 Try:
-  curl --cacert <CA> -u admin:${password} -X POST -H 'Content-Type: application/json' -d '{}' https://${o.network}.2.1:9440/api/nutanix/v3/hosts/list
+  curl --cacert ${caFile} -u admin:${password} -X POST -H 'Content-Type: application/json' -d '{}' https://${o.network}.2.1:9440/api/nutanix/v3/hosts/list
   npx converge vdisk create --name vm1 --size 10G --cvm-ip ${o.network}.1.1
   qemu-img convert -O raw SOME.img nbd://${o.network}.0.1:10809/vm1     # through host 1's redirector
   npx converge container list --cvm-ip ${o.network}.1.2

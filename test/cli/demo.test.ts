@@ -20,6 +20,11 @@ test('converge demo --exit: rack, Foundation, imaging, cluster and validation, t
   assert.match(r.stdout, /Prism: https:\/\/127\.57\.2\.1:9440\/console\/ \(leader 127\.57\.1\.\d\)/, 'cluster status found Prism on the VIP over TLS');
   const dir = /Converge demo: 3 nodes, data in (\S+)/.exec(r.stdout)?.[1] ?? '';
   assert.ok(dir.length > 0);
+  // the CA file of this deployment, named in full so the printed curl command can be pasted as is
+  const ca = /\n {2}CA: {9}(\S+) /.exec(r.stdout)?.[1] ?? '';
+  assert.match(ca, /\/foundation\/sessions\/\d{14}-[0-9a-f]{4}\/converge-lab-ca\.pem$/);
+  assert.ok(ca.startsWith(`${dir}/`));
+  assert.ok(r.stdout.includes(`curl --cacert ${ca} -u admin:`));
   assert.ok(!existsSync(dir), 'its temporary data dir is removed');
   await assert.rejects(fetch('http://127.57.1.1:2100/status', { signal: AbortSignal.timeout(1000) }), 'the CVMs are gone');
   await assert.rejects(fetch('http://127.0.0.1:18057/foundation/version', { signal: AbortSignal.timeout(1000) }), 'Foundation is gone');
