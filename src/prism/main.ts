@@ -4,6 +4,7 @@
  * CONVERGE_PRISM_CONFIG). Serves HTTPS on the CVM's address at :9440, campaigns for leadership in
  * the configuration store, and while it leads also serves the cluster's virtual IP.
  */
+import { randomBytes } from 'node:crypto';
 import { createServer as createHttps, type Server } from 'node:https';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
@@ -15,6 +16,7 @@ import { Accounts, Tasks } from './node/accounts.ts';
 import { SnapshotSource } from './node/source.ts';
 import { Leadership } from './node/leader.ts';
 import { createPrismApi } from './node/server.ts';
+import { SharedSessions } from './node/sessions.ts';
 
 const cfg = JSON.parse(process.env['CONVERGE_PRISM_CONFIG'] ?? '{}') as PrismConfig;
 const log = (m: string): void => console.log(`prism: ${m}`);
@@ -56,6 +58,7 @@ async function main(): Promise<void> {
   }, log);
   const app = createPrismApi({
     cvmIp: cfg.cvmIp, vip: cfg.vip, source: new SnapshotSource(etcd, cfg.cvmIp), accounts: new Accounts(etcd), tasks: new Tasks(etcd, log),
+    sessions: new SharedSessions(etcd, (cfg.sessionTtlS ?? 900) * 1000, () => randomBytes(24).toString('base64url'), log),
     leadership, sessionTtlS: cfg.sessionTtlS ?? 900, log, tls,
   });
   await app.ready();

@@ -209,7 +209,16 @@ test('the summary page in Chromium: the browser asks for credentials, then shows
   }
 });
 
-test('the admin changes the password: the old one is refused, the new one works', async () => {
+/** Logs in with Basic credentials and uses the session cookie once (a failover keeps it from then on). */
+async function session(): Promise<string> {
+  const login = await prism('/api/nutanix/v3/clusters/list', { body: {} });
+  const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+  assert.equal((await prism('/api/nutanix/v3/clusters/list', { body: {}, cookie })).status, 200);
+  return cookie;
+}
+
+test('the admin changes the password: the old one is refused, the new one works, sessions opened before end', async () => {
+  const earlier = await session();
   const bad = await prism('/PrismGateway/services/rest/v1/utils/change_default_system_password', { body: { oldPassword: password, newPassword: 'short' } });
   assert.equal(bad.status, 400);
   assert.match(bad.json.message_list[0].message, /^newPassword: /);
@@ -218,10 +227,15 @@ test('the admin changes the password: the old one is refused, the new one works'
   assert.equal((await prism('/api/nutanix/v3/clusters/list', { body: {} })).status, 401);
   password = 'a-new-lab-secret';
   assert.equal((await prism('/api/nutanix/v3/clusters/list', { body: {} })).status, 200);
+  assert.equal((await prism('/api/nutanix/v3/clusters/list', { body: {}, cookie: earlier })).status, 401, 'a session of the old password');
 });
 
-test('killing the Prism leader\'s CVM moves the virtual IP to another CVM, and the API answers there', async () => {
+test('killing the Prism leader\'s CVM moves the virtual IP to another CVM, and the API answers there; sessions survive, logged-out ones do not', async () => {
   const before = (await prism('/api/converge/v1/prism', { auth: false })).json.leader as string;
+  const kept = await session();
+  const ended = await session();
+  assert.equal((await prism('/api/converge/v1/logout', { body: {}, cookie: ended })).status, 200);
+  assert.equal((await prism('/api/nutanix/v3/clusters/list', { body: {}, cookie: ended })).status, 401);
   const host = `127.66.0.${before.split('.')[3] ?? ''}`;
   const hs = await (await fetch(`http://${host}:8100/status`)).json() as { cvm: { pid: number } };
   const t0 = Date.now();
@@ -241,6 +255,9 @@ test('killing the Prism leader\'s CVM moves the virtual IP to another CVM, and t
   assert.equal(moved.r.json.metadata.total_matches, 3);
   assert.ok(took < 15_000, `the VIP moved in ${took} ms`);
   console.log(`# VIP moved from ${before} to ${moved.who.leader as string} in ${took} ms`);
+  // the session opened on the old leader works on the new one, without credentials; the logged-out one does not
+  assert.equal((await prism('/api/nutanix/v3/clusters/list', { body: {}, cookie: kept })).status, 200);
+  assert.equal((await prism('/api/nutanix/v3/clusters/list', { body: {}, cookie: ended })).status, 401);
   // every Prism agrees on the new leader
   for (const ip of CVMS.filter((x) => x !== before)) assert.equal((await prism('/api/converge/v1/prism', { auth: false, host: ip })).json.leader, moved.who.leader);
 });

@@ -30,6 +30,19 @@ test('a session expires after its idle lifetime; use keeps it alive', () => {
   assert.equal(s.size, 1);
 });
 
+test('a session another Prism opened is adopted while it is live, with its own idle time; an expired one is not', () => {
+  let t = 10_000;
+  const s = new SessionStore(() => t, 1000, () => 'never');
+  assert.equal(s.adopt({ token: 'old', user: 'admin', createdAt: 0, lastUsedAt: 8_900 }), false, '1100 ms idle');
+  assert.equal(s.use('old'), undefined);
+  assert.equal(s.adopt({ token: 'live', user: 'admin', createdAt: 0, lastUsedAt: 9_500 }), true);
+  assert.deepEqual(s.tokensOf('admin'), ['live']);
+  t = 10_400; // 900 ms after its last use elsewhere
+  assert.equal(s.use('live')?.user, 'admin');
+  t = 11_500;
+  assert.equal(s.use('live'), undefined, 'idle again past its lifetime');
+});
+
 test('the throttle locks a key after maxFailures within the window, doubling each lockout', () => {
   let t = 0;
   const th = new LoginThrottle(() => t, { maxFailures: 3, windowMs: 10_000, lockMs: 1000, maxLockMs: 3000 });

@@ -4,7 +4,7 @@
  *
  *  - `parseBasic`: an HTTP Basic `Authorization` header → user and password.
  *  - `SessionStore`: a successful login opens a session (a random token in a cookie); a session
- *    idle longer than its lifetime expires.
+ *    idle longer than its lifetime expires. A session opened by another Prism can be adopted.
  *  - `LoginThrottle`: wrong passwords are rate-limited per client and user: after `maxFailures`
  *    failures within `windowMs`, further attempts are refused for `lockMs`, doubling with each
  *    lockout up to `maxLockMs`. A success clears the record.
@@ -45,6 +45,13 @@ export class SessionStore {
     return s;
   }
 
+  /** Takes in a session another Prism opened (the last leader); false when it has expired. */
+  adopt(s: Session): boolean {
+    if (this.now() - s.lastUsedAt > this.ttlMs) return false;
+    this.sessions.set(s.token, { ...s });
+    return true;
+  }
+
   /** The live session of a token (and marks it used), or undefined when unknown or expired. */
   use(token: string): Session | undefined {
     const s = this.sessions.get(token);
@@ -60,6 +67,11 @@ export class SessionStore {
 
   close(token: string): boolean {
     return this.sessions.delete(token);
+  }
+
+  /** The tokens of a user's live sessions. */
+  tokensOf(user: string): string[] {
+    return [...this.sessions].filter(([, s]) => s.user === user).map(([k]) => k);
   }
 
   /** Ends every session of a user (after a password change). */

@@ -24,7 +24,8 @@ import { randomBytes } from 'node:crypto';
 import { AuthError, ConflictError, ConvergeError, InputError, NotFoundError, PreconditionError, UnavailableError, errorMessage, isConvergeError } from '../../shared/errors.ts';
 import { cvmCall } from '../../cvm/protocol/client.ts';
 import type { Vdisk } from '../../cvm/protocol/storage.ts';
-import { LoginThrottle, SessionStore, parseBasic } from '../core/auth.ts';
+import { LoginThrottle, parseBasic } from '../core/auth.ts';
+import type { SharedSessions } from './sessions.ts';
 import { clusterAttrs, clusterEntity, hostAttrs, hostEntity, listOf, parseListRequest, taskOf, v3Error } from '../core/v3.ts';
 import { disks, storageContainers, storagePools, v2Error, v2List, virtualDisks } from '../core/v2.ts';
 import { summaryPage } from '../core/page.ts';
@@ -47,6 +48,8 @@ export interface PrismDeps {
   source: SnapshotSource;
   accounts: Accounts;
   tasks: Tasks;
+  /** Login sessions, shared with the next leader (node/sessions.ts). */
+  sessions: SharedSessions;
   leadership: Pick<Leadership, 'isLeader' | 'leader'>;
   sessionTtlS: number;
   log: (m: string) => void;
@@ -73,7 +76,7 @@ declare module 'fastify' {
 
 export function createPrismApi(d: PrismDeps): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 1 << 20, https: d.tls });
-  const sessions = new SessionStore(Date.now, d.sessionTtlS * 1000, () => randomBytes(24).toString('base64url'));
+  const sessions = d.sessions;
   const throttle = new LoginThrottle(Date.now);
 
   app.setErrorHandler((err: unknown, req, reply) => {
@@ -103,7 +106,7 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
   app.addHook('preHandler', async (req, reply) => {
     if (req.url.startsWith('/api/converge/v1/prism')) return;
     const token = /(?:^|;\s*)NTNX_IGW_SESSION=([A-Za-z0-9_-]+)/.exec(req.headers.cookie ?? '')?.[1];
-    const s = token ? sessions.use(token) : undefined;
+    const s = token ? await sessions.use(token) : undefined;
     if (s) {
       req.user = s.user;
       return;
@@ -132,9 +135,9 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
   const param = (req: FastifyRequest, name: string): string => (req.params as Record<string, string>)[name] ?? '';
 
   app.get('/api/converge/v1/prism', () => ({ cvmIp: d.cvmIp, vip: d.vip, leader: d.leadership.leader, isLeader: d.leadership.isLeader }));
-  app.post('/api/converge/v1/logout', (req, reply) => {
+  app.post('/api/converge/v1/logout', async (req, reply) => {
     const token = /(?:^|;\s*)NTNX_IGW_SESSION=([A-Za-z0-9_-]+)/.exec(req.headers.cookie ?? '')?.[1];
-    if (token) sessions.close(token);
+    if (token) await sessions.close(token);
     return reply.header('Set-Cookie', `${SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0`).send({ value: true });
   });
   app.post('/PrismGateway/services/rest/v1/utils/change_default_system_password', async (req) => {
@@ -142,7 +145,7 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
     const user = req.user ?? '';
     if (typeof b['oldPassword'] !== 'string' || !(await d.accounts.check(user, b['oldPassword']))) throw new InputError('oldPassword', 'is not the current password');
     await d.accounts.changePassword(user, b['oldPassword'], b['newPassword']);
-    sessions.closeAllOf(user);
+    await sessions.closeAllOf(user);
     d.log(`password of ${user} changed`);
     return { value: true };
   });

@@ -14,6 +14,8 @@
 export const PRISM_PORT = 9440;
 export const PRISM_CA_KEY = '/converge/prism/ca';
 export const PRISM_USERS_PREFIX = '/converge/prism/users/';
+/** Login sessions, by SHA-256 of the cookie's token (the store never holds a usable token). */
+export const PRISM_SESSIONS_PREFIX = '/converge/prism/sessions/';
 export const PRISM_ELECTION = 'converge/prism/leader';
 export const TASKS_PREFIX = '/converge/tasks/';
 export const ADMIN_USER = 'admin';
