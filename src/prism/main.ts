@@ -56,8 +56,10 @@ async function main(): Promise<void> {
     elected: () => takeVip(),
     lost: () => releaseVip(),
   }, log);
+  const accounts = new Accounts(etcd);
+  await accounts.follow();
   const app = createPrismApi({
-    cvmIp: cfg.cvmIp, vip: cfg.vip, source: new SnapshotSource(etcd, cfg.cvmIp), accounts: new Accounts(etcd), tasks: new Tasks(etcd, log),
+    cvmIp: cfg.cvmIp, vip: cfg.vip, source: new SnapshotSource(etcd, cfg.cvmIp), accounts, tasks: new Tasks(etcd, log),
     sessions: new SharedSessions(etcd, (cfg.sessionTtlS ?? 900) * 1000, () => randomBytes(24).toString('base64url'), log),
     leadership, sessionTtlS: cfg.sessionTtlS ?? 900, log, tls,
   });
@@ -96,6 +98,7 @@ async function main(): Promise<void> {
       await leadership.stop();
       await releaseVip();
       await app.close();
+      await accounts.stop();
       etcd.close();
       process.exit(0);
     })();

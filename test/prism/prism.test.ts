@@ -11,7 +11,11 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { chromium } from 'playwright-core';
 import { Agent, fetch as ufetch } from 'undici';
+import { Etcd3 } from 'etcd3';
 import { TestFoundation } from '../drivers/foundation-driver.ts';
+import { hashPassword } from '../../src/shared/passwords.ts';
+import { ETCD_CLIENT_PORT } from '../../src/cvm/protocol/cluster.ts';
+import { ADMIN_USER, PRISM_USERS_PREFIX } from '../../src/prism/protocol/prism.ts';
 
 const VIP = '127.66.2.1';
 const CVMS = ['127.66.1.1', '127.66.1.2', '127.66.1.3'];
@@ -228,6 +232,22 @@ test('the admin changes the password: the old one is refused, the new one works,
   password = 'a-new-lab-secret';
   assert.equal((await prism('/api/nutanix/v3/clusters/list', { body: {} })).status, 200);
   assert.equal((await prism('/api/nutanix/v3/clusters/list', { body: {}, cookie: earlier })).status, 401, 'a session of the old password');
+});
+
+test('a password changed in the store by another Prism takes effect at once, though the leader had just checked the old one', async () => {
+  assert.equal((await prism('/api/nutanix/v3/clusters/list', { body: {} })).status, 200, 'the current password, now remembered');
+  const etcd = new Etcd3({ hosts: CVMS.map((ip) => `http://${ip}:${ETCD_CLIENT_PORT}`) });
+  try {
+    const key = PRISM_USERS_PREFIX + ADMIN_USER;
+    const user = JSON.parse(await etcd.get(key).string() ?? '{}') as Record<string, unknown>;
+    await etcd.put(key).value(JSON.stringify({ ...user, passwordHash: hashPassword('changed-elsewhere'), updatedAt: new Date().toISOString() }));
+  } finally {
+    etcd.close();
+  }
+  // the store's change reaches the leader as a watch event, within moments (not the minute it remembers a password)
+  await t.tr.until(async () => ((await prism('/api/nutanix/v3/clusters/list', { body: {} })).status === 401 ? true : undefined), 5000, 'the old password refused');
+  password = 'changed-elsewhere';
+  assert.equal((await prism('/api/nutanix/v3/clusters/list', { body: {} })).status, 200);
 });
 
 test('killing the Prism leader\'s CVM moves the virtual IP to another CVM, and the API answers there; sessions survive, logged-out ones do not', async () => {

@@ -3,10 +3,11 @@
  * Prism's local accounts and tasks, kept in the configuration store so every Prism (and so the
  * next leader) sees the same. Passwords are stored as scrypt hashes only; a password that checked
  * out is remembered (as a SHA-256 of user and password, in memory, for a minute) so an API client
- * sending Basic credentials with every call does not pay scrypt every time.
+ * sending Basic credentials with every call does not pay scrypt every time. Any change to the
+ * accounts in the store — a password changed through another Prism — forgets what was remembered.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import type { Etcd3 } from 'etcd3';
+import type { Etcd3, Watcher } from 'etcd3';
 import { hashPassword, verifyPassword } from '../../shared/passwords.ts';
 import { InputError, NotFoundError, errorMessage } from '../../shared/errors.ts';
 import { PASSWORD_RULE, PRISM_USERS_PREFIX, TASKS_PREFIX, type PrismTask, type PrismUser } from '../protocol/prism.ts';
@@ -19,7 +20,20 @@ export function checkNewPassword(field: string, v: unknown): string {
 export class Accounts {
   private verified = new Map<string, number>();
 
+  private watcher: Watcher | undefined;
+
   constructor(private readonly etcd: Etcd3, private readonly now: () => number = Date.now) {}
+
+  /** Follows the accounts in the store: a change anywhere forgets the passwords remembered here. */
+  async follow(): Promise<void> {
+    this.watcher = await this.etcd.watch().prefix(PRISM_USERS_PREFIX).create();
+    const forget = (): void => this.verified.clear();
+    this.watcher.on('put', forget).on('delete', forget).on('connected', forget);
+  }
+
+  async stop(): Promise<void> {
+    await this.watcher?.cancel();
+  }
 
   private async user(name: string): Promise<PrismUser | null> {
     const raw = await this.etcd.get(PRISM_USERS_PREFIX + name).string();
