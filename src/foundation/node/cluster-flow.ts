@@ -64,6 +64,10 @@ export async function createAndValidate(entry: ClusterEntry, hosts: ReadonlyMap<
       flow.signal.throwIfAborted();
       flow.report(percent, message);
     },
+    checked: (c) => {
+      flow.signal.throwIfAborted();
+      flow.checked(c);
+    },
   };
   const until = async <T>(what: string, f: () => Promise<T | undefined>): Promise<T> => {
     const deadline = d.clock.now() + d.waitMs;
@@ -77,13 +81,13 @@ export async function createAndValidate(entry: ClusterEntry, hosts: ReadonlyMap<
         last = errorMessage(e);
       }
       if (d.clock.now() > deadline) throw new TimeoutError(`${what} did not happen within ${Math.round(d.waitMs / 1000)} s${last ? ` (last: ${last})` : ''}`);
-      await d.clock.sleep(500);
+      await d.clock.sleep(500, d.signal).catch(() => undefined);
     }
   };
 
   d.report(5, `waiting for the CVMs of ${ips.length} node(s)`);
   const statuses = await until('every member CVM answering', async () => {
-    const all = await Promise.all(ips.map((ip) => cvmCall<CvmStatus>(ip, '/status', { timeoutMs: 3000 })));
+    const all = await Promise.all(ips.map((ip) => cvmCall<CvmStatus>(ip, '/status', { timeoutMs: 3000, signal: d.signal })));
     return all;
   });
   const taken = statuses.find((s) => s.configured);
@@ -106,7 +110,7 @@ export async function createAndValidate(entry: ClusterEntry, hosts: ReadonlyMap<
   d.report(40, `cluster ${info.name} (${info.clusterId}) created; configuration store on ${info.store.join(', ')}; waiting for the services`);
 
   const up = await until('every CVM\'s services up', async () => {
-    const all = await Promise.all(ips.map((ip) => cvmCall<CvmStatus>(ip, '/status', { timeoutMs: 3000 })));
+    const all = await Promise.all(ips.map((ip) => cvmCall<CvmStatus>(ip, '/status', { timeoutMs: 3000, signal: d.signal })));
     const ready = all.every((s) => s.configured && s.services.some((x) => x.name === 'stargate' && x.state === 'up') && s.services.every((x) => x.state === 'up'));
     return ready ? all : undefined;
   });
@@ -121,7 +125,7 @@ export async function createAndValidate(entry: ClusterEntry, hosts: ReadonlyMap<
   const links = await Promise.all(ips.map(async (ip) => {
     const host = hosts.get(ip) ?? '';
     try {
-      const r = await fetch(`http://${host}:${HOST_AGENT_PORT}/status`, { signal: AbortSignal.timeout(5000) });
+      const r = await fetch(`http://${host}:${HOST_AGENT_PORT}/status`, { signal: AbortSignal.any([d.signal, AbortSignal.timeout(5000)]) });
       const j = (await r.json()) as { link?: { state: string; detail: string } };
       return { host, ok: j.link?.state === 'up', detail: j.link?.detail ?? 'no link reported' };
     } catch (e) {
@@ -132,7 +136,7 @@ export async function createAndValidate(entry: ClusterEntry, hosts: ReadonlyMap<
   check('host-cvm-link', !badLink, badLink ? `host ${badLink.host}: link down (${badLink.detail})` : `link up on ${links.length}/${links.length} hosts`);
 
   d.report(58, 'validating: configuration store quorum');
-  const health = await cvmCall<StoreHealth>(ips[0] ?? '', '/cluster/health');
+  const health = await cvmCall<StoreHealth>(ips[0] ?? '', '/cluster/health', { signal: d.signal });
   const sick = health.members.filter((m) => !m.healthy || !m.leader);
   check('store-quorum', health.quorum && sick.length === 0, `${health.healthy}/${health.members.length} store members healthy with a leader${sick.length ? `; ${sick.map((m) => `${m.cvmIp}: ${m.detail}`).join('; ')}` : ''}`);
 
@@ -141,7 +145,7 @@ export async function createAndValidate(entry: ClusterEntry, hosts: ReadonlyMap<
   check('cvm-services', down.length === 0, down.length ? down.join(', ') : up.map((s) => `${s.cvmIp}: ${s.services.map((x) => x.name).join(' ')}`).join('; '));
 
   d.report(74, 'validating: storage pool');
-  const pv = await cvmCall<PoolView>(ips[0] ?? '', '/storage/pool');
+  const pv = await cvmCall<PoolView>(ips[0] ?? '', '/storage/pool', { signal: d.signal });
   const expected = up.reduce((a, s) => a + s.disks.reduce((b, x) => b + x.capacityBytes, 0), 0);
   const disks = up.reduce((a, s) => a + s.disks.length, 0);
   const failed = pv.usage.disks.filter((x) => !x.ok);
@@ -154,7 +158,7 @@ export async function createAndValidate(entry: ClusterEntry, hosts: ReadonlyMap<
   const data = randomBytes(8 * MiB);
   const writer = ips[0] ?? '';
   const reader = ips[1] ?? writer;
-  await cvmCall(writer, '/storage/vdisks', { body: { name, size: '16M' } });
+  await cvmCall(writer, '/storage/vdisks', { body: { name, size: '16M' }, signal: d.signal });
   try {
     const w = await NbdClient.connect(writer, NBD_PORT, name);
     try {
@@ -170,7 +174,7 @@ export async function createAndValidate(entry: ClusterEntry, hosts: ReadonlyMap<
     } finally {
       r.close();
     }
-    const map = await cvmCall<ReplicaMap>(writer, `/storage/vdisks/${name}/replicas`);
+    const map = await cvmCall<ReplicaMap>(writer, `/storage/vdisks/${name}/replicas`, { signal: d.signal });
     const wrong = map.blocks.filter((b) => b.replicas.length !== map.replicationFactor || new Set(b.replicas.map((x) => x.node)).size !== b.replicas.length);
     check('data-path', same && map.blocks.length === 8 && wrong.length === 0,
       `8 MiB written through ${writer}, read back ${same ? 'identical' : 'DIFFERENT'} through ${reader}; ${map.blocks.length} blocks, ${map.blocks.length - wrong.length} at RF${map.replicationFactor} on distinct nodes${wrong.length ? `; block ${wrong[0]?.block ?? 0} has ${wrong[0]?.replicas.map((x) => x.node).join(', ') ?? ''}` : ''}`);
@@ -179,14 +183,14 @@ export async function createAndValidate(entry: ClusterEntry, hosts: ReadonlyMap<
   }
 
   d.report(92, `validating: Prism on ${info.vip ?? 'its leader\'s CVM'}`);
-  const { cert } = await cvmCall<{ cert: string }>(writer, '/cluster/ca');
+  const { cert } = await cvmCall<{ cert: string }>(writer, '/cluster/ca', { signal: d.signal });
   const caFile = join(d.dir, `${info.name}-ca.pem`);
   writeFileSync(caFile, cert);
   const agent = new Agent({ connect: { ca: cert } });
   try {
     const get = async (host: string, path: string, auth: string | null, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> => {
       const r = await undiciFetch(`https://${host}:${PRISM_PORT}${path}`, {
-        dispatcher: agent, method: body === undefined ? 'GET' : 'POST', redirect: 'manual', signal: AbortSignal.timeout(10_000),
+        dispatcher: agent, method: body === undefined ? 'GET' : 'POST', redirect: 'manual', signal: AbortSignal.any([d.signal, AbortSignal.timeout(10_000)]),
         headers: { ...(auth ? { Authorization: `Basic ${Buffer.from(auth).toString('base64')}` } : {}), ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });

@@ -11,6 +11,7 @@
  *  3. After a restart of Foundation, nodes that were mid-flight are failed with that reason (they
  *     can be retried); nothing stays running forever.
  */
+import { within } from '../../shared/async.ts';
 import type { FoundationEvent } from '../protocol/deploy.ts';
 import { appendFileSync, mkdirSync, readFileSync, existsSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
@@ -118,6 +119,7 @@ export class Session extends EventEmitter {
     for (const c of rec.clusters) {
       if (c.stage === 'creating' || c.stage === 'validating') {
         Object.assign(c, { stage: 'failed', status: 'fatal: Foundation restarted while creating the cluster; destroy it (converge cluster destroy) and create it again', endedAt: deps.clock.now() });
+        s.clusterEvent(c, c.status);
       }
     }
     s.persist();
@@ -186,7 +188,7 @@ export class Session extends EventEmitter {
 
   /** Starts every waiting cluster whose members are all imaged. */
   private clusterStep(): void {
-    if (this.record.aborted) return;
+    if (this.record.aborted || this.closing.signal.aborted) return;
     for (const c of this.record.clusters) {
       if (c.stage !== 'waiting') continue;
       const r = clusterReadiness(c, (ip) => this.memberStage(ip));
@@ -231,6 +233,7 @@ export class Session extends EventEmitter {
           this.clusterEvent(c, `${k.ok ? 'PASS' : 'FAIL'} ${k.name}: ${k.evidence}`, k);
         },
       });
+      if (this.closing.signal.aborted) return;
       Object.assign(c, { stage: 'done', cluster_id: info.clusterId, percent_complete: 100, endedAt: this.deps.clock.now(), status: `cluster ${info.name} created and validated (${c.checks.length} checks passed)` });
       this.clusterEvent(c, c.status);
     } catch (e) {
@@ -488,12 +491,13 @@ export class Session extends EventEmitter {
   }
 
   async close(): Promise<void> {
+    // nothing starts or is written from here on; a running cluster flow is given a moment to wind down
     this.closing.abort();
-    await Promise.all(this.clusterFlows);
     for (const t of this.timers.values()) t.dispose();
     for (const w of this.watchers.values()) w.dispose();
     this.timers.clear();
     this.watchers.clear();
+    await within(Promise.all(this.clusterFlows), 3000, 'the cluster flows to stop').catch(() => undefined);
     await Promise.all([...this.bmcs.values()].map((b) => b.close()));
   }
 }

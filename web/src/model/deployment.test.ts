@@ -33,6 +33,19 @@ test('the recorded log rebuilds the whole deployment: every node done, the clust
   }
 });
 
+test('a log written before cluster events carried cluster_stage and check replays to the same deployment', () => {
+  const legacy = EVENTS.map((e) => {
+    const { cluster_stage: _stage, check: _check, ...rest } = e;
+    return rest;
+  });
+  assert.ok(EVENTS.some((e) => e.cluster_stage !== undefined) && legacy.every((e) => !('cluster_stage' in e)));
+  const now = replay(loaded(), EVENTS);
+  const then = replay(loaded(), legacy);
+  assert.deepEqual(then.clusters, now.clusters);
+  // and half-way: the same stage at every step
+  for (let i = 1; i <= EVENTS.length; i++) assert.equal(replay(loaded(), legacy.slice(0, i)).clusters[0]?.stage, replay(loaded(), EVENTS.slice(0, i)).clusters[0]?.stage, `after seq ${i}`);
+});
+
 test('at every "imaging stopped: N%" the model agrees with Foundation: stopped, and the same aggregate percent', () => {
   const marks = EVENTS.filter((e) => e.message.startsWith('imaging stopped'));
   assert.equal(marks.length, 2);

@@ -210,14 +210,23 @@ function applyNode(n: NodeFacts, c: Extract<DeploymentChange, { type: 'node' }>)
   return next;
 }
 
+/** A log written before events carried `cluster_stage`/`check`: what the message and percent said. */
+const CHECK_LINE = /^(PASS|FAIL) (\S+): (.*)$/s;
+function legacyCluster(msg: string, percent: number, cl: ClusterFacts): { stage: ClusterStage; check: CheckView | null } {
+  const k = CHECK_LINE.exec(msg);
+  if (k) return { stage: cl.stage, check: { name: k[2] ?? '', ok: k[1] === 'PASS', evidence: k[3] ?? '' } };
+  if (msg.startsWith('fatal:')) return { stage: 'failed', check: null };
+  if (percent <= 0) return { stage: 'waiting', check: null };
+  return { stage: percent >= 100 ? 'done' : percent >= 50 ? 'validating' : 'creating', check: null };
+}
+
 /** A cluster's event: its stage after the step (as Foundation's record has it), its check, its status. */
 function applyCluster(cl: ClusterFacts, c: Extract<DeploymentChange, { type: 'cluster' }>): ClusterFacts {
   const prefix = `cluster ${cl.name}: `;
   const msg = c.message.startsWith(prefix) ? c.message.slice(prefix.length) : c.message;
   const percent = c.percent ?? cl.percent;
-  const k = c.check;
+  const { stage, check: k } = c.stage === null ? legacyCluster(msg, percent, cl) : { stage: c.stage, check: c.check };
   if (k) return { ...cl, percent, checks: [...cl.checks.filter((x) => x.name !== k.name), k] };
-  const stage = c.stage ?? cl.stage;
   const next: ClusterFacts = { ...cl, percent, status: msg, stage };
   if (stage === 'creating' || stage === 'validating' || stage === 'done') next.createdAt = cl.createdAt ?? c.at;
   if (stage === 'validating' || stage === 'done') next.validatingAt = cl.validatingAt ?? c.at;
