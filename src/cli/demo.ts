@@ -93,9 +93,13 @@ export function registerDemo(program: Command): void {
         await step('7/7 the cluster', ['cluster', 'status', '--cvm-ip', `${o.network}.1.1`]);
         // the CA file Foundation wrote for this deployment's cluster (its newest session)
         const foundation = new FoundationClient(url);
-        const newest = (await foundation.sessions()).sort((a, b) => b.created.localeCompare(a.created))[0];
-        const ca = newest ? (await foundation.progress(newest.session_id)).clusters[0]?.prism?.ca_file : undefined;
-        const caFile = ca ?? join(dir, 'foundation', 'sessions', '<session>', 'converge-lab-ca.pem');
+        const ca = await (async () => {
+          const newest = (await foundation.sessions()).sort((a, b) => b.created.localeCompare(a.created))[0];
+          return newest ? (await foundation.progress(newest.session_id)).clusters[0]?.prism?.ca_file : undefined;
+        })().catch(() => undefined);
+        const found = ca ?? join(dir, 'foundation', 'sessions', '<session>', 'converge-lab-ca.pem');
+        // quoted for the shell when the data dir has characters it would read
+        const caFile = /^[\w./-]+$/.test(found) ? found : `'${found.replaceAll("'", "'\\''")}'`;
         process.stdout.write(`
 \u001b[1mThe lab cluster is deployed and validated.\u001b[0m
   Prism:      https://${o.network}.2.1:9440/console/   user admin   password ${password}

@@ -52,15 +52,23 @@ async function main(): Promise<void> {
     await new Promise<void>((r) => s.close(() => r()));
     log(`released the virtual IP ${cfg.vip ?? ''}`);
   };
+  const sessions = new SharedSessions(etcd, (cfg.sessionTtlS ?? 900) * 1000, () => randomBytes(24).toString('base64url'), log);
+  // a Prism that leads again must not serve sessions from its memory that ended under another leader
   const leadership: Leadership = new Leadership(etcd, cfg.cvmIp, cfg.leaseTtlS ?? 3, {
-    elected: () => takeVip(),
-    lost: () => releaseVip(),
+    elected: () => {
+      sessions.forgetLocal();
+      takeVip();
+    },
+    lost: () => {
+      sessions.forgetLocal();
+      return releaseVip();
+    },
   }, log);
   const accounts = new Accounts(etcd);
-  await accounts.follow();
+  await accounts.follow(log);
   const app = createPrismApi({
     cvmIp: cfg.cvmIp, vip: cfg.vip, source: new SnapshotSource(etcd, cfg.cvmIp), accounts, tasks: new Tasks(etcd, log),
-    sessions: new SharedSessions(etcd, (cfg.sessionTtlS ?? 900) * 1000, () => randomBytes(24).toString('base64url'), log),
+    sessions,
     leadership, sessionTtlS: cfg.sessionTtlS ?? 900, log, tls,
   });
   await app.ready();

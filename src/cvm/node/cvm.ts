@@ -381,9 +381,11 @@ export class Cvm {
     const ic = initialCluster(storeIps.map((ip) => ({ name: statuses.find((s) => s.cvmIp === ip)?.serial ?? ip, ip })), ETCD_PEER_PORT);
     this.log(`creating cluster ${req.name} (${clusterId}): ${members.length} nodes, RF${req.redundancyFactor}, store on ${storeIps.join(', ')}`);
     try {
-      // a member's refusal comes back as the typed error it answered (a conflict stays a 409)
+      // a member's refusal is a conflict naming the member (its own field names mean nothing to the caller)
       await Promise.all(statuses.map((s) => cvmCall(s.cvmIp, '/cluster/prepare', {
         body: { cluster: info, store: storeIps.includes(s.cvmIp) ? { name: s.serial, initialCluster: ic, token: clusterId } : null } satisfies PrepareRequest,
+      }).catch((e: unknown) => {
+        throw e instanceof InputError || e instanceof ConflictError ? new ConflictError(`CVM ${s.cvmIp} refused to join: ${errorMessage(e)}`) : e;
       })));
       const client = new Etcd3({ hosts: storeIps.map((ip) => `http://${ip}:${ETCD_CLIENT_PORT}`), dialTimeout: 2000 });
       try {

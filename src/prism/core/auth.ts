@@ -69,6 +69,17 @@ export class SessionStore {
     return this.sessions.delete(token);
   }
 
+  /** Whether a token's session is live (without marking it used). */
+  has(token: string): boolean {
+    const s = this.sessions.get(token);
+    return s !== undefined && this.now() - s.lastUsedAt <= this.ttlMs;
+  }
+
+  /** Forgets every session (they may live on elsewhere). */
+  clear(): void {
+    this.sessions.clear();
+  }
+
   /** The tokens of a user's live sessions. */
   tokensOf(user: string): string[] {
     return [...this.sessions].filter(([, s]) => s.user === user).map(([k]) => k);

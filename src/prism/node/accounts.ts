@@ -21,17 +21,37 @@ export class Accounts {
   private verified = new Map<string, number>();
 
   private watcher: Watcher | undefined;
+  /** Whether changes are seen as they happen; until then nothing is remembered. */
+  private following = false;
+  /** Counts changes seen, so a check that read the account before a change does not remember it. */
+  private generation = 0;
 
   constructor(private readonly etcd: Etcd3, private readonly now: () => number = Date.now) {}
 
-  /** Follows the accounts in the store: a change anywhere forgets the passwords remembered here. */
-  async follow(): Promise<void> {
-    this.watcher = await this.etcd.watch().prefix(PRISM_USERS_PREFIX).create();
-    const forget = (): void => this.verified.clear();
-    this.watcher.on('put', forget).on('delete', forget).on('connected', forget);
+  /**
+   * Follows the accounts in the store: a change anywhere forgets the passwords remembered here.
+   * A watch the store ends is made again (remembering nothing meanwhile).
+   */
+  async follow(log: (m: string) => void = () => undefined): Promise<void> {
+    const w = await this.etcd.watch().prefix(PRISM_USERS_PREFIX).create();
+    this.watcher = w;
+    this.following = true;
+    const forget = (): void => {
+      this.generation++;
+      this.verified.clear();
+    };
+    w.on('put', forget).on('delete', forget).on('connected', forget);
+    w.on('error', (e: unknown) => {
+      this.following = false;
+      forget();
+      log(`accounts: the watch of the store ended (${errorMessage(e)}); watching again`);
+      void w.cancel().catch(() => undefined);
+      setTimeout(() => void this.follow(log).catch((err: unknown) => log(`accounts: cannot watch the store: ${errorMessage(err)}`)), 1000).unref();
+    });
   }
 
   async stop(): Promise<void> {
+    this.following = false;
     await this.watcher?.cancel();
   }
 
@@ -49,10 +69,11 @@ export class Accounts {
     const k = this.key(user, password);
     const until = this.verified.get(k);
     if (until !== undefined && until > this.now()) return true;
+    const generation = this.generation;
     const u = await this.user(user);
     const ok = await verifyPassword(password, u?.passwordHash ?? 'scrypt$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=');
     if (ok && u) {
-      this.verified.set(k, this.now() + 60_000);
+      if (this.following && generation === this.generation) this.verified.set(k, this.now() + 60_000);
       return true;
     }
     return false;
