@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { Agent, fetch as undiciFetch } from 'undici';
 import type { Clock } from '../../shared/clock.ts';
 import { errorMessage, TimeoutError } from '../../shared/errors.ts';
+import { within } from '../../shared/async.ts';
 import { NbdClient } from '../../shared/nbd/client.ts';
 import { NBD_CMD_FLUSH, NBD_CMD_READ, NBD_CMD_WRITE } from '../../shared/nbd/constants.ts';
 import { NBD_PORT, type CreatedCluster, type CvmStatus, type PoolView, type ReplicaMap, type StoreHealth } from '../../cvm/protocol/cluster.ts';
@@ -158,19 +159,23 @@ export async function createAndValidate(entry: ClusterEntry, hosts: ReadonlyMap<
   const data = randomBytes(8 * MiB);
   const writer = ips[0] ?? '';
   const reader = ips[1] ?? writer;
+  // NBD requests have no deadline of their own: the test's I/O gets one, and stops with Foundation
+  const stopped = new Promise<never>((_r, reject) => d.signal.addEventListener('abort', () => reject(new Error('Foundation is stopping')), { once: true }));
+  stopped.catch(() => undefined);
+  const io = <T>(p: Promise<T>, what: string): Promise<T> => Promise.race([within(p, 60_000, what), stopped]);
   await cvmCall(writer, '/storage/vdisks', { body: { name, size: '16M' }, signal: d.signal });
   try {
     const w = await NbdClient.connect(writer, NBD_PORT, name);
     try {
-      await Promise.all([0, 1, 2, 3, 4, 5, 6, 7].map((i) => w.request(NBD_CMD_WRITE, BigInt(i * MiB), MiB, data.subarray(i * MiB, (i + 1) * MiB))));
-      await w.request(NBD_CMD_FLUSH, 0n, 0);
+      await io(Promise.all([0, 1, 2, 3, 4, 5, 6, 7].map((i) => w.request(NBD_CMD_WRITE, BigInt(i * MiB), MiB, data.subarray(i * MiB, (i + 1) * MiB)))), `writing the test vdisk through ${writer}`);
+      await io(w.request(NBD_CMD_FLUSH, 0n, 0), `flushing the test vdisk on ${writer}`);
     } finally {
       w.close();
     }
     const r = await NbdClient.connect(reader, NBD_PORT, name);
     let same: boolean;
     try {
-      same = (await r.request(NBD_CMD_READ, 0n, 8 * MiB))?.equals(data) ?? false;
+      same = (await io(r.request(NBD_CMD_READ, 0n, 8 * MiB), `reading the test vdisk through ${reader}`))?.equals(data) ?? false;
     } finally {
       r.close();
     }
