@@ -137,7 +137,8 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
   app.get('/api/converge/v1/prism', () => ({ cvmIp: d.cvmIp, vip: d.vip, leader: d.leadership.leader, isLeader: d.leadership.isLeader }));
   app.post('/api/converge/v1/logout', async (req, reply) => {
     const token = /(?:^|;\s*)NTNX_IGW_SESSION=([A-Za-z0-9_-]+)/.exec(req.headers.cookie ?? '')?.[1];
-    if (token) await sessions.close(token);
+    // the cookie and this Prism's session end whatever the store says; a stored copy left behind expires with its lease
+    if (token) await sessions.close(token).catch((e: unknown) => d.log(`logout: the store did not delete the session: ${errorMessage(e)}`));
     return reply.header('Set-Cookie', `${SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0`).send({ value: true });
   });
   app.post('/PrismGateway/services/rest/v1/utils/change_default_system_password', async (req) => {
@@ -145,7 +146,9 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
     const user = req.user ?? '';
     if (typeof b['oldPassword'] !== 'string' || !(await d.accounts.check(user, b['oldPassword']))) throw new InputError('oldPassword', 'is not the current password');
     await d.accounts.changePassword(user, b['oldPassword'], b['newPassword']);
-    await sessions.closeAllOf(user);
+    await sessions.closeAllOf(user).catch((e: unknown) => {
+      throw new UnavailableError(`the password is changed, but the configuration store did not end every session of ${user} (${errorMessage(e)}); change it again to end them`);
+    });
     d.log(`password of ${user} changed`);
     return { value: true };
   });
