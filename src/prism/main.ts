@@ -52,7 +52,8 @@ async function main(): Promise<void> {
     await new Promise<void>((r) => s.close(() => r()));
     log(`released the virtual IP ${cfg.vip ?? ''}`);
   };
-  const sessions = new SharedSessions(etcd, (cfg.sessionTtlS ?? 900) * 1000, () => randomBytes(24).toString('base64url'), log);
+  const sessionTtlS = cfg.sessionTtlS ?? 900;
+  const sessions = new SharedSessions(etcd, sessionTtlS * 1000, () => randomBytes(24).toString('base64url'), log);
   // a Prism that leads again must not serve sessions from its memory that ended under another leader
   const leadership: Leadership = new Leadership(etcd, cfg.cvmIp, cfg.leaseTtlS ?? 3, {
     elected: () => {
@@ -69,7 +70,7 @@ async function main(): Promise<void> {
   const app = createPrismApi({
     cvmIp: cfg.cvmIp, vip: cfg.vip, source: new SnapshotSource(etcd, cfg.cvmIp), accounts, tasks: new Tasks(etcd, log),
     sessions,
-    leadership, sessionTtlS: cfg.sessionTtlS ?? 900, log, tls,
+    leadership, sessionTtlS, log, tls,
   });
   await app.ready();
   // the leader binds the virtual IP; an old leader may still hold it for a moment: try until it is free

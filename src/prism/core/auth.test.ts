@@ -25,7 +25,7 @@ test('a session expires after its idle lifetime; use keeps it alive', () => {
   assert.equal(s.use('unknown'), undefined);
   const b = s.open('admin');
   s.open('other');
-  s.closeAllOf('admin');
+  assert.deepEqual(s.closeAllOf('admin'), [b.token]);
   assert.equal(s.use(b.token), undefined);
   assert.equal(s.size, 1);
 });
@@ -36,7 +36,7 @@ test('a session another Prism opened is adopted while it is live, with its own i
   assert.equal(s.adopt({ token: 'old', user: 'admin', createdAt: 0, lastUsedAt: 8_900 }), false, '1100 ms idle');
   assert.equal(s.use('old'), undefined);
   assert.equal(s.adopt({ token: 'live', user: 'admin', createdAt: 0, lastUsedAt: 9_500 }), true);
-  assert.deepEqual(s.tokensOf('admin'), ['live']);
+  assert.equal(s.has('live'), true);
   t = 10_400; // 900 ms after its last use elsewhere
   assert.equal(s.use('live')?.user, 'admin');
   t = 11_500;

@@ -45,9 +45,13 @@ export class SessionStore {
     return s;
   }
 
+  private idle(s: Session, t = this.now()): boolean {
+    return t - s.lastUsedAt > this.ttlMs;
+  }
+
   /** Takes in a session another Prism opened (the last leader); false when it has expired. */
   adopt(s: Session): boolean {
-    if (this.now() - s.lastUsedAt > this.ttlMs) return false;
+    if (this.idle(s)) return false;
     this.sessions.set(s.token, { ...s });
     return true;
   }
@@ -57,7 +61,7 @@ export class SessionStore {
     const s = this.sessions.get(token);
     if (!s) return undefined;
     const t = this.now();
-    if (t - s.lastUsedAt > this.ttlMs) {
+    if (this.idle(s, t)) {
       this.sessions.delete(token);
       return undefined;
     }
@@ -72,7 +76,7 @@ export class SessionStore {
   /** Whether a token's session is live (without marking it used). */
   has(token: string): boolean {
     const s = this.sessions.get(token);
-    return s !== undefined && this.now() - s.lastUsedAt <= this.ttlMs;
+    return s !== undefined && !this.idle(s);
   }
 
   /** Forgets every session (they may live on elsewhere). */
@@ -80,14 +84,11 @@ export class SessionStore {
     this.sessions.clear();
   }
 
-  /** The tokens of a user's live sessions. */
-  tokensOf(user: string): string[] {
-    return [...this.sessions].filter(([, s]) => s.user === user).map(([k]) => k);
-  }
-
-  /** Ends every session of a user (after a password change). */
-  closeAllOf(user: string): void {
-    for (const [k, s] of this.sessions) if (s.user === user) this.sessions.delete(k);
+  /** Ends every session of a user (after a password change); answers their tokens. */
+  closeAllOf(user: string): string[] {
+    const tokens = [...this.sessions].filter(([, s]) => s.user === user).map(([k]) => k);
+    for (const k of tokens) this.sessions.delete(k);
+    return tokens;
   }
 
   get size(): number {
@@ -96,7 +97,7 @@ export class SessionStore {
 
   private prune(): void {
     const t = this.now();
-    for (const [k, s] of this.sessions) if (t - s.lastUsedAt > this.ttlMs) this.sessions.delete(k);
+    for (const [k, s] of this.sessions) if (this.idle(s, t)) this.sessions.delete(k);
   }
 }
 

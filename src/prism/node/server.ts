@@ -74,9 +74,12 @@ declare module 'fastify' {
   }
 }
 
+const SESSION_TOKEN = new RegExp(`(?:^|;\\s*)${SESSION_COOKIE}=([A-Za-z0-9_-]+)`);
+/** The session token of a request's cookie, if it sends one. */
+const sessionTokenOf = (req: FastifyRequest): string | undefined => SESSION_TOKEN.exec(req.headers.cookie ?? '')?.[1];
+
 export function createPrismApi(d: PrismDeps): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 1 << 20, https: d.tls });
-  const sessions = d.sessions;
   const throttle = new LoginThrottle(Date.now);
 
   app.setErrorHandler((err: unknown, req, reply) => {
@@ -105,8 +108,8 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
   // authentication: the session cookie, or Basic credentials (which open a session)
   app.addHook('preHandler', async (req, reply) => {
     if (req.url.startsWith('/api/converge/v1/prism')) return;
-    const token = /(?:^|;\s*)NTNX_IGW_SESSION=([A-Za-z0-9_-]+)/.exec(req.headers.cookie ?? '')?.[1];
-    const s = token ? await sessions.use(token) : undefined;
+    const token = sessionTokenOf(req);
+    const s = token ? await d.sessions.use(token) : undefined;
     if (s) {
       req.user = s.user;
       return;
@@ -123,7 +126,7 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
     }
     throttle.success(key);
     req.user = cred.user;
-    const opened = sessions.open(cred.user);
+    const opened = d.sessions.open(cred.user);
     void reply.header('Set-Cookie', `${SESSION_COOKIE}=${opened.token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=${d.sessionTtlS}`);
   });
 
@@ -136,9 +139,9 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
 
   app.get('/api/converge/v1/prism', () => ({ cvmIp: d.cvmIp, vip: d.vip, leader: d.leadership.leader, isLeader: d.leadership.isLeader }));
   app.post('/api/converge/v1/logout', async (req, reply) => {
-    const token = /(?:^|;\s*)NTNX_IGW_SESSION=([A-Za-z0-9_-]+)/.exec(req.headers.cookie ?? '')?.[1];
+    const token = sessionTokenOf(req);
     // the cookie and this Prism's session end whatever the store says; a stored copy left behind expires with its lease
-    if (token) await sessions.close(token).catch((e: unknown) => d.log(`logout: the store did not delete the session: ${errorMessage(e)}`));
+    if (token) await d.sessions.close(token).catch((e: unknown) => d.log(`logout: the store did not delete the session: ${errorMessage(e)}`));
     return reply.header('Set-Cookie', `${SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0`).send({ value: true });
   });
   app.post('/PrismGateway/services/rest/v1/utils/change_default_system_password', async (req) => {
@@ -146,7 +149,7 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
     const user = req.user ?? '';
     if (typeof b['oldPassword'] !== 'string' || !(await d.accounts.check(user, b['oldPassword']))) throw new InputError('oldPassword', 'is not the current password');
     await d.accounts.changePassword(user, b['oldPassword'], b['newPassword']);
-    await sessions.closeAllOf(user).catch((e: unknown) => {
+    await d.sessions.closeAllOf(user).catch((e: unknown) => {
       throw new UnavailableError(`the password is changed, but the configuration store did not end every session of ${user} (${errorMessage(e)}); change it again to end them`);
     });
     d.log(`password of ${user} changed`);

@@ -138,7 +138,7 @@ export class SharedSessions {
 
   /** Every session of a user ends, here and in the store (after a password change). */
   async closeAllOf(user: string): Promise<void> {
-    await this.end(this.local.tokensOf(user));
+    await this.end(this.local.closeAllOf(user));
     const all = await this.etcd.getAll().prefix(PRISM_SESSIONS_PREFIX).strings();
     await Promise.all(Object.entries(all)
       .filter(([, v]) => (JSON.parse(v) as Stored).user === user)
