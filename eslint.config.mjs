@@ -10,6 +10,9 @@ import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
 import reactHooks from 'eslint-plugin-react-hooks';
 
+/** The web UI (all of it, its model too) imports only the protocol/ folders of src/. */
+const WEB_IMPORTS_PROTOCOL_ONLY = { regex: '(^|/)src/(?!\\w+/protocol/)', message: 'the web UI imports only the protocol/ folders of src/ (STYLE.md C1, C14).' };
+
 const components = ['rack', 'foundation', 'installer', 'hypervisor', 'cvm', 'prism', 'lcm', 'health'];
 
 /** For component C: ban imports of any other component's internals (protocol/ is allowed). */
@@ -51,7 +54,7 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': ['error', {
         patterns: [
-          { regex: '(^|/)src/(?!\\w+/protocol/)', message: 'the web UI imports only the protocol/ folders of src/ (STYLE.md C1, C14).' },
+          WEB_IMPORTS_PROTOCOL_ONLY,
           { regex: '^node:', message: 'the web UI runs in the browser: no Node modules.' },
         ],
       }],
@@ -63,7 +66,7 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': ['error', {
         patterns: [
-          { regex: '(^|/)src/(?!\\w+/protocol/)', message: 'the web UI imports only the protocol/ folders of src/ (STYLE.md C1, C14).' },
+          WEB_IMPORTS_PROTOCOL_ONLY,
           { regex: '^(node:|react|@xyflow/)', message: 'web/src/model is framework-free and pure: no React, no React Flow, no I/O (STYLE.md C13).' },
           { regex: '/(view|live)/', message: 'web/src/model may not import the view or the live feed (STYLE.md C13).' },
         ],

@@ -46,11 +46,12 @@ function typed(status: number, e: { code?: string; message?: string; field?: str
 
 /** Calls `path` on the CVM at `ip` (GET without a body, POST with one, unless `method` says). */
 export async function cvmCall<T>(ip: string, path: string, o: CallOptions = {}): Promise<T> {
+  const deadline = AbortSignal.timeout(o.timeoutMs ?? 15_000);
   const r = await fetch(`http://${ip}:${CVM_API_PORT}${path}`, {
     method: o.method ?? (o.body === undefined ? 'GET' : 'POST'),
     headers: o.body === undefined ? {} : { 'Content-Type': 'application/json' },
     body: o.body === undefined ? null : JSON.stringify(o.body),
-    signal: o.signal ? AbortSignal.any([o.signal, AbortSignal.timeout(o.timeoutMs ?? 15_000)]) : AbortSignal.timeout(o.timeoutMs ?? 15_000),
+    signal: o.signal ? AbortSignal.any([o.signal, deadline]) : deadline,
   });
   const j = (await r.json()) as T & { error?: { code?: string; message?: string; field?: string } };
   if (!r.ok) throw typed(r.status, j.error);

@@ -131,9 +131,8 @@ export function createFoundationApi(f: Foundation, o: FoundationApiOptions = {})
   app.get('/foundation/events', (req, reply) => {
     const query = req.query as Record<string, unknown>;
     const s = f.session(sessionOf(query));
-    const asked = Number(q(query['after']) || (req.headers['last-event-id'] as string | undefined) || 0);
-    if (!Number.isInteger(asked) || asked < 0) throw new InputError('after', 'must be the seq of an event (a whole number)');
-    const after = asked;
+    const after = Number(q(query['after']) || (req.headers['last-event-id'] as string | undefined) || 0);
+    if (!Number.isInteger(after) || after < 0) throw new InputError('after', 'must be the seq of an event (a whole number)');
     reply.raw.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
     const send = (e: { seq: number }): void => void reply.raw.write(`id: ${e.seq}\nevent: progress\ndata: ${JSON.stringify(e)}\n\n`);
     const replay = s.events(after);
