@@ -14,6 +14,7 @@ import {
   applyChanges, changesOfEvent, changesOfProgress, emptyDeployment,
   type DeploymentChange, type DeploymentState,
 } from '../model/deployment.ts';
+import { messageOf } from '../model/format.ts';
 
 /** How long live events are gathered before one redraw. */
 export const BATCH_MS = 150;
@@ -63,7 +64,7 @@ export class SessionFeed {
       if (this.disposed) return;
       this.apply(changesOfProgress(p));
     } catch (e) {
-      this.set({ connection: 'failed', error: e instanceof Error ? e.message : String(e) });
+      this.set({ connection: 'failed', error: messageOf(e) });
       return;
     }
     this.set({ connection: 'replaying' });

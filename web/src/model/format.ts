@@ -1,6 +1,6 @@
 /**
  * @module
- * Text for the UI (pure): elapsed times and state names.
+ * Text for the UI (pure): elapsed times, state names, and what a failure says.
  */
 import type { BoxState } from './diagram.ts';
 
@@ -23,3 +23,6 @@ export const STATE_LABEL: Record<BoxState, string> = {
 export const STATE_ICON: Record<BoxState, string> = {
   pending: '○', running: '●', done: '✔', failed: '✖', aborted: '■', skipped: '–',
 };
+
+/** What a failure says, for a banner (FoundationApiError's message names the field). */
+export const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));

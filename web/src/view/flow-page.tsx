@@ -9,6 +9,7 @@ import type { FoundationClient } from '../../../src/foundation/protocol/client.t
 import { SessionFeed, type Connection } from '../live/session-feed.ts';
 import { aggregatePercent, isStopped } from '../model/deployment.ts';
 import { diagramOf, summaryOf, type Box } from '../model/diagram.ts';
+import { messageOf } from '../model/format.ts';
 import { FlowDiagram } from './flow-diagram.tsx';
 import { FlowActionsContext, type FlowActions } from './flow-nodes.tsx';
 import { LogPanel } from './log-panel.tsx';
@@ -44,7 +45,7 @@ export function FlowPage({ client, sessionId }: { client: FoundationClient; sess
     try {
       await what();
     } catch (e) {
-      setActionError(e instanceof Error ? e.message : String(e));
+      setActionError(messageOf(e));
     } finally {
       setBusy(false);
     }

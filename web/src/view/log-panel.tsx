@@ -8,7 +8,7 @@ import { useEffect, useRef, useState, type ReactElement } from 'react';
 import type { FoundationClient } from '../../../src/foundation/protocol/client.ts';
 import { STAGES } from '../model/deployment.ts';
 import type { Box, Lane } from '../model/diagram.ts';
-import { formatElapsed, STATE_LABEL } from '../model/format.ts';
+import { formatElapsed, messageOf, STATE_LABEL } from '../model/format.ts';
 
 interface Props {
   client: FoundationClient;
@@ -35,7 +35,7 @@ export function LogPanel({ client, sessionId, box, lane, version, onClose }: Pro
           setLog(text);
           setError(null);
         },
-        (e: unknown) => !gone && setError(e instanceof Error ? e.message : String(e)),
+        (e: unknown) => !gone && setError(messageOf(e)),
       );
     }, 250);
     return () => {

@@ -13,8 +13,8 @@ import {
   type NetworkForm, type WizardState, type WizardStep,
 } from '../model/wizard.ts';
 import { hashOfSession } from '../model/route.ts';
+import { messageOf } from '../model/format.ts';
 
-const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
 /** Runs one API call at a time for a step, with its error. */
 function useCall(): { busy: boolean; error: string | null; run: (f: () => Promise<void>) => Promise<void> } {
@@ -26,7 +26,7 @@ function useCall(): { busy: boolean; error: string | null; run: (f: () => Promis
     try {
       await f();
     } catch (e) {
-      setError(message(e));
+      setError(messageOf(e));
     } finally {
       setBusy(false);
     }
