@@ -4,7 +4,7 @@
 # Debian's chromium runs the web UI's browser test (test/foundation/ui.test.ts); no browser is downloaded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh python3-sushy python3-requests ca-certificates libnbd-bin qemu-utils etcd-server chromium
+bash scripts/setup.sh python3-sushy python3-requests ca-certificates libnbd-bin nbdkit fio qemu-utils qemu-system-x86 etcd-server chromium
 echo "== typecheck"; npx tsc -p tsconfig.json --noEmit && npx tsc -p web/tsconfig.json --noEmit
 echo "== lint"; npx eslint .
 echo "== tests"; exec node scripts/run-tests.mjs src web test
