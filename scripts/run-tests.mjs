@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs node's test runner over every *.test.ts below the given folders (Node 20's --test does not
+// Runs node's test runner over every *.test.ts below the given folders (or the given test files) (Node 20's --test does not
 // search for .ts files itself). Extra flags after `--` go to node --test.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,7 +18,10 @@ const walk = (dir) => {
     else if (name.endsWith('.test.ts')) files.push(p);
   }
 };
-for (const r of roots.length ? roots : ['src', 'web', 'test']) walk(r);
+for (const r of roots.length ? roots : ['src', 'web', 'test']) {
+  if (statSync(r).isDirectory()) walk(r);
+  else files.push(r);
+}
 files.sort();
 const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...extra, ...files], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

@@ -5,26 +5,49 @@
  * unconfigured.
  */
 import type { Command } from 'commander';
-import { InputError, errorMessage } from '../shared/errors.ts';
+import { resolve } from 'node:path';
+import { InputError, errorMessage, isConvergeError } from '../shared/errors.ts';
+import { DeploymentPki, type Identity } from '../shared/identity.ts';
+import { ApiError } from '../shared/http-client.ts';
+import { cvmCall } from '../cvm/protocol/client.ts';
+import { defaultDataDir } from '../rack/node/layout.ts';
 import { CVM_API_PORT, type CreatedCluster, type CvmStatus, type PoolView } from '../cvm/protocol/cluster.ts';
 import { PRISM_PORT } from '../prism/protocol/prism.ts';
 import { Agent, fetch as ufetch } from 'undici';
 import { fail, printJson } from './output.ts';
-import { callApi } from './http.ts';
 
 /** Environment variable the CLI reads Prism's admin password from (keeps it off the command line). */
 export const PASSWORD_ENV = 'CONVERGE_ADMIN_PASSWORD';
 
-/** Calls a CVM's API; errors come back as InputError (400 with a field) or Error with the CVM's message. */
-export function cvm<T>(ip: string, path: string, body?: unknown, timeoutMs = 60_000, method?: string): Promise<T> {
-  return callApi<T>(`http://${ip}:${CVM_API_PORT}${path}`, {
-    ...(method ? { method } : {}), body, timeoutMs,
-    unreachable: `CVM ${ip} does not answer on port ${CVM_API_PORT}`,
-    errorOf: (json) => {
-      const e = (json as { error?: { message?: string; field?: string } } | undefined)?.error;
-      return { ...(e?.field ? { field: e.field } : {}), ...(e?.message ? { message: e.message } : {}) };
-    },
-  });
+/** The data dir whose operator certificate the storage and cluster commands present (their --data-dir). */
+let dataDir: string | undefined;
+
+/** Adds --data-dir to a command that calls CVMs, and remembers it when the command runs. */
+export function withDataDir(c: Command): Command {
+  return c.option('--data-dir <dir>', 'the deployment whose operator certificate is presented (default ~/.converge)')
+    .hook('preAction', (_c, action) => {
+      dataDir = action.opts<{ dataDir?: string }>().dataDir;
+    });
+}
+
+/** The operator's identity of the deployment (pki/operator.json in the data dir, made by Foundation). */
+function operator(): Identity {
+  const dir = resolve(dataDir ?? process.env['CONVERGE_DATA_DIR'] ?? defaultDataDir());
+  const id = DeploymentPki.operatorOf(dir);
+  if (!id) throw new InputError('data-dir', `no operator certificate in ${dir}/pki: give the --data-dir of the Foundation that imaged these nodes`);
+  return id;
+}
+
+/** Calls a CVM's API with the operator's certificate; errors come back typed, or say the CVM does not answer. */
+export async function cvm<T>(ip: string, path: string, body?: unknown, timeoutMs = 60_000, method?: string): Promise<T> {
+  const identity = operator();
+  try {
+    return await cvmCall<T>(ip, path, { ...(method ? { method } : {}), body, timeoutMs, identity });
+  } catch (e) {
+    if (isConvergeError(e) || e instanceof ApiError) throw e;
+    const cause = (e as { cause?: unknown }).cause;
+    throw new Error(`CVM ${ip} does not answer on port ${CVM_API_PORT} (${errorMessage(cause ?? e)})`);
+  }
 }
 
 const list = (v: string | undefined): string[] => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : []);
@@ -52,7 +75,7 @@ async function prismLine(cvmIp: string, vip: string | null): Promise<string> {
 export function registerCluster(program: Command): void {
   const c = program.command('cluster').description('form and inspect clusters of CVMs');
 
-  c.command('create')
+  withDataDir(c.command('create'))
     .description('form a cluster from unconfigured CVMs (the configuration store starts on 1, 3 or 5 of them)')
     .requiredOption('--cvm-ips <a,b,c>', 'CVM addresses of the members')
     .option('--name <name>', 'cluster name', 'converge')
@@ -81,7 +104,7 @@ export function registerCluster(program: Command): void {
       }
     });
 
-  c.command('status')
+  withDataDir(c.command('status'))
     .description("each CVM of the cluster: up or down, and its services' states and pids")
     .requiredOption('--cvm-ip <ip>', 'any CVM of the cluster')
     .option('--json', 'machine-readable output')
@@ -117,7 +140,7 @@ export function registerCluster(program: Command): void {
       }
     });
 
-  c.command('destroy')
+  withDataDir(c.command('destroy'))
     .description('return every CVM of the cluster to unconfigured (the cluster configuration is lost)')
     .requiredOption('--cvm-ip <ip>', 'any CVM of the cluster')
     .option('--yes', 'really destroy')
@@ -127,7 +150,7 @@ export function registerCluster(program: Command): void {
         const st = await cvm<CvmStatus>(o.cvmIp, '/status', undefined, 10_000);
         if (!st.cluster) throw new InputError('cvm-ip', `CVM ${o.cvmIp} belongs to no cluster`);
         if (!o.yes) throw new InputError('yes', `this destroys cluster ${st.cluster.name}; add --yes`);
-        const results = await Promise.all(st.cluster.members.map(async (m) => ({ cvmIp: m.cvmIp, ok: await cvm(m.cvmIp, '/cluster/destroy', {}).then(() => true, () => false) })));
+        const results = await Promise.all(st.cluster.members.map(async (m) => ({ cvmIp: m.cvmIp, ok: await cvm(m.cvmIp, '/cluster/destroy', { clusterId: st.cluster?.clusterId }).then(() => true, () => false) })));
         if (o.json) return printJson({ cluster: st.cluster.name, members: results });
         process.stdout.write(`Cluster ${st.cluster.name} destroyed: ${results.map((r) => `${r.cvmIp} ${r.ok ? 'unconfigured' : 'did not answer'}`).join(', ')}\n`);
       } catch (e) {

@@ -90,7 +90,7 @@ export function registerDemo(program: Command): void {
         const password = o.adminPassword ?? process.env[PASSWORD_ENV] ?? generatePassword();
         process.env[PASSWORD_ENV] = password;
         await step('6/7 deploy: image every node, create the cluster and validate it', ['deploy', '--plan', plan, '--url', url]);
-        await step('7/7 the cluster', ['cluster', 'status', '--cvm-ip', `${o.network}.1.1`]);
+        await step('7/7 the cluster', ['cluster', 'status', '--cvm-ip', `${o.network}.1.1`, '--data-dir', dir]);
         // the CA file Foundation wrote for this deployment's cluster (its newest session)
         const foundation = new FoundationClient(url);
         const ca = await (async () => {
@@ -107,12 +107,12 @@ export function registerDemo(program: Command): void {
   Foundation: ${url}/   (the flow diagram of this deployment)
 Try:
   curl --cacert ${caFile} -u admin:${password} -X POST -H 'Content-Type: application/json' -d '{}' https://${o.network}.2.1:9440/api/nutanix/v3/hosts/list
-  npx converge vdisk create --name vm1 --size 10G --cvm-ip ${o.network}.1.1
+  npx converge vdisk create --name vm1 --size 10G --cvm-ip ${o.network}.1.1 --data-dir ${dir}
   qemu-img convert -O raw SOME.img nbd://${o.network}.0.1:10809/vm1     # through host 1's redirector
-  npx converge container list --cvm-ip ${o.network}.1.2
+  npx converge container list --cvm-ip ${o.network}.1.2 --data-dir ${dir}
   npx converge rack status --data-dir ${dir}                         # the nodes and their disks
   npx converge rack fault 2 --disk-failed <serial> --data-dir ${dir}   # fail a disk; cluster status shows the repair
-  npx converge cluster status --cvm-ip ${o.network}.1.1
+  npx converge cluster status --cvm-ip ${o.network}.1.1 --data-dir ${dir}
 `);
         if (o.exit) await stop();
         else {

@@ -8,7 +8,7 @@ import { InputError } from '../shared/errors.ts';
 import type { Container, Vdisk } from '../cvm/core/storage.ts';
 import type { PoolView } from '../cvm/protocol/cluster.ts';
 import { fail, printJson, table } from './output.ts';
-import { cvm } from './cluster.ts';
+import { cvm, withDataDir } from './cluster.ts';
 
 const gib = (b: number): string => `${(b / 1024 ** 3).toFixed(b % 1024 ** 3 === 0 ? 0 : 2)} GiB`;
 
@@ -19,7 +19,7 @@ function target(o: { cvmIp?: string }): string {
 }
 
 export function registerStorage(program: Command): void {
-  const withCvm = (c: Command): Command => c.option('--cvm-ip <ip>', 'any CVM of the cluster').option('--json', 'machine-readable output');
+  const withCvm = (c: Command): Command => withDataDir(c.option('--cvm-ip <ip>', 'any CVM of the cluster').option('--json', 'machine-readable output'));
 
   const container = program.command('container').description('storage containers: a namespace with a replication factor');
   withCvm(container.command('create'))

@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs';
 import { errorMessage } from '../shared/errors.ts';
 import type { CvmConfig } from '../hypervisor/protocol/node-config.ts';
 import { Cvm } from './node/cvm.ts';
+import { readIdentity } from '../shared/identity.ts';
+import { useIdentity } from '../shared/http-client.ts';
 import { stopOnPowerLoss } from '../rack/protocol/hardware.ts';
 
 // stdin is a pipe held by the hypervisor: when it closes, the host is gone and so is this VM
@@ -16,6 +18,9 @@ stopOnPowerLoss();
 const cfg = JSON.parse(readFileSync(process.env['CONVERGE_CVM_CONFIG'] ?? '', 'utf8')) as CvmConfig;
 const log = (m: string): void => console.log(m);
 const cvm = new Cvm(cfg, log);
+// the CVM calls its peers' and hosts' APIs as its node (ADR 013)
+const id = readIdentity(cfg.identity);
+if (id) useIdentity(id);
 
 let stopping = false;
 const shutdown = (): void => {

@@ -12,6 +12,8 @@ import { InputError } from '../shared/errors.ts';
 import { readJson } from '../shared/json-file.ts';
 import type { Profile } from './core/types.ts';
 import { Foundation } from './node/foundation.ts';
+import { DeploymentPki } from '../shared/identity.ts';
+import { useIdentity } from '../shared/http-client.ts';
 import { createFoundationApi } from './node/api.ts';
 
 export interface FoundationOptions {
@@ -58,7 +60,11 @@ export async function startFoundation(o: FoundationOptions): Promise<RunningFoun
   const password = o.bmcPassword ?? rack?.bmc.password;
   if (!user || !password) throw new InputError('bmc-user', 'no BMC credentials: give --bmc-user and --bmc-password (or run a rack in the same data dir)');
   const url = `http://${host}:${port}`;
+  // the deployment's CA: nodes imaged here trust it, and Foundation calls them as its operator
+  const pki = await DeploymentPki.open(o.dataDir);
+  useIdentity(pki.operator);
   const foundation = new Foundation({
+    pki,
     dataDir: o.dataDir,
     clock: o.clock ?? new SystemClock(),
     url,

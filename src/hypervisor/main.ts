@@ -8,17 +8,25 @@
  * The internal host↔CVM link is a pair of Unix sockets only this node's processes reach (its state
  * is in GET /status); the NBD redirector reaches the local CVM through it.
  */
-import { createServer, get as httpGet } from 'node:http';
+import { get as httpGet } from 'node:http';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DiskVolume } from '../shared/disk-volume.ts';
-import { errorMessage } from '../shared/errors.ts';
+import { ConflictError, errorMessage } from '../shared/errors.ts';
+import { createInternalApi, setAnchors } from '../shared/http-api.ts';
+import { useIdentity } from '../shared/http-client.ts';
+import { readIdentity, type Anchors, type MemberIdentities } from '../shared/identity.ts';
+import { parseWith } from '../shared/schema.ts';
+import { cvmCall } from '../cvm/protocol/client.ts';
+import { MEMBER_IDENTITIES_FILE } from '../cvm/protocol/cluster.ts';
 import { onLines } from '../shared/lines.ts';
 import { HARDWARE_ENV, stopOnPowerLoss, type NodeHardware } from '../rack/protocol/hardware.ts';
-import { NODE_CONFIG_PATH, CVM_ENTRY, HOST_AGENT_PORT, CVM_STATUS_PORT, type NodeConfig, type CvmConfig, type HostStatus } from './protocol/node-config.ts';
+import { NODE_CONFIG_PATH, NODE_IDENTITY_PATH, CVM_ENTRY, HOST_AGENT_PORT, type NodeConfig, type CvmConfig, type HostStatus } from './protocol/node-config.ts';
 import { Redirector, REDIRECTOR_PORT } from './redirector.ts';
 
 const root = process.cwd();
@@ -28,6 +36,14 @@ const log = (m: string): void => console.log(`hypervisor: ${m}`);
 const started = Date.now();
 
 stopOnPowerLoss();
+const bootRoot = DiskVolume.open(hw.bootDevice.path).root;
+const identityPath = join(bootRoot, NODE_IDENTITY_PATH);
+const nodeId = readIdentity(identityPath);
+if (!nodeId) {
+  log(`no node identity at ${identityPath}: this node was not imaged by Foundation; re-image it`);
+  process.exit(1);
+}
+useIdentity(nodeId);
 log(`converge hypervisor ${cfg.versions.hypervisor} booting on ${hw.serial} as ${cfg.hostname}`);
 
 let cvm: ChildProcess | undefined;
@@ -71,6 +87,7 @@ async function writeCvmConfig(): Promise<string> {
     disks: hw.disks.map((d) => ({ serial: d.serial, path: d.path, mediaType: d.mediaType, capacityBytes: d.capacityBytes })),
     cvm: cfg.cvm,
     stateDir: join(boot.root, 'cvm-state'),
+    identity: identityPath,
     link: linkPaths(boot.root),
   };
   link = c.link;
@@ -121,27 +138,25 @@ function startCvm(configPath: string): void {
 }
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const ip = z.string().regex(IPV4, 'must be a dotted IPv4 address');
 
-/** Checks a configuration sent by Foundation to a pre-imaged node; returns the problem, if any. */
-function checkConfig(b: Record<string, unknown>): string | null {
-  for (const f of ['hostIp', 'hostNetmask', 'hostGateway', 'cvmIp', 'cvmNetmask', 'cvmGateway']) {
-    if (typeof b[f] !== 'string' || !IPV4.test(b[f])) return `${f}: must be a dotted IPv4 address`;
-  }
-  if (typeof b['hostname'] !== 'string' || !/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/.test(b['hostname'])) return 'hostname: must be a DNS label';
-  if (typeof b['foundationUrl'] !== 'string') return 'foundationUrl: is required';
-  const c = b['cvm'] as { vcpus?: unknown; ramGiB?: unknown } | undefined;
-  if (!c || typeof c.vcpus !== 'number' || typeof c.ramGiB !== 'number') return 'cvm: needs vcpus and ramGiB numbers';
-  return null;
-}
+/** A configuration sent by Foundation to a pre-imaged node (POST /configure). */
+const configureSchema = z.object({
+  hostname: z.string().regex(/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/, 'must be a DNS label'),
+  hostIp: ip, hostNetmask: ip, hostGateway: ip, cvmIp: ip, cvmNetmask: ip, cvmGateway: ip,
+  dns: z.array(ip).max(8).optional(), ntp: z.array(z.string().max(255)).max(8).optional(),
+  foundationUrl: z.string().url().max(2048),
+  cvm: z.object({ vcpus: z.number().int().min(1).max(256), ramGiB: z.number().min(1).max(4096) }),
+});
+type ConfigureRequest = z.output<typeof configureSchema>;
 
 /** Applies a new configuration: persists it, stops the CVM, moves the host address, starts the CVM again. */
-async function reconfigure(b: Record<string, unknown>): Promise<void> {
+async function reconfigure(b: ConfigureRequest): Promise<void> {
   const next: NodeConfig = {
     ...cfg,
-    hostname: b['hostname'] as string, hostIp: b['hostIp'] as string, hostNetmask: b['hostNetmask'] as string, hostGateway: b['hostGateway'] as string,
-    cvmIp: b['cvmIp'] as string, cvmNetmask: b['cvmNetmask'] as string, cvmGateway: b['cvmGateway'] as string,
-    dns: Array.isArray(b['dns']) ? (b['dns'] as string[]) : cfg.dns, ntp: Array.isArray(b['ntp']) ? (b['ntp'] as string[]) : cfg.ntp,
-    foundationUrl: b['foundationUrl'] as string, cvm: b['cvm'] as NodeConfig['cvm'],
+    hostname: b.hostname, hostIp: b.hostIp, hostNetmask: b.hostNetmask, hostGateway: b.hostGateway,
+    cvmIp: b.cvmIp, cvmNetmask: b.cvmNetmask, cvmGateway: b.cvmGateway,
+    dns: b.dns ?? cfg.dns, ntp: b.ntp ?? cfg.ntp, foundationUrl: b.foundationUrl, cvm: b.cvm,
   };
   const boot = DiskVolume.open(hw.bootDevice.path);
   await boot.writeFile(NODE_CONFIG_PATH, JSON.stringify(next, null, 2));
@@ -158,11 +173,9 @@ async function reconfigure(b: Record<string, unknown>): Promise<void> {
   }
   restarting = false;
   if (moveHost) {
-    await new Promise<void>((r) => agent.close(() => r()));
-    await new Promise<void>((r, j) => {
-      agent.once('error', j);
-      agent.listen(HOST_AGENT_PORT, cfg.hostIp, () => r());
-    });
+    await agent.close();
+    agent = buildAgent();
+    await agent.listen({ port: HOST_AGENT_PORT, host: cfg.hostIp });
     log(`host address ${cfg.hostIp} up (agent on :${HOST_AGENT_PORT})`);
     await redirector.close();
     await redirector.listen(cfg.hostIp);
@@ -173,76 +186,70 @@ async function reconfigure(b: Record<string, unknown>): Promise<void> {
 
 let restarting = false;
 
+/** The cluster identities the CVM took at cluster create (its state on this boot disk), if it is a member. */
+function memberIdentities(): MemberIdentities | undefined {
+  try {
+    return JSON.parse(readFileSync(join(bootRoot, 'cvm-state', MEMBER_IDENTITIES_FILE), 'utf8')) as MemberIdentities;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether this node's CVM has joined (or is joining) a cluster: its saved state names one. */
 function clusterMember(): boolean {
   try {
-    const st = JSON.parse(readFileSync(join(DiskVolume.open(hw.bootDevice.path).root, 'cvm-state', 'cluster.json'), 'utf8')) as { clusterId?: string | null };
-    return typeof st.clusterId === 'string';
+    const st = JSON.parse(readFileSync(join(bootRoot, 'cvm-state', 'cluster.json'), 'utf8')) as { cluster?: { clusterId?: unknown } | null };
+    return typeof st.cluster?.clusterId === 'string';
   } catch {
     return false;
   }
 }
 
-const agent = createServer((req, res) => {
-  const send = (status: number, body: unknown): void => {
-    res.writeHead(status, { 'Content-Type': 'application/json' });
-    res.end(JSON.stringify(body));
+/** Whom the agent admits: the deployment's operator and nodes, and its cluster's members (ADR 013). */
+function anchors(): Anchors {
+  return { deployment: nodeId?.ca[0], cluster: memberIdentities()?.ca };
+}
+
+async function hostStatus(): Promise<HostStatus> {
+  const l = await probeLink();
+  const c = hw.cpu;
+  return {
+    serial: hw.serial, hostname: cfg.hostname, hostIp: cfg.hostIp, hypervisorVersion: cfg.versions.hypervisor, bundleVersion: cfg.versions.bundle,
+    uptimeS: Math.round((Date.now() - started) / 1000), cvm: { ip: cfg.cvmIp, state: cvmState, pid: cvm?.pid ?? null, restarts, nosVersion: cfg.versions.nos },
+    link: l,
+    hardware: {
+      model: hw.model, block: hw.block, bmcIp: hw.bmc.ip, memoryMiB: hw.memory.totalMiB,
+      cpu: { model: c.model, sockets: c.sockets, cores: c.sockets * c.coresPerSocket, threads: c.sockets * c.coresPerSocket * c.threadsPerCore, speedMHz: c.speedMHz },
+    },
   };
-  if (req.method === 'POST' && req.url === '/configure') {
-    let raw = '';
-    req.setEncoding('utf8');
-    req.on('data', (c: string) => {
-      raw += c;
-      if (raw.length > 65536) req.destroy();
-    });
-    req.on('end', () => {
-      let b: Record<string, unknown>;
-      try {
-        b = JSON.parse(raw) as Record<string, unknown>;
-      } catch {
-        send(400, { error: { code: 'CVG_ERR_INPUT', field: 'body', message: 'malformed JSON' } });
-        return;
-      }
-      const problem = b && typeof b === 'object' ? checkConfig(b) : 'body: must be a JSON object';
-      if (problem) {
-        send(400, { error: { code: 'CVG_ERR_INPUT', field: problem.split(':')[0], message: problem } });
-        return;
-      }
-      if (clusterMember()) {
-        send(409, { error: { code: 'CVG_ERR_CONFLICT', message: 'this node belongs to a cluster; remove it from the cluster before reconfiguring it' } });
-        return;
-      }
-      send(202, { accepted: true });
-      reconfigure(b).catch((e: unknown) => log(`reconfiguration failed: ${errorMessage(e)}`));
-    });
-    return;
-  }
-  if (req.method === 'GET' && req.url === '/status') {
-    void probeLink().then((l) => {
-      res.writeHead(200, { 'Content-Type': 'application/json' });
-      const c = hw.cpu;
-      const body: HostStatus = {
-        serial: hw.serial, hostname: cfg.hostname, hostIp: cfg.hostIp, hypervisorVersion: cfg.versions.hypervisor, bundleVersion: cfg.versions.bundle,
-        uptimeS: Math.round((Date.now() - started) / 1000), cvm: { ip: cfg.cvmIp, state: cvmState, pid: cvm?.pid ?? null, restarts, nosVersion: cfg.versions.nos },
-        link: l,
-        hardware: {
-          model: hw.model, block: hw.block, bmcIp: hw.bmc.ip, memoryMiB: hw.memory.totalMiB,
-          cpu: { model: c.model, sockets: c.sockets, cores: c.sockets * c.coresPerSocket, threads: c.sockets * c.coresPerSocket * c.threadsPerCore, speedMHz: c.speedMHz },
-        },
-      };
-      res.end(JSON.stringify(body));
-    });
-    return;
-  }
-  res.writeHead(404, { 'Content-Type': 'application/json' });
-  res.end(JSON.stringify({ error: { code: 'CVG_ERR_NOT_FOUND', message: `no ${req.method ?? ''} ${req.url ?? ''}` } }));
-});
+}
+
+/** The host agent's API on hostIp:8100: HTTPS, a client certificate required. */
+function buildAgent(): FastifyInstance {
+  const app = createInternalApi({ tls: { identity: nodeId as NonNullable<typeof nodeId>, anchors: anchors() }, bodyLimit: 64 << 10, log });
+  app.get('/status', { config: { roles: ['operator', 'node', 'cvm', 'host'] } }, () => hostStatus());
+  app.post('/configure', { config: { roles: ['operator'] } }, async (req, reply) => {
+    const b = parseWith(configureSchema, req.body);
+    if (clusterMember()) throw new ConflictError('this node belongs to a cluster; remove it from the cluster before reconfiguring it');
+    reconfigure(b).catch((e: unknown) => log(`reconfiguration failed: ${errorMessage(e)}`));
+    return reply.status(202).send({ accepted: true });
+  });
+  return app;
+}
+let agent = buildAgent();
+let trustedCluster = memberIdentities()?.ca;
 
 // ---- the I/O redirector: vdisks for local clients, through the local CVM or a healthy remote one ----
 let clusterCvms: string[] = [];
 async function refreshCluster(): Promise<void> {
+  // the cluster's CA changes at cluster create and destroy: the agent trusts the current one
+  const ca = memberIdentities()?.ca;
+  if (ca !== trustedCluster) {
+    trustedCluster = ca;
+    setAnchors(agent, anchors());
+  }
   try {
-    const r = await fetch(`http://${cfg.cvmIp}:${CVM_STATUS_PORT}/status`, { signal: AbortSignal.timeout(2000) });
-    const st = (await r.json()) as { cluster?: { members: { cvmIp: string }[] } | null };
+    const st = await cvmCall<{ cluster?: { members: { cvmIp: string }[] } | null }>(cfg.cvmIp, '/status', { timeoutMs: 2000 });
     const ips = st.cluster?.members.map((m) => m.cvmIp) ?? [];
     clusterCvms = [cfg.cvmIp, ...ips.filter((ip) => ip !== cfg.cvmIp)];
   } catch {
@@ -257,8 +264,7 @@ const redirector = new Redirector({
   vdisks: async () => {
     for (const ip of clusterCvms.length > 0 ? clusterCvms : [cfg.cvmIp]) {
       try {
-        const r = await fetch(`http://${ip}:${CVM_STATUS_PORT}/storage/vdisks`, { signal: AbortSignal.timeout(3000) });
-        if (r.ok) return ((await r.json()) as { name: string }[]).map((v) => v.name);
+        return (await cvmCall<{ name: string }[]>(ip, '/storage/vdisks', { timeoutMs: 3000 })).map((v) => v.name);
       } catch {
         // next CVM
       }
@@ -275,7 +281,7 @@ function shutdown(): void {
   if (restartTimer) clearTimeout(restartTimer);
   clearInterval(clusterTimer);
   void redirector.close();
-  agent.close();
+  void agent.close();
   const child = cvm;
   if (!child) process.exit(0);
   const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
@@ -291,11 +297,7 @@ process.on('SIGTERM', shutdown);
 process.on('SIGINT', shutdown);
 process.on('SIGUSR2', () => log(`NMI: cvm ${cvmState}, pid ${cvm?.pid ?? '-'}, restarts ${restarts}`));
 
-agent.on('error', (e) => {
-  log(`cannot bring up the host address ${cfg.hostIp}:${HOST_AGENT_PORT}: ${e.message}`);
-  process.exit(1);
-});
-agent.listen(HOST_AGENT_PORT, cfg.hostIp, () => {
+agent.listen({ port: HOST_AGENT_PORT, host: cfg.hostIp }).then(() => {
   log(`host address ${cfg.hostIp} up (agent on :${HOST_AGENT_PORT})`);
   redirector.listen(cfg.hostIp).then(() => log(`redirector: vdisks for local clients at ${cfg.hostIp}:${REDIRECTOR_PORT}`), (e: unknown) => log(`redirector: ${errorMessage(e)}`));
   void refreshCluster();
@@ -303,4 +305,7 @@ agent.listen(HOST_AGENT_PORT, cfg.hostIp, () => {
     log(`cannot prepare the CVM: ${errorMessage(e)}`);
     process.exit(1);
   });
+}, (e: unknown) => {
+  log(`cannot bring up the host address ${cfg.hostIp}:${HOST_AGENT_PORT}: ${errorMessage(e)}`);
+  process.exit(1);
 });

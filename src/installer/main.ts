@@ -16,7 +16,7 @@ import { openBundle, sha256Of } from '../shared/bundle/archive.ts';
 import { selfCompatible } from '../shared/bundle/manifest.ts';
 import { HARDWARE_ENV, EXIT_REBOOT, BOOT_MANIFEST, type NodeHardware } from '../rack/protocol/hardware.ts';
 import { configUrlOf, type InstallConfig, type InstallerReport } from '../foundation/protocol/installer.ts';
-import { NODE_CONFIG_PATH, HYPERVISOR_ENTRY, CVM_ENTRY, type NodeConfig } from '../hypervisor/protocol/node-config.ts';
+import { NODE_CONFIG_PATH, NODE_IDENTITY_PATH, HYPERVISOR_ENTRY, CVM_ENTRY, type NodeConfig } from '../hypervisor/protocol/node-config.ts';
 
 const hwPath = process.env[HARDWARE_ENV];
 if (!hwPath) {
@@ -116,11 +116,12 @@ async function main(): Promise<void> {
     ...[...files].filter(([p]) => !p.startsWith('installer/') && p !== 'manifest.json'),
     ['manifest.json', files.get('manifest.json') ?? Buffer.from(JSON.stringify(m))],
     [NODE_CONFIG_PATH, Buffer.from(JSON.stringify(nodeConfig, null, 2))],
+    [NODE_IDENTITY_PATH, Buffer.from(JSON.stringify(cfg.identity, null, 2))],
   ];
   if (!written.some(([p]) => p === HYPERVISOR_ENTRY) || !written.some(([p]) => p === CVM_ENTRY)) throw new Error(`bundle lacks ${HYPERVISOR_ENTRY} or ${CVM_ENTRY}`);
   for (const [i, [p, b]] of written.entries()) {
     await boot.writeFile(p, b);
-    await report(70 + Math.round((i * 15) / written.length), `wrote ${p} (${b.length} bytes)`);
+    await report(70 + Math.round((i * 15) / written.length), `wrote ${p}${p === NODE_IDENTITY_PATH ? ' (the node\'s certificate and key)' : ''} (${b.length} bytes)`);
   }
   const bootJson = { name: 'converge-hypervisor', version: m.components.hypervisor.version, entry: HYPERVISOR_ENTRY };
   await boot.writeFile(BOOT_MANIFEST, JSON.stringify(bootJson));

@@ -7,10 +7,13 @@
 import { randomBytes } from 'node:crypto';
 import { createServer as createHttps, type Server } from 'node:https';
 import { join } from 'node:path';
-import { Etcd3 } from 'etcd3';
+import { readFileSync } from 'node:fs';
+import type { Etcd3 } from 'etcd3';
 import { ensureServerCert, type Pem } from '../shared/tls.ts';
 import { errorMessage } from '../shared/errors.ts';
-import { ETCD_CLIENT_PORT } from '../cvm/protocol/cluster.ts';
+import { storeClient } from '../cvm/protocol/store.ts';
+import { readIdentity, type MemberIdentities } from '../shared/identity.ts';
+import { useIdentity } from '../shared/http-client.ts';
 import { PRISM_CA_KEY, PRISM_PORT, type PrismConfig } from './protocol/prism.ts';
 import { Accounts, Tasks } from './node/accounts.ts';
 import { SnapshotSource } from './node/source.ts';
@@ -35,7 +38,11 @@ async function caOf(etcd: Etcd3): Promise<Pem> {
 }
 
 async function main(): Promise<void> {
-  const etcd = new Etcd3({ hosts: cfg.store.map((ip) => `http://${ip}:${ETCD_CLIENT_PORT}`), dialTimeout: 2000 });
+  const member = JSON.parse(readFileSync(cfg.pki.member, 'utf8')) as MemberIdentities;
+  const node = readIdentity(cfg.pki.node);
+  if (!node) throw new Error(`no node identity at ${cfg.pki.node}`);
+  useIdentity(node);
+  const etcd = storeClient(cfg.store, { ca: member.ca, cert: member.cvm.cert, key: member.cvm.key }, 2000);
   const ca = await caOf(etcd);
   const ips = [cfg.cvmIp, ...(cfg.vip ? [cfg.vip] : [])];
   const tag = ips.join('_');

@@ -5,7 +5,7 @@
  * the CA with no "insecure" switch. Keys are ECDSA P-256; files are PEM, written 0600.
  */
 import 'reflect-metadata';
-import { webcrypto } from 'node:crypto';
+import { webcrypto, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import * as x509 from '@peculiar/x509';
@@ -73,34 +73,77 @@ export async function createCa(name: string): Promise<Pem> {
   return { cert: cert.toString('pem') + '\n', key: await exportKey(keys.privateKey) };
 }
 
-/** Loads a server certificate for `ips`, issuing it from the CA if it does not exist yet. */
-export async function ensureServerCert(ca: Pem, certPath: string, keyPath: string, ips: readonly string[], dnsNames: readonly string[] = []): Promise<Pem> {
-  if (existsSync(certPath) && existsSync(keyPath)) return { cert: readFileSync(certPath, 'utf8'), key: readFileSync(keyPath, 'utf8') };
+/** What a certificate is for: a server's identity, a client's, or both (mutual TLS between peers). */
+export type CertUsage = 'server' | 'client' | 'both';
+
+export interface CertRequest {
+  /** The subject's common name (a serial, a role name). */
+  cn: string;
+  /** The subject's organisational unit: the role an identity certificate grants (identity.ts). */
+  ou?: string;
+  ips?: readonly string[];
+  dnsNames?: readonly string[];
+  usage?: CertUsage;
+  days?: number;
+}
+
+/** Issues a certificate from `ca`, in memory: the leaf followed by the CA's certificate, and its key. */
+export async function issueCert(ca: Pem, r: CertRequest): Promise<Pem> {
   const caCert = new x509.X509Certificate(ca.cert);
   const caKey = await webcrypto.subtle.importKey('pkcs8', derOf(ca.key), ALG, false, ['sign']);
   const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']));
   const now = Date.now();
+  const usage = r.usage ?? 'server';
+  const eku = [
+    ...(usage === 'client' ? [] : [x509.ExtendedKeyUsage.serverAuth]),
+    ...(usage === 'server' ? [] : [x509.ExtendedKeyUsage.clientAuth]),
+  ];
+  const ips = r.ips ?? [];
+  const dnsNames = r.dnsNames ?? [];
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
-    subject: `CN=${ips[0] ?? dnsNames[0] ?? 'converge'}, O=Converge`,
+    subject: `CN=${r.cn}${r.ou ? `, OU=${r.ou}` : ''}, O=Converge`,
     issuer: caCert.subject,
     notBefore: new Date(now - DAY),
-    notAfter: new Date(now + 825 * DAY),
+    notAfter: new Date(now + (r.days ?? 825) * DAY),
     signingAlgorithm: ALG,
     publicKey: keys.publicKey as never,
     signingKey: caKey as never,
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
-      new x509.SubjectAlternativeNameExtension([
+      new x509.ExtendedKeyUsageExtension(eku, false),
+      ...(ips.length + dnsNames.length > 0 ? [new x509.SubjectAlternativeNameExtension([
         ...ips.map((value) => ({ type: 'ip' as const, value })),
         ...dnsNames.map((value) => ({ type: 'dns' as const, value })),
-      ]),
+      ])] : []),
       await x509.AuthorityKeyIdentifierExtension.create(caCert, false),
     ],
   });
-  const pem = { cert: cert.toString('pem') + '\n' + ca.cert, key: await exportKey(keys.privateKey) };
+  return { cert: cert.toString('pem') + '\n' + ca.cert, key: await exportKey(keys.privateKey) };
+}
+
+/** Whether the first certificate of `chainPem` was issued (and signed) by the CA `caPem`. */
+export function issuedBy(chainPem: string, caPem: string): boolean {
+  try {
+    const leaf = new X509Certificate(chainPem);
+    const ca = new X509Certificate(caPem);
+    return leaf.checkIssued(ca) && leaf.verify(ca.publicKey);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Loads a server certificate for `ips` from its files, issuing it from the CA when it does not
+ * exist yet or was issued by another CA (a cluster destroyed and created again has a new one).
+ */
+export async function ensureServerCert(ca: Pem, certPath: string, keyPath: string, ips: readonly string[], dnsNames: readonly string[] = []): Promise<Pem> {
+  if (existsSync(certPath) && existsSync(keyPath)) {
+    const pem = { cert: readFileSync(certPath, 'utf8'), key: readFileSync(keyPath, 'utf8') };
+    if (issuedBy(pem.cert, ca.cert)) return pem;
+  }
+  const pem = await issueCert(ca, { cn: ips[0] ?? dnsNames[0] ?? 'converge', ips, dnsNames, usage: 'server' });
   write(certPath, pem.cert);
   write(keyPath, pem.key);
   return pem;

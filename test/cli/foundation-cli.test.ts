@@ -65,7 +65,7 @@ test('build, upload, discover, validate, plan, image and create the cluster from
   const pr = await cvg('foundation', 'progress', '--session', last.session_id, '--url', URL_);
   assert.match(pr.stdout, /100% — stopped/);
   assert.match(pr.stdout, /cluster \S+\s+4 nodes\s+done\s+█+\s+100\s+\d+s\s+cluster \S+ created and validated \(6 checks passed\)/);
-  const cs = await cvg('cluster', 'status', '--cvm-ip', '127.52.1.1');
+  const cs = await cvg('cluster', 'status', '--cvm-ip', '127.52.1.1', '--data-dir', dir);
   assert.match(cs.stdout, /RF2, 4 nodes/);
 });
 

@@ -7,7 +7,6 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { cvg } from '../drivers/cli.ts';
 import { execFile } from 'node:child_process';
-import { Etcd3 } from 'etcd3';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +19,8 @@ import { NbdClient } from '../../src/shared/nbd/client.ts';
 import { DiskVolume } from '../../src/shared/disk-volume.ts';
 import { ConflictError } from '../../src/shared/errors.ts';
 import { NBD_CMD_READ, NBD_CMD_WRITE, NBD_CMD_FLAG_FUA } from '../../src/shared/nbd/constants.ts';
+import { cvmCall } from '../../src/cvm/protocol/client.ts';
+import { hostCall } from '../../src/hypervisor/protocol/client.ts';
 
 let t: TestFoundation;
 /** MiB written by the data-path test (the issue's done-when run: CONVERGE_FABRIC_MIB=1024). */
@@ -31,6 +32,7 @@ process.env['CONVERGE_REPAIR_GRACE_MS'] = '8000';
 
 before(async () => {
   t = await TestFoundation.start('127.61', 18061, 4);
+  process.env['CONVERGE_DATA_DIR'] = t.dir; // the CLI presents this deployment's operator certificate
   await t.upload();
   const r = await t.call('POST', '/foundation/image_nodes', t.imageBody('127.62', [0, 1, 2, 3]));
   assert.equal(r.status, 200, r.text);
@@ -44,7 +46,7 @@ after(async () => {
 test('cluster create: etcd on 3 CVMs with 3 healthy members, and every CVM configured', async () => {
   // the internal host↔CVM link is up on every node
   for (const i of [0, 1, 2]) {
-    const h = await (await fetch(`http://127.62.0.${i + 1}:8100/status`)).json() as any;
+    const h = await (await hostCall<any>(`127.62.0.${i + 1}`, '/status'));
     assert.equal(h.link.state, 'up', `host ${i + 1}: ${h.link.detail}`);
   }
   // the storage HBA is passed through: the CVM holds its node's data disks, a second opener is refused
@@ -58,7 +60,7 @@ test('cluster create: etcd on 3 CVMs with 3 healthy members, and every CVM confi
   assert.equal(info.name, 'lab');
   assert.equal(info.redundancyFactor, 2);
   assert.deepEqual(info.store, ['127.62.1.1', '127.62.1.2', '127.62.1.3']);
-  const etcd = new Etcd3({ hosts: ['http://127.62.1.2:2379'] });
+  const etcd = t.store(['127.62.1.2']);
   try {
     const members = await etcd.cluster.memberList({});
     assert.equal(members.members.length, 3);
@@ -66,7 +68,7 @@ test('cluster create: etcd on 3 CVMs with 3 healthy members, and every CVM confi
     assert.equal(record.clusterId, info.clusterId);
     assert.equal(record.members.length, 3);
     for (const ip of info.store) {
-      const st = await new Etcd3({ hosts: [`http://${ip}:2379`] }).maintenance.status();
+      const st = await t.store([ip]).maintenance.status();
       assert.ok(st.leader !== '0', `member at ${ip} sees a leader`);
     }
   } finally {
@@ -94,7 +96,7 @@ test('cluster create: etcd on 3 CVMs with 3 healthy members, and every CVM confi
 });
 
 test('storage: one pool of every data disk, a default container at the cluster RF, containers and vdisks', async () => {
-  const pool = await (await fetch('http://127.62.1.1:2100/storage/pool')).json() as any;
+  const pool = await (await cvmCall<any>('127.62.1.1', '/storage/pool'));
   const expected = [0, 1, 2].flatMap((i) => t.tr.node(i).inventory.disks).reduce((a, d) => a + d.capacityBytes, 0);
   assert.equal(pool.pool.capacityBytes, expected, 'the pool is the sum of the data disks');
   assert.equal(pool.pool.disks.length, 18);
@@ -141,7 +143,7 @@ test(`data path: ${FABRIC_MIB} MiB written through one CVM, read back byte-ident
     const got = readFileSync(back).subarray(0, data.length);
     assert.ok(got.equals(data), 'byte-identical through the other CVM');
     const vd = JSON.parse((await cvg('vdisk', 'list', '--cvm-ip', '127.62.1.1', '--json')).stdout).find((v: any) => v.name === 'fabric');
-    const etcd = new Etcd3({ hosts: ['http://127.62.1.1:2379'] });
+    const etcd = t.store(['127.62.1.1']);
     try {
       const groups = await etcd.getAll().prefix(`/converge/egroups/${vd.uuid}/`).strings();
       assert.equal(Object.keys(groups).length, FABRIC_MIB, 'one extent group per written 1 MiB block');
@@ -160,7 +162,7 @@ test(`data path: ${FABRIC_MIB} MiB written through one CVM, read back byte-ident
       etcd.close();
     }
     // capacity accounting: the container holds 24 written MiB, twice; the disks hold at least that
-    const pv = await (await fetch('http://127.62.1.3:2100/storage/pool')).json() as any;
+    const pv = await (await cvmCall<any>('127.62.1.3', '/storage/pool'));
     const dc = pv.usage.containers.find((x: any) => x.name === 'default-container');
     assert.deepEqual([dc.logicalBytes, dc.physicalBytes], [FABRIC_MIB * MiB, 2 * FABRIC_MIB * MiB]);
     assert.ok(pv.usage.usedBytes >= 2 * FABRIC_MIB * MiB, `the disks hold both replicas (${pv.usage.usedBytes})`);
@@ -172,7 +174,7 @@ test(`data path: ${FABRIC_MIB} MiB written through one CVM, read back byte-ident
     assert.doesNotMatch(stdout, /Pattern verification failed/);
 
     // a corrupted replica: checksums catch it, the read is served from the good replica, and the bad one is repaired
-    const etcd2 = new Etcd3({ hosts: ['http://127.62.1.1:2379'] });
+    const etcd2 = t.store(['127.62.1.1']);
     const reps = JSON.parse((await etcd2.get(`/converge/egroups/${vd.uuid}/5`).string()) ?? '[]') as { node: string; disk: string }[];
     etcd2.close();
     const local = reps[0]!;
@@ -196,7 +198,7 @@ test(`data path: ${FABRIC_MIB} MiB written through one CVM, read back byte-ident
 });
 
 test('kill -9 of the local CVM while a client writes and verifies through the redirector: no I/O error, nothing acknowledged is lost, the CVM comes back', async () => {
-  const before = await (await fetch('http://127.62.1.1:2100/status')).json() as any;
+  const before = await (await cvmCall<any>('127.62.1.1', '/status'));
   const oldPid = before.services.find((x: any) => x.name === 'genesis').pid;
   const c = await NbdClient.connect('127.62.0.1', 10809, 'fabric');
   const acked: { off: number; fill: number }[] = [];
@@ -229,7 +231,7 @@ test('kill -9 of the local CVM while a client writes and verifies through the re
   // the hypervisor restarted the CVM, and it rejoined
   const after = await t.tr.until(async () => {
     try {
-      const st = await (await fetch('http://127.62.1.1:2100/status')).json() as any;
+      const st = await (await cvmCall<any>('127.62.1.1', '/status'));
       return st.configured && st.services.some((x: any) => x.name === 'stargate') ? st : undefined;
     } catch {
       return undefined;
@@ -248,7 +250,7 @@ test('a disk that fails while the cluster runs: the CVM reports it, new data avo
   writeFileSync(src, heal);
   assert.equal((await cvg('vdisk', 'create', '--name', 'heal', '--size', '16M', '--cvm-ip', '127.62.1.3')).code, 0);
   await run('nbdcopy', ['--flush', src, 'nbd://127.62.1.3:10809/heal']);
-  const etcd = new Etcd3({ hosts: ['http://127.62.1.1:2379'] });
+  const etcd = t.store(['127.62.1.1']);
   const vdisk = async (name: string): Promise<string> => JSON.parse((await cvg('vdisk', 'list', '--cvm-ip', '127.62.1.1', '--json')).stdout).find((v: any) => v.name === name).uuid;
   const records = async (uuid: string): Promise<Map<number, { node: string; disk: string }[]>> =>
     new Map(Object.entries(await etcd.getAll().prefix(`/converge/egroups/${uuid}/`).strings()).map(([k, v]) => [Number(k.split('/').pop()), JSON.parse(v)]));
@@ -260,7 +262,7 @@ test('a disk that fails while the cluster runs: the CVM reports it, new data avo
   assert.ok(healHit.length > 0 && hit.length > 0, 'some blocks have a replica on the disks about to fail');
   await t.tr.rack.setFaults(node.serial, { failedDisks: failed });
   try {
-    const st = await (await fetch('http://127.62.1.3:2100/status')).json() as any;
+    const st = await (await cvmCall<any>('127.62.1.3', '/status'));
     assert.deepEqual(st.disks.filter((d: any) => !d.ok).map((d: any) => d.serial).sort(), [...failed].sort());
     assert.equal((await cvg('vdisk', 'create', '--name', 'after-fault', '--size', '8M', '--cvm-ip', '127.62.1.1')).code, 0);
     await new Promise((r) => setTimeout(r, 5200)); // past the placement's 5 s view of the pool
@@ -292,7 +294,7 @@ test('a disk that fails while the cluster runs: the CVM reports it, new data avo
     await run('nbdcopy', ['nbd://127.62.1.2:10809/heal', back]);
     assert.ok(readFileSync(back).equals(heal), 'the restored data reads back byte-identical');
     rmSync(back, { force: true });
-    const restored = await Promise.all(['127.62.1.1', '127.62.1.2', '127.62.1.3'].map(async (ip) => ((await (await fetch(`http://${ip}:2100/status`)).json()) as any).repair.restored as number));
+    const restored = await Promise.all(['127.62.1.1', '127.62.1.2', '127.62.1.3'].map(async (ip) => ((await (await cvmCall<any>(`${ip}`, '/status')))).repair.restored as number));
     assert.ok(restored.reduce((a, b) => a + b, 0) >= healHit.length, `the repair loops restored the heal blocks (${restored.join(', ')})`);
     assert.ok([0, 1].some((i) => t.tr.node(i).consoleLines().some((l) => /repair: restored \d+ extent group\(s\) to RF/.test(l))), 'the repair in a console');
   } finally {
@@ -304,7 +306,7 @@ test('a disk that fails while the cluster runs: the CVM reports it, new data avo
 
 test('a node powered off: writes to its blocks stall, never fail; past the grace period its replicas are restored elsewhere; it rejoins when powered on', async () => {
   const node = t.tr.node(2);
-  const etcd = new Etcd3({ hosts: ['http://127.62.1.1:2379', 'http://127.62.1.2:2379'] });
+  const etcd = t.store(['127.62.1.1', '127.62.1.2']);
   try {
     await new Promise((r) => setTimeout(r, 5200)); // past the placement's 5 s view of the pool (node 2's disks failed until the last test)
     const data = randomBytes(16 << 20);
@@ -321,7 +323,7 @@ test('a node powered off: writes to its blocks stall, never fail; past the grace
     node.reset('ForceOff');
     await t.tr.until(async () => {
       try {
-        await fetch('http://127.62.1.3:2100/status', { signal: AbortSignal.timeout(500) });
+        await cvmCall('127.62.1.3', '/status', { timeoutMs: 500 });
         return false;
       } catch {
         return true;
@@ -353,7 +355,7 @@ test('a node powered off: writes to its blocks stall, never fail; past the grace
   }
   await t.tr.until(async () => {
     try {
-      const st = await (await fetch('http://127.62.1.3:2100/status', { signal: AbortSignal.timeout(1000) })).json() as any;
+      const st = await (await cvmCall<any>('127.62.1.3', '/status', { timeoutMs: 1000 }));
       return st.configured && st.services.some((x: any) => x.name === 'stargate');
     } catch {
       return false;
@@ -378,7 +380,7 @@ test('destroy returns every CVM to unconfigured and stops etcd', async () => {
   const d = await cvg('cluster', 'destroy', '--cvm-ip', '127.62.1.1', '--yes');
   assert.equal(d.code, 0, d.stderr);
   for (const ip of ['127.62.1.1', '127.62.1.2', '127.62.1.3']) {
-    const st = await (await fetch(`http://${ip}:2100/status`)).json() as any;
+    const st = await (await cvmCall<any>(`${ip}`, '/status'));
     assert.equal(st.configured, false);
     assert.deepEqual(st.services.map((x: any) => x.name), ['genesis']);
   }

@@ -10,6 +10,11 @@ import { buildBundle } from '../../src/cli/bundle-build.ts';
 import { startFoundation, type RunningFoundation } from '../../src/foundation/main.ts';
 import { Agent, fetch as ufetch } from 'undici';
 import { TestRack, PASSWORD } from './rack-driver.ts';
+import { DiskVolume } from '../../src/shared/disk-volume.ts';
+import { MEMBER_IDENTITIES_FILE } from '../../src/cvm/protocol/cluster.ts';
+import { storeClient, type StoreTls } from '../../src/cvm/protocol/store.ts';
+import type { MemberIdentities } from '../../src/shared/identity.ts';
+import type { Etcd3 } from 'etcd3';
 
 let bundleCache: Promise<{ file: string; dir: string }> | undefined;
 
@@ -102,6 +107,18 @@ export class TestFoundation {
       const p = await this.call('GET', `/foundation/progress?session_id=${sessionId}`);
       return p.json?.imaging_stopped === true ? p.json : undefined;
     }, timeoutMs, 'imaging to stop');
+  }
+
+  /** The cluster certificate of node i's CVM, read off its boot disk (as root on the node could). */
+  memberTls(i: number): StoreTls {
+    const root = DiskVolume.open(this.tr.node(i).hardware('Hdd').bootDevice.path).root;
+    const m = JSON.parse(readFileSync(join(root, 'cvm-state', MEMBER_IDENTITIES_FILE), 'utf8')) as MemberIdentities;
+    return { ca: m.ca, cert: m.cvm.cert, key: m.cvm.key };
+  }
+
+  /** A client of the cluster's configuration store with node i's CVM certificate. */
+  store(ips: readonly string[], i = 0): Etcd3 {
+    return storeClient(ips, this.memberTls(i));
   }
 
   async stop(): Promise<void> {

@@ -9,6 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
 import { TestFoundation } from '../drivers/foundation-driver.ts';
+import { cvmCall } from '../../src/cvm/protocol/client.ts';
 
 let t: TestFoundation;
 
@@ -67,10 +68,10 @@ test('image_nodes with cluster_init_now: three nodes imaged, the cluster created
   assert.match(c.checks.find((k: any) => k.name === 'store-quorum').evidence, /3\/3 store members healthy with a leader/);
   assert.ok(c.time_total >= 0 && c.messages.length > 0);
   // the CVMs are in the cluster Foundation reported, and the test vdisk is gone
-  const st = await (await fetch('http://127.48.1.3:2100/status')).json() as any;
+  const st = await (await cvmCall<any>('127.48.1.3', '/status'));
   assert.equal(st.configured, true);
   assert.equal(st.clusterId, c.cluster_id);
-  assert.deepEqual(await (await fetch('http://127.48.1.1:2100/storage/vdisks')).json(), []);
+  assert.deepEqual(await (await cvmCall<any>('127.48.1.1', '/storage/vdisks')), []);
   // the cluster log tells the same story
   const events = (await t.call('GET', `/foundation/cluster_log?session_id=${id}`)).text;
   for (const k of ['host-cvm-link', 'store-quorum', 'cvm-services', 'storage-pool', 'data-path', 'prism']) assert.match(events, new RegExp(`PASS ${k}`));
@@ -93,7 +94,7 @@ test('Foundation restarted while it creates a cluster: the entry fails saying so
   // the CVMs finish what they were asked; the old run, had it gone on, would now validate and log
   let last = '';
   await t.tr.until(async () => {
-    const all = await Promise.all(members.map(async (ip) => (await fetch(`http://${ip}:2100/status`)).json() as Promise<any>));
+    const all = await Promise.all(members.map(async (ip) => (await cvmCall<any>(`${ip}`, '/status')) as Promise<any>));
     last = JSON.stringify(all.map((s) => [s.configured, s.services]));
     return all.every((s) => s.configured && s.services.every((x: any) => x.state === 'up')) ? true : undefined;
   }, 90_000, 'the members\' services up').catch((e) => { throw new Error(`${e.message}: ${last}`); });

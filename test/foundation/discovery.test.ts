@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { SystemClock } from '../../src/shared/clock.ts';
 import { Foundation } from '../../src/foundation/node/foundation.ts';
 import { TestRack, PASSWORD } from '../drivers/rack-driver.ts';
+import { DeploymentPki } from '../../src/shared/identity.ts';
 
 let tr: TestRack;
 const dir = mkdtempSync(join(tmpdir(), 'cvg-disc-'));
@@ -22,8 +23,14 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+let pki: DeploymentPki;
+before(async () => {
+  pki = await DeploymentPki.open(dir);
+});
+
 function foundation(o: { rackUrls?: string[]; ssdpPort?: number }): Foundation {
   return new Foundation({
+    pki,
     dataDir: dir, clock: new SystemClock(), url: 'http://127.0.0.1:1', log: () => undefined, profile: 'lab', bmcPort: 8443,
     creds: { user: 'admin', password: PASSWORD, ca: readFileSync(tr.rack.layout.caCert, 'utf8') },
     rackUrls: o.rackUrls ?? [], ssdpPort: o.ssdpPort ?? 9,

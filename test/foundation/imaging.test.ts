@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestFoundation } from '../drivers/foundation-driver.ts';
+import { cvmCall } from '../../src/cvm/protocol/client.ts';
+import { hostCall } from '../../src/hypervisor/protocol/client.ts';
 
 let t: TestFoundation;
 before(async () => {
@@ -38,10 +40,10 @@ test('a 4-node rack is imaged through image_nodes and progress, ending at 100 %'
     const cfg = JSON.parse(readFileSync(join(node.layout.bootDisk, 'data', 'config', 'node.json'), 'utf8'));
     assert.equal(cfg.hostIp, `127.42.0.${i + 1}`);
     assert.equal(cfg.hostname, `lab-${i + 1}`);
-    const hv = await (await fetch(`http://127.42.0.${i + 1}:8100/status`)).json() as any;
+    const hv = await (await hostCall<any>(`127.42.0.${i + 1}`, '/status'));
     assert.equal(hv.hypervisorVersion, '1.0.0');
     assert.equal(hv.serial, node.serial);
-    const cvm = await (await fetch(`http://127.42.1.${i + 1}:2100/status`)).json() as any;
+    const cvm = await (await cvmCall<any>(`127.42.1.${i + 1}`, '/status'));
     assert.equal(cvm.nosVersion, '1.0.0');
     assert.equal(cvm.configured, false);
     assert.equal(cvm.disks.length, 6);
@@ -72,10 +74,10 @@ test('pre-imaged nodes (image_now false) are only configured: new addresses, not
   assert.equal(r.status, 200, r.text);
   const p = await t.waitStopped(r.json.session_id, 30_000);
   assert.equal(p.aggregate_percent_complete, 100, JSON.stringify(p.nodes.map((n: any) => n.status)));
-  const hv = await (await fetch('http://127.42.2.1:8100/status')).json() as any;
+  const hv = await (await hostCall<any>('127.42.2.1', '/status'));
   assert.equal(hv.hostname, 'pre-1');
   assert.equal(hv.hypervisorVersion, '1.0.0');
-  const cvm = await (await fetch('http://127.42.3.2:2100/status')).json() as any;
+  const cvm = await (await cvmCall<any>('127.42.3.2', '/status'));
   assert.equal(cvm.serial, t.tr.node(1).serial);
   const after0 = JSON.parse(readFileSync(join(t.tr.node(0).layout.bootDisk, 'data', 'config', 'node.json'), 'utf8'));
   assert.equal(after0.installedAt, before0.installedAt, 'not reinstalled');

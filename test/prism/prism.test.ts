@@ -11,11 +11,10 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { chromium } from 'playwright-core';
 import { Agent, fetch as ufetch } from 'undici';
-import { Etcd3 } from 'etcd3';
 import { TestFoundation } from '../drivers/foundation-driver.ts';
 import { hashPassword } from '../../src/shared/passwords.ts';
-import { ETCD_CLIENT_PORT } from '../../src/cvm/protocol/cluster.ts';
 import { ADMIN_USER, PRISM_USERS_PREFIX } from '../../src/prism/protocol/prism.ts';
+import { hostCall } from '../../src/hypervisor/protocol/client.ts';
 
 const VIP = '127.66.2.1';
 const CVMS = ['127.66.1.1', '127.66.1.2', '127.66.1.3'];
@@ -236,7 +235,7 @@ test('the admin changes the password: the old one is refused, the new one works,
 
 test('a password changed in the store by another Prism takes effect at once, though the leader had just checked the old one', async () => {
   assert.equal((await prism('/api/nutanix/v3/clusters/list', { body: {} })).status, 200, 'the current password, now remembered');
-  const etcd = new Etcd3({ hosts: CVMS.map((ip) => `http://${ip}:${ETCD_CLIENT_PORT}`) });
+  const etcd = t.store(CVMS);
   try {
     const key = PRISM_USERS_PREFIX + ADMIN_USER;
     const user = JSON.parse(await etcd.get(key).string() ?? '{}') as Record<string, unknown>;
@@ -257,7 +256,7 @@ test('killing the Prism leader\'s CVM moves the virtual IP to another CVM, and t
   assert.equal((await prism('/api/converge/v1/logout', { body: {}, cookie: ended })).status, 200);
   assert.equal((await prism('/api/nutanix/v3/clusters/list', { body: {}, cookie: ended })).status, 401);
   const host = `127.66.0.${before.split('.')[3] ?? ''}`;
-  const hs = await (await fetch(`http://${host}:8100/status`)).json() as { cvm: { pid: number } };
+  const hs = await hostCall<{ cvm: { pid: number } }>(host, '/status');
   const t0 = Date.now();
   process.kill(hs.cvm.pid, 'SIGKILL'); // the CVM's main process: its group (etcd, Prism) goes with it
   const moved = await t.tr.until(async () => {

@@ -41,5 +41,5 @@ test('the store runs on 1, 3 or 5 CVMs', () => {
   assert.deepEqual(storeMembers(['a', 'b', 'c', 'd'], 2), ['a', 'b', 'c']);
   assert.deepEqual(storeMembers(['a', 'b', 'c', 'd', 'e', 'f'], 2), ['a', 'b', 'c']);
   assert.deepEqual(storeMembers(['a', 'b', 'c', 'd', 'e', 'f'], 3), ['a', 'b', 'c', 'd', 'e']);
-  assert.equal(initialCluster([{ name: 'n1', ip: '127.0.0.2' }, { name: 'n2', ip: '127.0.0.3' }]), 'n1=http://127.0.0.2:2380,n2=http://127.0.0.3:2380');
+  assert.equal(initialCluster([{ name: 'n1', ip: '127.0.0.2' }, { name: 'n2', ip: '127.0.0.3' }]), 'n1=https://127.0.0.2:2380,n2=https://127.0.0.3:2380');
 });

@@ -14,7 +14,7 @@ export function storeMembers(cvmIps: readonly string[], rf: 1 | 2 | 3): string[]
   return cvmIps.slice(0, count);
 }
 
-/** etcd's --initial-cluster value: name=peerURL,... (names are the CVMs' serials). */
+/** etcd's --initial-cluster value: name=peerURL,... (names are the CVMs' serials; peers speak TLS). */
 export function initialCluster(members: readonly { name: string; ip: string }[], peerPort = 2380): string {
-  return members.map((m) => `${m.name}=http://${m.ip}:${peerPort}`).join(',');
+  return members.map((m) => `${m.name}=https://${m.ip}:${peerPort}`).join(',');
 }

@@ -11,30 +11,35 @@
  *  any failure ─► destroy on every member (back to unconfigured), and report why
  * ```
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
 import { dirname, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { Etcd3, type Watcher } from 'etcd3';
+import type { Etcd3, Watcher } from 'etcd3';
 import { SystemClock } from '../../shared/clock.ts';
 import { within } from '../../shared/async.ts';
 import { Repairer, EGROUPS_PREFIX } from './repairer.ts';
 import { DiskVolume } from '../../shared/disk-volume.ts';
-import { ConflictError, InputError, NotFoundError, errorMessage, isConvergeError, UnavailableError } from '../../shared/errors.ts';
+import { ConflictError, ForbiddenError, InputError, NotFoundError, errorMessage, UnavailableError } from '../../shared/errors.ts';
+import { createInternalApi, setAnchors } from '../../shared/http-api.ts';
+import { memberIdentities, readIdentity, type Anchors, type Identity, type MemberIdentities, type Role } from '../../shared/identity.ts';
+import { parseWith } from '../../shared/schema.ts';
 import type { CvmConfig } from '../../hypervisor/protocol/node-config.ts';
 import type { CvmAnnounce } from '../../foundation/protocol/installer.ts';
 import { parseCreateRequest, storeMembers, initialCluster } from '../core/cluster.ts';
-import { CLUSTER_KEY, CVM_API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, NBD_PORT, type ClusterInfo, type CreatedCluster, type CvmStatus, type PrepareRequest, type PoolView, type StoreHealth } from '../protocol/cluster.ts';
+import { CLUSTER_KEY, CVM_API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, MEMBER_IDENTITIES_FILE, MEMBER_PKI_DIR, NBD_PORT, type ClusterInfo, type CreatedCluster, type CvmStatus, type PrepareRequest, type PoolView, type StoreHealth } from '../protocol/cluster.ts';
 import { cvmCall } from '../protocol/client.ts';
+import { storeClient } from '../protocol/store.ts';
 import { Supervised } from './supervisor.ts';
 import { LocalEgroups, PeerEgroups, parseEgroupList } from './egroups.ts';
-import { ReplicationServer } from './replication.ts';
+import { ReplicationServer, type MemberTls } from './replication.ts';
 import { VdiskBackend } from './vdisk-backend.ts';
 import { NbdServer } from '../../shared/nbd/server.ts';
 import type { DiskSpace } from '../core/placement.ts';
 import type { Pool, Vdisk } from '../core/storage.ts';
 import { StorageMeta } from './storage-meta.ts';
-import { createCa } from '../../shared/tls.ts';
+import { createCa, type Pem } from '../../shared/tls.ts';
 import { generatePassword, hashPassword } from '../../shared/passwords.ts';
 import { ADMIN_USER, PRISM_CA_KEY, PRISM_USERS_PREFIX, type PrismConfig, type PrismUser } from '../../prism/protocol/prism.ts';
 import { usageOf } from '../core/usage.ts';
@@ -47,17 +52,42 @@ interface SavedState {
   committed: boolean;
 }
 
+/** A prepare request's shape (member to member); the cluster record is the creating member's. */
+const pemSchema = z.string().min(1).max(16_384);
+const prepareSchema = z.object({
+  cluster: z.object({
+    clusterId: z.string().uuid(), name: z.string().min(1).max(63), redundancyFactor: z.union([z.literal(1), z.literal(2), z.literal(3)]), vip: z.string().max(15).nullable(),
+    members: z.array(z.object({ serial: z.string().max(64), cvmIp: z.string().max(15), hostIp: z.string().max(15) })).min(1).max(32),
+    store: z.array(z.string().max(15)).min(1).max(5), createdAt: z.string().max(40),
+  }),
+  store: z.object({ name: z.string().max(64), initialCluster: z.string().max(4096), token: z.string().max(64) }).nullable(),
+  identities: z.object({ ca: pemSchema, cvm: z.object({ cert: pemSchema, key: pemSchema }), host: z.object({ cert: pemSchema, key: pemSchema }) }),
+});
+const clusterIdSchema = z.object({ clusterId: z.string().max(64) }).optional();
+const nameParam = z.object({ name: z.string().min(1).max(255) });
+
+/** Who may call what (ADR 013): the operator everything; nodes of the deployment take part in forming clusters; members and hosts serve the fabric. */
+const ANY: readonly Role[] = ['operator', 'node', 'cvm', 'host'];
+const OPERATOR: readonly Role[] = ['operator'];
+const FORMING: readonly Role[] = ['operator', 'node'];
+const STORAGE_WRITE: readonly Role[] = ['operator', 'cvm'];
+const PEERS: readonly Role[] = ['node', 'cvm'];
+
 export class Cvm {
   private state: SavedState | null;
   private etcd: Supervised | undefined;
   private prism: Supervised | undefined;
   private disks: CvmStatus['disks'];
-  private server = createServer((req, res) => void this.serve(req, res));
-  /** The same API on the host↔CVM link (a Unix socket only this node reaches). */
-  private linkServer = createServer((req, res) => void this.serve(req, res));
+  /** The node's identity from the deployment CA: the API's certificate, and what this CVM presents to its peers' APIs. */
+  private readonly nodeId: Identity;
+  /** This member's certificates from the cluster CA (while it is in a cluster). */
+  private member: MemberIdentities | undefined;
+  private readonly api: FastifyInstance;
+  /** The same API on the host↔CVM link (a Unix socket only this node reaches; callers are its host). */
+  private readonly linkApi: FastifyInstance;
   private etcdClient: Etcd3 | undefined;
   private local: LocalEgroups;
-  private peers = new PeerEgroups();
+  private peers: PeerEgroups;
   private replication: ReplicationServer;
   private nbd: NbdServer | undefined;
   private backends = new Map<string, VdiskBackend>();
@@ -69,16 +99,22 @@ export class Cvm {
   /** The storage metadata of this CVM's cluster (a client of the cluster's store). */
   private meta(): StorageMeta {
     const st = this.state;
-    if (!st?.committed) throw new ConflictError(`this CVM (${this.cfg.cvmIp}) belongs to no cluster; create one first`);
-    this.etcdClient ??= new Etcd3({ hosts: st.cluster.store.map((ip) => `http://${ip}:${ETCD_CLIENT_PORT}`), dialTimeout: 3000 });
+    const m = this.member;
+    if (!st?.committed || !m) throw new ConflictError(`this CVM (${this.cfg.cvmIp}) belongs to no cluster; create one first`);
+    this.etcdClient ??= storeClient(st.cluster.store, this.storeTls(m));
     return new StorageMeta(this.etcdClient, () => st.cluster.redundancyFactor);
   }
   private announceTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly cfg: CvmConfig, private readonly log: (m: string) => void, private readonly etcdBin = process.env['CONVERGE_ETCD'] ?? 'etcd') {
     mkdirSync(cfg.stateDir, { recursive: true });
+    const id = readIdentity(cfg.identity);
+    if (!id) throw new UnavailableError(`no node identity at ${cfg.identity}: this node was not imaged by Foundation (re-image it)`);
+    this.nodeId = id;
     this.state = existsSync(this.statePath) ? (JSON.parse(readFileSync(this.statePath, 'utf8')) as SavedState) : null;
+    this.member = this.state ? (JSON.parse(readFileSync(join(cfg.stateDir, MEMBER_IDENTITIES_FILE), 'utf8')) as MemberIdentities) : undefined;
     this.local = new LocalEgroups(cfg.disks, `the CVM at ${cfg.cvmIp}`);
+    this.peers = new PeerEgroups(() => this.memberTls(), () => this.nodeId);
     this.replication = new ReplicationServer(this.local, this.log);
     this.disks = cfg.disks.map((d) => {
       try {
@@ -89,6 +125,10 @@ export class Cvm {
         return { serial: d.serial, mediaType: d.mediaType, capacityBytes: d.capacityBytes, usedBytes: 0, ok: false };
       }
     });
+    this.api = createInternalApi({ tls: { identity: this.nodeId, anchors: this.anchors() }, bodyLimit: 1 << 20, log: this.log });
+    this.linkApi = createInternalApi({ localPeer: { role: 'host', name: cfg.serial }, bodyLimit: 1 << 20, log: this.log });
+    this.routes(this.api);
+    this.routes(this.linkApi);
   }
 
   private get statePath(): string {
@@ -101,20 +141,48 @@ export class Cvm {
     else rmSync(this.statePath, { force: true });
   }
 
+  /** Whom this CVM's API admits: nodes and the operator of its deployment, and its cluster's members. */
+  private anchors(): Anchors {
+    return { deployment: this.nodeId.ca[0], cluster: this.member?.ca };
+  }
+
+  private memberTls(): MemberTls | undefined {
+    const m = this.member;
+    return m ? { identity: m.cvm, clusterCa: m.ca } : undefined;
+  }
+
+  private storeTls(m: MemberIdentities): { ca: string; cert: string; key: string } {
+    return { ca: m.ca, cert: m.cvm.cert, key: m.cvm.key };
+  }
+
+  /** Takes the cluster's certificates (prepare): files for etcd and Prism, trust for the API and replication. */
+  private async adoptMember(m: MemberIdentities | undefined): Promise<void> {
+    const dir = join(this.cfg.stateDir, MEMBER_PKI_DIR);
+    this.member = m;
+    if (m) {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      writeFileSync(join(this.cfg.stateDir, MEMBER_IDENTITIES_FILE), JSON.stringify(m, null, 2), { mode: 0o600 });
+      writeFileSync(join(dir, 'ca.crt'), m.ca, { mode: 0o600 });
+      writeFileSync(join(dir, 'cvm.crt'), m.cvm.cert, { mode: 0o600 });
+      writeFileSync(join(dir, 'cvm.key'), m.cvm.key, { mode: 0o600 });
+    } else {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    setAnchors(this.api, this.anchors());
+    await this.replication.close();
+    const tls = this.memberTls();
+    if (tls) await this.replication.listen(this.cfg.cvmIp, tls);
+  }
+
   async start(): Promise<void> {
     if (this.state?.store) this.startEtcd(this.state.store);
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(CVM_API_PORT, this.cfg.cvmIp, resolve);
-    });
-    await this.replication.listen(this.cfg.cvmIp);
+    await this.api.listen({ port: CVM_API_PORT, host: this.cfg.cvmIp });
+    const tls = this.memberTls();
+    if (tls) await this.replication.listen(this.cfg.cvmIp, tls);
     const link = this.cfg.link;
     if (link) {
       rmSync(link.api, { force: true });
-      await new Promise<void>((resolve, reject) => {
-        this.linkServer.once('error', reject);
-        this.linkServer.listen(link.api, resolve);
-      });
+      await this.linkApi.listen({ path: link.api });
     }
     if (this.state?.committed) {
       await this.startStargate();
@@ -134,8 +202,8 @@ export class Cvm {
     this.local.release();
     this.etcdClient?.close();
     await this.etcd?.stop();
-    await new Promise<void>((r) => this.server.close(() => r()));
-    if (this.linkServer.listening) await new Promise<void>((r) => this.linkServer.close(() => r()));
+    await this.api.close();
+    await this.linkApi.close();
   }
 
   status(): CvmStatus {
@@ -195,11 +263,18 @@ export class Cvm {
     this.reapStaleEtcd();
     const dataDir = join(this.cfg.stateDir, 'etcd');
     const ip = this.cfg.cvmIp;
+    const pki = join(this.cfg.stateDir, MEMBER_PKI_DIR);
+    const ca = join(pki, 'ca.crt');
+    const cert = join(pki, 'cvm.crt');
+    const key = join(pki, 'cvm.key');
+    // TLS both ways, clients and peers alike: only the cluster's members get in (ADR 013)
     const args = [
       '--name', store.name, '--data-dir', dataDir,
-      '--listen-client-urls', `http://${ip}:${ETCD_CLIENT_PORT}`, '--advertise-client-urls', `http://${ip}:${ETCD_CLIENT_PORT}`,
-      '--listen-peer-urls', `http://${ip}:${ETCD_PEER_PORT}`, '--initial-advertise-peer-urls', `http://${ip}:${ETCD_PEER_PORT}`,
+      '--listen-client-urls', `https://${ip}:${ETCD_CLIENT_PORT}`, '--advertise-client-urls', `https://${ip}:${ETCD_CLIENT_PORT}`,
+      '--listen-peer-urls', `https://${ip}:${ETCD_PEER_PORT}`, '--initial-advertise-peer-urls', `https://${ip}:${ETCD_PEER_PORT}`,
       '--initial-cluster', store.initialCluster, '--initial-cluster-token', store.token, '--initial-cluster-state', 'new',
+      '--cert-file', cert, '--key-file', key, '--trusted-ca-file', ca, '--client-cert-auth',
+      '--peer-cert-file', cert, '--peer-key-file', key, '--peer-trusted-ca-file', ca, '--peer-client-cert-auth',
       '--heartbeat-interval', '100', '--election-timeout', '1000', '--log-level', 'warn',
     ];
     this.etcd = new Supervised('etcd', this.etcdBin, args, this.log, { pidFile: join(this.cfg.stateDir, 'etcd.pid') });
@@ -313,7 +388,10 @@ export class Cvm {
       this.log(`prism: not started: ${entry} is missing from this CVM's software`);
       return;
     }
-    const pc: PrismConfig = { cvmIp: this.cfg.cvmIp, vip: c.vip, clusterId: c.clusterId, store: c.store, stateDir: join(this.cfg.stateDir, 'prism') };
+    const pc: PrismConfig = {
+      cvmIp: this.cfg.cvmIp, vip: c.vip, clusterId: c.clusterId, store: c.store, stateDir: join(this.cfg.stateDir, 'prism'),
+      pki: { member: join(this.cfg.stateDir, MEMBER_IDENTITIES_FILE), node: this.cfg.identity },
+    };
     const ttl = Number(process.env['CONVERGE_PRISM_LEASE_S']);
     if (Number.isInteger(ttl) && ttl > 0) pc.leaseTtlS = ttl;
     this.prism = new Supervised('prism', process.execPath, [entry], this.log, { env: { ...process.env, CONVERGE_PRISM_CONFIG: JSON.stringify(pc) }, echo: true });
@@ -331,18 +409,13 @@ export class Cvm {
     await n?.close();
   }
 
-  private async egroup(route: string, body: Buffer): Promise<Buffer | null> {
-    if (route !== 'POST /egroup/sync-many') throw new NotFoundError('egroup operation', route);
-    await this.local.syncMany(parseEgroupList(body));
-    return null;
-  }
-
   /** The configuration store's health as each member sees it (quorum = a majority with one leader). */
   private async storeHealth(): Promise<StoreHealth> {
     const st = this.state;
-    if (!st?.committed) throw new ConflictError(`this CVM (${this.cfg.cvmIp}) belongs to no cluster`);
+    const m = this.member;
+    if (!st?.committed || !m) throw new ConflictError(`this CVM (${this.cfg.cvmIp}) belongs to no cluster`);
     const members = await Promise.all(st.cluster.store.map(async (ip) => {
-      const c = new Etcd3({ hosts: `http://${ip}:${ETCD_CLIENT_PORT}`, dialTimeout: 2000 });
+      const c = storeClient([ip], this.storeTls(m), 2000);
       try {
         const s = await within(c.maintenance.status(), 3000, `store member ${ip}`);
         return { cvmIp: ip, healthy: true, leader: s.leader !== '0', detail: `raft term ${s.raftTerm}, index ${s.raftIndex}` };
@@ -380,14 +453,19 @@ export class Cvm {
     const info: ClusterInfo = { clusterId, name: req.name, redundancyFactor: req.redundancyFactor, vip: req.vip, members, store: storeIps, createdAt: new Date().toISOString() };
     const ic = initialCluster(storeIps.map((ip) => ({ name: statuses.find((s) => s.cvmIp === ip)?.serial ?? ip, ip })), ETCD_PEER_PORT);
     this.log(`creating cluster ${req.name} (${clusterId}): ${members.length} nodes, RF${req.redundancyFactor}, store on ${storeIps.join(', ')}`);
+    // the cluster's certificate authority: a certificate for every member's CVM and host (ADR 013)
+    const ca = await createCa(`Converge cluster ${req.name} (${clusterId})`);
+    const ids = new Map(await Promise.all(members.map(async (m) => [m.cvmIp, await memberIdentities(ca, m)] as const)));
     try {
       // a member's refusal is a conflict naming the member (its own field names mean nothing to the caller)
       await Promise.all(statuses.map((s) => cvmCall(s.cvmIp, '/cluster/prepare', {
-        body: { cluster: info, store: storeIps.includes(s.cvmIp) ? { name: s.serial, initialCluster: ic, token: clusterId } : null } satisfies PrepareRequest,
+        body: { cluster: info, store: storeIps.includes(s.cvmIp) ? { name: s.serial, initialCluster: ic, token: clusterId } : null, identities: ids.get(s.cvmIp) },
       }).catch((e: unknown) => {
         throw e instanceof InputError || e instanceof ConflictError ? new ConflictError(`CVM ${s.cvmIp} refused to join: ${errorMessage(e)}`) : e;
       })));
-      const client = new Etcd3({ hosts: storeIps.map((ip) => `http://${ip}:${ETCD_CLIENT_PORT}`), dialTimeout: 2000 });
+      const mine = ids.get(this.cfg.cvmIp);
+      if (!mine) throw new ConflictError(`this CVM (${this.cfg.cvmIp}) is not among the members`);
+      const client = storeClient(storeIps, this.storeTls(mine), 2000);
       try {
         const deadline = Date.now() + 30_000;
         for (;;) {
@@ -402,9 +480,8 @@ export class Cvm {
         // one storage pool of every data disk, and the default container at the cluster's RF
         const disks: PoolDisk[] = statuses.flatMap((s) => s.disks.filter((d) => d.ok).map((d) => ({ serial: d.serial, node: s.serial, cvmIp: s.cvmIp, mediaType: d.mediaType, capacityBytes: d.capacityBytes })));
         await new StorageMeta(client, () => req.redundancyFactor).initPool(poolOf(disks), { name: DEFAULT_CONTAINER, replicationFactor: req.redundancyFactor, createdAt: info.createdAt });
-        // Prism: the cluster's certificate authority and the admin account (a hash only)
-        const ca = await createCa(`Converge cluster ${req.name}`);
-        await client.put(PRISM_CA_KEY).value(JSON.stringify(ca));
+        // the cluster's CA (Prism issues its certificates from it; readable by members only) and the admin account (a hash only)
+        await client.put(PRISM_CA_KEY).value(JSON.stringify(ca satisfies Pem));
         const admin: PrismUser = { name: ADMIN_USER, passwordHash: hashPassword(password), initial: true, updatedAt: info.createdAt };
         await client.put(PRISM_USERS_PREFIX + ADMIN_USER).value(JSON.stringify(admin));
       } finally {
@@ -421,20 +498,19 @@ export class Cvm {
   }
 
   private async prepare(body: unknown): Promise<void> {
-    const p = body as PrepareRequest;
-    if (!p?.cluster?.clusterId) throw new InputError('cluster', 'is required');
+    const p: PrepareRequest = parseWith(prepareSchema, body);
     if (this.state && this.state.cluster.clusterId !== p.cluster.clusterId) throw new ConflictError(`this CVM is already part of a cluster (${this.state.cluster.name})`);
     if (this.state) return; // a repeated prepare of the same cluster
+    if (!p.cluster.members.some((m) => m.cvmIp === this.cfg.cvmIp)) throw new InputError('cluster.members', `must include this CVM (${this.cfg.cvmIp})`);
+    await this.adoptMember(p.identities);
     this.save({ cluster: p.cluster, store: p.store, committed: false });
     if (p.store) {
       rmSync(join(this.cfg.stateDir, 'etcd'), { recursive: true, force: true });
       this.startEtcd(p.store);
     }
-    await Promise.resolve();
   }
 
-  private commit(body: unknown): void {
-    const id = (body as { clusterId?: string } | null)?.clusterId;
+  private commit(id: string | undefined): void {
     if (!this.state || this.state.cluster.clusterId !== id) throw new ConflictError(`no prepared cluster ${String(id)} on this CVM`);
     this.save({ ...this.state, committed: true });
     this.log(`joined cluster ${this.state.cluster.name} (${this.state.cluster.clusterId})`);
@@ -443,8 +519,16 @@ export class Cvm {
     void this.announce(1);
   }
 
-  private async destroy(): Promise<void> {
-    const was = this.state?.cluster.name;
+  /**
+   * Leaves the cluster: stops its services, forgets its store data and certificates. `clusterId`,
+   * when given, must be this CVM's cluster; a node (not the operator) may only undo a creation
+   * that was never committed.
+   */
+  private async destroy(clusterId: string | undefined, by: Role): Promise<void> {
+    const st = this.state;
+    if (clusterId !== undefined && st && st.cluster.clusterId !== clusterId) throw new ConflictError(`this CVM belongs to cluster ${st.cluster.name} (${st.cluster.clusterId}), not ${clusterId}`);
+    if (by !== 'operator' && (st?.committed || clusterId === undefined)) throw new ForbiddenError('only the operator destroys a cluster; a node may only undo a creation it took part in');
+    const was = st?.cluster.name;
     await this.prism?.stop();
     this.prism = undefined;
     await this.stopStargate();
@@ -453,103 +537,64 @@ export class Cvm {
     await this.etcd?.stop();
     this.etcd = undefined;
     rmSync(join(this.cfg.stateDir, 'etcd'), { recursive: true, force: true });
+    rmSync(join(this.cfg.stateDir, 'prism'), { recursive: true, force: true });
+    await this.adoptMember(undefined);
     this.save(null);
-    if (was) this.log(`left cluster ${was}: unconfigured`);
+    if (was) this.log(`left cluster ${was}: unconfigured, its certificates removed`);
     void this.announce(1);
   }
 
   // ---- HTTP ------------------------------------------------------------------------------
 
-  private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const send = (status: number, body: unknown): void => {
-      res.writeHead(status, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify(body));
-    };
-    try {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const c of req) {
-        const b = c as Buffer;
-        size += b.length;
-        if (size > 64 << 20) throw new InputError('body', 'too large');
-        chunks.push(b);
-      }
-      const rawBody = Buffer.concat(chunks);
-      const url = new URL(req.url ?? '/', 'http://cvm');
-      if (url.pathname.startsWith('/egroup/')) {
-        const out = await this.egroup(`${req.method ?? ''} ${url.pathname}`, rawBody);
-        if (out) {
-          res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': out.length });
-          res.end(out);
-        } else {
-          res.writeHead(204);
-          res.end();
-        }
-        return;
-      }
-      const raw = rawBody.toString('utf8');
-      let body: unknown = {};
-      if (raw.trim()) {
-        try {
-          body = JSON.parse(raw);
-        } catch {
-          throw new InputError('body', 'malformed JSON');
-        }
-      }
-      const route = `${req.method ?? ''} ${req.url ?? ''}`;
-      const reps = /^GET \/storage\/vdisks\/([^/?]+)\/replicas$/.exec(route);
-      if (reps) return send(200, await this.meta().replicaMap(decodeURIComponent(reps[1] ?? '')));
-      const del = /^DELETE \/storage\/(containers|vdisks)\/([^/?]+)$/.exec(route);
-      if (del) {
-        const name = decodeURIComponent(del[2] ?? '');
-        if (del[1] === 'containers') await this.meta().deleteContainer(name);
-        else await this.meta().deleteVdisk(name);
-        return send(200, { deleted: name });
-      }
-      const obj = (): Record<string, unknown> => {
-        if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new InputError('body', 'must be a JSON object');
-        return body as Record<string, unknown>;
-      };
-      switch (route) {
-        case 'GET /storage/pool':
-          return send(200, await this.poolView());
-        case 'GET /storage/containers':
-          return send(200, await this.meta().containers());
-        case 'POST /storage/containers':
-          return send(201, await this.meta().createContainer(obj()));
-        case 'GET /storage/vdisks':
-          return send(200, await this.meta().vdisks());
-        case 'POST /storage/vdisks':
-          return send(201, await this.meta().createVdisk(obj()));
-        case 'GET /status':
-          return send(200, this.status());
-        case 'GET /cluster/ca': {
-          this.meta(); // refuses when this CVM is in no cluster
-          const raw = await this.etcdClient?.get(PRISM_CA_KEY).string();
-          if (!raw) throw new NotFoundError('cluster certificate authority', this.state?.cluster.name ?? '');
-          return send(200, { cert: (JSON.parse(raw) as { cert: string }).cert });
-        }
-        case 'GET /cluster/health':
-          return send(200, await this.storeHealth());
-        case 'POST /cluster/create':
-          return send(200, await this.create(body));
-        case 'POST /cluster/prepare':
-          await this.prepare(body);
-          return send(200, { ok: true });
-        case 'POST /cluster/commit':
-          this.commit(body);
-          return send(200, { ok: true });
-        case 'POST /cluster/destroy':
-          await this.destroy();
-          return send(200, { ok: true });
-        default:
-          return send(404, { error: { code: 'CVG_ERR_NOT_FOUND', message: `no ${route}` } });
-      }
-    } catch (e) {
-      const status = e instanceof InputError ? 400 : e instanceof NotFoundError ? 404 : e instanceof ConflictError ? 409 : e instanceof UnavailableError ? 503 : 500;
-      const err: Record<string, unknown> = { code: isConvergeError(e) ? e.code : 'CVG_ERR_INTERNAL', message: errorMessage(e) };
-      if (e instanceof InputError) err['field'] = e.field;
-      send(status, { error: err });
-    }
+  /** The API's routes (the same on the network, over mutual TLS, and on the host link). */
+  private routes(app: FastifyInstance): void {
+    const vdiskName = (params: unknown): string => parseWith(nameParam, params).name;
+    const roles = (r: readonly Role[]): { config: { roles: readonly Role[] } } => ({ config: { roles: r } });
+    app.get('/status', roles(ANY), () => this.status());
+    app.get('/storage/pool', roles(ANY), () => this.poolView());
+    app.get('/storage/containers', roles(ANY), () => this.meta().containers());
+    app.post('/storage/containers', roles(STORAGE_WRITE), async (req, reply) => reply.status(201).send(await this.meta().createContainer(objectOf(req.body))));
+    app.delete('/storage/containers/:name', roles(STORAGE_WRITE), async (req) => {
+      const name = vdiskName(req.params);
+      await this.meta().deleteContainer(name);
+      return { deleted: name };
+    });
+    app.get('/storage/vdisks', roles(ANY), () => this.meta().vdisks());
+    app.post('/storage/vdisks', roles(STORAGE_WRITE), async (req, reply) => reply.status(201).send(await this.meta().createVdisk(objectOf(req.body))));
+    app.delete('/storage/vdisks/:name', roles(STORAGE_WRITE), async (req) => {
+      const name = vdiskName(req.params);
+      await this.meta().deleteVdisk(name);
+      return { deleted: name };
+    });
+    app.get('/storage/vdisks/:name/replicas', roles(ANY), (req) => this.meta().replicaMap(vdiskName(req.params)));
+    app.get('/cluster/ca', roles(ANY), async () => {
+      this.meta(); // refuses when this CVM is in no cluster
+      const raw = await this.etcdClient?.get(PRISM_CA_KEY).string();
+      if (!raw) throw new NotFoundError('cluster certificate authority', this.state?.cluster.name ?? '');
+      return { cert: (JSON.parse(raw) as Pem).cert };
+    });
+    app.get('/cluster/health', roles(ANY), () => this.storeHealth());
+    app.post('/cluster/create', roles(OPERATOR), (req) => this.create(req.body));
+    app.post('/cluster/prepare', roles(FORMING), async (req) => {
+      await this.prepare(req.body);
+      return { ok: true };
+    });
+    app.post('/cluster/commit', roles(FORMING), (req) => {
+      this.commit(parseWith(clusterIdSchema, req.body)?.clusterId);
+      return { ok: true };
+    });
+    app.post('/cluster/destroy', roles(FORMING), async (req) => {
+      await this.destroy(parseWith(clusterIdSchema, req.body)?.clusterId, req.peer?.role ?? 'node');
+      return { ok: true };
+    });
+    app.post('/egroup/sync-many', { config: { roles: PEERS }, bodyLimit: 8 << 20 }, async (req, reply) => {
+      await this.local.syncMany(parseEgroupList(req.body ?? null));
+      return reply.status(204).send();
+    });
   }
+}
+
+function objectOf(body: unknown): Record<string, unknown> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new InputError('body', 'must be a JSON object');
+  return body as Record<string, unknown>;
 }

@@ -16,7 +16,8 @@ import { mapLimit } from '../../shared/async.ts';
 import { InputError, NotFoundError, errorMessage, DiskIoError, UnavailableError } from '../../shared/errors.ts';
 import { BLOCK_BYTES } from '../core/storage.ts';
 import { CVM_API_PORT } from '../protocol/cluster.ts';
-import { ReplicationClient } from './replication.ts';
+import { ReplicationClient, type MemberTls } from './replication.ts';
+import type { Identity } from '../../shared/identity.ts';
 import { validateRequest, OP_SYNC } from '../core/replication-codec.ts';
 
 export interface EgroupRef {
@@ -196,7 +197,15 @@ export class LocalEgroups {
 /** Reads and writes extent groups on other CVMs: the replication protocol, and HTTP for a FLUSH's batch. */
 export class PeerEgroups {
   private pools = new Map<string, Pool>();
-  private link = new ReplicationClient();
+  private link: ReplicationClient;
+
+  /**
+   * `tls`: this member's `cvm` certificate and the cluster CA (replication); `api`: the identity
+   * it presents to a peer's API (a FLUSH's batch).
+   */
+  constructor(tls: () => MemberTls | undefined, private readonly api: () => Identity | undefined) {
+    this.link = new ReplicationClient(tls);
+  }
 
   write(ip: string, r: EgroupRef, offset: number, data: Uint8Array, sync: boolean): Promise<void> {
     return this.link.write(ip, r, offset, data, sync);
@@ -213,7 +222,11 @@ export class PeerEgroups {
   /** Makes many extent groups on one peer durable, in one request per 4096. */
   async syncMany(ip: string, refs: readonly EgroupRef[]): Promise<void> {
     let p = this.pools.get(ip);
-    if (!p) this.pools.set(ip, (p = new Pool(`http://${ip}:${CVM_API_PORT}`, { connections: 2, keepAliveTimeout: 30_000 })));
+    if (!p) {
+      const id = this.api();
+      if (!id) throw new UnavailableError(`no identity to reach CVM ${ip} with`);
+      this.pools.set(ip, (p = new Pool(`https://${ip}:${CVM_API_PORT}`, { connections: 2, keepAliveTimeout: 30_000, connect: { ca: id.ca, cert: id.cert, key: id.key } })));
+    }
     for (let i = 0; i < refs.length; i += 4096) {
       let res;
       try {
@@ -233,14 +246,8 @@ export class PeerEgroups {
   }
 }
 
-/** Parses a sync-many body: a JSON list of extent groups; every field is checked. */
-export function parseEgroupList(body: Buffer): EgroupRef[] {
-  let list: unknown;
-  try {
-    list = JSON.parse(body.toString('utf8'));
-  } catch {
-    throw new InputError('body', 'malformed JSON');
-  }
+/** Checks a sync-many body (parsed JSON): a list of extent groups; every field is checked. */
+export function parseEgroupList(list: unknown): EgroupRef[] {
   if (!Array.isArray(list)) throw new InputError('body', 'a JSON list of { disk, vdisk, block }');
   return list.map((x: unknown, i) => {
     const { disk, vdisk, block } = (x ?? {}) as Record<string, unknown>;

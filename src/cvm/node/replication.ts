@@ -5,8 +5,13 @@
  * connection run concurrently and are answered as they finish. The client keeps a few connections
  * per peer; when a connection breaks, every request in flight on it fails with UnavailableError
  * (the write path then retries or replaces the replica), and the next request reconnects.
+ *
+ * Both ends authenticate: TLS with the members' `cvm` certificates of the cluster CA (ADR 013);
+ * a client without one never gets past the handshake.
  */
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { createServer, connect, type Server, type TLSSocket } from 'node:tls';
+import { peerOf, type Anchors, type Identity } from '../../shared/identity.ts';
 import { ByteReader } from '../../shared/nbd/reader.ts';
 import { DiskIoError, InputError, NotFoundError, UnavailableError, errorMessage } from '../../shared/errors.ts';
 import * as R from '../core/replication-codec.ts';
@@ -22,27 +27,46 @@ function statusOf(e: unknown): number {
   return R.ST_INTERNAL;
 }
 
+/** The TLS of a member: its `cvm` certificate, and the cluster CA it trusts. */
+export interface MemberTls {
+  identity: Pick<Identity, 'cert' | 'key'>;
+  clusterCa: string;
+}
+
 export class ReplicationServer {
-  private server: Server;
+  private server: Server | undefined;
   private sockets = new Set<Socket>();
 
-  constructor(private readonly local: LocalEgroups, private readonly log: (m: string) => void) {
-    this.server = createServer((s) => this.serve(s));
-  }
+  constructor(private readonly local: LocalEgroups, private readonly log: (m: string) => void) {}
 
-  listen(ip: string, port = REPLICATION_PORT): Promise<void> {
+  /** Serves the cluster's members (and nobody else) on ip:port. */
+  listen(ip: string, tls: MemberTls, port = REPLICATION_PORT): Promise<void> {
+    const anchors: Anchors = { cluster: tls.clusterCa };
+    const server = createServer({ cert: tls.identity.cert, key: tls.identity.key, ca: [tls.clusterCa], requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' }, (s: TLSSocket) => {
+      if (peerOf(s, anchors)?.role !== 'cvm') s.destroy();
+      else this.serve(s);
+    });
+    server.on('tlsClientError', () => undefined); // a stranger's failed handshake: nothing to serve
+    this.server = server;
     return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, ip, () => {
-        this.server.off('error', reject);
+      server.once('error', reject);
+      server.listen(port, ip, () => {
+        server.off('error', reject);
         resolve();
       });
     });
   }
 
+  get listening(): boolean {
+    return this.server?.listening === true;
+  }
+
   async close(): Promise<void> {
     for (const s of this.sockets) s.destroy();
-    await new Promise<void>((r) => this.server.close(() => r()));
+    this.sockets.clear();
+    const server = this.server;
+    this.server = undefined;
+    if (server?.listening) await new Promise<void>((r) => server.close(() => r()));
   }
 
   private serve(sock: Socket): void {
@@ -119,7 +143,7 @@ class Link {
     sock.on('close', () => this.fail('the connection closed'));
     sock.on('error', (e) => this.fail(e.message));
     this.ready = new Promise((resolve, reject) => {
-      sock.once('connect', resolve);
+      sock.once('secureConnect', resolve);
       sock.once('error', reject);
     });
     this.ready.catch(() => undefined);
@@ -191,7 +215,8 @@ class Link {
 export class ReplicationClient {
   private links = new Map<string, Link[]>();
 
-  constructor(private readonly perPeer = 4, private readonly port = REPLICATION_PORT) {}
+  /** `tls`: this member's certificate and the cluster CA, when it is in a cluster. */
+  constructor(private readonly tls: () => MemberTls | undefined, private readonly perPeer = 4, private readonly port = REPLICATION_PORT) {}
 
   private link(ip: string): Link {
     let ls = this.links.get(ip);
@@ -200,7 +225,9 @@ export class ReplicationClient {
     const idle = ls.find((l) => l.load === 0);
     if (idle) return idle;
     if (ls.length < this.perPeer) {
-      const l = new Link(ip, connect({ host: ip, port: this.port }));
+      const t = this.tls();
+      if (!t) throw new UnavailableError(`no cluster certificate to reach CVM ${ip} with (this CVM is in no cluster)`);
+      const l = new Link(ip, connect({ host: ip, port: this.port, cert: t.identity.cert, key: t.identity.key, ca: [t.clusterCa], minVersion: 'TLSv1.2' }));
       ls.push(l);
       return l;
     }

@@ -18,6 +18,7 @@
 import type { CvmAnnounce } from '../../foundation/protocol/installer.ts';
 import type { Pool } from './storage.ts';
 import type { PoolUsage } from '../core/usage.ts';
+import type { MemberIdentities } from '../../shared/identity.ts';
 
 /** What GET /storage/pool answers: the pool, counts, and capacity accounting per disk, node and container. */
 export interface PoolView {
@@ -74,7 +75,17 @@ export interface PrepareRequest {
   cluster: ClusterInfo;
   /** Set when this CVM runs a store member: etcd's --initial-cluster and token. */
   store: { name: string; initialCluster: string; token: string } | null;
+  /** This member's certificates from the new cluster CA (ADR 013). */
+  identities: MemberIdentities;
 }
+
+/**
+ * Where a CVM keeps its cluster identity, under its state dir: `pki/member.json`
+ * (MemberIdentities, 0600) and the same as files for etcd (`pki/ca.crt`, `pki/cvm.crt`, `pki/cvm.key`).
+ * Destroy removes the folder.
+ */
+export const MEMBER_PKI_DIR = 'pki';
+export const MEMBER_IDENTITIES_FILE = 'pki/member.json';
 
 /** The cluster record in the configuration store: ClusterInfo with its DNS and NTP servers. */
 export const CLUSTER_KEY = '/converge/cluster';

@@ -25,7 +25,7 @@ import { within } from '../../shared/async.ts';
 import { NbdClient } from '../../shared/nbd/client.ts';
 import { NBD_CMD_FLUSH, NBD_CMD_READ, NBD_CMD_WRITE } from '../../shared/nbd/constants.ts';
 import { NBD_PORT, type CreatedCluster, type CvmStatus, type PoolView, type ReplicaMap, type StoreHealth } from '../../cvm/protocol/cluster.ts';
-import { HOST_AGENT_PORT } from '../../hypervisor/protocol/node-config.ts';
+import { hostCall } from '../../hypervisor/protocol/client.ts';
 import type { ClusterCheck, ClusterEntry } from '../core/cluster-stage.ts';
 import { cvmCall } from '../../cvm/protocol/client.ts';
 import { PRISM_PORT, ADMIN_USER } from '../../prism/protocol/prism.ts';
@@ -126,8 +126,7 @@ export async function createAndValidate(entry: ClusterEntry, hosts: ReadonlyMap<
   const links = await Promise.all(ips.map(async (ip) => {
     const host = hosts.get(ip) ?? '';
     try {
-      const r = await fetch(`http://${host}:${HOST_AGENT_PORT}/status`, { signal: AbortSignal.any([d.signal, AbortSignal.timeout(5000)]) });
-      const j = (await r.json()) as { link?: { state: string; detail: string } };
+      const j = await hostCall<{ link?: { state: string; detail: string } }>(host, '/status', { timeoutMs: 5000, signal: d.signal });
       return { host, ok: j.link?.state === 'up', detail: j.link?.detail ?? 'no link reported' };
     } catch (e) {
       return { host, ok: false, detail: errorMessage(e) };

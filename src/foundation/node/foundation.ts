@@ -26,6 +26,7 @@ import { validateHardware } from '../core/validation.ts';
 import { makePlan, parseIpv4, formatIpv4, type PlanResult } from '../core/ip-plan.ts';
 import { initialImagingState } from '../core/imaging.ts';
 import { Bmc, type BmcCredentials } from './bmc.ts';
+import type { DeploymentPki } from '../../shared/identity.ts';
 import { BundleRepo } from './bundles.ts';
 import { FoundationLayout } from './layout.ts';
 import { Session, type SessionNode, type SessionRecord } from './session.ts';
@@ -45,6 +46,8 @@ export interface FoundationDeps {
   ssdpPort: number;
   profile: Profile;
   timeouts?: { bootMs: number; installSilenceMs: number; cvmMs: number };
+  /** The deployment's PKI: issues each imaged node its identity (ADR 013). */
+  pki: DeploymentPki;
   log: (m: string) => void;
 }
 
@@ -372,10 +375,11 @@ export class Foundation {
     return { s, n: s.node(serial) };
   }
 
-  installConfig(sessionId: string, serial: string): InstallConfig {
+  async installConfig(sessionId: string, serial: string): Promise<InstallConfig> {
     const { s, n } = this.sessionNode(sessionId, serial);
     const net = s.record.network;
     return {
+      identity: await this.deps.pki.nodeIdentity(serial, [n.hostIp, n.cvmIp]),
       sessionId, serial, foundationUrl: this.deps.url,
       reportUrl: `${this.deps.url}/foundation/installer/${sessionId}/${serial}/report`,
       bundleUrl: `${this.deps.url}/foundation/bundles/${s.record.bundleFile}`, bundleSha256: s.record.bundleSha256,

@@ -26,7 +26,9 @@ import { Bmc, type BmcCredentials } from './bmc.ts';
 import type { FoundationLayout } from './layout.ts';
 import { clusterReadiness, clusterSettled, type ClusterCheck, type ClusterEntry } from '../core/cluster-stage.ts';
 import { createAndValidate, ClusterCheckFailed } from './cluster-flow.ts';
-import { CVM_STATUS_PORT, HOST_AGENT_PORT } from '../../hypervisor/protocol/node-config.ts';
+import { HOST_AGENT_PORT } from '../../hypervisor/protocol/node-config.ts';
+import { hostCall } from '../../hypervisor/protocol/client.ts';
+import { cvmCall } from '../../cvm/protocol/client.ts';
 
 export interface SessionNode {
   serial: string;
@@ -371,8 +373,7 @@ export class Session extends EventEmitter {
     this.stopWatching(key);
     const tick = (): void => {
       this.watchers.set(key, this.deps.clock.setTimeout(() => {
-        void fetch(`http://${n.cvmIp}:${CVM_STATUS_PORT}/status`, { signal: AbortSignal.timeout(2000) })
-          .then(async (r) => (r.ok ? ((await r.json()) as { serial?: string; hypervisorVersion?: string; nosVersion?: string }) : undefined))
+        void cvmCall<{ serial?: string; hypervisorVersion?: string; nosVersion?: string }>(n.cvmIp, '/status', { timeoutMs: 2000 })
           .catch(() => undefined)
           .then((st) => {
             if (!this.watchers.has(key)) return;
@@ -400,8 +401,7 @@ export class Session extends EventEmitter {
       foundationUrl: this.deps.foundationUrl, cvm: n.cvm,
     };
     try {
-      const r = await fetch(`http://${current}:${HOST_AGENT_PORT}/configure`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(15_000) });
-      if (!r.ok) throw new Error(`HTTP ${r.status}: ${(await r.text()).slice(0, 300)}`);
+      await hostCall(current, '/configure', { body, timeoutMs: 15_000 });
       this.feed(n.serial, { kind: 'hostConfigured' });
     } catch (e) {
       this.feed(n.serial, { kind: 'hostConfigureFailed', reason: `${current}:${HOST_AGENT_PORT}: ${errorMessage(e)}` });

@@ -11,8 +11,11 @@
  * config.json sits beside it.
  */
 import type { NodeAddressing } from '../../hypervisor/protocol/node-config.ts';
+import type { Identity } from '../../shared/identity.ts';
 
 export interface InstallConfig extends NodeAddressing {
+  /** The node's certificate (host and CVM addresses), key and the deployment CA: written to the boot disk (ADR 013). */
+  identity: Identity;
   sessionId: string;
   serial: string;
   foundationUrl: string;

@@ -8,6 +8,7 @@
  *   cvm/cvm.mjs                the CVM's software, started by the hypervisor
  *   manifest.json              the release bundle's manifest
  *   config/node.json           NodeConfig
+ *   config/identity.json       the node's identity from the deployment CA (shared/identity.ts, 0600)
  * ```
  */
 
@@ -35,12 +36,14 @@ export interface NodeConfig extends NodeAddressing {
 }
 
 export const NODE_CONFIG_PATH = 'config/node.json';
+/** The node's certificate (host and CVM addresses), key and the deployment CA, written by the installer. */
+export const NODE_IDENTITY_PATH = 'config/identity.json';
 export const HYPERVISOR_ENTRY = 'hypervisor/hypervisor.mjs';
 export const CVM_ENTRY = 'cvm/cvm.mjs';
 
-/** Host agent HTTP port (on the host address): status of the host and its CVM. */
+/** Host agent HTTPS port (on the host address): status of the host and its CVM (mutual TLS, ADR 013). */
 export const HOST_AGENT_PORT = 8100;
-/** CVM HTTP port (on the CVM address): the CVM's status; later its services. */
+/** CVM HTTPS port (on the CVM address): the CVM's API (mutual TLS, ADR 013). */
 export const CVM_STATUS_PORT = 2100;
 
 /** What the hypervisor hands the CVM it starts (CONVERGE_CVM_CONFIG names the file). */
@@ -55,6 +58,8 @@ export interface CvmConfig {
   cvm: { vcpus: number; ramGiB: number };
   /** Where the CVM keeps its own state (configured, cluster id) across restarts. */
   stateDir: string;
+  /** The node's identity file (NODE_IDENTITY_PATH on the boot disk): what the CVM presents and trusts. */
+  identity: string;
   /**
    * The internal host↔CVM link (the reference platform's 192.168.5.0/24 vSwitch): Unix sockets
    * only this node's processes can reach. The CVM serves its API (`api`) and vdisks over NBD

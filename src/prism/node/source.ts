@@ -11,7 +11,8 @@ import { within } from '../../shared/async.ts';
 import { CLUSTER_KEY, type ClusterInfo, type CvmStatus, type PoolView, type StoreHealth } from '../../cvm/protocol/cluster.ts';
 import type { Container, Vdisk } from '../../cvm/protocol/storage.ts';
 import { cvmCall } from '../../cvm/protocol/client.ts';
-import { HOST_AGENT_PORT, type HostStatus } from '../../hypervisor/protocol/node-config.ts';
+import type { HostStatus } from '../../hypervisor/protocol/node-config.ts';
+import { hostCall } from '../../hypervisor/protocol/client.ts';
 import type { ClusterSnapshot, MemberView } from '../core/snapshot.ts';
 
 /** A name-based UUID (RFC 4122 version 5 layout) of `name` within `namespace`. */
@@ -23,10 +24,8 @@ export function nameUuid(namespace: string, name: string): string {
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
 }
 
-async function hostStatus(ip: string): Promise<HostStatus> {
-  const r = await fetch(`http://${ip}:${HOST_AGENT_PORT}/status`, { signal: AbortSignal.timeout(2000) });
-  if (!r.ok) throw new Error(`HTTP ${r.status}`);
-  return (await r.json()) as HostStatus;
+function hostStatus(ip: string): Promise<HostStatus> {
+  return hostCall<HostStatus>(ip, '/status', { timeoutMs: 2000 });
 }
 
 export class SnapshotSource {

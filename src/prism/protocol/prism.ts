@@ -32,6 +32,8 @@ export interface PrismConfig {
   store: string[];
   /** Where Prism keeps its server certificate. */
   stateDir: string;
+  /** Its CVM's identities (ADR 013): the member's cluster certificates (MemberIdentities: the store), the node's (hosts' and CVMs' APIs). */
+  pki: { member: string; node: string };
   /** Leader lease in seconds: a dead leader's VIP moves after at most about this long. */
   leaseTtlS?: number;
   /** Idle session lifetime in seconds (default 900). */

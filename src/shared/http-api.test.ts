@@ -1,0 +1,118 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect } from 'node:tls';
+import type { FastifyInstance } from 'fastify';
+import { createInternalApi, setAnchors } from './http-api.ts';
+import { callInternal } from './http-client.ts';
+import { DeploymentPki, memberIdentities, peerOfCert, type Identity, type MemberIdentities } from './identity.ts';
+import { AuthError, ForbiddenError, InputError, UnavailableError } from './errors.ts';
+import { createCa, issueCert } from './tls.ts';
+import { z } from 'zod';
+import { parseWith } from './schema.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'cvg-httpapi-'));
+let pki: DeploymentPki;
+let node: Identity;
+let member: MemberIdentities;
+let app: FastifyInstance;
+let port = 0;
+const IP = '127.0.0.1';
+
+before(async () => {
+  pki = await DeploymentPki.open(dir);
+  node = await pki.nodeIdentity('NODE1', [IP]);
+  member = await memberIdentities(await createCa('test cluster'), { serial: 'NODE1', cvmIp: IP, hostIp: '127.0.0.2' });
+  app = createInternalApi({ tls: { identity: node, anchors: { deployment: node.ca[0] } } });
+  app.get('/who', (req) => req.peer);
+  app.post('/operator-only', { config: { roles: ['operator'] } }, (req) => ({ got: parseWith(z.object({ n: z.number().int() }), req.body).n }));
+  app.delete('/thing/:name', (req) => ({ deleted: (req.params as { name: string }).name }));
+  await app.listen({ port: 0, host: IP });
+  port = (app.server.address() as { port: number }).port;
+});
+after(async () => {
+  await app.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('the deployment PKI: a CA and an operator identity, kept 0600 and reused', async () => {
+  assert.equal(statSync(join(dir, 'pki', 'ca.key')).mode & 0o777, 0o600);
+  assert.equal(statSync(join(dir, 'pki', 'operator.json')).mode & 0o777, 0o600);
+  const again = await DeploymentPki.open(dir);
+  assert.equal(again.ca.cert, pki.ca.cert);
+  assert.equal(again.operator.cert, pki.operator.cert);
+});
+
+test('a role is accepted only from the CA that may grant it', async () => {
+  const anchors = { deployment: pki.ca.cert, cluster: member.ca };
+  assert.deepEqual(peerOfCert(pki.operator.cert, anchors), { role: 'operator', name: 'operator' });
+  assert.deepEqual(peerOfCert(node.cert, anchors), { role: 'node', name: 'NODE1' });
+  assert.deepEqual(peerOfCert(member.cvm.cert, anchors), { role: 'cvm', name: 'NODE1' });
+  assert.equal(peerOfCert(member.cvm.cert, { deployment: pki.ca.cert }), null, 'a cluster certificate where no cluster is trusted');
+  // a member holds the cluster CA's key (it is in the store): an "operator" it mints is refused
+  const clusterCa = await createCa('another cluster');
+  const forged = await issueCert(clusterCa, { cn: 'operator', ou: 'operator', usage: 'client' });
+  assert.equal(peerOfCert(forged.cert, { deployment: pki.ca.cert, cluster: clusterCa.cert }), null);
+});
+
+test('the operator is admitted everywhere; a node is refused an operator route with 403', async () => {
+  assert.deepEqual(await callInternal(IP, port, '/who', { identity: pki.operator }), { role: 'operator', name: 'operator' });
+  assert.deepEqual(await callInternal(IP, port, '/operator-only', { identity: pki.operator, body: { n: 3 } }), { got: 3 });
+  await assert.rejects(callInternal(IP, port, '/operator-only', { identity: node, body: { n: 3 } }), (e: unknown) => e instanceof ForbiddenError && /not open to node/.test(e.message));
+});
+
+test('bad input is a 400 naming the field; an empty JSON body is no body; a large body is refused with 413', async () => {
+  await assert.rejects(callInternal(IP, port, '/operator-only', { identity: pki.operator, body: { n: 'x' } }), (e: unknown) => e instanceof InputError && e.field === 'n');
+  const del = await fetchRaw('DELETE', '/thing/a%20b', '', { 'content-type': 'application/json' });
+  assert.equal(del.status, 200, del.text);
+  assert.deepEqual(JSON.parse(del.text), { deleted: 'a b' });
+  const bad = await fetchRaw('GET', '/thing/%E0%A4%A', '');
+  assert.ok(bad.status === 400 || bad.status === 404, `malformed percent-encoding: ${bad.status}`);
+  assert.match(bad.text, /"error":\{"code":"CVG_ERR_/);
+  const big = await fetchRaw('POST', '/operator-only', JSON.stringify({ n: 1, pad: 'x'.repeat(2 << 20) }), { 'content-type': 'application/json' });
+  assert.equal(big.status, 413);
+  assert.equal(JSON.parse(big.text).error.code, 'CVG_ERR_INPUT');
+});
+
+test('no client certificate, or one of another CA: the handshake fails and nothing is served', async () => {
+  const stranger = await issueCert(await createCa('stranger'), { cn: 'operator', ou: 'operator', usage: 'client' });
+  for (const id of [undefined, { cert: stranger.cert, key: stranger.key }]) {
+    const got = await new Promise<string>((resolve) => {
+      const s = connect({ host: IP, port, ca: node.ca, ...(id ?? {}) }, () => s.write('GET /who HTTP/1.1\r\nHost: x\r\n\r\n'));
+      let out = '';
+      s.on('data', (c: Buffer) => (out += c.toString()));
+      s.on('error', () => resolve(out || 'refused'));
+      s.on('close', () => resolve(out || 'refused'));
+    });
+    assert.doesNotMatch(got, /operator|HTTP\/1\.1 200/, 'no answer to a stranger');
+  }
+  await assert.rejects(callInternal(IP, port, '/who', { identity: { cert: stranger.cert, key: stranger.key, ca: node.ca } }), (e: unknown) => e instanceof UnavailableError);
+});
+
+test('a cluster trusted later admits its members; forgotten again, refuses them', async () => {
+  const asMember: Identity = { cert: member.cvm.cert, key: member.cvm.key, ca: node.ca };
+  await assert.rejects(callInternal(IP, port, '/who', { identity: asMember }), (e: unknown) => e instanceof UnavailableError);
+  setAnchors(app, { deployment: node.ca[0], cluster: member.ca });
+  assert.deepEqual(await callInternal(IP, port, '/who', { identity: { ...asMember } }), { role: 'cvm', name: 'NODE1' });
+  setAnchors(app, { deployment: node.ca[0] });
+  await assert.rejects(callInternal(IP, port, '/who', { identity: { ...asMember } }), (e: unknown) => e instanceof UnavailableError || e instanceof AuthError);
+});
+
+/** A request with the operator's certificate and a raw body. */
+async function fetchRaw(method: string, path: string, body: string, headers: Record<string, string> = {}): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: IP, port, ca: node.ca, cert: pki.operator.cert, key: pki.operator.key }, () => {
+      s.write(`${method} ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n`);
+      s.end(body);
+    });
+    let out = '';
+    s.on('data', (c: Buffer) => (out += c.toString()));
+    s.on('error', reject);
+    s.on('close', () => {
+      const status = Number(/^HTTP\/1\.1 (\d+)/.exec(out)?.[1] ?? 0);
+      resolve({ status, text: out.slice(out.indexOf('\r\n\r\n') + 4).replace(/^[0-9a-f]+\r\n|\r\n0\r\n\r\n$/g, '') });
+    });
+  });
+}

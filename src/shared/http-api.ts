@@ -1,0 +1,124 @@
+/**
+ * @module
+ * One way to serve the platform's internal HTTP APIs (the CVM's, the host agent's): Fastify over
+ * TLS that requires a client certificate from the trusted CAs (identity.ts), one authorization hook
+ * (each route names the roles it admits; the default is every authenticated role), one error
+ * mapping into `{ error: { code, message, field? } }`, body limits, and JSON bodies that may be
+ * empty (clients send `Content-Type: application/json` with no body on DELETE and OPTIONS).
+ *
+ * Without `tls` the API is plain HTTP for a Unix socket only its node reaches (the host↔CVM link),
+ * and every caller is `localPeer`.
+ */
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { TLSSocket } from 'node:tls';
+import { AuthError, ConflictError, ConvergeError, ForbiddenError, InputError, NotFoundError, PreconditionError, TimeoutError, UnavailableError, errorMessage, isConvergeError, DiskFullError } from './errors.ts';
+import { peerOf, serverTls, type Anchors, type Identity, type Peer, type Role } from './identity.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who is calling (set before any route runs; never null once a handler runs). */
+    peer: Peer | null;
+  }
+  interface FastifyContextConfig {
+    /** The roles this route admits (default: every authenticated role). */
+    roles?: readonly Role[];
+  }
+}
+
+/** The HTTP status of a domain error: the one mapping for the internal APIs. */
+export function httpStatusOf(e: unknown): number {
+  if (e instanceof InputError) return 400;
+  if (e instanceof AuthError) return 401;
+  if (e instanceof ForbiddenError) return 403;
+  if (e instanceof NotFoundError) return 404;
+  if (e instanceof ConflictError) return 409;
+  if (e instanceof PreconditionError) return 412;
+  if (e instanceof DiskFullError) return 507;
+  if (e instanceof UnavailableError) return 503;
+  if (e instanceof TimeoutError) return 504;
+  return 500;
+}
+
+export interface ErrorBody {
+  error: { code: string; message: string; field?: string };
+}
+
+export function errorBody(e: unknown): ErrorBody {
+  const err: ErrorBody['error'] = { code: isConvergeError(e) ? e.code : 'CVG_ERR_INTERNAL', message: errorMessage(e) };
+  if (e instanceof InputError) err.field = e.field;
+  return { error: err };
+}
+
+export interface InternalApiOptions {
+  /** Serve TLS with this identity, admitting clients whose certificates chain to `anchors()`. */
+  tls?: { identity: Pick<Identity, 'cert' | 'key'>; anchors: Anchors };
+  /** The caller of a plain-HTTP (host-link) API. */
+  localPeer?: Peer;
+  /** Largest request body, bytes (default 1 MiB); a route may set its own. */
+  bodyLimit?: number;
+  log?: (m: string) => void;
+}
+
+/** Fastify's own 4xx (malformed JSON, body too large, bad content type) as the domain error it is. */
+function fastifyError(err: { statusCode?: number; code?: string; message?: string }): ConvergeError | undefined {
+  if (typeof err.statusCode !== 'number' || err.statusCode >= 500) return undefined;
+  if (err.statusCode === 413) return new InputError('body', `is larger than this API accepts (${err.message ?? ''})`);
+  if (err.statusCode === 415) return new InputError('Content-Type', err.message ?? 'unsupported');
+  return new InputError('body', err.message ?? 'invalid request');
+}
+
+export function createInternalApi(o: InternalApiOptions): FastifyInstance {
+  let anchors = o.tls?.anchors;
+  const app = Fastify({
+    logger: false,
+    bodyLimit: o.bodyLimit ?? 1 << 20,
+    // a client that sends its request slowly cannot hold a connection (a long answer, e.g. cluster create, may take minutes)
+    requestTimeout: 30_000,
+    keepAliveTimeout: 10_000,
+    ...(o.tls ? { https: serverTls(o.tls.identity, o.tls.anchors) } : {}),
+    // a URL Fastify cannot decode (a malformed percent-encoding) is bad input, in this API's shape
+    frameworkErrors: (err, _req, reply) => {
+      void reply.status(400).send(errorBody(new InputError('url', err.message)));
+    },
+  });
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    if (typeof body === 'string' && body.trim() === '') done(null, undefined);
+    else void parseJson(req, body as string, done);
+  });
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.decorateRequest('peer', null);
+  app.addHook('onRequest', (req: FastifyRequest, _reply, done) => {
+    const sock = req.raw.socket as Partial<TLSSocket>;
+    req.peer = anchors && typeof sock.getPeerCertificate === 'function' ? peerOf(sock as TLSSocket, anchors) : o.tls ? null : (o.localPeer ?? null);
+    const roles = req.routeOptions.config.roles;
+    if (!req.peer) done(new AuthError('a client certificate of this deployment or cluster is required'));
+    else if (roles && !roles.includes(req.peer.role)) done(new ForbiddenError(`${req.method} ${req.routeOptions.url ?? req.url} is not open to ${req.peer.role} certificates (it takes ${roles.join(', ')})`));
+    else done();
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.status(404).send(errorBody(new NotFoundError('route', `${req.method} ${req.url}`)));
+  });
+  app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
+    const own = err instanceof ConvergeError ? undefined : fastifyError(err as { statusCode?: number });
+    const e = err instanceof ConvergeError ? err : (own ?? err);
+    // a body over the limit keeps its own status (413), with the field-naming body of bad input
+    const status = own && (err as { statusCode?: number }).statusCode === 413 ? 413 : httpStatusOf(e);
+    if (status >= 500) o.log?.(`${req.method} ${req.url}: ${errorMessage(err)}`);
+    void reply.status(status).send(errorBody(e));
+  });
+  /** Trusts new anchors from now on (a cluster created or destroyed): new connections see them. */
+  app.decorate('setAnchors', (next: Anchors, identity?: Pick<Identity, 'cert' | 'key'>) => {
+    if (!o.tls) return;
+    anchors = next;
+    const server = app.server as unknown as { setSecureContext?: (opts: object) => void };
+    server.setSecureContext?.(serverTls(identity ?? o.tls.identity, next));
+  });
+  return app;
+}
+
+/** Changes the trust of an API made by createInternalApi. */
+export function setAnchors(app: FastifyInstance, anchors: Anchors, identity?: Pick<Identity, 'cert' | 'key'>): void {
+  (app as unknown as { setAnchors: (a: Anchors, i?: Pick<Identity, 'cert' | 'key'>) => void }).setAnchors(anchors, identity);
+}
