@@ -78,7 +78,7 @@ export function createInternalApi(o: InternalApiOptions): FastifyInstance {
     ...(o.tls ? { https: serverTls(o.tls.identity, o.tls.anchors) } : {}),
     // a URL Fastify cannot decode (a malformed percent-encoding) is bad input, in this API's shape
     frameworkErrors: (err, _req, reply) => {
-      void reply.status(400).send(errorBody(new InputError('url', err.message)));
+      void (reply as FastifyReply).status(400).send(errorBody(new InputError('url', err.message)));
     },
   });
   const parseJson = app.getDefaultJsonParser('error', 'error');
