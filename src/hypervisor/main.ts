@@ -20,7 +20,7 @@ import { DiskVolume } from '../shared/disk-volume.ts';
 import { ConflictError, errorMessage } from '../shared/errors.ts';
 import { createInternalApi, setAnchors } from '../shared/http-api.ts';
 import { useIdentity } from '../shared/http-client.ts';
-import { readIdentity, type Anchors, type MemberIdentities } from '../shared/identity.ts';
+import { readIdentity, writeIdentity, type Anchors, type Identity, type MemberIdentities } from '../shared/identity.ts';
 import { parseWith } from '../shared/schema.ts';
 import { cvmCall } from '../cvm/protocol/client.ts';
 import { MEMBER_IDENTITIES_FILE } from '../cvm/protocol/cluster.ts';
@@ -38,11 +38,13 @@ const started = Date.now();
 stopOnPowerLoss();
 const bootRoot = DiskVolume.open(hw.bootDevice.path).root;
 const identityPath = join(bootRoot, NODE_IDENTITY_PATH);
-const nodeId = readIdentity(identityPath);
-if (!nodeId) {
+const firstId = readIdentity(identityPath);
+if (!firstId) {
   log(`no node identity at ${identityPath}: this node was not imaged by Foundation; re-image it`);
   process.exit(1);
 }
+/** The node's identity (a reconfiguration that moves the node brings a new one). */
+let nodeId: Identity = firstId;
 useIdentity(nodeId);
 log(`converge hypervisor ${cfg.versions.hypervisor} booting on ${hw.serial} as ${cfg.hostname}`);
 
@@ -147,6 +149,8 @@ const configureSchema = z.object({
   dns: z.array(ip).max(8).optional(), ntp: z.array(z.string().max(255)).max(8).optional(),
   foundationUrl: z.string().url().max(2048),
   cvm: z.object({ vcpus: z.number().int().min(1).max(256), ramGiB: z.number().min(1).max(4096) }),
+  /** The node's identity for its new addresses (issued by the deployment CA the agent already trusts). */
+  identity: z.object({ cert: z.string().min(1).max(16_384), key: z.string().min(1).max(16_384), ca: z.array(z.string().min(1).max(16_384)).min(1).max(4) }).optional(),
 });
 type ConfigureRequest = z.output<typeof configureSchema>;
 
@@ -160,6 +164,11 @@ async function reconfigure(b: ConfigureRequest): Promise<void> {
   };
   const boot = DiskVolume.open(hw.bootDevice.path);
   await boot.writeFile(NODE_CONFIG_PATH, JSON.stringify(next, null, 2));
+  if (b.identity) {
+    writeIdentity(identityPath, b.identity);
+    nodeId = b.identity;
+    useIdentity(nodeId);
+  }
   log(`reconfigured by Foundation: ${next.hostname}, host ${next.hostIp}, CVM ${next.cvmIp}`);
   const moveHost = next.hostIp !== cfg.hostIp;
   cfg = next;
@@ -207,7 +216,7 @@ function clusterMember(): boolean {
 
 /** Whom the agent admits: the deployment's operator and nodes, and its cluster's members (ADR 013). */
 function anchors(): Anchors {
-  return { deployment: nodeId?.ca[0], cluster: memberIdentities()?.ca };
+  return { deployment: nodeId.ca[0], cluster: memberIdentities()?.ca };
 }
 
 async function hostStatus(): Promise<HostStatus> {
@@ -226,11 +235,12 @@ async function hostStatus(): Promise<HostStatus> {
 
 /** The host agent's API on hostIp:8100: HTTPS, a client certificate required. */
 function buildAgent(): FastifyInstance {
-  const app = createInternalApi({ tls: { identity: nodeId as NonNullable<typeof nodeId>, anchors: anchors() }, bodyLimit: 64 << 10, log });
+  const app = createInternalApi({ tls: { identity: nodeId, anchors: anchors() }, bodyLimit: 64 << 10, log });
   app.get('/status', { config: { roles: ['operator', 'node', 'cvm', 'host'] } }, () => hostStatus());
   app.post('/configure', { config: { roles: ['operator'] } }, async (req, reply) => {
     const b = parseWith(configureSchema, req.body);
     if (clusterMember()) throw new ConflictError('this node belongs to a cluster; remove it from the cluster before reconfiguring it');
+    if (b.identity && b.identity.ca[0] !== nodeId.ca[0]) throw new ConflictError('identity: issued by another deployment CA than the one this node trusts');
     reconfigure(b).catch((e: unknown) => log(`reconfiguration failed: ${errorMessage(e)}`));
     return reply.status(202).send({ accepted: true });
   });

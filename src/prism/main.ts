@@ -41,7 +41,8 @@ async function main(): Promise<void> {
   const member = JSON.parse(readFileSync(cfg.pki.member, 'utf8')) as MemberIdentities;
   const node = readIdentity(cfg.pki.node);
   if (!node) throw new Error(`no node identity at ${cfg.pki.node}`);
-  useIdentity(node);
+  // Prism calls CVMs and hosts as its CVM's member of the cluster (their servers present node certificates)
+  useIdentity({ cert: member.cvm.cert, key: member.cvm.key, ca: [...node.ca, member.ca] });
   const etcd = storeClient(cfg.store, { ca: member.ca, cert: member.cvm.cert, key: member.cvm.key }, 2000);
   const ca = await caOf(etcd);
   const ips = [cfg.cvmIp, ...(cfg.vip ? [cfg.vip] : [])];

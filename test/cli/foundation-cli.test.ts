@@ -10,6 +10,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { hostCall } from '../../src/hypervisor/protocol/client.ts';
+import { DeploymentPki } from '../../src/shared/identity.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'cvg-fcli-'));
 const URL_ = 'http://127.0.0.1:18051';
@@ -60,7 +62,8 @@ test('build, upload, discover, validate, plan, image and create the cluster from
   assert.equal(last.clusters[0].percent_complete, 100, last.clusters[0].status);
   assert.deepEqual(last.clusters[0].cluster_members, ['127.52.1.1', '127.52.1.2', '127.52.1.3', '127.52.1.4']);
   assert.ok(last.clusters[0].checks.every((k: any) => k.ok));
-  const hv = await (await fetch('http://127.52.0.2:8100/status')).json() as any;
+  // the host agent answers the deployment's operator (its certificate in the data dir), over TLS
+  const hv = await hostCall<any>('127.52.0.2', '/status', { identity: DeploymentPki.operatorOf(dir)! });
   assert.equal(hv.hypervisorVersion, '2.0.0');
   const pr = await cvg('foundation', 'progress', '--session', last.session_id, '--url', URL_);
   assert.match(pr.stdout, /100% — stopped/);

@@ -85,7 +85,10 @@ export class Foundation {
   }
 
   private sessionDeps(creds: BmcCredentials): ConstructorParameters<typeof Session>[1] {
-    return { clock: this.deps.clock, layout: this.layout, creds, foundationUrl: this.deps.url, log: this.deps.log, hostOf: (serial) => this.announced[serial]?.hostIp };
+    return {
+      clock: this.deps.clock, layout: this.layout, creds, foundationUrl: this.deps.url, log: this.deps.log, hostOf: (serial) => this.announced[serial]?.hostIp,
+      nodeIdentity: (serial, ips) => this.deps.pki.nodeIdentity(serial, ips),
+    };
   }
 
   get url(): string {

@@ -29,6 +29,7 @@ import { createAndValidate, ClusterCheckFailed } from './cluster-flow.ts';
 import { HOST_AGENT_PORT } from '../../hypervisor/protocol/node-config.ts';
 import { hostCall } from '../../hypervisor/protocol/client.ts';
 import { cvmCall } from '../../cvm/protocol/client.ts';
+import type { Identity } from '../../shared/identity.ts';
 
 export interface SessionNode {
   serial: string;
@@ -78,6 +79,8 @@ export interface SessionDeps {
   layout: FoundationLayout;
   creds: BmcCredentials;
   foundationUrl: string;
+  /** Issues a node's identity for its addresses (the deployment CA, ADR 013). */
+  nodeIdentity: (serial: string, ips: readonly string[]) => Promise<Identity>;
   log: (m: string) => void;
   /** Where a pre-imaged node's hypervisor answers now (from its CVM's announcements). */
   hostOf: (serial: string) => string | undefined;
@@ -401,7 +404,9 @@ export class Session extends EventEmitter {
       foundationUrl: this.deps.foundationUrl, cvm: n.cvm,
     };
     try {
-      await hostCall(current, '/configure', { body, timeoutMs: 15_000 });
+      // a node that moves gets a certificate for its new addresses
+      const identity = await this.deps.nodeIdentity(n.serial, [n.hostIp, n.cvmIp]);
+      await hostCall(current, '/configure', { body: { ...body, identity }, timeoutMs: 15_000 });
       this.feed(n.serial, { kind: 'hostConfigured' });
     } catch (e) {
       this.feed(n.serial, { kind: 'hostConfigureFailed', reason: `${current}:${HOST_AGENT_PORT}: ${errorMessage(e)}` });
