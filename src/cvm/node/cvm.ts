@@ -63,7 +63,7 @@ const prepareSchema = z.object({
   store: z.object({ name: z.string().max(64), initialCluster: z.string().max(4096), token: z.string().max(64) }).nullable(),
   identities: z.object({ ca: pemSchema, cvm: z.object({ cert: pemSchema, key: pemSchema }), host: z.object({ cert: pemSchema, key: pemSchema }) }),
 });
-const clusterIdSchema = z.object({ clusterId: z.string().max(64) }).optional();
+const clusterIdSchema = z.object({ clusterId: z.string().max(64).optional() }).optional();
 const nameParam = z.object({ name: z.string().min(1).max(255) });
 
 /** Who may call what (ADR 013): the operator everything; nodes of the deployment take part in forming clusters; members and hosts serve the fabric. */
