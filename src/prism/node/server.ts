@@ -26,7 +26,7 @@ import { cvmCall } from '../../cvm/protocol/client.ts';
 import type { Vdisk } from '../../cvm/protocol/storage.ts';
 import { LoginThrottle, parseBasic } from '../core/auth.ts';
 import type { SharedSessions } from './sessions.ts';
-import { clusterAttrs, clusterEntity, hostAttrs, hostEntity, listOf, parseListRequest, taskOf, v3Error } from '../core/v3.ts';
+import { CLUSTER_ATTRIBUTES, HOST_ATTRIBUTES, clusterAttrs, clusterEntity, hostAttrs, hostEntity, listOf, parseListRequest, taskOf, v3Error } from '../core/v3.ts';
 import { disks, storageContainers, storagePools, v2Error, v2List, virtualDisks } from '../core/v2.ts';
 import { summaryPage } from '../core/page.ts';
 import { PRISM_PORT } from '../protocol/prism.ts';
@@ -163,7 +163,7 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
   // ---- v3 ----
   const V3 = '/api/nutanix/v3';
   app.post(`${V3}/clusters/list`, async (req) => {
-    const r = parseListRequest(req.body, 'cluster');
+    const r = parseListRequest(req.body, 'cluster', CLUSTER_ATTRIBUTES);
     return { api_version: '3.1', ...listOf([clusterEntity(await d.source.get())], r, clusterAttrs) };
   });
   app.get(`${V3}/clusters/:uuid`, async (req) => {
@@ -172,7 +172,7 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
     return clusterEntity(s);
   });
   app.post(`${V3}/hosts/list`, async (req) => {
-    const r = parseListRequest(req.body, 'host');
+    const r = parseListRequest(req.body, 'host', HOST_ATTRIBUTES);
     const s = await d.source.get();
     return { api_version: '3.1', ...listOf(s.members.map((m) => hostEntity(m, s)), r, hostAttrs) };
   });
