@@ -117,6 +117,8 @@ test('v2.0 storage shapes: pool capacity, container usage at its RF, vdisks with
   assert.deepEqual(page.entities, [3, 4]);
   assert.deepEqual(page.metadata, { grand_total_entities: 5, total_entities: 5, count: 2, start_index: 2, end_index: 3, page: 2 });
   assert.throws(() => v2List([1], { count: '0' }), (e: unknown) => e instanceof InputError && e.field === 'count');
+  for (const bad of ['1e300', '1.5', '-1', ' 2', '0x10', '99999999999999999', ['1', '2']]) assert.throws(() => v2List([1], { page: bad }), (e: unknown) => e instanceof InputError && e.field === 'page', String(bad));
+  assert.deepEqual(v2List([1, 2], { count: String(Number.MAX_SAFE_INTEGER), page: String(Number.MAX_SAFE_INTEGER) }).entities, []);
 });
 
 test('the summary page escapes what it shows and lists every host with its services', () => {
