@@ -25,6 +25,9 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { randomBytes } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
+import type { Duplex } from 'node:stream';
 import { AuthError, ConflictError, ConvergeError, InputError, NotFoundError, PreconditionError, TimeoutError, UnavailableError, errorMessage, isConvergeError } from '../../shared/errors.ts';
 import { cvmCall, type CallOptions } from '../../cvm/protocol/client.ts';
 import type { Vdisk } from '../../cvm/protocol/storage.ts';
@@ -61,6 +64,8 @@ export interface PrismDeps {
   tls: { key: string; cert: string };
   /** Calls this CVM's API (default: cvmCall to cvmIp). */
   cvm?: CvmCaller;
+  /** How long a client may take (default CONNECTION_LIMITS; tests shorten them). */
+  limits?: ConnectionLimits;
 }
 
 /** A call of the local CVM's API (cvm/protocol/client.ts). */
@@ -70,6 +75,13 @@ export type CvmCaller = <T>(path: string, o?: CallOptions) => Promise<T>;
 class BodyTooLarge extends InputError {
   constructor(limit: number) {
     super('body', `is larger than ${limit} bytes`);
+  }
+}
+
+/** A request whose body did not arrive in time (the client's slowness, not Prism's). */
+class RequestTooSlow extends InputError {
+  constructor() {
+    super('request', 'was not received in time; the connection is closed');
   }
 }
 
@@ -85,10 +97,69 @@ export const BODY_LIMIT = 1 << 20;
 /** Longest path parameter (a UUID is 36 characters); a longer one is refused. */
 const MAX_PARAM_LENGTH = 100;
 
+/**
+ * How long a client may hold a connection over each part of a request, so that a slow or silent
+ * client (slow-loris) cannot keep Prism's connections — and the VIP — busy. Node checks the header
+ * and request deadlines every `checkEveryMs`, so one may run over by up to that much. There is no
+ * cap on requests per connection: a connection busy with requests is a client being served, each
+ * request is bounded by these deadlines, and Node would answer a pipelining client's requests past
+ * the cap with a bare 503.
+ */
+export interface ConnectionLimits {
+  /** To finish the TLS handshake after connecting. */
+  tlsHandshakeMs: number;
+  /** To send a request's headers, from its first byte. */
+  headersMs: number;
+  /** To send a whole request, headers and body (a 1 MiB body must come at 35 KB/s or faster). */
+  requestMs: number;
+  /** For Prism to answer once a request is routed; past it the answer is a 503 and the work is told to stop. */
+  handlerMs: number;
+  /** An idle kept-alive connection is closed after this. */
+  keepAliveMs: number;
+  /** A connection with no traffic either way is destroyed after this. */
+  idleSocketMs: number;
+  /** How often the header and request deadlines are checked. */
+  checkEveryMs: number;
+}
+
+export const CONNECTION_LIMITS: ConnectionLimits = {
+  tlsHandshakeMs: 10_000, headersMs: 10_000, requestMs: 30_000, handlerMs: 30_000,
+  keepAliveMs: 10_000, idleSocketMs: 60_000, checkEveryMs: 1_000,
+};
+
+/** The options that carry the limits into an HTTPS server (the API's own, and the virtual IP's). */
+const httpsOptions = (tls: PrismDeps['tls'], l: ConnectionLimits): HttpsServerOptions => ({
+  ...tls, handshakeTimeout: l.tlsHandshakeMs, headersTimeout: l.headersMs, requestTimeout: l.requestMs, keepAliveTimeout: l.keepAliveMs, connectionsCheckingInterval: l.checkEveryMs,
+});
+
+/**
+ * What a client whose request cannot be read at all is told before its connection ends (Node's
+ * `clientError`: a request not received in time, headers too large, not HTTP), in Prism's shape.
+ */
+export function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, reason, message] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'CVG_ERR_TIMEOUT', 'request: not received in time; the connection is closed']
+      : err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'CVG_ERR_INPUT', 'headers: larger than Prism takes']
+        : [400, 'CVG_ERR_INPUT', 'request: not valid HTTP'];
+  const body = JSON.stringify(v3Error(status, 'prism', message, reason));
+  if (socket.writable) socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  socket.destroy();
+}
+
+/** The server of the cluster's virtual IP (the leader's second address): the same app, the same limits. */
+export function createVipServer(app: FastifyInstance, tls: PrismDeps['tls'], l: ConnectionLimits = CONNECTION_LIMITS): HttpsServer {
+  const s = createHttpsServer(httpsOptions(tls, l), (req, res) => app.routing(req, res));
+  s.setTimeout(l.idleSocketMs);
+  s.on('clientError', answerClientError);
+  return s;
+}
+
 function statusOf(e: unknown): number {
   if (e instanceof TooManyAttempts) return 429;
   if (e instanceof AuthError) return 401;
   if (e instanceof BodyTooLarge) return 413;
+  if (e instanceof RequestTooSlow) return 408;
   if (e instanceof UnsupportedMediaType) return 415;
   if (e instanceof InputError) return 400;
   if (e instanceof NotFoundError) return 404;
@@ -97,10 +168,11 @@ function statusOf(e: unknown): number {
   return 500;
 }
 
-/** Fastify's own errors (reading and parsing a request, routing it) as the domain errors they stand for. */
-function domainError(err: unknown, contentType: string | undefined): unknown {
+/** Fastify's own errors (reading and parsing a request, routing it, timing it) as the domain errors they stand for. */
+function domainError(err: unknown, req: FastifyRequest): unknown {
   if (err instanceof ConvergeError) return err;
   const fe = err as { code?: unknown; statusCode?: unknown; message?: unknown };
+  const contentType = req.headers['content-type'];
   switch (fe.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new BodyTooLarge(BODY_LIMIT);
@@ -114,6 +186,8 @@ function domainError(err: unknown, contentType: string | undefined): unknown {
       return new InputError('url', 'is not a valid URL (a malformed %-escape?)');
     case 'FST_ERR_MAX_PARAM_LENGTH':
       return new InputError('url', `has a path segment longer than ${MAX_PARAM_LENGTH} characters`);
+    case 'FST_ERR_HANDLER_TIMEOUT':
+      return req.raw.complete === false ? new RequestTooSlow() : new TimeoutError('Prism did not answer in time; try again');
   }
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) return new InputError('request', typeof fe.message === 'string' ? fe.message : 'is not valid');
   return err;
@@ -136,8 +210,11 @@ const OPEN_ROUTES = new Set(['/api/converge/v1/prism']);
 
 export function createPrismApi(d: PrismDeps): FastifyInstance {
   const cvm: CvmCaller = d.cvm ?? (<T>(path: string, o?: CallOptions): Promise<T> => cvmCall<T>(d.cvmIp, path, o));
+  const l = d.limits ?? CONNECTION_LIMITS;
   const app = Fastify({
-    logger: false, https: d.tls, bodyLimit: BODY_LIMIT,
+    logger: false, https: httpsOptions(d.tls, l), bodyLimit: BODY_LIMIT,
+    requestTimeout: l.requestMs, keepAliveTimeout: l.keepAliveMs, connectionTimeout: l.idleSocketMs,
+    handlerTimeout: l.handlerMs, clientErrorHandler: answerClientError,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // a URL the router cannot take (a bad %-escape, an overlong segment) is answered like any bad request: after authentication
     frameworkErrors: (err, req, reply) => {
@@ -148,13 +225,11 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
 
   /** The one translation of errors to HTTP: v2.0 paths answer the v2.0 error body, every other path the v3 one. */
   const answer = (err: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply => {
-    const e = domainError(err, req.headers['content-type']);
+    const e = domainError(err, req);
     const status = statusOf(e);
     if (status >= 500) d.log(`${req.method} ${req.url}: ${errorMessage(e)}`);
     if (e instanceof TooManyAttempts) void reply.header('Retry-After', String(e.retryAfterS));
     if (e instanceof AuthError && !(e instanceof TooManyAttempts)) void reply.header('WWW-Authenticate', 'Basic realm="Prism"');
-    // a body refused unread (too large, no credentials) is not read to its end to keep the connection: the connection ends
-    if (req.raw.complete === false) void reply.header('Connection', 'close');
     const reason = isConvergeError(e) ? e.code : 'CVG_ERR_INTERNAL';
     const details = e instanceof InputError ? { [e.field]: e.reason } : {};
     if (req.url.startsWith('/api/nutanix/v2.0/')) return reply.status(status).send(v2Error(status, errorMessage(e), e instanceof InputError ? e.field : undefined));
