@@ -5,7 +5,7 @@
  * the configuration store, and while it leads also serves the cluster's virtual IP.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer as createHttps, type Server } from 'node:https';
+import type { Server } from 'node:https';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { Etcd3 } from 'etcd3';
@@ -18,7 +18,7 @@ import { PRISM_CA_KEY, PRISM_PORT, type PrismConfig } from './protocol/prism.ts'
 import { Accounts, Tasks } from './node/accounts.ts';
 import { SnapshotSource } from './node/source.ts';
 import { Leadership } from './node/leader.ts';
-import { createPrismApi } from './node/server.ts';
+import { createPrismApi, createVipServer } from './node/server.ts';
 import { SharedSessions } from './node/sessions.ts';
 
 const cfg = JSON.parse(process.env['CONVERGE_PRISM_CONFIG'] ?? '{}') as PrismConfig;
@@ -85,7 +85,7 @@ async function main(): Promise<void> {
   const takeVip = (): void => {
     const vip = cfg.vip;
     if (!vip || vipServer || !leadership.isLeader) return;
-    const s = createHttps(tls, (req, res) => app.routing(req, res));
+    const s = createVipServer(app, tls);
     s.once('error', (e: NodeJS.ErrnoException) => {
       s.close();
       if (leadership.isLeader) {

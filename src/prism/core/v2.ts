@@ -11,13 +11,16 @@ export interface V2List<T> {
   entities: T[];
 }
 
-/** `?count=&page=` (page from 1) as the v2.0 API pages lists. */
+/**
+ * `?count=&page=` (page from 1) as the v2.0 API pages lists. Both are whole numbers a client's JSON
+ * can hold exactly (up to 2^53 - 1): `1e300` or a repeated parameter is refused, not rounded.
+ */
 export function v2List<T>(all: readonly T[], query: Record<string, unknown>): V2List<T> {
   const num = (f: string, dflt: number, min: number): number => {
     const raw = query[f];
     if (raw === undefined || raw === '') return dflt;
-    const v = Number(raw);
-    if (!Number.isInteger(v) || v < min) throw new InputError(f, `must be a whole number of at least ${min}`, undefined, raw);
+    const v = typeof raw === 'string' && /^\d{1,16}$/.test(raw) ? Number(raw) : NaN;
+    if (!Number.isSafeInteger(v) || v < min) throw new InputError(f, `must be a whole number from ${min} to ${Number.MAX_SAFE_INTEGER}`, undefined, raw);
     return v;
   };
   const count = num('count', all.length || 1, 1);

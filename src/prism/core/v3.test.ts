@@ -1,74 +1,58 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { InputError } from '../../shared/errors.ts';
-import { clusterEntity, hostEntity, hostAttrs, listOf, parseListRequest, taskOf, v3Error } from './v3.ts';
-import { healthOf, type ClusterSnapshot, type MemberView } from './snapshot.ts';
+import { CLUSTER_ATTRIBUTES, HOST_ATTRIBUTES, clusterEntity, hostEntity, hostAttrs, listOf, parseListRequest, taskOf, v3Error } from './v3.ts';
+import { healthOf } from './snapshot.ts';
+import { GiB, member, snapshot } from './fixtures.ts';
 import { disks, storageContainers, storagePools, v2List, virtualDisks } from './v2.ts';
 import { summaryPage } from './page.ts';
 
-const GiB = 1024 ** 3;
+const host = (body: unknown): ReturnType<typeof parseListRequest> => parseListRequest(body, 'host', HOST_ATTRIBUTES);
+const fails = (field: string) => (e: unknown): boolean => e instanceof InputError && e.field === field;
 
-function member(i: number, o: Partial<MemberView> = {}): MemberView {
-  return {
-    serial: `SN${i}`, cvmIp: `10.0.1.${i}`, hostIp: `10.0.0.${i}`, hostUuid: `host-${i}`, problems: [],
-    cvm: {
-      serial: `SN${i}`, cvmIp: `10.0.1.${i}`, hostIp: `10.0.0.${i}`, hypervisorVersion: '1.0.0', nosVersion: '2.0.0', configured: true, clusterId: 'c1', cluster: null,
-      services: [{ name: 'genesis', state: 'up', pid: 1, restarts: 0 }, { name: 'prism', state: 'up', pid: 2, restarts: 0 }],
-      disks: [{ serial: `D${i}`, mediaType: 'SSD', capacityBytes: 10 * GiB, usedBytes: GiB, ok: true }],
-    },
-    host: {
-      serial: `SN${i}`, hostname: `node-${i}`, hostIp: `10.0.0.${i}`, hypervisorVersion: '1.0.0', bundleVersion: '1.0.0', uptimeS: 5,
-      cvm: { ip: `10.0.1.${i}`, state: 'running', pid: 3, restarts: 0, nosVersion: '2.0.0' }, link: { state: 'up', detail: '' },
-      hardware: { model: 'CVG-1000', block: { serial: 'BLK1', position: 'A' }, bmcIp: `10.0.2.${i}`, cpu: { model: 'Xeon', sockets: 2, cores: 16, threads: 32, speedMHz: 2000 }, memoryMiB: 65536 },
-    },
-    ...o,
-  };
-}
-
-function snapshot(members: MemberView[] = [member(1), member(2), member(3)]): ClusterSnapshot {
-  return {
-    cluster: { clusterId: 'c1', name: 'lab', redundancyFactor: 2, vip: '10.0.9.1', members: members.map((m) => ({ serial: m.serial, cvmIp: m.cvmIp, hostIp: m.hostIp })), store: ['10.0.1.1', '10.0.1.2', '10.0.1.3'], createdAt: '2026-01-01T00:00:00.000Z', dns: ['10.0.0.53'] },
-    members,
-    pool: {
-      pool: { name: 'default-pool', capacityBytes: 30 * GiB, disks: members.map((m) => ({ serial: `D${m.serial.slice(2)}`, node: m.serial, cvmIp: m.cvmIp, mediaType: 'SSD', capacityBytes: 10 * GiB })) },
-      provisionedBytes: GiB, containers: 1, vdisks: 1,
-      usage: {
-        capacityBytes: 30 * GiB, usedBytes: 3 * GiB, freeBytes: 27 * GiB, healthyCapacityBytes: 30 * GiB, disks: [], nodes: [],
-        containers: [{ name: 'default-container', replicationFactor: 2, vdisks: 1, provisionedBytes: GiB, logicalBytes: GiB / 2, physicalBytes: GiB }],
-      },
-    },
-    containers: [{ name: 'default-container', replicationFactor: 2, createdAt: '2026-01-01T00:00:00.000Z', uuid: 'ct-1' }],
-    vdisks: [{ name: 'vd1', container: 'default-container', sizeBytes: GiB, uuid: 'vd-1', createdAt: '2026-01-01T00:00:00.000Z' }],
-    store: { members: [], healthy: 3, quorum: true },
-    leader: '10.0.1.2',
-  };
-}
-
-test('list requests: defaults, kind, bounds and filters are checked and name their field', () => {
-  const r = parseListRequest({}, 'host');
+test('list requests: defaults, kind, bounds, filters and sort attributes are checked and name their field', () => {
+  const r = host({});
   assert.equal(r.length, 20);
   assert.equal(r.offset, 0);
-  assert.throws(() => parseListRequest({ kind: 'vm' }, 'host'), (e: unknown) => e instanceof InputError && e.field === 'kind');
-  assert.throws(() => parseListRequest({ length: 501 }, 'host'), (e: unknown) => e instanceof InputError && e.field === 'length');
-  assert.throws(() => parseListRequest({ offset: -1 }, 'host'), (e: unknown) => e instanceof InputError && e.field === 'offset');
-  assert.throws(() => parseListRequest({ filter: 'name' }, 'host'), (e: unknown) => e instanceof InputError && e.field === 'filter');
-  assert.throws(() => parseListRequest({ filter: 'name==(' }, 'host'), (e: unknown) => e instanceof InputError && e.field === 'filter');
-  assert.throws(() => parseListRequest({ sort_order: 'UP' }, 'host'), (e: unknown) => e instanceof InputError && e.field === 'sort_order');
-  assert.throws(() => parseListRequest([], 'host'), (e: unknown) => e instanceof InputError && e.field === 'body');
+  assert.equal(r.filter, null);
+  assert.throws(() => host({ kind: 'vm' }), fails('kind'));
+  assert.throws(() => host({ length: 501 }), fails('length'));
+  assert.throws(() => host({ offset: -1 }), fails('offset'));
+  assert.throws(() => host({ filter: 'name' }), fails('filter'));
+  assert.throws(() => host({ filter: 'name==(' }), fails('filter'));
+  assert.throws(() => host({ filter: 42 }), fails('filter'));
+  assert.throws(() => host({ sort_order: 'UP' }), fails('sort_order'));
+  assert.throws(() => host([]), fails('body'));
+  assert.throws(() => host('name==x'), fails('body'));
 });
 
-test('listOf filters (== and != with patterns, ; as and), sorts numerically and pages with total_matches', () => {
+test('list requests name only the attributes of their kind, before anything is read: an empty cluster checks them too', () => {
+  assert.throws(() => host({ filter: 'colour==x' }), (e: unknown) => fails('filter')(e) && /^filter: unknown attribute colour for host; one of name, uuid, serial_number/.test((e as Error).message));
+  assert.throws(() => host({ filter: 'name==a,(uuid==b;colour!=c)' }), /unknown attribute colour/);
+  assert.throws(() => host({ sort_attribute: 'colour' }), fails('sort_attribute'));
+  assert.throws(() => host({ sort_attribute: 7 }), fails('sort_attribute'));
+  assert.throws(() => parseListRequest({ sort_attribute: 'serial_number' }, 'cluster', CLUSTER_ATTRIBUTES), fails('sort_attribute'));
+  assert.equal(parseListRequest({ sort_attribute: 'name', filter: 'uuid==c.*' }, 'cluster', CLUSTER_ATTRIBUTES).sortAttribute, 'name');
+});
+
+test('listOf filters (==, != and comparisons, wildcards, ; as and, , as or), sorts numerically and pages with total_matches', () => {
   const s = snapshot([member(1), member(2), member(3), member(10)]);
   const hosts = s.members.map((m) => hostEntity(m, s));
-  const names = (body: unknown): string[] => listOf(hosts, parseListRequest(body, 'host'), hostAttrs).entities.map((e) => String(e.metadata['name']));
+  const names = (body: unknown): string[] => listOf(hosts, host(body), hostAttrs).entities.map((e) => String(e.metadata['name']));
   assert.deepEqual(names({ sort_attribute: 'name' }), ['node-1', 'node-2', 'node-3', 'node-10']);
+  assert.deepEqual(names({ sort_attribute: 'hypervisor_ip', sort_order: 'DESCENDING' }), ['node-10', 'node-3', 'node-2', 'node-1']);
   assert.deepEqual(names({ filter: 'name==node-1.*' }), ['node-1', 'node-10']);
+  assert.deepEqual(names({ filter: 'name==node-1*' }), ['node-1', 'node-10']);
+  assert.deepEqual(names({ filter: 'name==node-1' }), ['node-1'], 'without a wildcard a value is matched whole');
+  assert.deepEqual(names({ filter: 'name==node-[23]' }), [], 'brackets are literal: no regular expressions');
   assert.deepEqual(names({ filter: 'name!=node-1.*;hypervisor_ip==10.0.0.3' }), ['node-3']);
-  const page = listOf(hosts, parseListRequest({ length: 2, offset: 1, sort_attribute: 'name', sort_order: 'DESCENDING' }, 'host'), hostAttrs);
+  assert.deepEqual(names({ filter: 'name==node-2,name==node-3', sort_attribute: 'name' }), ['node-2', 'node-3']);
+  assert.deepEqual(names({ filter: 'hypervisor_ip=gt=10.0.0.2', sort_attribute: 'name' }), ['node-3', 'node-10'], 'digit runs compare as numbers');
+  assert.deepEqual(names({ filter: '(name==node-1,name==node-2);controller_vm_ip=le=10.0.1.1' }), ['node-1']);
+  const page = listOf(hosts, host({ length: 2, offset: 1, sort_attribute: 'name', sort_order: 'DESCENDING' }), hostAttrs);
   assert.deepEqual(page.entities.map((e) => e.metadata['name']), ['node-3', 'node-2']);
   assert.deepEqual(page.metadata, { kind: 'host', total_matches: 4, length: 2, offset: 1 });
-  assert.throws(() => listOf(hosts, parseListRequest({ filter: 'colour==x' }, 'host'), hostAttrs), (e: unknown) => e instanceof InputError && e.field === 'filter');
-  assert.throws(() => listOf(hosts, parseListRequest({ sort_attribute: 'colour' }, 'host'), hostAttrs), (e: unknown) => e instanceof InputError && e.field === 'sort_attribute');
+  assert.deepEqual(listOf(hosts, host({ offset: Number.MAX_SAFE_INTEGER }), hostAttrs).metadata, { kind: 'host', total_matches: 4, length: 0, offset: Number.MAX_SAFE_INTEGER });
 });
 
 test('the cluster entity: metadata, spec and status in v3 shape; a lost quorum makes it READ_ONLY and not available', () => {
@@ -133,6 +117,8 @@ test('v2.0 storage shapes: pool capacity, container usage at its RF, vdisks with
   assert.deepEqual(page.entities, [3, 4]);
   assert.deepEqual(page.metadata, { grand_total_entities: 5, total_entities: 5, count: 2, start_index: 2, end_index: 3, page: 2 });
   assert.throws(() => v2List([1], { count: '0' }), (e: unknown) => e instanceof InputError && e.field === 'count');
+  for (const bad of ['1e300', '1.5', '-1', ' 2', '0x10', '99999999999999999', ['1', '2']]) assert.throws(() => v2List([1], { page: bad }), (e: unknown) => e instanceof InputError && e.field === 'page', String(bad));
+  assert.deepEqual(v2List([1, 2], { count: String(Number.MAX_SAFE_INTEGER), page: String(Number.MAX_SAFE_INTEGER) }).entities, []);
 });
 
 test('the summary page escapes what it shows and lists every host with its services', () => {

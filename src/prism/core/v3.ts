@@ -1,12 +1,14 @@
 /**
  * @module
  * The v3 (intent-style) API shapes Prism answers under /api/nutanix/v3 (pure): cluster and host
- * entities, list requests with paging and a FIQL filter, tasks, and the v3 error body. Shapes follow
- * the reference platform's v3 API as its public clients use it (see ../shared/reference).
+ * entities, list requests with paging and a FIQL filter (core/fiql.ts), tasks, and the v3 error
+ * body. Shapes follow the reference platform's v3 API as its public clients use it (see
+ * ../shared/reference).
  */
 import { InputError } from '../../shared/errors.ts';
 import type { PrismTask } from '../protocol/prism.ts';
 import { healthOf, type ClusterSnapshot, type MemberView } from './snapshot.ts';
+import { attributesOf, collate, matchesFilter, parseFilter, type Filter } from './fiql.ts';
 
 export const API_VERSION = '3.1';
 
@@ -21,7 +23,7 @@ export interface ListRequest {
   kind: string;
   length: number;
   offset: number;
-  filter: { attr: string; negate: boolean; pattern: RegExp }[];
+  filter: Filter | null;
   sortAttribute: string | null;
   sortOrder: 'ASCENDING' | 'DESCENDING';
 }
@@ -29,8 +31,12 @@ export interface ListRequest {
 export const MAX_LENGTH = 500;
 export const DEFAULT_LENGTH = 20;
 
-/** Parses a `POST /<kind>s/list` body; every error names its field. */
-export function parseListRequest(body: unknown, kind: string): ListRequest {
+/**
+ * Parses a `POST /<kind>s/list` body against the attributes entities of that kind can be filtered
+ * and sorted by; every error names its field. A list's cost is bounded here, before anything is
+ * read: at most MAX_LENGTH entities, a filter of bounded size (core/fiql.ts), known attributes only.
+ */
+export function parseListRequest(body: unknown, kind: string, attributes: readonly string[]): ListRequest {
   const b = (body ?? {}) as Record<string, unknown>;
   if (typeof b !== 'object' || Array.isArray(b)) throw new InputError('body', 'must be a JSON object');
   if (b['kind'] !== undefined && b['kind'] !== kind) throw new InputError('kind', `must be "${kind}" for this list`, [kind], b['kind']);
@@ -43,19 +49,11 @@ export function parseListRequest(body: unknown, kind: string): ListRequest {
   const offset = int('offset', 0, 0, Number.MAX_SAFE_INTEGER);
   const f = b['filter'] ?? '';
   if (typeof f !== 'string') throw new InputError('filter', 'must be a FIQL string like name==web.*', undefined, f);
-  const filter = f.trim() === '' ? [] : f.split(';').map((clause) => {
-    const m = /^\s*([a-z_][a-z0-9_]*)\s*(==|!=)\s*(.*?)\s*$/i.exec(clause);
-    if (!m?.[1] || !m[2]) throw new InputError('filter', `"${clause}" is not attr==value or attr!=value`, undefined, f);
-    let pattern: RegExp;
-    try {
-      pattern = new RegExp(`^(?:${m[3] ?? ''})$`);
-    } catch {
-      throw new InputError('filter', `"${m[3] ?? ''}" is not a valid pattern`, undefined, f);
-    }
-    return { attr: m[1], negate: m[2] === '!=', pattern };
-  });
+  const filter = parseFilter(f);
+  const unknown = attributesOf(filter).find((a) => !attributes.includes(a));
+  if (unknown !== undefined) throw new InputError('filter', `unknown attribute ${unknown} for ${kind}; one of ${attributes.join(', ')}`, attributes, unknown);
   const sa = b['sort_attribute'] ?? null;
-  if (sa !== null && typeof sa !== 'string') throw new InputError('sort_attribute', 'must be an attribute name', undefined, sa);
+  if (sa !== null && (typeof sa !== 'string' || !attributes.includes(sa))) throw new InputError('sort_attribute', `must be an attribute of ${kind}: one of ${attributes.join(', ')}`, attributes, sa);
   const so = b['sort_order'] ?? 'ASCENDING';
   if (so !== 'ASCENDING' && so !== 'DESCENDING') throw new InputError('sort_order', 'must be ASCENDING or DESCENDING', ['ASCENDING', 'DESCENDING'], so);
   return { kind, length, offset, filter, sortAttribute: sa, sortOrder: so };
@@ -63,19 +61,13 @@ export function parseListRequest(body: unknown, kind: string): ListRequest {
 
 /** Applies filter, sort and paging; `attrs` gives an entity's filterable attributes. */
 export function listOf<T>(all: readonly T[], req: ListRequest, attrs: (x: T) => Record<string, string>): { metadata: Record<string, unknown>; entities: T[] } {
-  const known = all[0] ? Object.keys(attrs(all[0])) : [];
-  for (const c of req.filter) if (all.length > 0 && !known.includes(c.attr)) throw new InputError('filter', `unknown attribute ${c.attr} for ${req.kind}; one of ${known.join(', ')}`, known, c.attr);
-  if (req.sortAttribute !== null && all.length > 0 && !known.includes(req.sortAttribute)) throw new InputError('sort_attribute', `unknown attribute for ${req.kind}; one of ${known.join(', ')}`, known, req.sortAttribute);
-  let xs = all.filter((x) => {
-    const a = attrs(x);
-    return req.filter.every((c) => c.pattern.test(a[c.attr] ?? '') !== c.negate);
-  });
-  if (req.sortAttribute !== null) {
-    const k = req.sortAttribute;
+  let xs = all.map((x) => ({ x, a: attrs(x) })).filter((e) => matchesFilter(req.filter, e.a));
+  const k = req.sortAttribute;
+  if (k !== null) {
     const dir = req.sortOrder === 'ASCENDING' ? 1 : -1;
-    xs = [...xs].sort((p, q) => dir * (attrs(p)[k] ?? '').localeCompare(attrs(q)[k] ?? '', undefined, { numeric: true }));
+    xs = xs.sort((p, q) => dir * collate(p.a[k] ?? '', q.a[k] ?? ''));
   }
-  const page = xs.slice(req.offset, req.offset + req.length);
+  const page = xs.slice(req.offset, req.offset + req.length).map((e) => e.x);
   return { metadata: { kind: req.kind, total_matches: xs.length, length: page.length, offset: req.offset }, entities: page };
 }
 
@@ -135,8 +127,12 @@ export function hostEntity(m: MemberView, s: ClusterSnapshot): V3Entity {
   };
 }
 
-export const clusterAttrs = (e: V3Entity): Record<string, string> => ({ name: String(e.metadata['name']), uuid: String(e.metadata['uuid']) });
-export const hostAttrs = (e: V3Entity): Record<string, string> => {
+/** What clusters can be filtered and sorted by. */
+export const CLUSTER_ATTRIBUTES = ['name', 'uuid'] as const;
+export const clusterAttrs = (e: V3Entity): Record<(typeof CLUSTER_ATTRIBUTES)[number], string> => ({ name: String(e.metadata['name']), uuid: String(e.metadata['uuid']) });
+/** What hosts can be filtered and sorted by. */
+export const HOST_ATTRIBUTES = ['name', 'uuid', 'serial_number', 'hypervisor_ip', 'controller_vm_ip'] as const;
+export const hostAttrs = (e: V3Entity): Record<(typeof HOST_ATTRIBUTES)[number], string> => {
   const r = (e.status['resources'] ?? {}) as { serial_number?: string; hypervisor?: { ip?: string }; controller_vm?: { ip?: string } };
   return { name: String(e.metadata['name']), uuid: String(e.metadata['uuid']), serial_number: r.serial_number ?? '', hypervisor_ip: r.hypervisor?.ip ?? '', controller_vm_ip: r.controller_vm?.ip ?? '' };
 };

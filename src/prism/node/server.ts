@@ -14,19 +14,26 @@
  *   POST /PrismGateway/services/rest/v1/utils/change_default_system_password   { oldPassword, newPassword }
  *   GET  /api/converge/v1/prism                      who leads (no authentication)
  *   POST /api/converge/v1/logout
+ *   OPTIONS /api/{namespace}/unversioned/info        a v4 SDK's version question: 404, no v4 here (docs/prism.md)
  *
- * Authentication: HTTP Basic, or the session cookie a successful Basic login sets. Wrong passwords
- * are rate-limited per client address and user (429 with Retry-After). Errors are translated once,
- * here: v3 paths answer the v3 error body, v2.0 paths the v2.0 one.
+ * Every request, in this order: a Prism that does not lead redirects it; then authentication — HTTP
+ * Basic, or the session cookie a successful Basic login sets; wrong passwords are rate-limited per
+ * client address and user (429 with Retry-After) — before its body is read or its route looked up;
+ * then its body: JSON only (415 otherwise), at most BODY_LIMIT bytes (413), an empty one is none;
+ * then the route (404). Errors are translated once, here (`answer`): v2.0 paths answer the v2.0
+ * error body, every other path the v3 one.
  */
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { randomBytes } from 'node:crypto';
-import { AuthError, ConflictError, ConvergeError, InputError, NotFoundError, PreconditionError, UnavailableError, errorMessage, isConvergeError } from '../../shared/errors.ts';
-import { cvmCall } from '../../cvm/protocol/client.ts';
+import { STATUS_CODES } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
+import type { Duplex } from 'node:stream';
+import { AuthError, ConflictError, ConvergeError, InputError, NotFoundError, PreconditionError, TimeoutError, UnavailableError, errorMessage, isConvergeError } from '../../shared/errors.ts';
+import { cvmCall, type CallOptions } from '../../cvm/protocol/client.ts';
 import type { Vdisk } from '../../cvm/protocol/storage.ts';
 import { LoginThrottle, parseBasic } from '../core/auth.ts';
 import type { SharedSessions } from './sessions.ts';
-import { clusterAttrs, clusterEntity, hostAttrs, hostEntity, listOf, parseListRequest, taskOf, v3Error } from '../core/v3.ts';
+import { CLUSTER_ATTRIBUTES, HOST_ATTRIBUTES, clusterAttrs, clusterEntity, hostAttrs, hostEntity, listOf, parseListRequest, taskOf, v3Error } from '../core/v3.ts';
 import { disks, storageContainers, storagePools, v2Error, v2List, virtualDisks } from '../core/v2.ts';
 import { summaryPage } from '../core/page.ts';
 import { PRISM_PORT } from '../protocol/prism.ts';
@@ -42,28 +49,148 @@ class TooManyAttempts extends AuthError {
   }
 }
 
+/** What the API needs, as ports: main.ts passes the real ones, tests fakes (node/fakes.ts). */
 export interface PrismDeps {
   cvmIp: string;
   vip: string | null;
-  source: SnapshotSource;
-  accounts: Accounts;
-  tasks: Tasks;
+  source: Pick<SnapshotSource, 'get' | 'invalidate'>;
+  accounts: Pick<Accounts, 'check' | 'changePassword'>;
+  tasks: Pick<Tasks, 'get' | 'start'>;
   /** Login sessions, shared with the next leader (node/sessions.ts). */
-  sessions: SharedSessions;
+  sessions: Pick<SharedSessions, 'use' | 'open' | 'close' | 'closeAllOf'>;
   leadership: Pick<Leadership, 'isLeader' | 'leader'>;
   sessionTtlS: number;
   log: (m: string) => void;
   tls: { key: string; cert: string };
+  /** Calls this CVM's API (default: cvmCall to cvmIp). */
+  cvm?: CvmCaller;
+  /** How long a client may take (default CONNECTION_LIMITS; tests shorten them). */
+  limits?: ConnectionLimits;
+}
+
+/** A call of the local CVM's API (cvm/protocol/client.ts). */
+export type CvmCaller = <T>(path: string, o?: CallOptions) => Promise<T>;
+
+/** A request body larger than Prism takes. */
+class BodyTooLarge extends InputError {
+  constructor(limit: number) {
+    super('body', `is larger than ${limit} bytes`);
+  }
+}
+
+/** A request whose body did not arrive in time (the client's slowness, not Prism's). */
+class RequestTooSlow extends InputError {
+  constructor() {
+    super('request', 'was not received in time; the connection is closed');
+  }
+}
+
+/** A request body of a type Prism does not take. */
+class UnsupportedMediaType extends InputError {
+  constructor(type: string) {
+    super('Content-Type', `must be application/json${type ? ` (got ${JSON.stringify(type.slice(0, 100))})` : ' when a body is sent'}`);
+  }
+}
+
+/** The largest request body, in bytes: every body Prism takes is a small JSON object. */
+export const BODY_LIMIT = 1 << 20;
+/** Longest path parameter (a UUID is 36 characters); a longer one is refused. */
+const MAX_PARAM_LENGTH = 100;
+
+/**
+ * How long a client may hold a connection over each part of a request, so that a slow or silent
+ * client (slow-loris) cannot keep Prism's connections — and the VIP — busy. Node checks the header
+ * and request deadlines every `checkEveryMs`, so one may run over by up to that much. There is no
+ * cap on requests per connection: a connection busy with requests is a client being served, each
+ * request is bounded by these deadlines, and Node would answer a pipelining client's requests past
+ * the cap with a bare 503.
+ */
+export interface ConnectionLimits {
+  /** To finish the TLS handshake after connecting. */
+  tlsHandshakeMs: number;
+  /** To send a request's headers, from its first byte. */
+  headersMs: number;
+  /** To send a whole request, headers and body (a 1 MiB body must come at 35 KB/s or faster). */
+  requestMs: number;
+  /** For Prism to answer once a request is routed; past it the answer is a 503 and the work is told to stop. */
+  handlerMs: number;
+  /** An idle kept-alive connection is closed after this. */
+  keepAliveMs: number;
+  /** A connection with no traffic either way is destroyed after this. */
+  idleSocketMs: number;
+  /** How often the header and request deadlines are checked. */
+  checkEveryMs: number;
+}
+
+export const CONNECTION_LIMITS: ConnectionLimits = {
+  tlsHandshakeMs: 10_000, headersMs: 10_000, requestMs: 30_000, handlerMs: 30_000,
+  keepAliveMs: 10_000, idleSocketMs: 60_000, checkEveryMs: 1_000,
+};
+
+/** The options that carry the limits into an HTTPS server (the API's own, and the virtual IP's). */
+const httpsOptions = (tls: PrismDeps['tls'], l: ConnectionLimits): HttpsServerOptions => ({
+  ...tls, handshakeTimeout: l.tlsHandshakeMs, headersTimeout: l.headersMs, requestTimeout: l.requestMs, keepAliveTimeout: l.keepAliveMs, connectionsCheckingInterval: l.checkEveryMs,
+});
+
+/**
+ * What a client whose request cannot be read at all is told before its connection ends (Node's
+ * `clientError`: a request not received in time, headers too large, not HTTP), in Prism's shape.
+ */
+export function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, reason, message] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'CVG_ERR_TIMEOUT', 'request: not received in time; the connection is closed']
+      : err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'CVG_ERR_INPUT', 'headers: larger than Prism takes']
+        : [400, 'CVG_ERR_INPUT', 'request: not valid HTTP'];
+  const body = JSON.stringify(v3Error(status, 'prism', message, reason));
+  if (socket.writable) socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  socket.destroy();
+}
+
+/** The server of the cluster's virtual IP (the leader's second address): the same app, the same limits. */
+export function createVipServer(app: FastifyInstance, tls: PrismDeps['tls'], l: ConnectionLimits = CONNECTION_LIMITS): HttpsServer {
+  const s = createHttpsServer(httpsOptions(tls, l), (req, res) => app.routing(req, res));
+  s.setTimeout(l.idleSocketMs);
+  s.on('clientError', answerClientError);
+  return s;
 }
 
 function statusOf(e: unknown): number {
   if (e instanceof TooManyAttempts) return 429;
   if (e instanceof AuthError) return 401;
+  if (e instanceof BodyTooLarge) return 413;
+  if (e instanceof RequestTooSlow) return 408;
+  if (e instanceof UnsupportedMediaType) return 415;
   if (e instanceof InputError) return 400;
   if (e instanceof NotFoundError) return 404;
   if (e instanceof ConflictError || e instanceof PreconditionError) return 409;
-  if (e instanceof UnavailableError) return 503;
+  if (e instanceof UnavailableError || e instanceof TimeoutError) return 503;
   return 500;
+}
+
+/** Fastify's own errors (reading and parsing a request, routing it, timing it) as the domain errors they stand for. */
+function domainError(err: unknown, req: FastifyRequest): unknown {
+  if (err instanceof ConvergeError) return err;
+  const fe = err as { code?: unknown; statusCode?: unknown; message?: unknown };
+  const contentType = req.headers['content-type'];
+  switch (fe.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new BodyTooLarge(BODY_LIMIT);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new UnsupportedMediaType(contentType ?? '');
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new InputError('body', 'is not valid JSON (or holds a __proto__ or constructor.prototype key)');
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new InputError('Content-Length', 'does not match the body sent');
+    case 'FST_ERR_BAD_URL':
+      return new InputError('url', 'is not a valid URL (a malformed %-escape?)');
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new InputError('url', `has a path segment longer than ${MAX_PARAM_LENGTH} characters`);
+    case 'FST_ERR_HANDLER_TIMEOUT':
+      return req.raw.complete === false ? new RequestTooSlow() : new TimeoutError('Prism did not answer in time; try again');
+  }
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) return new InputError('request', typeof fe.message === 'string' ? fe.message : 'is not valid');
+  return err;
 }
 
 const kindOf = (url: string): string => /\/v3\/([a-z_]+?)s?(\/|$)/.exec(url)?.[1] ?? 'prism';
@@ -78,13 +205,27 @@ const SESSION_TOKEN = new RegExp(`(?:^|;\\s*)${SESSION_COOKIE}=([A-Za-z0-9_-]+)`
 /** The session token of a request's cookie, if it sends one. */
 const sessionTokenOf = (req: FastifyRequest): string | undefined => SESSION_TOKEN.exec(req.headers.cookie ?? '')?.[1];
 
+/** The paths anyone may call: who leads. */
+const OPEN_ROUTES = new Set(['/api/converge/v1/prism']);
+
 export function createPrismApi(d: PrismDeps): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 1 << 20, https: d.tls });
+  const cvm: CvmCaller = d.cvm ?? (<T>(path: string, o?: CallOptions): Promise<T> => cvmCall<T>(d.cvmIp, path, o));
+  const l = d.limits ?? CONNECTION_LIMITS;
+  const app = Fastify({
+    logger: false, https: httpsOptions(d.tls, l), bodyLimit: BODY_LIMIT,
+    requestTimeout: l.requestMs, keepAliveTimeout: l.keepAliveMs, connectionTimeout: l.idleSocketMs,
+    handlerTimeout: l.handlerMs, clientErrorHandler: answerClientError,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // a URL the router cannot take (a bad %-escape, an overlong segment) is answered like any bad request: after authentication
+    frameworkErrors: (err, req, reply) => {
+      authenticate(req, reply).then(() => answer(err, req, reply), (e: unknown) => answer(e, req, reply));
+    },
+  });
   const throttle = new LoginThrottle(Date.now);
 
-  app.setErrorHandler((err: unknown, req, reply) => {
-    const fe = err as { statusCode?: number; message?: string };
-    const e = !(err instanceof ConvergeError) && typeof fe.statusCode === 'number' && fe.statusCode < 500 ? new InputError('body', fe.message ?? 'invalid request') : err;
+  /** The one translation of errors to HTTP: v2.0 paths answer the v2.0 error body, every other path the v3 one. */
+  const answer = (err: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    const e = domainError(err, req);
     const status = statusOf(e);
     if (status >= 500) d.log(`${req.method} ${req.url}: ${errorMessage(e)}`);
     if (e instanceof TooManyAttempts) void reply.header('Retry-After', String(e.retryAfterS));
@@ -93,21 +234,21 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
     const details = e instanceof InputError ? { [e.field]: e.reason } : {};
     if (req.url.startsWith('/api/nutanix/v2.0/')) return reply.status(status).send(v2Error(status, errorMessage(e), e instanceof InputError ? e.field : undefined));
     return reply.status(status).send(v3Error(status, kindOf(req.url), errorMessage(e), reason, details));
-  });
+  };
+  app.setErrorHandler(answer);
 
-  // a Prism that does not lead sends every request to the one that does
-  app.addHook('onRequest', async (req, reply) => {
-    if (req.url.startsWith('/api/converge/v1/prism')) return;
-    if (d.leadership.isLeader) return;
-    const onVip = d.vip !== null && req.socket.localAddress?.replace(/^::ffff:/, '') === d.vip;
-    const leader = d.leadership.leader;
-    if (!leader || leader === d.cvmIp || onVip) throw new UnavailableError('no Prism leader is elected yet; try again in a few seconds');
-    return reply.redirect(`https://${d.vip ?? leader}:${PRISM_PORT}${req.url}`, 307);
+  // JSON is the only body Prism takes, and an empty one is no body (the v4 SDKs send Content-Type:
+  // application/json without a body on OPTIONS and DELETE); the body limit holds as before
+  app.removeAllContentTypeParsers();
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: BODY_LIMIT }, (req, text, done) => {
+    const t = typeof text === 'string' ? text : text.toString('utf8');
+    if (t.trim() === '') done(null, undefined);
+    else void json(req, t, done);
   });
 
   // authentication: the session cookie, or Basic credentials (which open a session)
-  app.addHook('preHandler', async (req, reply) => {
-    if (req.url.startsWith('/api/converge/v1/prism')) return;
+  const authenticate = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const token = sessionTokenOf(req);
     const s = token ? await d.sessions.use(token) : undefined;
     if (s) {
@@ -128,6 +269,19 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
     req.user = cred.user;
     const opened = d.sessions.open(cred.user);
     void reply.header('Set-Cookie', `${SESSION_COOKIE}=${opened.token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=${d.sessionTtlS}`);
+  };
+
+  // on every request, before its body is read and whether or not a route matches: a Prism that does
+  // not lead sends it to the one that does; then who sends it must be known
+  app.addHook('onRequest', async (req, reply) => {
+    if (OPEN_ROUTES.has(req.routeOptions.url ?? '')) return;
+    if (!d.leadership.isLeader) {
+      const onVip = d.vip !== null && req.socket.localAddress?.replace(/^::ffff:/, '') === d.vip;
+      const leader = d.leadership.leader;
+      if (!leader || leader === d.cvmIp || onVip) throw new UnavailableError('no Prism leader is elected yet; try again in a few seconds');
+      return reply.redirect(`https://${d.vip ?? leader}:${PRISM_PORT}${req.url}`, 307);
+    }
+    await authenticate(req, reply);
   });
 
   const body = (req: FastifyRequest): Record<string, unknown> => {
@@ -160,10 +314,15 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
   app.get('/', (_req, reply) => reply.redirect('/console/', 302));
   app.get('/console/', async (req, reply) => reply.type('text/html; charset=utf-8').header('Cache-Control', 'no-store').send(summaryPage(await d.source.get(), req.user ?? '')));
 
+  // ---- v4 version negotiation (docs/prism.md): this Prism serves no v4 namespace; a v4 SDK then uses its own default version ----
+  app.options('/api/:namespace/unversioned/info', (req) => {
+    throw new NotFoundError('v4 API', `${param(req, 'namespace')} (this Prism serves /api/nutanix/v3 and /api/nutanix/v2.0)`);
+  });
+
   // ---- v3 ----
   const V3 = '/api/nutanix/v3';
   app.post(`${V3}/clusters/list`, async (req) => {
-    const r = parseListRequest(req.body, 'cluster');
+    const r = parseListRequest(req.body, 'cluster', CLUSTER_ATTRIBUTES);
     return { api_version: '3.1', ...listOf([clusterEntity(await d.source.get())], r, clusterAttrs) };
   });
   app.get(`${V3}/clusters/:uuid`, async (req) => {
@@ -172,7 +331,7 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
     return clusterEntity(s);
   });
   app.post(`${V3}/hosts/list`, async (req) => {
-    const r = parseListRequest(req.body, 'host');
+    const r = parseListRequest(req.body, 'host', HOST_ATTRIBUTES);
     const s = await d.source.get();
     return { api_version: '3.1', ...listOf(s.members.map((m) => hostEntity(m, s)), r, hostAttrs) };
   });
@@ -198,7 +357,7 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
   app.post(`${V2}/storage_containers`, async (req) => {
     const b = body(req);
     try {
-      await cvmCall(d.cvmIp, '/storage/containers', { body: { name: b['name'], replicationFactor: b['replication_factor'] ?? (await d.source.get()).cluster.redundancyFactor } });
+      await cvm('/storage/containers', { body: { name: b['name'], replicationFactor: b['replication_factor'] ?? (await d.source.get()).cluster.redundancyFactor } });
     } catch (e) {
       throw e instanceof InputError && e.field === 'replicationFactor' ? new InputError('replication_factor', e.reason) : e;
     }
@@ -221,7 +380,7 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
       await progress(10, `creating vdisk ${name} in ${container.name}`);
       let vd: Vdisk;
       try {
-        vd = await cvmCall<Vdisk>(d.cvmIp, '/storage/vdisks', { body: { name, size, container: container.name } });
+        vd = await cvm<Vdisk>('/storage/vdisks', { body: { name, size, container: container.name } });
       } catch (e) {
         throw e instanceof InputError ? new InputError(e.field === 'size' ? 'disk_capacity_in_bytes' : e.field, e.reason) : e;
       }
@@ -235,7 +394,7 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
     const name = String(v['name']);
     const task = await d.tasks.start('kVDiskDelete', [{ kind: 'virtual_disk', uuid: String(v['uuid']), name }], async (progress) => {
       await progress(10, `deleting vdisk ${name}`);
-      await cvmCall(d.cvmIp, `/storage/vdisks/${encodeURIComponent(name)}`, { method: 'DELETE' });
+      await cvm(`/storage/vdisks/${encodeURIComponent(name)}`, { method: 'DELETE' });
       d.source.invalidate();
     });
     return { task_uuid: task };

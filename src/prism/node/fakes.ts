@@ -1,0 +1,127 @@
+/**
+ * @module
+ * Fakes of Prism's ports (STYLE.md C11), for tests of the API without a cluster: accounts and
+ * tasks in memory, sessions over core/auth.ts's store, a fixed snapshot, a CVM API that checks
+ * what the real one checks, and a TLS certificate made on the spot. `testPrism()` builds the app
+ * with them; tests call it with `inject()` or listen on a loopback port.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { InputError, NotFoundError } from '../../shared/errors.ts';
+import { createCa, type Pem } from '../../shared/tls.ts';
+import type { Vdisk } from '../../cvm/protocol/storage.ts';
+import type { CallOptions } from '../../cvm/protocol/client.ts';
+import { SessionStore, type Session } from '../core/auth.ts';
+import { snapshot } from '../core/fixtures.ts';
+import type { ClusterSnapshot } from '../core/snapshot.ts';
+import type { PrismTask } from '../protocol/prism.ts';
+import { checkNewPassword } from './accounts.ts';
+import { createPrismApi, type PrismDeps } from './server.ts';
+
+export const ADMIN = { user: 'admin', password: 'lab-secret-1' } as const;
+export const basicAuth = (user: string = ADMIN.user, password: string = ADMIN.password): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+
+export class FakeAccounts implements Pick<PrismDeps['accounts'], 'check' | 'changePassword'> {
+  readonly passwords = new Map<string, string>([[ADMIN.user, ADMIN.password]]);
+
+  check(user: string, password: string): Promise<boolean> {
+    return Promise.resolve(this.passwords.get(user) === password);
+  }
+
+  changePassword(user: string, oldPassword: string, newPassword: unknown): Promise<void> {
+    const next = checkNewPassword('newPassword', newPassword);
+    if (next === oldPassword) throw new InputError('newPassword', 'must differ from the current password');
+    if (!this.passwords.has(user)) throw new NotFoundError('user', user);
+    this.passwords.set(user, next);
+    return Promise.resolve();
+  }
+}
+
+export class FakeTasks implements Pick<PrismDeps['tasks'], 'get' | 'start'> {
+  readonly tasks = new Map<string, PrismTask>();
+
+  get(uuid: string): Promise<PrismTask> {
+    const t = this.tasks.get(uuid);
+    return t ? Promise.resolve(t) : Promise.reject(new NotFoundError('task', uuid));
+  }
+
+  /** Records the task; its work is not run (tests of the edge do not need it). */
+  start(operationType: string, entities: PrismTask['entities']): Promise<string> {
+    const t: PrismTask = { uuid: randomUUID(), operationType, status: 'QUEUED', percentage: 0, message: 'queued', entities, error: null, createdAt: '2026-01-01T00:00:00.000Z', startedAt: null, completedAt: null };
+    this.tasks.set(t.uuid, t);
+    return Promise.resolve(t.uuid);
+  }
+}
+
+/** Sessions of one Prism, in memory, on a clock that stands still. */
+export class FakeSessions implements Pick<PrismDeps['sessions'], 'use' | 'open' | 'close' | 'closeAllOf'> {
+  private readonly store = new SessionStore(() => 0, 900_000, () => randomUUID());
+
+  open(user: string): Session {
+    return this.store.open(user);
+  }
+
+  use(token: string): Promise<Session | undefined> {
+    return Promise.resolve(this.store.use(token));
+  }
+
+  close(token: string): Promise<void> {
+    this.store.close(token);
+    return Promise.resolve();
+  }
+
+  closeAllOf(user: string): Promise<void> {
+    this.store.closeAllOf(user);
+    return Promise.resolve();
+  }
+}
+
+/** The local CVM's API as far as Prism calls it, with the checks the real one makes. */
+export const fakeCvm = <T>(path: string, o: CallOptions = {}): Promise<T> => {
+  const body = (o.body ?? {}) as Record<string, unknown>;
+  if (path === '/storage/containers' && o.body !== undefined) {
+    if (typeof body['name'] !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(body['name'])) return Promise.reject(new InputError('name', 'must be 1 to 64 letters, digits, dots, dashes or underscores'));
+    if (![1, 2, 3].includes(body['replicationFactor'] as number)) return Promise.reject(new InputError('replicationFactor', 'must be 1, 2 or 3'));
+    return Promise.resolve({} as T);
+  }
+  if (path === '/storage/vdisks' && o.body !== undefined) {
+    const vd: Vdisk = { name: String(body['name']), container: String(body['container']), sizeBytes: Number(body['size']), uuid: randomUUID(), createdAt: '2026-01-01T00:00:00.000Z' };
+    return Promise.resolve(vd as T);
+  }
+  if (path.startsWith('/storage/vdisks/') && o.method === 'DELETE') return Promise.resolve({} as T);
+  return Promise.reject(new NotFoundError('CVM API path', path));
+};
+
+let tls: Promise<Pem> | undefined;
+/** A certificate for the test server (a self-signed CA's own: inject() does no TLS, clients pass it as their CA). */
+export const testTls = (): Promise<Pem> => (tls ??= createCa('prism-test'));
+
+export interface TestPrism {
+  app: FastifyInstance;
+  accounts: FakeAccounts;
+  tasks: FakeTasks;
+  sessions: FakeSessions;
+  leadership: { isLeader: boolean; leader: string | null };
+  logs: string[];
+  tls: Pem;
+}
+
+/** Prism's API over fakes, leading, with the given snapshot; not listening. */
+export async function testPrism(o: Partial<Omit<PrismDeps, 'tls'>> & { snapshot?: ClusterSnapshot } = {}): Promise<TestPrism> {
+  const { snapshot: given, ...deps } = o;
+  const snap = given ?? snapshot();
+  const logs: string[] = [];
+  const accounts = new FakeAccounts();
+  const tasks = new FakeTasks();
+  const sessions = new FakeSessions();
+  const leadership = { isLeader: true, leader: '10.0.1.2' };
+  const pem = await testTls();
+  const app = createPrismApi({
+    cvmIp: '10.0.1.2', vip: '10.0.9.1', sessionTtlS: 900, log: (m) => logs.push(m),
+    source: { get: () => Promise.resolve(snap), invalidate: () => undefined },
+    accounts, tasks, sessions, leadership, cvm: fakeCvm,
+    ...deps,
+    tls: pem,
+  });
+  return { app, accounts, tasks, sessions, leadership, logs, tls: pem };
+}
