@@ -68,10 +68,11 @@ export class RawNbdClient {
 
   /** Resolves true when the server closes the connection within ms (and nothing more arrives). */
   closedWithin(ms: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
     return Promise.race([
       this.reader.read(1).then(() => false, () => true),
-      new Promise<boolean>((r) => setTimeout(() => r(false), ms)),
-    ]);
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms))),
+    ]).finally(() => clearTimeout(timer));
   }
 
   /** Handshake and NBD_OPT_GO; returns the export size. */
