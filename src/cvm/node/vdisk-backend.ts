@@ -25,6 +25,7 @@ import { BLOCK_BYTES, type Vdisk } from '../core/storage.ts';
 import type { NbdBackend } from '../../shared/nbd/backend.ts';
 import type { LocalEgroups, PeerEgroups, EgroupRef } from './egroups.ts';
 import { BlockGate } from '../../shared/block-gate.ts';
+import { mapLimit } from '../../shared/async.ts';
 
 export interface FabricDeps {
   etcd: Etcd3;
@@ -41,6 +42,14 @@ export interface FabricDeps {
 
 /** How long a write waits for an unreachable replica's CVM to come back before replacing the replica. */
 const REPLICA_STALL_MS = 5_000;
+
+/**
+ * One extent group of zeros, shared by every WRITE_ZEROES and TRIM. Never written to: replicas
+ * (local disk, replication link) only read the bytes they are given.
+ */
+const ZEROS = Buffer.alloc(BLOCK_BYTES);
+/** Extent groups zeroed at once by one request. */
+const ZERO_PARALLEL = 4;
 
 const key = (vd: Vdisk, block: number): string => `/converge/egroups/${vd.uuid}/${block}`;
 
@@ -300,11 +309,17 @@ export class VdiskBackend implements NbdBackend {
     }
   }
 
+  /**
+   * WRITE_ZEROES (and TRIM): one extent group at a time, ZERO_PARALLEL in flight, each written from
+   * the one shared block of zeros. A request may cover 4 GiB; the memory it takes does not grow
+   * with it (one buffer of zeros per block, all at once, took a CVM from 230 MiB to 1.2 GiB for a
+   * 1 GiB TRIM).
+   */
   async zero(offset: number, length: number, fua: boolean): Promise<void> {
-    await Promise.all(segments(offset, length).map(async (s) => {
+    await mapLimit(segments(offset, length), ZERO_PARALLEL, async (s) => {
       if (!(await this.replicasOf(s.block))) return; // never written: already zeros
-      await this.pwrite(offset + s.at, Buffer.alloc(s.length), fua);
-    }));
+      await this.gate.shared(s.block, () => this.writeBlock(s, ZEROS.subarray(0, s.length), fua));
+    });
   }
 
   trim(offset: number, length: number, fua: boolean): Promise<void> {

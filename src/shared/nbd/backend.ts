@@ -23,6 +23,8 @@ export interface NbdBackend {
 }
 
 const PAGE = 64 * 1024;
+/** A MiB of zeros shared by every zeroing write; never written to. */
+const ZEROS = Buffer.alloc(1 << 20);
 
 /** A sparse in-memory disk. */
 export class MemoryBackend implements NbdBackend {
@@ -66,8 +68,17 @@ export class MemoryBackend implements NbdBackend {
   trim(offset: number, length: number): Promise<void> {
     return this.zero(offset, length);
   }
+  /** Pages wholly inside the range are dropped (they read as zeros), the ends are zero-filled: no buffer the size of the range. */
   zero(offset: number, length: number): Promise<void> {
-    return this.pwrite(offset, Buffer.alloc(length));
+    for (let pos = offset; pos < offset + length;) {
+      const page = Math.floor(pos / PAGE);
+      const inPage = pos - page * PAGE;
+      const n = Math.min(PAGE - inPage, offset + length - pos);
+      if (n === PAGE) this.pages.delete(page);
+      else this.pages.get(page)?.fill(0, inPage, inPage + n);
+      pos += n;
+    }
+    return Promise.resolve();
   }
   close(): Promise<void> {
     this.pages.clear();
@@ -140,11 +151,11 @@ export class FileBackend implements NbdBackend {
   trim(offset: number, length: number, fua: boolean): Promise<void> {
     return this.zero(offset, length, fua);
   }
+  /** Writes zeros a MiB at a time from one shared buffer (Node has no fallocate to punch a hole). */
   async zero(offset: number, length: number, fua: boolean): Promise<void> {
-    const chunk = Buffer.alloc(Math.min(length, 1 << 20));
-    for (let pos = offset; pos < offset + length; pos += chunk.length) {
-      const n = Math.min(chunk.length, offset + length - pos);
-      await this.pwrite(pos, n === chunk.length ? chunk : chunk.subarray(0, n), false);
+    for (let pos = offset; pos < offset + length; pos += ZEROS.length) {
+      const n = Math.min(ZEROS.length, offset + length - pos);
+      await this.pwrite(pos, ZEROS.subarray(0, n), false);
     }
     if (fua) await this.fh.datasync();
   }

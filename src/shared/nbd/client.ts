@@ -6,9 +6,11 @@
  * elsewhere.
  */
 import { connect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { ByteReader } from './reader.ts';
 import * as codec from './codec.ts';
 import * as C from './constants.ts';
+import { startTlsClient, type NbdClientTls } from './starttls.ts';
 
 export class NbdConnectionLost extends Error {}
 
@@ -20,11 +22,25 @@ export class NbdRequestError extends Error {
   }
 }
 
+export interface NbdClientOptions {
+  /**
+   * TLS with a client certificate: NBD_OPT_STARTTLS first, then everything else over TLS; a
+   * server that refuses STARTTLS, or whose certificate does not verify, is not spoken to.
+   */
+  tls?: NbdClientTls;
+}
+
 interface Pending {
   type: number;
   length: number;
   resolve: (b: Buffer | undefined) => void;
   reject: (e: Error) => void;
+}
+
+/** The stream the client speaks over: the socket, or TLS on top of it once STARTTLS succeeded. */
+interface Link {
+  raw: Socket;
+  sock: Duplex;
 }
 
 export class NbdClient {
@@ -34,34 +50,33 @@ export class NbdClient {
   size = 0n;
   flags = 0;
 
-  private constructor(private readonly sock: Socket, private readonly reader: ByteReader) {}
+  private constructor(private readonly link: Link, private readonly reader: ByteReader) {}
 
-  static connect(host: string, port: number, exportName: string, timeoutMs = 5000): Promise<NbdClient> {
-    return NbdClient.open(connect({ host, port, noDelay: true }), `${host}:${port}`, exportName, timeoutMs);
+  static connect(host: string, port: number, exportName: string, timeoutMs = 5000, opts: NbdClientOptions = {}): Promise<NbdClient> {
+    return NbdClient.open(connect({ host, port, noDelay: true }), `${host}:${port}`, host, exportName, timeoutMs, opts);
   }
 
-  /** Connects over a Unix socket (the host↔CVM link). */
-  static connectPath(path: string, exportName: string, timeoutMs = 5000): Promise<NbdClient> {
-    return NbdClient.open(connect({ path }), path, exportName, timeoutMs);
+  /** Connects over a Unix socket (the host↔CVM link). With TLS, `opts.tls.servername` names the server. */
+  static connectPath(path: string, exportName: string, timeoutMs = 5000, opts: NbdClientOptions = {}): Promise<NbdClient> {
+    return NbdClient.open(connect({ path }), path, undefined, exportName, timeoutMs, opts);
   }
 
-  private static async open(sock: Socket, where: string, exportName: string, timeoutMs: number): Promise<NbdClient> {
-    const reader = new ByteReader(() => sock.pause(), () => sock.resume());
-    sock.on('data', (c: Buffer) => reader.push(c));
-    sock.on('end', () => reader.end());
-    sock.on('close', () => reader.end());
-    sock.on('error', () => reader.end('connection error'));
+  private static async open(sock: Socket, where: string, host: string | undefined, exportName: string, timeoutMs: number, opts: NbdClientOptions): Promise<NbdClient> {
+    const link: Link = { raw: sock, sock };
+    const reader = new ByteReader(() => link.sock.pause(), () => link.sock.resume());
+    listen(sock, reader);
     const timer = setTimeout(() => sock.destroy(new Error(`NBD handshake with ${where} timed out`)), timeoutMs);
     try {
       await new Promise<void>((resolve, reject) => {
         sock.once('connect', () => resolve());
         sock.once('error', reject);
       });
-      const c = new NbdClient(sock, reader);
-      await c.handshake(exportName);
+      const c = new NbdClient(link, reader);
+      await c.handshake(exportName, host, opts.tls);
       c.readLoop();
       return c;
     } catch (e) {
+      link.sock.destroy();
       sock.destroy();
       throw new NbdConnectionLost(`${where}: ${e instanceof Error ? e.message : String(e)}`);
     } finally {
@@ -69,28 +84,61 @@ export class NbdClient {
     }
   }
 
-  private async handshake(name: string): Promise<void> {
+  /** Reads one option reply: header and data. */
+  private async optionReply(): Promise<{ option: number; type: number; body: Buffer }> {
+    const h = await this.reader.read(20);
+    if (h.readBigUInt64BE(0) !== C.NBD_REP_MAGIC) throw new Error('bad option reply magic');
+    const len = h.readUInt32BE(16);
+    if (len > C.MAX_OPTION_LENGTH) throw new Error(`option reply of ${len} bytes is too long`);
+    return { option: h.readUInt32BE(8), type: h.readUInt32BE(12), body: len ? await this.reader.read(len) : Buffer.alloc(0) };
+  }
+
+  /**
+   * NBD_OPT_STARTTLS as the first option [proto.md "Client-side requirements"], then the TLS
+   * handshake on the same socket. Any refusal ends the session: this client does not fall back
+   * to plain text.
+   */
+  private async startTls(tls: NbdClientTls, host: string | undefined): Promise<void> {
+    this.link.sock.write(codec.encodeOptionHeader(C.NBD_OPT_STARTTLS, 0));
+    const r = await this.optionReply();
+    if (r.type !== C.NBD_REP_ACK || r.body.length !== 0) {
+      this.link.sock.write(codec.encodeOptionHeader(C.NBD_OPT_ABORT, 0)); // soft disconnect [proto.md]
+      throw new Error(`the server refused TLS: ${codec.optionReplyName(r.type)}${r.body.length ? ` (${r.body.toString('utf8')})` : ''}`);
+    }
+    if (this.reader.pending > 0) throw new Error('the server sent data after accepting NBD_OPT_STARTTLS');
+    const raw = this.link.raw;
+    raw.removeAllListeners('data'); // from here the TLS layer reads the socket
+    raw.removeAllListeners('end');
+    const secure = await startTlsClient(raw, tls, host);
+    this.link.sock = secure;
+    listen(secure, this.reader);
+  }
+
+  private async handshake(name: string, host: string | undefined, tls: NbdClientTls | undefined): Promise<void> {
     const g = await this.reader.read(18);
     if (g.readBigUInt64BE(0) !== C.NBDMAGIC || g.readBigUInt64BE(8) !== C.IHAVEOPT) throw new Error('not an NBD newstyle server');
     const cf = Buffer.alloc(4);
     cf.writeUInt32BE(C.NBD_FLAG_C_FIXED_NEWSTYLE | C.NBD_FLAG_C_NO_ZEROES);
+    this.link.sock.write(cf);
+    if (tls) {
+      // TLS requires fixed newstyle [proto.md "Certificates, authentication and authorisation"]
+      if ((g.readUInt16BE(16) & C.NBD_FLAG_FIXED_NEWSTYLE) === 0) throw new Error('the server does not speak fixed newstyle, so it cannot do TLS');
+      await this.startTls(tls, host);
+    }
     const n = Buffer.from(name, 'utf8');
     const data = Buffer.alloc(4 + n.length + 2);
     data.writeUInt32BE(n.length, 0);
     n.copy(data, 4);
-    this.sock.write(Buffer.concat([cf, codec.encodeOptionHeader(C.NBD_OPT_GO, data.length), data]));
+    this.link.sock.write(Buffer.concat([codec.encodeOptionHeader(C.NBD_OPT_GO, data.length), data]));
     for (;;) {
-      const h = await this.reader.read(20);
-      const type = h.readUInt32BE(12);
-      const len = h.readUInt32BE(16);
-      const body = len ? await this.reader.read(len) : Buffer.alloc(0);
-      if (type === C.NBD_REP_INFO && body.readUInt16BE(0) === C.NBD_INFO_EXPORT) {
+      const { type, body } = await this.optionReply();
+      if (type === C.NBD_REP_INFO && body.length >= 12 && body.readUInt16BE(0) === C.NBD_INFO_EXPORT) {
         this.size = body.readBigUInt64BE(2);
         this.flags = body.readUInt16BE(10);
       } else if (type === C.NBD_REP_ACK) {
         return;
       } else if (type >= C.NBD_REP_FLAG_ERROR) {
-        throw new Error(`export "${name}" refused: ${body.toString('utf8') || `0x${type.toString(16)}`}`);
+        throw new Error(`export "${name}" refused: ${codec.optionReplyName(type)}${body.length ? ` (${body.toString('utf8')})` : ''}`);
       }
     }
   }
@@ -121,7 +169,8 @@ export class NbdClient {
     this.closed = new NbdConnectionLost(reason);
     for (const p of this.pending.values()) p.reject(this.closed);
     this.pending.clear();
-    this.sock.destroy();
+    this.link.sock.destroy();
+    this.link.raw.destroy();
   }
 
   get alive(): boolean {
@@ -135,17 +184,24 @@ export class NbdClient {
     return new Promise((resolve, reject) => {
       this.pending.set(handle, { type, length, resolve, reject });
       const head = codec.encodeRequest({ flags, type, handle, offset, length });
-      this.sock.write(payload ? Buffer.concat([head, payload]) : head);
+      this.link.sock.write(payload ? Buffer.concat([head, payload]) : head);
     });
   }
 
   close(): void {
     if (this.closed) return;
     try {
-      this.sock.write(codec.encodeRequest({ flags: 0, type: C.NBD_CMD_DISC, handle: 0n, offset: 0n, length: 0 }));
+      this.link.sock.write(codec.encodeRequest({ flags: 0, type: C.NBD_CMD_DISC, handle: 0n, offset: 0n, length: 0 }));
     } catch {
       // already gone
     }
     this.fail('closed');
   }
+}
+
+function listen(s: Duplex, reader: ByteReader): void {
+  s.on('data', (c: Buffer) => reader.push(c));
+  s.on('end', () => reader.end());
+  s.on('close', () => reader.end());
+  s.on('error', (e: Error) => reader.end(`connection error: ${e.message}`));
 }

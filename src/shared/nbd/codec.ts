@@ -1,13 +1,15 @@
 /**
  * @module
  * Encoding and decoding of NBD messages, server side. Big-endian everywhere [proto.md
- * "Conventions"]. Pure functions over Buffers; the connection (src/cvm/nbd/connection.ts) does the
+ * "Conventions"]. Pure functions over Buffers; the connection (connection.ts) does the
  * I/O.
  */
 import {
   IHAVEOPT, NBDMAGIC, NBD_FLAG_FIXED_NEWSTYLE, NBD_FLAG_NO_ZEROES, NBD_REP_MAGIC, NBD_REQUEST_MAGIC,
   NBD_SIMPLE_REPLY_MAGIC, NBD_STRUCTURED_REPLY_MAGIC, NBD_INFO_EXPORT, NBD_INFO_BLOCK_SIZE,
   NBD_REPLY_TYPE_ERROR, NBD_REPLY_TYPE_OFFSET_DATA, NBD_REPLY_TYPE_NONE, NBD_REPLY_FLAG_DONE,
+  NBD_REP_ACK, NBD_REP_SERVER, NBD_REP_INFO, NBD_REP_ERR_UNSUP, NBD_REP_ERR_POLICY, NBD_REP_ERR_INVALID,
+  NBD_REP_ERR_PLATFORM, NBD_REP_ERR_TLS_REQD, NBD_REP_ERR_UNKNOWN, NBD_REP_ERR_SHUTDOWN, NBD_REP_ERR_BLOCK_SIZE_REQD, NBD_REP_ERR_TOO_BIG,
 } from './constants.ts';
 
 /** S: the first 18 bytes of the fixed newstyle handshake. */
@@ -172,4 +174,16 @@ export function encodeChunkError(handle: bigint, error: number, message: string)
   p.writeUInt32BE(error, 0);
   p.writeUInt16BE(m.length, 4);
   return Buffer.concat([h, p, m]);
+}
+
+const REPLY_NAMES: Record<number, string> = {
+  [NBD_REP_ACK]: 'NBD_REP_ACK', [NBD_REP_SERVER]: 'NBD_REP_SERVER', [NBD_REP_INFO]: 'NBD_REP_INFO',
+  [NBD_REP_ERR_UNSUP]: 'NBD_REP_ERR_UNSUP', [NBD_REP_ERR_POLICY]: 'NBD_REP_ERR_POLICY', [NBD_REP_ERR_INVALID]: 'NBD_REP_ERR_INVALID',
+  [NBD_REP_ERR_PLATFORM]: 'NBD_REP_ERR_PLATFORM', [NBD_REP_ERR_TLS_REQD]: 'NBD_REP_ERR_TLS_REQD', [NBD_REP_ERR_UNKNOWN]: 'NBD_REP_ERR_UNKNOWN',
+  [NBD_REP_ERR_SHUTDOWN]: 'NBD_REP_ERR_SHUTDOWN', [NBD_REP_ERR_BLOCK_SIZE_REQD]: 'NBD_REP_ERR_BLOCK_SIZE_REQD', [NBD_REP_ERR_TOO_BIG]: 'NBD_REP_ERR_TOO_BIG',
+};
+
+/** The spec's name of an option reply type, for messages [proto.md "Option reply types"]. */
+export function optionReplyName(type: number): string {
+  return REPLY_NAMES[type >>> 0] ?? `option reply 0x${(type >>> 0).toString(16)}`;
 }

@@ -13,6 +13,11 @@ export class ByteReader {
 
   constructor(private readonly pause: () => void, private readonly resume: () => void, private readonly highWater = 8 << 20) {}
 
+  /** Bytes received and not yet read. */
+  get pending(): number {
+    return this.buffered;
+  }
+
   push(chunk: Buffer): void {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
