@@ -28,10 +28,10 @@ import type { RackNodeSummary, RackStatus, FaultPatch } from '../protocol/contro
 import { RackLayout } from './layout.ts';
 import { NodeRuntime, NO_FAULTS, type NodeFaults } from './node-runtime.ts';
 import { BmcMemory } from './redfish/bmc-state.ts';
-import { RedfishError } from './redfish/http-error.ts';
+import { RedfishError, toRedfish } from './redfish/http-error.ts';
 import { RedfishRouter } from './redfish/router.ts';
 import { redfishRoutes, type BmcHost } from './redfish/resources.ts';
-import { readBody, BodyTooLarge, mediaType } from './http-util.ts';
+import { readBody, mediaType, hasBody } from './http-util.ts';
 
 export interface RackConfig {
   version: 1;
@@ -60,6 +60,7 @@ export interface CreateOptions {
   pace?: number;
   bmcNetwork?: string;
   bmcPort?: number;
+  controlPort?: number;
   ssdpPort?: number;
 }
 
@@ -85,6 +86,14 @@ interface Bmc {
 }
 
 export const DEFAULT_PACE = 0.02;
+
+/**
+ * Response headers, with Connection: close when the request's body was not read to its end (an
+ * answer before the body: 401, 403, 404, 413): the connection cannot carry another request.
+ */
+function closeIfBodyLeft(req: IncomingMessage, headers: Record<string, string>): Record<string, string> {
+  return hasBody(req) && !req.complete ? { ...headers, Connection: 'close' } : headers;
+}
 
 /** Canonical JSON (sorted keys): two model definitions are the same when these are equal. */
 function canonical(v: unknown): string {
@@ -178,7 +187,7 @@ export class Rack {
       version: 1,
       createdAt: new Date(opts.clock.now()).toISOString(),
       pace,
-      network: { bmcNetwork: network, bmcPort: c.bmcPort ?? 8443, controlPort: 8080, ssdpPort: c.ssdpPort ?? 1900 },
+      network: { bmcNetwork: network, bmcPort: c.bmcPort ?? 8443, controlPort: c.controlPort ?? 8080, ssdpPort: c.ssdpPort ?? 1900 },
       bmc: { userName: user, password: c.bmcPassword ?? generatePassword() },
       models,
       nodes: rackNewNodes([], model, c.nodes, () => randomUUID(), network),
@@ -406,15 +415,15 @@ export class Rack {
     try {
       const slow = b.node.state.faults.bmcSlowMs;
       if (slow > 0) await this.opts.clock.sleep(slow);
-      const raw = await readBody(req);
       const url = new URL(req.url ?? '/', 'https://bmc');
-      const r = await this.router.handle({ method: req.method ?? 'GET', path: url.pathname, query: url.search.slice(1), headers: req.headers, rawBody: raw }, b.node, b.mem);
-      res.writeHead(r.status, r.headers);
+      // the router reads the body only once the request is authenticated and allowed
+      const r = await this.router.handle({ method: req.method ?? 'GET', path: url.pathname, query: url.search.slice(1), headers: req.headers, body: () => readBody(req) }, b.node, b.mem);
+      res.writeHead(r.status, closeIfBodyLeft(req, r.headers));
       res.end(r.body);
     } catch (e) {
-      const status = e instanceof BodyTooLarge ? 413 : 500;
-      if (!res.headersSent) res.writeHead(status, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify({ error: { code: 'Base.1.24.0.GeneralError', message: errorMessage(e), '@Message.ExtendedInfo': [] } }));
+      const r = toRedfish(e);
+      if (!res.headersSent) res.writeHead(r.status, closeIfBodyLeft(req, { 'Content-Type': 'application/json; charset=utf-8', 'OData-Version': '4.0', ...r.headers }));
+      res.end(JSON.stringify(r.body));
     }
   }
 

@@ -6,6 +6,7 @@
  */
 import { AuthError, ConflictError, ForbiddenError, InputError, NotFoundError, PreconditionError, UnavailableError, isConvergeError, errorMessage } from '../../../shared/errors.ts';
 import { errorBody, message, type RedfishErrorBody, type RedfishMessage } from '../../protocol/redfish.ts';
+import { BodyTooLarge } from '../http-util.ts';
 
 /** An error the service raises with its status and messages already decided. */
 export class RedfishError extends Error {
@@ -22,6 +23,8 @@ const show = (v: unknown): string => (typeof v === 'string' ? v : JSON.stringify
  */
 export function toRedfish(err: unknown, action?: string): { status: number; body: RedfishErrorBody; headers: Record<string, string> } {
   if (err instanceof RedfishError) return { status: err.status, body: errorBody(err.message, err.messages), headers: err.headers };
+  // the body was not kept (or not read to its end): the connection closes after the answer
+  if (err instanceof BodyTooLarge) return { status: 413, body: errorBody(`${err.message}; nothing was changed`, [message('GeneralError')]), headers: { Connection: 'close' } };
   if (err instanceof InputError) {
     const prop = err.field;
     const value = err.value === undefined ? '' : show(err.value);

@@ -3,7 +3,9 @@
  * The BMC's resource table and request dispatch: path matching, authentication (Basic and
  * X-Auth-Token sessions), privileges, ETags and If-Match, Allow and 405, PATCH property checks,
  * and the one translation of errors into Redfish error bodies. Transport-free: the HTTPS server
- * (server.ts) hands it a method, a path, headers and a raw body, and writes back what it returns.
+ * (rack.ts) hands it a method, a path, headers and a way to read the body, and writes back what it
+ * returns. The body is read only for a PATCH or POST that passed authentication and the privilege
+ * check: an anonymous client cannot make the BMC read (or buffer) anything.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { AuthError, ForbiddenError, InputError, NotFoundError, PreconditionError } from '../../../shared/errors.ts';
@@ -87,7 +89,8 @@ export interface HttpRequest {
   path: string;
   query: string;
   headers: Record<string, string | string[] | undefined>;
-  rawBody: string;
+  /** Reads the request body (once); rejects with BodyTooLarge over the limit. */
+  body: () => Promise<string>;
 }
 
 export interface HttpResponse {
@@ -335,8 +338,9 @@ export class RedfishRouter {
             if (viewError !== undefined) throw viewError;
             throw new PreconditionError(`If-Match ${ifMatch} does not match the resource's current ETag ${etag ?? ''}`);
           }
-          this.checkContentType(req);
-          ctx.body = this.parseBody(req.rawBody, true);
+          const raw = await req.body();
+          this.checkContentType(req, raw);
+          ctx.body = this.parseBody(raw, true);
           const paths = leafPaths(ctx.body).filter((p) => p !== '');
           if (paths.length === 0) throw new RedfishError(400, 'the PATCH body changes nothing', [message('NoOperation')]);
           const bad = paths.filter((p) => !route.patch?.writable.includes(p));
@@ -359,8 +363,9 @@ export class RedfishRouter {
           if (!route.post) break;
           action = route.post.action;
           need(route.post.privilege);
-          this.checkContentType(req);
-          ctx.body = this.parseBody(req.rawBody, false);
+          const raw = await req.body();
+          this.checkContentType(req, raw);
+          ctx.body = this.parseBody(raw, false);
           if (route.post.parameters) {
             const unknown = Object.keys(ctx.body).filter((k) => !k.includes('@') && !route.post?.parameters?.includes(k));
             if (unknown.length > 0) {
@@ -390,8 +395,8 @@ export class RedfishRouter {
   }
 
   /** A request body must be JSON (DSP0266): another media type is 415. No body needs no type. */
-  private checkContentType(req: HttpRequest): void {
-    if (req.rawBody.trim() === '') return;
+  private checkContentType(req: HttpRequest, raw: string): void {
+    if (raw.trim() === '') return;
     const type = mediaType(req.headers['content-type']);
     if (type !== 'application/json') {
       throw new RedfishError(415, `the request body must be sent as Content-Type: application/json, not ${type || '(none)'}`, [message('GeneralError')]);

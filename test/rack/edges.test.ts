@@ -1,0 +1,68 @@
+/**
+ * The rack's HTTP edges against a hostile client on the same network: the BMC reads a body only
+ * after authentication, and answers one over its limit with 413 and a Redfish body.
+ * Its own rack on 127.33 with ports of its own (faults.test.ts has 127.33 on the default ports).
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { TestRack, rawRequest, type RawResponse } from '../drivers/rack-driver.ts';
+
+const BMC_PORT = 9443;
+const CONTROL_PORT = 9080;
+let tr: TestRack;
+let ca: string;
+
+before(async () => {
+  tr = await TestRack.start('127.33', { nodes: 2, bmcPort: BMC_PORT, controlPort: CONTROL_PORT, ssdpPort: 21033 });
+  ca = readFileSync(tr.rack.layout.caCert, 'utf8');
+});
+after(async () => {
+  await tr.stop();
+});
+
+const BASE = 'Base.1.24.0';
+const SYS = '/redfish/v1/Systems/1';
+const BASIC = `Basic ${Buffer.from('admin:lab-password-1').toString('base64')}`;
+const msgId = (r: { json: any }): string => r.json?.error?.['@Message.ExtendedInfo']?.[0]?.MessageId;
+
+/** A raw request to BMC 0. */
+function bmc(...data: (string | Buffer)[]): Promise<RawResponse> {
+  return rawRequest({ host: tr.node(0).identity.bmcIp, port: BMC_PORT, ca, data });
+}
+
+function assertRedfishError(r: RawResponse, status: number, id: string): void {
+  assert.equal(r.status, status, r.body);
+  assert.equal(r.headers['odata-version'], '4.0');
+  assert.match(r.headers['content-type'] ?? '', /^application\/json/);
+  assert.equal(r.json?.error?.code, `${BASE}.${id}`, r.body);
+  assert.equal(msgId(r), `${BASE}.${id}`);
+  assert.equal(typeof r.json.error.message, 'string');
+}
+
+test('BMC: a body over 1 MiB is answered 413 with a Redfish error, then the connection closes; nothing changes', async () => {
+  const before = tr.node(0).state.power.power;
+  const r = await tr.redfish(0).post(`${SYS}/Actions/ComputerSystem.Reset`, `{"ResetType":"On","pad":"${'x'.repeat(2 << 20)}"}`);
+  assert.equal(r.status, 413, r.text);
+  assert.equal(r.json.error.code, `${BASE}.GeneralError`);
+  assert.match(r.json.error.message, /larger than 1048576 bytes/);
+  assert.equal(r.headers.get('connection'), 'close');
+  assert.equal(tr.node(0).state.power.power, before);
+  // a Content-Length far beyond the limit is refused at once, without waiting for the body
+  const huge = await bmc(`PATCH ${SYS} HTTP/1.1\r\nHost: x\r\nAuthorization: ${BASIC}\r\nContent-Type: application/json\r\nContent-Length: ${1 << 30}\r\n\r\n{`);
+  assertRedfishError(huge, 413, 'GeneralError');
+  assert.equal(huge.closed, true);
+  assert.equal((await tr.redfish(0).get(SYS)).status, 200, 'the BMC answers on');
+});
+
+test('BMC: an unauthenticated request is refused from its headers, before its body is read', async () => {
+  // 50 MiB announced, 1 KiB sent: the 401 comes without the BMC waiting for (or keeping) the rest
+  for (const path of [`${SYS}/Actions/ComputerSystem.Reset`, '/redfish/v1/AccountService/Accounts', '/redfish/v1/NoSuchThing']) {
+    const r = await bmc(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${50 << 20}\r\n\r\n`, 'x'.repeat(1024));
+    assertRedfishError(r, 401, 'NoValidSession');
+    assert.equal(r.closed, true, 'the connection closes: the unread body cannot be taken for a request');
+  }
+  // a session login (no authentication needed) with a body over the limit: 413
+  const s = await bmc(`POST /redfish/v1/SessionService/Sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${50 << 20}\r\n\r\n`);
+  assertRedfishError(s, 413, 'GeneralError');
+});
