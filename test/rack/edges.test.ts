@@ -1,6 +1,7 @@
 /**
  * The rack's HTTP edges against a hostile client on the same network: the BMC reads a body only
- * after authentication, and answers one over its limit with 413 and a Redfish body.
+ * after authentication, answers one over its limit with 413 and a Redfish body, and answers what
+ * Node's HTTP parser refuses with a Redfish body too.
  * Its own rack on 127.33 with ports of its own (faults.test.ts has 127.33 on the default ports).
  */
 import { test, before, after } from 'node:test';
@@ -65,4 +66,24 @@ test('BMC: an unauthenticated request is refused from its headers, before its bo
   // a session login (no authentication needed) with a body over the limit: 413
   const s = await bmc(`POST /redfish/v1/SessionService/Sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${50 << 20}\r\n\r\n`);
   assertRedfishError(s, 413, 'GeneralError');
+});
+
+test("BMC: what Node's HTTP parser refuses gets a well-formed Redfish answer: 501 for an unknown method, 400 otherwise", async () => {
+  const unknown = await bmc(`FAKEMETHOD ${SYS} HTTP/1.1\r\nHost: x\r\nAuthorization: ${BASIC}\r\n\r\n`);
+  assertRedfishError(unknown, 501, 'OperationNotAllowed');
+  const lower = await bmc('get /redfish/v1/ HTTP/1.1\r\nHost: x\r\n\r\n');
+  assertRedfishError(lower, 501, 'OperationNotAllowed');
+  // a method the parser knows but Redfish does not: 501 too; a Redfish method the resource lacks: 405
+  assertRedfishError(await bmc(`PROPFIND ${SYS} HTTP/1.1\r\nHost: x\r\nAuthorization: ${BASIC}\r\n\r\n`), 501, 'OperationNotAllowed');
+  const put = await bmc(`PUT ${SYS} HTTP/1.1\r\nHost: x\r\nAuthorization: ${BASIC}\r\nContent-Length: 0\r\n\r\n`);
+  assertRedfishError(put, 405, 'OperationNotAllowed');
+  assert.ok(put.headers['allow']?.includes('PATCH'));
+  for (const bad of ['GET /redfish/v1/ HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n', 'GET /redfish/v1/ HTTP/9.9\r\n\r\n', 'GET /a b c HTTP/1.1\r\n\r\n', `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'y'.repeat(20_000)}\r\n\r\n`]) {
+    const r = await bmc(bad);
+    assert.ok(r.status === 400 || r.status === 431, `${JSON.stringify(bad.slice(0, 40))}: ${r.status}`);
+    assertRedfishError(r, r.status, 'GeneralError');
+  }
+  // an odd request target names no resource (and does not break the URL parser)
+  assertRedfishError(await bmc(`GET http://[::1/nowhere HTTP/1.1\r\nHost: x\r\nAuthorization: ${BASIC}\r\n\r\n`), 404, 'ResourceMissingAtURI');
+  assert.equal((await tr.redfish(0).get(SYS)).status, 200, 'the BMC answers on');
 });

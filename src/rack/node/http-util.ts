@@ -4,7 +4,8 @@
  * size limit (draining what is over it, so that the 413 arrives), reading a download with a size
  * limit, and keeping credentials out of URLs that are shown or logged.
  */
-import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 
 /** A request body over its limit. The request was read to its end when `drained` (the connection may be kept). */
 export class BodyTooLarge extends Error {
@@ -54,9 +55,42 @@ export function readBody(req: IncomingMessage, limit = BODY_LIMIT, drainLimit = 
   });
 }
 
+/**
+ * The path and query of a request target, without the URL parser: origin form ("/a?b") or absolute
+ * form ("http://host/a?b"), never throwing on odd input (which then simply names no resource).
+ */
+export function splitTarget(target: string): { path: string; query: string } {
+  let t = target;
+  const abs = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/.exec(t);
+  if (abs) t = t.slice(abs[0].length) || '/';
+  const hash = t.indexOf('#');
+  if (hash >= 0) t = t.slice(0, hash);
+  const q = t.indexOf('?');
+  return q < 0 ? { path: t, query: '' } : { path: t.slice(0, q), query: t.slice(q + 1) };
+}
+
 /** Whether a request announces a body (Content-Length above 0, or chunked). */
 export function hasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+}
+
+/**
+ * The status for a request Node's HTTP parser refused ('clientError'): 501 for a method it does
+ * not know (RFC 9110 §15.6.2; DSP0266 "501 Not Implemented"), 431 for headers over its limit, 408
+ * for a request that took too long, 400 for anything else malformed. Undefined when there is no one
+ * to answer (the connection is gone).
+ */
+export function clientErrorStatus(err: Error & { code?: string }, socket: Duplex): number | undefined {
+  if (err.code === 'ECONNRESET' || !socket.writable) return undefined;
+  const byCode: Record<string, number> = { HPE_INVALID_METHOD: 501, HPE_HEADER_OVERFLOW: 431, ERR_HTTP_REQUEST_TIMEOUT: 408 };
+  return byCode[err.code ?? ''] ?? 400;
+}
+
+/** Writes a whole HTTP/1.1 response on a raw socket (outside Node's HTTP server), then closes it. */
+export function writeRawResponse(socket: Duplex, status: number, headers: Record<string, string>, body: string): void {
+  const all: Record<string, string> = { ...headers, 'Content-Length': String(Buffer.byteLength(body)), Connection: 'close' };
+  const head = [`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`, ...Object.entries(all).map(([k, v]) => `${k}: ${v}`)].join('\r\n');
+  socket.end(`${head}\r\n\r\n${body}`, () => socket.destroy());
 }
 
 /** The media type of a Content-Type header, without parameters, lower case ('' when absent). */

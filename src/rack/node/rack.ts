@@ -15,6 +15,7 @@ import { createSocket, type Socket as UdpSocket, type RemoteInfo } from 'node:dg
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Clock } from '../../shared/clock.ts';
 import type { Random } from '../../shared/random.ts';
@@ -28,10 +29,10 @@ import type { RackNodeSummary, RackStatus, FaultPatch } from '../protocol/contro
 import { RackLayout } from './layout.ts';
 import { NodeRuntime, NO_FAULTS, type NodeFaults } from './node-runtime.ts';
 import { BmcMemory } from './redfish/bmc-state.ts';
-import { RedfishError, toRedfish } from './redfish/http-error.ts';
+import { RedfishError, redfishParseError, toRedfish } from './redfish/http-error.ts';
 import { RedfishRouter } from './redfish/router.ts';
 import { redfishRoutes, type BmcHost } from './redfish/resources.ts';
-import { readBody, mediaType, hasBody } from './http-util.ts';
+import { readBody, mediaType, hasBody, clientErrorStatus, splitTarget, writeRawResponse } from './http-util.ts';
 
 export interface RackConfig {
   version: 1;
@@ -324,6 +325,16 @@ export class Rack {
       });
     });
     server.on('tlsClientError', () => undefined);
+    // what Node's HTTP parser refuses (an unknown method, bad headers) still gets a Redfish answer
+    server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
+      const status = clientErrorStatus(err, socket);
+      if (status === undefined) return void socket.destroy();
+      writeRawResponse(socket, status, { 'Content-Type': 'application/json; charset=utf-8', 'OData-Version': '4.0' }, JSON.stringify(redfishParseError(status, err.code)));
+    });
+    // CONNECT (a proxy's method) would otherwise get its connection closed unanswered
+    server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+      writeRawResponse(socket, 501, { 'Content-Type': 'application/json; charset=utf-8', 'OData-Version': '4.0' }, JSON.stringify(redfishParseError(501, undefined)));
+    });
     // errors while listening are reported by listenOn; later ones must not take the rack down
     server.on('error', (e) => {
       if (server.listening) this.opts.log(`BMC of ${b.node.serial} on ${ip}: ${e.message}`);
@@ -415,9 +426,9 @@ export class Rack {
     try {
       const slow = b.node.state.faults.bmcSlowMs;
       if (slow > 0) await this.opts.clock.sleep(slow);
-      const url = new URL(req.url ?? '/', 'https://bmc');
+      const { path, query } = splitTarget(req.url ?? '/');
       // the router reads the body only once the request is authenticated and allowed
-      const r = await this.router.handle({ method: req.method ?? 'GET', path: url.pathname, query: url.search.slice(1), headers: req.headers, body: () => readBody(req) }, b.node, b.mem);
+      const r = await this.router.handle({ method: req.method ?? 'GET', path, query, headers: req.headers, body: () => readBody(req) }, b.node, b.mem);
       res.writeHead(r.status, closeIfBodyLeft(req, r.headers));
       res.end(r.body);
     } catch (e) {

@@ -53,4 +53,12 @@ export function toRedfish(err: unknown, action?: string): { status: number; body
   return { status: 500, body: errorBody(text, [message('InternalError')]), headers: {} };
 }
 
+/** What the BMC answers to a request Node's HTTP parser refused (see clientErrorStatus). */
+export function redfishParseError(status: number, code: string | undefined): RedfishErrorBody {
+  if (status === 501) return errorBody('the HTTP method is not one this service knows; Redfish uses GET, HEAD, POST, PATCH, PUT and DELETE', [message('OperationNotAllowed')]);
+  if (status === 431) return errorBody('the request headers are too large', [message('GeneralError')]);
+  if (status === 408) return errorBody('the request took too long to arrive', [message('GeneralError')]);
+  return errorBody(`malformed HTTP request${code ? ` (${code})` : ''}`, [message('GeneralError')]);
+}
+
 export { errorMessage };

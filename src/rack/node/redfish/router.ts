@@ -109,6 +109,13 @@ const header = (h: HttpRequest['headers'], name: string): string | undefined => 
   return Array.isArray(v) ? v[0] : v;
 };
 
+/**
+ * The methods this service knows (DSP0266 "Requests"; OPTIONS for CORS). A method outside them is
+ * 501 Not Implemented ("the server does not recognize the request method"); one of them that a
+ * resource does not support is 405 with Allow.
+ */
+export const KNOWN_METHODS: readonly string[] = ['GET', 'HEAD', 'POST', 'PATCH', 'PUT', 'DELETE', 'OPTIONS'];
+
 /** Failed logins lock an account after this many in a row ... */
 export const LOCKOUT_THRESHOLD = 5;
 /** ... for this long; older failures are forgotten. */
@@ -280,6 +287,7 @@ export class RedfishRouter {
     const base: Record<string, string> = { 'OData-Version': '4.0', 'Cache-Control': 'no-cache', 'Content-Type': 'application/json; charset=utf-8' };
     try {
       const odv = header(req.headers, 'odata-version');
+      if (!KNOWN_METHODS.includes(method)) throw new RedfishError(501, `${method} is not an HTTP method this service knows; Redfish uses GET, HEAD, POST, PATCH, PUT and DELETE`, [message('OperationNotAllowed')]);
       if (odv !== undefined && odv !== '4.0') throw new RedfishError(412, `OData-Version ${odv} is not supported; use 4.0`, [message('PreconditionFailed')]);
       const m = this.match(path);
       const isPublic = m !== undefined && ((m.route.public === true && (method === 'GET' || method === 'HEAD')) || (m.route.publicPost === true && method === 'POST'));
