@@ -1,7 +1,7 @@
 /**
  * The rack's HTTP edges against a hostile client on the same network: the BMC reads a body only
- * after authentication, answers one over its limit with 413 and a Redfish body, and answers what
- * Node's HTTP parser refuses with a Redfish body too.
+ * after authentication, answers one over its limit with 413 and a Redfish body, answers what Node's
+ * HTTP parser refuses with a Redfish body too, and takes POST to a collection's Members.
  * Its own rack on 127.33 with ports of its own (faults.test.ts has 127.33 on the default ports).
  */
 import { test, before, after } from 'node:test';
@@ -86,4 +86,26 @@ test("BMC: what Node's HTTP parser refuses gets a well-formed Redfish answer: 50
   // an odd request target names no resource (and does not break the URL parser)
   assertRedfishError(await bmc(`GET http://[::1/nowhere HTTP/1.1\r\nHost: x\r\nAuthorization: ${BASIC}\r\n\r\n`), 404, 'ResourceMissingAtURI');
   assert.equal((await tr.redfish(0).get(SYS)).status, 200, 'the BMC answers on');
+});
+
+test('BMC: POST to a collection\'s Members works as POST to the collection (DSP0266 "POST (create)")', async () => {
+  const anon = tr.redfish(0, null);
+  const login = await anon.post('/redfish/v1/SessionService/Sessions/Members', { UserName: 'admin', Password: 'lab-password-1' });
+  assert.equal(login.status, 201, login.text);
+  const token = login.headers.get('x-auth-token');
+  assert.ok(token);
+  assert.match(login.headers.get('location') ?? '', /^\/redfish\/v1\/SessionService\/Sessions\/\w+/);
+  const mine = tr.redfish(0, null).as({ 'X-Auth-Token': token });
+  assert.equal((await mine.get(SYS)).status, 200);
+  assert.equal((await mine.delete(login.headers.get('location')!)).status, 204);
+  // accounts: as for the collection, authentication and ConfigureUsers are needed
+  const body = { UserName: 'member1', Password: 'member1-pass', RoleId: 'ReadOnly' };
+  assert.equal((await anon.post('/redfish/v1/AccountService/Accounts/Members', body)).status, 401);
+  const made = await tr.redfish(0).post('/redfish/v1/AccountService/Accounts/Members', body);
+  assert.equal(made.status, 201, made.text);
+  const ro = tr.redfish(0, 'member1', 'member1-pass');
+  assert.equal((await ro.post('/redfish/v1/AccountService/Accounts/Members', { ...body, UserName: 'member2' })).status, 403);
+  assert.equal((await tr.redfish(0).delete(made.headers.get('location')!)).status, 204);
+  // where the collection takes no POST, neither does Members
+  assert.equal((await tr.redfish(0).post('/redfish/v1/Systems/Members', {})).status, 404);
 });

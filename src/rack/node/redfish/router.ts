@@ -204,6 +204,18 @@ export class RedfishRouter {
     return undefined;
   }
 
+  /**
+   * The route for a request. DSP0266 "POST (create)": a POST to a resource collection is the same
+   * as a POST to its Members property, and a service that adds members supports both forms.
+   */
+  private matchFor(method: string, path: string): { route: Route; params: Record<string, string> } | undefined {
+    if (method === 'POST' && path.endsWith('/Members')) {
+      const collection = this.match(path.slice(0, -'/Members'.length));
+      if (collection?.route.post) return collection;
+    }
+    return this.match(path);
+  }
+
   private async authenticate(req: HttpRequest, node: NodeRuntime, mem: BmcMemory): Promise<Principal> {
     const token = header(req.headers, 'x-auth-token');
     if (token) {
@@ -289,7 +301,7 @@ export class RedfishRouter {
       const odv = header(req.headers, 'odata-version');
       if (!KNOWN_METHODS.includes(method)) throw new RedfishError(501, `${method} is not an HTTP method this service knows; Redfish uses GET, HEAD, POST, PATCH, PUT and DELETE`, [message('OperationNotAllowed')]);
       if (odv !== undefined && odv !== '4.0') throw new RedfishError(412, `OData-Version ${odv} is not supported; use 4.0`, [message('PreconditionFailed')]);
-      const m = this.match(path);
+      const m = this.matchFor(method, path);
       const isPublic = m !== undefined && ((m.route.public === true && (method === 'GET' || method === 'HEAD')) || (m.route.publicPost === true && method === 'POST'));
       const principal = isPublic ? undefined : await this.authenticate(req, node, mem);
       if (!m) throw new RedfishError(404, `no resource at ${path}`, [message('ResourceMissingAtURI', [path])]);
