@@ -14,6 +14,8 @@ import { SystemClock } from '../../src/shared/clock.ts';
 import { SeededRandom } from '../../src/shared/random.ts';
 import { Rack, type CreateOptions } from '../../src/rack/node/rack.ts';
 import type { NodeRuntime } from '../../src/rack/node/node-runtime.ts';
+import { rackEndpoint, type RackEndpoint } from '../../src/rack/protocol/access.ts';
+import { RackClient } from '../../src/rack/protocol/client.ts';
 
 export interface RfResponse {
   status: number;
@@ -204,6 +206,18 @@ export class TestRack {
     const n = this.rack.nodes[i];
     if (!n) throw new Error(`no node ${i}`);
     return n;
+  }
+
+  /** The control API's URL and bearer token, read from the data dir as every caller does. */
+  endpoint(): RackEndpoint {
+    const ep = rackEndpoint(this.dataDir);
+    if (!ep) throw new Error(`no control endpoint in ${this.dataDir}`);
+    return ep;
+  }
+
+  /** A client of the control API (with the rack's token). */
+  api(timeoutMs?: number): RackClient {
+    return new RackClient(this.endpoint(), timeoutMs);
   }
 
   /** A client of node i's BMC; user null = anonymous. */

@@ -1,13 +1,15 @@
 /**
- * The rack's HTTP edges against a hostile client on the same network: the BMC reads a body only
- * after authentication, answers one over its limit with 413 and a Redfish body, answers what Node's
- * HTTP parser refuses with a Redfish body too, and takes POST to a collection's Members.
+ * The rack's two HTTP edges against a hostile client on the same network: the BMC (bodies read only
+ * after authentication, 413 with a Redfish body, what Node's parser refuses, POST to a collection's
+ * Members) and the control API (its bearer token, body schemas and limits, rotation).
  * Its own rack on 127.33 with ports of its own (faults.test.ts has 127.33 on the default ports).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { TestRack, rawRequest, type RawResponse } from '../drivers/rack-driver.ts';
+import { RackApiError, RackClient } from '../../src/rack/protocol/client.ts';
+import { readControlToken } from '../../src/rack/protocol/access.ts';
 
 const BMC_PORT = 9443;
 const CONTROL_PORT = 9080;
@@ -30,6 +32,11 @@ const msgId = (r: { json: any }): string => r.json?.error?.['@Message.ExtendedIn
 /** A raw request to BMC 0. */
 function bmc(...data: (string | Buffer)[]): Promise<RawResponse> {
   return rawRequest({ host: tr.node(0).identity.bmcIp, port: BMC_PORT, ca, data });
+}
+
+/** A raw request to the control API. */
+function control(...data: (string | Buffer)[]): Promise<RawResponse> {
+  return rawRequest({ host: '127.33.255.254', port: CONTROL_PORT, data });
 }
 
 function assertRedfishError(r: RawResponse, status: number, id: string): void {
@@ -108,4 +115,110 @@ test('BMC: POST to a collection\'s Members works as POST to the collection (DSP0
   assert.equal((await tr.redfish(0).delete(made.headers.get('location')!)).status, 204);
   // where the collection takes no POST, neither does Members
   assert.equal((await tr.redfish(0).post('/redfish/v1/Systems/Members', {})).status, 404);
+});
+
+test('control API: every route needs the bearer token; without it 401 in the API\'s shape, and nothing changes', async () => {
+  const file = tr.rack.layout.controlToken;
+  assert.equal(statSync(file).mode & 0o777, 0o600);
+  const token = readControlToken(tr.dataDir)!;
+  assert.match(token, /^[A-Za-z0-9_-]{43}$/);
+  let shutdowns = 0;
+  tr.rack.onShutdownRequest = () => void (shutdowns += 1);
+  const serial = tr.node(0).serial;
+  const nodes = tr.rack.config.nodes.length;
+  const routes: [string, string, string][] = [
+    ['GET', '/rack', ''], ['GET', '/rack/bmcs', ''], ['POST', '/rack/nodes', '{"count":1}'], ['GET', `/rack/nodes/${serial}`, ''],
+    ['PATCH', `/rack/nodes/${serial}/faults`, '{"bmcUnreachable":true}'], ['DELETE', `/rack/nodes/${serial}/faults`, '{}'],
+    ['POST', '/rack/shutdown', '{}'], ['POST', '/rack/token', '{}'], ['GET', '/rack/nothing', ''],
+  ];
+  for (const auth of [undefined, 'Bearer wrong-token', `Bearer ${token}x`, `Basic ${Buffer.from(`x:${token}`).toString('base64')}`, `bearer${token}`]) {
+    for (const [method, path, body] of routes) {
+      const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+      if (auth) headers['Authorization'] = auth;
+      const init: RequestInit = { method, headers };
+      if (body) init.body = body;
+      const res = await fetch(`${tr.rack.controlUrl}${path}`, init);
+      const json = (await res.json()) as { error: { code: string; message: string } };
+      assert.equal(res.status, 401, `${method} ${path} with ${auth ?? 'no token'}`);
+      assert.equal(json.error.code, 'CVG_ERR_AUTH');
+      assert.equal(res.headers.get('www-authenticate'), 'Bearer realm="converge-rack"');
+      assert.ok(!JSON.stringify(json).includes(token), 'the answer does not echo a token');
+    }
+  }
+  assert.equal(shutdowns, 0);
+  assert.equal(tr.rack.config.nodes.length, nodes);
+  assert.equal(tr.rack.summary(tr.node(0)).bmc.reachable, true);
+  assert.equal(readControlToken(tr.dataDir), token, 'the token was not rotated');
+  // an unauthenticated change with a big body: refused from its headers, the body not read
+  const big = await control(`POST /rack/nodes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${50 << 20}\r\n\r\n{"count":`);
+  assert.equal(big.status, 401);
+  assert.equal(big.json.error.code, 'CVG_ERR_AUTH');
+  assert.equal(big.closed, true);
+  // with the token, the same client works; the token is in no log
+  const api = tr.api();
+  assert.equal((await api.status()).nodes.length, nodes);
+  await api.shutdown();
+  assert.equal(shutdowns, 1);
+  tr.rack.onShutdownRequest = () => undefined;
+  assert.ok(!tr.logs.join('\n').includes(token), 'the rack log does not show the token');
+});
+
+test('control API: bodies are checked against their schema (400 naming the field), limited (413), JSON only', async () => {
+  const token = tr.endpoint().token;
+  const call = async (method: string, path: string, body: string, type = 'application/json'): Promise<{ status: number; json: any; headers: Headers }> => {
+    const res = await fetch(`${tr.rack.controlUrl}${path}`, { method, headers: { Authorization: `Bearer ${token}`, 'Content-Type': type }, body });
+    return { status: res.status, json: await res.json(), headers: res.headers };
+  };
+  const serial = tr.node(0).serial;
+  const nodes = tr.rack.config.nodes.length;
+  const faults = JSON.stringify(tr.node(0).state.faults);
+  const cases: [string, string, string, string][] = [
+    ['POST', '/rack/nodes', '{"count":0}', 'count'],
+    ['POST', '/rack/nodes', '{"count":1001}', 'count'],
+    ['POST', '/rack/nodes', '{"count":1,"colour":"red"}', 'colour'],
+    ['POST', '/rack/nodes', '{"model":""}', 'model'],
+    ['POST', '/rack/nodes', '{"modelFile":{"name":"X"}}', 'model.vendor'],
+    ['POST', '/rack/nodes', '7', 'body'],
+    ['POST', '/rack/nodes', '{"count":', 'body'],
+    ['PATCH', `/rack/nodes/${serial}/faults`, '{"failedDisks":[1]}', 'failedDisks.0'],
+    ['PATCH', `/rack/nodes/${serial}/faults`, '{"bmcSlowMs":1.5}', 'bmcSlowMs'],
+    ['PATCH', `/rack/nodes/${serial}/faults`, '{"installerCrashAtPercent":"half"}', 'installerCrashAtPercent'],
+    ['PATCH', `/rack/nodes/${serial}/faults`, '{"bootFailure":true,"melt":true}', 'melt'],
+    ['DELETE', `/rack/nodes/${serial}/faults`, '{"all":true}', 'all'],
+    ['POST', '/rack/shutdown', '{"now":true}', 'now'],
+    ['POST', '/rack/token', '[]', 'body'],
+  ];
+  for (const [method, path, body, field] of cases) {
+    const r = await call(method, path, body);
+    assert.equal(r.status, 400, `${method} ${path} ${body}: ${JSON.stringify(r.json)}`);
+    assert.equal(r.json.error.code, 'CVG_ERR_INPUT');
+    assert.equal(r.json.error.field, field, `${method} ${path} ${body}`);
+  }
+  const tooBig = await call('PATCH', `/rack/nodes/${serial}/faults`, JSON.stringify({ failedDisks: ['x'.repeat(100 << 10)] }));
+  assert.equal(tooBig.status, 413);
+  assert.deepEqual([tooBig.json.error.code, tooBig.json.error.field], ['CVG_ERR_INPUT', 'body']);
+  assert.equal(tooBig.headers.get('connection'), 'close');
+  const wrongType = await call('POST', '/rack/shutdown', '{}', 'text/plain');
+  assert.deepEqual([wrongType.status, wrongType.json.error.field], [400, 'Content-Type']);
+  assert.equal(tr.rack.config.nodes.length, nodes, 'no node was added');
+  assert.equal(JSON.stringify(tr.node(0).state.faults), faults, 'no fault was injected');
+  // a known path with another method: 405 with Allow; an unknown method: 501 in the API's shape
+  const put = await control(`PUT /rack HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Length: 0\r\n\r\n`);
+  assert.deepEqual([put.status, put.headers['allow'], put.json.error.field], [405, 'GET', 'method']);
+  const fake = await control('FAKEMETHOD /rack HTTP/1.1\r\nHost: x\r\n\r\n');
+  assert.deepEqual([fake.status, fake.json.error.code, fake.json.error.field], [501, 'CVG_ERR_INPUT', 'method']);
+  const garbage = await control('GET /rack HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n');
+  assert.deepEqual([garbage.status, garbage.json.error.code], [400, 'CVG_ERR_INPUT']);
+  assert.equal((await tr.api().node(serial)).serial, serial, 'the API answers on');
+});
+
+test('control API: the token rotates; the old one stops working at once, the new one is in the file', async () => {
+  const old = tr.endpoint();
+  await new RackClient(old).rotateToken();
+  const now = tr.endpoint();
+  assert.notEqual(now.token, old.token);
+  assert.equal(statSync(tr.rack.layout.controlToken).mode & 0o777, 0o600);
+  await assert.rejects(new RackClient(old).status(), (e: unknown) => e instanceof RackApiError && e.status === 401 && e.code === 'CVG_ERR_AUTH');
+  assert.equal((await new RackClient(now).bmcs()).bmcs.length, 2);
+  assert.ok(!tr.logs.join('\n').includes(now.token));
 });
