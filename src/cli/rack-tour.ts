@@ -33,7 +33,7 @@ async function tour(o: UpOptions): Promise<void> {
   step(2, 'Discovery: Redfish SSDP M-SEARCH, as Foundation will find the BMCs');
   const found = await ssdpSearch({ port: cfg.network.ssdpPort, timeoutMs: 800 });
   if (found.length > 0) for (const f of found) say(`  found ${f.url}  (uuid ${f.uuid})`);
-  else say(`  no SSDP answers here; the rack also lists its BMCs at ${up.status.controlUrl}/rack/bmcs`);
+  else say(`  no SSDP answers here; the rack also lists its BMCs at ${up.status.controlUrl}/rack/bmcs (with the bearer token of converge rack token)`);
 
   step(3, `Log in to the BMC of ${first.serial} (a Redfish session, X-Auth-Token)`);
   const rf = new RedfishClient(first.bmc.url, cfg.bmc.userName, cfg.bmc.password, ca);

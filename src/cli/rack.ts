@@ -8,14 +8,16 @@ import { openSync, readFileSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { InputError, RackNotRunningError } from '../shared/errors.ts';
+import { AuthError, InputError, RackNotRunningError } from '../shared/errors.ts';
 import { readJson } from '../shared/json-file.ts';
 import { SystemClock } from '../shared/clock.ts';
 import { SeededRandom } from '../shared/random.ts';
 import { Rack, type RackConfig } from '../rack/node/rack.ts';
 import { RackLayout, defaultDataDir } from '../rack/node/layout.ts';
 import { BUILTIN_MODELS, parseHardwareModel, parseBmcNetwork } from '../rack/core/models.ts';
-import { RackClient } from '../rack/protocol/client.ts';
+import { RackApiError, RackClient } from '../rack/protocol/client.ts';
+import { controlTokenPath, rackEndpoint, readControlToken, type RackEndpoint } from '../rack/protocol/access.ts';
+import { writeControlToken } from '../rack/node/control-api.ts';
 import type { FaultPatch, RackNodeSummary, RackStatus } from '../rack/protocol/control.ts';
 import { runRackDaemon, type DaemonInfo } from '../rack/main.ts';
 import { fail, printJson, table } from './output.ts';
@@ -41,16 +43,29 @@ function configOf(dataDir: string): RackConfig {
   return cfg;
 }
 
-function clientOf(dataDir: string): RackClient {
-  const cfg = configOf(dataDir);
-  return new RackClient(`http://${cfg.network.bmcNetwork}.255.254:${cfg.network.controlPort}`, 120_000);
+/** The control API's URL and token, from the data dir. */
+function endpointOf(dataDir: string): RackEndpoint {
+  configOf(dataDir);
+  const ep = rackEndpoint(dataDir);
+  if (!ep) throw new RackNotRunningError(`the rack in ${dataDir} has no control token (${controlTokenPath(dataDir)}); converge rack up creates one`);
+  return ep;
 }
 
+function clientOf(dataDir: string): RackClient {
+  return new RackClient(endpointOf(dataDir), 120_000);
+}
+
+/** The running rack's status; undefined when it is not running. A rack that refuses our token is an error. */
 async function running(dataDir: string): Promise<RackStatus | undefined> {
   if (!existsSync(new RackLayout(dataDir).daemonJson)) return undefined;
+  const ep = rackEndpoint(dataDir);
+  if (!ep) return undefined;
   try {
-    return await new RackClient(clientOf(dataDir).baseUrl, 3000).status();
-  } catch {
+    return await new RackClient(ep, 3000).status();
+  } catch (e) {
+    if (e instanceof RackApiError && e.status === 401) {
+      throw new AuthError(`the rack in ${dataDir} runs but refuses the token in ${controlTokenPath(dataDir)} (was the file replaced while it ran?); stop it with kill ${readJson<DaemonInfo>(new RackLayout(dataDir).daemonJson)?.pid ?? '<pid in daemon.json>'}, then converge rack up`);
+    }
     return undefined;
   }
 }
@@ -76,7 +91,7 @@ function printNodes(nodes: readonly RackNodeSummary[]): void {
 function printStatus(s: RackStatus, password?: string): void {
   printNodes(s.nodes);
   process.stdout.write(`\n${s.nodes.length} nodes · BMC user ${s.bmcUser}${password ? ` / password ${password}` : ''} · CA ${s.caCert}\n`);
-  process.stdout.write(`control API ${s.controlUrl}/rack · SSDP discovery ${s.ssdp ? 'on' : 'off'} · pace ${s.pace} · data ${s.dataDir}\n`);
+  process.stdout.write(`control API ${s.controlUrl}/rack (token: converge rack token) · SSDP discovery ${s.ssdp ? 'on' : 'off'} · pace ${s.pace} · data ${s.dataDir}\n`);
 }
 
 /** Resolves a node given as serial, 1-based index or BMC IP. */
@@ -311,6 +326,26 @@ export function registerRack(program: Command): Command {
         const faults = Object.keys(p).length > 0 ? await client.setFaults(n.serial, p) : (await client.node(n.serial)).faults;
         if (o.json) printJson({ serial: n.serial, faults });
         else process.stdout.write(`${n.serial}: ${JSON.stringify(faults)}\n`);
+      } catch (e) {
+        fail(e, o.json === true);
+      }
+    });
+
+  common(rack.command('token'))
+    .description("print the control API's bearer token (kept in <data-dir>/rack/control-token, mode 0600)")
+    .option('--rotate', 'replace it first (running or not); the old token stops working at once')
+    .action(async (o: Common & { rotate?: boolean }) => {
+      try {
+        const dataDir = dataDirOf(o);
+        configOf(dataDir);
+        if (o.rotate) {
+          if (await running(dataDir)) await clientOf(dataDir).rotateToken();
+          else writeControlToken(new RackLayout(dataDir).controlToken);
+        }
+        const token = readControlToken(dataDir);
+        if (token === undefined) throw new RackNotRunningError(`the rack in ${dataDir} has no control token yet; converge rack up creates one (or rack token --rotate)`);
+        if (o.json) printJson({ token, file: controlTokenPath(dataDir), rotated: o.rotate === true });
+        else process.stdout.write(`${token}\n`);
       } catch (e) {
         fail(e, o.json === true);
       }

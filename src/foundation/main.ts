@@ -15,6 +15,7 @@ import { Foundation } from './node/foundation.ts';
 import { DeploymentPki } from '../shared/identity.ts';
 import { useIdentity } from '../shared/http-client.ts';
 import { createFoundationApi } from './node/api.ts';
+import { rackEndpoint, type RackEndpoint } from '../rack/protocol/access.ts';
 
 export interface FoundationOptions {
   dataDir: string;
@@ -24,7 +25,8 @@ export interface FoundationOptions {
   bmcPassword?: string;
   bmcCa?: string;
   bmcPort?: number;
-  rackUrls?: string[];
+  /** Rack control APIs (URL and bearer token) to list BMCs from; default: the rack of dataDir. */
+  racks?: RackEndpoint[];
   ssdpPort?: number;
   profile?: Profile;
   /** A folder of bundles to add to the repository at start. */
@@ -70,7 +72,7 @@ export async function startFoundation(o: FoundationOptions): Promise<RunningFoun
     url,
     creds: caPath && existsSync(caPath) ? { user, password, ca: readFileSync(caPath, 'utf8') } : { user, password },
     bmcPort: o.bmcPort ?? rack?.network.bmcPort ?? 443,
-    rackUrls: o.rackUrls ?? (rack ? [`http://${rack.network.bmcNetwork}.255.254:${rack.network.controlPort}`] : []),
+    racks: o.racks ?? [rackEndpoint(o.dataDir)].filter((r) => r !== undefined),
     ssdpPort: o.ssdpPort ?? rack?.network.ssdpPort ?? 1900,
     profile: o.profile ?? 'lab',
     log: o.log ?? ((m) => process.stderr.write(`${new Date().toISOString()} ${m}\n`)),

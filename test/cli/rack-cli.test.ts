@@ -5,7 +5,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { cvg } from '../drivers/cli.ts';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, fetch as ufetch } from 'undici';
@@ -18,7 +18,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('rack up, status, fault, down, up again: the rack comes back as it was', async () => {
+test('rack up, token, status, fault, down, up again: the rack comes back as it was', async () => {
   const t0 = Date.now();
   const up = await cvg('rack', 'up', '--nodes', '4', '--data-dir', dir, '--bmc-network', '127.36', '--pace', '0', '--json');
   const upMs = Date.now() - t0;
@@ -35,6 +35,20 @@ test('rack up, status, fault, down, up again: the rack comes back as it was', as
   const auth = { Authorization: `Basic ${Buffer.from(`admin:${password}`).toString('base64')}`, 'Content-Type': 'application/json' };
   const r = await ufetch('https://127.36.0.2:8443/redfish/v1/Systems/1/Actions/ComputerSystem.Reset', { method: 'POST', headers: auth, body: '{"ResetType":"On"}', dispatcher: agent });
   assert.equal(r.status, 204);
+
+  // the control API needs the token that rack up made (rack token prints it; --rotate replaces it)
+  const tokenFile = join(dir, 'rack/control-token');
+  assert.equal(statSync(tokenFile).mode & 0o777, 0o600);
+  const t1 = JSON.parse((await cvg('rack', 'token', '--data-dir', dir, '--json')).stdout);
+  assert.deepEqual([t1.token, t1.file], [readFileSync(tokenFile, 'utf8').trim(), tokenFile]);
+  assert.equal((await ufetch('http://127.36.255.254:8080/rack')).status, 401);
+  assert.equal((await ufetch('http://127.36.255.254:8080/rack', { headers: { Authorization: `Bearer ${t1.token}` } })).status, 200);
+  const rotated = await cvg('rack', 'token', '--rotate', '--data-dir', dir);
+  assert.equal(rotated.code, 0, rotated.stderr);
+  const t2 = rotated.stdout.trim();
+  assert.notEqual(t2, t1.token);
+  assert.equal((await ufetch('http://127.36.255.254:8080/rack', { headers: { Authorization: `Bearer ${t1.token}` } })).status, 401, 'the old token stops working');
+  assert.ok(!readFileSync(join(dir, 'rack/rack.log'), 'utf8').includes(t2), 'the rack log does not show the token');
 
   const fault = await cvg('rack', 'fault', '3', '--nic-down', 'NIC1', '--data-dir', dir, '--json');
   assert.equal(fault.code, 0, fault.stderr);

@@ -47,7 +47,7 @@ export class TestFoundation {
     const dir = mkdtempSync(join(tmpdir(), 'cvg-fdn-'));
     const opts: Parameters<typeof startFoundation>[0] = {
       dataDir: dir, port, bmcUser: 'admin', bmcPassword: PASSWORD, bmcCa: tr.rack.layout.caCert, bmcPort: 8443,
-      rackUrls: [tr.rack.controlUrl], ssdpPort: tr.rack.config.network.ssdpPort, profile: 'lab', log: () => undefined,
+      racks: [tr.endpoint()], ssdpPort: tr.rack.config.network.ssdpPort, profile: 'lab', log: () => undefined,
       ...(timeouts ? { timeouts } : {}),
     };
     return new TestFoundation(tr, await startFoundation(opts), dir, rackNet, opts);

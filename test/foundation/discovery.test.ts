@@ -11,6 +11,7 @@ import { SystemClock } from '../../src/shared/clock.ts';
 import { Foundation } from '../../src/foundation/node/foundation.ts';
 import { TestRack, PASSWORD } from '../drivers/rack-driver.ts';
 import { DeploymentPki } from '../../src/shared/identity.ts';
+import type { RackEndpoint } from '../../src/rack/protocol/access.ts';
 
 let tr: TestRack;
 const dir = mkdtempSync(join(tmpdir(), 'cvg-disc-'));
@@ -28,19 +29,19 @@ before(async () => {
   pki = await DeploymentPki.open(dir);
 });
 
-function foundation(o: { rackUrls?: string[]; ssdpPort?: number }): Foundation {
+function foundation(o: { racks?: RackEndpoint[]; ssdpPort?: number }): Foundation {
   return new Foundation({
     pki,
     dataDir: dir, clock: new SystemClock(), url: 'http://127.0.0.1:1', log: () => undefined, profile: 'lab', bmcPort: 8443,
     creds: { user: 'admin', password: PASSWORD, ca: readFileSync(tr.rack.layout.caCert, 'utf8') },
-    rackUrls: o.rackUrls ?? [], ssdpPort: o.ssdpPort ?? 9,
+    racks: o.racks ?? [], ssdpPort: o.ssdpPort ?? 9,
   });
 }
 
 const want = ['https://127.58.0.1:8443', 'https://127.58.0.2:8443', 'https://127.58.0.3:8443', 'https://127.58.0.4:8443'];
 
 test('each source alone finds every BMC: the rack list, SSDP, an address range', async () => {
-  assert.deepEqual(await foundation({ rackUrls: [tr.rack.controlUrl] }).findBmcs(), want);
+  assert.deepEqual(await foundation({ racks: [tr.endpoint()] }).findBmcs(), want);
   assert.deepEqual(await foundation({ ssdpPort: tr.rack.config.network.ssdpPort }).findBmcs(), want);
   assert.deepEqual(await foundation({}).findBmcs(['127.58.0.1-127.58.0.10']), want);
   assert.deepEqual(await foundation({}).findBmcs(), [], 'no source, nothing found');
@@ -48,7 +49,7 @@ test('each source alone finds every BMC: the rack list, SSDP, an address range',
 });
 
 test('inventory over Redfish: CPU, memory, disks, NICs, HBA, firmware, block and position', async () => {
-  const nodes = await foundation({ rackUrls: [tr.rack.controlUrl] }).discover();
+  const nodes = await foundation({ racks: [tr.endpoint()] }).discover();
   assert.equal(nodes.length, 4);
   const a = nodes.find((n) => n.serial === tr.node(0).serial)!;
   assert.deepEqual(a.inventory.cpu, { model: 'Intel(R) Xeon(R) Silver 4314 CPU @ 2.40GHz', sockets: 2, coresPerSocket: 16, threadsPerCore: 2 });

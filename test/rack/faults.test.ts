@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { TestRack } from '../drivers/rack-driver.ts';
 import { FileServer, serveTestInstaller } from '../drivers/boot-images.ts';
-import { RackClient, RackApiError } from '../../src/rack/protocol/client.ts';
+import type { RackClient} from '../../src/rack/protocol/client.ts';
+import { RackApiError } from '../../src/rack/protocol/client.ts';
 import { DiskVolume } from '../../src/shared/disk-volume.ts';
 import { DiskIoError } from '../../src/shared/errors.ts';
 
@@ -18,7 +19,7 @@ let installerUrl: string;
 
 before(async () => {
   tr = await TestRack.start('127.33', { nodes: 3 });
-  api = new RackClient(tr.rack.controlUrl);
+  api = tr.api();
   files = await FileServer.start();
   installerUrl = await serveTestInstaller(files);
 });

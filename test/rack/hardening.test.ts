@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestRack, PASSWORD, RedfishTestClient } from '../drivers/rack-driver.ts';
 import { FileServer, buildImage, TEST_INSTALLER, TEST_HYPERVISOR } from '../drivers/boot-images.ts';
-import { RackClient } from '../../src/rack/protocol/client.ts';
+import type { RackClient } from '../../src/rack/protocol/client.ts';
 import { Rack } from '../../src/rack/node/rack.ts';
 import { BUILTIN_MODELS, findModel, type HardwareModel } from '../../src/rack/core/models.ts';
 import { InputError } from '../../src/shared/errors.ts';
@@ -26,7 +26,7 @@ let files: FileServer;
 
 before(async () => {
   tr = await TestRack.start('127.37', { nodes: 3 });
-  api = new RackClient(tr.rack.controlUrl);
+  api = tr.api();
   files = await FileServer.start();
 });
 after(async () => {
@@ -86,7 +86,7 @@ test('nodes, BMC list and status come in rack order', async () => {
 
 test('the control API takes JSON objects only, with Content-Type application/json', async () => {
   const call = async (method: string, path: string, body: string | undefined, type: string | undefined = 'application/json'): Promise<{ status: number; json: any }> => {
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = { Authorization: `Bearer ${tr.endpoint().token}` };
     if (type) headers['Content-Type'] = type;
     const init: RequestInit = { method, headers };
     if (body !== undefined) init.body = body;
@@ -307,7 +307,7 @@ test('rack add: status answers while the new nodes start; a node that cannot sta
   const adding = tr.rack.addNodes(1);
   const during = tr.rack.status(); // rack.json already lists the new node; its BMC is not up yet
   assert.equal(during.nodes.length, count);
-  const res = await fetch(`${tr.rack.controlUrl}/rack`);
+  const res = await fetch(`${tr.rack.controlUrl}/rack`, { headers: { Authorization: `Bearer ${tr.endpoint().token}` } });
   assert.equal(res.status, 200);
   await res.arrayBuffer();
   const [added] = await adding;

@@ -22,7 +22,7 @@ function fakeNode(): NodeRuntime {
 const basic = (u: string, p: string): Record<string, string> => ({ authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` });
 
 function req(method: string, path: string, headers: Record<string, string> = basic('admin', PW), rawBody = ''): HttpRequest {
-  return { method, path, query: '', headers, rawBody };
+  return { method, path, query: '', headers, body: () => Promise.resolve(rawBody) };
 }
 
 let deleted = 0;

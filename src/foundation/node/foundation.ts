@@ -18,6 +18,7 @@ import type { Clock } from '../../shared/clock.ts';
 import { InputError, NotFoundError, errorMessage } from '../../shared/errors.ts';
 import { readJson, writeJson } from '../../shared/json-file.ts';
 import { RackClient } from '../../rack/protocol/client.ts';
+import type { RackEndpoint } from '../../rack/protocol/access.ts';
 import { ssdpSearch } from '../../rack/protocol/ssdp.ts';
 import type { CvmAnnounce, InstallConfig, InstallerReport } from '../protocol/installer.ts';
 import { imageNodesSchema, ipmiConfigSchema, fieldOf, type ImageNodesRequest } from '../protocol/api.ts';
@@ -41,8 +42,8 @@ export interface FoundationDeps {
   /** Default BMC credentials and CA (a request's ipmi_user/ipmi_password override them). */
   creds: BmcCredentials;
   bmcPort: number;
-  /** Rack control APIs to list BMCs from (lab). */
-  rackUrls: string[];
+  /** Rack control APIs to list BMCs from (lab): URL and bearer token of each. */
+  racks: RackEndpoint[];
   ssdpPort: number;
   profile: Profile;
   timeouts?: { bootMs: number; installSilenceMs: number; cvmMs: number };
@@ -101,11 +102,11 @@ export class Foundation {
   async findBmcs(ranges: readonly string[] = []): Promise<string[]> {
     const urls = new Set<string>();
     const base = (u: string): string => new URL(u).origin;
-    for (const r of this.deps.rackUrls) {
+    for (const r of this.deps.racks) {
       try {
         for (const b of (await new RackClient(r, 5000).bmcs()).bmcs) urls.add(base(b.url));
       } catch (e) {
-        this.deps.log(`rack list ${r}: ${errorMessage(e)}`);
+        this.deps.log(`rack list ${r.url}: ${errorMessage(e)}`);
       }
     }
     for (const a of await ssdpSearch({ port: this.deps.ssdpPort, timeoutMs: 500 }).catch(() => [])) urls.add(base(a.url));

@@ -6,6 +6,7 @@
  * ```
  * <data-dir>/rack/
  *   rack.json            the rack: nodes (identity, model), BMC credentials, pace, custom models
+ *   control-token        the control API's bearer token (mode 0600; protocol/access.ts reads it)
  *   daemon.json          while the rack runs: pid and control URL
  *   rack.log             the daemon's log
  *   ca/ca.crt, ca.key    the rack's CA (clients trust ca.crt)
@@ -22,6 +23,7 @@
  */
 import { join } from 'node:path';
 import { homedir } from 'node:os';
+import { CONTROL_TOKEN_FILE } from '../protocol/access.ts';
 
 export function defaultDataDir(): string {
   return process.env['CONVERGE_DATA_DIR'] ?? join(homedir(), '.converge');
@@ -34,6 +36,9 @@ export class RackLayout {
   }
   get rackJson(): string {
     return join(this.root, 'rack.json');
+  }
+  get controlToken(): string {
+    return join(this.root, CONTROL_TOKEN_FILE);
   }
   get daemonJson(): string {
     return join(this.root, 'daemon.json');

@@ -15,6 +15,7 @@ import { createSocket, type Socket as UdpSocket, type RemoteInfo } from 'node:dg
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Clock } from '../../shared/clock.ts';
 import type { Random } from '../../shared/random.ts';
@@ -22,16 +23,18 @@ import { ConflictError, InputError, NotFoundError, errorMessage, isConvergeError
 import { readJson, writeJson } from '../../shared/json-file.ts';
 import { generatePassword, hashPassword } from '../../shared/passwords.ts';
 import { ensureCa, ensureServerCert, type Pem } from '../../shared/tls.ts';
-import { BUILTIN_MODELS, DEFAULT_BMC_NETWORK, DEFAULT_MODEL, findModel, parseHardwareModel, rackNewNodes, type HardwareModel, type NodeIdentity } from '../core/models.ts';
+import { BUILTIN_MODELS, DEFAULT_BMC_NETWORK, DEFAULT_MODEL, findModel, rackNewNodes, type HardwareModel, type NodeIdentity } from '../core/models.ts';
 import { SSDP_ADDRESS, SSDP_ST, message } from '../protocol/redfish.ts';
-import type { RackNodeSummary, RackStatus, FaultPatch } from '../protocol/control.ts';
+import { faultPatchSchema, parseControlBody, type FaultPatch, type RackBmc, type RackNodeSummary, type RackStatus } from '../protocol/control.ts';
+import { readControlToken } from '../protocol/access.ts';
+import { ControlApi, writeControlToken, type ControlTarget } from './control-api.ts';
 import { RackLayout } from './layout.ts';
 import { NodeRuntime, NO_FAULTS, type NodeFaults } from './node-runtime.ts';
 import { BmcMemory } from './redfish/bmc-state.ts';
-import { RedfishError } from './redfish/http-error.ts';
+import { RedfishError, redfishParseError, toRedfish } from './redfish/http-error.ts';
 import { RedfishRouter } from './redfish/router.ts';
 import { redfishRoutes, type BmcHost } from './redfish/resources.ts';
-import { readBody, BodyTooLarge, mediaType } from './http-util.ts';
+import { readBody, hasBody, clientErrorStatus, splitTarget, writeRawResponse } from './http-util.ts';
 
 export interface RackConfig {
   version: 1;
@@ -60,6 +63,7 @@ export interface CreateOptions {
   pace?: number;
   bmcNetwork?: string;
   bmcPort?: number;
+  controlPort?: number;
   ssdpPort?: number;
 }
 
@@ -85,6 +89,14 @@ interface Bmc {
 }
 
 export const DEFAULT_PACE = 0.02;
+
+/**
+ * Response headers, with Connection: close when the request's body was not read to its end (an
+ * answer before the body: 401, 403, 404, 413): the connection cannot carry another request.
+ */
+function closeIfBodyLeft(req: IncomingMessage, headers: Record<string, string>): Record<string, string> {
+  return hasBody(req) && !req.complete ? { ...headers, Connection: 'close' } : headers;
+}
 
 /** Canonical JSON (sorted keys): two model definitions are the same when these are equal. */
 function canonical(v: unknown): string {
@@ -178,12 +190,13 @@ export class Rack {
       version: 1,
       createdAt: new Date(opts.clock.now()).toISOString(),
       pace,
-      network: { bmcNetwork: network, bmcPort: c.bmcPort ?? 8443, controlPort: 8080, ssdpPort: c.ssdpPort ?? 1900 },
+      network: { bmcNetwork: network, bmcPort: c.bmcPort ?? 8443, controlPort: c.controlPort ?? 8080, ssdpPort: c.ssdpPort ?? 1900 },
       bmc: { userName: user, password: c.bmcPassword ?? generatePassword() },
       models,
       nodes: rackNewNodes([], model, c.nodes, () => randomUUID(), network),
     };
     writeJson(layout.rackJson, cfg, 0o600);
+    writeControlToken(layout.controlToken);
     return new Rack(cfg, opts);
   }
 
@@ -315,6 +328,16 @@ export class Rack {
       });
     });
     server.on('tlsClientError', () => undefined);
+    // what Node's HTTP parser refuses (an unknown method, bad headers) still gets a Redfish answer
+    server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
+      const status = clientErrorStatus(err, socket);
+      if (status === undefined) return void socket.destroy();
+      writeRawResponse(socket, status, { 'Content-Type': 'application/json; charset=utf-8', 'OData-Version': '4.0' }, JSON.stringify(redfishParseError(status, err.code)));
+    });
+    // CONNECT (a proxy's method) would otherwise get its connection closed unanswered
+    server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+      writeRawResponse(socket, 501, { 'Content-Type': 'application/json; charset=utf-8', 'OData-Version': '4.0' }, JSON.stringify(redfishParseError(501, undefined)));
+    });
     // errors while listening are reported by listenOn; later ones must not take the rack down
     server.on('error', (e) => {
       if (server.listening) this.opts.log(`BMC of ${b.node.serial} on ${ip}: ${e.message}`);
@@ -406,15 +429,15 @@ export class Rack {
     try {
       const slow = b.node.state.faults.bmcSlowMs;
       if (slow > 0) await this.opts.clock.sleep(slow);
-      const raw = await readBody(req);
-      const url = new URL(req.url ?? '/', 'https://bmc');
-      const r = await this.router.handle({ method: req.method ?? 'GET', path: url.pathname, query: url.search.slice(1), headers: req.headers, rawBody: raw }, b.node, b.mem);
-      res.writeHead(r.status, r.headers);
+      const { path, query } = splitTarget(req.url ?? '/');
+      // the router reads the body only once the request is authenticated and allowed
+      const r = await this.router.handle({ method: req.method ?? 'GET', path, query, headers: req.headers, body: () => readBody(req) }, b.node, b.mem);
+      res.writeHead(r.status, closeIfBodyLeft(req, r.headers));
       res.end(r.body);
     } catch (e) {
-      const status = e instanceof BodyTooLarge ? 413 : 500;
-      if (!res.headersSent) res.writeHead(status, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify({ error: { code: 'Base.1.24.0.GeneralError', message: errorMessage(e), '@Message.ExtendedInfo': [] } }));
+      const r = toRedfish(e);
+      if (!res.headersSent) res.writeHead(r.status, closeIfBodyLeft(req, { 'Content-Type': 'application/json; charset=utf-8', 'OData-Version': '4.0', ...r.headers }));
+      res.end(JSON.stringify(r.body));
     }
   }
 
@@ -511,8 +534,27 @@ export class Rack {
     return this.setFaults(serial, { ...NO_FAULTS });
   }
 
+  /** The control token of this rack's data dir; a rack without one (or whose file was deleted) gets a new one. */
+  private controlToken(): string {
+    const existing = readControlToken(this.opts.dataDir);
+    if (existing !== undefined) return existing;
+    const token = writeControlToken(this.layout.controlToken);
+    this.opts.log(`control API token created in ${this.layout.controlToken}`);
+    return token;
+  }
+
   private async startControl(): Promise<void> {
-    const server = createHttpServer((req, res) => void this.serveControl(req, res));
+    const server = createHttpServer();
+    const t: ControlTarget = {
+      status: () => this.status(),
+      bmcs: () => this.bmcList(),
+      addNodes: (count, model, modelFile) => this.addNodes(count, model, modelFile),
+      nodeSummary: (serial) => this.summary(this.node(serial)),
+      setFaults: (serial, patch) => this.setFaults(serial, patch),
+      clearFaults: (serial) => this.clearFaults(serial),
+      shutdown: () => this.onShutdownRequest(),
+    };
+    new ControlApi(t, this.layout.controlToken, this.controlToken()).attach(server);
     this.control = server;
     const host = this.controlHost;
     await new Promise<void>((resolve, reject) => {
@@ -522,73 +564,13 @@ export class Rack {
     server.on('error', (e) => this.opts.log(`rack control API: ${e.message}`));
   }
 
+  /** The reachable BMCs, in rack order (GET /rack/bmcs). */
+  bmcList(): RackBmc[] {
+    return this.nodes.map((n) => this.summary(n)).filter((s) => s.bmc.reachable).map((s) => ({ serial: s.serial, uuid: s.uuid, model: s.model, url: `${s.bmc.url}/redfish/v1/`, mac: s.bmc.mac }));
+  }
+
   /** Set by the daemon: what POST /rack/shutdown does. */
   onShutdownRequest: () => void = () => undefined;
-
-  private async serveControl(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const send = (status: number, body: unknown): void => {
-      res.writeHead(status, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify(body));
-    };
-    try {
-      const url = new URL(req.url ?? '/', this.controlUrl);
-      const method = req.method ?? 'GET';
-      const raw = await readBody(req);
-      let body: Record<string, unknown> = {};
-      if (method !== 'GET' && method !== 'HEAD') {
-        // JSON only: a web page cannot send that without a CORS preflight, which this API never allows
-        if (mediaType(req.headers['content-type']) !== 'application/json') {
-          throw new InputError('Content-Type', 'must be application/json (the control API takes JSON only)', ['application/json'], req.headers['content-type'] ?? '(none)');
-        }
-        if (raw.trim()) {
-          let v: unknown;
-          try {
-            v = JSON.parse(raw);
-          } catch {
-            throw new InputError('body', 'malformed JSON');
-          }
-          if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new InputError('body', 'must be a JSON object', undefined, v);
-          body = v as Record<string, unknown>;
-        }
-      }
-      const parts = url.pathname.split('/').filter(Boolean);
-      const m = `${method} /${parts.map((p, i) => (i === 2 && parts[1] === 'nodes' ? ':serial' : p)).join('/')}`;
-      switch (m) {
-        case 'GET /rack':
-          return send(200, this.status());
-        case 'GET /rack/bmcs':
-          return send(200, { bmcs: this.nodes.map((n) => this.summary(n)).filter((s) => s.bmc.reachable).map((s) => ({ serial: s.serial, uuid: s.uuid, model: s.model, url: `${s.bmc.url}/redfish/v1/`, mac: s.bmc.mac })) });
-        case 'POST /rack/nodes': {
-          const count = body['count'] === undefined ? 1 : body['count'];
-          if (typeof count !== 'number' || !Number.isInteger(count)) throw new InputError('count', 'must be a whole number', undefined, body['count']);
-          const model = body['model'];
-          if (model !== undefined && typeof model !== 'string') throw new InputError('model', 'must be the name of a model', undefined, model);
-          const modelFile = body['modelFile'] === undefined ? undefined : parseHardwareModel(body['modelFile']);
-          return send(201, { nodes: await this.addNodes(count, model, modelFile) });
-        }
-        case 'GET /rack/nodes/:serial':
-          return send(200, this.summary(this.node(parts[2] ?? '')));
-        case 'PATCH /rack/nodes/:serial/faults':
-          return send(200, { faults: await this.setFaults(parts[2] ?? '', body) });
-        case 'DELETE /rack/nodes/:serial/faults':
-          return send(200, { faults: await this.clearFaults(parts[2] ?? '') });
-        case 'POST /rack/shutdown':
-          send(202, { stopping: true });
-          this.onShutdownRequest();
-          return;
-        default:
-          throw new NotFoundError('control endpoint', `${method} ${url.pathname}`);
-      }
-    } catch (e) {
-      const status = e instanceof InputError ? 400 : e instanceof NotFoundError ? 404 : e instanceof ConflictError ? 409 : e instanceof RedfishError ? e.status : 500;
-      const err: Record<string, unknown> = { code: isConvergeError(e) ? e.code : 'CVG_ERR_INTERNAL', message: errorMessage(e) };
-      if (e instanceof InputError) {
-        err['field'] = e.field;
-        if (e.allowed) err['allowed'] = e.allowed;
-      }
-      if (!res.headersSent) send(status, { error: err });
-    }
-  }
 
   /**
    * Answers Redfish SSDP M-SEARCH (DSP0266 "Discovery") for every reachable BMC. The socket binds
@@ -677,33 +659,16 @@ export class Rack {
   }
 }
 
+/** The faults after a patch (checked whole first, against the control API's schema). */
 function validateFaults(p: FaultPatch, cur: NodeFaults): NodeFaults {
-  const out: NodeFaults = { ...cur, failedDisks: [...cur.failedDisks], nicLinkDown: [...cur.nicLinkDown] };
-  const allowed = Object.keys(NO_FAULTS);
-  for (const k of Object.keys(p)) if (!allowed.includes(k)) throw new InputError(k, 'is not a fault', allowed);
-  const bool = (k: 'bmcUnreachable' | 'powerOnFailure' | 'bootFailure'): void => {
-    const v = p[k];
-    if (v === undefined) return;
-    if (typeof v !== 'boolean') throw new InputError(k, 'must be true or false', undefined, v);
-    out[k] = v;
+  const f = parseControlBody(faultPatchSchema, p);
+  return {
+    bmcUnreachable: f.bmcUnreachable ?? cur.bmcUnreachable,
+    bmcSlowMs: f.bmcSlowMs ?? cur.bmcSlowMs,
+    failedDisks: [...new Set(f.failedDisks ?? cur.failedDisks)],
+    powerOnFailure: f.powerOnFailure ?? cur.powerOnFailure,
+    bootFailure: f.bootFailure ?? cur.bootFailure,
+    nicLinkDown: [...new Set(f.nicLinkDown ?? cur.nicLinkDown)],
+    installerCrashAtPercent: f.installerCrashAtPercent === undefined ? cur.installerCrashAtPercent : f.installerCrashAtPercent,
   };
-  bool('bmcUnreachable');
-  bool('powerOnFailure');
-  bool('bootFailure');
-  if (p.bmcSlowMs !== undefined) {
-    if (typeof p.bmcSlowMs !== 'number' || !Number.isInteger(p.bmcSlowMs) || p.bmcSlowMs < 0 || p.bmcSlowMs > 600_000) throw new InputError('bmcSlowMs', 'must be whole milliseconds from 0 to 600000', undefined, p.bmcSlowMs);
-    out.bmcSlowMs = p.bmcSlowMs;
-  }
-  for (const k of ['failedDisks', 'nicLinkDown'] as const) {
-    const v = p[k];
-    if (v === undefined) continue;
-    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new InputError(k, 'must be a list of names', undefined, v);
-    out[k] = [...new Set(v)];
-  }
-  if (p.installerCrashAtPercent !== undefined) {
-    const v = p.installerCrashAtPercent;
-    if (v !== null && (typeof v !== 'number' || v < 0 || v > 100)) throw new InputError('installerCrashAtPercent', 'must be a percent from 0 to 100, or null', undefined, v);
-    out.installerCrashAtPercent = v;
-  }
-  return out;
 }

@@ -1,9 +1,11 @@
 /**
  * @module
  * A typed client of the rack's control API (protocol/control.ts), used by the CLI, Foundation's
- * discovery and tests. Errors from the API come back as RackApiError with the API's code and field.
+ * discovery and tests. It sends the rack's bearer token (access.ts reads it from the data dir) on
+ * every request. Errors from the API come back as RackApiError with the API's code and field.
  */
-import type { FaultPatch, RackFaults, RackNodeSummary, RackStatus } from './control.ts';
+import type { RackEndpoint } from './access.ts';
+import type { FaultPatch, RackBmc, RackFaults, RackNodeSummary, RackStatus } from './control.ts';
 
 export class RackApiError extends Error {
   constructor(readonly status: number, readonly code: string, message: string, readonly field?: string, readonly allowed?: string[]) {
@@ -12,20 +14,31 @@ export class RackApiError extends Error {
 }
 
 export class RackClient {
-  constructor(readonly baseUrl: string, private readonly timeoutMs = 30_000) {}
+  constructor(private readonly endpoint: RackEndpoint, private readonly timeoutMs = 30_000) {}
+
+  get baseUrl(): string {
+    return this.endpoint.url;
+  }
 
   private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const init: RequestInit = { method, signal: AbortSignal.timeout(this.timeoutMs) };
+    const headers: Record<string, string> = { Authorization: `Bearer ${this.endpoint.token}` };
+    const init: RequestInit = { method, headers, signal: AbortSignal.timeout(this.timeoutMs) };
     if (method !== 'GET' && method !== 'HEAD') {
       // the control API takes JSON only, on every change (a web page cannot send that unasked)
       init.body = JSON.stringify(body ?? {});
-      init.headers = { 'Content-Type': 'application/json' };
+      headers['Content-Type'] = 'application/json';
     }
-    const res = await fetch(`${this.baseUrl}${path}`, init);
-    const json = (await res.json()) as T & { error?: { code: string; message: string; field?: string; allowed?: string[] } };
-    if (!res.ok) {
-      const e = json.error;
-      throw new RackApiError(res.status, e?.code ?? 'CVG_ERR_INTERNAL', e?.message ?? `HTTP ${res.status}`, e?.field, e?.allowed);
+    const res = await fetch(`${this.endpoint.url}${path}`, init);
+    const text = await res.text();
+    let json: (T & { error?: { code: string; message: string; field?: string; allowed?: string[] } }) | undefined;
+    try {
+      json = JSON.parse(text) as typeof json;
+    } catch {
+      json = undefined;
+    }
+    if (!res.ok || json === undefined) {
+      const e = json?.error;
+      throw new RackApiError(res.status, e?.code ?? 'CVG_ERR_INTERNAL', e?.message ?? `HTTP ${res.status} from the rack control API`, e?.field, e?.allowed);
     }
     return json;
   }
@@ -34,7 +47,7 @@ export class RackClient {
     return this.call('GET', '/rack');
   }
 
-  bmcs(): Promise<{ bmcs: { serial: string; uuid: string; model: string; url: string; mac: string }[] }> {
+  bmcs(): Promise<{ bmcs: RackBmc[] }> {
     return this.call('GET', '/rack/bmcs');
   }
 
@@ -59,5 +72,10 @@ export class RackClient {
 
   async shutdown(): Promise<void> {
     await this.call('POST', '/rack/shutdown');
+  }
+
+  /** Makes the rack replace its token (and its token file); this client's token stops working. */
+  async rotateToken(): Promise<void> {
+    await this.call('POST', '/rack/token');
   }
 }

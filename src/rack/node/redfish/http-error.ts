@@ -6,6 +6,7 @@
  */
 import { AuthError, ConflictError, ForbiddenError, InputError, NotFoundError, PreconditionError, UnavailableError, isConvergeError, errorMessage } from '../../../shared/errors.ts';
 import { errorBody, message, type RedfishErrorBody, type RedfishMessage } from '../../protocol/redfish.ts';
+import { BodyTooLarge } from '../http-util.ts';
 
 /** An error the service raises with its status and messages already decided. */
 export class RedfishError extends Error {
@@ -22,6 +23,8 @@ const show = (v: unknown): string => (typeof v === 'string' ? v : JSON.stringify
  */
 export function toRedfish(err: unknown, action?: string): { status: number; body: RedfishErrorBody; headers: Record<string, string> } {
   if (err instanceof RedfishError) return { status: err.status, body: errorBody(err.message, err.messages), headers: err.headers };
+  // the body was not kept (or not read to its end): the connection closes after the answer
+  if (err instanceof BodyTooLarge) return { status: 413, body: errorBody(`${err.message}; nothing was changed`, [message('GeneralError')]), headers: { Connection: 'close' } };
   if (err instanceof InputError) {
     const prop = err.field;
     const value = err.value === undefined ? '' : show(err.value);
@@ -48,6 +51,14 @@ export function toRedfish(err: unknown, action?: string): { status: number; body
   if (err instanceof UnavailableError) return { status: 503, body: errorBody(err.message, [message('ServiceTemporarilyUnavailable', ['10'])]), headers: { 'Retry-After': '10' } };
   const text = isConvergeError(err) ? err.message : 'internal error';
   return { status: 500, body: errorBody(text, [message('InternalError')]), headers: {} };
+}
+
+/** What the BMC answers to a request Node's HTTP parser refused (see clientErrorStatus). */
+export function redfishParseError(status: number, code: string | undefined): RedfishErrorBody {
+  if (status === 501) return errorBody('the HTTP method is not one this service knows; Redfish uses GET, HEAD, POST, PATCH, PUT and DELETE', [message('OperationNotAllowed')]);
+  if (status === 431) return errorBody('the request headers are too large', [message('GeneralError')]);
+  if (status === 408) return errorBody('the request took too long to arrive', [message('GeneralError')]);
+  return errorBody(`malformed HTTP request${code ? ` (${code})` : ''}`, [message('GeneralError')]);
 }
 
 export { errorMessage };

@@ -3,7 +3,9 @@
  * The BMC's resource table and request dispatch: path matching, authentication (Basic and
  * X-Auth-Token sessions), privileges, ETags and If-Match, Allow and 405, PATCH property checks,
  * and the one translation of errors into Redfish error bodies. Transport-free: the HTTPS server
- * (server.ts) hands it a method, a path, headers and a raw body, and writes back what it returns.
+ * (rack.ts) hands it a method, a path, headers and a way to read the body, and writes back what it
+ * returns. The body is read only for a PATCH or POST that passed authentication and the privilege
+ * check: an anonymous client cannot make the BMC read (or buffer) anything.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { AuthError, ForbiddenError, InputError, NotFoundError, PreconditionError } from '../../../shared/errors.ts';
@@ -87,7 +89,8 @@ export interface HttpRequest {
   path: string;
   query: string;
   headers: Record<string, string | string[] | undefined>;
-  rawBody: string;
+  /** Reads the request body (once); rejects with BodyTooLarge over the limit. */
+  body: () => Promise<string>;
 }
 
 export interface HttpResponse {
@@ -105,6 +108,13 @@ const header = (h: HttpRequest['headers'], name: string): string | undefined => 
   const v = h[name];
   return Array.isArray(v) ? v[0] : v;
 };
+
+/**
+ * The methods this service knows (DSP0266 "Requests"; OPTIONS for CORS). A method outside them is
+ * 501 Not Implemented ("the server does not recognize the request method"); one of them that a
+ * resource does not support is 405 with Allow.
+ */
+export const KNOWN_METHODS: readonly string[] = ['GET', 'HEAD', 'POST', 'PATCH', 'PUT', 'DELETE', 'OPTIONS'];
 
 /** Failed logins lock an account after this many in a row ... */
 export const LOCKOUT_THRESHOLD = 5;
@@ -194,6 +204,18 @@ export class RedfishRouter {
     return undefined;
   }
 
+  /**
+   * The route for a request. DSP0266 "POST (create)": a POST to a resource collection is the same
+   * as a POST to its Members property, and a service that adds members supports both forms.
+   */
+  private matchFor(method: string, path: string): { route: Route; params: Record<string, string> } | undefined {
+    if (method === 'POST' && path.endsWith('/Members')) {
+      const collection = this.match(path.slice(0, -'/Members'.length));
+      if (collection?.route.post) return collection;
+    }
+    return this.match(path);
+  }
+
   private async authenticate(req: HttpRequest, node: NodeRuntime, mem: BmcMemory): Promise<Principal> {
     const token = header(req.headers, 'x-auth-token');
     if (token) {
@@ -277,8 +299,9 @@ export class RedfishRouter {
     const base: Record<string, string> = { 'OData-Version': '4.0', 'Cache-Control': 'no-cache', 'Content-Type': 'application/json; charset=utf-8' };
     try {
       const odv = header(req.headers, 'odata-version');
+      if (!KNOWN_METHODS.includes(method)) throw new RedfishError(501, `${method} is not an HTTP method this service knows; Redfish uses GET, HEAD, POST, PATCH, PUT and DELETE`, [message('OperationNotAllowed')]);
       if (odv !== undefined && odv !== '4.0') throw new RedfishError(412, `OData-Version ${odv} is not supported; use 4.0`, [message('PreconditionFailed')]);
-      const m = this.match(path);
+      const m = this.matchFor(method, path);
       const isPublic = m !== undefined && ((m.route.public === true && (method === 'GET' || method === 'HEAD')) || (m.route.publicPost === true && method === 'POST'));
       const principal = isPublic ? undefined : await this.authenticate(req, node, mem);
       if (!m) throw new RedfishError(404, `no resource at ${path}`, [message('ResourceMissingAtURI', [path])]);
@@ -335,8 +358,9 @@ export class RedfishRouter {
             if (viewError !== undefined) throw viewError;
             throw new PreconditionError(`If-Match ${ifMatch} does not match the resource's current ETag ${etag ?? ''}`);
           }
-          this.checkContentType(req);
-          ctx.body = this.parseBody(req.rawBody, true);
+          const raw = await req.body();
+          this.checkContentType(req, raw);
+          ctx.body = this.parseBody(raw, true);
           const paths = leafPaths(ctx.body).filter((p) => p !== '');
           if (paths.length === 0) throw new RedfishError(400, 'the PATCH body changes nothing', [message('NoOperation')]);
           const bad = paths.filter((p) => !route.patch?.writable.includes(p));
@@ -359,8 +383,9 @@ export class RedfishRouter {
           if (!route.post) break;
           action = route.post.action;
           need(route.post.privilege);
-          this.checkContentType(req);
-          ctx.body = this.parseBody(req.rawBody, false);
+          const raw = await req.body();
+          this.checkContentType(req, raw);
+          ctx.body = this.parseBody(raw, false);
           if (route.post.parameters) {
             const unknown = Object.keys(ctx.body).filter((k) => !k.includes('@') && !route.post?.parameters?.includes(k));
             if (unknown.length > 0) {
@@ -390,8 +415,8 @@ export class RedfishRouter {
   }
 
   /** A request body must be JSON (DSP0266): another media type is 415. No body needs no type. */
-  private checkContentType(req: HttpRequest): void {
-    if (req.rawBody.trim() === '') return;
+  private checkContentType(req: HttpRequest, raw: string): void {
+    if (raw.trim() === '') return;
     const type = mediaType(req.headers['content-type']);
     if (type !== 'application/json') {
       throw new RedfishError(415, `the request body must be sent as Content-Type: application/json, not ${type || '(none)'}`, [message('GeneralError')]);
