@@ -154,31 +154,7 @@ export async function ensureServerCert(ca: Pem, certPath: string, keyPath: strin
  * NBD server and client, e.g. a CVM or a hypervisor's redirector): extended key usage serverAuth
  * and clientAuth, subjectAltName = `ips` and `dnsNames`. The PEM cert carries the CA after the leaf.
  */
-export async function issuePeerCert(ca: Pem, san: { ips: readonly string[]; dnsNames?: readonly string[]; commonName?: string }): Promise<Pem> {
+export function issuePeerCert(ca: Pem, san: { ips: readonly string[]; dnsNames?: readonly string[]; commonName?: string }): Promise<Pem> {
   const dnsNames = san.dnsNames ?? [];
-  const caCert = new x509.X509Certificate(ca.cert);
-  const caKey = await webcrypto.subtle.importKey('pkcs8', derOf(ca.key), ALG, false, ['sign']);
-  const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
-  const now = Date.now();
-  const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: serial(),
-    subject: `CN=${san.commonName ?? san.ips[0] ?? dnsNames[0] ?? 'converge'}, O=Converge`,
-    issuer: caCert.subject,
-    notBefore: new Date(now - DAY),
-    notAfter: new Date(now + 825 * DAY),
-    signingAlgorithm: ALG,
-    publicKey: keys.publicKey as never,
-    signingKey: caKey as never,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth], false),
-      new x509.SubjectAlternativeNameExtension([
-        ...san.ips.map((value) => ({ type: 'ip' as const, value })),
-        ...dnsNames.map((value) => ({ type: 'dns' as const, value })),
-      ]),
-      await x509.AuthorityKeyIdentifierExtension.create(caCert, false),
-    ],
-  });
-  return { cert: cert.toString('pem') + '\n' + ca.cert, key: await exportKey(keys.privateKey) };
+  return issueCert(ca, { cn: san.commonName ?? san.ips[0] ?? dnsNames[0] ?? 'converge', ips: san.ips, dnsNames, usage: 'both' });
 }
