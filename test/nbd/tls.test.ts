@@ -183,7 +183,7 @@ async function startNbdkit(certDir: string): Promise<{ proc: ChildProcess; port:
   const p = await freePort(NBDKIT_HOST);
   const pidfile = join(dir, `nbdkit-${p}.pid`);
   const proc = spawn('nbdkit', ['-f', '--exit-with-parent', '-i', NBDKIT_HOST, '-p', String(p), '-P', pidfile, '--tls=require', `--tls-certificates=${certDir}`, '--tls-verify-peer', 'memory', '64M'], { stdio: 'ignore' });
-  for (let i = 0; i < 100 && !existsSync(pidfile); i++) await new Promise((r) => setTimeout(r, 50)); // nbdkit writes it once it accepts connections
+  for (let i = 0; i < 300 && !existsSync(pidfile); i++) await new Promise((r) => setTimeout(r, 50)); // nbdkit writes it once it accepts connections
   assert.ok(existsSync(pidfile), 'nbdkit started');
   return { proc, port: p };
 }
