@@ -92,3 +92,14 @@ test('a claimed disk refuses a second opener until its holder releases it or die
     done();
   }
 });
+
+test('more files written at once than handles are kept open: every write lands (a handle just opened is never evicted)', async () => {
+  const { v, done } = disk(64 << 20);
+  try {
+    await Promise.all(Array.from({ length: 400 }, (_, i) => v.pwrite(`many/f${i}`, Buffer.from(`file ${i}`), 0)));
+    const back = await Promise.all(Array.from({ length: 400 }, (_, i) => v.readFile(`many/f${i}`)));
+    back.forEach((b, i) => assert.equal(b.toString(), `file ${i}`));
+  } finally {
+    done();
+  }
+});

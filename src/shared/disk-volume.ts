@@ -253,9 +253,18 @@ export class DiskVolume {
         await fh.close(); // opened twice concurrently: keep the first
         h = again;
       } else {
-        h = { fh, size: (await fh.stat()).size, users: 0 };
+        // in use from the start: evicting to make room must never close the handle just opened
+        const size = (await fh.stat()).size;
+        const mine = this.open.get(p);
+        if (mine) {
+          await fh.close();
+          mine.users++;
+          return mine;
+        }
+        h = { fh, size, users: 1 };
         this.open.set(p, h);
         this.evict();
+        return h;
       }
     }
     h.users++;
