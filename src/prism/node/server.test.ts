@@ -1,9 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { LightMyRequestResponse } from 'fastify';
-import { UnavailableError } from '../../shared/errors.ts';
 import { ADMIN, basicAuth, testPrism } from './fakes.ts';
-import { cvmAt } from './server.ts';
 
 const V3 = '/api/nutanix/v3';
 const V2 = '/api/nutanix/v2.0';
@@ -109,15 +107,5 @@ test('a body over 1 MiB is a 413 in Prism\'s shape and the connection is closed;
     }
   }
   assert.equal((await app.inject({ method: 'POST', url: `${V3}/hosts/list`, headers: { ...JSON_CT, authorization: basicAuth() }, payload: '{}' })).statusCode, 200);
-  await app.close();
-});
-
-test('a CVM API that does not answer is a 503 the client may retry, not a 500', async () => {
-  const { app, logs } = await testPrism({ cvm: cvmAt('127.255.255.254') });
-  await assert.rejects(cvmAt('127.255.255.254')('/storage/pool', { timeoutMs: 2000 }), (e: unknown) => e instanceof UnavailableError && /did not answer/.test(e.message));
-  const r = await app.inject({ method: 'POST', url: `${V2}/storage_containers`, headers: { ...JSON_CT, authorization: basicAuth() }, payload: JSON.stringify({ name: 'gold', replication_factor: 2 }) });
-  assert.equal(r.statusCode, 503, r.body);
-  assert.match(r.json<{ message: string }>().message, /^this CVM's API at 127\.255\.255\.254 did not answer/);
-  assert.equal(logs.length, 1, 'a 5xx is logged');
   await app.close();
 });

@@ -29,7 +29,7 @@ import { STATUS_CODES } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { AuthError, ConflictError, ConvergeError, InputError, NotFoundError, PreconditionError, TimeoutError, UnavailableError, errorMessage, isConvergeError } from '../../shared/errors.ts';
-import { CvmApiError, cvmCall, type CallOptions } from '../../cvm/protocol/client.ts';
+import { cvmCall, type CallOptions } from '../../cvm/protocol/client.ts';
 import type { Vdisk } from '../../cvm/protocol/storage.ts';
 import { LoginThrottle, parseBasic } from '../core/auth.ts';
 import type { SharedSessions } from './sessions.ts';
@@ -70,22 +70,6 @@ export interface PrismDeps {
 
 /** A call of the local CVM's API (cvm/protocol/client.ts). */
 export type CvmCaller = <T>(path: string, o?: CallOptions) => Promise<T>;
-
-/**
- * The CVM API at `ip`. A CVM that does not answer (refused, timed out, not speaking its API) is
- * unavailable — a 503 the client may retry — not an internal error; what the CVM answers comes
- * back as the error it was (client.ts), its own 500s as 500s.
- */
-export function cvmAt(ip: string): CvmCaller {
-  return async <T>(path: string, o?: CallOptions): Promise<T> => {
-    try {
-      return await cvmCall<T>(ip, path, o);
-    } catch (e) {
-      if (e instanceof ConvergeError || e instanceof CvmApiError) throw e;
-      throw new UnavailableError(`this CVM's API at ${ip} did not answer (${errorMessage(e)}); try again`);
-    }
-  };
-}
 
 /** A request body larger than Prism takes. */
 class BodyTooLarge extends InputError {
@@ -225,7 +209,7 @@ const sessionTokenOf = (req: FastifyRequest): string | undefined => SESSION_TOKE
 const OPEN_ROUTES = new Set(['/api/converge/v1/prism']);
 
 export function createPrismApi(d: PrismDeps): FastifyInstance {
-  const cvm: CvmCaller = d.cvm ?? cvmAt(d.cvmIp);
+  const cvm: CvmCaller = d.cvm ?? (<T>(path: string, o?: CallOptions): Promise<T> => cvmCall<T>(d.cvmIp, path, o));
   const l = d.limits ?? CONNECTION_LIMITS;
   const app = Fastify({
     logger: false, https: httpsOptions(d.tls, l), bodyLimit: BODY_LIMIT,
