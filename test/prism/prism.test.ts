@@ -142,6 +142,21 @@ test('authentication: none or a wrong password is refused; a session cookie stan
   assert.equal((await prism('/api/nutanix/v3/clusters/list', { body: {} })).status, 200, 'the admin is not locked out by another user\'s failures');
 });
 
+test('a v4 SDK\'s first call on the virtual IP — OPTIONS with Basic auth, Content-Type: application/json and no body — is answered (404: no v4 here), and without credentials a 401', async () => {
+  const ask = async (auth: boolean): Promise<{ status: number; json: any }> => {
+    const r = await ufetch(`https://${VIP}:9440/api/vmm/unversioned/info`, {
+      dispatcher: agent, method: 'OPTIONS',
+      headers: { 'Content-Type': 'application/json', ...(auth ? { Authorization: `Basic ${Buffer.from(`admin:${password}`).toString('base64')}` } : {}) },
+    });
+    return { status: r.status, json: await r.json() };
+  };
+  const known = await ask(true);
+  assert.equal(known.status, 404);
+  assert.equal(known.json.state, 'ERROR');
+  assert.match(known.json.message_list[0].message, /^v4 API not found: vmm/);
+  assert.equal((await ask(false)).status, 401);
+});
+
 test('v2.0 storage: pool, containers, disks; a container and a vdisk created, the vdisk through a task', async () => {
   const pools = await prism('/api/nutanix/v2.0/storage_pools');
   assert.equal(pools.json.metadata.grand_total_entities, 1);

@@ -83,12 +83,18 @@ test('a logged-in user\'s malformed request is a 400 or 415 in Prism\'s shape na
 test('the ReDoS filter of the hostile tester answers 400 naming filter in under 100 ms, and Prism answers the next request', async () => {
   const { app } = await testPrism();
   const headers = { ...JSON_CT, authorization: basicAuth() };
-  const t0 = performance.now();
-  const r = await app.inject({ method: 'POST', url: `${V3}/hosts/list`, headers, payload: JSON.stringify({ filter: 'uuid==0e4f2c4a([0-9a-f-]*)*X' }) });
-  const took = performance.now() - t0;
-  const j = assertV3Error(r, 400, /^filter: /);
-  assert.equal(typeof j['message_list'][0].details.filter, 'string');
-  assert.ok(took < 100, `took ${took.toFixed(1)} ms`);
+  // the first inject() loads its module: not the filter's time
+  await app.inject({ method: 'GET', url: '/api/converge/v1/prism' });
+  // timed twice at most: a run over budget once may be a GC pause or a busy machine, twice is the filter
+  for (let attempt = 0; ; attempt++) {
+    const t0 = performance.now();
+    const r = await app.inject({ method: 'POST', url: `${V3}/hosts/list`, headers, payload: JSON.stringify({ filter: 'uuid==0e4f2c4a([0-9a-f-]*)*X' }) });
+    const took = performance.now() - t0;
+    const j = assertV3Error(r, 400, /^filter: /);
+    assert.equal(typeof j['message_list'][0].details.filter, 'string');
+    if (took < 100) break;
+    assert.ok(attempt === 0, `took ${took.toFixed(1)} ms`);
+  }
   assertV3Error(await app.inject({ method: 'POST', url: `${V3}/clusters/list`, headers, payload: JSON.stringify({ filter: `name==${'a'.repeat(33_000)}` }) }), 400, /^filter: is 33006 characters long; at most 1000/);
   assert.equal((await app.inject({ method: 'POST', url: `${V3}/clusters/list`, headers, payload: JSON.stringify({ filter: 'name==la.*' }) })).json<{ metadata: { total_matches: number } }>().metadata.total_matches, 1);
   await app.close();
