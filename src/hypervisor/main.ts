@@ -26,8 +26,8 @@ import { cvmCall } from '../cvm/protocol/client.ts';
 import { MEMBER_IDENTITIES_FILE } from '../cvm/protocol/cluster.ts';
 import { onLines } from '../shared/lines.ts';
 import { HARDWARE_ENV, stopOnPowerLoss, type NodeHardware } from '../rack/protocol/hardware.ts';
-import { NODE_CONFIG_PATH, NODE_IDENTITY_PATH, CVM_ENTRY, HOST_AGENT_PORT, type NodeConfig, type CvmConfig, type HostStatus } from './protocol/node-config.ts';
-import { Redirector, REDIRECTOR_PORT } from './redirector.ts';
+import { NODE_CONFIG_PATH, NODE_IDENTITY_PATH, CVM_ENTRY, HOST_AGENT_PORT, HOST_VDISK_SOCKET, type NodeConfig, type CvmConfig, type HostStatus } from './protocol/node-config.ts';
+import { Redirector } from './redirector.ts';
 
 const root = process.cwd();
 const hw = JSON.parse(readFileSync(process.env[HARDWARE_ENV] ?? '', 'utf8')) as NodeHardware;
@@ -56,12 +56,18 @@ let backoffMs = 1000;
 let restartTimer: NodeJS.Timeout | undefined;
 
 /** The host↔CVM link's sockets: under the node's own disk, or (a path too long for a socket) a private temp dir. */
-function linkPaths(bootRoot: string): { api: string; nbd: string } {
+function linkDir(bootRoot: string): string {
   let dir = join(bootRoot, 'link');
   if (dir.length > 90) dir = join(tmpdir(), `cvg-link-${createHash('sha256').update(dir).digest('hex').slice(0, 16)}`);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+function linkPaths(bootRoot: string): { api: string; nbd: string } {
+  const dir = linkDir(bootRoot);
   return { api: join(dir, 'cvm-api.sock'), nbd: join(dir, 'cvm-nbd.sock') };
 }
+/** Where the redirector serves this host's clients (VMs, the operator on this host): a Unix socket beside the link's. */
+const vdiskSocket = join(linkDir(bootRoot), HOST_VDISK_SOCKET);
 let link: { api: string; nbd: string } | undefined;
 
 /** Whether the CVM answers over the host↔CVM link (its API on the link's socket). */
@@ -186,8 +192,7 @@ async function reconfigure(b: ConfigureRequest): Promise<void> {
     agent = buildAgent();
     await agent.listen({ port: HOST_AGENT_PORT, host: cfg.hostIp });
     log(`host address ${cfg.hostIp} up (agent on :${HOST_AGENT_PORT})`);
-    await redirector.close();
-    await redirector.listen(cfg.hostIp);
+
   }
   clusterCvms = [];
   startCvm(await writeCvmConfig());
@@ -226,6 +231,7 @@ async function hostStatus(): Promise<HostStatus> {
     serial: hw.serial, hostname: cfg.hostname, hostIp: cfg.hostIp, hypervisorVersion: cfg.versions.hypervisor, bundleVersion: cfg.versions.bundle,
     uptimeS: Math.round((Date.now() - started) / 1000), cvm: { ip: cfg.cvmIp, state: cvmState, pid: cvm?.pid ?? null, restarts, nosVersion: cfg.versions.nos },
     link: l,
+    vdiskSocket,
     hardware: {
       model: hw.model, block: hw.block, bmcIp: hw.bmc.ip, memoryMiB: hw.memory.totalMiB,
       cpu: { model: c.model, sockets: c.sockets, cores: c.sockets * c.coresPerSocket, threads: c.sockets * c.coresPerSocket * c.threadsPerCore, speedMHz: c.speedMHz },
@@ -270,6 +276,10 @@ const clusterTimer = setInterval(() => void refreshCluster(), 5000);
 const redirector = new Redirector({
   localCvmIp: () => cfg.cvmIp,
   localLink: () => link?.nbd,
+  tls: () => {
+    const m = memberIdentities();
+    return m ? { cert: m.host.cert, key: m.host.key, ca: m.ca } : undefined;
+  },
   cvms: () => (clusterCvms.length > 0 ? clusterCvms : [cfg.cvmIp]),
   vdisks: async () => {
     for (const ip of clusterCvms.length > 0 ? clusterCvms : [cfg.cvmIp]) {
@@ -309,7 +319,7 @@ process.on('SIGUSR2', () => log(`NMI: cvm ${cvmState}, pid ${cvm?.pid ?? '-'}, r
 
 agent.listen({ port: HOST_AGENT_PORT, host: cfg.hostIp }).then(() => {
   log(`host address ${cfg.hostIp} up (agent on :${HOST_AGENT_PORT})`);
-  redirector.listen(cfg.hostIp).then(() => log(`redirector: vdisks for local clients at ${cfg.hostIp}:${REDIRECTOR_PORT}`), (e: unknown) => log(`redirector: ${errorMessage(e)}`));
+  redirector.listen(vdiskSocket).then(() => log(`redirector: vdisks for this host's clients at ${vdiskSocket}`), (e: unknown) => log(`redirector: ${errorMessage(e)}`));
   void refreshCluster();
   writeCvmConfig().then(startCvm, (e: unknown) => {
     log(`cannot prepare the CVM: ${errorMessage(e)}`);

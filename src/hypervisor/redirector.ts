@@ -1,7 +1,7 @@
 /**
  * @module
- * The I/O redirector: the hypervisor serves every vdisk to local clients over NBD (hostIp:10809)
- * and forwards each request to the local CVM's stargate over the host↔CVM link; when the local CVM is down it switches
+ * The I/O redirector: the hypervisor serves every vdisk to its own clients over NBD on a Unix
+ * socket of the host↔CVM link (only this host's processes reach it; ADR 013) and forwards each request to the local CVM's stargate over the host↔CVM link; when the local CVM is down it switches
  * to a healthy remote CVM, and back when the local one returns. Requests caught in flight by a
  * failing CVM are sent again to the next one, so clients see a stall, never an I/O error (writes
  * resent are the same bytes at the same offset).
@@ -10,9 +10,9 @@ import { NbdServer } from '../shared/nbd/server.ts';
 import type { NbdBackend } from '../shared/nbd/backend.ts';
 import { NbdClient, NbdConnectionLost } from '../shared/nbd/client.ts';
 import * as C from '../shared/nbd/constants.ts';
+import type { NbdClientTls } from '../shared/nbd/starttls.ts';
 import { UnavailableError, errorMessage } from '../shared/errors.ts';
 
-export const REDIRECTOR_PORT = 10809;
 const CVM_NBD_PORT = 10809;
 const STALL_LIMIT_MS = 60_000;
 
@@ -25,12 +25,17 @@ export interface RedirectorDeps {
   log: (m: string) => void;
   /** The host↔CVM link's NBD socket: the local CVM is reached through it, not over the network. */
   localLink?: () => string | undefined;
+  /** The host's certificate from the cluster CA: how remote CVMs' stargates (NBD over TLS) admit it. */
+  tls?: () => NbdClientTls | undefined;
 }
 
 /** Connects to a CVM's stargate: the local one over the host↔CVM link, others over TCP. */
 function reach(deps: RedirectorDeps, ip: string, name: string, timeoutMs: number): Promise<NbdClient> {
   const link = ip === deps.localCvmIp() ? deps.localLink?.() : undefined;
-  return link ? NbdClient.connectPath(link, name, timeoutMs) : NbdClient.connect(ip, CVM_NBD_PORT, name, timeoutMs);
+  if (link) return NbdClient.connectPath(link, name, timeoutMs);
+  const tls = deps.tls?.();
+  if (!tls) return Promise.reject(new UnavailableError(`no cluster certificate to reach CVM ${ip} with`));
+  return NbdClient.connect(ip, CVM_NBD_PORT, name, timeoutMs, { tls });
 }
 
 class RedirectBackend implements NbdBackend {
@@ -142,8 +147,9 @@ export class Redirector {
     }, deps.log);
   }
 
-  listen(ip: string): Promise<{ port: number }> {
-    return this.server.listen(REDIRECTOR_PORT, ip);
+  /** Serves this host's clients on the Unix socket at `path`. */
+  listen(path: string): Promise<void> {
+    return this.server.listenPath(path);
   }
 
   close(): Promise<void> {

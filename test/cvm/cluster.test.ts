@@ -25,6 +25,8 @@ import { hostCall } from '../../src/hypervisor/protocol/client.ts';
 let t: TestFoundation;
 /** MiB written by the data-path test (the issue's done-when run: CONVERGE_FABRIC_MIB=1024). */
 const FABRIC_MIB = Number(process.env['CONVERGE_FABRIC_MIB'] ?? 24);
+/** A vdisk over NBD with TLS, as libnbd's tools take it (the operator's certificate). */
+const nbds = (ip: string, vdisk: string): string => `nbds://${ip}:10809/${vdisk}?tls-certificates=${t.nbdCertDir()}`;
 const MiB = 1024 * 1024;
 // a node unreachable this long counts as lost (the default, 60 s, is too long for a test)
 process.env['CONVERGE_REPAIR_GRACE_MS'] = '8000';
@@ -136,10 +138,12 @@ test(`data path: ${FABRIC_MIB} MiB written through one CVM, read back byte-ident
   writeFileSync(src, data);
   try {
     assert.equal((await cvg('vdisk', 'create', '--name', 'fabric', '--size', `${FABRIC_MIB + 8}M`, '--cvm-ip', '127.62.1.1')).code, 0);
-    const info = JSON.parse((await run('nbdinfo', ['--json', 'nbd://127.62.1.1:10809/fabric'])).stdout);
+    // over the network a vdisk is NBD over TLS with a client certificate (the operator's); plain NBD is refused
+    await assert.rejects(run('nbdinfo', ['--json', 'nbd://127.62.1.1:10809/fabric']));
+    const info = JSON.parse((await run('nbdinfo', ['--json', nbds('127.62.1.1', 'fabric')])).stdout);
     assert.equal(info.exports[0]['export-size'], (FABRIC_MIB + 8) * MiB);
-    await run('nbdcopy', ['--flush', src, 'nbd://127.62.1.1:10809/fabric']);
-    await run('nbdcopy', ['nbd://127.62.1.2:10809/fabric', back]);
+    await run('nbdcopy', ['--flush', src, nbds('127.62.1.1', 'fabric')]);
+    await run('nbdcopy', [nbds('127.62.1.2', 'fabric'), back]);
     const got = readFileSync(back).subarray(0, data.length);
     assert.ok(got.equals(data), 'byte-identical through the other CVM');
     const vd = JSON.parse((await cvg('vdisk', 'list', '--cvm-ip', '127.62.1.1', '--json')).stdout).find((v: any) => v.name === 'fabric');
@@ -170,7 +174,7 @@ test(`data path: ${FABRIC_MIB} MiB written through one CVM, read back byte-ident
     assert.equal(pv.usage.freeBytes, pv.pool.capacityBytes - pv.usage.usedBytes);
     const cl = await cvg('container', 'list', '--cvm-ip', '127.62.1.2');
     if (FABRIC_MIB === 24) assert.match(cl.stdout, /default-container\s+2\s+2\s+10\.03 GiB\s+0\.02 GiB\s+0\.05 GiB/);
-    const { stdout } = await run('qemu-io', ['-f', 'raw', '-c', 'write -P 0x6b 30M 64k', '-c', 'read -P 0x6b 30M 64k', 'nbd://127.62.1.3:10809/fabric']);
+    const { stdout } = await run('qemu-io', ['--object', `tls-creds-x509,id=tls0,endpoint=client,dir=${t.nbdCertDir()}`, '--image-opts', 'driver=nbd,host=127.62.1.3,port=10809,export=fabric,tls-creds=tls0', '-c', 'write -P 0x6b 30M 64k', '-c', 'read -P 0x6b 30M 64k']);
     assert.doesNotMatch(stdout, /Pattern verification failed/);
 
     // a corrupted replica: checksums catch it, the read is served from the good replica, and the bad one is repaired
@@ -182,7 +186,7 @@ test(`data path: ${FABRIC_MIB} MiB written through one CVM, read back byte-ident
     const bytes = readFileSync(file);
     bytes[100] = bytes[100]! ^ 0xff;
     writeFileSync(file, bytes);
-    const c = await NbdClient.connect('127.62.1.1', 10809, 'fabric');
+    const c = await NbdClient.connect('127.62.1.1', 10809, 'fabric', 5000, { tls: t.nbdTls() });
     try {
       const got5 = await c.request(NBD_CMD_READ, 5n << 20n, 1 << 20);
       assert.ok(got5?.equals(data.subarray(5 << 20, 6 << 20)), 'the good replica answered');
@@ -200,7 +204,8 @@ test(`data path: ${FABRIC_MIB} MiB written through one CVM, read back byte-ident
 test('kill -9 of the local CVM while a client writes and verifies through the redirector: no I/O error, nothing acknowledged is lost, the CVM comes back', async () => {
   const before = await (await cvmCall<any>('127.62.1.1', '/status'));
   const oldPid = before.services.find((x: any) => x.name === 'genesis').pid;
-  const c = await NbdClient.connect('127.62.0.1', 10809, 'fabric');
+  // the host's own client: the redirector's Unix socket (not on the network)
+  const c = await NbdClient.connectPath((await hostCall<{ vdiskSocket: string }>('127.62.0.1', '/status')).vdiskSocket, 'fabric');
   const acked: { off: number; fill: number }[] = [];
   const CHUNK = 64 * 1024;
   try {
@@ -219,7 +224,7 @@ test('kill -9 of the local CVM while a client writes and verifies through the re
   // everything acknowledged is there, through another CVM directly
   const last = new Map<number, number>();
   for (const a of acked) last.set(a.off, a.fill);
-  const direct = await NbdClient.connect('127.62.1.2', 10809, 'fabric');
+  const direct = await NbdClient.connect('127.62.1.2', 10809, 'fabric', 5000, { tls: t.nbdTls() });
   try {
     for (const [off, fill] of last) {
       const b = await direct.request(NBD_CMD_READ, BigInt(off), CHUNK);
@@ -249,7 +254,7 @@ test('a disk that fails while the cluster runs: the CVM reports it, new data avo
   const heal = randomBytes(16 << 20);
   writeFileSync(src, heal);
   assert.equal((await cvg('vdisk', 'create', '--name', 'heal', '--size', '16M', '--cvm-ip', '127.62.1.3')).code, 0);
-  await run('nbdcopy', ['--flush', src, 'nbd://127.62.1.3:10809/heal']);
+  await run('nbdcopy', ['--flush', src, nbds('127.62.1.3', 'heal')]);
   const etcd = t.store(['127.62.1.1']);
   const vdisk = async (name: string): Promise<string> => JSON.parse((await cvg('vdisk', 'list', '--cvm-ip', '127.62.1.1', '--json')).stdout).find((v: any) => v.name === name).uuid;
   const records = async (uuid: string): Promise<Map<number, { node: string; disk: string }[]>> =>
@@ -266,12 +271,12 @@ test('a disk that fails while the cluster runs: the CVM reports it, new data avo
     assert.deepEqual(st.disks.filter((d: any) => !d.ok).map((d: any) => d.serial).sort(), [...failed].sort());
     assert.equal((await cvg('vdisk', 'create', '--name', 'after-fault', '--size', '8M', '--cvm-ip', '127.62.1.1')).code, 0);
     await new Promise((r) => setTimeout(r, 5200)); // past the placement's 5 s view of the pool
-    await run('nbdcopy', ['--flush', '--', '[', 'nbdkit', '--exit-with-parent', 'pattern', 'size=8M', ']', 'nbd://127.62.1.1:10809/after-fault']);
+    await run('nbdcopy', ['--flush', '--', '[', 'nbdkit', '--exit-with-parent', 'pattern', 'size=8M', ']', nbds('127.62.1.1', 'after-fault')]);
     const groups = [...(await records(await vdisk('after-fault'))).values()];
     assert.equal(groups.length, 8);
     for (const reps of groups) assert.ok(!onFailed(reps), `no new replica on a failed disk (${reps.map((r) => r.disk).join(', ')})`);
     // writes to blocks that had a replica on a failed disk succeed (the write path or the repair loop replaced it)
-    const c = await NbdClient.connect('127.62.1.1', 10809, 'fabric');
+    const c = await NbdClient.connect('127.62.1.1', 10809, 'fabric', 5000, { tls: t.nbdTls() });
     try {
       for (const b of hit) {
         await c.request(NBD_CMD_WRITE, BigInt(b) << 20n, 4096, Buffer.alloc(4096, 0x42), NBD_CMD_FLAG_FUA);
@@ -291,7 +296,7 @@ test('a disk that fails while the cluster runs: the CVM reports it, new data avo
     await t.tr.until(() => settled(healUuid, healHit), 60_000, 'every heal block back at RF2 off the failed disks');
     assert.ok(await settled(fabUuid, hit), 'and every fabric block');
     const back = `${src}.back`;
-    await run('nbdcopy', ['nbd://127.62.1.2:10809/heal', back]);
+    await run('nbdcopy', [nbds('127.62.1.2', 'heal'), back]);
     assert.ok(readFileSync(back).equals(heal), 'the restored data reads back byte-identical');
     rmSync(back, { force: true });
     const restored = await Promise.all(['127.62.1.1', '127.62.1.2', '127.62.1.3'].map(async (ip) => ((await (await cvmCall<any>(`${ip}`, '/status')))).repair.restored as number));
@@ -313,7 +318,7 @@ test('a node powered off: writes to its blocks stall, never fail; past the grace
     const src = join(tmpdir(), `cvg-loss-${process.pid}.bin`);
     writeFileSync(src, data);
     assert.equal((await cvg('vdisk', 'create', '--name', 'loss', '--size', '16M', '--cvm-ip', '127.62.1.1')).code, 0);
-    await run('nbdcopy', ['--flush', src, 'nbd://127.62.1.1:10809/loss']);
+    await run('nbdcopy', ['--flush', src, nbds('127.62.1.1', 'loss')]);
     rmSync(src);
     const uuid = JSON.parse((await cvg('vdisk', 'list', '--cvm-ip', '127.62.1.1', '--json')).stdout).find((v: any) => v.name === 'loss').uuid;
     const load = async (): Promise<Map<number, { node: string }[]>> =>
@@ -330,7 +335,7 @@ test('a node powered off: writes to its blocks stall, never fail; past the grace
       }
     }, 10_000, 'the CVM of the powered-off node gone with it');
     // a write to a block with a replica on the dead node: a stall, then the replica is replaced
-    const c = await NbdClient.connect('127.62.1.1', 10809, 'loss');
+    const c = await NbdClient.connect('127.62.1.1', 10809, 'loss', 5000, { tls: t.nbdTls() });
     try {
       const b = onNode[0]!;
       await c.request(NBD_CMD_WRITE, BigInt(b) << 20n, 4096, Buffer.alloc(4096, 0x5a), NBD_CMD_FLAG_FUA);

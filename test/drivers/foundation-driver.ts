@@ -3,7 +3,7 @@
  * Scenario driver for Foundation: a real rack, a real release bundle and Foundation on loopback,
  * and a small client of its API.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBundle } from '../../src/cli/bundle-build.ts';
@@ -13,7 +13,8 @@ import { TestRack, PASSWORD } from './rack-driver.ts';
 import { DiskVolume } from '../../src/shared/disk-volume.ts';
 import { MEMBER_IDENTITIES_FILE } from '../../src/cvm/protocol/cluster.ts';
 import { storeClient, type StoreTls } from '../../src/cvm/protocol/store.ts';
-import type { MemberIdentities } from '../../src/shared/identity.ts';
+import { DeploymentPki, type MemberIdentities } from '../../src/shared/identity.ts';
+import type { NbdClientTls } from '../../src/shared/nbd/starttls.ts';
 import type { Etcd3 } from 'etcd3';
 
 let bundleCache: Promise<{ file: string; dir: string }> | undefined;
@@ -114,6 +115,24 @@ export class TestFoundation {
     const root = DiskVolume.open(this.tr.node(i).hardware('Hdd').bootDevice.path).root;
     const m = JSON.parse(readFileSync(join(root, 'cvm-state', MEMBER_IDENTITIES_FILE), 'utf8')) as MemberIdentities;
     return { ca: m.ca, cert: m.cvm.cert, key: m.cvm.key };
+  }
+
+  /** NBD over TLS to a CVM's stargate as the operator: its certificate, the cluster CA to check the CVM's. */
+  nbdTls(): NbdClientTls {
+    const op = DeploymentPki.operatorOf(this.dir);
+    if (!op) throw new Error('no operator certificate');
+    return { cert: op.cert, key: op.key, ca: this.memberTls(0).ca };
+  }
+
+  /** The same as a folder libnbd (`nbds://…?tls-certificates=DIR`) and QEMU (`tls-creds-x509,dir=DIR`) read. */
+  nbdCertDir(): string {
+    const tls = this.nbdTls();
+    const d = join(this.dir, 'nbd-certs');
+    mkdirSync(d, { recursive: true, mode: 0o700 });
+    writeFileSync(join(d, 'ca-cert.pem'), tls.ca as string, { mode: 0o600 });
+    writeFileSync(join(d, 'client-cert.pem'), tls.cert, { mode: 0o600 });
+    writeFileSync(join(d, 'client-key.pem'), tls.key, { mode: 0o600 });
+    return d;
   }
 
   /** A client of the cluster's configuration store with node i's CVM certificate. */

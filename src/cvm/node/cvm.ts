@@ -23,7 +23,7 @@ import { Repairer, EGROUPS_PREFIX } from './repairer.ts';
 import { DiskVolume } from '../../shared/disk-volume.ts';
 import { ConflictError, ForbiddenError, InputError, NotFoundError, errorMessage, UnavailableError } from '../../shared/errors.ts';
 import { createInternalApi, setAnchors } from '../../shared/http-api.ts';
-import { memberIdentities, readIdentity, type Anchors, type Identity, type MemberIdentities, type Role } from '../../shared/identity.ts';
+import { anchorList, memberIdentities, peerOfCert, readIdentity, type Anchors, type Identity, type MemberIdentities, type Role } from '../../shared/identity.ts';
 import { parseWith } from '../../shared/schema.ts';
 import type { CvmConfig } from '../../hypervisor/protocol/node-config.ts';
 import type { CvmAnnounce } from '../../foundation/protocol/installer.ts';
@@ -72,6 +72,8 @@ const OPERATOR: readonly Role[] = ['operator'];
 const FORMING: readonly Role[] = ['operator', 'node'];
 const STORAGE_WRITE: readonly Role[] = ['operator', 'cvm'];
 const PEERS: readonly Role[] = ['node', 'cvm'];
+/** Who reaches vdisks over the network: the operator, a member's hypervisor (its redirector) or CVM. */
+const NBD_ROLES: readonly Role[] = ['operator', 'host', 'cvm'];
 
 export class Cvm {
   private state: SavedState | null;
@@ -90,6 +92,7 @@ export class Cvm {
   private peers: PeerEgroups;
   private replication: ReplicationServer;
   private nbd: NbdServer | undefined;
+  private nbdLink: NbdServer | undefined;
   private backends = new Map<string, VdiskBackend>();
   private spaceCache: { at: number; disks: DiskSpace[] } | undefined;
   private poolCapacity = new Map<string, number>();
@@ -343,16 +346,28 @@ export class Cvm {
     const etcd = this.etcdClient;
     const cluster = this.state?.cluster;
     if (!etcd || !cluster) return;
-    const server = new NbdServer({
+    const exports = {
       list: async () => (await meta.vdisks()).map((v) => v.name),
-      open: async (name) => {
+      open: async (name: string) => {
         const vd = (await meta.vdisks()).find((v) => v.name === name);
         return vd ? this.backendFor(vd) : undefined;
       },
-      description: (name) => `Converge vdisk ${name}`,
-    }, this.log);
+      description: (name: string) => `Converge vdisk ${name}`,
+    };
+    // on the network: NBD over TLS, a client certificate of the operator, a member's host or CVM (ADR 013)
+    const m = this.member;
+    if (!m) return;
+    const server = new NbdServer(exports, this.log, {
+      tls: { cert: m.cvm.cert, key: m.cvm.key, ca: anchorList(this.anchors()), require: true },
+      authorize: (p) => NBD_ROLES.includes(peerOfCert(p.certificate.toString(), this.anchors())?.role ?? 'node'),
+    });
     await server.listen(NBD_PORT, this.cfg.cvmIp);
-    if (this.cfg.link) await server.listenPath(this.cfg.link.nbd);
+    // on the host link (a Unix socket only this node reaches): its hypervisor's redirector, in plain NBD
+    if (this.cfg.link) {
+      const link = new NbdServer(exports, this.log);
+      await link.listenPath(this.cfg.link.nbd);
+      this.nbdLink = link;
+    }
     this.nbd = server;
     // another CVM changed an extent group's replicas (a repair): forget the cached record
     this.watcher = await etcd.watch().prefix(EGROUPS_PREFIX).create();
@@ -407,6 +422,8 @@ export class Cvm {
     this.watcher = undefined;
     this.backends.clear();
     await n?.close();
+    await this.nbdLink?.close();
+    this.nbdLink = undefined;
   }
 
   /** The configuration store's health as each member sees it (quorum = a majority with one leader). */

@@ -29,6 +29,7 @@ import { hostCall } from '../../hypervisor/protocol/client.ts';
 import type { ClusterCheck, ClusterEntry } from '../core/cluster-stage.ts';
 import { cvmCall } from '../../cvm/protocol/client.ts';
 import { PRISM_PORT, ADMIN_USER } from '../../prism/protocol/prism.ts';
+import { currentIdentity } from '../../shared/http-client.ts';
 
 export class ClusterCheckFailed extends Error {
   constructor(readonly check: ClusterCheck) {
@@ -163,15 +164,19 @@ export async function createAndValidate(entry: ClusterEntry, hosts: ReadonlyMap<
   stopped.catch(() => undefined);
   const io = <T>(p: Promise<T>, what: string): Promise<T> => Promise.race([within(p, 60_000, what), stopped]);
   await cvmCall(writer, '/storage/vdisks', { body: { name, size: '16M' }, signal: d.signal });
+  // vdisks over the network are NBD over TLS: the operator's certificate, the CVMs' verified against the cluster CA
+  const { cert } = await cvmCall<{ cert: string }>(writer, '/cluster/ca', { signal: d.signal });
+  const op = currentIdentity();
+  const nbd = op ? { tls: { cert: op.cert, key: op.key, ca: cert } } : {};
   try {
-    const w = await NbdClient.connect(writer, NBD_PORT, name);
+    const w = await NbdClient.connect(writer, NBD_PORT, name, 5000, nbd);
     try {
       await io(Promise.all([0, 1, 2, 3, 4, 5, 6, 7].map((i) => w.request(NBD_CMD_WRITE, BigInt(i * MiB), MiB, data.subarray(i * MiB, (i + 1) * MiB)))), `writing the test vdisk through ${writer}`);
       await io(w.request(NBD_CMD_FLUSH, 0n, 0), `flushing the test vdisk on ${writer}`);
     } finally {
       w.close();
     }
-    const r = await NbdClient.connect(reader, NBD_PORT, name);
+    const r = await NbdClient.connect(reader, NBD_PORT, name, 5000, nbd);
     let same: boolean;
     try {
       same = (await io(r.request(NBD_CMD_READ, 0n, 8 * MiB), `reading the test vdisk through ${reader}`))?.equals(data) ?? false;
@@ -187,7 +192,6 @@ export async function createAndValidate(entry: ClusterEntry, hosts: ReadonlyMap<
   }
 
   d.report(92, `validating: Prism on ${info.vip ?? 'its leader\'s CVM'}`);
-  const { cert } = await cvmCall<{ cert: string }>(writer, '/cluster/ca', { signal: d.signal });
   const caFile = join(d.dir, `${info.name}-ca.pem`);
   writeFileSync(caFile, cert);
   const agent = new Agent({ connect: { ca: cert } });

@@ -41,6 +41,9 @@ export const NODE_IDENTITY_PATH = 'config/identity.json';
 export const HYPERVISOR_ENTRY = 'hypervisor/hypervisor.mjs';
 export const CVM_ENTRY = 'cvm/cvm.mjs';
 
+/** The redirector's socket (file name in the host↔CVM link's folder): vdisks for this host's own clients. */
+export const HOST_VDISK_SOCKET = 'vdisks.sock';
+
 /** Host agent HTTPS port (on the host address): status of the host and its CVM (mutual TLS, ADR 013). */
 export const HOST_AGENT_PORT = 8100;
 /** CVM HTTPS port (on the CVM address): the CVM's API (mutual TLS, ADR 013). */
@@ -78,6 +81,8 @@ export interface HostStatus {
   uptimeS: number;
   cvm: { ip: string; state: string; pid: number | null; restarts: number; nosVersion: string };
   link: { state: 'up' | 'down'; detail: string };
+  /** The redirector's Unix socket: every vdisk over NBD for this host's clients (`nbd+unix:///<vdisk>?socket=<path>`). */
+  vdiskSocket: string;
   hardware: {
     model: string;
     block: { serial: string; position: string };

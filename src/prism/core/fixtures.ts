@@ -17,7 +17,7 @@ export function member(i: number, o: Partial<MemberView> = {}): MemberView {
     },
     host: {
       serial: `SN${i}`, hostname: `node-${i}`, hostIp: `10.0.0.${i}`, hypervisorVersion: '1.0.0', bundleVersion: '1.0.0', uptimeS: 5,
-      cvm: { ip: `10.0.1.${i}`, state: 'running', pid: 3, restarts: 0, nosVersion: '2.0.0' }, link: { state: 'up', detail: '' },
+      cvm: { ip: `10.0.1.${i}`, state: 'running', pid: 3, restarts: 0, nosVersion: '2.0.0' }, link: { state: 'up', detail: '' }, vdiskSocket: '/run/converge/link/vdisks.sock',
       hardware: { model: 'CVG-1000', block: { serial: 'BLK1', position: 'A' }, bmcIp: `10.0.2.${i}`, cpu: { model: 'Xeon', sockets: 2, cores: 16, threads: 32, speedMHz: 2000 }, memoryMiB: 65536 },
     },
     ...o,
