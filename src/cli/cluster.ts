@@ -5,7 +5,8 @@
  * unconfigured.
  */
 import type { Command } from 'commander';
-import { resolve } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { InputError, errorMessage, isConvergeError } from '../shared/errors.ts';
 import { DeploymentPki, type Identity } from '../shared/identity.ts';
 import { ApiError } from '../shared/http-client.ts';
@@ -135,6 +136,27 @@ export function registerCluster(program: Command): void {
           for (const s of a.status?.services ?? []) out.push(`        ${s.name.padEnd(20)} ${s.state.toUpperCase().padEnd(10)} [${s.pid ?? '-'}]${s.restarts ? ` restarts ${s.restarts}` : ''}`);
         }
         process.stdout.write(out.join('\n') + '\n');
+      } catch (e) {
+        fail(e, o.json === true);
+      }
+    });
+
+  withDataDir(c.command('certs'))
+    .description("write the operator's client certificate and the cluster's CA into a folder, as libnbd (nbds://…?tls-certificates=DIR) and QEMU (tls-creds-x509,dir=DIR) read it")
+    .requiredOption('--cvm-ip <ip>', 'any CVM of the cluster')
+    .requiredOption('--out <dir>', 'the folder to write (created, mode 0700)')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { cvmIp: string; out: string; json?: boolean }) => {
+      try {
+        const { cert } = await cvm<{ cert: string }>(o.cvmIp, '/cluster/ca', undefined, 10_000);
+        const id = operator();
+        const dir = resolve(o.out);
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        // both CAs: the cluster's (the CVMs' certificates) and the deployment's (QEMU checks its own certificate against it too)
+        const files = { 'ca-cert.pem': [cert, ...id.ca].join(''), 'client-cert.pem': id.cert, 'client-key.pem': id.key };
+        for (const [name, body] of Object.entries(files)) writeFileSync(join(dir, name), body, { mode: 0o600 });
+        if (o.json) return printJson({ dir, files: Object.keys(files) });
+        process.stdout.write(`wrote ${Object.keys(files).join(', ')} to ${dir}\n  nbdinfo 'nbds://${o.cvmIp}:10809/<vdisk>?tls-certificates=${dir}'\n`);
       } catch (e) {
         fail(e, o.json === true);
       }

@@ -108,7 +108,8 @@ export function registerDemo(program: Command): void {
 Try:
   curl --cacert ${caFile} -u admin:${password} -X POST -H 'Content-Type: application/json' -d '{}' https://${o.network}.2.1:9440/api/nutanix/v3/hosts/list
   npx converge vdisk create --name vm1 --size 10G --cvm-ip ${o.network}.1.1 --data-dir ${dir}
-  qemu-img convert -O raw SOME.img nbd://${o.network}.0.1:10809/vm1     # through host 1's redirector
+  npx converge cluster certs --cvm-ip ${o.network}.1.1 --out ${dir}/certs --data-dir ${dir}   # NBD over TLS needs a client certificate
+  nbdcopy SOME.img 'nbds://${o.network}.1.1:10809/vm1?tls-certificates=${dir}/certs'
   npx converge container list --cvm-ip ${o.network}.1.2 --data-dir ${dir}
   npx converge rack status --data-dir ${dir}                         # the nodes and their disks
   npx converge rack fault 2 --disk-failed <serial> --data-dir ${dir}   # fail a disk; cluster status shows the repair

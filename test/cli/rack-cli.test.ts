@@ -25,7 +25,7 @@ test('rack up, token, status, fault, down, up again: the rack comes back as it w
   assert.equal(up.code, 0, up.stderr);
   const s = JSON.parse(up.stdout);
   assert.equal(s.nodes.length, 4);
-  assert.ok(upMs < 10_000, `rack up took ${upMs} ms`);
+  assert.ok(upMs < 30_000, `rack up took ${upMs} ms`); // a hang guard; its speed is measured by bench/rack
   assert.match(s.bmcPassword, /^\S{16}$/, 'a generated password is shown once');
   assert.deepEqual(s.nodes.map((n: { position: string }) => n.position), ['A', 'B', 'C', 'D']);
   const password: string = s.bmcPassword;

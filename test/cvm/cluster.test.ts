@@ -140,7 +140,11 @@ test(`data path: ${FABRIC_MIB} MiB written through one CVM, read back byte-ident
     assert.equal((await cvg('vdisk', 'create', '--name', 'fabric', '--size', `${FABRIC_MIB + 8}M`, '--cvm-ip', '127.62.1.1')).code, 0);
     // over the network a vdisk is NBD over TLS with a client certificate (the operator's); plain NBD is refused
     await assert.rejects(run('nbdinfo', ['--json', 'nbd://127.62.1.1:10809/fabric']));
-    const info = JSON.parse((await run('nbdinfo', ['--json', nbds('127.62.1.1', 'fabric')])).stdout);
+    // the user's way to the certificates: converge cluster certs writes the folder libnbd reads
+    const certs = join(t.dir, 'user-certs');
+    const cc = await cvg('cluster', 'certs', '--cvm-ip', '127.62.1.1', '--out', certs);
+    assert.equal(cc.code, 0, cc.stderr);
+    const info = JSON.parse((await run('nbdinfo', ['--json', `nbds://127.62.1.1:10809/fabric?tls-certificates=${certs}`])).stdout);
     assert.equal(info.exports[0]['export-size'], (FABRIC_MIB + 8) * MiB);
     await run('nbdcopy', ['--flush', src, nbds('127.62.1.1', 'fabric')]);
     await run('nbdcopy', [nbds('127.62.1.2', 'fabric'), back]);

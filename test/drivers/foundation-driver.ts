@@ -121,7 +121,7 @@ export class TestFoundation {
   nbdTls(): NbdClientTls {
     const op = DeploymentPki.operatorOf(this.dir);
     if (!op) throw new Error('no operator certificate');
-    return { cert: op.cert, key: op.key, ca: this.memberTls(0).ca };
+    return { cert: op.cert, key: op.key, ca: [this.memberTls(0).ca, ...op.ca] };
   }
 
   /** The same as a folder libnbd (`nbds://…?tls-certificates=DIR`) and QEMU (`tls-creds-x509,dir=DIR`) read. */
@@ -129,7 +129,8 @@ export class TestFoundation {
     const tls = this.nbdTls();
     const d = join(this.dir, 'nbd-certs');
     mkdirSync(d, { recursive: true, mode: 0o700 });
-    writeFileSync(join(d, 'ca-cert.pem'), tls.ca as string, { mode: 0o600 });
+    // both CAs: the cluster's (the CVMs' certificates) and the deployment's (QEMU checks its own certificate too)
+    writeFileSync(join(d, 'ca-cert.pem'), [tls.ca].flat().join(''), { mode: 0o600 });
     writeFileSync(join(d, 'client-cert.pem'), tls.cert, { mode: 0o600 });
     writeFileSync(join(d, 'client-key.pem'), tls.key, { mode: 0o600 });
     return d;
