@@ -5,10 +5,13 @@
  * sessions), the endpoints nodes call, and the OpenAPI document. Errors are translated once, into
  * Foundation's envelope `{ error: { message, code, details, session_id } }`.
  */
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { readFileSync } from 'node:fs';
 import { ConvergeError, InputError, NotFoundError, ConflictError, errorMessage, isConvergeError } from '../../shared/errors.ts';
-import type { FoundationError } from '../protocol/api.ts';
+import {
+  cvmAnnounceSchema, imageNodesSchema, installerReportSchema, ipmiConfigSchema, nodeNetworkDetailsSchema, parseBody, planInputSchema, sessionActionSchema,
+  type FoundationError,
+} from '../protocol/api.ts';
 import { EVENTS_CAUGHT_UP } from '../protocol/deploy.ts';
 import { Foundation, FOUNDATION_VERSION } from './foundation.ts';
 import { OPENAPI } from './openapi.ts';
@@ -29,26 +32,60 @@ function envelope(e: unknown, sessionId: string | null): FoundationError {
 
 const q = (v: unknown): string => (typeof v === 'string' ? v : '');
 
+/** The session a request names in its query (`session_id=`), for the error envelope. */
+const sessionIdOf = (req: FastifyRequest): string | null => q((req.query as Record<string, unknown> | undefined)?.['session_id']) || null;
+
+/**
+ * Fastify's own refusals (before a handler runs) as Foundation's input errors: which part of the
+ * request was wrong, and the status Fastify chose (400, 413, 415, ...).
+ */
+function fastifyInputError(e: FastifyError): InputError {
+  switch (e.code) {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new InputError('Content-Type', `${e.message}; this endpoint takes application/json`);
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new InputError('body', 'is not valid JSON');
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new InputError('body', 'is larger than this endpoint accepts');
+    default:
+      return new InputError('body', e.message || 'invalid request');
+  }
+}
+
 export interface FoundationApiOptions {
   /** The built web UI (web/dist) to serve at `/`; absent = no UI routes. */
   uiDir?: string;
+  /** Where unexpected (500) errors are logged. */
+  log?: (m: string) => void;
 }
 
 export function createFoundationApi(f: Foundation, o: FoundationApiOptions = {}): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 1 << 30 });
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  // JSON as Fastify parses it (prototype poisoning refused), except that an empty body is no body:
+  // a POST without a body but with Content-Type: application/json is what many clients send
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    const t = typeof body === 'string' ? body : body.toString('utf8');
+    if (t.trim() === '') done(null, undefined);
+    else void json(req, t, done);
+  });
   app.setErrorHandler((err: unknown, req, reply) => {
-    const sid = q((req.query as Record<string, unknown> | undefined)?.['session_id']) || null;
-    const fe = err as { statusCode?: number; code?: string; message?: string };
-    if (!(err instanceof ConvergeError) && typeof fe.statusCode === 'number' && fe.statusCode < 500) {
-      // Fastify's own input errors (malformed JSON, wrong content type, too large)
-      void reply.status(fe.statusCode).send(envelope(new InputError('body', fe.message ?? 'invalid request'), sid));
+    const fe = err as FastifyError;
+    if (!(err instanceof ConvergeError) && typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+      void reply.status(fe.statusCode).send(envelope(fastifyInputError(fe), sessionIdOf(req)));
       return;
     }
-    void reply.status(statusOf(err)).send(envelope(err, sid));
+    const status = statusOf(err);
+    if (status >= 500) o.log?.(`${req.method} ${req.url.split('?')[0] ?? ''}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    void reply.status(status).send(envelope(err, sessionIdOf(req)));
   });
-  const sessionOf = (query: unknown): string => {
-    const id = q((query as Record<string, unknown>)['session_id']);
+  app.setNotFoundHandler((req, reply) => {
+    void reply.status(404).send(envelope(new NotFoundError('endpoint', `${req.method} ${(req.url.split('?')[0] ?? '').slice(0, 200)}`), sessionIdOf(req)));
+  });
+  const sessionOf = (query: unknown, body?: { session_id?: string | undefined }): string => {
+    const id = q((query as Record<string, unknown>)['session_id']) || (body?.session_id ?? '');
     if (!id) throw new InputError('session_id', 'is required');
     return id;
   };
@@ -61,19 +98,20 @@ export function createFoundationApi(f: Foundation, o: FoundationApiOptions = {})
     return Foundation.blocks(await f.discover(range ? range.split(',') : []));
   });
   app.post('/foundation/node_network_details', async (req) => {
-    const body = (req.body ?? {}) as { nodes?: { ipv6_address?: string }[] };
+    const body = parseBody(nodeNetworkDetailsSchema, req.body ?? {});
     const blocks = Foundation.blocks(await f.discover());
     const all = blocks.flatMap((b) => b['nodes'] as Record<string, unknown>[]);
-    const want = (body.nodes ?? []).map((n) => n.ipv6_address);
+    const want = body.nodes.map((n) => n.ipv6_address);
     return { nodes: all.filter((n) => want.length === 0 || want.includes(n['ipv6_address'] as string)).map((n) => ({
       ipv6_address: n['ipv6_address'], node_serial: n['node_serial'], cvm_ip: n['svm_ip'] ?? '', hypervisor_ip: '', ipmi_ip: n['ipmi_ip'], hypervisor_hostname: '', ipmi_gateway: '', ipmi_netmask: '',
     })) };
   });
-  app.post('/foundation/ipmi_config', async (req) => f.ipmiConfig(req.body));
-  app.post('/foundation/image_nodes', async (req) => ({ session_id: await f.imageNodes(req.body) }));
+  app.post('/foundation/ipmi_config', async (req) => f.ipmiConfig(parseBody(ipmiConfigSchema, req.body)));
+  app.post('/foundation/image_nodes', async (req) => ({ session_id: await f.imageNodes(parseBody(imageNodesSchema, req.body)) }));
   app.get('/foundation/progress', (req) => f.session(sessionOf(req.query)).progress());
-  const abort = (req: { query: unknown }): Record<string, unknown> => {
-    const s = f.session(sessionOf(req.query));
+  const abort = (req: FastifyRequest): Record<string, unknown> => {
+    const body = req.method === 'POST' ? parseBody(sessionActionSchema, req.body ?? {}) : {};
+    const s = f.session(sessionOf(req.query, body));
     s.abort();
     return { session_id: s.id, aborted: true };
   };
@@ -121,12 +159,15 @@ export function createFoundationApi(f: Foundation, o: FoundationApiOptions = {})
     if (profile) o.profile = profile;
     return f.validate(nodes, o);
   });
-  app.post('/foundation/plan_check', (req) => f.planCheck(req.body));
+  app.post('/foundation/plan_check', (req) => f.planCheck(parseBody(planInputSchema, req.body)));
   app.post('/foundation/retry_node', (req) => {
     const query = req.query as Record<string, unknown>;
-    const s = f.session(sessionOf(query));
-    s.retry(q(query['serial']));
-    return { session_id: s.id, retried: q(query['serial']) };
+    const body = parseBody(sessionActionSchema, req.body ?? {});
+    const s = f.session(sessionOf(query, body));
+    const serial = q(query['serial']) || (body.serial ?? '');
+    if (!serial) throw new InputError('serial', 'is required (the node to retry)');
+    s.retry(serial);
+    return { session_id: s.id, retried: serial };
   });
   app.get('/foundation/events', (req, reply) => {
     const query = req.query as Record<string, unknown>;
@@ -162,11 +203,11 @@ export function createFoundationApi(f: Foundation, o: FoundationApiOptions = {})
   });
   app.post('/foundation/installer/:session/:serial/report', (req) => {
     const p = req.params as { session: string; serial: string };
-    f.installerReport(p.session, p.serial, req.body);
+    f.installerReport(p.session, p.serial, parseBody(installerReportSchema, req.body));
     return { ok: true };
   });
   app.post('/foundation/cvm_announce', (req) => {
-    f.cvmAnnounce(req.body);
+    f.cvmAnnounce(parseBody(cvmAnnounceSchema, req.body));
     return { ok: true };
   });
   app.get('/foundation/bundles/:file', async (req, reply) => {

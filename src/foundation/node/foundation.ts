@@ -20,7 +20,7 @@ import { readJson, writeJson } from '../../shared/json-file.ts';
 import { RackClient } from '../../rack/protocol/client.ts';
 import { ssdpSearch } from '../../rack/protocol/ssdp.ts';
 import type { CvmAnnounce, InstallConfig, InstallerReport } from '../protocol/installer.ts';
-import { imageNodesSchema, ipmiConfigSchema, fieldOf, type ImageNodesRequest } from '../protocol/api.ts';
+import type { ImageNodesRequest, IpmiConfigRequest } from '../protocol/api.ts';
 import type { DiscoveredNode, Profile, ValidationReport, PlanInput } from '../core/types.ts';
 import { validateHardware } from '../core/validation.ts';
 import { makePlan, parseIpv4, formatIpv4, type PlanResult } from '../core/ip-plan.ts';
@@ -42,6 +42,7 @@ export interface FoundationDeps {
   bmcPort: number;
   /** Rack control APIs to list BMCs from (lab). */
   rackUrls: string[];
+  /** Where to send Redfish SSDP searches; 0 = no SSDP search. */
   ssdpPort: number;
   profile: Profile;
   timeouts?: { bootMs: number; installSilenceMs: number; cvmMs: number };
@@ -102,7 +103,7 @@ export class Foundation {
         this.deps.log(`rack list ${r}: ${errorMessage(e)}`);
       }
     }
-    for (const a of await ssdpSearch({ port: this.deps.ssdpPort, timeoutMs: 500 }).catch(() => [])) urls.add(base(a.url));
+    if (this.deps.ssdpPort > 0) for (const a of await ssdpSearch({ port: this.deps.ssdpPort, timeoutMs: 500 }).catch(() => [])) urls.add(base(a.url));
     for (const r of ranges) {
       const [a, b] = r.split('-');
       const lo = parseIpv4(a ?? '');
@@ -173,17 +174,16 @@ export class Foundation {
    * address the plan would use is probed, and answering ones are skipped (assigned) or refused
    * (explicit), re-planning until the plan is stable.
    */
-  async planCheck(input: unknown): Promise<PlanResult> {
-    if (input === null || typeof input !== 'object' || Array.isArray(input)) throw new InputError('body', 'send a plan input object (see docs/foundation.md)');
+  async planCheck(input: PlanInput): Promise<PlanResult> {
     const inUse = new Set<string>();
-    let result = makePlan(input as PlanInput, inUse);
+    let result = makePlan(input, inUse);
     for (let round = 0; round < 4 && result.plan; round++) {
       const p = result.plan;
       const candidates = [...p.nodes.flatMap((n) => [n.hostIp, n.cvmIp]), ...(p.clusterVip ? [p.clusterVip] : [])].filter((a) => !inUse.has(a));
       const busy = (await mapLimit(candidates, 32, async (a) => ((await answers(a, [22, 8100, 2100, 9440])) ? a : null))).filter((a): a is string => a !== null);
       if (busy.length === 0) break;
       for (const a of busy) inUse.add(a);
-      result = makePlan(input as PlanInput, inUse);
+      result = makePlan(input, inUse);
     }
     return result;
   }
@@ -200,13 +200,8 @@ export class Foundation {
     return [...this.sessions.values()].map((s) => ({ session_id: s.id, created: new Date(s.record.createdAt).toISOString(), imaging_stopped: s.stopped, aggregate_percent_complete: s.aggregatePercent() }));
   }
 
-  async imageNodes(body: unknown): Promise<string> {
-    const parsed = imageNodesSchema.safeParse(body);
-    if (!parsed.success) {
-      const i = parsed.error.issues[0];
-      throw new InputError(fieldOf(i?.path ?? []) || '(body)', i?.message ?? 'invalid');
-    }
-    const req: ImageNodesRequest = parsed.data;
+  /** image_nodes (its body parsed at the edge): checks everything, then starts a session; its id. */
+  async imageNodes(req: ImageNodesRequest): Promise<string> {
     const creds: BmcCredentials = { ...this.deps.creds };
     if (req.ipmi_user) creds.user = req.ipmi_user;
     if (req.ipmi_password) creds.password = req.ipmi_password;
@@ -333,13 +328,7 @@ export class Foundation {
   }
 
   /** ipmi_config: sets BMC addresses, found by MAC among discovered nodes. */
-  async ipmiConfig(body: unknown): Promise<Record<string, unknown>> {
-    const parsed = ipmiConfigSchema.safeParse(body);
-    if (!parsed.success) {
-      const i = parsed.error.issues[0];
-      throw new InputError(fieldOf(i?.path ?? []) || '(body)', i?.message ?? 'invalid');
-    }
-    const req = parsed.data;
+  async ipmiConfig(req: IpmiConfigRequest): Promise<Record<string, unknown>> {
     const creds: BmcCredentials = { ...this.deps.creds };
     if (req.ipmi_user) creds.user = req.ipmi_user;
     if (req.ipmi_password) creds.password = req.ipmi_password;
@@ -407,21 +396,13 @@ export class Foundation {
     }
   }
 
-  installerReport(sessionId: string, serial: string, body: unknown): void {
-    const r = body as Partial<InstallerReport>;
-    if (typeof r.percent !== 'number' || typeof r.message !== 'string' || !['running', 'done', 'failed'].includes(String(r.status))) {
-      throw new InputError('report', 'needs percent (number), message (string) and status (running | done | failed)');
-    }
-    this.sessionNode(sessionId, serial).s.installerReport(serial, { percent: r.percent, message: r.message, status: r.status as InstallerReport['status'] });
+  installerReport(sessionId: string, serial: string, r: InstallerReport): void {
+    if (r.serial !== serial) throw new InputError('serial', `is ${r.serial}, but the report is posted for node ${serial}`);
+    this.sessionNode(sessionId, serial).s.installerReport(serial, { percent: r.percent, message: r.message, status: r.status });
   }
 
-  cvmAnnounce(body: unknown): void {
-    const a = body as Partial<CvmAnnounce>;
-    for (const f of ['serial', 'cvmIp', 'hostIp', 'hypervisorVersion', 'nosVersion'] as const) {
-      if (typeof a[f] !== 'string' || a[f] === '') throw new InputError(f, 'is required (a string)');
-    }
-    const ann = a as CvmAnnounce;
-    this.announced[ann.serial] = { ...ann, configured: ann.configured === true, clusterId: ann.clusterId ?? null, lastSeen: new Date(this.deps.clock.now()).toISOString() };
+  cvmAnnounce(ann: CvmAnnounce): void {
+    this.announced[ann.serial] = { ...ann, lastSeen: new Date(this.deps.clock.now()).toISOString() };
     writeJson(this.layout.announced, this.announced);
     for (const s of this.sessions.values()) {
       const n = s.record.nodes.find((x) => x.serial === ann.serial);
