@@ -58,6 +58,7 @@ export async function startFoundation(o: FoundationOptions): Promise<RunningFoun
   const password = o.bmcPassword ?? rack?.bmc.password;
   if (!user || !password) throw new InputError('bmc-user', 'no BMC credentials: give --bmc-user and --bmc-password (or run a rack in the same data dir)');
   const url = `http://${host}:${port}`;
+  const log = o.log ?? ((m: string): void => void process.stderr.write(`${new Date().toISOString()} ${m}\n`));
   const foundation = new Foundation({
     dataDir: o.dataDir,
     clock: o.clock ?? new SystemClock(),
@@ -67,7 +68,7 @@ export async function startFoundation(o: FoundationOptions): Promise<RunningFoun
     rackUrls: o.rackUrls ?? (rack ? [`http://${rack.network.bmcNetwork}.255.254:${rack.network.controlPort}`] : []),
     ssdpPort: o.ssdpPort ?? rack?.network.ssdpPort ?? 1900,
     profile: o.profile ?? 'lab',
-    log: o.log ?? ((m) => process.stderr.write(`${new Date().toISOString()} ${m}\n`)),
+    log,
     ...(o.timeouts ? { timeouts: o.timeouts } : {}),
   });
   if (o.bundles) {
@@ -75,7 +76,7 @@ export async function startFoundation(o: FoundationOptions): Promise<RunningFoun
       if (!foundation.bundles.list().includes(f)) await foundation.bundles.add(f, readFileSync(join(o.bundles, f)));
     }
   }
-  const app = createFoundationApi(foundation, { uiDir: o.uiDir ?? WEB_UI_DIR });
+  const app = createFoundationApi(foundation, { uiDir: o.uiDir ?? WEB_UI_DIR, log });
   await app.listen({ host, port });
   return {
     foundation, app, url,

@@ -4,9 +4,11 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect } from 'node:net';
+import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { SystemClock } from '../../shared/clock.ts';
 import { Foundation } from './foundation.ts';
@@ -20,16 +22,53 @@ after(async () => {
 });
 
 /** Foundation with no rack and no SSDP (discovery finds nothing, at once). */
-function app(): FastifyInstance {
+function foundation(): Foundation {
   const dir = mkdtempSync(join(tmpdir(), 'cvg-fapi-'));
   dirs.push(dir);
-  const f = new Foundation({
+  return new Foundation({
     dataDir: dir, clock: new SystemClock(), url: 'http://127.0.0.1:1', log: () => undefined, profile: 'lab', bmcPort: 8443,
     creds: { user: 'admin', password: 'x' }, rackUrls: [], ssdpPort: 0,
   });
-  const a = createFoundationApi(f);
+}
+
+function app(o: Parameters<typeof createFoundationApi>[1] = {}, f = foundation()): FastifyInstance {
+  const a = createFoundationApi(f, o);
   apps.push(a);
   return a;
+}
+
+/** Sends raw HTTP to a listening app: the head, then `chunks` of the body; the status line and body of the answer. */
+function raw(port: number, head: string, chunks: Iterable<Buffer>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(port, '127.0.0.1');
+    let answer = '';
+    sock.on('data', (d) => {
+      answer += d.toString();
+    });
+    sock.on('error', () => undefined);
+    sock.on('close', () => {
+      const m = /^HTTP\/1\.1 (\d+)/.exec(answer);
+      if (!m) reject(new Error(`no HTTP answer: ${answer.slice(0, 200)}`));
+      else resolve({ status: Number(m[1]), body: answer.slice(answer.indexOf('\r\n\r\n') + 4) });
+    });
+    sock.write(head);
+    const it = chunks[Symbol.iterator]();
+    const pump = (): void => {
+      for (;;) {
+        const n = it.next();
+        if (n.done) {
+          sock.end();
+          return;
+        }
+        if (sock.destroyed) return;
+        if (!sock.write(n.value)) {
+          sock.once('drain', pump);
+          return;
+        }
+      }
+    };
+    pump();
+  });
 }
 
 type Reply = { status: number; json: any };
@@ -128,4 +167,47 @@ test('Fastify\'s own refusals are in Foundation\'s envelope: bad JSON, a wrong c
   assert.equal(missing.statusCode, 404);
   assert.equal(missing.json().error.code, 'CVG_ERR_NOT_FOUND');
   assert.doesNotMatch(missing.body, /secret/, 'the query is not echoed');
+});
+
+test('body limits: a JSON body past its endpoint\'s limit is a 413 in the envelope, read no further, and Foundation lives on', async () => {
+  const a = app();
+  const big = await post(a, '/foundation/plan_check', JSON.stringify({ clusterName: 'x'.repeat(2 * 1024 * 1024) }));
+  assert.equal(big.status, 413);
+  assert.equal(big.json.error.code, 'CVG_ERR_INPUT');
+  assert.match(big.json.error.details.body, /1048576 bytes/);
+  await a.listen({ host: '127.0.0.1', port: 0 });
+  const port = (a.server.address() as { port: number }).port;
+  // a declared 600 MB body is refused on its Content-Length, before any of it is read
+  const declared = await raw(port, 'POST /foundation/image_nodes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 629145600\r\nConnection: close\r\n\r\n', [Buffer.from('{"blocks":[')]);
+  assert.equal(declared.status, 413);
+  assert.equal(JSON.parse(declared.body).error.code, 'CVG_ERR_INPUT');
+  // a chunked body is counted as it comes: 20 MiB of one JSON string stops at the limit
+  const chunk = Buffer.from(`${(1024 * 1024).toString(16)}\r\n${'a'.repeat(1024 * 1024)}\r\n`);
+  const chunked = await raw(port, 'POST /foundation/plan_check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n', [Buffer.from('7\r\n{"a":"a\r\n'), ...Array.from({ length: 20 }, () => chunk)]);
+  assert.equal(chunked.status, 413);
+  const alive = await fetch(`http://127.0.0.1:${port}/foundation/version`);
+  assert.equal(alive.status, 200);
+});
+
+test('upload: the bundle is streamed to a file; too large, not a bundle, or the wrong type is refused and leaves nothing behind', async () => {
+  const f = foundation();
+  const a = app({ maxBundleBytes: 4096 }, f);
+  const leftovers = (): string[] => readdirSync(f.bundles.dir);
+  const url = '/foundation/upload?installer_type=nos&filename=x.tar.gz';
+  const declared = await a.inject({ method: 'POST', url, headers: { 'content-type': 'application/octet-stream', 'content-length': '5000' }, payload: Buffer.alloc(5000) });
+  assert.equal(declared.statusCode, 413);
+  assert.equal(declared.json().error.code, 'CVG_ERR_INPUT');
+  const streamed = await a.inject({ method: 'POST', url, headers: { 'content-type': 'application/octet-stream' }, payload: Readable.from([Buffer.alloc(3000), Buffer.alloc(3000)]) });
+  assert.equal(streamed.statusCode, 413, streamed.body);
+  const junk = await a.inject({ method: 'POST', url, headers: { 'content-type': 'application/octet-stream' }, payload: Buffer.from('not a bundle') });
+  assert.equal(junk.statusCode, 400);
+  assert.match(junk.json().error.message, /tar\.gz/);
+  const asJson = await post(a, url, '{}');
+  assertInputError(asJson, 'Content-Type', 'a JSON upload');
+  assertInputError(await post(a, '/foundation/upload?installer_type=kvm&filename=x.iso', 'xx', 'application/octet-stream'), 'installer_type', 'kvm');
+  assertInputError(await post(a, '/foundation/upload?installer_type=nos&filename=../x', 'xx', 'application/octet-stream'), 'filename', 'a path');
+  assert.deepEqual(leftovers(), [], 'no bundle and no half-written upload');
+  // other endpoints take no octet-stream at all
+  const other = await post(a, '/foundation/plan_check', 'xx', 'application/octet-stream');
+  assert.equal(other.status, 415);
 });

@@ -6,18 +6,27 @@
  * Foundation's envelope `{ error: { message, code, details, session_id } }`.
  */
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { readFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import { ConvergeError, InputError, NotFoundError, ConflictError, errorMessage, isConvergeError } from '../../shared/errors.ts';
 import {
   cvmAnnounceSchema, imageNodesSchema, installerReportSchema, ipmiConfigSchema, nodeNetworkDetailsSchema, parseBody, planInputSchema, sessionActionSchema,
   type FoundationError,
 } from '../protocol/api.ts';
 import { EVENTS_CAUGHT_UP } from '../protocol/deploy.ts';
+import { MAX_BUNDLE_BYTES } from './bundles.ts';
+import { FieldConflictError, PayloadTooLargeError } from './errors.ts';
 import { Foundation, FOUNDATION_VERSION } from './foundation.ts';
 import { OPENAPI } from './openapi.ts';
 import { registerWebUi } from './web-ui.ts';
 
+/** The body limit of a JSON endpoint; image_nodes has its own (a body for hundreds of nodes). */
+export const JSON_BODY_LIMIT = 1024 ** 2;
+export const IMAGE_NODES_BODY_LIMIT = 8 * 1024 ** 2;
+/** What nodes send (installer reports, CVM announcements). */
+export const NODE_BODY_LIMIT = 64 * 1024;
+
 function statusOf(e: unknown): number {
+  if (e instanceof PayloadTooLargeError) return 413;
   if (e instanceof InputError) return 400;
   if (e instanceof NotFoundError) return 404;
   if (e instanceof ConflictError) return 409;
@@ -27,6 +36,7 @@ function statusOf(e: unknown): number {
 function envelope(e: unknown, sessionId: string | null): FoundationError {
   const details: Record<string, string> = {};
   if (e instanceof InputError) details[e.field] = e.reason;
+  if (e instanceof FieldConflictError) details[e.field] = e.reason;
   return { error: { message: errorMessage(e), code: isConvergeError(e) ? e.code : 'CVG_ERR_INTERNAL', details, session_id: sessionId } };
 }
 
@@ -39,14 +49,14 @@ const sessionIdOf = (req: FastifyRequest): string | null => q((req.query as Reco
  * Fastify's own refusals (before a handler runs) as Foundation's input errors: which part of the
  * request was wrong, and the status Fastify chose (400, 413, 415, ...).
  */
-function fastifyInputError(e: FastifyError): InputError {
+function fastifyInputError(e: FastifyError, req: FastifyRequest): InputError {
   switch (e.code) {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new InputError('Content-Type', `${e.message}; this endpoint takes application/json`);
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return new InputError('body', 'is not valid JSON');
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new InputError('body', 'is larger than this endpoint accepts');
+      return new PayloadTooLargeError('body', req.routeOptions.bodyLimit ?? JSON_BODY_LIMIT);
     default:
       return new InputError('body', e.message || 'invalid request');
   }
@@ -57,11 +67,14 @@ export interface FoundationApiOptions {
   uiDir?: string;
   /** Where unexpected (500) errors are logged. */
   log?: (m: string) => void;
+  /** The largest bundle `upload` takes (default MAX_BUNDLE_BYTES). */
+  maxBundleBytes?: number;
 }
 
 export function createFoundationApi(f: Foundation, o: FoundationApiOptions = {}): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 1 << 30 });
-  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  // every JSON body is small; only the bundle upload is large, and it is streamed to disk (below)
+  const app = Fastify({ logger: false, bodyLimit: JSON_BODY_LIMIT });
+  const maxBundleBytes = o.maxBundleBytes ?? MAX_BUNDLE_BYTES;
   // JSON as Fastify parses it (prototype poisoning refused), except that an empty body is no body:
   // a POST without a body but with Content-Type: application/json is what many clients send
   const json = app.getDefaultJsonParser('error', 'error');
@@ -74,7 +87,7 @@ export function createFoundationApi(f: Foundation, o: FoundationApiOptions = {})
   app.setErrorHandler((err: unknown, req, reply) => {
     const fe = err as FastifyError;
     if (!(err instanceof ConvergeError) && typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
-      void reply.status(fe.statusCode).send(envelope(fastifyInputError(fe), sessionIdOf(req)));
+      void reply.status(fe.statusCode).send(envelope(fastifyInputError(fe, req), sessionIdOf(req)));
       return;
     }
     const status = statusOf(err);
@@ -107,7 +120,7 @@ export function createFoundationApi(f: Foundation, o: FoundationApiOptions = {})
     })) };
   });
   app.post('/foundation/ipmi_config', async (req) => f.ipmiConfig(parseBody(ipmiConfigSchema, req.body)));
-  app.post('/foundation/image_nodes', async (req) => ({ session_id: await f.imageNodes(parseBody(imageNodesSchema, req.body)) }));
+  app.post('/foundation/image_nodes', { bodyLimit: IMAGE_NODES_BODY_LIMIT }, async (req) => ({ session_id: await f.imageNodes(parseBody(imageNodesSchema, req.body)) }));
   app.get('/foundation/progress', (req) => f.session(sessionOf(req.query)).progress());
   const abort = (req: FastifyRequest): Record<string, unknown> => {
     const body = req.method === 'POST' ? parseBody(sessionActionSchema, req.body ?? {}) : {};
@@ -121,15 +134,33 @@ export function createFoundationApi(f: Foundation, o: FoundationApiOptions = {})
   app.get('/foundation/enumerate_hypervisor_isos', () => ({
     kvm: f.bundles.list().map((b) => ({ filename: `bundled with ${b}`, supported: true })), esx: [], hyperv: [], linux: [], xen: [],
   }));
-  app.post('/foundation/upload', async (req) => {
-    const query = req.query as Record<string, unknown>;
-    const type = q(query['installer_type']);
-    const filename = q(query['filename']);
-    if (type !== 'nos') throw new InputError('installer_type', type === 'kvm' ? 'the hypervisor ships inside the release bundle; upload the bundle with installer_type=nos' : 'must be nos');
-    if (!filename) throw new InputError('filename', 'is required');
-    if (!Buffer.isBuffer(req.body)) throw new InputError('body', 'send the bundle as application/octet-stream');
-    const r = await f.bundles.add(filename, req.body);
-    return { name: r.name, md5sum: r.md5sum, in_whitelist: true, version: r.bundle.manifest.version };
+  void app.register((scope, _opts, next) => {
+    // the bundle upload alone takes octet-stream, and reads it as a stream: to a file, never to memory
+    scope.addContentTypeParser('application/octet-stream', (req, payload, done) => {
+      if (Number(req.headers['content-length']) > maxBundleBytes) done(new PayloadTooLargeError('body', maxBundleBytes), undefined);
+      else done(null, payload);
+    });
+    scope.post('/foundation/upload', {
+      // the query is checked before the body is read
+      onRequest: (req, _reply, done) => {
+        const query = req.query as Record<string, unknown>;
+        const type = q(query['installer_type']);
+        if (type !== 'nos') done(new InputError('installer_type', type === 'kvm' ? 'the hypervisor ships inside the release bundle; upload the bundle with installer_type=nos' : 'must be nos'));
+        else if (!q(query['filename'])) done(new InputError('filename', 'is required'));
+        else done();
+      },
+    }, async (req, reply) => {
+      if (!(req.body instanceof Readable)) throw new InputError('Content-Type', 'send the bundle as application/octet-stream');
+      try {
+        const r = await f.bundles.add(q((req.query as Record<string, unknown>)['filename']), req.body, maxBundleBytes);
+        return { name: r.name, md5sum: r.md5sum, in_whitelist: true, version: r.bundle.manifest.version };
+      } catch (e) {
+        // the rest of a refused upload is not worth reading
+        if (!req.raw.complete) void reply.header('Connection', 'close');
+        throw e;
+      }
+    });
+    next();
   });
   app.get('/foundation/node_log', (req, reply) => {
     const query = req.query as Record<string, unknown>;
@@ -201,19 +232,18 @@ export function createFoundationApi(f: Foundation, o: FoundationApiOptions = {})
     const p = req.params as { session: string; serial: string };
     return f.installConfig(p.session, p.serial);
   });
-  app.post('/foundation/installer/:session/:serial/report', (req) => {
+  app.post('/foundation/installer/:session/:serial/report', { bodyLimit: NODE_BODY_LIMIT }, (req) => {
     const p = req.params as { session: string; serial: string };
     f.installerReport(p.session, p.serial, parseBody(installerReportSchema, req.body));
     return { ok: true };
   });
-  app.post('/foundation/cvm_announce', (req) => {
+  app.post('/foundation/cvm_announce', { bodyLimit: NODE_BODY_LIMIT }, (req) => {
     f.cvmAnnounce(parseBody(cvmAnnounceSchema, req.body));
     return { ok: true };
   });
-  app.get('/foundation/bundles/:file', async (req, reply) => {
+  app.get('/foundation/bundles/:file', (req, reply) => {
     const { file } = req.params as { file: string };
-    const b = await f.bundles.get(file);
-    return reply.type('application/gzip').send(readFileSync(b.path));
+    return reply.type('application/gzip').send(f.bundles.stream(file));
   });
   return app;
 }
