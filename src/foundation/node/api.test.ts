@@ -4,7 +4,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:net';
@@ -210,4 +210,67 @@ test('upload: the bundle is streamed to a file; too large, not a bundle, or the 
   // other endpoints take no octet-stream at all
   const other = await post(a, '/foundation/plan_check', 'xx', 'application/octet-stream');
   assert.equal(other.status, 415);
+});
+
+const announcement = (serial: string, extra: Record<string, unknown> = {}): string => JSON.stringify({
+  serial, cvmIp: '127.49.1.1', hostIp: '127.49.0.1', hypervisorVersion: '1.0.0', nosVersion: '1.0.0', configured: false, clusterId: null, ...extra,
+});
+
+test('cvm_announce: only a node Foundation imaged, with its own credential, is heard; anything else changes nothing', async () => {
+  const f = foundation();
+  const a = app({}, f);
+  const announce = (body: string, token?: string): Promise<Reply> => a.inject({
+    method: 'POST', url: '/foundation/cvm_announce', payload: body,
+    headers: { 'content-type': 'application/json', ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
+  }).then((r) => ({ status: r.statusCode, json: r.json() }));
+  const none = await announce(announcement('CVG1'));
+  assert.equal(none.status, 401);
+  assert.equal(none.json.error.code, 'CVG_ERR_AUTH');
+  assert.equal((await announce(announcement('CVG1'), 'guessed')).status, 401);
+  assert.ok(!existsSync(f.layout.announced), 'nothing was stored');
+  // two imaged nodes: each is given its credential through its media
+  const tokenOf = (serial: string): string => f.credentials.nodeTokenForMedia('S1', serial, f.credentials.issue('S1', serial));
+  const t1 = tokenOf('CVG1');
+  const t2 = tokenOf('CVG2');
+  const other = await announce(announcement('CVG1'), t2);
+  assert.equal(other.status, 403, 'another node\'s credential');
+  assert.equal(other.json.error.code, 'CVG_ERR_FORBIDDEN');
+  // bounded fields: no 100 KiB versions, no invented serials, no extra fields kept
+  assert.equal((await announce(announcement('CVG1', { nosVersion: 'x'.repeat(100_000) }), t1)).status, 413);
+  assertInputError(await announce(announcement('CVG1', { nosVersion: 'converge 6.6.6' }), t1), 'nosVersion', 'a version with a space');
+  assertInputError(await announce(announcement('../CVG1'), t1), 'serial', 'a path for a serial');
+  assertInputError(await announce(announcement('CVG1', { cvmIp: 'localhost' }), t1), 'cvmIp', 'not an address');
+  assert.ok(!existsSync(f.layout.announced), 'still nothing stored');
+  const ok = await announce(announcement('CVG1', { junk: 'x'.repeat(1000) }), t1);
+  assert.equal(ok.status, 200, JSON.stringify(ok.json));
+  const kept = JSON.parse(readFileSync(f.layout.announced, 'utf8'));
+  assert.deepEqual(Object.keys(kept), ['CVG1']);
+  assert.equal(kept.CVG1.junk, undefined);
+  assert.ok(statSync(f.layout.announced).size < 1024);
+  // the credential store holds digests only, readable by Foundation's user alone
+  const stored = readFileSync(f.layout.credentials, 'utf8');
+  assert.ok(!stored.includes(t1) && !stored.includes(t2));
+  assert.equal(statSync(f.layout.credentials).mode & 0o777, 0o600);
+});
+
+test('a node\'s media: its configuration and bundle for the holder of the media URL only; reports need the node\'s credential', async () => {
+  const f = foundation();
+  const a = app({}, f);
+  const media = f.credentials.issue('S1', 'CVG1');
+  for (const url of ['/foundation/media/S1/CVG1/config.json', '/foundation/media/S1/CVG1/wrong/config.json', '/foundation/media/S1/CVG1/wrong/bundle.tar.gz', '/foundation/media/S1/CVG1/wrong/installer.tar', `/foundation/media/S1/CVG2/${media}/config.json`]) {
+    const r = await a.inject({ url });
+    assert.ok(r.statusCode === 401 || r.statusCode === 404, `${url}: ${r.statusCode}`);
+    assert.doesNotMatch(r.body, /foundationToken/);
+  }
+  const right = await a.inject({ url: `/foundation/media/S1/CVG1/${media}/config.json` });
+  assert.equal(right.statusCode, 404, 'the right media token reaches the session lookup (no session S1 here)');
+  assert.equal(right.json().error.code, 'CVG_ERR_NOT_FOUND');
+  const report = JSON.stringify({ serial: 'CVG1', percent: 5, message: 'hello', status: 'running' });
+  const anon = await a.inject({ method: 'POST', url: '/foundation/installer/S1/CVG1/report', payload: report, headers: { 'content-type': 'application/json' } });
+  assert.equal(anon.statusCode, 401);
+  const token = f.credentials.nodeTokenForMedia('S1', 'CVG1', media);
+  const signed = await a.inject({ method: 'POST', url: '/foundation/installer/S1/CVG1/report', payload: report, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` } });
+  assert.equal(signed.statusCode, 404, 'authenticated: on to the session (none here)');
+  const elsewhere = await a.inject({ method: 'POST', url: '/foundation/installer/S1/CVG2/report', payload: report, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` } });
+  assert.equal(elsewhere.statusCode, 403, 'CVG1\'s credential does not speak for CVG2');
 });

@@ -7,13 +7,14 @@
  */
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
-import { ConvergeError, InputError, NotFoundError, ConflictError, errorMessage, isConvergeError } from '../../shared/errors.ts';
+import { AuthError, ConvergeError, ConflictError, ForbiddenError, InputError, NotFoundError, UnavailableError, errorMessage, isConvergeError } from '../../shared/errors.ts';
 import {
   cvmAnnounceSchema, imageNodesSchema, installerReportSchema, ipmiConfigSchema, nodeNetworkDetailsSchema, parseBody, planInputSchema, sessionActionSchema,
   type FoundationError,
 } from '../protocol/api.ts';
 import { EVENTS_CAUGHT_UP } from '../protocol/deploy.ts';
 import { MAX_BUNDLE_BYTES } from './bundles.ts';
+import { bearerOf } from './credentials.ts';
 import { FieldConflictError, PayloadTooLargeError } from './errors.ts';
 import { Foundation, FOUNDATION_VERSION } from './foundation.ts';
 import { OPENAPI } from './openapi.ts';
@@ -28,8 +29,11 @@ export const NODE_BODY_LIMIT = 64 * 1024;
 function statusOf(e: unknown): number {
   if (e instanceof PayloadTooLargeError) return 413;
   if (e instanceof InputError) return 400;
+  if (e instanceof AuthError) return 401;
+  if (e instanceof ForbiddenError) return 403;
   if (e instanceof NotFoundError) return 404;
   if (e instanceof ConflictError) return 409;
+  if (e instanceof UnavailableError) return 503;
   return 500;
 }
 
@@ -91,6 +95,7 @@ export function createFoundationApi(f: Foundation, o: FoundationApiOptions = {})
       return;
     }
     const status = statusOf(err);
+    if (status === 401) void reply.header('WWW-Authenticate', 'Bearer realm="foundation"');
     if (status >= 500) o.log?.(`${req.method} ${req.url.split('?')[0] ?? ''}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     void reply.status(status).send(envelope(err, sessionIdOf(req)));
   });
@@ -224,21 +229,28 @@ export function createFoundationApi(f: Foundation, o: FoundationApiOptions = {})
   if (o.uiDir !== undefined) registerWebUi(app, o.uiDir);
 
   // ---- what the nodes call -------------------------------------------------------------------
-  app.get('/foundation/media/:session/:serial/installer.tar', async (req, reply) => {
-    const p = req.params as { session: string; serial: string };
-    return reply.type('application/x-tar').send(await f.installerImage(p.session, p.serial));
+  // the media: the random media token in the path is the credential (node/credentials.ts)
+  type Media = { session: string; serial: string; token: string };
+  app.get('/foundation/media/:session/:serial/:token/installer.tar', async (req, reply) => {
+    const p = req.params as Media;
+    return reply.type('application/x-tar').send(await f.installerImage(p.session, p.serial, p.token));
   });
-  app.get('/foundation/media/:session/:serial/config.json', (req) => {
-    const p = req.params as { session: string; serial: string };
-    return f.installConfig(p.session, p.serial);
+  app.get('/foundation/media/:session/:serial/:token/config.json', (req, reply) => {
+    const p = req.params as Media;
+    return reply.header('Cache-Control', 'no-store').send(f.installConfig(p.session, p.serial, p.token));
   });
+  app.get('/foundation/media/:session/:serial/:token/bundle.tar.gz', (req, reply) => {
+    const p = req.params as Media;
+    return reply.type('application/gzip').send(f.mediaBundle(p.session, p.serial, p.token));
+  });
+  // reports and announcements: the body is checked first, then the node's credential
   app.post('/foundation/installer/:session/:serial/report', { bodyLimit: NODE_BODY_LIMIT }, (req) => {
     const p = req.params as { session: string; serial: string };
-    f.installerReport(p.session, p.serial, parseBody(installerReportSchema, req.body));
+    f.installerReport(p.session, p.serial, bearerOf(req.headers.authorization), parseBody(installerReportSchema, req.body));
     return { ok: true };
   });
   app.post('/foundation/cvm_announce', { bodyLimit: NODE_BODY_LIMIT }, (req) => {
-    f.cvmAnnounce(parseBody(cvmAnnounceSchema, req.body));
+    f.cvmAnnounce(bearerOf(req.headers.authorization), parseBody(cvmAnnounceSchema, req.body));
     return { ok: true };
   });
   app.get('/foundation/bundles/:file', (req, reply) => {

@@ -13,20 +13,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
+import type { Readable } from 'node:stream';
 import { create } from 'tar';
 import type { Clock } from '../../shared/clock.ts';
-import { InputError, NotFoundError, errorMessage } from '../../shared/errors.ts';
+import { ConflictError, InputError, NotFoundError, errorMessage } from '../../shared/errors.ts';
 import { readJson, writeJson } from '../../shared/json-file.ts';
 import { RackClient } from '../../rack/protocol/client.ts';
 import { ssdpSearch } from '../../rack/protocol/ssdp.ts';
 import type { CvmAnnounce, InstallConfig, InstallerReport } from '../protocol/installer.ts';
-import type { ImageNodesRequest, IpmiConfigRequest } from '../protocol/api.ts';
+import { cvmAnnounceSchema, type ImageNodesRequest, type IpmiConfigRequest } from '../protocol/api.ts';
 import type { DiscoveredNode, Profile, ValidationReport, PlanInput } from '../core/types.ts';
 import { validateHardware } from '../core/validation.ts';
 import { makePlan, parseIpv4, formatIpv4, type PlanResult } from '../core/ip-plan.ts';
 import { initialImagingState } from '../core/imaging.ts';
 import { Bmc, type BmcCredentials } from './bmc.ts';
 import { BundleRepo } from './bundles.ts';
+import { NodeCredentials } from './credentials.ts';
 import { FoundationLayout } from './layout.ts';
 import { Session, type SessionNode, type SessionRecord } from './session.ts';
 
@@ -49,6 +51,9 @@ export interface FoundationDeps {
   log: (m: string) => void;
 }
 
+/** Most CVMs Foundation remembers (each one a node it imaged: only those may announce). */
+export const MAX_ANNOUNCED = 4096;
+
 const DEFAULT_TIMEOUTS = { bootMs: 5 * 60_000, installSilenceMs: 10 * 60_000, cvmMs: 10 * 60_000 };
 
 /** Whether something listens on any of these ports at addr (an address "already answering"). */
@@ -64,6 +69,7 @@ function answers(addr: string, ports: readonly number[], timeoutMs = 300): Promi
 export class Foundation {
   readonly layout: FoundationLayout;
   readonly bundles: BundleRepo;
+  readonly credentials: NodeCredentials;
   private sessions = new Map<string, Session>();
   private discovered = new Map<string, DiscoveredNode>();
   private announced: Record<string, CvmAnnounce & { lastSeen: string }>;
@@ -72,7 +78,8 @@ export class Foundation {
   constructor(private readonly deps: FoundationDeps) {
     this.layout = new FoundationLayout(deps.dataDir);
     this.bundles = new BundleRepo(this.layout.bundles);
-    this.announced = readJson(this.layout.announced) ?? {};
+    this.credentials = new NodeCredentials(this.layout.credentials);
+    this.announced = this.loadAnnounced();
     for (const id of (() => { try { return readdirSync(this.layout.sessions); } catch { return []; } })()) {
       try {
         this.sessions.set(id, Session.load(id, this.sessionDeps(deps.creds)));
@@ -83,7 +90,33 @@ export class Foundation {
   }
 
   private sessionDeps(creds: BmcCredentials): ConstructorParameters<typeof Session>[1] {
-    return { clock: this.deps.clock, layout: this.layout, creds, foundationUrl: this.deps.url, log: this.deps.log, hostOf: (serial) => this.announced[serial]?.hostIp };
+    return {
+      clock: this.deps.clock, layout: this.layout, creds, foundationUrl: this.deps.url, log: this.deps.log, hostOf: (serial) => this.announced[serial]?.hostIp,
+      mediaUrl: (sessionId, serial) => `${this.mediaBase(sessionId, serial, this.credentials.issue(sessionId, serial))}/installer.tar`,
+    };
+  }
+
+  private mediaBase(sessionId: string, serial: string, mediaToken: string): string {
+    return `${this.deps.url}/foundation/media/${sessionId}/${serial}/${mediaToken}`;
+  }
+
+  /** announced.json as it was kept: entries of nodes with a credential that still parse, nothing else. */
+  private loadAnnounced(): Record<string, CvmAnnounce & { lastSeen: string }> {
+    const out: Record<string, CvmAnnounce & { lastSeen: string }> = {};
+    let raw: Record<string, unknown> | undefined;
+    try {
+      raw = readJson<Record<string, unknown>>(this.layout.announced);
+    } catch (e) {
+      this.deps.log(`announced.json not read (${errorMessage(e)}); the nodes announce again within a minute`);
+    }
+    for (const [serial, v] of Object.entries(raw ?? {})) {
+      const a = cvmAnnounceSchema.safeParse(v);
+      const lastSeen = (v as { lastSeen?: unknown } | null)?.lastSeen;
+      if (a.success && a.data.serial === serial && this.credentials.knows(serial) && Object.keys(out).length < MAX_ANNOUNCED) {
+        out[serial] = { ...a.data, lastSeen: typeof lastSeen === 'string' ? lastSeen.slice(0, 40) : '' };
+      }
+    }
+    return out;
   }
 
   get url(): string {
@@ -361,21 +394,30 @@ export class Foundation {
     return { s, n: s.node(serial) };
   }
 
-  installConfig(sessionId: string, serial: string): InstallConfig {
+  /** A node's install configuration, for the holder of its media credential (node/credentials.ts). */
+  installConfig(sessionId: string, serial: string, mediaToken: string): InstallConfig {
+    const foundationToken = this.credentials.nodeTokenForMedia(sessionId, serial, mediaToken);
     const { s, n } = this.sessionNode(sessionId, serial);
     const net = s.record.network;
     return {
-      sessionId, serial, foundationUrl: this.deps.url,
+      sessionId, serial, foundationUrl: this.deps.url, foundationToken,
       reportUrl: `${this.deps.url}/foundation/installer/${sessionId}/${serial}/report`,
-      bundleUrl: `${this.deps.url}/foundation/bundles/${s.record.bundleFile}`, bundleSha256: s.record.bundleSha256,
+      bundleUrl: `${this.mediaBase(sessionId, serial, mediaToken)}/bundle.tar.gz`, bundleSha256: s.record.bundleSha256,
       hostname: n.hostname, hostIp: n.hostIp, hostNetmask: net.hostNetmask, hostGateway: net.hostGateway,
       cvmIp: n.cvmIp, cvmNetmask: net.cvmNetmask, cvmGateway: net.cvmGateway, dns: net.dns, ntp: net.ntp,
       cvm: n.cvm, hbaPciAddress: n.hbaPciAddress,
     };
   }
 
+  /** The session's bundle, for the holder of a node's media credential. */
+  mediaBundle(sessionId: string, serial: string, mediaToken: string): Readable {
+    this.credentials.nodeTokenForMedia(sessionId, serial, mediaToken);
+    return this.bundles.stream(this.sessionNode(sessionId, serial).s.record.bundleFile);
+  }
+
   /** The virtual-media image for a session: the bundle's installer as a bootable tar. */
-  async installerImage(sessionId: string, serial: string): Promise<Buffer> {
+  async installerImage(sessionId: string, serial: string, mediaToken: string): Promise<Buffer> {
+    this.credentials.nodeTokenForMedia(sessionId, serial, mediaToken);
     const { s } = this.sessionNode(sessionId, serial);
     const cached = this.installerImages.get(s.record.bundleFile);
     if (cached) return cached;
@@ -396,12 +438,19 @@ export class Foundation {
     }
   }
 
-  installerReport(sessionId: string, serial: string, r: InstallerReport): void {
+  /** An installer's report, sent with its node's credential (`token`). */
+  installerReport(sessionId: string, serial: string, token: string, r: InstallerReport): void {
+    this.credentials.verify(serial, token);
     if (r.serial !== serial) throw new InputError('serial', `is ${r.serial}, but the report is posted for node ${serial}`);
     this.sessionNode(sessionId, serial).s.installerReport(serial, { percent: r.percent, message: r.message, status: r.status });
   }
 
-  cvmAnnounce(ann: CvmAnnounce): void {
+  /** A CVM's announcement, sent with its node's credential (`token`): refused, it changes nothing. */
+  cvmAnnounce(token: string, ann: CvmAnnounce): void {
+    this.credentials.verify(ann.serial, token);
+    if (!Object.hasOwn(this.announced, ann.serial) && Object.keys(this.announced).length >= MAX_ANNOUNCED) {
+      throw new ConflictError(`Foundation remembers at most ${MAX_ANNOUNCED} CVMs`);
+    }
     this.announced[ann.serial] = { ...ann, lastSeen: new Date(this.deps.clock.now()).toISOString() };
     writeJson(this.layout.announced, this.announced);
     for (const s of this.sessions.values()) {
