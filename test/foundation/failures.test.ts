@@ -6,9 +6,12 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { TestFoundation, testBundle } from '../drivers/foundation-driver.ts';
+import { buildBundle } from '../../src/cli/bundle-build.ts';
 
 let t: TestFoundation;
 before(async () => {
@@ -157,4 +160,32 @@ test('plan_check skips addresses already answering on the network and refuses th
   } finally {
     squatter.close();
   }
+});
+
+test('validation applies a bundle\'s minimum firmware, as image_nodes does: the newest bundle\'s, or the one named', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cvg-strict-'));
+  try {
+    const strict = await buildBundle({ version: '2.0.0', out: dir, minBmc: '9.0.0' });
+    const up = await t.call('POST', '/foundation/upload?installer_type=nos&filename=converge-2.0.0.tar.gz', readFileSync(strict.file));
+    assert.equal(up.status, 200, up.text);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const serial = t.tr.node(0).serial;
+  const fwOf = (report: any): any => report.nodes.find((n: any) => n.serial === serial).checks.find((c: any) => c.check === 'firmware.bmc');
+  const newest = (await t.call('GET', '/foundation/validation?redundancy_factor=1')).json;
+  assert.equal(newest.bundle, 'converge-2.0.0.tar.gz');
+  assert.equal(fwOf(newest).verdict, 'FAIL');
+  assert.match(fwOf(newest).threshold, /9\.0\.0/);
+  const named = (await t.call('GET', '/foundation/validation?redundancy_factor=1&nos_package=converge-1.0.0.tar.gz')).json;
+  assert.equal(named.bundle, 'converge-1.0.0.tar.gz');
+  assert.equal(fwOf(named).verdict, 'PASS');
+  assert.match(fwOf(named).threshold, /3\.0\.0/);
+  const unknown = await t.call('GET', '/foundation/validation?nos_package=nope.tar.gz');
+  assert.equal(unknown.status, 400);
+  assert.ok('nos_package' in unknown.json.error.details);
+  // image_nodes with the strict bundle refuses what validation FAILed
+  const r = await t.call('POST', '/foundation/image_nodes', t.imageBody('127.44', [0], { nos_package: 'converge-2.0.0.tar.gz' }));
+  assert.equal(r.status, 400);
+  assert.match(r.json.error.message, new RegExp(`${serial}.*firmware\\.bmc`));
 });

@@ -189,11 +189,9 @@ export function createFoundationApi(f: Foundation, o: FoundationApiOptions = {})
     if (profile !== undefined && profile !== 'lab' && profile !== 'production') throw new InputError('profile', 'must be lab or production', ['lab', 'production'], profile);
     const rf = query['redundancy_factor'] === undefined ? 2 : Number(query['redundancy_factor']);
     if (rf !== 1 && rf !== 2 && rf !== 3) throw new InputError('redundancy_factor', 'must be 1, 2 or 3', ['1', '2', '3'], query['redundancy_factor']);
-    const nodes = await f.discover();
     const overrides = q(query['overrides']).split(',').filter(Boolean);
-    const o: Parameters<Foundation['validate']>[1] = { rf, overrides };
-    if (profile) o.profile = profile;
-    return f.validate(nodes, o);
+    const nosPackage = q(query['nos_package']);
+    return f.validateDiscovered({ rf, overrides, ...(profile ? { profile } : {}), ...(nosPackage ? { nosPackage } : {}) });
   });
   app.post('/foundation/plan_check', (req) => f.planCheck(parseBody(planInputSchema, req.body)));
   app.post('/foundation/retry_node', (req) => {

@@ -203,6 +203,26 @@ export class Foundation {
   }
 
   /**
+   * The bundle whose minimum firmware validation applies: `nosPackage` when named (an InputError
+   * when the repository lacks it), else the newest (highest manifest version); none = no minimum.
+   */
+  async firmwareBundle(nosPackage?: string): Promise<{ file: string | null; minFirmware: { bios?: string; bmc?: string } }> {
+    const b = nosPackage
+      ? await this.bundles.get(nosPackage).catch(() => {
+        throw new InputError('nos_package', `no bundle "${nosPackage}" in the repository (have: ${this.bundles.list().join(', ') || 'none'}; upload one first)`);
+      })
+      : await this.bundles.newest();
+    return { file: b?.file ?? null, minFirmware: firmwareOf(b?.bundle.manifest.minFirmware) };
+  }
+
+  /** The validation report of the discovered nodes, with the minimum firmware of a bundle (see firmwareBundle). */
+  async validateDiscovered(o: { profile?: Profile; rf: 1 | 2 | 3; overrides: string[]; nosPackage?: string }): Promise<ValidationReport> {
+    const fw = await this.firmwareBundle(o.nosPackage);
+    const nodes = await this.discover();
+    return { ...this.validate(nodes, { rf: o.rf, overrides: o.overrides, minFirmware: fw.minFirmware, ...(o.profile ? { profile: o.profile } : {}) }), bundle: fw.file };
+  }
+
+  /**
    * Plans addresses and checks the plan, including "no address already answering": every
    * address the plan would use is probed, and answering ones are skipped (assigned) or refused
    * (explicit), re-planning until the plan is stable.

@@ -67,10 +67,12 @@ export class FoundationClient {
     return this.json('GET', `/foundation/discover_nodes${ranges.length ? `?range=${encodeURIComponent(ranges.join(','))}` : ''}`);
   }
 
-  validation(o: { rf: 1 | 2 | 3; overrides?: readonly string[]; profile?: 'lab' | 'production' }): Promise<ValidationReport> {
+  /** The validation report; the firmware minimum is `bundle`'s (default: the newest bundle's). */
+  validation(o: { rf: 1 | 2 | 3; overrides?: readonly string[]; profile?: 'lab' | 'production'; bundle?: string }): Promise<ValidationReport> {
     const q = new URLSearchParams({ redundancy_factor: String(o.rf) });
     if (o.overrides?.length) q.set('overrides', o.overrides.join(','));
     if (o.profile) q.set('profile', o.profile);
+    if (o.bundle) q.set('nos_package', o.bundle);
     return this.json('GET', `/foundation/validation?${q.toString()}`);
   }
 
