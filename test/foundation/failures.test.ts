@@ -189,3 +189,34 @@ test('validation applies a bundle\'s minimum firmware, as image_nodes does: the 
   assert.equal(r.status, 400);
   assert.match(r.json.error.message, new RegExp(`${serial}.*firmware\\.bmc`));
 });
+
+test('image_nodes refuses a member of a running cluster (409 naming the node) unless that node says reimage: true', async () => {
+  const node = t.tr.node(3);
+  // node 3's CVM, as if in a cluster: an announcement with a credential Foundation issued for it
+  const f = t.fd.foundation;
+  const token = f.credentials.nodeTokenForMedia('test', node.serial, f.credentials.issue('test', node.serial));
+  const ann = await fetch(`${t.fd.url}/foundation/cvm_announce`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+    body: JSON.stringify({ serial: node.serial, cvmIp: '127.44.1.4', hostIp: '127.44.0.4', hypervisorVersion: '1.0.0', nosVersion: '1.0.0', configured: true, clusterId: 'c0ffee00-0000-4000-8000-000000000001' }),
+  });
+  assert.equal(ann.status, 200);
+  const seen = (await t.call('GET', '/foundation/discover_nodes')).json.flatMap((b: any) => b.nodes).find((n: any) => n.node_serial === node.serial);
+  assert.equal(seen.configured, true);
+  const before = (await t.call('GET', '/foundation/sessions')).json.length;
+  const r = await t.call('POST', '/foundation/image_nodes', t.imageBody('127.44', [3], { nos_package: 'converge-1.0.0.tar.gz' }));
+  assert.equal(r.status, 409, r.text);
+  assert.equal(r.json.error.code, 'CVG_ERR_CONFLICT');
+  assert.match(r.json.error.details['blocks[0].nodes[0]'], new RegExp(`${node.serial} is a member of cluster c0ffee00.*reimage: true`));
+  const pre = t.imageBody('127.44', [3], { nos_package: '' }) as any;
+  pre.blocks[0].nodes[0].image_now = false;
+  pre.blocks[0].nodes[0].reimage = true;
+  assert.equal((await t.call('POST', '/foundation/image_nodes', pre)).status, 409, 'a cluster member is not reconfigured in place');
+  // with reimage: true the request goes on to its other checks (here: an address outside the lab)
+  const again = t.imageBody('127.44', [3], { nos_package: 'converge-1.0.0.tar.gz' }) as any;
+  again.blocks[0].nodes[0].reimage = true;
+  again.blocks[0].nodes[0].hypervisor_ip = '10.1.0.5';
+  const r2 = await t.call('POST', '/foundation/image_nodes', again);
+  assert.equal(r2.status, 400, r2.text);
+  assert.ok('blocks[0].nodes[0].hypervisor_ip' in r2.json.error.details, r2.text);
+  assert.equal((await t.call('GET', '/foundation/sessions')).json.length, before, 'no session was created');
+});

@@ -29,6 +29,7 @@ import { initialImagingState } from '../core/imaging.ts';
 import { Bmc, type BmcCredentials } from './bmc.ts';
 import { BundleRepo } from './bundles.ts';
 import { NodeCredentials } from './credentials.ts';
+import { FieldConflictError } from './errors.ts';
 import { FoundationLayout } from './layout.ts';
 import { Session, type SessionNode, type SessionRecord } from './session.ts';
 
@@ -281,6 +282,16 @@ export class Foundation {
       } finally {
         await bmc.close();
       }
+    });
+
+    // A member of a running cluster (as its CVM announced) is not imaged over unless the request says so.
+    resolved.forEach((r, i) => {
+      const a = this.announced[r.inv.serial];
+      const e = entries[i];
+      if (!a?.configured || !e) return;
+      const member = `node ${r.inv.serial} is a member of cluster ${a.clusterId ?? '(id unknown)'} (as its CVM ${a.cvmIp} announced at ${a.lastSeen})`;
+      if (!e.n.image_now) throw new FieldConflictError(e.field, `${member}: a node in a cluster is not reconfigured; remove it from its cluster first`);
+      if (!e.n.reimage) throw new FieldConflictError(e.field, `${member}: imaging it destroys its data there; remove it from its cluster first, or set reimage: true on it`);
     });
 
     // Hardware validation: FAIL nodes are refused unless overridden.

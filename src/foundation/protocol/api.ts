@@ -41,6 +41,11 @@ export const imageNodeSchema = z.object({
   cvm_num_vcpus: z.number().int().min(1).max(128).default(8),
   /** Converge: keep this node even though hardware validation FAILs it. */
   override_validation: z.boolean().default(false),
+  /**
+   * Converge: image this node even though it is a member of a running cluster (its CVM says so);
+   * its data in that cluster is lost. Without it such a node is refused (409).
+   */
+  reimage: z.boolean().default(false),
 }).passthrough();
 
 export const imageClusterSchema = z.object({
