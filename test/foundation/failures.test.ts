@@ -37,7 +37,16 @@ test('a failed disk: validation FAILs the node naming the disk, and image_nodes 
   const r = await t.call('POST', '/foundation/image_nodes', t.imageBody('127.44', [4]));
   assert.equal(r.status, 400);
   assert.match(r.json.error.message, new RegExp(`${node.serial}.*disk\\.health.*${disk.serial}`));
+  assert.ok('blocks[0].nodes[0]' in r.json.error.details, r.text);
   assert.equal((await t.call('GET', '/foundation/sessions')).json.length, 0, 'no session was created');
+  // override_validation keeps the node it is on (the second here), not another: the request gets past
+  // validation to the plan (which refuses the first node's address outside the lab)
+  const kept = t.imageBody('127.44', [0, 4]) as any;
+  kept.blocks[0].nodes[1].override_validation = true;
+  kept.blocks[0].nodes[0].hypervisor_ip = '10.1.0.5';
+  const r2 = await t.call('POST', '/foundation/image_nodes', kept);
+  assert.equal(r2.status, 400);
+  assert.ok('blocks[0].nodes[0].hypervisor_ip' in r2.json.error.details, r2.text);
   await t.tr.rack.clearFaults(node.serial);
 });
 

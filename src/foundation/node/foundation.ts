@@ -301,13 +301,13 @@ export class Foundation {
       cvmVcpus: Math.max(...entries.map((e) => e.n.cvm_num_vcpus)),
       cvmRamGiB: Math.max(...entries.map((e) => e.n.cvm_gb_ram)),
       minFirmware: firmwareOf(m?.minFirmware),
-      overrides: entries.filter((e) => e.n.override_validation).map((_e, i) => resolved[i]?.inv.serial ?? ''),
+      overrides: entries.flatMap((e, i) => (e.n.override_validation ? [resolved[i]?.inv.serial ?? ''] : [])),
     });
     const refused = report.nodes.filter((r) => r.excluded);
     if (refused.length > 0) {
       const why = refused.map((r) => `${r.serial}: ${r.checks.filter((c) => c.verdict === 'FAIL').map((c) => `${c.check} ${c.measured} (needs ${c.threshold})`).join('; ')}`).join(' | ');
       const i = resolved.findIndex((r) => r.inv.serial === refused[0]?.serial);
-      throw new InputError(`blocks.nodes[${i}]`, `hardware validation failed: ${why}. Fix the hardware, or set override_validation on the node to image it anyway`);
+      throw new InputError(entries[i]?.field ?? 'blocks', `hardware validation failed: ${why}. Fix the hardware, or set override_validation on the node to image it anyway`);
     }
 
     // The IP plan, with every address explicit: the same rules as the plan tool.
