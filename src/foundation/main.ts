@@ -3,6 +3,7 @@
  * Foundation's composition root: builds the service from options, binds its API, and (for a lab)
  * picks up the rack of the same data dir: its BMC credentials, CA and BMC list.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +14,7 @@ import { readJson } from '../shared/json-file.ts';
 import type { Profile } from './core/types.ts';
 import { Foundation } from './node/foundation.ts';
 import { createFoundationApi } from './node/api.ts';
+import { isLoopback } from './node/api-auth.ts';
 
 export interface FoundationOptions {
   dataDir: string;
@@ -32,12 +34,21 @@ export interface FoundationOptions {
   uiDir?: string;
   clock?: Clock;
   log?: (m: string) => void;
+  /**
+   * The public API's token when Foundation listens beyond loopback (docs/foundation.md, "Who may
+   * call what"); absent = a new random one, printed once through `print`. Ignored on loopback.
+   */
+  apiToken?: string;
+  /** Where the token and its login URL are printed, once (default: stderr). */
+  print?: (text: string) => void;
 }
 
 export interface RunningFoundation {
   foundation: Foundation;
   app: FastifyInstance;
   url: string;
+  /** The public API's token; null on loopback (open). */
+  apiToken: string | null;
   close(): Promise<void>;
 }
 
@@ -76,10 +87,19 @@ export async function startFoundation(o: FoundationOptions): Promise<RunningFoun
       if (!foundation.bundles.list().includes(f)) await foundation.bundles.add(f, readFileSync(join(o.bundles, f)));
     }
   }
-  const app = createFoundationApi(foundation, { uiDir: o.uiDir ?? WEB_UI_DIR, log });
+  const apiToken = isLoopback(host) ? null : (o.apiToken ?? randomBytes(24).toString('base64url'));
+  const app = createFoundationApi(foundation, { uiDir: o.uiDir ?? WEB_UI_DIR, log, apiToken });
   await app.listen({ host, port });
+  if (apiToken !== null && o.apiToken === undefined) {
+    // shown this once, never logged
+    (o.print ?? ((t: string): void => void process.stderr.write(t)))(
+      `Foundation listens on ${host}, beyond loopback: its API takes this token (printed once)\n` +
+      `  API:    Authorization: Bearer ${apiToken}\n` +
+      `  web UI: ${host === '0.0.0.0' || host === '::' ? `http://<this machine's address>:${port}` : url}/login?token=${apiToken}\n`,
+    );
+  }
   return {
-    foundation, app, url,
+    foundation, app, url, apiToken,
     close: async () => {
       await app.close();
       await foundation.close();

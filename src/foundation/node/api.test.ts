@@ -13,6 +13,7 @@ import type { FastifyInstance } from 'fastify';
 import { SystemClock } from '../../shared/clock.ts';
 import { Foundation } from './foundation.ts';
 import { createFoundationApi } from './api.ts';
+import { isLoopback } from './api-auth.ts';
 
 const dirs: string[] = [];
 const apps: FastifyInstance[] = [];
@@ -273,4 +274,43 @@ test('a node\'s media: its configuration and bundle for the holder of the media 
   assert.equal(signed.statusCode, 404, 'authenticated: on to the session (none here)');
   const elsewhere = await a.inject({ method: 'POST', url: '/foundation/installer/S1/CVG2/report', payload: report, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` } });
   assert.equal(elsewhere.statusCode, 403, 'CVG1\'s credential does not speak for CVG2');
+});
+
+test('beyond loopback the public API takes its token (Bearer, or the cookie /login sets); node callbacks take their own credentials', async () => {
+  const a = app({ apiToken: 'the-token' });
+  const none = await a.inject({ url: '/foundation/sessions' });
+  assert.equal(none.statusCode, 401);
+  assert.equal(none.json().error.code, 'CVG_ERR_AUTH');
+  assert.match(none.headers['www-authenticate'] as string, /^Bearer/);
+  assert.equal((await a.inject({ url: '/foundation/sessions', headers: { authorization: 'Bearer wrong' } })).statusCode, 401);
+  assert.equal((await a.inject({ url: '/foundation/sessions', headers: { authorization: 'Bearer the-token' } })).statusCode, 200);
+  assert.equal((await a.inject({ method: 'POST', url: '/foundation/plan_check', payload: '{}', headers: { 'content-type': 'application/json' } })).statusCode, 401, 'before the body is looked at');
+  assert.equal((await a.inject({ url: '/foundation/nope' })).statusCode, 401, 'unknown endpoints too');
+  // the web UI: the printed login URL sets the cookie and sends the browser on
+  assert.equal((await a.inject({ url: '/login?token=wrong' })).statusCode, 401);
+  const login = await a.inject({ url: '/login?token=the-token' });
+  assert.equal(login.statusCode, 303);
+  assert.equal(login.headers.location, '/');
+  const cookie = String(login.headers['set-cookie']);
+  assert.match(cookie, /^converge_foundation=the-token; HttpOnly; SameSite=Strict; Path=\//);
+  const withCookie = await a.inject({ url: '/foundation/sessions', headers: { cookie: `a=b; ${cookie.split(';')[0] ?? ''}` } });
+  assert.equal(withCookie.statusCode, 200);
+  const foreign = await a.inject({ method: 'POST', url: '/foundation/abort_session?session_id=x', headers: { cookie: cookie.split(';')[0] ?? '', origin: 'http://evil.example' } });
+  assert.equal(foreign.statusCode, 403, 'another site may not ride the cookie');
+  const own = await a.inject({ method: 'POST', url: '/foundation/abort_session?session_id=x', headers: { cookie: cookie.split(';')[0] ?? '', origin: 'http://localhost:80', host: 'localhost:80' } });
+  assert.equal(own.statusCode, 404, 'Foundation\'s own page: on to the session lookup');
+  // what nodes call is not under the API token
+  const announce = await a.inject({ method: 'POST', url: '/foundation/cvm_announce', payload: announcement('CVG1'), headers: { 'content-type': 'application/json' } });
+  assert.equal(announce.statusCode, 401);
+  assert.match(announce.json().error.message, /node CVG1/, 'refused for want of the node\'s credential, not the API token');
+  assert.equal((await a.inject({ url: '/foundation/media/S/N/T/config.json' })).statusCode, 401);
+  // on loopback (no token) all is open and /login just sends the browser to /
+  const open = app();
+  assert.equal((await open.inject({ url: '/foundation/sessions' })).statusCode, 200);
+  assert.equal((await open.inject({ url: '/login' })).statusCode, 303);
+});
+
+test('which listen addresses are loopback', () => {
+  for (const h of ['127.0.0.1', '127.41.0.9', '::1', 'localhost']) assert.equal(isLoopback(h), true, h);
+  for (const h of ['0.0.0.0', '::', '10.0.0.5', '192.168.1.2', '127.0.0.1.example.com']) assert.equal(isLoopback(h), false, h);
 });

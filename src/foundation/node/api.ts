@@ -13,6 +13,7 @@ import {
   type FoundationError,
 } from '../protocol/api.ts';
 import { EVENTS_CAUGHT_UP } from '../protocol/deploy.ts';
+import { registerApiAuth } from './api-auth.ts';
 import { MAX_BUNDLE_BYTES } from './bundles.ts';
 import { bearerOf } from './credentials.ts';
 import { FieldConflictError, PayloadTooLargeError } from './errors.ts';
@@ -73,6 +74,8 @@ export interface FoundationApiOptions {
   log?: (m: string) => void;
   /** The largest bundle `upload` takes (default MAX_BUNDLE_BYTES). */
   maxBundleBytes?: number;
+  /** The token the public API requires (node/api-auth.ts); null or absent = open (loopback). */
+  apiToken?: string | null;
 }
 
 export function createFoundationApi(f: Foundation, o: FoundationApiOptions = {}): FastifyInstance {
@@ -102,6 +105,7 @@ export function createFoundationApi(f: Foundation, o: FoundationApiOptions = {})
   app.setNotFoundHandler((req, reply) => {
     void reply.status(404).send(envelope(new NotFoundError('endpoint', `${req.method} ${(req.url.split('?')[0] ?? '').slice(0, 200)}`), sessionIdOf(req)));
   });
+  registerApiAuth(app, o.apiToken ?? null);
   const sessionOf = (query: unknown, body?: { session_id?: string | undefined }): string => {
     const id = q((query as Record<string, unknown>)['session_id']) || (body?.session_id ?? '');
     if (!id) throw new InputError('session_id', 'is required');
