@@ -80,7 +80,16 @@ export interface FoundationApiOptions {
 
 export function createFoundationApi(f: Foundation, o: FoundationApiOptions = {}): FastifyInstance {
   // every JSON body is small; only the bundle upload is large, and it is streamed to disk (below)
-  const app = Fastify({ logger: false, bodyLimit: JSON_BODY_LIMIT });
+  const app = Fastify({
+    logger: false,
+    bodyLimit: JSON_BODY_LIMIT,
+    // a URL the router cannot take (a broken escape, a segment past 100 characters), in the envelope
+    frameworkErrors: (err, _req, r) => {
+      const tooLong = err.code === 'FST_ERR_MAX_PARAM_LENGTH';
+      const reply = r as unknown as FastifyReply;
+      void reply.status(tooLong ? 414 : 400).send(envelope(new InputError('url', tooLong ? 'a path segment is longer than 100 characters' : 'is not a valid URL (a broken % escape?)'), null));
+    },
+  });
   const maxBundleBytes = o.maxBundleBytes ?? MAX_BUNDLE_BYTES;
   // JSON as Fastify parses it (prototype poisoning refused), except that an empty body is no body:
   // a POST without a body but with Content-Type: application/json is what many clients send

@@ -50,6 +50,7 @@ export const OPENAPI = {
     '/foundation/validation': { get: { 'x-converge': true, summary: 'Hardware validation report of the discovered nodes (profile, redundancy_factor, overrides, nos_package: whose minimum firmware; default the newest bundle)', responses: { ...ok, ...err } } },
     '/foundation/plan_check': { post: { 'x-converge': true, summary: 'Check an IP plan input; returns { plan, errors }', responses: { ...ok, ...err } } },
     '/foundation/retry_node': { post: { 'x-converge': true, summary: 'Retry a failed node of a session (serial=)', parameters: [sid], responses: { ...ok, ...err } } },
+    '/foundation/openapi.json': { get: { 'x-converge': true, summary: 'This document', responses: ok } },
     '/foundation/sessions': { get: { 'x-converge': true, summary: 'All sessions', responses: ok } },
     '/foundation/media/{session}/{serial}/{token}/installer.tar': media('Virtual media for a node (the installer); token = the media token'),
     '/foundation/media/{session}/{serial}/{token}/config.json': media("A node's install configuration, with its node credential (foundationToken)"),
