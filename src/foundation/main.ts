@@ -3,6 +3,7 @@
  * Foundation's composition root: builds the service from options, binds its API, and (for a lab)
  * picks up the rack of the same data dir: its BMC credentials, CA and BMC list.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +17,7 @@ import { DeploymentPki } from '../shared/identity.ts';
 import { useIdentity } from '../shared/http-client.ts';
 import { createFoundationApi } from './node/api.ts';
 import { rackEndpoint, type RackEndpoint } from '../rack/protocol/access.ts';
+import { isLoopback } from './node/api-auth.ts';
 
 export interface FoundationOptions {
   dataDir: string;
@@ -36,12 +38,21 @@ export interface FoundationOptions {
   uiDir?: string;
   clock?: Clock;
   log?: (m: string) => void;
+  /**
+   * The public API's token when Foundation listens beyond loopback (docs/foundation.md, "Who may
+   * call what"); absent = a new random one, printed once through `print`. Ignored on loopback.
+   */
+  apiToken?: string;
+  /** Where the token and its login URL are printed, once (default: stderr). */
+  print?: (text: string) => void;
 }
 
 export interface RunningFoundation {
   foundation: Foundation;
   app: FastifyInstance;
   url: string;
+  /** The public API's token; null on loopback (open). */
+  apiToken: string | null;
   close(): Promise<void>;
 }
 
@@ -65,6 +76,7 @@ export async function startFoundation(o: FoundationOptions): Promise<RunningFoun
   // the deployment's CA: nodes imaged here trust it, and Foundation calls them as its operator
   const pki = await DeploymentPki.open(o.dataDir);
   useIdentity(pki.operator);
+  const log = o.log ?? ((m: string): void => void process.stderr.write(`${new Date().toISOString()} ${m}\n`));
   const foundation = new Foundation({
     pki,
     dataDir: o.dataDir,
@@ -75,7 +87,7 @@ export async function startFoundation(o: FoundationOptions): Promise<RunningFoun
     racks: o.racks ?? [rackEndpoint(o.dataDir)].filter((r) => r !== undefined),
     ssdpPort: o.ssdpPort ?? rack?.network.ssdpPort ?? 1900,
     profile: o.profile ?? 'lab',
-    log: o.log ?? ((m) => process.stderr.write(`${new Date().toISOString()} ${m}\n`)),
+    log,
     ...(o.timeouts ? { timeouts: o.timeouts } : {}),
   });
   if (o.bundles) {
@@ -83,10 +95,19 @@ export async function startFoundation(o: FoundationOptions): Promise<RunningFoun
       if (!foundation.bundles.list().includes(f)) await foundation.bundles.add(f, readFileSync(join(o.bundles, f)));
     }
   }
-  const app = createFoundationApi(foundation, { uiDir: o.uiDir ?? WEB_UI_DIR });
+  const apiToken = isLoopback(host) ? null : (o.apiToken ?? randomBytes(24).toString('base64url'));
+  const app = createFoundationApi(foundation, { uiDir: o.uiDir ?? WEB_UI_DIR, log, apiToken });
   await app.listen({ host, port });
+  if (apiToken !== null && o.apiToken === undefined) {
+    // shown this once, never logged
+    (o.print ?? ((t: string): void => void process.stderr.write(t)))(
+      `Foundation listens on ${host}, beyond loopback: its API takes this token (printed once)\n` +
+      `  API:    Authorization: Bearer ${apiToken}\n` +
+      `  web UI: ${host === '0.0.0.0' || host === '::' ? `http://<this machine's address>:${port}` : url}/login?token=${apiToken}\n`,
+    );
+  }
   return {
-    foundation, app, url,
+    foundation, app, url, apiToken,
     close: async () => {
       await app.close();
       await foundation.close();

@@ -91,6 +91,7 @@ async function writeCvmConfig(): Promise<string> {
     cvmIp: cfg.cvmIp,
     hostIp: cfg.hostIp,
     foundationUrl: cfg.foundationUrl,
+    ...(cfg.foundationToken ? { foundationToken: cfg.foundationToken } : {}),
     versions: { hypervisor: cfg.versions.hypervisor, nos: cfg.versions.nos },
     disks: hw.disks.map((d) => ({ serial: d.serial, path: d.path, mediaType: d.mediaType, capacityBytes: d.capacityBytes })),
     cvm: cfg.cvm,

@@ -15,7 +15,7 @@ import { errorMessage } from '../shared/errors.ts';
 import { openBundle, sha256Of } from '../shared/bundle/archive.ts';
 import { selfCompatible } from '../shared/bundle/manifest.ts';
 import { HARDWARE_ENV, EXIT_REBOOT, BOOT_MANIFEST, type NodeHardware } from '../rack/protocol/hardware.ts';
-import { configUrlOf, type InstallConfig, type InstallerReport } from '../foundation/protocol/installer.ts';
+import { configUrlOf, nodeAuthorization, type InstallConfig, type InstallerReport } from '../foundation/protocol/installer.ts';
 import { NODE_CONFIG_PATH, NODE_IDENTITY_PATH, HYPERVISOR_ENTRY, CVM_ENTRY, type NodeConfig } from '../hypervisor/protocol/node-config.ts';
 
 const hwPath = process.env[HARDWARE_ENV];
@@ -38,8 +38,9 @@ async function report(percent: number, message: string, status: InstallerReport[
   const body: InstallerReport = { serial: hw.serial, percent, message, status };
   for (let attempt = 1; ; attempt++) {
     try {
-      const r = await fetch(cfg.reportUrl, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
-      if (r.ok || r.status === 404 || r.status === 409) return;
+      const r = await fetch(cfg.reportUrl, { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: nodeAuthorization(cfg.foundationToken) }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+      // refused for good (unknown session or node, a credential Foundation no longer takes): nobody to tell
+      if (r.ok || r.status === 401 || r.status === 403 || r.status === 404 || r.status === 409) return;
       throw new Error(`HTTP ${r.status}`);
     } catch (e) {
       if (attempt >= 5) {
@@ -51,9 +52,12 @@ async function report(percent: number, message: string, status: InstallerReport[
   }
 }
 
+/** A media URL as it may be shown: its path holds the media credential. */
+const shown = (url: string): string => `${new URL(url).origin}/foundation/media/…`;
+
 async function download(url: string): Promise<Buffer> {
   const res = await fetch(url, { signal: AbortSignal.timeout(300_000) });
-  if (!res.ok || !res.body) throw new Error(`GET ${url}: HTTP ${res.status}`);
+  if (!res.ok || !res.body) throw new Error(`GET ${shown(url)}: HTTP ${res.status}`);
   const total = Number(res.headers.get('content-length') ?? 0);
   const chunks: Buffer[] = [];
   let got = 0;
@@ -76,9 +80,10 @@ async function main(): Promise<void> {
   if (!cfgRes.ok) throw new Error(`cannot read the install configuration: HTTP ${cfgRes.status}`);
   cfg = (await cfgRes.json()) as InstallConfig;
   if (cfg.serial !== hw.serial) throw new Error(`the configuration is for node ${cfg.serial}, this is ${hw.serial}`);
+  if (typeof cfg.foundationToken !== 'string' || cfg.foundationToken === '') throw new Error('the configuration carries no node credential (foundationToken)');
   await report(5, `installer started on ${hw.serial} (${hw.model}); installing as ${cfg.hostname}`);
 
-  await report(10, `downloading ${cfg.bundleUrl}`);
+  await report(10, `downloading the bundle from ${shown(cfg.bundleUrl)}`);
   const archive = await download(cfg.bundleUrl);
   const digest = sha256Of(archive);
   if (digest !== cfg.bundleSha256) throw new Error(`bundle sha256 ${digest} does not match Foundation's ${cfg.bundleSha256}`);
@@ -106,7 +111,7 @@ async function main(): Promise<void> {
     serial: hw.serial, hostname: cfg.hostname,
     hostIp: cfg.hostIp, hostNetmask: cfg.hostNetmask, hostGateway: cfg.hostGateway,
     cvmIp: cfg.cvmIp, cvmNetmask: cfg.cvmNetmask, cvmGateway: cfg.cvmGateway,
-    dns: cfg.dns, ntp: cfg.ntp, cvm: cfg.cvm, hbaPciAddress: cfg.hbaPciAddress, foundationUrl: cfg.foundationUrl,
+    dns: cfg.dns, ntp: cfg.ntp, cvm: cfg.cvm, hbaPciAddress: cfg.hbaPciAddress, foundationUrl: cfg.foundationUrl, foundationToken: cfg.foundationToken,
     versions: { hypervisor: m.components.hypervisor.version, nos: m.components.cvm.version, bundle: m.version },
     installedAt: new Date().toISOString(),
   };

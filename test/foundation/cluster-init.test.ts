@@ -75,6 +75,16 @@ test('image_nodes with cluster_init_now: three nodes imaged, the cluster created
   // the cluster log tells the same story
   const events = (await t.call('GET', `/foundation/cluster_log?session_id=${id}`)).text;
   for (const k of ['host-cvm-link', 'store-quorum', 'cvm-services', 'storage-pool', 'data-path', 'prism']) assert.match(events, new RegExp(`PASS ${k}`));
+  // the members said so, each with its node's credential: discovery shows them in the cluster, and
+  // image_nodes refuses to image one over it
+  const serials = [0, 1, 2].map((i) => t.tr.node(i).serial);
+  await t.tr.until(async () => {
+    const nodes = (await t.call('GET', '/foundation/discover_nodes')).json.flatMap((b: any) => b.nodes).filter((n: any) => serials.includes(n.node_serial));
+    return nodes.length === 3 && nodes.every((n: any) => n.configured === true && n.cluster_id === c.cluster_id) ? true : undefined;
+  }, 30_000, 'the members announced in their cluster');
+  const over = await t.call('POST', '/foundation/image_nodes', t.imageBody('127.48', [0]));
+  assert.equal(over.status, 409, over.text);
+  assert.match(over.json.error.details['blocks[0].nodes[0]'], new RegExp(`${serials[0]} is a member of cluster ${c.cluster_id}`));
 });
 
 test('Foundation restarted while it creates a cluster: the entry fails saying so, and the stopped run writes nothing after', async () => {

@@ -6,9 +6,12 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { TestFoundation, testBundle } from '../drivers/foundation-driver.ts';
+import { buildBundle } from '../../src/cli/bundle-build.ts';
 
 let t: TestFoundation;
 before(async () => {
@@ -34,7 +37,16 @@ test('a failed disk: validation FAILs the node naming the disk, and image_nodes 
   const r = await t.call('POST', '/foundation/image_nodes', t.imageBody('127.44', [4]));
   assert.equal(r.status, 400);
   assert.match(r.json.error.message, new RegExp(`${node.serial}.*disk\\.health.*${disk.serial}`));
+  assert.ok('blocks[0].nodes[0]' in r.json.error.details, r.text);
   assert.equal((await t.call('GET', '/foundation/sessions')).json.length, 0, 'no session was created');
+  // override_validation keeps the node it is on (the second here), not another: the request gets past
+  // validation to the plan (which refuses the first node's address outside the lab)
+  const kept = t.imageBody('127.44', [0, 4]) as any;
+  kept.blocks[0].nodes[1].override_validation = true;
+  kept.blocks[0].nodes[0].hypervisor_ip = '10.1.0.5';
+  const r2 = await t.call('POST', '/foundation/image_nodes', kept);
+  assert.equal(r2.status, 400);
+  assert.ok('blocks[0].nodes[0].hypervisor_ip' in r2.json.error.details, r2.text);
   await t.tr.rack.clearFaults(node.serial);
 });
 
@@ -157,4 +169,63 @@ test('plan_check skips addresses already answering on the network and refuses th
   } finally {
     squatter.close();
   }
+});
+
+test('validation applies a bundle\'s minimum firmware, as image_nodes does: the newest bundle\'s, or the one named', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cvg-strict-'));
+  try {
+    const strict = await buildBundle({ version: '2.0.0', out: dir, minBmc: '9.0.0' });
+    const up = await t.call('POST', '/foundation/upload?installer_type=nos&filename=converge-2.0.0.tar.gz', readFileSync(strict.file));
+    assert.equal(up.status, 200, up.text);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const serial = t.tr.node(0).serial;
+  const fwOf = (report: any): any => report.nodes.find((n: any) => n.serial === serial).checks.find((c: any) => c.check === 'firmware.bmc');
+  const newest = (await t.call('GET', '/foundation/validation?redundancy_factor=1')).json;
+  assert.equal(newest.bundle, 'converge-2.0.0.tar.gz');
+  assert.equal(fwOf(newest).verdict, 'FAIL');
+  assert.match(fwOf(newest).threshold, /9\.0\.0/);
+  const named = (await t.call('GET', '/foundation/validation?redundancy_factor=1&nos_package=converge-1.0.0.tar.gz')).json;
+  assert.equal(named.bundle, 'converge-1.0.0.tar.gz');
+  assert.equal(fwOf(named).verdict, 'PASS');
+  assert.match(fwOf(named).threshold, /3\.0\.0/);
+  const unknown = await t.call('GET', '/foundation/validation?nos_package=nope.tar.gz');
+  assert.equal(unknown.status, 400);
+  assert.ok('nos_package' in unknown.json.error.details);
+  // image_nodes with the strict bundle refuses what validation FAILed
+  const r = await t.call('POST', '/foundation/image_nodes', t.imageBody('127.44', [0], { nos_package: 'converge-2.0.0.tar.gz' }));
+  assert.equal(r.status, 400);
+  assert.match(r.json.error.message, new RegExp(`${serial}.*firmware\\.bmc`));
+});
+
+test('image_nodes refuses a member of a running cluster (409 naming the node) unless that node says reimage: true', async () => {
+  const node = t.tr.node(3);
+  // node 3's CVM, as if in a cluster: an announcement with a credential Foundation issued for it
+  const f = t.fd.foundation;
+  const token = f.credentials.nodeTokenForMedia('test', node.serial, f.credentials.issue('test', node.serial));
+  const ann = await fetch(`${t.fd.url}/foundation/cvm_announce`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+    body: JSON.stringify({ serial: node.serial, cvmIp: '127.44.1.4', hostIp: '127.44.0.4', hypervisorVersion: '1.0.0', nosVersion: '1.0.0', configured: true, clusterId: 'c0ffee00-0000-4000-8000-000000000001' }),
+  });
+  assert.equal(ann.status, 200);
+  const seen = (await t.call('GET', '/foundation/discover_nodes')).json.flatMap((b: any) => b.nodes).find((n: any) => n.node_serial === node.serial);
+  assert.equal(seen.configured, true);
+  const before = (await t.call('GET', '/foundation/sessions')).json.length;
+  const r = await t.call('POST', '/foundation/image_nodes', t.imageBody('127.44', [3], { nos_package: 'converge-1.0.0.tar.gz' }));
+  assert.equal(r.status, 409, r.text);
+  assert.equal(r.json.error.code, 'CVG_ERR_CONFLICT');
+  assert.match(r.json.error.details['blocks[0].nodes[0]'], new RegExp(`${node.serial} is a member of cluster c0ffee00.*reimage: true`));
+  const pre = t.imageBody('127.44', [3], { nos_package: '' }) as any;
+  pre.blocks[0].nodes[0].image_now = false;
+  pre.blocks[0].nodes[0].reimage = true;
+  assert.equal((await t.call('POST', '/foundation/image_nodes', pre)).status, 409, 'a cluster member is not reconfigured in place');
+  // with reimage: true the request goes on to its other checks (here: an address outside the lab)
+  const again = t.imageBody('127.44', [3], { nos_package: 'converge-1.0.0.tar.gz' }) as any;
+  again.blocks[0].nodes[0].reimage = true;
+  again.blocks[0].nodes[0].hypervisor_ip = '10.1.0.5';
+  const r2 = await t.call('POST', '/foundation/image_nodes', again);
+  assert.equal(r2.status, 400, r2.text);
+  assert.ok('blocks[0].nodes[0].hypervisor_ip' in r2.json.error.details, r2.text);
+  assert.equal((await t.call('GET', '/foundation/sessions')).json.length, before, 'no session was created');
 });

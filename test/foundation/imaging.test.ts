@@ -53,6 +53,19 @@ test('a 4-node rack is imaged through image_nodes and progress, ending at 100 %'
   const log = await t.call('GET', `/foundation/node_log?session_id=${sid}&serial=${t.tr.node(0).serial}`);
   assert.match(log.text, /bundle 1\.0\.0 verified/);
   assert.match(log.text, /CVM up: hypervisor 1\.0\.0, storage OS 1\.0\.0/);
+  // each node holds its own credential with Foundation, written by the installer; no log shows it or a media URL's token
+  const tokens = [0, 1, 2, 3].map((i) => JSON.parse(readFileSync(join(t.tr.node(i).layout.bootDisk, 'data', 'config', 'node.json'), 'utf8')).foundationToken);
+  assert.ok(tokens.every((x) => typeof x === 'string' && x.length >= 40), 'a credential on every node');
+  assert.equal(new Set(tokens).size, 4, 'one per node');
+  const all = (await t.call('GET', `/foundation/cluster_log?session_id=${sid}`)).text + log.text;
+  assert.ok(!tokens.some((x) => all.includes(x)));
+  assert.doesNotMatch(all, /\/foundation\/media\/[^/\s]+\/[^/\s]+\/[A-Za-z0-9_-]{20,}/);
+  // a stranger claiming to be node 0 (no credential, or another node's) changes nothing
+  const forged = { serial: t.tr.node(0).serial, cvmIp: '127.42.1.1', hostIp: '127.42.0.1', hypervisorVersion: '6.6.6', nosVersion: '6.6.6', configured: true, clusterId: 'x' };
+  assert.equal((await t.call('POST', '/foundation/cvm_announce', forged)).status, 401);
+  const stolen = await fetch(`${t.fd.url}/foundation/cvm_announce`, { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${tokens[1]}` }, body: JSON.stringify(forged) });
+  assert.equal(stolen.status, 403);
+  assert.equal((await t.call('GET', `/foundation/media/${sid}/${t.tr.node(0).serial}/config.json`)).status, 404, 'no configuration without the media token');
   // discovery now sees the nodes as running Converge, unconfigured
   const blocks = (await t.call('GET', '/foundation/discover_nodes')).json;
   const nodes = blocks.flatMap((b: any) => b.nodes);

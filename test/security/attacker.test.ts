@@ -17,7 +17,7 @@ import { ForbiddenError, ConflictError, UnavailableError } from '../../src/share
 import { encodeRequest, OP_WRITE, REQ_MAGIC } from '../../src/cvm/core/replication-codec.ts';
 import type { CvmStatus, StoreHealth } from '../../src/cvm/protocol/cluster.ts';
 
-const NET = '127.73';
+const NET = '127.92';
 const CVMS = [`${NET}.1.1`, `${NET}.1.2`, `${NET}.1.3`];
 const HOSTS = [`${NET}.0.1`, `${NET}.0.2`, `${NET}.0.3`];
 let t: TestFoundation;
@@ -25,7 +25,7 @@ let stranger: Identity;
 let node: Identity;
 
 before(async () => {
-  t = await TestFoundation.start('127.72', 18072, 3);
+  t = await TestFoundation.start('127.91', 18091, 3);
   await t.upload();
   const r = await t.call('POST', '/foundation/image_nodes', t.imageBody(NET, [0, 1, 2], {
     clusters: [{ cluster_name: 'lab', cluster_members: CVMS, cluster_init_now: true, redundancy_factor: 2, cvm_dns_servers: '127.0.0.53', cvm_ntp_servers: '127.0.0.123' }],
@@ -37,7 +37,7 @@ before(async () => {
   const other = await issueCert(await createCa('attacker'), { cn: 'operator', ou: 'operator', usage: 'client' });
   stranger = { cert: other.cert, key: other.key, ca: (await DeploymentPki.open(t.dir)).operator.ca };
   // a real node certificate of this deployment (a node is not the operator)
-  node = await (await DeploymentPki.open(t.dir)).nodeIdentity('INTRUDER', ['127.73.9.9']);
+  node = await (await DeploymentPki.open(t.dir)).nodeIdentity('INTRUDER', ['127.92.9.9']);
 });
 after(async () => {
   await t.stop();

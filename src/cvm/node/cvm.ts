@@ -235,7 +235,9 @@ export class Cvm {
     const a: CvmAnnounce = { serial: s.serial, cvmIp: s.cvmIp, hostIp: s.hostIp, hypervisorVersion: s.hypervisorVersion, nosVersion: s.nosVersion, configured: s.configured, clusterId: s.clusterId };
     let next = 60_000;
     try {
-      const r = await fetch(new URL('/foundation/cvm_announce', this.cfg.foundationUrl), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(a), signal: AbortSignal.timeout(10_000) });
+      // the node's credential with Foundation (its install configuration's foundationToken)
+      const auth = this.cfg.foundationToken ? { Authorization: `Bearer ${this.cfg.foundationToken}` } : {};
+      const r = await fetch(new URL('/foundation/cvm_announce', this.cfg.foundationUrl), { method: 'POST', headers: { 'Content-Type': 'application/json', ...auth }, body: JSON.stringify(a), signal: AbortSignal.timeout(10_000) });
       if (!r.ok) throw new Error(`HTTP ${r.status}`);
       if (delayMs === 0) this.log(`announced to Foundation at ${this.cfg.foundationUrl}`);
     } catch (e) {

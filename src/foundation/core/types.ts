@@ -60,6 +60,11 @@ export interface ValidationReport {
   /** Checks over the whole set (node count vs RF, mixed models). */
   cluster: CheckResult[];
   counts: Record<Verdict, number>;
+  /**
+   * Foundation: the release bundle whose minimum firmware the firmware checks applied (the one
+   * named, else the newest in the repository); null when the repository has none (no minimum).
+   */
+  bundle?: string | null;
 }
 
 export interface ValidationOptions {

@@ -5,50 +5,118 @@
  * sessions), the endpoints nodes call, and the OpenAPI document. Errors are translated once, into
  * Foundation's envelope `{ error: { message, code, details, session_id } }`.
  */
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
-import { readFileSync } from 'node:fs';
-import { ConvergeError, InputError, NotFoundError, ConflictError, errorMessage, isConvergeError } from '../../shared/errors.ts';
-import type { FoundationError } from '../protocol/api.ts';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { Readable } from 'node:stream';
+import { AuthError, ConvergeError, ConflictError, ForbiddenError, InputError, NotFoundError, UnavailableError, errorMessage, isConvergeError } from '../../shared/errors.ts';
+import {
+  cvmAnnounceSchema, imageNodesSchema, installerReportSchema, ipmiConfigSchema, nodeNetworkDetailsSchema, parseBody, planInputSchema, sessionActionSchema,
+  type FoundationError,
+} from '../protocol/api.ts';
 import { EVENTS_CAUGHT_UP } from '../protocol/deploy.ts';
+import { registerApiAuth } from './api-auth.ts';
+import { MAX_BUNDLE_BYTES } from './bundles.ts';
+import { bearerOf } from './credentials.ts';
+import { FieldConflictError, PayloadTooLargeError } from './errors.ts';
 import { Foundation, FOUNDATION_VERSION } from './foundation.ts';
 import { OPENAPI } from './openapi.ts';
 import { registerWebUi } from './web-ui.ts';
 
+/** The body limit of a JSON endpoint; image_nodes has its own (a body for hundreds of nodes). */
+export const JSON_BODY_LIMIT = 1024 ** 2;
+export const IMAGE_NODES_BODY_LIMIT = 8 * 1024 ** 2;
+/** What nodes send (installer reports, CVM announcements). */
+export const NODE_BODY_LIMIT = 64 * 1024;
+
 function statusOf(e: unknown): number {
+  if (e instanceof PayloadTooLargeError) return 413;
   if (e instanceof InputError) return 400;
+  if (e instanceof AuthError) return 401;
+  if (e instanceof ForbiddenError) return 403;
   if (e instanceof NotFoundError) return 404;
   if (e instanceof ConflictError) return 409;
+  if (e instanceof UnavailableError) return 503;
   return 500;
 }
 
 function envelope(e: unknown, sessionId: string | null): FoundationError {
   const details: Record<string, string> = {};
   if (e instanceof InputError) details[e.field] = e.reason;
+  if (e instanceof FieldConflictError) details[e.field] = e.reason;
   return { error: { message: errorMessage(e), code: isConvergeError(e) ? e.code : 'CVG_ERR_INTERNAL', details, session_id: sessionId } };
 }
 
 const q = (v: unknown): string => (typeof v === 'string' ? v : '');
 
+/** The session a request names in its query (`session_id=`), for the error envelope. */
+const sessionIdOf = (req: FastifyRequest): string | null => q((req.query as Record<string, unknown> | undefined)?.['session_id']) || null;
+
+/**
+ * Fastify's own refusals (before a handler runs) as Foundation's input errors: which part of the
+ * request was wrong, and the status Fastify chose (400, 413, 415, ...).
+ */
+function fastifyInputError(e: FastifyError, req: FastifyRequest): InputError {
+  switch (e.code) {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new InputError('Content-Type', `${e.message}; this endpoint takes application/json`);
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new InputError('body', 'is not valid JSON');
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new PayloadTooLargeError('body', req.routeOptions.bodyLimit ?? JSON_BODY_LIMIT);
+    default:
+      return new InputError('body', e.message || 'invalid request');
+  }
+}
+
 export interface FoundationApiOptions {
   /** The built web UI (web/dist) to serve at `/`; absent = no UI routes. */
   uiDir?: string;
+  /** Where unexpected (500) errors are logged. */
+  log?: (m: string) => void;
+  /** The largest bundle `upload` takes (default MAX_BUNDLE_BYTES). */
+  maxBundleBytes?: number;
+  /** The token the public API requires (node/api-auth.ts); null or absent = open (loopback). */
+  apiToken?: string | null;
 }
 
 export function createFoundationApi(f: Foundation, o: FoundationApiOptions = {}): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 1 << 30 });
-  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  // every JSON body is small; only the bundle upload is large, and it is streamed to disk (below)
+  const app = Fastify({
+    logger: false,
+    bodyLimit: JSON_BODY_LIMIT,
+    // a URL the router cannot take (a broken escape, a segment past 100 characters), in the envelope
+    frameworkErrors: (err, _req, r) => {
+      const tooLong = err.code === 'FST_ERR_MAX_PARAM_LENGTH';
+      const reply = r as unknown as FastifyReply;
+      void reply.status(tooLong ? 414 : 400).send(envelope(new InputError('url', tooLong ? 'a path segment is longer than 100 characters' : 'is not a valid URL (a broken % escape?)'), null));
+    },
+  });
+  const maxBundleBytes = o.maxBundleBytes ?? MAX_BUNDLE_BYTES;
+  // JSON as Fastify parses it (prototype poisoning refused), except that an empty body is no body:
+  // a POST without a body but with Content-Type: application/json is what many clients send
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    const t = typeof body === 'string' ? body : body.toString('utf8');
+    if (t.trim() === '') done(null, undefined);
+    else void json(req, t, done);
+  });
   app.setErrorHandler((err: unknown, req, reply) => {
-    const sid = q((req.query as Record<string, unknown> | undefined)?.['session_id']) || null;
-    const fe = err as { statusCode?: number; code?: string; message?: string };
-    if (!(err instanceof ConvergeError) && typeof fe.statusCode === 'number' && fe.statusCode < 500) {
-      // Fastify's own input errors (malformed JSON, wrong content type, too large)
-      void reply.status(fe.statusCode).send(envelope(new InputError('body', fe.message ?? 'invalid request'), sid));
+    const fe = err as FastifyError;
+    if (!(err instanceof ConvergeError) && typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+      void reply.status(fe.statusCode).send(envelope(fastifyInputError(fe, req), sessionIdOf(req)));
       return;
     }
-    void reply.status(statusOf(err)).send(envelope(err, sid));
+    const status = statusOf(err);
+    if (status === 401) void reply.header('WWW-Authenticate', 'Bearer realm="foundation"');
+    if (status >= 500) o.log?.(`${req.method} ${req.url.split('?')[0] ?? ''}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    void reply.status(status).send(envelope(err, sessionIdOf(req)));
   });
-  const sessionOf = (query: unknown): string => {
-    const id = q((query as Record<string, unknown>)['session_id']);
+  app.setNotFoundHandler((req, reply) => {
+    void reply.status(404).send(envelope(new NotFoundError('endpoint', `${req.method} ${(req.url.split('?')[0] ?? '').slice(0, 200)}`), sessionIdOf(req)));
+  });
+  registerApiAuth(app, o.apiToken ?? null);
+  const sessionOf = (query: unknown, body?: { session_id?: string | undefined }): string => {
+    const id = q((query as Record<string, unknown>)['session_id']) || (body?.session_id ?? '');
     if (!id) throw new InputError('session_id', 'is required');
     return id;
   };
@@ -61,19 +129,20 @@ export function createFoundationApi(f: Foundation, o: FoundationApiOptions = {})
     return Foundation.blocks(await f.discover(range ? range.split(',') : []));
   });
   app.post('/foundation/node_network_details', async (req) => {
-    const body = (req.body ?? {}) as { nodes?: { ipv6_address?: string }[] };
+    const body = parseBody(nodeNetworkDetailsSchema, req.body ?? {});
     const blocks = Foundation.blocks(await f.discover());
     const all = blocks.flatMap((b) => b['nodes'] as Record<string, unknown>[]);
-    const want = (body.nodes ?? []).map((n) => n.ipv6_address);
+    const want = body.nodes.map((n) => n.ipv6_address);
     return { nodes: all.filter((n) => want.length === 0 || want.includes(n['ipv6_address'] as string)).map((n) => ({
       ipv6_address: n['ipv6_address'], node_serial: n['node_serial'], cvm_ip: n['svm_ip'] ?? '', hypervisor_ip: '', ipmi_ip: n['ipmi_ip'], hypervisor_hostname: '', ipmi_gateway: '', ipmi_netmask: '',
     })) };
   });
-  app.post('/foundation/ipmi_config', async (req) => f.ipmiConfig(req.body));
-  app.post('/foundation/image_nodes', async (req) => ({ session_id: await f.imageNodes(req.body) }));
+  app.post('/foundation/ipmi_config', async (req) => f.ipmiConfig(parseBody(ipmiConfigSchema, req.body)));
+  app.post('/foundation/image_nodes', { bodyLimit: IMAGE_NODES_BODY_LIMIT }, async (req) => ({ session_id: await f.imageNodes(parseBody(imageNodesSchema, req.body)) }));
   app.get('/foundation/progress', (req) => f.session(sessionOf(req.query)).progress());
-  const abort = (req: { query: unknown }): Record<string, unknown> => {
-    const s = f.session(sessionOf(req.query));
+  const abort = (req: FastifyRequest): Record<string, unknown> => {
+    const body = req.method === 'POST' ? parseBody(sessionActionSchema, req.body ?? {}) : {};
+    const s = f.session(sessionOf(req.query, body));
     s.abort();
     return { session_id: s.id, aborted: true };
   };
@@ -83,15 +152,33 @@ export function createFoundationApi(f: Foundation, o: FoundationApiOptions = {})
   app.get('/foundation/enumerate_hypervisor_isos', () => ({
     kvm: f.bundles.list().map((b) => ({ filename: `bundled with ${b}`, supported: true })), esx: [], hyperv: [], linux: [], xen: [],
   }));
-  app.post('/foundation/upload', async (req) => {
-    const query = req.query as Record<string, unknown>;
-    const type = q(query['installer_type']);
-    const filename = q(query['filename']);
-    if (type !== 'nos') throw new InputError('installer_type', type === 'kvm' ? 'the hypervisor ships inside the release bundle; upload the bundle with installer_type=nos' : 'must be nos');
-    if (!filename) throw new InputError('filename', 'is required');
-    if (!Buffer.isBuffer(req.body)) throw new InputError('body', 'send the bundle as application/octet-stream');
-    const r = await f.bundles.add(filename, req.body);
-    return { name: r.name, md5sum: r.md5sum, in_whitelist: true, version: r.bundle.manifest.version };
+  void app.register((scope, _opts, next) => {
+    // the bundle upload alone takes octet-stream, and reads it as a stream: to a file, never to memory
+    scope.addContentTypeParser('application/octet-stream', (req, payload, done) => {
+      if (Number(req.headers['content-length']) > maxBundleBytes) done(new PayloadTooLargeError('body', maxBundleBytes), undefined);
+      else done(null, payload);
+    });
+    scope.post('/foundation/upload', {
+      // the query is checked before the body is read
+      onRequest: (req, _reply, done) => {
+        const query = req.query as Record<string, unknown>;
+        const type = q(query['installer_type']);
+        if (type !== 'nos') done(new InputError('installer_type', type === 'kvm' ? 'the hypervisor ships inside the release bundle; upload the bundle with installer_type=nos' : 'must be nos'));
+        else if (!q(query['filename'])) done(new InputError('filename', 'is required'));
+        else done();
+      },
+    }, async (req, reply) => {
+      if (!(req.body instanceof Readable)) throw new InputError('Content-Type', 'send the bundle as application/octet-stream');
+      try {
+        const r = await f.bundles.add(q((req.query as Record<string, unknown>)['filename']), req.body, maxBundleBytes);
+        return { name: r.name, md5sum: r.md5sum, in_whitelist: true, version: r.bundle.manifest.version };
+      } catch (e) {
+        // the rest of a refused upload is not worth reading
+        if (!req.raw.complete) void reply.header('Connection', 'close');
+        throw e;
+      }
+    });
+    next();
   });
   app.get('/foundation/node_log', (req, reply) => {
     const query = req.query as Record<string, unknown>;
@@ -115,18 +202,19 @@ export function createFoundationApi(f: Foundation, o: FoundationApiOptions = {})
     if (profile !== undefined && profile !== 'lab' && profile !== 'production') throw new InputError('profile', 'must be lab or production', ['lab', 'production'], profile);
     const rf = query['redundancy_factor'] === undefined ? 2 : Number(query['redundancy_factor']);
     if (rf !== 1 && rf !== 2 && rf !== 3) throw new InputError('redundancy_factor', 'must be 1, 2 or 3', ['1', '2', '3'], query['redundancy_factor']);
-    const nodes = await f.discover();
     const overrides = q(query['overrides']).split(',').filter(Boolean);
-    const o: Parameters<Foundation['validate']>[1] = { rf, overrides };
-    if (profile) o.profile = profile;
-    return f.validate(nodes, o);
+    const nosPackage = q(query['nos_package']);
+    return f.validateDiscovered({ rf, overrides, ...(profile ? { profile } : {}), ...(nosPackage ? { nosPackage } : {}) });
   });
-  app.post('/foundation/plan_check', (req) => f.planCheck(req.body));
+  app.post('/foundation/plan_check', (req) => f.planCheck(parseBody(planInputSchema, req.body)));
   app.post('/foundation/retry_node', (req) => {
     const query = req.query as Record<string, unknown>;
-    const s = f.session(sessionOf(query));
-    s.retry(q(query['serial']));
-    return { session_id: s.id, retried: q(query['serial']) };
+    const body = parseBody(sessionActionSchema, req.body ?? {});
+    const s = f.session(sessionOf(query, body));
+    const serial = q(query['serial']) || (body.serial ?? '');
+    if (!serial) throw new InputError('serial', 'is required (the node to retry)');
+    s.retry(serial);
+    return { session_id: s.id, retried: serial };
   });
   app.get('/foundation/events', (req, reply) => {
     const query = req.query as Record<string, unknown>;
@@ -152,27 +240,33 @@ export function createFoundationApi(f: Foundation, o: FoundationApiOptions = {})
   if (o.uiDir !== undefined) registerWebUi(app, o.uiDir);
 
   // ---- what the nodes call -------------------------------------------------------------------
-  app.get('/foundation/media/:session/:serial/installer.tar', async (req, reply) => {
-    const p = req.params as { session: string; serial: string };
-    return reply.type('application/x-tar').send(await f.installerImage(p.session, p.serial));
+  // the media: the random media token in the path is the credential (node/credentials.ts)
+  type Media = { session: string; serial: string; token: string };
+  app.get('/foundation/media/:session/:serial/:token/installer.tar', async (req, reply) => {
+    const p = req.params as Media;
+    return reply.type('application/x-tar').send(await f.installerImage(p.session, p.serial, p.token));
   });
-  app.get('/foundation/media/:session/:serial/config.json', (req) => {
-    const p = req.params as { session: string; serial: string };
-    return f.installConfig(p.session, p.serial);
+  app.get('/foundation/media/:session/:serial/:token/config.json', async (req, reply) => {
+    const p = req.params as Media;
+    return reply.header('Cache-Control', 'no-store').send(await f.installConfig(p.session, p.serial, p.token));
   });
-  app.post('/foundation/installer/:session/:serial/report', (req) => {
+  app.get('/foundation/media/:session/:serial/:token/bundle.tar.gz', (req, reply) => {
+    const p = req.params as Media;
+    return reply.type('application/gzip').send(f.mediaBundle(p.session, p.serial, p.token));
+  });
+  // reports and announcements: the body is checked first, then the node's credential
+  app.post('/foundation/installer/:session/:serial/report', { bodyLimit: NODE_BODY_LIMIT }, (req) => {
     const p = req.params as { session: string; serial: string };
-    f.installerReport(p.session, p.serial, req.body);
+    f.installerReport(p.session, p.serial, bearerOf(req.headers.authorization), parseBody(installerReportSchema, req.body));
     return { ok: true };
   });
-  app.post('/foundation/cvm_announce', (req) => {
-    f.cvmAnnounce(req.body);
+  app.post('/foundation/cvm_announce', { bodyLimit: NODE_BODY_LIMIT }, (req) => {
+    f.cvmAnnounce(bearerOf(req.headers.authorization), parseBody(cvmAnnounceSchema, req.body));
     return { ok: true };
   });
-  app.get('/foundation/bundles/:file', async (req, reply) => {
+  app.get('/foundation/bundles/:file', (req, reply) => {
     const { file } = req.params as { file: string };
-    const b = await f.bundles.get(file);
-    return reply.type('application/gzip').send(readFileSync(b.path));
+    return reply.type('application/gzip').send(f.bundles.stream(file));
   });
   return app;
 }

@@ -13,15 +13,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
+import type { Readable } from 'node:stream';
 import { create } from 'tar';
 import type { Clock } from '../../shared/clock.ts';
-import { InputError, NotFoundError, errorMessage } from '../../shared/errors.ts';
+import { ConflictError, InputError, NotFoundError, errorMessage } from '../../shared/errors.ts';
 import { readJson, writeJson } from '../../shared/json-file.ts';
 import { RackClient } from '../../rack/protocol/client.ts';
 import type { RackEndpoint } from '../../rack/protocol/access.ts';
 import { ssdpSearch } from '../../rack/protocol/ssdp.ts';
 import type { CvmAnnounce, InstallConfig, InstallerReport } from '../protocol/installer.ts';
-import { imageNodesSchema, ipmiConfigSchema, fieldOf, type ImageNodesRequest } from '../protocol/api.ts';
+import { cvmAnnounceSchema, type ImageNodesRequest, type IpmiConfigRequest } from '../protocol/api.ts';
 import type { DiscoveredNode, Profile, ValidationReport, PlanInput } from '../core/types.ts';
 import { validateHardware } from '../core/validation.ts';
 import { makePlan, parseIpv4, formatIpv4, type PlanResult } from '../core/ip-plan.ts';
@@ -29,6 +30,8 @@ import { initialImagingState } from '../core/imaging.ts';
 import { Bmc, type BmcCredentials } from './bmc.ts';
 import type { DeploymentPki } from '../../shared/identity.ts';
 import { BundleRepo } from './bundles.ts';
+import { NodeCredentials } from './credentials.ts';
+import { FieldConflictError } from './errors.ts';
 import { FoundationLayout } from './layout.ts';
 import { Session, type SessionNode, type SessionRecord } from './session.ts';
 
@@ -44,6 +47,7 @@ export interface FoundationDeps {
   bmcPort: number;
   /** Rack control APIs to list BMCs from (lab): URL and bearer token of each. */
   racks: RackEndpoint[];
+  /** Where to send Redfish SSDP searches; 0 = no SSDP search. */
   ssdpPort: number;
   profile: Profile;
   timeouts?: { bootMs: number; installSilenceMs: number; cvmMs: number };
@@ -51,6 +55,9 @@ export interface FoundationDeps {
   pki: DeploymentPki;
   log: (m: string) => void;
 }
+
+/** Most CVMs Foundation remembers (each one a node it imaged: only those may announce). */
+export const MAX_ANNOUNCED = 4096;
 
 const DEFAULT_TIMEOUTS = { bootMs: 5 * 60_000, installSilenceMs: 10 * 60_000, cvmMs: 10 * 60_000 };
 
@@ -67,6 +74,7 @@ function answers(addr: string, ports: readonly number[], timeoutMs = 300): Promi
 export class Foundation {
   readonly layout: FoundationLayout;
   readonly bundles: BundleRepo;
+  readonly credentials: NodeCredentials;
   private sessions = new Map<string, Session>();
   private discovered = new Map<string, DiscoveredNode>();
   private announced: Record<string, CvmAnnounce & { lastSeen: string }>;
@@ -75,7 +83,8 @@ export class Foundation {
   constructor(private readonly deps: FoundationDeps) {
     this.layout = new FoundationLayout(deps.dataDir);
     this.bundles = new BundleRepo(this.layout.bundles);
-    this.announced = readJson(this.layout.announced) ?? {};
+    this.credentials = new NodeCredentials(this.layout.credentials);
+    this.announced = this.loadAnnounced();
     for (const id of (() => { try { return readdirSync(this.layout.sessions); } catch { return []; } })()) {
       try {
         this.sessions.set(id, Session.load(id, this.sessionDeps(deps.creds)));
@@ -89,7 +98,31 @@ export class Foundation {
     return {
       clock: this.deps.clock, layout: this.layout, creds, foundationUrl: this.deps.url, log: this.deps.log, hostOf: (serial) => this.announced[serial]?.hostIp,
       nodeIdentity: (serial, ips) => this.deps.pki.nodeIdentity(serial, ips),
+      mediaUrl: (sessionId, serial) => `${this.mediaBase(sessionId, serial, this.credentials.issue(sessionId, serial))}/installer.tar`,
     };
+  }
+
+  private mediaBase(sessionId: string, serial: string, mediaToken: string): string {
+    return `${this.deps.url}/foundation/media/${sessionId}/${serial}/${mediaToken}`;
+  }
+
+  /** announced.json as it was kept: entries of nodes with a credential that still parse, nothing else. */
+  private loadAnnounced(): Record<string, CvmAnnounce & { lastSeen: string }> {
+    const out: Record<string, CvmAnnounce & { lastSeen: string }> = {};
+    let raw: Record<string, unknown> | undefined;
+    try {
+      raw = readJson<Record<string, unknown>>(this.layout.announced);
+    } catch (e) {
+      this.deps.log(`announced.json not read (${errorMessage(e)}); the nodes announce again within a minute`);
+    }
+    for (const [serial, v] of Object.entries(raw ?? {})) {
+      const a = cvmAnnounceSchema.safeParse(v);
+      const lastSeen = (v as { lastSeen?: unknown } | null)?.lastSeen;
+      if (a.success && a.data.serial === serial && this.credentials.knows(serial) && Object.keys(out).length < MAX_ANNOUNCED) {
+        out[serial] = { ...a.data, lastSeen: typeof lastSeen === 'string' ? lastSeen.slice(0, 40) : '' };
+      }
+    }
+    return out;
   }
 
   get url(): string {
@@ -109,7 +142,7 @@ export class Foundation {
         this.deps.log(`rack list ${r.url}: ${errorMessage(e)}`);
       }
     }
-    for (const a of await ssdpSearch({ port: this.deps.ssdpPort, timeoutMs: 500 }).catch(() => [])) urls.add(base(a.url));
+    if (this.deps.ssdpPort > 0) for (const a of await ssdpSearch({ port: this.deps.ssdpPort, timeoutMs: 500 }).catch(() => [])) urls.add(base(a.url));
     for (const r of ranges) {
       const [a, b] = r.split('-');
       const lo = parseIpv4(a ?? '');
@@ -176,21 +209,40 @@ export class Foundation {
   }
 
   /**
+   * The bundle whose minimum firmware validation applies: `nosPackage` when named (an InputError
+   * when the repository lacks it), else the newest (highest manifest version); none = no minimum.
+   */
+  async firmwareBundle(nosPackage?: string): Promise<{ file: string | null; minFirmware: { bios?: string; bmc?: string } }> {
+    const b = nosPackage
+      ? await this.bundles.get(nosPackage).catch(() => {
+        throw new InputError('nos_package', `no bundle "${nosPackage}" in the repository (have: ${this.bundles.list().join(', ') || 'none'}; upload one first)`);
+      })
+      : await this.bundles.newest();
+    return { file: b?.file ?? null, minFirmware: firmwareOf(b?.bundle.manifest.minFirmware) };
+  }
+
+  /** The validation report of the discovered nodes, with the minimum firmware of a bundle (see firmwareBundle). */
+  async validateDiscovered(o: { profile?: Profile; rf: 1 | 2 | 3; overrides: string[]; nosPackage?: string }): Promise<ValidationReport> {
+    const fw = await this.firmwareBundle(o.nosPackage);
+    const nodes = await this.discover();
+    return { ...this.validate(nodes, { rf: o.rf, overrides: o.overrides, minFirmware: fw.minFirmware, ...(o.profile ? { profile: o.profile } : {}) }), bundle: fw.file };
+  }
+
+  /**
    * Plans addresses and checks the plan, including "no address already answering": every
    * address the plan would use is probed, and answering ones are skipped (assigned) or refused
    * (explicit), re-planning until the plan is stable.
    */
-  async planCheck(input: unknown): Promise<PlanResult> {
-    if (input === null || typeof input !== 'object' || Array.isArray(input)) throw new InputError('body', 'send a plan input object (see docs/foundation.md)');
+  async planCheck(input: PlanInput): Promise<PlanResult> {
     const inUse = new Set<string>();
-    let result = makePlan(input as PlanInput, inUse);
+    let result = makePlan(input, inUse);
     for (let round = 0; round < 4 && result.plan; round++) {
       const p = result.plan;
       const candidates = [...p.nodes.flatMap((n) => [n.hostIp, n.cvmIp]), ...(p.clusterVip ? [p.clusterVip] : [])].filter((a) => !inUse.has(a));
       const busy = (await mapLimit(candidates, 32, async (a) => ((await answers(a, [22, 8100, 2100, 9440])) ? a : null))).filter((a): a is string => a !== null);
       if (busy.length === 0) break;
       for (const a of busy) inUse.add(a);
-      result = makePlan(input as PlanInput, inUse);
+      result = makePlan(input, inUse);
     }
     return result;
   }
@@ -207,13 +259,8 @@ export class Foundation {
     return [...this.sessions.values()].map((s) => ({ session_id: s.id, created: new Date(s.record.createdAt).toISOString(), imaging_stopped: s.stopped, aggregate_percent_complete: s.aggregatePercent() }));
   }
 
-  async imageNodes(body: unknown): Promise<string> {
-    const parsed = imageNodesSchema.safeParse(body);
-    if (!parsed.success) {
-      const i = parsed.error.issues[0];
-      throw new InputError(fieldOf(i?.path ?? []) || '(body)', i?.message ?? 'invalid');
-    }
-    const req: ImageNodesRequest = parsed.data;
+  /** image_nodes (its body parsed at the edge): checks everything, then starts a session; its id. */
+  async imageNodes(req: ImageNodesRequest): Promise<string> {
     const creds: BmcCredentials = { ...this.deps.creds };
     if (req.ipmi_user) creds.user = req.ipmi_user;
     if (req.ipmi_password) creds.password = req.ipmi_password;
@@ -242,6 +289,16 @@ export class Foundation {
       }
     });
 
+    // A member of a running cluster (as its CVM announced) is not imaged over unless the request says so.
+    resolved.forEach((r, i) => {
+      const a = this.announced[r.inv.serial];
+      const e = entries[i];
+      if (!a?.configured || !e) return;
+      const member = `node ${r.inv.serial} is a member of cluster ${a.clusterId ?? '(id unknown)'} (as its CVM ${a.cvmIp} announced at ${a.lastSeen})`;
+      if (!e.n.image_now) throw new FieldConflictError(e.field, `${member}: a node in a cluster is not reconfigured; remove it from its cluster first`);
+      if (!e.n.reimage) throw new FieldConflictError(e.field, `${member}: imaging it destroys its data there; remove it from its cluster first, or set reimage: true on it`);
+    });
+
     // Hardware validation: FAIL nodes are refused unless overridden.
     const rf = (req.clusters[0]?.redundancy_factor ?? 2) as 1 | 2 | 3;
     const report = this.validate(resolved.map((r) => r.inv), {
@@ -249,13 +306,13 @@ export class Foundation {
       cvmVcpus: Math.max(...entries.map((e) => e.n.cvm_num_vcpus)),
       cvmRamGiB: Math.max(...entries.map((e) => e.n.cvm_gb_ram)),
       minFirmware: firmwareOf(m?.minFirmware),
-      overrides: entries.filter((e) => e.n.override_validation).map((_e, i) => resolved[i]?.inv.serial ?? ''),
+      overrides: entries.flatMap((e, i) => (e.n.override_validation ? [resolved[i]?.inv.serial ?? ''] : [])),
     });
     const refused = report.nodes.filter((r) => r.excluded);
     if (refused.length > 0) {
       const why = refused.map((r) => `${r.serial}: ${r.checks.filter((c) => c.verdict === 'FAIL').map((c) => `${c.check} ${c.measured} (needs ${c.threshold})`).join('; ')}`).join(' | ');
       const i = resolved.findIndex((r) => r.inv.serial === refused[0]?.serial);
-      throw new InputError(`blocks.nodes[${i}]`, `hardware validation failed: ${why}. Fix the hardware, or set override_validation on the node to image it anyway`);
+      throw new InputError(entries[i]?.field ?? 'blocks', `hardware validation failed: ${why}. Fix the hardware, or set override_validation on the node to image it anyway`);
     }
 
     // The IP plan, with every address explicit: the same rules as the plan tool.
@@ -340,13 +397,7 @@ export class Foundation {
   }
 
   /** ipmi_config: sets BMC addresses, found by MAC among discovered nodes. */
-  async ipmiConfig(body: unknown): Promise<Record<string, unknown>> {
-    const parsed = ipmiConfigSchema.safeParse(body);
-    if (!parsed.success) {
-      const i = parsed.error.issues[0];
-      throw new InputError(fieldOf(i?.path ?? []) || '(body)', i?.message ?? 'invalid');
-    }
-    const req = parsed.data;
+  async ipmiConfig(req: IpmiConfigRequest): Promise<Record<string, unknown>> {
     const creds: BmcCredentials = { ...this.deps.creds };
     if (req.ipmi_user) creds.user = req.ipmi_user;
     if (req.ipmi_password) creds.password = req.ipmi_password;
@@ -379,22 +430,31 @@ export class Foundation {
     return { s, n: s.node(serial) };
   }
 
-  async installConfig(sessionId: string, serial: string): Promise<InstallConfig> {
+  /** A node's install configuration, for the holder of its media credential (node/credentials.ts): its identity and callback credential. */
+  async installConfig(sessionId: string, serial: string, mediaToken: string): Promise<InstallConfig> {
+    const foundationToken = this.credentials.nodeTokenForMedia(sessionId, serial, mediaToken);
     const { s, n } = this.sessionNode(sessionId, serial);
     const net = s.record.network;
     return {
       identity: await this.deps.pki.nodeIdentity(serial, [n.hostIp, n.cvmIp]),
-      sessionId, serial, foundationUrl: this.deps.url,
+      sessionId, serial, foundationUrl: this.deps.url, foundationToken,
       reportUrl: `${this.deps.url}/foundation/installer/${sessionId}/${serial}/report`,
-      bundleUrl: `${this.deps.url}/foundation/bundles/${s.record.bundleFile}`, bundleSha256: s.record.bundleSha256,
+      bundleUrl: `${this.mediaBase(sessionId, serial, mediaToken)}/bundle.tar.gz`, bundleSha256: s.record.bundleSha256,
       hostname: n.hostname, hostIp: n.hostIp, hostNetmask: net.hostNetmask, hostGateway: net.hostGateway,
       cvmIp: n.cvmIp, cvmNetmask: net.cvmNetmask, cvmGateway: net.cvmGateway, dns: net.dns, ntp: net.ntp,
       cvm: n.cvm, hbaPciAddress: n.hbaPciAddress,
     };
   }
 
+  /** The session's bundle, for the holder of a node's media credential. */
+  mediaBundle(sessionId: string, serial: string, mediaToken: string): Readable {
+    this.credentials.nodeTokenForMedia(sessionId, serial, mediaToken);
+    return this.bundles.stream(this.sessionNode(sessionId, serial).s.record.bundleFile);
+  }
+
   /** The virtual-media image for a session: the bundle's installer as a bootable tar. */
-  async installerImage(sessionId: string, serial: string): Promise<Buffer> {
+  async installerImage(sessionId: string, serial: string, mediaToken: string): Promise<Buffer> {
+    this.credentials.nodeTokenForMedia(sessionId, serial, mediaToken);
     const { s } = this.sessionNode(sessionId, serial);
     const cached = this.installerImages.get(s.record.bundleFile);
     if (cached) return cached;
@@ -415,21 +475,20 @@ export class Foundation {
     }
   }
 
-  installerReport(sessionId: string, serial: string, body: unknown): void {
-    const r = body as Partial<InstallerReport>;
-    if (typeof r.percent !== 'number' || typeof r.message !== 'string' || !['running', 'done', 'failed'].includes(String(r.status))) {
-      throw new InputError('report', 'needs percent (number), message (string) and status (running | done | failed)');
-    }
-    this.sessionNode(sessionId, serial).s.installerReport(serial, { percent: r.percent, message: r.message, status: r.status as InstallerReport['status'] });
+  /** An installer's report, sent with its node's credential (`token`). */
+  installerReport(sessionId: string, serial: string, token: string, r: InstallerReport): void {
+    this.credentials.verify(serial, token);
+    if (r.serial !== serial) throw new InputError('serial', `is ${r.serial}, but the report is posted for node ${serial}`);
+    this.sessionNode(sessionId, serial).s.installerReport(serial, { percent: r.percent, message: r.message, status: r.status });
   }
 
-  cvmAnnounce(body: unknown): void {
-    const a = body as Partial<CvmAnnounce>;
-    for (const f of ['serial', 'cvmIp', 'hostIp', 'hypervisorVersion', 'nosVersion'] as const) {
-      if (typeof a[f] !== 'string' || a[f] === '') throw new InputError(f, 'is required (a string)');
+  /** A CVM's announcement, sent with its node's credential (`token`): refused, it changes nothing. */
+  cvmAnnounce(token: string, ann: CvmAnnounce): void {
+    this.credentials.verify(ann.serial, token);
+    if (!Object.hasOwn(this.announced, ann.serial) && Object.keys(this.announced).length >= MAX_ANNOUNCED) {
+      throw new ConflictError(`Foundation remembers at most ${MAX_ANNOUNCED} CVMs`);
     }
-    const ann = a as CvmAnnounce;
-    this.announced[ann.serial] = { ...ann, configured: ann.configured === true, clusterId: ann.clusterId ?? null, lastSeen: new Date(this.deps.clock.now()).toISOString() };
+    this.announced[ann.serial] = { ...ann, lastSeen: new Date(this.deps.clock.now()).toISOString() };
     writeJson(this.layout.announced, this.announced);
     for (const s of this.sessions.values()) {
       const n = s.record.nodes.find((x) => x.serial === ann.serial);

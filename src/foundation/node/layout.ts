@@ -6,7 +6,8 @@
  *   bundles/<file>.tar.gz        the bundle repository (enumerate_nos_packages)
  *   sessions/<id>/session.json   the request and every node's state
  *   sessions/<id>/events.jsonl   the event log (what the event stream and node logs show)
- *   announced.json               CVMs that announced themselves
+ *   announced.json               CVMs that announced themselves (with their node's credential)
+ *   node-credentials.json        sha256 of each imaged node's credential (0600; node/credentials.ts)
  * ```
  */
 import { join } from 'node:path';
@@ -28,5 +29,8 @@ export class FoundationLayout {
   }
   get announced(): string {
     return join(this.root, 'announced.json');
+  }
+  get credentials(): string {
+    return join(this.root, 'node-credentials.json');
   }
 }

@@ -84,6 +84,8 @@ export interface SessionDeps {
   log: (m: string) => void;
   /** Where a pre-imaged node's hypervisor answers now (from its CVM's announcements). */
   hostOf: (serial: string) => string | undefined;
+  /** The URL of a node's installation media, with new credentials for the node (node/credentials.ts). */
+  mediaUrl: (sessionId: string, serial: string) => string;
 }
 
 export class Session extends EventEmitter {
@@ -332,7 +334,7 @@ export class Session extends EventEmitter {
           return;
         }
         case 'insertMedia':
-          return b.insertMedia(`${this.deps.foundationUrl}/foundation/media/${this.id}/${n.serial}/installer.tar`);
+          return b.insertMedia(this.deps.mediaUrl(this.id, n.serial));
         case 'bootOnceCd':
           return b.bootOnceCd();
         case 'powerOnOrRestart':

@@ -4,25 +4,35 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
-import { registerWebUi, uiFile } from './web-ui.ts';
+import { registerWebUi } from './web-ui.ts';
 
-/** A built UI in <tmp>/dist, with a file beside it that must never be served. */
+/** A built UI in <tmp>/dist, with files beside and inside it that must never be served. */
 function built(): string {
   const dir = join(mkdtempSync(join(tmpdir(), 'cvg-ui-')), 'dist');
   mkdirSync(join(dir, 'assets'), { recursive: true });
   writeFileSync(join(dir, 'index.html'), '<!doctype html><div id="root"></div>');
   writeFileSync(join(dir, 'assets', 'index-abc.js'), 'console.log(1)');
+  writeFileSync(join(dir, 'assets', '.env'), 'SECRET=no');
   writeFileSync(join(dir, '..', 'secret.txt'), 'no');
   return dir;
 }
 
-test('the UI\'s files resolve inside its folder only', () => {
+test('the UI\'s files are served from inside its folder only', async () => {
   const dir = built();
+  const app = Fastify();
+  registerWebUi(app, dir);
   try {
-    assert.equal(uiFile(dir, '/'), join(dir, 'index.html'));
-    assert.equal(uiFile(dir, '/assets/index-abc.js?v=1'), join(dir, 'assets', 'index-abc.js'));
-    for (const p of ['/../secret.txt', '/assets/../../secret.txt', '/assets/%2e%2e/%2e%2e/secret.txt', '/assets/%E0%A4%A', '/assets', '/assets/nope.js']) assert.equal(uiFile(dir, p), null, p);
+    for (const p of ['/assets/../../secret.txt', '/assets/..%2f..%2fsecret.txt', '/assets/%2e%2e/%2e%2e/secret.txt', '/assets/%2e%2e%2f%2e%2e%2fsecret.txt', '/assets/....//..//secret.txt',
+      '/assets/%E0%A4%A', '/assets/', '/assets/nope.js', '/assets/.env', '/assets/%2eenv', '/../secret.txt', '/secret.txt']) {
+      const r = await app.inject({ url: p });
+      assert.ok(r.statusCode >= 400 && r.statusCode < 500, `${p}: ${r.statusCode}`);
+      assert.doesNotMatch(r.body, /^no$|SECRET/, p);
+    }
+    const q = await app.inject({ url: '/assets/index-abc.js?v=1' });
+    assert.equal(q.statusCode, 200);
+    assert.equal(q.body, 'console.log(1)');
   } finally {
+    await app.close();
     rmSync(join(dir, '..'), { recursive: true, force: true });
   }
 });
@@ -37,18 +47,33 @@ test('Foundation serves the built UI at / (index never cached, hashed assets cac
     assert.match(index.headers['content-type'] as string, /^text\/html/);
     assert.equal(index.headers['cache-control'], 'no-cache');
     assert.match(index.body, /id="root"/);
+    assert.equal((await app.inject({ url: '/index.html' })).statusCode, 200);
     const js = await app.inject({ url: '/assets/index-abc.js' });
     assert.equal(js.statusCode, 200);
-    assert.match(js.headers['content-type'] as string, /^text\/javascript/);
+    assert.match(js.headers['content-type'] as string, /^(text|application)\/javascript/);
     assert.match(js.headers['cache-control'] as string, /immutable/);
     assert.equal((await app.inject({ url: '/assets/..%2f..%2fsecret.txt' })).statusCode, 404);
-    assert.equal((await app.inject({ url: '/assets/missing.js' })).statusCode, 404);
+    const gone = await app.inject({ url: '/assets/missing.js' });
+    assert.equal(gone.statusCode, 404);
+    assert.equal(gone.headers['cache-control'], undefined, 'a missing asset is not cached for good');
     rmSync(join(dir, 'index.html'));
     const missing = await app.inject({ url: '/' });
     assert.equal(missing.statusCode, 503);
     assert.match(missing.body, /npm run build:web/);
+    assert.equal((await app.inject({ url: '/assets/index-abc.js' })).statusCode, 503);
   } finally {
     await app.close();
     rmSync(join(dir, '..'), { recursive: true, force: true });
+  }
+});
+
+test('a UI folder that does not exist yet: 503, not a failure to start', async () => {
+  const app = Fastify();
+  registerWebUi(app, join(tmpdir(), 'cvg-no-such-ui-dir'));
+  try {
+    await app.ready();
+    assert.equal((await app.inject({ url: '/' })).statusCode, 503);
+  } finally {
+    await app.close();
   }
 });

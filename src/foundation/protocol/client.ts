@@ -23,18 +23,22 @@ export class FoundationClient {
   /**
    * @param base Foundation's origin, e.g. `http://127.0.0.1:8000`; '' for the page's own origin.
    * @param fetcher the fetch to use (the global one by default).
+   * @param token Foundation's API token, when it listens beyond loopback (a browser that opened
+   *   its login URL sends the cookie instead).
    */
-  constructor(readonly base = '', private readonly fetcher: Fetch = (i, init) => fetch(i, init)) {}
+  constructor(readonly base = '', private readonly fetcher: Fetch = (i, init) => fetch(i, init), private readonly token: string | null = null) {}
 
   private async call(method: string, path: string, body?: unknown): Promise<Response> {
     const init: RequestInit = { method };
+    const headers: Record<string, string> = this.token ? { Authorization: `Bearer ${this.token}` } : {};
     if (body instanceof Blob || body instanceof ArrayBuffer || body instanceof Uint8Array) {
       init.body = body as NonNullable<RequestInit['body']>;
-      init.headers = { 'Content-Type': 'application/octet-stream' };
+      headers['Content-Type'] = 'application/octet-stream';
     } else if (body !== undefined) {
       init.body = JSON.stringify(body);
-      init.headers = { 'Content-Type': 'application/json' };
+      headers['Content-Type'] = 'application/json';
     }
+    init.headers = headers;
     let r: Response;
     try {
       r = await this.fetcher(`${this.base}${path}`, init);
@@ -67,10 +71,12 @@ export class FoundationClient {
     return this.json('GET', `/foundation/discover_nodes${ranges.length ? `?range=${encodeURIComponent(ranges.join(','))}` : ''}`);
   }
 
-  validation(o: { rf: 1 | 2 | 3; overrides?: readonly string[]; profile?: 'lab' | 'production' }): Promise<ValidationReport> {
+  /** The validation report; the firmware minimum is `bundle`'s (default: the newest bundle's). */
+  validation(o: { rf: 1 | 2 | 3; overrides?: readonly string[]; profile?: 'lab' | 'production'; bundle?: string }): Promise<ValidationReport> {
     const q = new URLSearchParams({ redundancy_factor: String(o.rf) });
     if (o.overrides?.length) q.set('overrides', o.overrides.join(','));
     if (o.profile) q.set('profile', o.profile);
+    if (o.bundle) q.set('nos_package', o.bundle);
     return this.json('GET', `/foundation/validation?${q.toString()}`);
   }
 

@@ -31,6 +31,8 @@ export interface NodeAddressing {
 export interface NodeConfig extends NodeAddressing {
   serial: string;
   foundationUrl: string;
+  /** The node's credential with Foundation (its reports and announcements); absent on nodes installed without one. */
+  foundationToken?: string;
   versions: { hypervisor: string; nos: string; bundle: string };
   installedAt: string;
 }
@@ -55,6 +57,8 @@ export interface CvmConfig {
   cvmIp: string;
   hostIp: string;
   foundationUrl: string;
+  /** NodeConfig.foundationToken: sent with the CVM's announcements (`Authorization: Bearer`). */
+  foundationToken?: string;
   versions: { hypervisor: string; nos: string };
   /** The passed-through HBA's disks: directories of DiskVolumes. */
   disks: { serial: string; path: string; mediaType: string; capacityBytes: number }[];
