@@ -21,6 +21,8 @@ import { ConflictError } from '../../src/shared/errors.ts';
 import { NBD_CMD_READ, NBD_CMD_WRITE, NBD_CMD_FLAG_FUA } from '../../src/shared/nbd/constants.ts';
 import { cvmCall } from '../../src/cvm/protocol/client.ts';
 import { hostCall } from '../../src/hypervisor/protocol/client.ts';
+import { connect as tlsConnect } from 'node:tls';
+import { storeClient } from '../../src/cvm/protocol/store.ts';
 
 let t: TestFoundation;
 /** MiB written by the data-path test (the issue's done-when run: CONVERGE_FABRIC_MIB=1024). */
@@ -383,7 +385,9 @@ test('a member already in a cluster is refused; bad requests name the field', as
   assert.match(rf3.stderr, /redundancyFactor: RF3 needs at least 5 nodes/);
 });
 
-test('destroy returns every CVM to unconfigured and stops etcd', async () => {
+test('destroy returns every CVM to unconfigured and stops etcd; a new cluster has a new CA, and Prism\'s certificate chains to it', async () => {
+  const oldCa = (await cvmCall<{ cert: string }>('127.62.1.2', '/cluster/ca')).cert;
+  const oldMember = t.memberTls(1);
   const no = await cvg('cluster', 'destroy', '--cvm-ip', '127.62.1.1');
   assert.equal(no.code, 2, 'needs --yes');
   const d = await cvg('cluster', 'destroy', '--cvm-ip', '127.62.1.1', '--yes');
@@ -398,4 +402,23 @@ test('destroy returns every CVM to unconfigured and stops etcd', async () => {
   const c = await cvg('cluster', 'create', '--cvm-ips', '127.62.1.2', '--name', 'solo', '--json');
   assert.equal(c.code, 0, c.stderr);
   assert.deepEqual(JSON.parse(c.stdout).store, ['127.62.1.2']);
+  const newCa = (await cvmCall<{ cert: string }>('127.62.1.2', '/cluster/ca')).cert;
+  assert.notEqual(newCa, oldCa, 'create made a new cluster CA');
+  // Prism on the new cluster serves a certificate of the new CA (it once reused the destroyed cluster's)
+  const handshake = (ca: string): Promise<string> => new Promise((resolve) => {
+    const s = tlsConnect({ host: '127.62.1.2', port: 9440, ca }, () => {
+      s.end();
+      resolve('ok');
+    });
+    s.on('error', (e) => resolve(e.message));
+  });
+  await t.tr.until(async () => ((await handshake(newCa)) === 'ok' ? true : undefined), 30_000, 'Prism on the new cluster, trusted through the new CA');
+  assert.notEqual(await handshake(oldCa), 'ok', 'the destroyed cluster\'s CA does not vouch for it');
+  // the destroyed cluster's member certificate opens nothing on the new one
+  const stale = storeClient(['127.62.1.2'], oldMember, 2000);
+  try {
+    await assert.rejects(Promise.race([stale.get('/converge/cluster').string(), new Promise((_r, j) => setTimeout(() => j(new Error('timed out')), 8000))]));
+  } finally {
+    stale.close();
+  }
 });

@@ -16,6 +16,10 @@ import { createCa, issueCert } from '../../src/shared/tls.ts';
 import { ForbiddenError, ConflictError, UnavailableError } from '../../src/shared/errors.ts';
 import { encodeRequest, OP_WRITE, REQ_MAGIC } from '../../src/cvm/core/replication-codec.ts';
 import type { CvmStatus, StoreHealth } from '../../src/cvm/protocol/cluster.ts';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { NbdClient } from '../../src/shared/nbd/client.ts';
 
 const NET = '127.92';
 const CVMS = [`${NET}.1.1`, `${NET}.1.2`, `${NET}.1.3`];
@@ -118,6 +122,38 @@ test('replication: a raw write frame from a stranger is never served', async () 
     s.setTimeout(3000, () => s.destroy());
   });
   assert.ok(got.length === 0 || got[0] === 0x15 || got[0] === 0x16, 'only TLS alerts or nothing come back, never a replication reply');
+});
+
+test('vdisks: NBD on a CVM without a certificate gets no export list and no data; hosts serve no NBD on the network', async () => {
+  await cvmCall(CVMS[0]!, '/storage/vdisks', { body: { name: 'secret', size: '8M' } });
+  const nbd = (uri: string): Promise<{ ok: boolean; out: string }> => new Promise((resolve) => {
+    execFile('nbdinfo', ['--list', uri], { timeout: 20_000 }, (err, stdout, stderr) => resolve({ ok: !err, out: stdout + stderr }));
+  });
+  const plain = await nbd(`nbd://${CVMS[0]!}:10809/`);
+  assert.equal(plain.ok, false);
+  assert.doesNotMatch(plain.out, /secret/, 'no export list for a stranger');
+  await assert.rejects(NbdClient.connect(CVMS[1]!, 10809, 'secret', 5000), 'no plain NBD session');
+  await assert.rejects(NbdClient.connect(CVMS[1]!, 10809, 'secret', 5000, { tls: { cert: stranger.cert, key: stranger.key, ca: t.memberTls(0).ca } }), 'another CA\'s certificate');
+  await assert.rejects(NbdClient.connect(HOSTS[0]!, 10809, 'secret', 2000), 'the redirector is not on the network');
+  // the operator's certificate does get in
+  const ok = await NbdClient.connect(CVMS[1]!, 10809, 'secret', 5000, { tls: t.nbdTls() });
+  ok.close();
+});
+
+test('Foundation: a node callback without its credential is refused and changes nothing; the rack control API wants its token', async () => {
+  const announced = join(t.dir, 'foundation', 'announced.json');
+  const before = readFileSync(announced);
+  const junk = { serial: t.tr.node(0).serial, cvmIp: CVMS[0], hostIp: HOSTS[0], hypervisorVersion: '6.6.6', nosVersion: '6.6.6', configured: false, clusterId: null };
+  for (let i = 0; i < 5; i++) {
+    const r = await t.call('POST', '/foundation/cvm_announce', junk);
+    assert.ok(r.status === 401 || r.status === 403, `cvm_announce without a credential: ${r.status}`);
+  }
+  assert.ok(readFileSync(announced).equals(before), 'announced.json unchanged');
+  const nodes = (await t.call('GET', '/foundation/discover_nodes')).json.flatMap((b: any) => b.nodes);
+  assert.ok(!nodes.some((n: any) => n.nos_version === '6.6.6'), 'discovery shows no forged version');
+  const shutdown = await fetch(`${t.tr.rack.controlUrl}/rack/shutdown`, { method: 'POST' });
+  assert.equal(shutdown.status, 401);
+  assert.equal((await hostCall<{ serial: string }>(HOSTS[0]!, '/status')).serial, t.tr.node(0).serial, 'the rack still runs');
 });
 
 test('the host agent: /configure needs the operator, and is refused while the node is in a cluster', async () => {

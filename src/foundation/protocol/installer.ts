@@ -16,11 +16,10 @@
  * the node configuration (NodeConfig.foundationToken) for the CVM (CvmConfig.foundationToken).
  */
 import type { NodeAddressing } from '../../hypervisor/protocol/node-config.ts';
-import type { Identity } from '../../shared/identity.ts';
 
 export interface InstallConfig extends NodeAddressing {
   /** The node's certificate (host and CVM addresses), key and the deployment CA: written to the boot disk (ADR 013). */
-  identity: Identity;
+  identity: { cert: string; key: string; ca: string[] };
   sessionId: string;
   serial: string;
   foundationUrl: string;
