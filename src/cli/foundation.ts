@@ -23,9 +23,12 @@ import type { DiscoverBlock, FoundationError, ProgressResponse, UploadReply } fr
 
 const DEFAULT_URL = 'http://127.0.0.1:8000';
 
+/** Foundation's API token (--token, or CONVERGE_FOUNDATION_TOKEN): needed when it listens off loopback. */
+let token: string | undefined;
+
 function api<T = unknown>(url: string, method: string, path: string, body?: unknown): Promise<T> {
   return callApi<T>(`${url}${path}`, {
-    method, body,
+    method, body, token: token ?? process.env['CONVERGE_FOUNDATION_TOKEN'],
     unreachable: `cannot reach Foundation at ${url}; start it with: converge foundation serve`,
     errorOf: (json) => {
       const e = (json as Partial<FoundationError> | undefined)?.error;
@@ -179,7 +182,11 @@ export function registerFoundation(program: Command): void {
       }
     });
 
-  const client = (c: Command): Command => c.option('--url <url>', 'Foundation', DEFAULT_URL).option('--json', 'machine-readable output');
+  const client = (c: Command): Command => c.option('--url <url>', 'Foundation', DEFAULT_URL).option('--json', 'machine-readable output')
+    .option('--token <token>', "Foundation's API token, printed once at its start when it listens off loopback (or CONVERGE_FOUNDATION_TOKEN)")
+    .hook('preAction', (_c, action) => {
+      token = action.opts<{ token?: string }>().token;
+    });
 
   client(fd.command('discover'))
     .description('find nodes (rack lists, SSDP, and --range) and read their inventory')

@@ -12,18 +12,22 @@ export interface CallOptions {
   timeoutMs?: number;
   /** What to tell the user when nothing answers. */
   unreachable: string;
+  /** A bearer token for the service (Foundation's API token off loopback). */
+  token?: string | undefined;
   /** The field and message of an error body, in the service's own envelope. */
   errorOf: (json: unknown) => { field?: string; message?: string };
 }
 
 export async function callApi<T>(url: string, o: CallOptions): Promise<T> {
   const init: RequestInit = { method: o.method ?? (o.body === undefined ? 'GET' : 'POST'), signal: AbortSignal.timeout(o.timeoutMs ?? 120_000) };
+  const auth: Record<string, string> = o.token ? { Authorization: `Bearer ${o.token}` } : {};
+  init.headers = auth;
   if (Buffer.isBuffer(o.body)) {
     init.body = o.body;
-    init.headers = { 'Content-Type': 'application/octet-stream' };
+    init.headers = { ...auth, 'Content-Type': 'application/octet-stream' };
   } else if (o.body !== undefined) {
     init.body = JSON.stringify(o.body);
-    init.headers = { 'Content-Type': 'application/json' };
+    init.headers = { ...auth, 'Content-Type': 'application/json' };
   }
   let r: Response;
   try {
