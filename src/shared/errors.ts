@@ -39,6 +39,19 @@ export class InputError extends ConvergeError {
   }
 }
 
+/** A request body larger than its endpoint accepts (HTTP 413): nothing was kept. */
+export class PayloadTooLargeError extends InputError {
+  constructor(field: string, readonly limitBytes: number, reason = `is larger than this endpoint accepts (${limitBytes} bytes)`) {
+    super(field, reason);
+  }
+}
+
+/** A request body of a type the endpoint does not take (HTTP 415). */
+export class UnsupportedMediaTypeError extends InputError {}
+
+/** A request that did not arrive in time: the client's slowness (HTTP 408). */
+export class RequestTimeoutError extends InputError {}
+
 export class NotFoundError extends ConvergeError {
   readonly code = 'CVG_ERR_NOT_FOUND';
   constructor(readonly what: string, readonly id: string) {
@@ -62,6 +75,13 @@ export class TimeoutError extends ConvergeError {
 
 export class AuthError extends ConvergeError {
   readonly code = 'CVG_ERR_AUTH';
+}
+
+/** Too many failed attempts: try again after `retryAfterS` (HTTP 429). */
+export class TooManyAttemptsError extends AuthError {
+  constructor(readonly retryAfterS: number, message: string) {
+    super(message);
+  }
 }
 
 export class ForbiddenError extends ConvergeError {

@@ -11,7 +11,8 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { TLSSocket } from 'node:tls';
-import { AuthError, ConflictError, ConvergeError, ForbiddenError, InputError, NotFoundError, PreconditionError, TimeoutError, UnavailableError, errorMessage, isConvergeError, DiskFullError } from './errors.ts';
+import { AuthError, ConvergeError, ForbiddenError, InputError, NotFoundError, PayloadTooLargeError, errorMessage, isConvergeError } from './errors.ts';
+import { httpStatusOf } from './http-status.ts';
 import { peerOf, serverTls, type Anchors, type Identity, type Peer, type Role } from './identity.ts';
 
 declare module 'fastify' {
@@ -25,19 +26,7 @@ declare module 'fastify' {
   }
 }
 
-/** The HTTP status of a domain error: the one mapping for the internal APIs. */
-export function httpStatusOf(e: unknown): number {
-  if (e instanceof InputError) return 400;
-  if (e instanceof AuthError) return 401;
-  if (e instanceof ForbiddenError) return 403;
-  if (e instanceof NotFoundError) return 404;
-  if (e instanceof ConflictError) return 409;
-  if (e instanceof PreconditionError) return 412;
-  if (e instanceof DiskFullError) return 507;
-  if (e instanceof UnavailableError) return 503;
-  if (e instanceof TimeoutError) return 504;
-  return 500;
-}
+export { httpStatusOf };
 
 export interface ErrorBody {
   error: { code: string; message: string; field?: string };
@@ -62,7 +51,7 @@ export interface InternalApiOptions {
 /** Fastify's own 4xx (malformed JSON, body too large, bad content type) as the domain error it is. */
 function fastifyError(err: { statusCode?: number; code?: string; message?: string }): ConvergeError | undefined {
   if (typeof err.statusCode !== 'number' || err.statusCode >= 500) return undefined;
-  if (err.statusCode === 413) return new InputError('body', `is larger than this API accepts (${err.message ?? ''})`);
+  if (err.statusCode === 413) return new PayloadTooLargeError('body', 0, `is larger than this API accepts (${err.message ?? ''})`);
   if (err.statusCode === 415) return new InputError('Content-Type', err.message ?? 'unsupported');
   return new InputError('body', err.message ?? 'invalid request');
 }
@@ -101,10 +90,8 @@ export function createInternalApi(o: InternalApiOptions): FastifyInstance {
     void reply.status(404).send(errorBody(new NotFoundError('route', `${req.method} ${req.url}`)));
   });
   app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
-    const own = err instanceof ConvergeError ? undefined : fastifyError(err as { statusCode?: number });
-    const e = err instanceof ConvergeError ? err : (own ?? err);
-    // a body over the limit keeps its own status (413), with the field-naming body of bad input
-    const status = own && (err as { statusCode?: number }).statusCode === 413 ? 413 : httpStatusOf(e);
+    const e = err instanceof ConvergeError ? err : (fastifyError(err as { statusCode?: number }) ?? err);
+    const status = httpStatusOf(e);
     if (status >= 500) o.log?.(`${req.method} ${req.url}: ${errorMessage(err)}`);
     void reply.status(status).send(errorBody(e));
   });

@@ -7,7 +7,7 @@
  */
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
-import { AuthError, ConvergeError, ConflictError, ForbiddenError, InputError, NotFoundError, UnavailableError, errorMessage, isConvergeError } from '../../shared/errors.ts';
+import { ConvergeError, InputError, NotFoundError, errorMessage, isConvergeError } from '../../shared/errors.ts';
 import {
   cvmAnnounceSchema, imageNodesSchema, installerReportSchema, ipmiConfigSchema, nodeNetworkDetailsSchema, parseBody, planInputSchema, sessionActionSchema,
   type FoundationError,
@@ -20,23 +20,13 @@ import { FieldConflictError, PayloadTooLargeError } from './errors.ts';
 import { Foundation, FOUNDATION_VERSION } from './foundation.ts';
 import { OPENAPI } from './openapi.ts';
 import { registerWebUi } from './web-ui.ts';
+import { httpStatusOf } from '../../shared/http-status.ts';
 
 /** The body limit of a JSON endpoint; image_nodes has its own (a body for hundreds of nodes). */
 export const JSON_BODY_LIMIT = 1024 ** 2;
 export const IMAGE_NODES_BODY_LIMIT = 8 * 1024 ** 2;
 /** What nodes send (installer reports, CVM announcements). */
 export const NODE_BODY_LIMIT = 64 * 1024;
-
-function statusOf(e: unknown): number {
-  if (e instanceof PayloadTooLargeError) return 413;
-  if (e instanceof InputError) return 400;
-  if (e instanceof AuthError) return 401;
-  if (e instanceof ForbiddenError) return 403;
-  if (e instanceof NotFoundError) return 404;
-  if (e instanceof ConflictError) return 409;
-  if (e instanceof UnavailableError) return 503;
-  return 500;
-}
 
 function envelope(e: unknown, sessionId: string | null): FoundationError {
   const details: Record<string, string> = {};
@@ -106,7 +96,7 @@ export function createFoundationApi(f: Foundation, o: FoundationApiOptions = {})
       void reply.status(fe.statusCode).send(envelope(fastifyInputError(fe, req), sessionIdOf(req)));
       return;
     }
-    const status = statusOf(err);
+    const status = httpStatusOf(err);
     if (status === 401) void reply.header('WWW-Authenticate', 'Bearer realm="foundation"');
     if (status >= 500) o.log?.(`${req.method} ${req.url.split('?')[0] ?? ''}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     void reply.status(status).send(envelope(err, sessionIdOf(req)));

@@ -5,14 +5,9 @@
  * CVG_ERR_INPUT) and a conflict about one named part of a request (409, CVG_ERR_CONFLICT, the
  * field in the envelope's details).
  */
-import { ConflictError, InputError } from '../../shared/errors.ts';
+import { ConflictError } from '../../shared/errors.ts';
 
-/** A request body larger than its endpoint accepts: nothing was kept. */
-export class PayloadTooLargeError extends InputError {
-  constructor(field: string, readonly limitBytes: number) {
-    super(field, `is larger than this endpoint accepts (${limitBytes} bytes)`);
-  }
-}
+export { PayloadTooLargeError } from '../../shared/errors.ts';
 
 /** A conflict with the current state about one part of the request, named by `field`. */
 export class FieldConflictError extends ConflictError {

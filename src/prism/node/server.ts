@@ -28,7 +28,7 @@ import { randomBytes } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
 import type { Duplex } from 'node:stream';
-import { AuthError, ConflictError, ConvergeError, InputError, NotFoundError, PreconditionError, TimeoutError, UnavailableError, errorMessage, isConvergeError } from '../../shared/errors.ts';
+import { AuthError, ConvergeError, InputError, NotFoundError, PreconditionError, TimeoutError, UnavailableError, errorMessage, isConvergeError } from '../../shared/errors.ts';
 import { cvmCall, type CallOptions } from '../../cvm/protocol/client.ts';
 import type { Vdisk } from '../../cvm/protocol/storage.ts';
 import { LoginThrottle, parseBasic } from '../core/auth.ts';
@@ -40,12 +40,14 @@ import { PRISM_PORT } from '../protocol/prism.ts';
 import type { Accounts, Tasks } from './accounts.ts';
 import type { SnapshotSource } from './source.ts';
 import type { Leadership } from './leader.ts';
+import { httpStatusOf } from '../../shared/http-status.ts';
+import { PayloadTooLargeError, RequestTimeoutError, TooManyAttemptsError, UnsupportedMediaTypeError } from '../../shared/errors.ts';
 
 export const SESSION_COOKIE = 'NTNX_IGW_SESSION';
 
-class TooManyAttempts extends AuthError {
-  constructor(readonly retryAfterS: number) {
-    super(`too many failed logins; try again in ${retryAfterS} s`);
+class TooManyAttempts extends TooManyAttemptsError {
+  constructor(retryAfterS: number) {
+    super(retryAfterS, `too many failed logins; try again in ${retryAfterS} s`);
   }
 }
 
@@ -72,21 +74,21 @@ export interface PrismDeps {
 export type CvmCaller = <T>(path: string, o?: CallOptions) => Promise<T>;
 
 /** A request body larger than Prism takes. */
-class BodyTooLarge extends InputError {
+class BodyTooLarge extends PayloadTooLargeError {
   constructor(limit: number) {
-    super('body', `is larger than ${limit} bytes`);
+    super('body', limit, `is larger than ${limit} bytes`);
   }
 }
 
 /** A request whose body did not arrive in time (the client's slowness, not Prism's). */
-class RequestTooSlow extends InputError {
+class RequestTooSlow extends RequestTimeoutError {
   constructor() {
     super('request', 'was not received in time; the connection is closed');
   }
 }
 
 /** A request body of a type Prism does not take. */
-class UnsupportedMediaType extends InputError {
+class UnsupportedMediaType extends UnsupportedMediaTypeError {
   constructor(type: string) {
     super('Content-Type', `must be application/json${type ? ` (got ${JSON.stringify(type.slice(0, 100))})` : ' when a body is sent'}`);
   }
@@ -155,17 +157,11 @@ export function createVipServer(app: FastifyInstance, tls: PrismDeps['tls'], l: 
   return s;
 }
 
+/** Prism's statuses are Converge's (shared/http-status.ts), but where the reference's v3 differs: a stale spec_version is a 409, a slow backend a 503. */
 function statusOf(e: unknown): number {
-  if (e instanceof TooManyAttempts) return 429;
-  if (e instanceof AuthError) return 401;
-  if (e instanceof BodyTooLarge) return 413;
-  if (e instanceof RequestTooSlow) return 408;
-  if (e instanceof UnsupportedMediaType) return 415;
-  if (e instanceof InputError) return 400;
-  if (e instanceof NotFoundError) return 404;
-  if (e instanceof ConflictError || e instanceof PreconditionError) return 409;
-  if (e instanceof UnavailableError || e instanceof TimeoutError) return 503;
-  return 500;
+  if (e instanceof PreconditionError) return 409;
+  if (e instanceof TimeoutError) return 503;
+  return httpStatusOf(e);
 }
 
 /** Fastify's own errors (reading and parsing a request, routing it, timing it) as the domain errors they stand for. */
