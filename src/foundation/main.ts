@@ -18,6 +18,7 @@ import { useIdentity } from '../shared/http-client.ts';
 import { createFoundationApi } from './node/api.ts';
 import { rackEndpoint, type RackEndpoint } from '../rack/protocol/access.ts';
 import { isLoopback } from './node/api-auth.ts';
+import { createLogger } from '../shared/log.ts';
 
 export interface FoundationOptions {
   dataDir: string;
@@ -76,7 +77,9 @@ export async function startFoundation(o: FoundationOptions): Promise<RunningFoun
   // the deployment's CA: nodes imaged here trust it, and Foundation calls them as its operator
   const pki = await DeploymentPki.open(o.dataDir);
   useIdentity(pki.operator);
-  const log = o.log ?? ((m: string): void => void process.stderr.write(`${new Date().toISOString()} ${m}\n`));
+  // structured logs on stderr (JSON lines, no secret in them) unless the caller takes the messages
+  const logger = o.log ? undefined : createLogger({ name: 'foundation' });
+  const log = o.log ?? ((m: string): void => logger?.info(m));
   const foundation = new Foundation({
     pki,
     dataDir: o.dataDir,
@@ -96,7 +99,7 @@ export async function startFoundation(o: FoundationOptions): Promise<RunningFoun
     }
   }
   const apiToken = isLoopback(host) ? null : (o.apiToken ?? randomBytes(24).toString('base64url'));
-  const app = createFoundationApi(foundation, { uiDir: o.uiDir ?? WEB_UI_DIR, log, apiToken });
+  const app = createFoundationApi(foundation, { uiDir: o.uiDir ?? WEB_UI_DIR, log, apiToken, ...(logger ? { logger } : {}) });
   await app.listen({ host, port });
   if (apiToken !== null && o.apiToken === undefined) {
     // shown this once, never logged

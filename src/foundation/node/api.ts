@@ -5,7 +5,7 @@
  * sessions), the endpoints nodes call, and the OpenAPI document. Errors are translated once, into
  * Foundation's envelope `{ error: { message, code, details, session_id } }`.
  */
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
 import { ConvergeError, InputError, NotFoundError, errorMessage, isConvergeError } from '../../shared/errors.ts';
 import {
@@ -21,6 +21,7 @@ import { Foundation, FOUNDATION_VERSION } from './foundation.ts';
 import { OPENAPI } from './openapi.ts';
 import { registerWebUi } from './web-ui.ts';
 import { httpStatusOf } from '../../shared/http-status.ts';
+import type { Logger } from 'pino';
 
 /** The body limit of a JSON endpoint; image_nodes has its own (a body for hundreds of nodes). */
 export const JSON_BODY_LIMIT = 1024 ** 2;
@@ -66,12 +67,15 @@ export interface FoundationApiOptions {
   maxBundleBytes?: number;
   /** The token the public API requires (node/api-auth.ts); null or absent = open (loopback). */
   apiToken?: string | null;
+  /** Structured request log (shared/log.ts: no secret in it); absent = no request log. */
+  logger?: Logger;
 }
 
 export function createFoundationApi(f: Foundation, o: FoundationApiOptions = {}): FastifyInstance {
   // every JSON body is small; only the bundle upload is large, and it is streamed to disk (below)
+  const loggerInstance: FastifyBaseLogger | undefined = o.logger;
   const app = Fastify({
-    logger: false,
+    ...(loggerInstance ? { loggerInstance, logController: new LogController({ disableRequestLogging: true }) } : { logger: false }),
     bodyLimit: JSON_BODY_LIMIT,
     // a URL the router cannot take (a broken escape, a segment past 100 characters), in the envelope
     frameworkErrors: (err, _req, r) => {
@@ -80,6 +84,15 @@ export function createFoundationApi(f: Foundation, o: FoundationApiOptions = {})
       void reply.status(tooLong ? 414 : 400).send(envelope(new InputError('url', tooLong ? 'a path segment is longer than 100 characters' : 'is not a valid URL (a broken % escape?)'), null));
     },
   });
+  // one line a request: what changes something or failed at info, the pollers' GETs at debug (URLs without their secrets)
+  if (o.logger) {
+    app.addHook('onResponse', (req, reply, done) => {
+      const line = { req, status: reply.statusCode, ms: Math.round(reply.elapsedTime) };
+      if (req.method !== 'GET' || reply.statusCode >= 400) req.log.info(line, 'request');
+      else req.log.debug(line, 'request');
+      done();
+    });
+  }
   const maxBundleBytes = o.maxBundleBytes ?? MAX_BUNDLE_BYTES;
   // JSON as Fastify parses it (prototype poisoning refused), except that an empty body is no body:
   // a POST without a body but with Content-Type: application/json is what many clients send
