@@ -1,11 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DiskVolume, formatDisk, setDiskFailed } from './disk-volume.ts';
 import { ConflictError, DiskFullError, DiskIoError, InputError } from './errors.ts';
+import { zombie } from '../../test/drivers/zombie.ts';
 
 function disk(capacityBytes: number): { v: DiskVolume; dir: string; done: () => void } {
   const root = mkdtempSync(join(tmpdir(), 'cvg-disk-'));
@@ -89,6 +90,21 @@ test('a claimed disk refuses a second opener until its holder releases it or die
     assert.equal(JSON.parse(readFileSync(join(dir, 'LEASE'), 'utf8')).pid, process.pid);
   } finally {
     other.kill('SIGKILL');
+    done();
+  }
+});
+
+test('a lease whose holder has exited but is not reaped yet (a zombie) is taken over', { skip: !existsSync('/proc/self/stat') && 'needs /proc' }, async () => {
+  // the CVM of a node that lost power: killed with its hypervisor, adopted by init, reaped later (or never)
+  const { dir, done } = disk(64 * 1024);
+  const z = await zombie();
+  try {
+    writeFileSync(join(dir, 'LEASE'), JSON.stringify({ owner: 'the CVM at 127.0.0.9', pid: z.pid }));
+    DiskVolume.open(dir);
+    DiskVolume.claim(dir, 'the installer');
+    assert.equal(JSON.parse(readFileSync(join(dir, 'LEASE'), 'utf8')).pid, process.pid);
+  } finally {
+    z.keeper.kill('SIGKILL');
     done();
   }
 });

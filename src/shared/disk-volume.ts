@@ -18,12 +18,15 @@
  *  2. While FAILED exists, every operation fails with DiskIoError and changes nothing.
  *  3. Paths are relative to data/; a path that escapes it is an InputError.
  *  4. While a live process holds the lease, every other process's open() and claim() is refused.
+ *     A holder that has exited holds nothing, reaped or not (shared/processes.ts): its lease is
+ *     taken over.
  */
 import { mkdirSync, readFileSync, writeFileSync, existsSync, readdirSync, statSync, rmSync } from 'node:fs';
 import { open, readFile, writeFile, rm, mkdir, readdir, stat, rename, type FileHandle } from 'node:fs/promises';
 import { join, normalize, isAbsolute, dirname } from 'node:path';
 import { ConflictError, DiskFullError, DiskIoError, InputError } from './errors.ts';
 import { KeyedLock } from './keyed-lock.ts';
+import { processAlive } from './processes.ts';
 
 export interface DiskLabel {
   serial: string;
@@ -42,16 +45,7 @@ interface Lease {
   pid: number;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** The live holder of a disk's lease other than this process, if any (a dead holder's lease is stale). */
+/** The live holder of a disk's lease other than this process, if any (a dead holder's lease, a zombie's too, is stale). */
 function otherHolder(dir: string): Lease | undefined {
   let l: Lease;
   try {
@@ -59,7 +53,7 @@ function otherHolder(dir: string): Lease | undefined {
   } catch {
     return undefined;
   }
-  return l.pid !== process.pid && pidAlive(l.pid) ? l : undefined;
+  return l.pid !== process.pid && processAlive(l.pid) ? l : undefined;
 }
 const BLOCK = 4096;
 const MAX_OPEN = 256;

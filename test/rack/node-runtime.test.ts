@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { processAlive } from '../../src/shared/processes.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SystemClock } from '../../src/shared/clock.ts';
@@ -172,6 +173,68 @@ test('a program that cannot be started (spawn ENOENT) fails the boot once, and t
     await until(() => h.node.state.power.phase === 'halted', 5000, 'the second boot to fail too');
   } finally {
     await within(h.node.shutdown(), 3000, 'shutdown after a failed spawn');
+    rmSync(h.dir, { recursive: true, force: true });
+  }
+});
+
+/** A boot disk whose program starts a "VM" in a process group of its own that ignores SIGTERM and its stdin, as the CVM is to the hypervisor. */
+function bootDiskWithVm(h: Harness): string {
+  const root = join(h.deps.layout.bootDisk, 'data');
+  mkdirSync(root, { recursive: true });
+  writeFileSync(join(root, 'boot.json'), JSON.stringify({ name: 'hv', version: '1', entry: 'hv.mjs' }));
+  writeFileSync(join(root, 'hv.mjs'), [
+    "import { spawn } from 'node:child_process';",
+    "import { existsSync, writeFileSync } from 'node:fs';",
+    "const vm = spawn(process.execPath, ['-e', 'process.on(\\'SIGTERM\\', () => {}); setInterval(() => {}, 1000);'], { detached: true, stdio: 'ignore' });",
+    "vm.unref();",
+    "writeFileSync('vm.pid', String(vm.pid));",
+    "if (existsSync('crash')) setTimeout(() => process.exit(9), 300); else setInterval(() => {}, 1000);",
+  ].join('\n'));
+  return join(root, 'vm.pid');
+}
+
+test('power off and reset stop every process the node runs, even one in a group of its own; the next boot starts after it is gone', { skip: !existsSync('/proc/self/environ') && 'needs /proc' }, async () => {
+  const h = makeNode();
+  const pids: number[] = [];
+  const vmPid = async (not?: number): Promise<number> => {
+    let pid = 0;
+    await until(() => {
+      try {
+        pid = Number(readFileSync(pidFile, 'utf8'));
+      } catch {
+        return false;
+      }
+      return pid > 0 && pid !== not && processAlive(pid);
+    }, 10_000, 'the VM to start');
+    pids.push(pid);
+    return pid;
+  };
+  const pidFile = bootDiskWithVm(h);
+  try {
+    h.node.reset('On');
+    const first = await vmPid();
+    h.node.reset('ForceRestart');
+    const second = await vmPid(first);
+    assert.equal(processAlive(first), false, 'the first boot\'s VM is gone');
+    h.node.reset('ForceOff');
+    await within(h.node.settled(), 5000, 'ForceOff');
+    assert.equal(h.node.state.power.power, 'Off');
+    assert.equal(processAlive(second), false, 'power off stopped the VM');
+    // a program that crashes: what it started goes with it; the node halts
+    writeFileSync(join(h.deps.layout.bootDisk, 'data', 'crash'), '');
+    h.node.reset('On');
+    const third = await vmPid(second);
+    await until(() => h.node.state.power.phase === 'halted', 5000, 'the crash');
+    await until(() => !processAlive(third), 5000, 'the crashed program\'s VM to be gone');
+  } finally {
+    await within(h.node.shutdown(), 5000, 'shutdown');
+    for (const p of pids) {
+      try {
+        process.kill(p, 'SIGKILL');
+      } catch {
+        // gone, as it should be
+      }
+    }
     rmSync(h.dir, { recursive: true, force: true });
   }
 });

@@ -6,18 +6,24 @@
  *
  * ```
  *  pending ─start─► bmc_config? ─► media ─► booting ──first report──► installing ──done──► rebooting ──CVM announced──► done
- *     │                 (ipmi_config)  (insert media,   (installer      (installer reports    (eject media;        (hypervisor +
- *     │                                 one-time Cd,     not heard yet)   every step)          node boots its disk)  CVM up)
- *     │                                 power on/reset)
+ *     │                 (ipmi_config)  (power off,      (installer      (installer reports    (eject media;        (hypervisor +
+ *     │                                 insert media,    not heard yet)   every step)          node boots its disk)  CVM up)
+ *     │                                 one-time Cd,
+ *     │                                 power on)
  *     └── image_now=false (pre-imaged): configuring (the hypervisor takes its addresses) ─► rebooting ──► done
  *  Any state: a step error, a timeout, the installer failing or the node crashing → failed ("fatal: …");
  *  abort → aborted (a Redfish step in flight finishes first; the node is left powered as it is).
  * ```
  * Every wait has a timeout; no state can neither finish nor fail.
+ *
+ * The media stage starts with the node powered off (ForceOff, then the BMC reporting Off): whatever
+ * the node runs (an installer of an earlier attempt, the hypervisor and CVM of an earlier install)
+ * is gone before Foundation touches its media and boot override, and the installer never meets it
+ * (a retry after a restart of Foundation: docs/foundation.md, "Retry").
  */
 
 export type Stage = 'pending' | 'bmc_config' | 'media' | 'booting' | 'installing' | 'configuring' | 'rebooting' | 'done' | 'failed' | 'aborted';
-export type RedfishOp = 'configureBmc' | 'insertMedia' | 'bootOnceCd' | 'powerOnOrRestart' | 'ejectMedia';
+export type RedfishOp = 'configureBmc' | 'powerOff' | 'insertMedia' | 'bootOnceCd' | 'powerOnOrRestart' | 'ejectMedia';
 export type TimerName = 'boot' | 'install' | 'cvm';
 
 export interface NodeImagingState {
@@ -98,8 +104,12 @@ function waitForCvm(s: NodeImagingState, ctx: ImagingContext, percent: number, m
   return o;
 }
 
+/** The first step of the media stage: nothing the node ran before is left when the installer boots. */
+const POWER_OFF_STEP = 'power the node off (what it runs now stops before the installer boots)';
+
 const STEP_NAMES: Record<RedfishOp, string> = {
   configureBmc: 'configure the BMC network',
+  powerOff: 'power the node off',
   insertMedia: 'insert the installer as virtual media',
   bootOnceCd: 'set a one-time boot from virtual CD',
   powerOnOrRestart: 'power the node on',
@@ -118,7 +128,7 @@ export function stepImaging(s: NodeImagingState, e: ImagingEvent, ctx: ImagingCo
       const base = { ...s, startedAt: ctx.now };
       if (!s.imageNow) return go(base, 'configuring', 40, 'pre-imaged node (image_now false): sending the hypervisor its configuration', [{ kind: 'configureHost' }]);
       if (s.configureBmc) return go(base, 'bmc_config', 2, `${STEP_NAMES.configureBmc}`, [{ kind: 'redfish', op: 'configureBmc' }]);
-      return go(base, 'media', 4, STEP_NAMES.insertMedia, [{ kind: 'redfish', op: 'insertMedia' }]);
+      return go(base, 'media', 3, POWER_OFF_STEP, [{ kind: 'redfish', op: 'powerOff' }]);
     }
     case 'hostConfigured':
       if (s.stage !== 'configuring') return { state: s, commands: [] };
@@ -131,7 +141,9 @@ export function stepImaging(s: NodeImagingState, e: ImagingEvent, ctx: ImagingCo
     case 'redfishDone':
       switch (e.op) {
         case 'configureBmc':
-          return go(s, 'media', 4, STEP_NAMES.insertMedia, [{ kind: 'redfish', op: 'insertMedia' }]);
+          return go(s, 'media', 3, POWER_OFF_STEP, [{ kind: 'redfish', op: 'powerOff' }]);
+        case 'powerOff':
+          return { state: { ...s, percent: 4, message: STEP_NAMES.insertMedia }, commands: [{ kind: 'log', message: 'node powered off' }, { kind: 'log', message: STEP_NAMES.insertMedia }, { kind: 'redfish', op: 'insertMedia' }] };
         case 'insertMedia':
           return { state: { ...s, percent: 5, message: STEP_NAMES.bootOnceCd }, commands: [{ kind: 'log', message: STEP_NAMES.bootOnceCd }, { kind: 'redfish', op: 'bootOnceCd' }] };
         case 'bootOnceCd':

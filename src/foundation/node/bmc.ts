@@ -1,7 +1,8 @@
 /**
  * @module
  * Foundation's side of Redfish: reading a node's inventory into a DiscoveredNode, and the
- * operations imaging needs (BMC network, virtual media, one-time boot, power, watching the node).
+ * operations imaging needs (BMC network, power off, virtual media, one-time boot, power on, watching
+ * the node).
  * Follows links from the service root rather than assuming URIs, so it drives any Redfish BMC
  * that has these resources.
  */
@@ -143,6 +144,20 @@ export class Bmc {
   async bootOnceCd(): Promise<void> {
     const p = await this.resolve();
     await this.client.patch(p.system, { Boot: { BootSourceOverrideTarget: 'Cd', BootSourceOverrideEnabled: 'Once' } });
+  }
+
+  /** The system's PowerState as the BMC reports it (On, Off, PoweringOn, PoweringOff). */
+  async powerState(): Promise<string> {
+    const p = await this.resolve();
+    return str((await this.client.get<Json>(p.system))['PowerState']);
+  }
+
+  /** ForceOff, unless the BMC already reports the system Off. Answers whether it was sent. */
+  async forceOff(): Promise<boolean> {
+    const p = await this.resolve();
+    if ((await this.powerState()) === 'Off') return false;
+    await this.client.post(`${p.system}/Actions/ComputerSystem.Reset`, { ResetType: 'ForceOff' });
+    return true;
   }
 
   async powerOnOrRestart(): Promise<'On' | 'ForceRestart'> {

@@ -9,14 +9,15 @@
  *  1. At most `maxParallel` nodes are between start and a final stage at once.
  *  2. Events for a node in a final stage change nothing (the machine ignores them).
  *  3. After a restart of Foundation, nodes that were mid-flight are failed with that reason (they
- *     can be retried); nothing stays running forever.
+ *     can be retried: a retry, as every imaging, starts by powering the node off and waiting until
+ *     its BMC reports Off); nothing stays running forever.
  */
 import { within } from '../../shared/async.ts';
 import type { FoundationEvent } from '../protocol/deploy.ts';
 import { appendFileSync, mkdirSync, readFileSync, existsSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import type { Clock, Disposable } from '../../shared/clock.ts';
-import { errorMessage, ConflictError, NotFoundError } from '../../shared/errors.ts';
+import { errorMessage, ConflictError, NotFoundError, TimeoutError } from '../../shared/errors.ts';
 import { writeJson, readJson } from '../../shared/json-file.ts';
 import {
   initialImagingState, stepImaging, isFinal, statusText,
@@ -30,6 +31,9 @@ import { HOST_AGENT_PORT } from '../../hypervisor/protocol/node-config.ts';
 import { hostCall } from '../../hypervisor/protocol/client.ts';
 import { cvmCall } from '../../cvm/protocol/client.ts';
 import type { Identity } from '../../shared/identity.ts';
+
+/** How long imaging waits for a node's BMC to report it Off after ForceOff (each attempt). */
+export const POWER_OFF_WAIT_MS = 60_000;
 
 export interface SessionNode {
   serial: string;
@@ -332,6 +336,17 @@ export class Session extends EventEmitter {
             }
           }
           return;
+        }
+        case 'powerOff': {
+          // what the node runs now (an earlier installer, hypervisor and CVM) is gone before its media is touched
+          await b.forceOff();
+          const deadline = this.deps.clock.now() + POWER_OFF_WAIT_MS;
+          for (;;) {
+            const state = await b.powerState();
+            if (state === 'Off') return;
+            if (this.deps.clock.now() >= deadline) throw new TimeoutError(`the BMC still reports PowerState ${state || '(none)'} ${POWER_OFF_WAIT_MS / 1000} s after ForceOff`);
+            await this.deps.clock.sleep(500);
+          }
         }
         case 'insertMedia':
           return b.insertMedia(this.deps.mediaUrl(this.id, n.serial));

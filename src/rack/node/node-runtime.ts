@@ -6,7 +6,8 @@
  * that stops and starts again finds every node as it was.
  *
  * Invariants:
- *  1. At most one program runs per node; a new boot starts only after the previous program exited.
+ *  1. At most one program runs per node; a new boot starts only after the previous program exited
+ *     and every process it started, in its process group or not (the CVM), is gone (node-processes.ts).
  *  2. Commands from the state machine run one at a time, in order (`chain`).
  *  3. Every state change is persisted before the next command runs.
  */
@@ -21,6 +22,8 @@ import type { Random } from '../../shared/random.ts';
 import { errorMessage, InputError } from '../../shared/errors.ts';
 import { readJson, writeJson } from '../../shared/json-file.ts';
 import { formatDisk, setDiskFailed, DiskVolume } from '../../shared/disk-volume.ts';
+import { processAlive } from '../../shared/processes.ts';
+import { killAll, processesWithEnv } from './node-processes.ts';
 import {
   delaysFor, initialPowerState, setBootOverride, step,
   type PowerCommand, type PowerEvent, type PowerMachineState, type ResetType,
@@ -127,6 +130,9 @@ export const CONSOLE_TAIL_LINES = 1000;
 /** Virtual media larger than this is refused (the boot fails with "image too large"). */
 export const MAX_MEDIA_BYTES = 1024 ** 3;
 
+/** How long power off waits for the killed processes of a node to be gone before the node reports it. */
+export const PROCESS_STOP_TIMEOUT_MS = 10_000;
+
 /** The user-visible reason of a media download failure. */
 function mediaError(e: unknown): string {
   if (e instanceof DownloadTooLarge) return `image too large (${e.message})`;
@@ -156,7 +162,10 @@ export class NodeRuntime {
   state: NodeState;
   private events: EventEntry[];
   private child: ChildProcess | undefined;
+  /** Resolves once the running program has exited and every process of its boot is gone. */
   private childExit: Promise<void> = Promise.resolve();
+  /** Processes of the last boot that SIGKILL did not end within PROCESS_STOP_TIMEOUT_MS (none, normally). */
+  private survivors: number[] = [];
   private chain: Promise<void> = Promise.resolve();
   private timers = new Set<Disposable>();
   private console: WriteStream | undefined;
@@ -494,6 +503,8 @@ export class NodeRuntime {
     await this.childExit; // invariant 1
     if (stale()) return;
     const fail = (reason: string): void => this.apply({ kind: 'bootFailed', epoch, reason });
+    this.survivors = this.survivors.filter(processAlive);
+    if (this.survivors.length > 0) return fail(`process ${this.survivors.join(', ')} of the previous boot still runs after power off`);
     if (this.state.faults.bootFailure) return fail(`${target === 'Cd' ? 'virtual CD' : target === 'Pxe' ? 'PXE' : 'boot disk'}: device error (injected boot failure)`);
     let dir: string;
     switch (target) {
@@ -564,7 +575,8 @@ export class NodeRuntime {
       if (ended) return false;
       ended = true;
       if (this.child === child) this.child = undefined;
-      exited();
+      // the program is gone: so is everything else the node ran (its CVM, in a group of its own)
+      void this.stopTheRest().then(exited, exited);
       return true;
     };
     const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
@@ -597,6 +609,31 @@ export class NodeRuntime {
     onLines(child.stdout, (l) => this.consoleLine(l));
     onLines(child.stderr, (l) => this.consoleLine(l));
     await startedOrFailed;
+  }
+
+  /**
+   * Kills every process still running from the node's last boot (found by the node's hardware file
+   * in their environment) and waits until each has exited (reaped or not: shared/processes.ts). What
+   * SIGKILL did not end within PROCESS_STOP_TIMEOUT_MS is logged and kept in `survivors`: the next
+   * boot fails rather than run beside it.
+   */
+  private async stopTheRest(): Promise<void> {
+    const left = processesWithEnv(HARDWARE_ENV, this.deps.layout.hardware);
+    if (left.length === 0) return;
+    killAll(left);
+    const deadline = this.deps.clock.now() + PROCESS_STOP_TIMEOUT_MS;
+    for (;;) {
+      const alive = left.filter(processAlive);
+      if (alive.length === 0) return;
+      if (this.deps.clock.now() >= deadline) {
+        this.survivors = alive;
+        const what = `process ${alive.join(', ')} of the last boot did not stop within ${PROCESS_STOP_TIMEOUT_MS / 1000} s of power off`;
+        this.deps.log(`node ${this.serial}: ${what}`);
+        this.consoleLine(`power: ${what}`);
+        return;
+      }
+      await this.deps.clock.sleep(20);
+    }
   }
 
   /**
