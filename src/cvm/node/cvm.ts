@@ -28,7 +28,7 @@ import { parseWith } from '../../shared/schema.ts';
 import type { CvmConfig } from '../../hypervisor/protocol/node-config.ts';
 import type { CvmAnnounce } from '../../foundation/protocol/installer.ts';
 import { parseCreateRequest, storeMembers, initialCluster } from '../core/cluster.ts';
-import { CLUSTER_KEY, CVM_API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, MEMBER_IDENTITIES_FILE, MEMBER_PKI_DIR, NBD_PORT, type ClusterInfo, type CreatedCluster, type CvmStatus, type PrepareRequest, type PoolView, type StoreHealth } from '../protocol/cluster.ts';
+import { CLUSTER_KEY, CVM_API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, MEMBER_IDENTITIES_FILE, MEMBER_PKI_DIR, NBD_PORT, type ClusterInfo, type CreatedCluster, type CvmStatus, type MemberHealth, type PrepareRequest, type PoolView, type ResiliencyReport, type StoreHealth } from '../protocol/cluster.ts';
 import { cvmCall } from '../protocol/client.ts';
 import { storeClient } from '../protocol/store.ts';
 import { Supervised } from './supervisor.ts';
@@ -43,6 +43,7 @@ import { createCa, type Pem } from '../../shared/tls.ts';
 import { generatePassword, hashPassword } from '../../shared/passwords.ts';
 import { ADMIN_USER, PRISM_CA_KEY, PRISM_USERS_PREFIX, type PrismConfig, type PrismUser } from '../../prism/protocol/prism.ts';
 import { usageOf } from '../core/usage.ts';
+import { memberHealthOf, resiliencyOf } from '../core/resiliency.ts';
 import { DEFAULT_CONTAINER, poolOf, type PoolDisk } from '../core/storage.ts';
 
 
@@ -329,6 +330,28 @@ export class Cvm {
     return { ...summary, usage: usageOf(summary.pool, live, containers, vdisks, blocks) };
   }
 
+  /** Every member as seen from here: up only when it answers as a member of this cluster, with its disks' health. */
+  private async memberHealth(): Promise<MemberHealth[]> {
+    const c = this.state?.cluster;
+    if (!c) return [];
+    return Promise.all(c.members.map(async (m) => {
+      try {
+        const s = m.cvmIp === this.cfg.cvmIp ? this.status() : await cvmCall<CvmStatus>(m.cvmIp, '/status', { timeoutMs: 2000 });
+        return memberHealthOf(c.clusterId, m, s);
+      } catch (e) {
+        return memberHealthOf(c.clusterId, m, null, errorMessage(e));
+      }
+    }));
+  }
+
+  /** Data resiliency measured from the extent-group records (core/resiliency.ts). */
+  private async resiliency(): Promise<ResiliencyReport> {
+    const meta = this.meta();
+    const rf = this.state?.cluster.redundancyFactor ?? 1;
+    const [records, vdisks, containers, members] = await Promise.all([meta.egroupRecords(), meta.vdisks(), meta.containers(), this.memberHealth()]);
+    return resiliencyOf(records, vdisks, containers, members, rf);
+  }
+
   /** The NBD backend of a vdisk (one per vdisk, shared by NBD clients and the repair loop). */
   private async backendFor(vd: Vdisk): Promise<VdiskBackend | undefined> {
     const etcd = this.etcdClient;
@@ -571,6 +594,7 @@ export class Cvm {
     const roles = (r: readonly Role[]): { config: { roles: readonly Role[] } } => ({ config: { roles: r } });
     app.get('/status', roles(ANY), () => this.status());
     app.get('/storage/pool', roles(ANY), () => this.poolView());
+    app.get('/storage/resiliency', roles(ANY), () => this.resiliency());
     app.get('/storage/containers', roles(ANY), () => this.meta().containers());
     app.post('/storage/containers', roles(STORAGE_WRITE), async (req, reply) => reply.status(201).send(await this.meta().createContainer(objectOf(req.body))));
     app.delete('/storage/containers/:name', roles(STORAGE_WRITE), async (req) => {
