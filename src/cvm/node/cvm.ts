@@ -28,7 +28,7 @@ import { parseWith } from '../../shared/schema.ts';
 import type { CvmConfig } from '../../hypervisor/protocol/node-config.ts';
 import type { CvmAnnounce } from '../../foundation/protocol/installer.ts';
 import { parseCreateRequest, storeMembers, initialCluster } from '../core/cluster.ts';
-import { CLUSTER_KEY, CVM_API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, MEMBER_IDENTITIES_FILE, MEMBER_PKI_DIR, NBD_PORT, type ClusterInfo, type CreatedCluster, type CvmStatus, type MemberHealth, type PrepareRequest, type PoolView, type ResiliencyReport, type StoreHealth } from '../protocol/cluster.ts';
+import { CLUSTER_KEY, CVM_API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, MEMBER_IDENTITIES_FILE, MEMBER_PKI_DIR, NBD_PORT, type ClusterInfo, type CreatedCluster, type CvmStatus, type MemberHealth, type PrepareRequest, type PoolView, type ResiliencyReport, type ServiceView, type StoreHealth } from '../protocol/cluster.ts';
 import { cvmCall } from '../protocol/client.ts';
 import { storeClient } from '../protocol/store.ts';
 import { Supervised } from './supervisor.ts';
@@ -98,6 +98,8 @@ export class Cvm {
   private spaceCache: { at: number; disks: DiskSpace[] } | undefined;
   private poolCapacity = new Map<string, number>();
   private repairer: Repairer | undefined;
+  /** Why stargate did not start (shown in its status until it does). */
+  private stargateError: string | undefined;
   private watcher: Watcher | undefined;
 
   /** The storage metadata of this CVM's cluster (a client of the cluster's store). */
@@ -213,10 +215,11 @@ export class Cvm {
   status(): CvmStatus {
     const committed = this.state?.committed === true;
     const services = [
-      { name: 'genesis', state: 'up', pid: process.pid, restarts: 0 },
+      // this process; its restarts are its hypervisor's to count (the host's status: cvm.restarts)
+      { name: 'genesis', state: 'up', pid: process.pid, restarts: null },
       ...(this.etcd ? [this.etcd.status()] : []),
       ...(this.prism ? [this.prism.status()] : []),
-      ...(this.nbd ? [{ name: 'stargate', state: 'up', pid: process.pid, restarts: 0 }] : []),
+      ...(committed ? [this.stargateView()] : []),
     ];
     const live = new Map(this.local.space().map((x) => [x.serial, x]));
     const disks = this.disks.map((d) => {
@@ -229,6 +232,16 @@ export class Cvm {
       services, disks,
       ...(this.repairer ? { repair: this.repairer.stats } : {}),
     };
+  }
+
+  /** Stargate as what it is: a part of this process (its NBD server and repair loop), up while both run. */
+  private stargateView(): ServiceView {
+    const loop = this.repairer;
+    const state = this.nbd && loop ? 'up' : this.stargateError ? 'down' : 'starting';
+    const nbd = this.nbd ? `NBD on ${this.cfg.cvmIp}:${NBD_PORT}${this.nbdLink ? ' and the host link' : ''}` : 'NBD not listening';
+    const repair = loop ? `repair loop pass ${loop.stats.passes}` : 'repair loop not running';
+    const why = state === 'down' && this.stargateError ? ` (${this.stargateError})` : '';
+    return { name: 'stargate', state, pid: process.pid, restarts: null, partOf: 'genesis', detail: `${nbd}, ${repair}${why}` };
   }
 
   private async announce(delayMs: number): Promise<void> {
@@ -416,6 +429,7 @@ export class Cvm {
       graceMs: Number.isFinite(grace) && grace >= 0 ? grace : 60_000,
     });
     this.repairer.start();
+    this.stargateError = undefined;
     this.log(`stargate: serving vdisks over NBD at ${this.cfg.cvmIp}:${NBD_PORT}; repair loop on`);
   }
 
@@ -439,6 +453,7 @@ export class Cvm {
   }
 
   private async stopStargate(): Promise<void> {
+    this.stargateError = undefined;
     const n = this.nbd;
     this.nbd = undefined;
     await this.repairer?.stop();
@@ -556,7 +571,10 @@ export class Cvm {
     if (!this.state || this.state.cluster.clusterId !== id) throw new ConflictError(`no prepared cluster ${String(id)} on this CVM`);
     this.save({ ...this.state, committed: true });
     this.log(`joined cluster ${this.state.cluster.name} (${this.state.cluster.clusterId})`);
-    void this.startStargate().catch((e: unknown) => this.log(`stargate: ${errorMessage(e)}`));
+    void this.startStargate().catch((e: unknown) => {
+      this.stargateError = errorMessage(e);
+      this.log(`stargate: ${this.stargateError}`);
+    });
     this.startPrism();
     void this.announce(1);
   }

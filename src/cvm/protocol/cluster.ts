@@ -30,11 +30,23 @@ export interface PoolView {
   usage: PoolUsage;
 }
 
+/**
+ * A service of a CVM as its status lists it. Most are processes of their own that the CVM
+ * supervises (etcd, prism); genesis is the CVM process itself; stargate is a part of that process
+ * (its NBD server and repair loop), so `partOf` names genesis and `pid` is genesis's.
+ */
 export interface ServiceView {
   name: string;
+  /** up, starting, restarting, stopped or down. */
   state: string;
+  /** The process it runs in. */
   pid: number | null;
-  restarts: number;
+  /** Restarts by the CVM's supervisor; null for what it does not restart on its own (genesis, whose restarts are its host's `cvm.restarts`, and what runs inside genesis). */
+  restarts: number | null;
+  /** Set when the service is a part of another's process rather than one of its own: that service. */
+  partOf?: string;
+  /** What the state was measured from, or why it is not up. */
+  detail?: string;
 }
 
 export interface ClusterInfo {
