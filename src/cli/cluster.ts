@@ -1,8 +1,8 @@
 /**
  * @module
  * `converge cluster create | status | destroy`: form a cluster from unconfigured CVMs, show each
- * CVM and its services (as the reference platform's `cluster status` does), and return the CVMs to
- * unconfigured.
+ * CVM and its services (as the reference platform's `cluster status` does) with data resiliency
+ * measured from the extent-group records, and return the CVMs to unconfigured.
  */
 import type { Command } from 'commander';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -12,7 +12,8 @@ import { DeploymentPki, type Identity } from '../shared/identity.ts';
 import { ApiError } from '../shared/http-client.ts';
 import { cvmCall } from '../cvm/protocol/client.ts';
 import { defaultDataDir } from '../rack/node/layout.ts';
-import { CVM_API_PORT, type CreatedCluster, type CvmStatus, type PoolView } from '../cvm/protocol/cluster.ts';
+import { CVM_API_PORT, type CreatedCluster, type CvmStatus, type MemberState, type PoolView, type ResiliencyReport } from '../cvm/protocol/cluster.ts';
+import { memberState } from '../cvm/core/resiliency.ts';
 import { PRISM_PORT } from '../prism/protocol/prism.ts';
 import { Agent, fetch as ufetch } from 'undici';
 import { fail, printJson } from './output.ts';
@@ -55,6 +56,33 @@ const list = (v: string | undefined): string[] => (v ? v.split(',').map((s) => s
 
 const gib = (b: number): string => `${(b / 1024 ** 3).toFixed(1)} GiB`;
 const pct = (a: number, b: number): string => `${b > 0 ? ((100 * a) / b).toFixed(1) : '0.0'} %`;
+
+/** How `cluster status` names a member's state in this cluster. */
+const MEMBER_LABEL: Record<MemberState, string> = {
+  up: 'Up',
+  down: 'Down',
+  unconfigured: 'Unconfigured: no longer a member (its cluster configuration was destroyed)',
+  'other-cluster': 'In another cluster: no longer a member of this one',
+};
+
+/**
+ * The data resiliency lines, from the extent-group records (GET /storage/resiliency); the repair
+ * loops' counters only say whether a restore is under way.
+ */
+export function resiliencyLines(r: ResiliencyReport | Error | null, repair: readonly NonNullable<CvmStatus['repair']>[]): string[] {
+  if (r === null) return [];
+  if (r instanceof Error) return [`Data resiliency: unknown (${r.message})`];
+  if (r.ok) return [`Data resiliency: OK (every extent group at its RF: ${r.atRf} of ${r.extentGroups})`];
+  const restoring = repair.some((x) => x.pending > 0) ? '; the repair loops are restoring them' : '';
+  const out = [`Data resiliency: ${r.belowRf} extent group(s) below RF of ${r.extentGroups}${r.unavailable ? `, ${r.unavailable} with no usable replica` : ''}${restoring}`];
+  const why = [
+    ...r.members.filter((m) => m.state !== 'up').map((m) => `CVM ${m.cvmIp} (${m.node}) ${m.detail}`),
+    ...(r.failedDisks.length ? [`failed disks: ${r.failedDisks.map((d) => `${d.node}/${d.serial}`).join(', ')}`] : []),
+  ];
+  for (const w of why) out.push(`    ${w}`);
+  for (const e of r.examples.slice(0, 3)) out.push(`    e.g. vdisk ${e.vdisk} block ${e.block}: ${e.usable} of ${e.replicationFactor} usable (${e.missing.join('; ')})`);
+  return out;
+}
 
 /** Where Prism answers and who leads, checked over HTTPS against the cluster's CA. */
 async function prismLine(cvmIp: string, vip: string | null): Promise<string> {
@@ -106,15 +134,20 @@ export function registerCluster(program: Command): void {
     });
 
   withDataDir(c.command('status'))
-    .description("each CVM of the cluster: up or down, and its services' states and pids")
+    .description("each CVM of the cluster: up, down or no longer a member, and its services' states and pids; the pool and data resiliency measured from the records")
     .requiredOption('--cvm-ip <ip>', 'any CVM of the cluster')
     .option('--json', 'machine-readable output')
     .action(async (o: { cvmIp: string; json?: boolean }) => {
       try {
         const first = await cvm<CvmStatus>(o.cvmIp, '/status', undefined, 10_000);
         const members = first.cluster?.members ?? [{ serial: first.serial, cvmIp: first.cvmIp, hostIp: first.hostIp }];
-        const all = await Promise.all(members.map(async (m) => ({ member: m, status: await cvm<CvmStatus>(m.cvmIp, '/status', undefined, 5000).catch(() => null) })));
-        if (o.json) return printJson({ cluster: first.cluster, cvms: all.map((a) => ({ ...a.member, up: a.status !== null, status: a.status })) });
+        const clusterId = first.cluster?.clusterId ?? null;
+        const all = await Promise.all(members.map(async (m) => {
+          const status = await cvm<CvmStatus>(m.cvmIp, '/status', undefined, 5000).catch(() => null);
+          return { member: m, status, state: clusterId ? memberState(clusterId, status) : status ? 'unconfigured' as const : 'down' as const };
+        }));
+        const resiliency = first.cluster ? await cvm<ResiliencyReport>(o.cvmIp, '/storage/resiliency', undefined, 30_000).catch((e: unknown) => new Error(errorMessage(e))) : null;
+        if (o.json) return printJson({ cluster: first.cluster, resiliency: resiliency instanceof Error ? { error: resiliency.message } : resiliency, cvms: all.map((a) => ({ ...a.member, up: a.state === 'up', state: a.state, status: a.status })) });
         const out: string[] = [];
         if (!first.cluster) out.push(`CVM ${first.cvmIp} (${first.serial}) is unconfigured: it belongs to no cluster.`);
         else {
@@ -124,16 +157,16 @@ export function registerCluster(program: Command): void {
             const u = p.usage;
             out.push(`Storage pool ${p.pool.name}: ${gib(p.pool.capacityBytes)} on ${p.pool.disks.length} disks, ${gib(u.usedBytes)} used (${pct(u.usedBytes, u.capacityBytes)}), ${gib(u.freeBytes)} free; ${p.containers} container(s), ${p.vdisks} vdisk(s), ${gib(p.provisionedBytes)} provisioned`);
             for (const n of u.nodes) out.push(`    node ${n.node.padEnd(14)} ${gib(n.usedBytes).padStart(10)} of ${gib(n.capacityBytes).padStart(8)} used on ${n.disks} disks${n.failedDisks ? `, ${n.failedDisks} failed` : ''}`);
-            const r = all.map((a) => a.status?.repair).filter((x) => x !== undefined);
-            const pending = Math.max(0, ...r.map((x) => x.pending));
-            const stranded = Math.max(0, ...r.map((x) => x.stranded));
-            out.push(pending || stranded ? `Data resiliency: ${pending} extent group(s) below RF, being restored${stranded ? `; ${stranded} with no good replica` : ''}` : 'Data resiliency: OK (every extent group at its RF)');
           }
+          out.push(...resiliencyLines(resiliency, all.map((a) => a.status?.repair).filter((x) => x !== undefined)));
           out.push(await prismLine(o.cvmIp, first.cluster.vip));
         }
         for (const a of all) {
-          out.push('', `    CVM: ${a.member.cvmIp} (${a.member.serial}) ${a.status ? 'Up' : 'Down'}`);
-          for (const s of a.status?.services ?? []) out.push(`        ${s.name.padEnd(20)} ${s.state.toUpperCase().padEnd(10)} [${s.pid ?? '-'}]${s.restarts ? ` restarts ${s.restarts}` : ''}`);
+          out.push('', `    CVM: ${a.member.cvmIp} (${a.member.serial}) ${MEMBER_LABEL[a.state]}${a.state === 'other-cluster' && a.status?.cluster ? ` (${a.status.cluster.name}, ${a.status.cluster.clusterId})` : ''}`);
+          for (const s of a.status?.services ?? []) {
+            const where = s.partOf ? ` in ${s.partOf}: ${s.detail ?? ''}` : s.detail && s.state !== 'up' ? ` ${s.detail}` : '';
+            out.push(`        ${s.name.padEnd(20)} ${s.state.toUpperCase().padEnd(10)} [${s.pid ?? '-'}]${s.restarts ? ` restarts ${s.restarts}` : ''}${where}`);
+          }
         }
         process.stdout.write(out.join('\n') + '\n');
       } catch (e) {

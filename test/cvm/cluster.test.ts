@@ -87,10 +87,15 @@ test('cluster create: etcd on 3 CVMs with 3 healthy members, and every CVM confi
     assert.deepEqual(v.status.services.filter((x: any) => x.name !== 'prism').map((x: any) => `${x.name}:${x.state}`), ['genesis:up', 'etcd:up', 'stargate:up']);
     assert.ok(v.status.services.some((x: any) => x.name === 'prism'), 'Prism runs in every CVM of a cluster');
     assert.ok(v.status.services.every((x: any) => x.pid > 0));
+    // stargate is what it is: a part of the CVM process (genesis), measured from its NBD server and repair loop
+    const genesis = v.status.services.find((x: any) => x.name === 'genesis');
+    const stargate = v.status.services.find((x: any) => x.name === 'stargate');
+    assert.deepEqual([stargate.partOf, stargate.pid, stargate.restarts, genesis.restarts], ['genesis', genesis.pid, null, null]);
+    assert.match(stargate.detail, new RegExp(`^NBD on ${v.cvmIp.replace(/\./g, '\\.')}:10809 and the host link, repair loop pass \\d+$`));
   }
   const text = await cvg('cluster', 'status', '--cvm-ip', '127.62.1.1');
   assert.match(text.stdout, /Cluster lab .* RF2, 3 nodes/);
-  assert.match(text.stdout, /CVM: 127\.62\.1\.2 \(\S+\) Up\n\s+genesis\s+UP\s+\[\d+\]\n\s+etcd\s+UP\s+\[\d+\]\n\s+prism\s+(UP|STARTING)\s+\[\d+\]\n\s+stargate\s+UP\s+\[\d+\]/);
+  assert.match(text.stdout, /CVM: 127\.62\.1\.2 \(\S+\) Up\n\s+genesis\s+UP\s+\[\d+\]\n\s+etcd\s+UP\s+\[\d+\]\n\s+prism\s+(UP|STARTING)\s+\[\d+\]\n\s+stargate\s+UP\s+\[\d+\] in genesis: NBD on 127\.62\.1\.2:10809 and the host link, repair loop pass \d+\n/);
   assert.match(text.stdout, /\nPrism: (https:\/\/127\.62\.1\.\d:9440\/console\/ \(leader (127\.62\.1\.\d|not elected yet)\)|not answering on 127\.62\.1\.2:9440)/);
   // Foundation hears that these nodes are now configured
   await t.tr.until(async () => {
@@ -130,7 +135,7 @@ test('storage: one pool of every data disk, a default container at the cluster R
   assert.equal((await cvg('vdisk', 'delete', 'scratch-disk', '--cvm-ip', '127.62.1.1')).code, 1, 'already gone');
   const st = await cvg('cluster', 'status', '--cvm-ip', '127.62.1.1');
   assert.match(st.stdout, /Storage pool default-pool: 120\.0 GiB on 18 disks, 0\.0 GiB used \(0\.0 %\), 120\.0 GiB free; 1 container\(s\), 1 vdisk\(s\), 10\.0 GiB provisioned/);
-  assert.match(st.stdout, /Data resiliency: OK/);
+  assert.match(st.stdout, /Data resiliency: OK \(every extent group at its RF: 0 of 0\)/, 'nothing written yet');
 });
 
 test(`data path: ${FABRIC_MIB} MiB written through one CVM, read back byte-identical through another; every block at RF on distinct nodes, first replica local`, async () => {
@@ -243,7 +248,7 @@ test('kill -9 of the local CVM while a client writes and verifies through the re
   const after = await t.tr.until(async () => {
     try {
       const st = await (await cvmCall<any>('127.62.1.1', '/status'));
-      return st.configured && st.services.some((x: any) => x.name === 'stargate') ? st : undefined;
+      return st.configured && st.services.some((x: any) => x.name === 'stargate' && x.state === 'up') ? st : undefined;
     } catch {
       return undefined;
     }
@@ -308,6 +313,10 @@ test('a disk that fails while the cluster runs: the CVM reports it, new data avo
     const restored = await Promise.all(['127.62.1.1', '127.62.1.2', '127.62.1.3'].map(async (ip) => ((await (await cvmCall<any>(`${ip}`, '/status')))).repair.restored as number));
     assert.ok(restored.reduce((a, b) => a + b, 0) >= healHit.length, `the repair loops restored the heal blocks (${restored.join(', ')})`);
     assert.ok([0, 1].some((i) => t.tr.node(i).consoleLines().some((l) => /repair: restored \d+ extent group\(s\) to RF/.test(l))), 'the repair in a console');
+    // measured from the records: every extent group has usable replicas (ok disks) on RF distinct nodes again
+    const res = await cvmCall<any>('127.62.1.2', '/storage/resiliency');
+    assert.equal(res.ok, true, JSON.stringify(res.examples));
+    assert.deepEqual(res.failedDisks.map((d: any) => d.serial).sort(), [...failed].sort(), 'the failed disks are still failed, and hold nothing counted');
   } finally {
     etcd.close();
     rmSync(src, { force: true });
@@ -340,6 +349,11 @@ test('a node powered off: writes to its blocks stall, never fail; past the grace
         return true;
       }
     }, 10_000, 'the CVM of the powered-off node gone with it');
+    // at once (before the grace period, before any repair) the records say which extent groups are below RF, and why
+    const down = await cvg('cluster', 'status', '--cvm-ip', '127.62.1.1');
+    assert.match(down.stdout, /\nData resiliency: \d+ extent group\(s\) below RF of \d+[^\n]*\n {4}CVM 127\.62\.1\.3 \(\S+\) does not answer/);
+    assert.match(down.stdout, /e\.g\. vdisk \S+ block \d+: 1 of 2 usable \(\S+: CVM 127\.62\.1\.3 does not answer\)/);
+    assert.match(down.stdout, /CVM: 127\.62\.1\.3 \(\S+\) Down\n/);
     // a write to a block with a replica on the dead node: a stall, then the replica is replaced
     const c = await NbdClient.connect('127.62.1.1', 10809, 'loss', 5000, { tls: t.nbdTls() });
     try {
@@ -367,11 +381,12 @@ test('a node powered off: writes to its blocks stall, never fail; past the grace
   await t.tr.until(async () => {
     try {
       const st = await (await cvmCall<any>('127.62.1.3', '/status', { timeoutMs: 1000 }));
-      return st.configured && st.services.some((x: any) => x.name === 'stargate');
+      return st.configured && st.services.some((x: any) => x.name === 'stargate' && x.state === 'up');
     } catch {
       return false;
     }
   }, 60_000, 'the node back in the cluster');
+  await t.tr.until(async () => (await cvmCall<any>('127.62.1.1', '/storage/resiliency')).ok === true, 30_000, 'every extent group at its RF, measured from the records');
 });
 
 test('a member already in a cluster is refused; bad requests name the field', async () => {
@@ -385,9 +400,21 @@ test('a member already in a cluster is refused; bad requests name the field', as
   assert.match(rf3.stderr, /redundancyFactor: RF3 needs at least 5 nodes/);
 });
 
-test('destroy returns every CVM to unconfigured and stops etcd; a new cluster has a new CA, and Prism\'s certificate chains to it', async () => {
+test('destroy returns every CVM to unconfigured and stops etcd; a member destroyed alone is shown as no longer a member; a new cluster has a new CA, and Prism\'s certificate chains to it', async () => {
   const oldCa = (await cvmCall<{ cert: string }>('127.62.1.2', '/cluster/ca')).cert;
   const oldMember = t.memberTls(1);
+  // data with first replicas on the member about to be destroyed (written through its CVM)
+  assert.equal((await cvg('vdisk', 'create', '--name', 'last', '--size', '4M', '--cvm-ip', '127.62.1.3')).code, 0);
+  await run('nbdcopy', ['--flush', '--', '[', 'nbdkit', '--exit-with-parent', 'pattern', 'size=4M', ']', nbds('127.62.1.3', 'last')]);
+  const clusterId = (await cvmCall<any>('127.62.1.3', '/status')).clusterId;
+  await cvmCall('127.62.1.3', '/cluster/destroy', { body: { clusterId } });
+  const st = await cvg('cluster', 'status', '--cvm-ip', '127.62.1.1');
+  assert.match(st.stdout, /CVM: 127\.62\.1\.3 \(\S+\) Unconfigured: no longer a member \(its cluster configuration was destroyed\)\n\s+genesis\s+UP\s+\[\d+\]\n$/);
+  assert.match(st.stdout, /CVM: 127\.62\.1\.1 \(\S+\) Up\n/);
+  assert.match(st.stdout, /Data resiliency: \d+ extent group\(s\) below RF of \d+[^\n]*\n {4}CVM 127\.62\.1\.3 \(\S+\) answers unconfigured: it is no longer a member/);
+  const js = JSON.parse((await cvg('cluster', 'status', '--cvm-ip', '127.62.1.2', '--json')).stdout);
+  assert.deepEqual(js.cvms.map((v: any) => [v.cvmIp, v.up, v.state]), [['127.62.1.1', true, 'up'], ['127.62.1.2', true, 'up'], ['127.62.1.3', false, 'unconfigured']]);
+  assert.equal(js.resiliency.ok, false);
   const no = await cvg('cluster', 'destroy', '--cvm-ip', '127.62.1.1');
   assert.equal(no.code, 2, 'needs --yes');
   const d = await cvg('cluster', 'destroy', '--cvm-ip', '127.62.1.1', '--yes');

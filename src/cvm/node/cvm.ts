@@ -28,7 +28,7 @@ import { parseWith } from '../../shared/schema.ts';
 import type { CvmConfig } from '../../hypervisor/protocol/node-config.ts';
 import type { CvmAnnounce } from '../../foundation/protocol/installer.ts';
 import { parseCreateRequest, storeMembers, initialCluster } from '../core/cluster.ts';
-import { CLUSTER_KEY, CVM_API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, MEMBER_IDENTITIES_FILE, MEMBER_PKI_DIR, NBD_PORT, type ClusterInfo, type CreatedCluster, type CvmStatus, type PrepareRequest, type PoolView, type StoreHealth } from '../protocol/cluster.ts';
+import { CLUSTER_KEY, CVM_API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, MEMBER_IDENTITIES_FILE, MEMBER_PKI_DIR, NBD_PORT, type ClusterInfo, type CreatedCluster, type CvmStatus, type MemberHealth, type PrepareRequest, type PoolView, type ResiliencyReport, type ServiceView, type StoreHealth } from '../protocol/cluster.ts';
 import { cvmCall } from '../protocol/client.ts';
 import { storeClient } from '../protocol/store.ts';
 import { Supervised } from './supervisor.ts';
@@ -43,6 +43,7 @@ import { createCa, type Pem } from '../../shared/tls.ts';
 import { generatePassword, hashPassword } from '../../shared/passwords.ts';
 import { ADMIN_USER, PRISM_CA_KEY, PRISM_USERS_PREFIX, type PrismConfig, type PrismUser } from '../../prism/protocol/prism.ts';
 import { usageOf } from '../core/usage.ts';
+import { memberHealthOf, resiliencyOf } from '../core/resiliency.ts';
 import { DEFAULT_CONTAINER, poolOf, type PoolDisk } from '../core/storage.ts';
 
 
@@ -97,6 +98,8 @@ export class Cvm {
   private spaceCache: { at: number; disks: DiskSpace[] } | undefined;
   private poolCapacity = new Map<string, number>();
   private repairer: Repairer | undefined;
+  /** Why stargate did not start (shown in its status until it does). */
+  private stargateError: string | undefined;
   private watcher: Watcher | undefined;
 
   /** The storage metadata of this CVM's cluster (a client of the cluster's store). */
@@ -212,10 +215,11 @@ export class Cvm {
   status(): CvmStatus {
     const committed = this.state?.committed === true;
     const services = [
-      { name: 'genesis', state: 'up', pid: process.pid, restarts: 0 },
+      // this process; its restarts are its hypervisor's to count (the host's status: cvm.restarts)
+      { name: 'genesis', state: 'up', pid: process.pid, restarts: null },
       ...(this.etcd ? [this.etcd.status()] : []),
       ...(this.prism ? [this.prism.status()] : []),
-      ...(this.nbd ? [{ name: 'stargate', state: 'up', pid: process.pid, restarts: 0 }] : []),
+      ...(committed ? [this.stargateView()] : []),
     ];
     const live = new Map(this.local.space().map((x) => [x.serial, x]));
     const disks = this.disks.map((d) => {
@@ -228,6 +232,16 @@ export class Cvm {
       services, disks,
       ...(this.repairer ? { repair: this.repairer.stats } : {}),
     };
+  }
+
+  /** Stargate as what it is: a part of this process (its NBD server and repair loop), up while both run. */
+  private stargateView(): ServiceView {
+    const loop = this.repairer;
+    const state = this.nbd && loop ? 'up' : this.stargateError ? 'down' : 'starting';
+    const nbd = this.nbd ? `NBD on ${this.cfg.cvmIp}:${NBD_PORT}${this.nbdLink ? ' and the host link' : ''}` : 'NBD not listening';
+    const repair = loop ? `repair loop pass ${loop.stats.passes}` : 'repair loop not running';
+    const why = state === 'down' && this.stargateError ? ` (${this.stargateError})` : '';
+    return { name: 'stargate', state, pid: process.pid, restarts: null, partOf: 'genesis', detail: `${nbd}, ${repair}${why}` };
   }
 
   private async announce(delayMs: number): Promise<void> {
@@ -329,6 +343,28 @@ export class Cvm {
     return { ...summary, usage: usageOf(summary.pool, live, containers, vdisks, blocks) };
   }
 
+  /** Every member as seen from here: up only when it answers as a member of this cluster, with its disks' health. */
+  private async memberHealth(): Promise<MemberHealth[]> {
+    const c = this.state?.cluster;
+    if (!c) return [];
+    return Promise.all(c.members.map(async (m) => {
+      try {
+        const s = m.cvmIp === this.cfg.cvmIp ? this.status() : await cvmCall<CvmStatus>(m.cvmIp, '/status', { timeoutMs: 2000 });
+        return memberHealthOf(c.clusterId, m, s);
+      } catch (e) {
+        return memberHealthOf(c.clusterId, m, null, errorMessage(e));
+      }
+    }));
+  }
+
+  /** Data resiliency measured from the extent-group records (core/resiliency.ts). */
+  private async resiliency(): Promise<ResiliencyReport> {
+    const meta = this.meta();
+    const rf = this.state?.cluster.redundancyFactor ?? 1;
+    const [records, vdisks, containers, members] = await Promise.all([meta.egroupRecords(), meta.vdisks(), meta.containers(), this.memberHealth()]);
+    return resiliencyOf(records, vdisks, containers, members, rf);
+  }
+
   /** The NBD backend of a vdisk (one per vdisk, shared by NBD clients and the repair loop). */
   private async backendFor(vd: Vdisk): Promise<VdiskBackend | undefined> {
     const etcd = this.etcdClient;
@@ -393,6 +429,7 @@ export class Cvm {
       graceMs: Number.isFinite(grace) && grace >= 0 ? grace : 60_000,
     });
     this.repairer.start();
+    this.stargateError = undefined;
     this.log(`stargate: serving vdisks over NBD at ${this.cfg.cvmIp}:${NBD_PORT}; repair loop on`);
   }
 
@@ -416,6 +453,7 @@ export class Cvm {
   }
 
   private async stopStargate(): Promise<void> {
+    this.stargateError = undefined;
     const n = this.nbd;
     this.nbd = undefined;
     await this.repairer?.stop();
@@ -533,7 +571,10 @@ export class Cvm {
     if (!this.state || this.state.cluster.clusterId !== id) throw new ConflictError(`no prepared cluster ${String(id)} on this CVM`);
     this.save({ ...this.state, committed: true });
     this.log(`joined cluster ${this.state.cluster.name} (${this.state.cluster.clusterId})`);
-    void this.startStargate().catch((e: unknown) => this.log(`stargate: ${errorMessage(e)}`));
+    void this.startStargate().catch((e: unknown) => {
+      this.stargateError = errorMessage(e);
+      this.log(`stargate: ${this.stargateError}`);
+    });
     this.startPrism();
     void this.announce(1);
   }
@@ -571,6 +612,7 @@ export class Cvm {
     const roles = (r: readonly Role[]): { config: { roles: readonly Role[] } } => ({ config: { roles: r } });
     app.get('/status', roles(ANY), () => this.status());
     app.get('/storage/pool', roles(ANY), () => this.poolView());
+    app.get('/storage/resiliency', roles(ANY), () => this.resiliency());
     app.get('/storage/containers', roles(ANY), () => this.meta().containers());
     app.post('/storage/containers', roles(STORAGE_WRITE), async (req, reply) => reply.status(201).send(await this.meta().createContainer(objectOf(req.body))));
     app.delete('/storage/containers/:name', roles(STORAGE_WRITE), async (req) => {

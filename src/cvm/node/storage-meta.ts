@@ -12,6 +12,7 @@ import type { Etcd3 } from 'etcd3';
 import { ConflictError, NotFoundError } from '../../shared/errors.ts';
 import { checkName, checkRf, parseSize, type Container, type Pool, type Vdisk } from '../core/storage.ts';
 import type { ReplicaMap } from '../protocol/cluster.ts';
+import type { EgroupReplicas } from '../core/resiliency.ts';
 
 const POOL = '/converge/pool';
 const CONTAINERS = '/converge/containers/';
@@ -49,6 +50,15 @@ export class StorageMeta {
       list.push((JSON.parse(v) as unknown[]).length);
     }
     return out;
+  }
+
+  /** Every extent group's record: its vdisk (uuid), block and replica list (what resiliency is measured from). */
+  async egroupRecords(): Promise<EgroupReplicas[]> {
+    const all = await this.etcd.getAll().prefix(EGROUPS).strings();
+    return Object.entries(all).map(([k, v]) => {
+      const [vdisk = '', block = ''] = k.slice(EGROUPS.length).split('/');
+      return { vdisk, block: Number(block), replicas: JSON.parse(v) as EgroupReplicas['replicas'] };
+    });
   }
 
   async replicaMap(name: string): Promise<ReplicaMap> {

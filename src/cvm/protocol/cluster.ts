@@ -10,6 +10,7 @@
  *   POST /cluster/destroy    back to unconfigured (stops the store, forgets the cluster)
  *   GET  /cluster/health     StoreHealth: the configuration store's members and quorum
  *   GET  /storage/pool       PoolView (on any member)
+ *   GET  /storage/resiliency ResiliencyReport: every extent group's usable replicas against its container's RF
  *   GET  /storage/vdisks/<name>/replicas   ReplicaMap: where each written block's replicas are
  *   GET|POST /storage/containers, DELETE /storage/containers/<name>            { name, replicationFactor }
  *   GET|POST /storage/vdisks, DELETE /storage/vdisks/<name>                    { name, size, container }
@@ -29,11 +30,23 @@ export interface PoolView {
   usage: PoolUsage;
 }
 
+/**
+ * A service of a CVM as its status lists it. Most are processes of their own that the CVM
+ * supervises (etcd, prism); genesis is the CVM process itself; stargate is a part of that process
+ * (its NBD server and repair loop), so `partOf` names genesis and `pid` is genesis's.
+ */
 export interface ServiceView {
   name: string;
+  /** up, starting, restarting, stopped or down. */
   state: string;
+  /** The process it runs in. */
   pid: number | null;
-  restarts: number;
+  /** Restarts by the CVM's supervisor; null for what it does not restart on its own (genesis, whose restarts are its host's `cvm.restarts`, and what runs inside genesis). */
+  restarts: number | null;
+  /** Set when the service is a part of another's process rather than one of its own: that service. */
+  partOf?: string;
+  /** What the state was measured from, or why it is not up. */
+  detail?: string;
 }
 
 export interface ClusterInfo {
@@ -97,6 +110,46 @@ export const ETCD_PEER_PORT = 2380;
 export const NBD_PORT = 10809;
 /** CVMs read and write each other's extent-group replicas here (core/replication-codec.ts). */
 export const REPLICATION_PORT = 2009;
+
+/**
+ * A member as another member (or the CLI) sees it: up only when it answers as a member of this
+ * cluster; a CVM that answers unconfigured or in another cluster is no longer one (destroyed).
+ */
+export type MemberState = 'up' | 'down' | 'unconfigured' | 'other-cluster';
+
+export interface MemberHealth {
+  node: string;
+  cvmIp: string;
+  state: MemberState;
+  /** Why it is not up (or, when up, nothing). */
+  detail: string;
+  /** Its disks as its CVM reports them (empty when it is not up). */
+  disks: { serial: string; ok: boolean }[];
+}
+
+/**
+ * What GET /storage/resiliency answers, measured from the extent-group records: a replica is usable
+ * when its disk is ok and its node's CVM answers as a member; replicas on one node count once (a
+ * node's loss takes them all). An extent group is at its RF when it has a usable replica on at
+ * least its container's RF distinct nodes.
+ */
+export interface ResiliencyReport {
+  /** Every extent group at its RF. */
+  ok: boolean;
+  extentGroups: number;
+  atRf: number;
+  belowRf: number;
+  /** Of those below RF, how many have no usable replica at all (unreadable until a node or disk returns). */
+  unavailable: number;
+  containers: { name: string; replicationFactor: number; extentGroups: number; belowRf: number }[];
+  /** Every member and its state, and the failed disks of those up: why replicas do not count. */
+  members: MemberHealth[];
+  failedDisks: { node: string; serial: string }[];
+  /** The first extent groups below RF (at most 5), each with why its replicas fall short. */
+  examples: { vdisk: string; block: number; replicationFactor: number; usable: number; missing: string[] }[];
+  /** Records of no known vdisk (not counted). */
+  strayRecords: number;
+}
 
 export interface StoreHealth {
   members: { cvmIp: string; healthy: boolean; leader: boolean; detail: string }[];

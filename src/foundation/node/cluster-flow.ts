@@ -1,11 +1,13 @@
 /**
  * @module
  * Foundation's cluster stage, as I/O: wait for the members' CVMs, ask one of them to create the
- * cluster (its API, as `converge cluster create` does), wait for the services, then validate:
+ * cluster (its API, as `converge cluster create` does), give the services a bounded time to come
+ * up, then validate:
  *
  *   host-cvm-link   every host reaches its CVM over the internal link
  *   store-quorum    the configuration store has a quorum with a leader
- *   cvm-services    every CVM's services are up
+ *   cvm-services    every CVM is a member running its services (genesis, etcd on a store member,
+ *                   prism, stargate), each up: FAIL names the CVM and each service with its state
  *   storage-pool    the pool holds every member's data disks, all healthy, at the expected capacity
  *   data-path       a test vdisk written through one CVM reads back identical through another, and
  *                   every block has the container's RF replicas on distinct nodes
@@ -27,6 +29,7 @@ import { NBD_CMD_FLUSH, NBD_CMD_READ, NBD_CMD_WRITE } from '../../shared/nbd/con
 import { NBD_PORT, type CreatedCluster, type CvmStatus, type PoolView, type ReplicaMap, type StoreHealth } from '../../cvm/protocol/cluster.ts';
 import { hostCall } from '../../hypervisor/protocol/client.ts';
 import type { ClusterCheck, ClusterEntry } from '../core/cluster-stage.ts';
+import { evaluateServices, type CvmObservation, type ServicesVerdict } from '../core/cvm-services.ts';
 import { cvmCall } from '../../cvm/protocol/client.ts';
 import { PRISM_PORT, ADMIN_USER } from '../../prism/protocol/prism.ts';
 import { currentIdentity } from '../../shared/http-client.ts';
@@ -43,8 +46,10 @@ export interface ClusterFlowDeps {
   report: (percent: number, message: string) => void;
   /** The check results so far (the record keeps them). */
   checked: (c: ClusterCheck) => void;
-  /** How long to wait for CVMs and services. */
+  /** How long to wait for the CVMs to answer (and at most for their services). */
   waitMs: number;
+  /** How long the services get to come up before cvm-services judges them (default SERVICES_WAIT_MS, at most waitMs). */
+  servicesWaitMs?: number;
   /** A name that makes the test vdisk unique. */
   tag: string;
   /** Prism's admin password from the request (null: the cluster generates one). */
@@ -57,6 +62,24 @@ export interface ClusterFlowDeps {
 
 
 const gib = (b: number): string => `${(b / 1024 ** 3).toFixed(1)} GiB`;
+
+/** How long a new cluster's services get to come up (a supervised service retries 1, 2, 4, … 30 s apart) before the check judges them. */
+export const SERVICES_WAIT_MS = 120_000;
+
+/**
+ * Looks at the members until the verdict is a pass or waitMs has passed, and answers what it saw
+ * last with its verdict: a service that never comes up is judged (a FAIL naming it), not timed out.
+ */
+export async function awaitServices(observe: () => Promise<CvmObservation[]>, judge: (seen: CvmObservation[]) => ServicesVerdict, o: { clock: Clock; waitMs: number; signal: AbortSignal }): Promise<{ seen: CvmObservation[]; verdict: ServicesVerdict }> {
+  const deadline = o.clock.now() + o.waitMs;
+  for (;;) {
+    o.signal.throwIfAborted();
+    const seen = await observe();
+    const verdict = judge(seen);
+    if (verdict.ok || o.clock.now() >= deadline) return { seen, verdict };
+    await o.clock.sleep(Math.min(500, Math.max(0, deadline - o.clock.now())), o.signal).catch(() => undefined);
+  }
+}
 
 export async function createAndValidate(entry: ClusterEntry, hosts: ReadonlyMap<string, string>, flow: ClusterFlowDeps): Promise<CreatedCluster> {
   const ips = entry.cluster_members;
@@ -109,13 +132,19 @@ export async function createAndValidate(entry: ClusterEntry, hosts: ReadonlyMap<
     writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
     d.report(42, `Prism's generated admin password is in ${passwordFile} (readable by this user only)`);
   }
-  d.report(40, `cluster ${info.name} (${info.clusterId}) created; configuration store on ${info.store.join(', ')}; waiting for the services`);
+  const servicesWaitMs = Math.min(d.waitMs, d.servicesWaitMs ?? SERVICES_WAIT_MS);
+  d.report(40, `cluster ${info.name} (${info.clusterId}) created; configuration store on ${info.store.join(', ')}; waiting up to ${Math.round(servicesWaitMs / 1000)} s for the services`);
 
-  const up = await until('every CVM\'s services up', async () => {
-    const all = await Promise.all(ips.map((ip) => cvmCall<CvmStatus>(ip, '/status', { timeoutMs: 3000, signal: d.signal })));
-    const ready = all.every((s) => s.configured && s.services.some((x) => x.name === 'stargate' && x.state === 'up') && s.services.every((x) => x.state === 'up'));
-    return ready ? all : undefined;
-  });
+  const observe = (): Promise<CvmObservation[]> => Promise.all(ips.map(async (ip) => {
+    try {
+      return { cvmIp: ip, status: await cvmCall<CvmStatus>(ip, '/status', { timeoutMs: 3000, signal: d.signal }), error: null };
+    } catch (e) {
+      d.signal.throwIfAborted();
+      return { cvmIp: ip, status: null, error: errorMessage(e) };
+    }
+  }));
+  const services = await awaitServices(observe, (seen) => evaluateServices(info.clusterId, info.store, seen), { clock: d.clock, waitMs: servicesWaitMs, signal: d.signal });
+  const up = services.seen.flatMap((o) => (o.status ? [o.status] : []));
 
   const check = (name: string, ok: boolean, evidence: string): void => {
     const c = { name, ok, evidence };
@@ -142,8 +171,7 @@ export async function createAndValidate(entry: ClusterEntry, hosts: ReadonlyMap<
   check('store-quorum', health.quorum && sick.length === 0, `${health.healthy}/${health.members.length} store members healthy with a leader${sick.length ? `; ${sick.map((m) => `${m.cvmIp}: ${m.detail}`).join('; ')}` : ''}`);
 
   d.report(66, 'validating: every CVM\'s services');
-  const down = up.flatMap((s) => s.services.filter((x) => x.state !== 'up').map((x) => `${s.cvmIp} ${x.name} ${x.state}`));
-  check('cvm-services', down.length === 0, down.length ? down.join(', ') : up.map((s) => `${s.cvmIp}: ${s.services.map((x) => x.name).join(' ')}`).join('; '));
+  check('cvm-services', services.verdict.ok, services.verdict.ok ? services.verdict.evidence : `after ${Math.round(servicesWaitMs / 1000)} s: ${services.verdict.evidence}`);
 
   d.report(74, 'validating: storage pool');
   const pv = await cvmCall<PoolView>(ips[0] ?? '', '/storage/pool', { signal: d.signal });
