@@ -20,6 +20,8 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NbdClient } from '../../src/shared/nbd/client.ts';
+import fc from 'fast-check';
+import { httpRequest, rawTls } from '../drivers/raw-https.ts';
 
 const NET = '127.92';
 const CVMS = [`${NET}.1.1`, `${NET}.1.2`, `${NET}.1.3`];
@@ -155,6 +157,26 @@ test('Foundation: a node callback without its credential is refused and changes 
   assert.equal(shutdown.status, 401);
   assert.equal((await hostCall<{ serial: string }>(HOSTS[0]!, '/status')).serial, t.tr.node(0).serial, 'the rack still runs');
 });
+
+test('fuzz of a clustered node\'s host agent with the operator\'s certificate: never a 500, errors in the API\'s shape, and the node stays where it is', async () => {
+  const op = (await DeploymentPki.open(t.dir)).operator;
+  const ip = z4();
+  const bodyArb = fc.oneof(fc.constant(''), fc.json({ maxDepth: 3 }), fc.string({ maxLength: 200 }),
+    fc.record({ hostname: fc.string({ maxLength: 70 }), hostIp: fc.oneof(ip, fc.string({ maxLength: 20 })), cvmIp: ip, hostNetmask: ip, hostGateway: ip, cvmNetmask: ip, cvmGateway: ip, foundationUrl: fc.webUrl(), cvm: fc.record({ vcpus: fc.integer(), ramGiB: fc.double() }) }, { requiredKeys: [] }).map((o) => JSON.stringify(o)));
+  await fc.assert(fc.asyncProperty(fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH'), fc.constantFrom('/status', '/configure', '/configure/x', '/', '/%E0%A4%A', '/status?x=%zz'), fc.constantFrom('application/json', 'text/plain', ''), bodyArb, async (method, path, type, body) => {
+    const a = await rawTls(HOSTS[1]!, 8100, httpRequest(HOSTS[1]!, method, path, type, body), { ca: op.ca, cert: op.cert, key: op.key });
+    assert.ok(a.status >= 200 && a.status < 500, `${method} ${path} ${body.slice(0, 80)} → ${a.status}: ${a.body.slice(0, 200)}`);
+    if (a.status >= 400) assert.match(a.body, /"error":\{"code":"CVG_ERR_[A-Z_]+","message":/);
+  }), { numRuns: 150, seed: 12 });
+  const st = await hostCall<{ cvm: { ip: string } }>(HOSTS[1]!, '/status');
+  assert.equal(st.cvm.ip, CVMS[1], 'no configuration was applied');
+  await healthy();
+});
+
+/** Dotted IPv4 addresses. */
+function z4(): fc.Arbitrary<string> {
+  return fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((x) => x.join('.'));
+}
 
 test('the host agent: /configure needs the operator, and is refused while the node is in a cluster', async () => {
   const configure = 'POST /configure HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}';

@@ -10,9 +10,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from 'node:tls';
 import fc from 'fast-check';
 import { Cvm } from '../../src/cvm/node/cvm.ts';
+import { httpRequest, rawTls, type RawAnswer } from '../drivers/raw-https.ts';
 import { formatDisk } from '../../src/shared/disk-volume.ts';
 import { DeploymentPki, writeIdentity, type Identity } from '../../src/shared/identity.ts';
 
@@ -46,26 +46,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-interface Answer {
-  status: number;
-  body: string;
-}
-
-function raw(request: Buffer, id: Pick<Identity, 'cert' | 'key'> | null): Promise<Answer> {
-  return new Promise((resolve) => {
-    const s = connect({ host: IP, port: 2100, ca, ...(id ? { cert: id.cert, key: id.key } : {}) }, () => s.end(request));
-    const out: Buffer[] = [];
-    s.on('data', (c: Buffer) => out.push(c));
-    const done = (): void => {
-      const text = Buffer.concat(out).toString('latin1');
-      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
-      resolve({ status, body: text.slice(text.indexOf('\r\n\r\n') + 4) });
-    };
-    s.on('close', done);
-    s.on('error', () => undefined);
-    s.setTimeout(10_000, () => s.destroy());
-  });
-}
+const raw = (request: Buffer, id: Pick<Identity, 'cert' | 'key'> | null): Promise<RawAnswer> => rawTls(IP, 2100, request, { ca, ...(id ?? {}) });
 
 const ROUTES = ['/status', '/storage/pool', '/storage/containers', '/storage/vdisks', '/storage/vdisks/x', '/storage/vdisks/x/replicas', '/storage/containers/c',
   '/cluster/ca', '/cluster/health', '/cluster/create', '/cluster/prepare', '/cluster/commit', '/cluster/destroy', '/egroup/sync-many', '/nope'];
@@ -83,10 +64,7 @@ const bodyArb = fc.oneof(
 );
 const typeArb = fc.constantFrom('application/json', 'application/json; charset=utf-8', 'text/plain', 'application/octet-stream', '', 'application/x-www-form-urlencoded');
 
-function request(method: string, path: string, type: string, body: string): Buffer {
-  const b = Buffer.from(body);
-  return Buffer.concat([Buffer.from(`${method} ${path} HTTP/1.1\r\nHost: ${IP}\r\nConnection: close\r\n${type ? `Content-Type: ${type}\r\n` : ''}Content-Length: ${b.length}\r\n\r\n`, 'latin1'), b]);
-}
+const request = (method: string, path: string, type: string, body: string): Buffer => httpRequest(IP, method, path, type, body);
 
 test('any request with the operator\'s certificate: a well-formed answer, never an internal error, errors in the API\'s shape', async () => {
   await fc.assert(fc.asyncProperty(fc.constantFrom('GET', 'POST', 'DELETE', 'PUT', 'PATCH', 'OPTIONS'), pathArb, typeArb, bodyArb, async (method, path, type, body) => {

@@ -118,7 +118,9 @@ export class Cvm {
     if (!id) throw new UnavailableError(`no node identity at ${cfg.identity}: this node was not imaged by Foundation (re-image it)`);
     this.nodeId = id;
     this.state = existsSync(this.statePath) ? (JSON.parse(readFileSync(this.statePath, 'utf8')) as SavedState) : null;
-    this.member = this.state ? (JSON.parse(readFileSync(join(cfg.stateDir, MEMBER_IDENTITIES_FILE), 'utf8')) as MemberIdentities) : undefined;
+    const memberFile = join(cfg.stateDir, MEMBER_IDENTITIES_FILE);
+    this.member = this.state && existsSync(memberFile) ? (JSON.parse(readFileSync(memberFile, 'utf8')) as MemberIdentities) : undefined;
+    if (this.state && !this.member) this.log(`this CVM's cluster certificates are missing (${memberFile}): it cannot reach its cluster's store or peers; destroy the cluster and create it again`);
     this.local = new LocalEgroups(cfg.disks, `the CVM at ${cfg.cvmIp}`);
     this.peers = new PeerEgroups(() => this.memberTls(), () => this.nodeId);
     this.replication = new ReplicationServer(this.local, this.log);
