@@ -105,7 +105,7 @@ async function fetchRaw(method: string, path: string, body: string, headers: Rec
   return new Promise((resolve, reject) => {
     const s = connect({ host: IP, port, ca: node.ca, cert: pki.operator.cert, key: pki.operator.key }, () => {
       s.write(`${method} ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n`);
-      s.end(body);
+      s.write(body); // not end: TLS close_notify could close the connection before the answer (Connection: close ends it)
     });
     let out = '';
     s.on('data', (c: Buffer) => (out += c.toString()));

@@ -18,7 +18,8 @@ export function httpRequest(host: string, method: string, path: string, type: st
 
 export function rawTls(host: string, port: number, request: Buffer, o: { ca: string[]; cert?: string; key?: string }): Promise<RawAnswer> {
   return new Promise((resolve) => {
-    const s = connect({ host, port, ca: o.ca, ...(o.cert && o.key ? { cert: o.cert, key: o.key } : {}) }, () => s.end(request));
+    // write, not end: ending sends TLS close_notify, and a server may close before it answers (Connection: close ends it)
+    const s = connect({ host, port, ca: o.ca, ...(o.cert && o.key ? { cert: o.cert, key: o.key } : {}) }, () => s.write(request));
     const out: Buffer[] = [];
     s.on('data', (c: Buffer) => out.push(c));
     s.on('close', () => {
