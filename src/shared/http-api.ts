@@ -58,6 +58,8 @@ export interface InternalApiOptions {
    * still admits its own peer). `realm` goes into the 401's WWW-Authenticate; `hint` into its message.
    */
   bearer?: { token: () => string; peer: Peer; realm?: string; hint?: string };
+  /** Whether `/a/` and `//a` are `/a` (default: no, such a path is not found). */
+  lenientSlashes?: boolean;
   /** Answers what Node's HTTP parser refuses (default: Fastify's 400). */
   clientErrorHandler?: (err: Error & { code?: string }, socket: Socket) => void;
   /** Largest request body, bytes (default 1 MiB); a route may set its own. */
@@ -66,9 +68,9 @@ export interface InternalApiOptions {
 }
 
 /** Fastify's own 4xx (malformed JSON, body too large, bad content type) as the domain error it is. */
-function fastifyError(err: { statusCode?: number; code?: string; message?: string }): ConvergeError | undefined {
+function fastifyError(err: { statusCode?: number; code?: string; message?: string }, bodyLimit: number): ConvergeError | undefined {
   if (typeof err.statusCode !== 'number' || err.statusCode >= 500) return undefined;
-  if (err.statusCode === 413) return new PayloadTooLargeError('body', 0, `is larger than this API accepts (${err.message ?? ''})`);
+  if (err.statusCode === 413) return new PayloadTooLargeError('body', bodyLimit, `is larger than this endpoint accepts (${bodyLimit} bytes); nothing was changed`);
   if (err.statusCode === 415) return new InputError('Content-Type', err.message ?? 'unsupported');
   return new InputError('body', err.message ?? 'invalid request');
 }
@@ -97,6 +99,7 @@ export function createInternalApi(o: InternalApiOptions): FastifyInstance {
     keepAliveTimeout: 10_000,
     ...(o.tls ? { https: serverTls(o.tls.identity, o.tls.anchors) } : {}),
     ...(o.clientErrorHandler ? { clientErrorHandler: o.clientErrorHandler } : {}),
+    ...(o.lenientSlashes ? { routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true } } : {}),
     // a URL Fastify cannot decode (a malformed percent-encoding) is bad input, in this API's shape
     frameworkErrors: (err, _req, reply) => {
       void (reply as FastifyReply).status(400).send(errorBody(new InputError('url', err.message)));
@@ -132,7 +135,7 @@ export function createInternalApi(o: InternalApiOptions): FastifyInstance {
     void reply.status(404).send(errorBody(new NotFoundError('route', `${req.method} ${req.url}`)));
   });
   app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
-    const e = err instanceof ConvergeError ? err : (fastifyError(err as { statusCode?: number }) ?? err);
+    const e = err instanceof ConvergeError ? err : (fastifyError(err as { statusCode?: number }, req.routeOptions.bodyLimit ?? o.bodyLimit ?? 1 << 20) ?? err);
     const status = httpStatusOf(e);
     if (status >= 500) o.log?.(`${req.method} ${req.url}: ${errorMessage(err)}`);
     void reply.status(status).send(errorBody(e));
