@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as connectTcp } from 'node:net';
 import { connect } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import { createInternalApi, setAnchors } from './http-api.ts';
@@ -98,6 +99,48 @@ test('a cluster trusted later admits its members; forgotten again, refuses them'
   assert.deepEqual(await callInternal(IP, port, '/who', { identity: { ...asMember } }), { role: 'cvm', name: 'NODE1' });
   setAnchors(app, { deployment: node.ca[0] });
   await assert.rejects(callInternal(IP, port, '/who', { identity: { ...asMember } }), (e: unknown) => e instanceof UnavailableError || e instanceof AuthError);
+});
+
+test('bearer: no token or a wrong one is 401 with WWW-Authenticate, the handler not run; the right (current) token is served', async () => {
+  let token = 'first-token';
+  let runs = 0;
+  const api = createInternalApi({ bearer: { token: () => token, peer: { role: 'operator', name: 'token' }, realm: 'test' }, bodyLimit: 1024 });
+  api.get('/who', (req) => ((runs += 1), req.peer));
+  api.post('/change', { config: { roles: ['operator'] } }, (req) => ((runs += 1), { got: req.body ?? null }));
+  await api.listen({ port: 0, host: IP });
+  const bport = (api.server.address() as { port: number }).port;
+  try {
+    for (const auth of [undefined, 'Bearer wrong', 'Bearer first-tokenx', 'Basic Zmlyc3QtdG9rZW4=', 'Bearerfirst-token']) {
+      const res = await fetch(`http://${IP}:${bport}/who`, { headers: auth ? { Authorization: auth } : {} });
+      assert.equal(res.status, 401, auth);
+      assert.equal(res.headers.get('www-authenticate'), 'Bearer realm="test"');
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'CVG_ERR_AUTH');
+    }
+    assert.equal(runs, 0, 'no handler ran');
+    const ok = await fetch(`http://${IP}:${bport}/who`, { headers: { Authorization: 'Bearer first-token' } });
+    assert.deepEqual([ok.status, await ok.json()], [200, { role: 'operator', name: 'token' }]);
+    const post = await fetch(`http://${IP}:${bport}/change`, { method: 'POST', headers: { Authorization: 'bearer first-token', 'Content-Type': 'application/json' }, body: '{"a":1}' });
+    assert.deepEqual([post.status, await post.json()], [200, { got: { a: 1 } }]);
+    // rotated: the getter is read on every request
+    token = 'second-token';
+    assert.equal((await fetch(`http://${IP}:${bport}/who`, { headers: { Authorization: 'Bearer first-token' } })).status, 401);
+    assert.equal((await fetch(`http://${IP}:${bport}/who`, { headers: { Authorization: 'Bearer second-token' } })).status, 200);
+    // a large body without the token: 401 from the headers, the body never read, the connection closed
+    runs = 0;
+    const raw = await new Promise<string>((resolve, reject) => {
+      const s = connectTcp({ host: IP, port: bport }, () => s.write(`POST /change HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${50 << 20}\r\n\r\n{"a":`));
+      let out = '';
+      s.on('data', (c: Buffer) => (out += c.toString()));
+      s.on('error', reject);
+      s.on('close', () => resolve(out));
+    });
+    assert.match(raw, /^HTTP\/1\.1 401 /);
+    assert.match(raw, /connection: close/i);
+    assert.match(raw, /"code":"CVG_ERR_AUTH"/);
+    assert.equal(runs, 0);
+  } finally {
+    await api.close();
+  }
 });
 
 /** A request with the operator's certificate and a raw body. */

@@ -8,8 +8,15 @@
  *
  * Without `tls` the API is plain HTTP for a Unix socket only its node reaches (the host↔CVM link),
  * and every caller is `localPeer`.
+ *
+ * With `bearer` (the rack's control API: plain HTTP on loopback), a caller proves itself with
+ * `Authorization: Bearer <token>` instead (compared in constant time with the current token, so a
+ * rotated one works at once); a caller without it is answered 401 with `WWW-Authenticate: Bearer`
+ * from the same hook, before any body is read (and the connection is closed, since the body was not).
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { AuthError, ConvergeError, ForbiddenError, InputError, NotFoundError, PayloadTooLargeError, errorMessage, isConvergeError } from './errors.ts';
 import { httpStatusOf } from './http-status.ts';
@@ -29,12 +36,15 @@ declare module 'fastify' {
 export { httpStatusOf };
 
 export interface ErrorBody {
-  error: { code: string; message: string; field?: string };
+  error: { code: string; message: string; field?: string; allowed?: string[] };
 }
 
 export function errorBody(e: unknown): ErrorBody {
   const err: ErrorBody['error'] = { code: isConvergeError(e) ? e.code : 'CVG_ERR_INTERNAL', message: errorMessage(e) };
-  if (e instanceof InputError) err.field = e.field;
+  if (e instanceof InputError) {
+    err.field = e.field;
+    if (e.allowed) err.allowed = [...e.allowed];
+  }
   return { error: err };
 }
 
@@ -43,21 +53,44 @@ export interface InternalApiOptions {
   tls?: { identity: Pick<Identity, 'cert' | 'key'>; anchors: Anchors };
   /** The caller of a plain-HTTP (host-link) API. */
   localPeer?: Peer;
+  /**
+   * Admit callers that send `Authorization: Bearer <token()>` as `peer` (a certificate, with `tls`,
+   * still admits its own peer). `realm` goes into the 401's WWW-Authenticate; `hint` into its message.
+   */
+  bearer?: { token: () => string; peer: Peer; realm?: string; hint?: string };
+  /** Whether `/a/` and `//a` are `/a` (default: no, such a path is not found). */
+  lenientSlashes?: boolean;
+  /** Answers what Node's HTTP parser refuses (default: Fastify's 400). */
+  clientErrorHandler?: (err: Error & { code?: string }, socket: Socket) => void;
   /** Largest request body, bytes (default 1 MiB); a route may set its own. */
   bodyLimit?: number;
   log?: (m: string) => void;
 }
 
 /** Fastify's own 4xx (malformed JSON, body too large, bad content type) as the domain error it is. */
-function fastifyError(err: { statusCode?: number; code?: string; message?: string }): ConvergeError | undefined {
+function fastifyError(err: { statusCode?: number; code?: string; message?: string }, bodyLimit: number): ConvergeError | undefined {
   if (typeof err.statusCode !== 'number' || err.statusCode >= 500) return undefined;
-  if (err.statusCode === 413) return new PayloadTooLargeError('body', 0, `is larger than this API accepts (${err.message ?? ''})`);
+  if (err.statusCode === 413) return new PayloadTooLargeError('body', bodyLimit, `is larger than this endpoint accepts (${bodyLimit} bytes); nothing was changed`);
   if (err.statusCode === 415) return new InputError('Content-Type', err.message ?? 'unsupported');
   return new InputError('body', err.message ?? 'invalid request');
 }
 
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+/** Whether `Authorization` carries the bearer token (a constant-time comparison of digests). */
+function bearerMatches(authorization: string | undefined, token: string): boolean {
+  const m = /^Bearer +(\S+) *$/i.exec(authorization ?? '');
+  return !!m?.[1] && token !== '' && timingSafeEqual(digest(m[1]), digest(token));
+}
+
+/** Whether a request announces a body (Content-Length above 0, or chunked). */
+function announcesBody(req: FastifyRequest): boolean {
+  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+}
+
 export function createInternalApi(o: InternalApiOptions): FastifyInstance {
   let anchors = o.tls?.anchors;
+  const bearer = o.bearer;
   const app = Fastify({
     logger: false,
     bodyLimit: o.bodyLimit ?? 1 << 20,
@@ -65,6 +98,8 @@ export function createInternalApi(o: InternalApiOptions): FastifyInstance {
     requestTimeout: 30_000,
     keepAliveTimeout: 10_000,
     ...(o.tls ? { https: serverTls(o.tls.identity, o.tls.anchors) } : {}),
+    ...(o.clientErrorHandler ? { clientErrorHandler: o.clientErrorHandler } : {}),
+    ...(o.lenientSlashes ? { routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true } } : {}),
     // a URL Fastify cannot decode (a malformed percent-encoding) is bad input, in this API's shape
     frameworkErrors: (err, _req, reply) => {
       void (reply as FastifyReply).status(400).send(errorBody(new InputError('url', err.message)));
@@ -78,19 +113,29 @@ export function createInternalApi(o: InternalApiOptions): FastifyInstance {
   });
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   app.decorateRequest('peer', null);
-  app.addHook('onRequest', (req: FastifyRequest, _reply, done) => {
+  app.addHook('onRequest', (req: FastifyRequest, reply, done) => {
     const sock = req.raw.socket as Partial<TLSSocket>;
-    req.peer = anchors && typeof sock.getPeerCertificate === 'function' ? peerOf(sock as TLSSocket, anchors) : o.tls ? null : (o.localPeer ?? null);
+    req.peer = anchors && typeof sock.getPeerCertificate === 'function' ? peerOf(sock as TLSSocket, anchors) : o.tls || bearer ? null : (o.localPeer ?? null);
+    if (!req.peer && bearer && bearerMatches(req.headers.authorization, bearer.token())) req.peer = bearer.peer;
     const roles = req.routeOptions.config.roles;
-    if (!req.peer) done(new AuthError('a client certificate of this deployment or cluster is required'));
+    if (!req.peer && bearer) {
+      void reply.header('WWW-Authenticate', bearer.realm ? `Bearer realm="${bearer.realm}"` : 'Bearer');
+      done(new AuthError(bearer.hint ?? 'this API needs Authorization: Bearer <token>'));
+    } else if (!req.peer) done(new AuthError('a client certificate of this deployment or cluster is required'));
     else if (roles && !roles.includes(req.peer.role)) done(new ForbiddenError(`${req.method} ${req.routeOptions.url ?? req.url} is not open to ${req.peer.role} certificates (it takes ${roles.join(', ')})`));
     else done();
+  });
+  // an answer before the request's body was read to its end (refused from its headers): the
+  // connection cannot carry another request, and closing it is how the body is left unread
+  app.addHook('onSend', (req, reply, payload, done) => {
+    if (announcesBody(req) && !req.raw.complete) void reply.header('Connection', 'close');
+    done(null, payload);
   });
   app.setNotFoundHandler((req, reply) => {
     void reply.status(404).send(errorBody(new NotFoundError('route', `${req.method} ${req.url}`)));
   });
   app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
-    const e = err instanceof ConvergeError ? err : (fastifyError(err as { statusCode?: number }) ?? err);
+    const e = err instanceof ConvergeError ? err : (fastifyError(err as { statusCode?: number }, req.routeOptions.bodyLimit ?? o.bodyLimit ?? 1 << 20) ?? err);
     const status = httpStatusOf(e);
     if (status >= 500) o.log?.(`${req.method} ${req.url}: ${errorMessage(err)}`);
     void reply.status(status).send(errorBody(e));

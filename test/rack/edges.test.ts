@@ -205,6 +205,11 @@ test('control API: bodies are checked against their schema (400 naming the field
   // a known path with another method: 405 with Allow; an unknown method: 501 in the API's shape
   const put = await control(`PUT /rack HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Length: 0\r\n\r\n`);
   assert.deepEqual([put.status, put.headers['allow'], put.json.error.field], [405, 'GET', 'method']);
+  // a method only some servers know, and a wrong method with a body of the wrong type: 405 still (the method is checked first)
+  const purge = await control(`PURGE /rack/nodes/${serial}/faults HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`);
+  assert.deepEqual([purge.status, purge.headers['allow'], purge.json.error.allowed], [405, 'PATCH, DELETE', ['PATCH', 'DELETE']]);
+  const putText = await control(`PUT /rack/nodes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi`);
+  assert.deepEqual([putText.status, putText.headers['allow']], [405, 'POST']);
   const fake = await control('FAKEMETHOD /rack HTTP/1.1\r\nHost: x\r\n\r\n');
   assert.deepEqual([fake.status, fake.json.error.code, fake.json.error.field], [501, 'CVG_ERR_INPUT', 'method']);
   const garbage = await control('GET /rack HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n');

@@ -10,7 +10,8 @@
  * it is, so the next `open()` + `start()` finds the same rack.
  */
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FastifyInstance } from 'fastify';
 import { createSocket, type Socket as UdpSocket, type RemoteInfo } from 'node:dgram';
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
@@ -27,7 +28,7 @@ import { BUILTIN_MODELS, DEFAULT_BMC_NETWORK, DEFAULT_MODEL, findModel, rackNewN
 import { SSDP_ADDRESS, SSDP_ST, message } from '../protocol/redfish.ts';
 import { faultPatchSchema, parseControlBody, type FaultPatch, type RackBmc, type RackNodeSummary, type RackStatus } from '../protocol/control.ts';
 import { readControlToken } from '../protocol/access.ts';
-import { ControlApi, writeControlToken, type ControlTarget } from './control-api.ts';
+import { createControlApi, writeControlToken, type ControlTarget } from './control-api.ts';
 import { RackLayout } from './layout.ts';
 import { NodeRuntime, NO_FAULTS, type NodeFaults } from './node-runtime.ts';
 import { BmcMemory } from './redfish/bmc-state.ts';
@@ -139,7 +140,7 @@ export class Rack {
   private byIp = new Map<string, Bmc>();
   private router: RedfishRouter;
   private ca: Pem | undefined;
-  private control: HttpServer | undefined;
+  private control: FastifyInstance | undefined;
   private ssdp: UdpSocket | undefined;
   private host: BmcHost;
   private stopped = false;
@@ -544,7 +545,6 @@ export class Rack {
   }
 
   private async startControl(): Promise<void> {
-    const server = createHttpServer();
     const t: ControlTarget = {
       status: () => this.status(),
       bmcs: () => this.bmcList(),
@@ -554,14 +554,15 @@ export class Rack {
       clearFaults: (serial) => this.clearFaults(serial),
       shutdown: () => this.onShutdownRequest(),
     };
-    new ControlApi(t, this.layout.controlToken, this.controlToken()).attach(server);
-    this.control = server;
+    const api = createControlApi(t, this.layout.controlToken, this.controlToken());
+    this.control = api;
     const host = this.controlHost;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (e) => reject(new Error(`rack control API cannot listen on ${host}:${this.config.network.controlPort}: ${e.message}`)));
-      server.listen(this.config.network.controlPort, host, resolve);
-    });
-    server.on('error', (e) => this.opts.log(`rack control API: ${e.message}`));
+    try {
+      await api.listen({ port: this.config.network.controlPort, host });
+    } catch (e) {
+      throw new Error(`rack control API cannot listen on ${host}:${this.config.network.controlPort}: ${errorMessage(e)}`);
+    }
+    api.server.on('error', (e) => this.opts.log(`rack control API: ${e.message}`));
   }
 
   /** The reachable BMCs, in rack order (GET /rack/bmcs). */
@@ -649,8 +650,8 @@ export class Rack {
         // already closed
       }
     }
-    await new Promise<void>((r) => (this.control ? this.control.close(() => r()) : r()));
-    this.control?.closeAllConnections();
+    await this.control?.close();
+    this.control?.server.closeAllConnections();
   }
 
   /** Removes the rack's data dir entirely (rack destroy). */
