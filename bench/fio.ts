@@ -1,9 +1,11 @@
 /**
  * @module
- * What the data-path benchmarks share: their command-line options, the four fio jobs, and one fio
- * run against an NBD URI (fio's nbd engine) or a file (libaio, direct I/O).
+ * What the data-path benchmarks share: their command-line options, the four fio jobs, one fio
+ * run against an NBD URI (fio's nbd engine) or a file (libaio, direct I/O), the same job with
+ * Converge's NbdClient (which, unlike fio's engine, can present a client certificate), and nbdcopy.
  */
 import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 export const run = promisify(execFile);
@@ -38,4 +40,36 @@ export async function fio(job: Job, target: { uri?: string; file?: string }, siz
   if (!r) throw new Error('fio gave no result');
   const side = job.rw.includes('read') ? r.read : r.write;
   return { mibs: side.bw_bytes / (1 << 20), iops: side.iops };
+}
+
+const LOAD = fileURLToPath(new URL('./nbd-load.ts', import.meta.url));
+
+/** MiB/s and IOPS of one job with Converge's NbdClient (bench/nbd-load.ts, a process of its own): plain, or TLS with `certDir`. */
+export async function nbdLoad(job: Job, target: { host?: string; port?: number; path?: string; export: string; certDir?: string }, sizeMiB: number, runtimeS: number): Promise<{ mibs: number; iops: number }> {
+  const spec = { ...target, rw: job.rw, bs: job.bs, depth: job.depth, sizeMiB, runtimeS };
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', LOAD, JSON.stringify(spec)], { maxBuffer: 1 << 20 });
+  return JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as { mibs: number; iops: number };
+}
+
+/** MiB/s of one nbdcopy of `sizeMiB` from `src` to `dst` (libnbd URIs, files, `null:`), wall time. */
+export async function nbdcopy(src: string, dst: string, sizeMiB: number): Promise<number> {
+  const t0 = performance.now();
+  await run('nbdcopy', [src, dst]);
+  return sizeMiB / ((performance.now() - t0) / 1000);
+}
+
+/** A number right-aligned in `w` columns, with `d` decimals. */
+export const col = (x: number, w: number, d = 1): string => x.toFixed(d).padStart(w);
+
+/**
+ * Runs every measurement `rounds` times, interleaved (a, b, c, a, b, c, …), and keeps the best of
+ * each: on a loaded machine, background load only ever lowers a figure, and interleaving spreads it
+ * over the figures a ratio compares.
+ */
+export async function bestOf<K extends string>(rounds: number, measure: Record<K, () => Promise<number>>): Promise<Record<K, number>> {
+  const out = {} as Record<K, number>;
+  for (let i = 0; i < rounds; i++) {
+    for (const k of Object.keys(measure) as K[]) out[k] = Math.max(out[k] ?? 0, await measure[k]());
+  }
+  return out;
 }
