@@ -12,8 +12,9 @@
  *  2. The cost of reaching a vdisk with authentication: the same vdisks with the same client
  *     (Converge's NbdClient, bench/nbd-load.ts, a process of its own), on the CVM's plain NBD
  *     socket of the host↔CVM link (Unix socket, what the redirector uses) and on stargate
- *     `nbds://cvmIp:10809` with the operator's certificate (TLS over TCP). The ratio includes Unix
- *     socket vs TCP loopback; bench/nbd isolates TLS alone on one transport.
+ *     `nbds://cvmIp:10809` with the operator's certificate (TLS over TCP), in MiB/s and in the CPU
+ *     time the client and the CVMs spend per MiB. The ratio includes Unix socket vs TCP loopback;
+ *     bench/nbd isolates TLS alone on one transport.
  *
  * fio's nbd engine cannot present a client certificate (libnbd refuses `tls-certificates` in a
  * URI unless the program allows it), which is why part 1 goes through the redirector.
@@ -21,17 +22,17 @@
  *
  * Addresses: the rack's BMCs on 127.71.0.x, hosts on 127.72.20.x, CVMs on 127.72.21.x.
  *
- * Usage: node --import tsx bench/datapath.ts [--size MiB] [--runtime s] [--rounds n]   (defaults 256, 4, 2)
+ * Usage: node --import tsx bench/datapath.ts [--size MiB] [--runtime s] [--rounds n]   (defaults 256, 3, 2)
  */
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { TestFoundation } from '../test/drivers/foundation-driver.ts';
 import { cvmCall } from '../src/cvm/protocol/client.ts';
 import { hostCall } from '../src/hypervisor/protocol/client.ts';
-import { arg, bestOf, col, fio, JOBS, nbdLoad, run, type Job } from './fio.ts';
+import { arg, bestOf, col, fio, JOBS, nbdLoad, run, type Job, type Sample } from './fio.ts';
 
 const SIZE_MIB = arg('size', 256);
-const RUNTIME = arg('runtime', 4);
+const RUNTIME = arg('runtime', 3);
 const ROUNDS = arg('rounds', 2);
 const HOST = (i: number): string => `127.72.20.${i + 1}`;
 const CVM = (i: number): string => `127.72.21.${i + 1}`;
@@ -74,13 +75,17 @@ async function main(): Promise<void> {
       const raw = await mibs(job, { file });
       console.log(`${job.name.padEnd(20)} ${col(rf1, 9)}  ${col(rf2, 9)}  ${col(ref, 12)}  ${col(raw, 9)}  ${col(rf1 / ref, 10, 2)}  ${col(rf2 / ref, 10, 2)}  ${col(rf2 / rf1, 7, 2)}  ${col(rf1 / raw, 7, 2)}`);
     }
-    console.log(`\n2. authenticated access (NbdClient${ROUNDS > 1 ? `, best of ${ROUNDS} interleaved` : ''}): the CVM's plain link socket vs stargate nbds://${CVM(0)}:10809 with the operator's certificate`);
-    console.log('job                  RF1 link MiB/s  RF1 TLS MiB/s  TLS/link   RF2 link MiB/s  RF2 TLS MiB/s  TLS/link');
+    // the CVMs' processes (stargate runs in the CVM's), for the CPU they spend per MiB
+    const pids = await Promise.all(cvms.map(async (ip) => (await cvmCall<{ services: { name: string; pid: number }[] }>(ip, '/status')).services.find((x) => x.name === 'stargate')?.pid ?? 0));
+    console.log(`\n2. authenticated access (NbdClient, best of ${ROUNDS} interleaved): the CVM's plain socket on the host link vs stargate nbds://${CVM(0)}:10809 with the operator's certificate`);
+    console.log('   CPU: the client and the three CVMs, ms per MiB moved');
+    console.log('job                  RF  link MiB/s  TLS MiB/s  TLS/link   CPU link  CPU TLS  TLS/link');
     for (const job of JOBS) {
-      const load = async (vdisk: string, tls: boolean): Promise<number> =>
-        (await nbdLoad(job, tls ? { host: CVM(0), port: 10809, export: vdisk, certDir } : { path: linkSocket, export: vdisk }, SIZE_MIB, RUNTIME)).mibs;
+      const load = (vdisk: string, tls: boolean): Promise<Sample> => nbdLoad(job, tls ? { host: CVM(0), port: 10809, export: vdisk, certDir } : { path: linkSocket, export: vdisk }, SIZE_MIB, RUNTIME, pids);
       const m = await bestOf(ROUNDS, { rf1: () => load('b-rf1', false), rf1Tls: () => load('b-rf1', true), rf2: () => load('b-rf2', false), rf2Tls: () => load('b-rf2', true) });
-      console.log(`${job.name.padEnd(20)} ${col(m.rf1, 14)}  ${col(m.rf1Tls, 13)}  ${col(m.rf1Tls / m.rf1, 8, 2)}   ${col(m.rf2, 14)}  ${col(m.rf2Tls, 13)}  ${col(m.rf2Tls / m.rf2, 8, 2)}`);
+      for (const [rf, l, t] of [[1, m.rf1, m.rf1Tls], [2, m.rf2, m.rf2Tls]] as const) {
+        console.log(`${job.name.padEnd(20)} ${rf}   ${col(l.mibs, 9)}  ${col(t.mibs, 9)}  ${col(t.mibs / l.mibs, 8, 2)}   ${col(l.cpu ?? 0, 8, 2)}  ${col(t.cpu ?? 0, 7, 2)}  ${col((t.cpu ?? 0) / (l.cpu ?? 1), 8, 2)}`);
+      }
     }
   } finally {
     nbdkit?.kill();

@@ -5,7 +5,7 @@
  * over TLS with the client certificate folder `certDir` (client-cert.pem, client-key.pem,
  * ca-cert.pem) — the client fio's nbd engine cannot be (libnbd takes no certificate folder from it).
  *
- * Prints `{"mibs":…,"iops":…}`. Usage (bench/fio.ts nbdLoad runs it):
+ * Prints `{"mibs":…,"iops":…,"mib":…,"cpuMs":…}` (MiB moved, this process's CPU during the job). Usage (bench/fio.ts nbdLoad runs it):
  *   node --import tsx bench/nbd-load.ts '{"host":"127.72.30.1","port":10809,"export":"disk","certDir":"…","rw":"randread","bs":"4k","depth":16,"sizeMiB":256,"runtimeS":5}'
  */
 import { randomBytes } from 'node:crypto';
@@ -37,6 +37,7 @@ const random = spec.rw.startsWith('rand');
 const payload = randomBytes(bs);
 let next = 0;
 let ops = 0;
+const cpu0 = process.cpuUsage();
 const start = performance.now();
 const end = start + spec.runtimeS * 1000;
 async function worker(): Promise<void> {
@@ -48,5 +49,7 @@ async function worker(): Promise<void> {
 }
 await Promise.all(Array.from({ length: spec.depth }, worker));
 const s = (performance.now() - start) / 1000;
+const cpu = process.cpuUsage(cpu0);
 c.close();
-console.log(JSON.stringify({ mibs: (ops * bs) / s / 2 ** 20, iops: ops / s }));
+const mib = (ops * bs) / 2 ** 20;
+console.log(JSON.stringify({ mibs: mib / s, iops: ops / s, mib, cpuMs: (cpu.user + cpu.system) / 1000 }));

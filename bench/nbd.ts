@@ -10,14 +10,16 @@
  *     `--tls=require --tls-certificates=DIR --tls-verify-peer`), measured with the same client
  *     each time: Converge's NbdClient in a process of its own (the four jobs) and nbdcopy (libnbd,
  *     `nbd://` vs `nbds://…?tls-certificates=DIR`; a whole-disk copy each way). fio's nbd engine
- *     cannot present a certificate, so it is not in this part. Printed as TLS/plain ratios.
+ *     cannot present a certificate, so it is not in this part. Printed as TLS/plain ratios, of
+ *     MiB/s and of the CPU time client and server spend per MiB (/proc; steadier than MiB/s on a
+ *     loaded machine).
  *
  * This measures the NBD front end with a file backend (RF1, no replication); bench/datapath adds
  * the storage fabric at RF1 and RF2, bench/replication the cost of TLS between CVMs.
  *
  * Part 2 runs each measurement `--rounds` times, interleaved, and keeps the best of each (bestOf).
  *
- * Usage: node --import tsx bench/nbd.ts [--size MiB] [--runtime s] [--rounds n]   (defaults 256 MiB, 4 s per job, 2 rounds)
+ * Usage: node --import tsx bench/nbd.ts [--size MiB] [--runtime s] [--rounds n]   (defaults 256 MiB, 3 s per job, 2 rounds)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -27,11 +29,11 @@ import { NbdServer } from '../src/shared/nbd/server.ts';
 import { FileBackend } from '../src/shared/nbd/backend.ts';
 import type { ExportProvider } from '../src/shared/nbd/connection.ts';
 import { peerOfCert } from '../src/shared/identity.ts';
-import { arg, bestOf, col, fio, JOBS, nbdcopy, nbdLoad, run, type Job } from './fio.ts';
+import { arg, bestOf, col, fio, JOBS, nbdcopy, nbdLoad, run, type Job, type Sample } from './fio.ts';
 import { benchPki, clientCertDir, serverCertDir } from './pki.ts';
 
 const SIZE_MIB = arg('size', 256);
-const RUNTIME = arg('runtime', 4);
+const RUNTIME = arg('runtime', 3);
 const ROUNDS = arg('rounds', 2);
 /** The bench's own loopback address (nothing else runs on 127.72.x while it does). */
 const IP = '127.72.30.1';
@@ -78,19 +80,24 @@ async function main(): Promise<void> {
       const raw = await fioJob(job, { file });
       console.log(`${job.name.padEnd(20)} ${col(ours.mibs, 14)}  ${col(ours.iops, 7, 0)}  ${col(ref.mibs, 12)}  ${col(ref.iops, 7, 0)}  ${col(raw.mibs, 14)}  ${col(ours.mibs / ref.mibs, 9, 2)}  ${col(ours.mibs / raw.mibs, 6, 2)}`);
     }
-    console.log('\n2. the cost of TLS with client certificates (ADR 013): the same client, plain vs TLS required');
-    console.log('client    job                  converge plain  TLS MiB/s  TLS/plain   nbdkit plain  TLS MiB/s  TLS/plain   converge TLS/nbdkit TLS');
-    const row = (client: string, job: string, r: { ours: number; oursTls: number; kit: number; kitTls: number }): void => {
-      console.log(`${client.padEnd(9)} ${job.padEnd(20)} ${col(r.ours, 14)}  ${col(r.oursTls, 9)}  ${col(r.oursTls / r.ours, 9, 2)}   ${col(r.kit, 12)}  ${col(r.kitTls, 9)}  ${col(r.kitTls / r.kit, 9, 2)}   ${col(r.oursTls / r.kitTls, 23, 2)}`);
+    console.log('\n2. the cost of TLS with client certificates (ADR 013): each server plain vs TLS required, the same client');
+    console.log('   CPU: client and server, ms per MiB moved');
+    console.log('client    job                  server    plain MiB/s  TLS MiB/s  TLS/plain   CPU plain  CPU TLS  TLS/plain');
+    const rows = (client: string, job: string, r: Record<'ours' | 'oursTls' | 'kit' | 'kitTls', Sample>): void => {
+      for (const [server, p, t] of [['converge', r.ours, r.oursTls], ['nbdkit', r.kit, r.kitTls]] as const) {
+        const cpu = p.cpu !== undefined && t.cpu !== undefined ? `${col(p.cpu, 9, 2)}  ${col(t.cpu, 7, 2)}  ${col(t.cpu / p.cpu, 9, 2)}` : '';
+        console.log(`${client.padEnd(9)} ${job.padEnd(20)} ${server.padEnd(8)}  ${col(p.mibs, 11)}  ${col(t.mibs, 9)}  ${col(t.mibs / p.mibs, 9, 2)}   ${cpu}`);
+      }
     };
+    const pids = (port: number): number[] => [port === PORT.ours || port === PORT.oursTls ? process.pid : port === PORT.nbdkit ? kits[0]?.pid ?? 0 : kits[1]?.pid ?? 0];
     for (const job of JOBS) {
-      const load = async (port: number, secure: boolean): Promise<number> => (await nbdLoad(job, { host: IP, port, export: 'disk', ...(secure ? { certDir } : {}) }, SIZE_MIB, RUNTIME)).mibs;
-      row('NbdClient', job.name, await bestOf(ROUNDS, { ours: () => load(PORT.ours, false), oursTls: () => load(PORT.oursTls, true), kit: () => load(PORT.nbdkit, false), kitTls: () => load(PORT.nbdkitTls, true) }));
+      const load = (port: number, secure: boolean): Promise<Sample> => nbdLoad(job, { host: IP, port, export: 'disk', ...(secure ? { certDir } : {}) }, SIZE_MIB, RUNTIME, pids(port));
+      rows('NbdClient', job.name, await bestOf(ROUNDS, { ours: () => load(PORT.ours, false), oursTls: () => load(PORT.oursTls, true), kit: () => load(PORT.nbdkit, false), kitTls: () => load(PORT.nbdkitTls, true) }));
     }
-    const copyIn = (port: number, secure: boolean): Promise<number> => nbdcopy(uri(port, secure), 'null:', SIZE_MIB);
-    const copyOut = (port: number, secure: boolean): Promise<number> => nbdcopy(source, uri(port, secure), SIZE_MIB);
-    row('nbdcopy', 'read whole disk', await bestOf(ROUNDS, { ours: () => copyIn(PORT.ours, false), oursTls: () => copyIn(PORT.oursTls, true), kit: () => copyIn(PORT.nbdkit, false), kitTls: () => copyIn(PORT.nbdkitTls, true) }));
-    row('nbdcopy', 'write whole disk', await bestOf(ROUNDS, { ours: () => copyOut(PORT.ours, false), oursTls: () => copyOut(PORT.oursTls, true), kit: () => copyOut(PORT.nbdkit, false), kitTls: () => copyOut(PORT.nbdkitTls, true) }));
+    const copyIn = (port: number, secure: boolean): Promise<Sample> => nbdcopy(uri(port, secure), 'null:', SIZE_MIB, pids(port));
+    const copyOut = (port: number, secure: boolean): Promise<Sample> => nbdcopy(source, uri(port, secure), SIZE_MIB, pids(port));
+    rows('nbdcopy', 'read whole disk', await bestOf(ROUNDS, { ours: () => copyIn(PORT.ours, false), oursTls: () => copyIn(PORT.oursTls, true), kit: () => copyIn(PORT.nbdkit, false), kitTls: () => copyIn(PORT.nbdkitTls, true) }));
+    rows('nbdcopy', 'write whole disk', await bestOf(ROUNDS, { ours: () => copyOut(PORT.ours, false), oursTls: () => copyOut(PORT.oursTls, true), kit: () => copyOut(PORT.nbdkit, false), kitTls: () => copyOut(PORT.nbdkitTls, true) }));
   } finally {
     for (const k of kits) k.kill();
     await plain.close();

@@ -17,9 +17,10 @@
  * Jobs as the data-path benches': 1 MiB sequential read/write at depth 4, 4 KiB random read/write
  * at depth 16 (writes without sync, as the write path's replica writes before a FLUSH), over an
  * address space of --size MiB that is written once before measuring. Each figure is the best of
- * --rounds interleaved runs (bestOf in fio.ts).
+ * --rounds interleaved runs (bestOf in fio.ts). Besides MiB/s, the CPU time client and server spend
+ * per MiB moved (this process and the serving one, /proc): steadier than MiB/s on a loaded machine.
  *
- * Usage: node --import tsx bench/replication.ts [--size MiB] [--runtime s] [--rounds n]   (defaults 256, 4, 2)
+ * Usage: node --import tsx bench/replication.ts [--size MiB] [--runtime s] [--rounds n]   (defaults 256, 3, 2)
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -35,11 +36,11 @@ import { LocalEgroups, type EgroupRef } from '../src/cvm/node/egroups.ts';
 import { ReplicationClient, ReplicationServer, type MemberTls } from '../src/cvm/node/replication.ts';
 import { formatDisk } from '../src/shared/disk-volume.ts';
 import { ByteReader } from '../src/shared/nbd/reader.ts';
-import { arg, bestOf, col, JOBS, type Job } from './fio.ts';
+import { arg, bestOf, col, cpuMs, JOBS, type Job, type Sample } from './fio.ts';
 import { benchPki } from './pki.ts';
 
 const SIZE_MIB = arg('size', 256);
-const RUNTIME = arg('runtime', 4);
+const RUNTIME = arg('runtime', 3);
 const ROUNDS = arg('rounds', 2);
 /** The bench's own loopback address (nothing else runs on 127.72.x while it does). */
 const IP = '127.72.31.1';
@@ -133,14 +134,15 @@ function codecClient(dial: () => Socket, n = 4): Client {
   };
 }
 
-/** One job for `runtimeS` seconds: MiB/s. */
-async function load(c: Client, job: Job, runtimeS: number): Promise<number> {
+/** One job for `runtimeS` seconds: MiB/s, and the CPU of this process (the client) and the serving process `server` per MiB. */
+async function load(c: Client, job: Job, runtimeS: number, server: number): Promise<Sample> {
   const bs = job.bs === '1M' ? MiB : 4096;
   const slots = (SIZE_MIB * MiB) / bs;
   const write = job.rw.includes('write');
   const payload = randomBytes(bs);
   let next = 0;
   let ops = 0;
+  const cpu0 = cpuMs() + cpuMs(server);
   const start = performance.now();
   const end = start + runtimeS * 1000;
   const worker = async (): Promise<void> => {
@@ -152,7 +154,8 @@ async function load(c: Client, job: Job, runtimeS: number): Promise<number> {
     }
   };
   await Promise.all(Array.from({ length: job.depth }, worker));
-  return (ops * bs) / MiB / ((performance.now() - start) / 1000);
+  const mib = (ops * bs) / MiB;
+  return { mibs: mib / ((performance.now() - start) / 1000), cpu: (cpuMs() + cpuMs(server) - cpu0) / mib };
 }
 
 async function main(): Promise<void> {
@@ -177,10 +180,12 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     for (let b = 0; b < SIZE_MIB; b += 8) await Promise.all(Array.from({ length: Math.min(8, SIZE_MIB - b) }, (_, i) => plain.write({ disk: DISK, vdisk: VDISK, block: b + i }, 0, randomBytes(MiB))));
     console.log(`bench/replication: ${SIZE_MIB} MiB of extent groups on ${dir} (written in ${((performance.now() - t0) / 1000).toFixed(1)} s), ${RUNTIME} s per job, best of ${ROUNDS} interleaved, one run on this machine`);
-    console.log('job                  plain MiB/s  TLS MiB/s  TLS/plain   production client TLS MiB/s  production/bench TLS');
+    console.log('CPU: client and serving process, ms per MiB moved');
+    console.log('job                  plain MiB/s  TLS MiB/s  TLS/plain   CPU plain  CPU TLS  TLS/plain   production client TLS MiB/s  production/bench TLS');
+    const server = cvm.pid ?? 0;
     for (const job of JOBS) {
-      const r = await bestOf(ROUNDS, { plain: () => load(plain, job, RUNTIME), tls: () => load(tls, job, RUNTIME), production: () => load(production, job, RUNTIME) });
-      console.log(`${job.name.padEnd(20)} ${col(r.plain, 11)}  ${col(r.tls, 9)}  ${col(r.tls / r.plain, 9, 2)}   ${col(r.production, 27)}  ${col(r.production / r.tls, 20, 2)}`);
+      const r = await bestOf(ROUNDS, { plain: () => load(plain, job, RUNTIME, server), tls: () => load(tls, job, RUNTIME, server), production: () => load(production, job, RUNTIME, server) });
+      console.log(`${job.name.padEnd(20)} ${col(r.plain.mibs, 11)}  ${col(r.tls.mibs, 9)}  ${col(r.tls.mibs / r.plain.mibs, 9, 2)}   ${col(r.plain.cpu ?? 0, 9, 2)}  ${col(r.tls.cpu ?? 0, 7, 2)}  ${col((r.tls.cpu ?? 0) / (r.plain.cpu ?? 1), 9, 2)}   ${col(r.production.mibs, 27)}  ${col(r.production.mibs / r.tls.mibs, 20, 2)}`);
     }
   } finally {
     for (const c of clients) c.close();
