@@ -8,7 +8,8 @@
  *     clients only), nbdkit's file plugin (the reference NBD server, in C) on a file of the same
  *     size, and fio directly on that file (the physical limit). Converge's figures are printed as
  *     ratios to nbdkit and to the raw file; RF2/RF1 carries the replication to a second CVM, which
- *     is TLS with member certificates.
+ *     is TLS with member certificates. RF1 is also measured on the local CVM's own plain NBD
+ *     socket on the host link (what the redirector forwards to), which is the cost of the redirector.
  *  2. The cost of reaching a vdisk with authentication: the same vdisks with the same client
  *     (Converge's NbdClient, bench/nbd-load.ts, a process of its own), on the CVM's plain NBD
  *     socket of the host↔CVM link (Unix socket, what the redirector uses) and on stargate
@@ -18,11 +19,12 @@
  *
  * fio's nbd engine cannot present a client certificate (libnbd refuses `tls-certificates` in a
  * URI unless the program allows it), which is why part 1 goes through the redirector.
- * Jobs: sequential 1 MiB read/write at depth 4, 4 KiB random read/write at depth 16.
+ * Jobs: sequential 1 MiB read/write at depth 4, 4 KiB random read/write at depth 16; each figure
+ * the best of --rounds interleaved runs (bestOf in fio.ts).
  *
  * Addresses: the rack's BMCs on 127.71.0.x, hosts on 127.72.20.x, CVMs on 127.72.21.x.
  *
- * Usage: node --import tsx bench/datapath.ts [--size MiB] [--runtime s] [--rounds n]   (defaults 256, 3, 2)
+ * Usage: node --import tsx bench/datapath.ts [--size MiB] [--runtime s] [--rounds n]   (defaults 256, 3, 1: about 3.5 minutes here; --rounds 2 steadies the figures on a loaded machine, about 5.5)
  */
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -33,10 +35,10 @@ import { arg, bestOf, col, fio, JOBS, nbdLoad, run, type Job, type Sample } from
 
 const SIZE_MIB = arg('size', 256);
 const RUNTIME = arg('runtime', 3);
-const ROUNDS = arg('rounds', 2);
+const ROUNDS = arg('rounds', 1);
 const HOST = (i: number): string => `127.72.20.${i + 1}`;
 const CVM = (i: number): string => `127.72.21.${i + 1}`;
-const mibs = async (job: Job, target: { uri?: string; file?: string }): Promise<number> => (await fio(job, target, SIZE_MIB, RUNTIME)).mibs;
+const sample = async (job: Job, target: { uri?: string; file?: string }): Promise<Sample> => ({ mibs: (await fio(job, target, SIZE_MIB, RUNTIME)).mibs });
 
 async function main(): Promise<void> {
   const t = await TestFoundation.start('127.71', 18071, 3);
@@ -66,18 +68,22 @@ async function main(): Promise<void> {
     // fill both vdisks so reads read data
     for (const v of ['b-rf1', 'b-rf2']) await run('nbdcopy', [file, redirected(v)]);
     console.log(`bench/datapath: ${SIZE_MIB} MiB, ${RUNTIME} s per job, 3-node lab cluster, one run on this machine`);
-    console.log('\n1. through the redirector (fio nbd engine, nbd+unix)');
-    console.log('job                  RF1 MiB/s  RF2 MiB/s  nbdkit MiB/s  raw MiB/s  RF1/nbdkit  RF2/nbdkit  RF2/RF1  RF1/raw');
+    console.log(`\n1. through the redirector (fio nbd engine, nbd+unix${ROUNDS > 1 ? `, best of ${ROUNDS} interleaved` : ''}); "RF1 link": the local CVM's socket on the host link, no redirector`);
+    console.log('job                  RF1 MiB/s  RF2 MiB/s  RF1 link MiB/s  nbdkit MiB/s  raw MiB/s  RF1/nbdkit  RF2/nbdkit  RF2/RF1  RF1/RF1 link  RF1/raw');
     for (const job of JOBS) {
-      const rf1 = await mibs(job, { uri: redirected('b-rf1') });
-      const rf2 = await mibs(job, { uri: redirected('b-rf2') });
-      const ref = await mibs(job, { uri: 'nbd://127.72.20.250:10888/' });
-      const raw = await mibs(job, { file });
-      console.log(`${job.name.padEnd(20)} ${col(rf1, 9)}  ${col(rf2, 9)}  ${col(ref, 12)}  ${col(raw, 9)}  ${col(rf1 / ref, 10, 2)}  ${col(rf2 / ref, 10, 2)}  ${col(rf2 / rf1, 7, 2)}  ${col(rf1 / raw, 7, 2)}`);
+      const m = await bestOf(ROUNDS, {
+        rf1: () => sample(job, { uri: redirected('b-rf1') }),
+        rf2: () => sample(job, { uri: redirected('b-rf2') }),
+        link: () => sample(job, { uri: `nbd+unix:///b-rf1?socket=${linkSocket}` }),
+        ref: () => sample(job, { uri: 'nbd://127.72.20.250:10888/' }),
+        raw: () => sample(job, { file }),
+      });
+      const [rf1, rf2, link, ref, raw] = [m.rf1.mibs, m.rf2.mibs, m.link.mibs, m.ref.mibs, m.raw.mibs];
+      console.log(`${job.name.padEnd(20)} ${col(rf1, 9)}  ${col(rf2, 9)}  ${col(link, 14)}  ${col(ref, 12)}  ${col(raw, 9)}  ${col(rf1 / ref, 10, 2)}  ${col(rf2 / ref, 10, 2)}  ${col(rf2 / rf1, 7, 2)}  ${col(rf1 / link, 12, 2)}  ${col(rf1 / raw, 7, 2)}`);
     }
     // the CVMs' processes (stargate runs in the CVM's), for the CPU they spend per MiB
     const pids = await Promise.all(cvms.map(async (ip) => (await cvmCall<{ services: { name: string; pid: number }[] }>(ip, '/status')).services.find((x) => x.name === 'stargate')?.pid ?? 0));
-    console.log(`\n2. authenticated access (NbdClient, best of ${ROUNDS} interleaved): the CVM's plain socket on the host link vs stargate nbds://${CVM(0)}:10809 with the operator's certificate`);
+    console.log(`\n2. authenticated access (NbdClient${ROUNDS > 1 ? `, best of ${ROUNDS} interleaved` : ''}): the CVM's plain socket on the host link vs stargate nbds://${CVM(0)}:10809 with the operator's certificate`);
     console.log('   CPU: the client and the three CVMs, ms per MiB moved');
     console.log('job                  RF  link MiB/s  TLS MiB/s  TLS/link   CPU link  CPU TLS  TLS/link');
     for (const job of JOBS) {
