@@ -24,7 +24,7 @@
  *
  * Addresses: the rack's BMCs on 127.71.0.x, hosts on 127.72.20.x, CVMs on 127.72.21.x.
  *
- * Usage: node --import tsx bench/datapath.ts [--size MiB] [--runtime s] [--rounds n]   (defaults 256, 3, 1: about 3.5 minutes here; --rounds 2 steadies the figures on a loaded machine, about 5.5)
+ * Usage: node --import tsx bench/datapath.ts [--size MiB] [--runtime s] [--rounds n]   (defaults 256, 3, 1: about 3 minutes here; --rounds 2 steadies the figures on a loaded machine, about 5.5)
  */
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
