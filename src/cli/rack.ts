@@ -21,6 +21,7 @@ import { writeControlToken } from '../rack/node/control-api.ts';
 import type { FaultPatch, RackNodeSummary, RackStatus } from '../rack/protocol/control.ts';
 import { runRackDaemon, type DaemonInfo } from '../rack/main.ts';
 import { fail, printJson, table } from './output.ts';
+import { processAlive } from '../shared/processes.ts';
 
 export const BIN = resolve(fileURLToPath(import.meta.url), '../../../bin/converge.js');
 
@@ -108,9 +109,7 @@ async function waitUp(dataDir: string, pid: number, timeoutMs: number): Promise<
     const s = await running(dataDir);
     const info = readJson<DaemonInfo>(new RackLayout(dataDir).daemonJson);
     if (s && info?.pid === pid) return s;
-    try {
-      process.kill(pid, 0);
-    } catch {
+    if (!processAlive(pid)) {
       const log = new RackLayout(dataDir).log;
       const tail = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').slice(-8).join('\n') : '';
       throw new Error(`the rack daemon exited while starting:\n${tail}`);
@@ -123,11 +122,7 @@ async function waitUp(dataDir: string, pid: number, timeoutMs: number): Promise<
 async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return true;
-    }
+    if (!processAlive(pid)) return true; // exited, reaped or not
     await new Promise((r) => setTimeout(r, 100));
   }
   return false;
