@@ -193,6 +193,7 @@ export class Cvm {
       await this.linkApi.listen({ path: link.api });
     }
     if (this.state?.committed) {
+      // a stargate that cannot start at boot fails the CVM, and its hypervisor starts it again (with backoff)
       await this.startStargate();
       this.startPrism();
     }
@@ -378,6 +379,12 @@ export class Cvm {
       this.backends.set(vd.uuid, be);
     }
     return be;
+  }
+
+  /** Stargate could not start: its status says why (down), and the CVM's API still answers. */
+  private stargateFailed(e: unknown): void {
+    this.stargateError = errorMessage(e);
+    this.log(`stargate: ${this.stargateError}`);
   }
 
   private async startStargate(): Promise<void> {
@@ -573,10 +580,7 @@ export class Cvm {
     if (!this.state || this.state.cluster.clusterId !== id) throw new ConflictError(`no prepared cluster ${String(id)} on this CVM`);
     this.save({ ...this.state, committed: true });
     this.log(`joined cluster ${this.state.cluster.name} (${this.state.cluster.clusterId})`);
-    void this.startStargate().catch((e: unknown) => {
-      this.stargateError = errorMessage(e);
-      this.log(`stargate: ${this.stargateError}`);
-    });
+    void this.startStargate().catch((e: unknown) => this.stargateFailed(e));
     this.startPrism();
     void this.announce(1);
   }
