@@ -18,7 +18,7 @@ import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
-import { createCa, issueCert, issuedBy, type Pem } from './tls.ts';
+import { ensureCa, issueCert, issuedBy, type Pem } from './tls.ts';
 
 export type Role = 'operator' | 'node' | 'cvm' | 'host';
 export const DEPLOYMENT_ROLES: readonly Role[] = ['operator', 'node'];
@@ -112,16 +112,8 @@ export class DeploymentPki {
 
   static async open(dataDir: string): Promise<DeploymentPki> {
     const dir = join(dataDir, 'pki');
-    const caCert = join(dir, 'ca.crt');
-    const caKey = join(dir, 'ca.key');
-    let ca: Pem;
-    if (existsSync(caCert) && existsSync(caKey)) {
-      ca = { cert: readFileSync(caCert, 'utf8'), key: readFileSync(caKey, 'utf8') };
-    } else {
-      ca = await createCa(`Converge deployment CA (${dataDir})`);
-      writeSecret(caKey, ca.key);
-      writeSecret(caCert, ca.cert);
-    }
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const ca = await ensureCa(join(dir, 'ca.crt'), join(dir, 'ca.key'), `Converge deployment CA (${dataDir})`);
     const opPath = join(dir, 'operator.json');
     let operator = readIdentity(opPath);
     if (!operator || !issuedBy(operator.cert, ca.cert)) {

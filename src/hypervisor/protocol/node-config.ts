@@ -48,8 +48,6 @@ export const HOST_VDISK_SOCKET = 'vdisks.sock';
 
 /** Host agent HTTPS port (on the host address): status of the host and its CVM (mutual TLS, ADR 013). */
 export const HOST_AGENT_PORT = 8100;
-/** CVM HTTPS port (on the CVM address): the CVM's API (mutual TLS, ADR 013). */
-export const CVM_STATUS_PORT = 2100;
 
 /** What the hypervisor hands the CVM it starts (CONVERGE_CVM_CONFIG names the file). */
 export interface CvmConfig {
