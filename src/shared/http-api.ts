@@ -88,6 +88,21 @@ function announcesBody(req: FastifyRequest): boolean {
   return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
 }
 
+/**
+ * JSON as Fastify parses it (prototype poisoning refused), except that an empty body is no body:
+ * clients send `Content-Type: application/json` with no body on DELETE, OPTIONS and bodiless POSTs.
+ * Every HTTP API of Converge (the internal ones, Foundation, Prism) takes JSON this way.
+ */
+export function acceptEmptyJson(app: FastifyInstance, bodyLimit?: number): void {
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string', ...(bodyLimit === undefined ? {} : { bodyLimit }) }, (req, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') done(null, undefined);
+    else void parseJson(req, text, done);
+  });
+}
+
 export function createInternalApi(o: InternalApiOptions): FastifyInstance {
   let anchors = o.tls?.anchors;
   const bearer = o.bearer;
@@ -105,12 +120,7 @@ export function createInternalApi(o: InternalApiOptions): FastifyInstance {
       void (reply as FastifyReply).status(400).send(errorBody(new InputError('url', err.message)));
     },
   });
-  const parseJson = app.getDefaultJsonParser('error', 'error');
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
-    if (typeof body === 'string' && body.trim() === '') done(null, undefined);
-    else void parseJson(req, body as string, done);
-  });
+  acceptEmptyJson(app);
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   app.decorateRequest('peer', null);
   app.addHook('onRequest', (req: FastifyRequest, reply, done) => {

@@ -22,6 +22,7 @@ import { OPENAPI } from './openapi.ts';
 import { registerWebUi } from './web-ui.ts';
 import { httpStatusOf } from '../../shared/http-status.ts';
 import type { Logger } from 'pino';
+import { acceptEmptyJson } from '../../shared/http-api.ts';
 
 /** The body limit of a JSON endpoint; image_nodes has its own (a body for hundreds of nodes). */
 export const JSON_BODY_LIMIT = 1024 ** 2;
@@ -94,15 +95,7 @@ export function createFoundationApi(f: Foundation, o: FoundationApiOptions = {})
     });
   }
   const maxBundleBytes = o.maxBundleBytes ?? MAX_BUNDLE_BYTES;
-  // JSON as Fastify parses it (prototype poisoning refused), except that an empty body is no body:
-  // a POST without a body but with Content-Type: application/json is what many clients send
-  const json = app.getDefaultJsonParser('error', 'error');
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
-    const t = typeof body === 'string' ? body : body.toString('utf8');
-    if (t.trim() === '') done(null, undefined);
-    else void json(req, t, done);
-  });
+  acceptEmptyJson(app);
   app.setErrorHandler((err: unknown, req, reply) => {
     const fe = err as FastifyError;
     if (!(err instanceof ConvergeError) && typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {

@@ -14,6 +14,7 @@ import { InputError } from '../../shared/errors.ts';
 import type { PlanInput } from '../core/types.ts';
 import { isIpv4 } from '../core/ip-plan.ts';
 import type { CvmAnnounce, InstallerReport } from './installer.ts';
+import { fieldOf } from '../../shared/schema.ts';
 
 /** Most nodes one request may name (a deployment, a discovery answer). */
 export const MAX_NODES = 1024;
@@ -175,11 +176,6 @@ export interface FoundationError {
   error: { message: string; code: string; details: Record<string, string>; session_id: string | null };
 }
 
-/** A zod issue path as the Foundation field it names: `blocks[0].nodes[1].cvm_ip`. */
-export function fieldOf(path: readonly PropertyKey[]): string {
-  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i > 0 ? '.' : ''}${String(p)}`)).join('');
-}
-
 /**
  * Parses a request body with its schema. The first problem becomes an InputError naming the field
  * (`body` when the body itself is wrong, e.g. missing or not an object).
@@ -188,9 +184,8 @@ export function parseBody<T>(schema: z.ZodType<T>, input: unknown): T {
   const r = schema.safeParse(input);
   if (r.success) return r.data;
   const i = r.error.issues[0];
-  const field = fieldOf(i?.path ?? []);
-  const reason = i?.message ?? 'invalid';
-  throw new InputError(field || 'body', input === undefined && field === '' ? 'is required (a JSON object)' : reason);
+  const path = i?.path ?? [];
+  throw new InputError(fieldOf(path), input === undefined && path.length === 0 ? 'is required (a JSON object)' : (i?.message ?? 'invalid'));
 }
 
 

@@ -42,6 +42,7 @@ import type { SnapshotSource } from './source.ts';
 import type { Leadership } from './leader.ts';
 import { httpStatusOf } from '../../shared/http-status.ts';
 import { PayloadTooLargeError, RequestTimeoutError, TooManyAttemptsError, UnsupportedMediaTypeError } from '../../shared/errors.ts';
+import { acceptEmptyJson } from '../../shared/http-api.ts';
 
 export const SESSION_COOKIE = 'NTNX_IGW_SESSION';
 
@@ -236,12 +237,7 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
   // JSON is the only body Prism takes, and an empty one is no body (the v4 SDKs send Content-Type:
   // application/json without a body on OPTIONS and DELETE); the body limit holds as before
   app.removeAllContentTypeParsers();
-  const json = app.getDefaultJsonParser('error', 'error');
-  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: BODY_LIMIT }, (req, text, done) => {
-    const t = typeof text === 'string' ? text : text.toString('utf8');
-    if (t.trim() === '') done(null, undefined);
-    else void json(req, t, done);
-  });
+  acceptEmptyJson(app, BODY_LIMIT);
 
   // authentication: the session cookie, or Basic credentials (which open a session)
   const authenticate = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
