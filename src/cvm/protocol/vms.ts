@@ -65,7 +65,9 @@ export type VmPowerAction = 'on' | 'off' | 'shutdown' | 'reset' | 'pause' | 'res
 export type VmDiskRequest =
   | { image: string; bus?: 'virtio-blk' | 'virtio-scsi'; sizeBytes?: number; container?: string }
   | { sizeBytes: number; bus?: 'virtio-blk' | 'virtio-scsi'; container?: string }
-  | { cdromImage: string };
+  | { cdromImage: string }
+  /** An existing vdisk, attached as it is (refused when another VM's disk is that vdisk). */
+  | { vdisk: string; bus?: 'virtio-blk' | 'virtio-scsi' };
 
 export interface VmNicRequest {
   /** The subnet's name or uuid. */
@@ -100,7 +102,7 @@ export interface VmUpdateRequest {
 }
 
 export interface VmDisk {
-  /** The vdisk (owned by the VM unless it is a CD-ROM's image). */
+  /** The vdisk (owned by the VM unless it is a CD-ROM's image or was attached as an existing vdisk). */
   vdisk: string;
   bus: 'virtio-blk' | 'virtio-scsi' | 'cdrom';
   sizeBytes: number;
