@@ -9,7 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { InputError, errorMessage, isConvergeError } from '../shared/errors.ts';
 import { DeploymentPki, type Identity } from '../shared/identity.ts';
-import { ApiError } from '../shared/http-client.ts';
+import { ApiError, type CallOptions } from '../shared/http-client.ts';
 import { cvmCall } from '../cvm/protocol/client.ts';
 import { defaultDataDir } from '../rack/node/layout.ts';
 import { CVM_API_PORT, type CreatedCluster, type CvmStatus, type MemberState, type PoolView, type ResiliencyReport } from '../cvm/protocol/cluster.ts';
@@ -41,15 +41,27 @@ function operator(): Identity {
 }
 
 /** Calls a CVM's API with the operator's certificate; errors come back typed, or say the CVM does not answer. */
-export async function cvm<T>(ip: string, path: string, body?: unknown, timeoutMs = 60_000, method?: string): Promise<T> {
+export function cvm<T>(ip: string, path: string, body?: unknown, timeoutMs = 60_000, method?: string): Promise<T> {
+  return cvmWith<T>(ip, path, { ...(method ? { method } : {}), body, timeoutMs });
+}
+
+/** Calls the CVM API at `ip` as the operator (any call options: a streamed upload, an abort signal). */
+export async function cvmWith<T>(ip: string, path: string, o: CallOptions): Promise<T> {
   const identity = operator();
   try {
-    return await cvmCall<T>(ip, path, { ...(method ? { method } : {}), body, timeoutMs, identity });
+    return await cvmCall<T>(ip, path, { ...o, identity });
   } catch (e) {
     if (isConvergeError(e) || e instanceof ApiError) throw e;
     const cause = (e as { cause?: unknown }).cause;
     throw new Error(`CVM ${ip} does not answer on port ${CVM_API_PORT} (${errorMessage(cause ?? e)})`);
   }
+}
+
+/** The CVM the command talks to: --cvm-ip, or CONVERGE_CVM_IP. */
+export function cvmTarget(o: { cvmIp?: string }): string {
+  const ip = o.cvmIp ?? process.env['CONVERGE_CVM_IP'];
+  if (!ip) throw new InputError('cvm-ip', 'give a CVM of the cluster with --cvm-ip (or CONVERGE_CVM_IP)');
+  return ip;
 }
 
 const list = (v: string | undefined): string[] => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : []);

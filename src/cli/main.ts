@@ -9,6 +9,7 @@ import { registerFoundation } from './foundation.ts';
 import { registerCluster } from './cluster.ts';
 import { registerStorage } from './storage.ts';
 import { registerDemo } from './demo.ts';
+import { registerCompute } from './compute.ts';
 
 const program = new Command();
 program.name('converge').description('Converge: an open-source hyperconverged infrastructure platform').version('0.1.0').enablePositionalOptions();
@@ -16,5 +17,6 @@ registerRackTour(registerRack(program));
 registerFoundation(program);
 registerCluster(program);
 registerStorage(program);
+registerCompute(program);
 registerDemo(program);
 await program.parseAsync(process.argv);

@@ -4,19 +4,12 @@
  * of its CVMs (`--cvm-ip`, or CONVERGE_CVM_IP).
  */
 import type { Command } from 'commander';
-import { InputError } from '../shared/errors.ts';
 import type { Container, Vdisk } from '../cvm/core/storage.ts';
 import type { PoolView } from '../cvm/protocol/cluster.ts';
 import { fail, printJson, table } from './output.ts';
-import { cvm, withDataDir } from './cluster.ts';
+import { cvm, cvmTarget as target, withDataDir } from './cluster.ts';
 
 const gib = (b: number): string => `${(b / 1024 ** 3).toFixed(b % 1024 ** 3 === 0 ? 0 : 2)} GiB`;
-
-function target(o: { cvmIp?: string }): string {
-  const ip = o.cvmIp ?? process.env['CONVERGE_CVM_IP'];
-  if (!ip) throw new InputError('cvm-ip', 'give a CVM of the cluster with --cvm-ip (or CONVERGE_CVM_IP)');
-  return ip;
-}
 
 export function registerStorage(program: Command): void {
   const withCvm = (c: Command): Command => withDataDir(c.option('--cvm-ip <ip>', 'any CVM of the cluster').option('--json', 'machine-readable output'));

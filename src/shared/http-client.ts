@@ -8,6 +8,7 @@
  * A process has one identity (a node's, a CVM's, the operator's): its composition root calls
  * `useIdentity` once; a call may name another.
  */
+import { Readable } from 'node:stream';
 import { Agent, fetch } from 'undici';
 import { AuthError, ConflictError, ForbiddenError, InputError, NotFoundError, UnavailableError, errorMessage, type ConvergeError } from './errors.ts';
 import type { Identity } from './identity.ts';
@@ -20,6 +21,8 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Who calls (default: the process's identity, useIdentity). */
   identity?: Identity;
+  /** A body sent as it is (application/octet-stream), streamed: an upload. */
+  stream?: Readable | Buffer;
 }
 
 /** An error the server answered that has no typed twin here (500s). */
@@ -86,9 +89,10 @@ export async function callInternal<T>(host: string, port: number, path: string, 
   let r;
   try {
     r = await fetch(`https://${host}:${port}${path}`, {
-      method: o.method ?? (o.body === undefined ? 'GET' : 'POST'),
-      headers: o.body === undefined ? {} : { 'Content-Type': 'application/json' },
-      body: o.body === undefined ? null : JSON.stringify(o.body),
+      method: o.method ?? (o.body === undefined && o.stream === undefined ? 'GET' : 'POST'),
+      headers: o.stream !== undefined ? { 'Content-Type': 'application/octet-stream' } : o.body === undefined ? {} : { 'Content-Type': 'application/json' },
+      body: o.stream ?? (o.body === undefined ? null : JSON.stringify(o.body)),
+      ...(o.stream instanceof Readable ? { duplex: 'half' as const } : {}),
       signal: o.signal ? AbortSignal.any([o.signal, deadline]) : deadline,
       dispatcher: agentOf(id),
     });
