@@ -11,7 +11,10 @@ import { TestRack, PASSWORD } from '../drivers/rack-driver.ts';
 import { SystemClock } from '../../src/shared/clock.ts';
 import { createCa } from '../../src/shared/tls.ts';
 import { TimeoutError, UnavailableError } from '../../src/shared/errors.ts';
-import { RedfishFencer, bmcBaseUrl, type BmcAccess } from '../../src/cvm/node/fencer.ts';
+import { RedfishFencer, BmcFencing, bmcBaseUrl, type BmcAccess } from '../../src/cvm/node/fencer.ts';
+import { HaMonitor, type HaEvent } from '../../src/cvm/node/ha-monitor.ts';
+import type { FenceRecord } from '../../src/cvm/core/ha.ts';
+import { host, simplePlace, vm } from '../../src/cvm/core/ha.fixtures.ts';
 
 let tr: TestRack;
 let ca: string;
@@ -87,4 +90,46 @@ test('bmcBaseUrl: a bare address is https on 443; http is refused', () => {
   assert.equal(bmcBaseUrl('127.10.0.1'), 'https://127.10.0.1');
   assert.equal(bmcBaseUrl('https://127.10.0.1:8443/redfish/v1'), 'https://127.10.0.1:8443');
   assert.throws(() => bmcBaseUrl('http://127.10.0.1'), /must be https/);
+});
+
+test('HaMonitor with BmcFencing on the stored credentials: a silent host is powered off by its real BMC before its VM restarts', async () => {
+  const serial0 = tr.node(0).identity.serial;
+  const stored = new Map<string, BmcAccess>([[serial0, { address: tr.rack.bmcUrl(tr.node(0).identity.bmcIp), user: 'admin', password: PASSWORD, ca }]]);
+  const bmcs = new BmcFencing({ clock, read: (s) => Promise.resolve(stored.get(s)), timeoutMs: 10_000, pollMs: 50 });
+  await assert.rejects(bmcs.fence('nobody'), /no BMC is known for host nobody/);
+  await bmcs.powerOn(serial0);
+  assert.equal(tr.node(0).state.power.power, 'On');
+  let v = vm('v1', { on: serial0 });
+  const events: HaEvent[] = [];
+  const records = new Map<string, FenceRecord>();
+  let poweredOffWhenRestarted: string | undefined;
+  const m = new HaMonitor({
+    clock, place: simplePlace, pollMs: 100, pollTimeoutMs: 100, ha: { downAfterMs: 500 },
+    ports: {
+      view: () => Promise.resolve({ hosts: [host(serial0), host('other')], vms: [v] }),
+      pollHost: (h) => (h.serial === serial0 ? Promise.reject(new Error('no answer')) : Promise.resolve([])),
+      fence: (s, signal) => bmcs.fence(s, signal),
+      powerOn: (s, signal) => bmcs.powerOn(s, signal),
+      restartVm: (_uuid, h, epoch) => {
+        poweredOffWhenRestarted = tr.node(0).state.power.power;
+        v = { ...v, host: { serial: h, hostIp: 'x' }, epoch };
+        return Promise.resolve();
+      },
+      loadFenceRecords: () => Promise.resolve([...records.values()]),
+      saveFenceRecord: (r) => { records.set(r.host, r); return Promise.resolve(); },
+      deleteFenceRecord: (h) => { records.delete(h); return Promise.resolve(); },
+      record: (e) => void events.push(e),
+    },
+  });
+  const t0 = Date.now();
+  await m.start();
+  await tr.until(() => v.host?.serial === 'other', 10_000, 'the VM restarted on the other host');
+  const took = Date.now() - t0;
+  await m.stop();
+  assert.equal(poweredOffWhenRestarted, 'Off', 'the BMC had powered the host off before the restart');
+  assert.equal(v.epoch, 2);
+  assert.equal(records.get(serial0)?.state, 'fenced');
+  const done = events.find((e) => e.kind === 'fence-done');
+  assert.ok(done && done.kind === 'fence-done' && done.ok);
+  assert.ok(took < 5000, `restarted ${took} ms after the monitor started (down after 0.5 s)`);
 });

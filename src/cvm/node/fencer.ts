@@ -143,3 +143,31 @@ function causeOf(e: unknown): string {
   if (c instanceof Error) return `${msg} (${(c as { code?: string }).code ?? c.message})`;
   return msg;
 }
+
+/**
+ * Fencing by host serial with the credentials the cluster keeps (`read`: the StoredBmc under
+ * BMCS_PREFIX + serial): what HaPorts.fence and HaPorts.powerOn are wired to. A host without a
+ * known BMC cannot be fenced, and says so (its VMs are ha-blocked with that reason).
+ */
+export class BmcFencing {
+  constructor(private readonly d: { clock: Clock; read: (serial: string) => Promise<BmcAccess | undefined>; timeoutMs?: number; pollMs?: number }) {}
+
+  async fence(serial: string, signal?: AbortSignal): Promise<FenceResult> {
+    return this.with(serial, (f) => f.fence(signal));
+  }
+
+  async powerOn(serial: string, signal?: AbortSignal): Promise<{ sent: boolean }> {
+    return this.with(serial, (f) => f.powerOn(signal));
+  }
+
+  private async with<T>(serial: string, op: (f: RedfishFencer) => Promise<T>): Promise<T> {
+    const bmc = await this.d.read(serial);
+    if (!bmc) throw new UnavailableError(`no BMC is known for host ${serial} (give it in the cluster create request, bmcs[])`);
+    const f = new RedfishFencer(bmc, { clock: this.d.clock, ...(this.d.timeoutMs ? { timeoutMs: this.d.timeoutMs } : {}), ...(this.d.pollMs ? { pollMs: this.d.pollMs } : {}) });
+    try {
+      return await op(f);
+    } finally {
+      await f.close();
+    }
+  }
+}
