@@ -28,6 +28,7 @@ import { parseWith } from '../../shared/schema.ts';
 import type { CvmConfig } from '../../hypervisor/protocol/node-config.ts';
 import type { CvmAnnounce } from '../../foundation/protocol/installer.ts';
 import { parseCreateRequest, storeMembers, initialCluster } from '../core/cluster.ts';
+import { BMCS_PREFIX, type StoredBmc } from './fencer.ts';
 import { CLUSTER_KEY, CVM_API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, MEMBER_IDENTITIES_FILE, MEMBER_PKI_DIR, NBD_PORT, type ClusterInfo, type CreatedCluster, type CvmStatus, type MemberHealth, type PrepareRequest, type PoolView, type ResiliencyReport, type ServiceView, type StoreHealth } from '../protocol/cluster.ts';
 import { cvmCall } from '../protocol/client.ts';
 import { storeClient } from '../protocol/store.ts';
@@ -550,6 +551,11 @@ export class Cvm {
         await client.put(PRISM_CA_KEY).value(JSON.stringify(ca satisfies Pem));
         const admin: PrismUser = { name: ADMIN_USER, passwordHash: hashPassword(password), initial: true, updatedAt: info.createdAt };
         await client.put(PRISM_USERS_PREFIX + ADMIN_USER).value(JSON.stringify(admin));
+        // each member's BMC, for fencing (docs/ha.md): a secret, in the store only (members read it; no API answers it)
+        for (const b of req.bmcs) {
+          const serial = statuses.find((s) => s.cvmIp === b.cvmIp)?.serial ?? b.cvmIp;
+          await client.put(BMCS_PREFIX + serial).value(JSON.stringify({ serial, cvmIp: b.cvmIp, address: b.address, user: b.user, password: b.password, ca: b.ca } satisfies StoredBmc));
+        }
       } finally {
         client.close();
       }

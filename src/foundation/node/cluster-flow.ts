@@ -31,6 +31,7 @@ import { hostCall } from '../../hypervisor/protocol/client.ts';
 import type { ClusterCheck, ClusterEntry } from '../core/cluster-stage.ts';
 import { evaluateServices, type CvmObservation, type ServicesVerdict } from '../core/cvm-services.ts';
 import { cvmCall } from '../../cvm/protocol/client.ts';
+import type { BmcEntry } from '../../cvm/protocol/create-request.ts';
 import { PRISM_PORT, ADMIN_USER } from '../../prism/protocol/prism.ts';
 import { currentIdentity } from '../../shared/http-client.ts';
 
@@ -58,6 +59,8 @@ export interface ClusterFlowDeps {
   dir: string;
   /** Aborts when Foundation stops: the flow gives up at its next wait, call or step. */
   signal: AbortSignal;
+  /** The members' BMCs, sent with the create request for fencing (HA); a secret, never logged. */
+  bmcs?: BmcEntry[];
 }
 
 
@@ -122,6 +125,7 @@ export async function createAndValidate(entry: ClusterEntry, hosts: ReadonlyMap<
   const body: Record<string, unknown> = { name: entry.cluster_name, cvmIps: ips, redundancyFactor: entry.redundancy_factor, dns: entry.dns, ntp: entry.ntp };
   if (entry.vip) body['vip'] = entry.vip;
   if (d.adminPassword) body['adminPassword'] = d.adminPassword;
+  if (d.bmcs?.length) body['bmcs'] = d.bmcs;
   const info = await cvmCall<CreatedCluster>(ips[0] ?? '', '/cluster/create', { body, timeoutMs: 180_000, signal: d.signal });
   let password = d.adminPassword ?? '';
   let passwordFile: string | null = null;

@@ -229,6 +229,8 @@ export class Session extends EventEmitter {
         waitMs: this.record.timeouts.cvmMs,
         tag: this.id.toLowerCase(),
         adminPassword: this.secrets.get(c.cluster_name) ?? null,
+        // each member's BMC as Foundation reached it, for the cluster's fencing (HA)
+        bmcs: this.record.nodes.filter((n) => c.cluster_members.includes(n.cvmIp)).map((n) => ({ cvmIp: n.cvmIp, address: n.bmcUrl, user: this.deps.creds.user, password: this.deps.creds.password, ca: this.deps.creds.ca ?? null })),
         dir: this.deps.layout.session(this.id).dir,
         signal: this.closing.signal,
         report: (percent, message) => {
