@@ -79,6 +79,7 @@ export interface SwitchStats {
 const MAX_SOCKET_PATH = 107;
 const UUID_RE = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/;
 const HELLO_TIMEOUT_MS = 10_000;
+const CONNECT_TIMEOUT_MS = 10_000;
 
 interface LocalPort {
   id: string;
@@ -114,7 +115,13 @@ class OutgoingTunnel {
     const s = this.dial();
     this.sock = s;
     s.setNoDelay(true);
+    // a peer that does not answer (a SYN into the void waits minutes) is given up and dialed again
+    const giveUp = this.sw.clock.setTimeout(() => {
+      this.lastError = `no TLS session within ${CONNECT_TIMEOUT_MS} ms`;
+      s.destroy();
+    }, CONNECT_TIMEOUT_MS);
     s.once('secureConnect', () => {
+      giveUp.dispose();
       const why = this.sw.checkPeer(s, this.peer);
       if (why !== undefined) {
         this.lastError = why;
@@ -131,6 +138,7 @@ class OutgoingTunnel {
       this.lastError = errorMessage(e);
     });
     s.once('close', () => {
+      giveUp.dispose();
       if (this.sock !== s) return;
       const wasUp = this.state === 'up';
       this.state = 'down';
