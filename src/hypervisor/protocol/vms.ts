@@ -110,7 +110,11 @@ export interface HostSubnet {
   uuid: string;
   name: string;
   vlanId: number;
-  /** CIDR (e.g. 10.10.0.0/24); null: no IPAM (the switch answers no DHCP). */
+  /**
+   * CIDR (e.g. 10.10.0.0/24); null: no IPAM (the switch answers no DHCP). The switch answers DHCP
+   * from the last usable address (10.10.0.254), or the one below it when that is the gateway: IPAM
+   * must not give that address to a NIC (docs/networking.md).
+   */
   cidr: string | null;
   gateway: string | null;
   dns: string[];
