@@ -29,10 +29,15 @@ import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { request } from 'undici';
 import type { Etcd3 } from 'etcd3';
 import { SystemClock, type Clock } from '../../shared/clock.ts';
 import { ConflictError, InputError, NotFoundError, PayloadTooLargeError, TimeoutError, UnavailableError, errorMessage } from '../../shared/errors.ts';
 import { KeyedLock } from '../../shared/keyed-lock.ts';
+import { agentOf, errorOfBody } from '../../shared/http-client.ts';
+import type { Identity } from '../../shared/identity.ts';
+import { cvmCall } from '../protocol/client.ts';
+import { CVM_API_PORT } from '../protocol/cluster.ts';
 import type { ConsoleChunk, HostNetwork, HostVm, HostVmSpec, PowerAction } from '../../hypervisor/protocol/vms.ts';
 import { IMAGE_CONTAINER, type Accepted, type Image, type Subnet, type Task, type TaskEntity, type Vm, type VmCreateRequest, type VmDisk, type VmDiskRequest, type VmHost, type VmNic, type VmNicRequest, type VmPowerAction } from '../protocol/vms.ts';
 import { DEFAULT_CONTAINER, type Vdisk } from '../core/storage.ts';
@@ -83,6 +88,8 @@ export interface VmServiceDeps {
   nbdSocket: string | undefined;
   /** Where downloads and uploads wait for their import. */
   tmpDir: string;
+  /** What this CVM presents to its peers' APIs when it forwards to the leader (its member certificate, trusting the deployment and cluster CAs). */
+  identity: Identity;
   clock?: Clock;
   log: (m: string) => void;
   options?: VmServiceOptions;
@@ -213,6 +220,7 @@ export class VmService {
       'vm.power': { run: (r) => this.runPower(r), undo: (r) => this.undoPower(r) },
       'vm.ha-restart': { run: (r) => this.runPower(r), undo: (r) => this.undoPower(r) },
       'image.import': { run: (r) => this.runImport(r), undo: (r) => this.undoImport(r) },
+      'host.maintenance': { run: (r) => this.runMaintenance(r) },
     };
   }
 
@@ -235,6 +243,30 @@ export class VmService {
   /** The leader's CVM address (null: none elected). */
   leaderIp(): Promise<string | null> {
     return this.leadership.currentLeader();
+  }
+
+  /** The leader's address to forward to (UnavailableError while none is elected, or when it is this CVM that no longer leads). */
+  private async leaderToForwardTo(): Promise<string> {
+    const ip = await this.leadership.currentLeader();
+    if (!ip || ip === this.d.self.cvmIp) throw new UnavailableError('no CVM leads the VM service yet; try again in a few seconds');
+    return ip;
+  }
+
+  /** Passes a JSON request on to the leader's CVM API and returns its answer. */
+  async forward<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const ip = await this.leaderToForwardTo();
+    return cvmCall<T>(ip, path, { method, ...(body === undefined ? {} : { body }), identity: this.d.identity, timeoutMs: 30_000 });
+  }
+
+  /** Streams an upload on to the leader (PUT /images/upload), body and all. */
+  async forwardUpload<T>(path: string, body: Readable, headers: Record<string, string>): Promise<T> {
+    const ip = await this.leaderToForwardTo();
+    const r = await request(`https://${ip}:${CVM_API_PORT}${path}`, { method: 'PUT', body, headers, dispatcher: agentOf(this.d.identity), headersTimeout: 0, bodyTimeout: 0 }).catch((e: unknown) => {
+      throw new UnavailableError(`the VM service leader ${ip} does not answer (${errorMessage((e as { cause?: unknown }).cause ?? e)})`);
+    });
+    const j = (await r.body.json().catch(() => undefined)) as (T & { error?: { code?: string; message?: string; field?: string } }) | undefined;
+    if (r.statusCode >= 400) throw errorOfBody(r.statusCode, j?.error);
+    return j as T;
   }
 
   private requireLeader(): void {
@@ -393,6 +425,27 @@ export class VmService {
   async markHost(serial: string, flags: HostFlags): Promise<void> {
     const cur = (await this.store.get<HostFlags>('hosts', serial))?.value ?? {};
     await this.store.put('hosts', serial, { ...cur, ...flags });
+  }
+
+  /** POST /hosts/:id/maintenance: a host (serial or host IP) takes no new VMs while in maintenance. */
+  async setMaintenance(id: string, body: unknown): Promise<Accepted> {
+    this.requireLeader();
+    const enter = (body as { enter?: unknown } | null | undefined)?.enter;
+    if (typeof enter !== 'boolean') throw new InputError('enter', 'must be true or false');
+    const m = this.d.members().find((x) => x.serial === id || x.hostIp === id);
+    if (!m) throw new NotFoundError('host', id);
+    return this.enqueue('host.maintenance', { kind: 'host', uuid: m.serial, name: m.serial }, { enter });
+  }
+
+  private async runMaintenance(r: TaskRun): Promise<Record<string, unknown>> {
+    const serial = r.task.entity.uuid;
+    const enter = r.task.request['enter'] === true;
+    await this.markHost(serial, { maintenance: enter });
+    const st = this.inventory.get(serial);
+    if (st) st.view = { ...st.view, state: enter && st.view.state === 'up' ? 'maintenance' : !enter && st.view.state === 'maintenance' ? 'up' : st.view.state };
+    // live migration is not built yet: the VMs there keep running, and nothing new is placed there
+    const running = (await this.listVms()).filter((v) => v.host?.serial === serial).map((v) => v.name);
+    return { maintenance: enter, vmsStillThere: running };
   }
 
   async createImage(body: unknown): Promise<Accepted> {
