@@ -14,7 +14,9 @@ import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import type { FastifyInstance } from 'fastify';
 import { createInternalApi } from '../../src/shared/http-api.ts';
-import { callInternal } from '../../src/shared/http-client.ts';
+import { agentOf, callInternal } from '../../src/shared/http-client.ts';
+import { Readable } from 'node:stream';
+import { request } from 'undici';
 import { createCa, issueCert } from '../../src/shared/tls.ts';
 import { memberIdentities, type Identity } from '../../src/shared/identity.ts';
 import { NbdServer } from '../../src/shared/nbd/server.ts';
@@ -329,4 +331,20 @@ test('the leader stopped mid-task: the other CVM becomes leader and finishes the
   assert.ok(!vdisks.some((v) => v.name.startsWith(`vm-${vm.uuid}`)), 'its own vdisks are gone');
   const lan = (await call<Subnet[]>(CVMS[other] ?? '', '/subnets')).find((s) => s.name === 'lan');
   assert.deepEqual(lan?.leases, {}, 'its address is released');
+});
+
+test('an image uploaded to the follower is streamed on to the leader and imported', async () => {
+  const r = await request(`https://${follower()}:${CVM_API_PORT}/images/upload?name=uploaded&format=raw`, {
+    method: 'PUT', body: Readable.from([imageData.subarray(0, MiB), imageData.subarray(MiB)]), headers: { 'content-type': 'application/octet-stream' }, dispatcher: agentOf(operator),
+  });
+  const a = (await r.body.json()) as Accepted;
+  assert.equal(r.statusCode, 202, JSON.stringify(a));
+  const t = await finished(follower(), a.taskUuid);
+  assert.equal(t.state, 'succeeded', JSON.stringify(t.error));
+  const img = (await call<Image[]>(follower(), '/images')).find((i) => i.uuid === a.entityUuid);
+  assert.equal(img?.sizeBytes, 3 * MiB);
+  assert.ok((await backends.get(img?.vdisk ?? '')?.pread(0, imageData.length))?.equals(imageData));
+  const empty = await request(`https://${follower()}:${CVM_API_PORT}/images/upload?name=nothing`, { method: 'PUT', body: '', headers: { 'content-type': 'application/octet-stream' }, dispatcher: agentOf(operator) });
+  assert.equal(empty.statusCode, 400);
+  assert.equal(((await empty.body.json()) as { error: { field: string } }).error.field, 'body');
 });
