@@ -1138,7 +1138,7 @@ export class VmService {
       if (st.view.state === 'down' || st.view.state === 'fenced' || st.lastOk === null) continue;
       for (const hv of st.vms) {
         const rec = records.get(hv.spec.uuid);
-        const stale = !rec || (rec.host?.serial !== st.member.serial && hv.spec.epoch < rec.epoch) || hv.spec.epoch < rec.epoch;
+        const stale = !rec || hv.spec.epoch < rec.epoch;
         if (stale && !open.has(hv.spec.uuid) && !['off', 'crashed', 'migrated'].includes(hv.state)) {
           this.d.log(`VM service: host ${st.member.serial} runs ${hv.spec.name} (${hv.spec.uuid}) at epoch ${hv.spec.epoch}, ${rec ? `placed at epoch ${rec.epoch} on ${rec.host?.serial ?? 'no host'}` : 'which no record holds'}: stopping it`);
           await this.d.hosts.power(st.member.hostIp, hv.spec.uuid, 'off').catch(() => undefined);
