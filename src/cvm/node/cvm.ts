@@ -46,6 +46,9 @@ import { ADMIN_USER, PRISM_CA_KEY, PRISM_USERS_PREFIX, type PrismConfig, type Pr
 import { usageOf } from '../core/usage.ts';
 import { memberHealthOf, resiliencyOf } from '../core/resiliency.ts';
 import { DEFAULT_CONTAINER, poolOf, type PoolDisk } from '../core/storage.ts';
+import { VmService } from './acropolis.ts';
+import { registerVmServiceRoutes } from './acropolis-routes.ts';
+import { hostApiOf } from './host-api.ts';
 
 
 interface SavedState {
@@ -102,6 +105,8 @@ export class Cvm {
   /** Why stargate did not start (shown in its status until it does). */
   private stargateError: string | undefined;
   private watcher: Watcher | undefined;
+  /** The VM service (protocol/vms.ts), while this CVM is in a cluster. */
+  private vmService: VmService | undefined;
 
   /** The storage metadata of this CVM's cluster (a client of the cluster's store). */
   private meta(): StorageMeta {
@@ -196,6 +201,7 @@ export class Cvm {
     if (this.state?.committed) {
       // a stargate that cannot start at boot fails the CVM, and its hypervisor starts it again (with backoff)
       await this.startStargate();
+      this.startVmService();
       this.startPrism();
     }
     const c = this.state?.committed ? this.state.cluster : null;
@@ -206,6 +212,7 @@ export class Cvm {
   async stop(): Promise<void> {
     if (this.announceTimer) clearTimeout(this.announceTimer);
     await this.prism?.stop();
+    await this.stopVmService();
     await this.stopStargate();
     await this.peers.close();
     await this.replication.close();
@@ -443,6 +450,33 @@ export class Cvm {
     this.log(`stargate: serving vdisks over NBD at ${this.cfg.cvmIp}:${NBD_PORT}; repair loop on`);
   }
 
+  /** The VM service: every member runs one; the one elected in the store leads (acropolis.ts). */
+  private startVmService(): void {
+    const m = this.member;
+    if (this.vmService || !this.state?.committed || !m) return;
+    const storage = this.meta();
+    const etcd = this.etcdClient;
+    if (!etcd) return;
+    // to its peers' APIs (their server certificates: the deployment's) and hosts as a member (role cvm)
+    const identity: Identity = { cert: m.cvm.cert, key: m.cvm.key, ca: [...this.nodeId.ca, m.ca] };
+    this.vmService = new VmService({
+      etcd, storage, self: { cvmIp: this.cfg.cvmIp, serial: this.cfg.serial }, members: () => this.state?.cluster.members ?? [],
+      hosts: hostApiOf(identity), nbdSocket: this.cfg.link?.nbd, tmpDir: join(this.cfg.stateDir, 'vm-service'), identity, log: this.log,
+    });
+    this.vmService.start();
+  }
+
+  private async stopVmService(): Promise<void> {
+    const s = this.vmService;
+    this.vmService = undefined;
+    await s?.stop();
+  }
+
+  private vms(): VmService {
+    if (!this.vmService) throw new ConflictError(`the VM service does not run on this CVM (${this.cfg.cvmIp}): ${this.state?.committed ? 'its storage service has not started' : 'it belongs to no cluster'}`);
+    return this.vmService;
+  }
+
   /** Prism runs as its own process in this CVM (a crash of it takes nothing else down). */
   private startPrism(): void {
     const c = this.state?.cluster;
@@ -586,7 +620,7 @@ export class Cvm {
     if (!this.state || this.state.cluster.clusterId !== id) throw new ConflictError(`no prepared cluster ${String(id)} on this CVM`);
     this.save({ ...this.state, committed: true });
     this.log(`joined cluster ${this.state.cluster.name} (${this.state.cluster.clusterId})`);
-    void this.startStargate().catch((e: unknown) => this.stargateFailed(e));
+    void this.startStargate().then(() => this.startVmService(), (e: unknown) => this.stargateFailed(e));
     this.startPrism();
     void this.announce(1);
   }
@@ -603,6 +637,7 @@ export class Cvm {
     const was = st?.cluster.name;
     await this.prism?.stop();
     this.prism = undefined;
+    await this.stopVmService();
     await this.stopStargate();
     this.etcdClient?.close();
     this.etcdClient = undefined;
@@ -660,6 +695,7 @@ export class Cvm {
       await this.destroy(parseWith(clusterIdSchema, req.body)?.clusterId, req.peer?.role ?? 'node');
       return { ok: true };
     });
+    registerVmServiceRoutes(app, () => this.vms());
     app.post('/egroup/sync-many', { config: { roles: PEERS }, bodyLimit: 8 << 20 }, async (req, reply) => {
       await this.local.syncMany(parseEgroupList(req.body ?? null));
       return reply.status(204).send();
