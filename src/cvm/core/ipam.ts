@@ -41,6 +41,14 @@ function inside(c: Cidr, n: number): boolean {
 }
 
 /** The subnet's addressing, checked: the gateway and the pool inside the CIDR, the pool clear of network, broadcast and gateway. Defaults the pool to every usable address but the gateway's side. */
+/**
+ * The address each host's virtual switch answers DHCP from (hypervisor/protocol/vms.ts, HostSubnet):
+ * the last usable address, or the one below it when the gateway has that one. IPAM never gives it out.
+ */
+export function switchAddress(c: Cidr, gateway: number | null): number {
+  return c.broadcast - 1 === gateway ? c.broadcast - 2 : c.broadcast - 1;
+}
+
 export function checkSubnet(s: SubnetCreateRequest): { cidr: string | null; gateway: string | null; pool: { start: string; end: string } | null } {
   if (!s.cidr) return { cidr: null, gateway: null, pool: null };
   const c = parseCidr('cidr', s.cidr);
@@ -61,12 +69,14 @@ export function checkSubnet(s: SubnetCreateRequest): { cidr: string | null; gate
     }
     if (end < start) throw new InputError('pool.end', `${s.pool.end} comes before pool.start ${s.pool.start}`);
     if (gw !== null && gw >= start && gw <= end) throw new InputError('pool', `holds the gateway ${s.gateway ?? ''}; start the pool after it or end it before`);
+    const sw = switchAddress(c, gw);
+    if (sw >= start && sw <= end) throw new InputError('pool', `holds ${numToIp(sw)}, the address the hosts' virtual switches answer DHCP from; end the pool before it`);
   } else {
     start = c.network + 1;
-    end = c.broadcast - 1;
+    end = switchAddress(c, gw) - 1;
     if (gw === start) start++;
     else if (gw === end) end--;
-    else if (gw !== null) start = gw + 1; // the addresses above the gateway
+    else if (gw !== null && gw < end) start = gw + 1; // the addresses above the gateway
     if (end < start) throw new InputError('cidr', `${s.cidr} leaves no address for a pool`);
   }
   return { cidr: `${numToIp(c.network)}/${c.prefix}`, gateway: s.gateway ?? null, pool: { start: numToIp(start), end: numToIp(end) } };
@@ -100,6 +110,7 @@ export function checkFixed(s: Addressing, ip: string, holder: string, field: str
   if (!inside(c, n)) throw new InputError(field, `${ip} is outside subnet ${subnetName} (${s.cidr})`);
   if (n === c.network || n === c.broadcast) throw new InputError(field, `${ip} is the ${n === c.network ? 'network' : 'broadcast'} address of ${s.cidr}`);
   if (ip === s.gateway) throw new InputError(field, `${ip} is the gateway of subnet ${subnetName}`);
+  if (n === switchAddress(c, s.gateway === null ? null : ipToNum('gateway', s.gateway))) throw new InputError(field, `${ip} is the address the virtual switch answers DHCP from on subnet ${subnetName}`);
   const held = s.leases[ip];
   if (held !== undefined && held !== holder) throw new ConflictError(`${field}: ${ip} is already leased on subnet ${subnetName} (to ${held})`);
 }
