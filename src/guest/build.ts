@@ -330,7 +330,13 @@ export async function buildGuestImage(o: BuildGuestOptions): Promise<GuestImage>
   const rootDir = join(cache, 'root');
 
   log('resolving packages');
-  const known = await candidates([KERNEL_METAPACKAGE, ...GUEST_PACKAGES]);
+  let known = await candidates([KERNEL_METAPACKAGE, ...GUEST_PACKAGES]);
+  if (known.size < GUEST_PACKAGES.length + 1 && process.getuid?.() === 0) {
+    // apt has no lists on a fresh machine: as root, fetch them once
+    log('apt knows too few packages: apt-get update');
+    await run('apt-get', ['update', '-qq'], { timeoutMs: 10 * 60_000 });
+    known = await candidates([KERNEL_METAPACKAGE, ...GUEST_PACKAGES]);
+  }
   const kpkg = kernelPackage(known.get(KERNEL_METAPACKAGE), debDir);
   for (const [k, v] of await candidates([kpkg])) known.set(k, v);
   const [kdeb, ...debs] = await Promise.all([kpkg, ...GUEST_PACKAGES].map((p) => fetchDeb(p, known.get(p), debDir, log)));

@@ -121,7 +121,7 @@ export class GuestVm {
     const serialSock = join(o.dir, 'serial.sock');
     const qmpSock = join(o.dir, 'qmp.sock');
     let nbdkit: ChildProcess | undefined;
-    let bootDrive = `file=${o.image},format=raw,if=virtio,cache=writeback`;
+    let bootDrive = `file=${o.image},format=raw,if=none,id=boot,cache=writeback`;
     if (o.nbd) {
       const nbdSock = join(o.dir, 'boot.nbd.sock');
       const pidFile = join(o.dir, 'nbdkit.pid');
@@ -135,7 +135,7 @@ export class GuestVm {
         }
         await sleep(50);
       }
-      bootDrive = `file=nbd:unix:${nbdSock},format=raw,if=virtio`;
+      bootDrive = `file=nbd:unix:${nbdSock},format=raw,if=none,id=boot`;
     }
     const args = [
       '-machine', 'pc,accel=tcg',
@@ -147,7 +147,9 @@ export class GuestVm {
       '-chardev', `socket,id=ser0,path=${serialSock},server=on,wait=on`,
       '-serial', 'chardev:ser0',
       '-qmp', `unix:${qmpSock},server=on,wait=off`,
+      // SeaBIOS tries the boot disk first (without a VGA it prints nothing before syslinux does)
       '-drive', bootDrive,
+      '-device', 'virtio-blk-pci,drive=boot,bootindex=0',
       ...(o.dataDisks ?? []).flatMap((d) => ['-drive', `file=${d},format=raw,if=virtio,cache=writeback`]),
       ...(o.net ? ['-nic', 'user,model=virtio-net-pci,restrict=on'] : []),
     ];

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { buildGuestImage, type GuestImage } from '../../src/guest/build.ts';
 import { readMbr } from '../../src/guest/core/mbr.ts';
 import { GuestVm } from '../drivers/guest-vm.ts';
+import { cvg } from '../drivers/cli.ts';
 
 const CACHE = join(tmpdir(), 'converge-guest-cache');
 const BS = 65536;
@@ -56,7 +57,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('the image is an MBR disk with one active FAT partition holding syslinux; a warm rebuild is quick and identical', async (t) => {
+test('the image is an MBR disk with one active FAT partition holding syslinux; a warm rebuild (converge image build-guest) is quick and identical', async (t) => {
   const disk = readFileSync(image);
   assert.equal(disk.length, built.bytes);
   const mbr = readMbr(disk.subarray(0, 512));
@@ -73,8 +74,12 @@ test('the image is an MBR disk with one active FAT partition holding syslinux; a
   assert.match(built.kernel, /^\d+\.\d+\.\d+-\d+-amd64$/);
 
   const t0 = Date.now();
-  const again = await buildGuestImage({ out: join(dir, 'again.img'), cacheDir: CACHE });
+  const r = await cvg('image', 'build-guest', '--out', join(dir, 'again.img'), '--cache', CACHE, '--json');
   const s = (Date.now() - t0) / 1000;
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /build-guest: making the disk/, 'progress on stderr');
+  const again = JSON.parse(r.stdout) as GuestImage;
+  assert.equal(again.file, join(dir, 'again.img'));
   t.diagnostic(`warm rebuild ${s.toFixed(1)} s`);
   assert.ok(s < 60, `a warm rebuild took ${s} s`);
   assert.equal(again.sha256, built.sha256, 'the same packages give the same bytes');
