@@ -318,10 +318,58 @@ const syslinuxCfg = (): string =>
     '',
   ].join('\n');
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * One build at a time per cache (downloads and unpacking share its folders): a lock folder holding
+ * the owner's PID, taken over when that process is gone.
+ */
+async function withCacheLock<T>(cache: string, log: (m: string) => void, fn: () => Promise<T>): Promise<T> {
+  mkdirSync(cache, { recursive: true });
+  const lock = join(cache, 'lock');
+  const end = Date.now() + 15 * 60_000;
+  let said = false;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      writeFileSync(join(lock, 'pid'), String(process.pid));
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = Number(existsSync(join(lock, 'pid')) ? readFileSync(join(lock, 'pid'), 'utf8') : NaN);
+      const orphan = !Number.isInteger(pid) && Date.now() - (statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? 0) > 30_000;
+      if (orphan || (Number.isInteger(pid) && pid > 0 && !alive(pid))) {
+        rmSync(lock, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > end) throw new TimeoutError(`the guest cache ${cache} stayed locked by process ${pid} for 15 minutes`);
+      if (!said) log(`waiting for another build using ${cache}`);
+      said = true;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
 /** Builds the guest disk at o.out (replacing it). */
 export async function buildGuestImage(o: BuildGuestOptions): Promise<GuestImage> {
   const log = o.log ?? ((): void => {});
   const cache = o.cacheDir ?? defaultCacheDir();
+  return withCacheLock(cache, log, () => build(o, cache, log));
+}
+
+async function build(o: BuildGuestOptions, cache: string, log: (m: string) => void): Promise<GuestImage> {
   const sizeMiB = o.sizeMiB ?? DEFAULT_SIZE_MIB;
   if (!Number.isInteger(sizeMiB) || sizeMiB < 8 || sizeMiB > 4096) throw new InputError('size', 'is a whole number of MiB from 8 to 4096', undefined, sizeMiB);
   const epochEnv = Number(process.env['SOURCE_DATE_EPOCH']);

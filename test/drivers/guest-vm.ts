@@ -8,7 +8,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { existsSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { buildGuestImage, type GuestImage } from '../../src/guest/build.ts';
+
+/** The package cache the tests share, kept across runs (builds with it take seconds once warm). */
+export const GUEST_CACHE = join(tmpdir(), 'converge-guest-cache');
+
+/** Builds the guest image into `out` with the tests' shared cache. */
+export function buildTestGuest(out: string): Promise<GuestImage> {
+  return buildGuestImage({ out, cacheDir: GUEST_CACHE });
+}
 
 export interface GuestVmOptions {
   /** The guest image (raw). */

@@ -9,12 +9,11 @@ import assert from 'node:assert/strict';
 import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildGuestImage, type GuestImage } from '../../src/guest/build.ts';
+import type { GuestImage } from '../../src/guest/build.ts';
 import { readMbr } from '../../src/guest/core/mbr.ts';
-import { GuestVm } from '../drivers/guest-vm.ts';
+import { GUEST_CACHE as CACHE, GuestVm, buildTestGuest } from '../drivers/guest-vm.ts';
 import { cvg } from '../drivers/cli.ts';
 
-const CACHE = join(tmpdir(), 'converge-guest-cache');
 const BS = 65536;
 const dir = mkdtempSync(join(tmpdir(), 'cvg-guest-'));
 const image = join(dir, 'guest.img');
@@ -44,7 +43,7 @@ function header(): { pass: number; blocks: number } {
 
 before(async () => {
   const t0 = Date.now();
-  built = await buildGuestImage({ out: image, cacheDir: CACHE });
+  built = await buildTestGuest(image);
   process.stderr.write(`guest image built in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
   writeFileSync(data, Buffer.alloc(0));
   const fd = openSync(data, 'r+');
