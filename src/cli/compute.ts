@@ -13,6 +13,7 @@ import type { Accepted, Image, Subnet, Task, Vm, VmCreateRequest, VmDiskRequest,
 import type { ConsoleChunk } from '../hypervisor/protocol/vms.ts';
 import { fail, printJson, table } from './output.ts';
 import { cvm, cvmTarget, cvmWith, withDataDir } from './cluster.ts';
+import { guestImageCommand } from './guest.ts';
 
 interface Common {
   cvmIp?: string;
@@ -280,6 +281,7 @@ export function registerCompute(program: Command): void {
 
   // ---- image ----
   const image = program.command('image').description('images: disk images (raw, qcow2, ISO) kept as vdisks, copied into VM disks');
+  image.addCommand(guestImageCommand());
   common(image.command('create'), true)
     .description('import an image from an http(s) URL or a local file')
     .requiredOption('--name <name>')
