@@ -229,7 +229,7 @@ export class VmRuntime {
   // ---- lifecycle -----------------------------------------------------------------------
 
   /** Defines and powers on a VM (409 while it runs; a spec with a lower epoch than seen is refused). */
-  start(input: HostVmSpec): Promise<HostVm> {
+  async start(input: HostVmSpec): Promise<HostVm> {
     const spec = checkSpec(input);
     return this.lock.run(spec.uuid, async () => {
       const vm = this.admit(spec);
@@ -239,7 +239,7 @@ export class VmRuntime {
   }
 
   /** Starts QEMU waiting for this VM's live migration; answers the port the source sends to. */
-  incoming(input: HostVmSpec): Promise<{ port: number }> {
+  async incoming(input: HostVmSpec): Promise<{ port: number }> {
     const spec = checkSpec(input);
     return this.lock.run(spec.uuid, async () => {
       const tls = this.tlsDir();
@@ -416,11 +416,12 @@ export class VmRuntime {
     if (this.closed) throw new UnavailableError('the host is halting');
     const seen = this.epochs.get(spec.uuid);
     if (seen !== undefined && spec.epoch < seen) throw new ConflictError(`VM ${spec.uuid}: placement epoch ${spec.epoch} is older than ${seen}, already seen here (a stale order)`);
+    // seen, even if refused below: a leader with a lower epoch is stale from now on
+    this.epochs.set(spec.uuid, Math.max(seen ?? 0, spec.epoch));
     const old = this.vms.get(spec.uuid);
     if (old?.proc) throw new ConflictError(`VM ${spec.uuid} is ${old.state} here`);
     const free = this.resources().freeMemoryMiB;
     if (spec.memoryMiB > free) throw new ConflictError(`VM ${spec.uuid} needs ${spec.memoryMiB} MiB; this host has ${free} MiB free`);
-    this.epochs.set(spec.uuid, Math.max(seen ?? 0, spec.epoch));
     const vm: Vm = old ?? { spec, state: 'off', pid: null, startedAt: null, events: [], exit: null, gen: 0, streams: new Set(), stderr: '' };
     vm.spec = spec;
     this.vms.set(spec.uuid, vm);
@@ -465,9 +466,12 @@ export class VmRuntime {
       });
     });
     proc.stderr?.setEncoding('utf8');
+    let partial = '';
     proc.stderr?.on('data', (d: string) => {
       vm.stderr = (vm.stderr + d).slice(-4096);
-      for (const l of d.split('\n')) if (l.trim() !== '') this.d.log(`VM ${uuid} qemu: ${l.trim()}`);
+      const lines = (partial + d).split('\n');
+      partial = (lines.pop() ?? '').slice(-4096);
+      for (const l of lines) if (l.trim() !== '') this.d.log(`VM ${uuid} qemu: ${l.trim()}`);
     });
     try {
       const qmp = await QmpClient.connect(p.qmp, { timeoutMs: this.t.startMs, clock: this.clock, signal: abort.signal });
@@ -480,8 +484,13 @@ export class VmRuntime {
         if (vm.state === 'starting') vm.state = 'running';
       }
     } catch (e) {
-      const why = abort.signal.aborted ? errorMessage(abort.signal.reason) : errorMessage(e);
-      await this.kill(vm, `QEMU did not start: ${why}`);
+      // QEMU that refuses its command line may close QMP a moment before it exits: give it that moment
+      vm.expectExit ??= 'QEMU did not start';
+      let wait: Disposable | undefined;
+      await Promise.race([vm.exited, new Promise<void>((r) => (wait = this.clock.setTimeout(r, 2000)))]);
+      wait?.dispose();
+      await this.kill(vm, 'QEMU did not start');
+      const why = lastLine(vm.stderr) || (abort.signal.aborted ? errorMessage(abort.signal.reason) : errorMessage(e));
       throw new UnavailableError(`VM ${uuid}: QEMU did not start: ${why}`);
     }
     this.d.log(`VM ${uuid} (${vm.spec.name}): QEMU ${vm.pid} ${incoming ? 'waiting for its migration' : 'running'} (${this.accel}, ${vm.spec.vcpus} vCPU, ${vm.spec.memoryMiB} MiB)`);
@@ -564,8 +573,11 @@ export class VmRuntime {
     let reason: string;
     if (vm.state === 'migrated') reason = vm.expectExit ?? 'migrated';
     else if (vm.expectExit) {
-      reason = vm.expectExit;
+      reason = vm.expectExit + (code !== null && code !== 0 && err ? `: ${err}` : '');
       vm.state = 'off';
+    } else if (vm.state === 'starting') {
+      reason = `QEMU did not start (${how})${err ? `: ${err}` : ''}`;
+      vm.state = 'crashed';
     } else if (vm.state === 'incoming') {
       reason = `the incoming migration did not complete (QEMU ${how})${err ? `: ${err}` : ''}`;
       vm.state = 'off';
@@ -654,7 +666,7 @@ interface QueryMigrate {
 }
 
 function lastLine(s: string): string {
-  return s.trim().split('\n').pop()?.replace(/^\S+Z qemu-system-x86_64: /, '') ?? '';
+  return s.trim().split('\n').pop()?.replace(/^(\S+Z )?qemu-system-x86_64: /, '') ?? '';
 }
 
 function canBind(host: string, port: number): Promise<boolean> {
