@@ -10,7 +10,7 @@ import type { HostVmSpec } from '../../src/hypervisor/protocol/vms.ts';
 const a = JSON.parse(process.argv[2] ?? '{}') as { stateDir: string; vdiskSocket: string; spec: HostVmSpec };
 const rt = new VmRuntime({
   hostIp: () => '127.101.0.3', vdiskSocket: a.vdiskSocket, stateDir: a.stateDir,
-  hostMemoryMiB: 2048, hostVcpus: 2, cvmMemoryMiB: 512, cvmVcpus: 1,
+  capacity: () => ({ memoryMiB: 2048, vcpus: 2, cvmMemoryMiB: 512, cvmVcpus: 1 }),
   nicSocket: () => '/nonexistent', migrationTlsDir: () => undefined, log: () => undefined, accel: 'tcg',
 });
 const vm = await rt.start(a.spec);

@@ -63,7 +63,7 @@ async function until<T>(what: string, f: () => T | undefined | false, ms = 30_00
 
 const runtime = (hostIp: string, name: string, tlsDir: string | undefined, vdisk = vdiskSocket): VmRuntime => new VmRuntime({
   hostIp: () => hostIp, vdiskSocket: vdisk, stateDir: join(dir, name),
-  hostMemoryMiB: 2048, hostVcpus: 2, cvmMemoryMiB: 1024, cvmVcpus: 1,
+  capacity: () => ({ memoryMiB: 2048, vcpus: 2, cvmMemoryMiB: 1024, cvmVcpus: 1 }),
   nicSocket: () => join(dir, 'no-switch.sock'),
   migrationTlsDir: () => tlsDir,
   log: (m) => logs.push(`${name}: ${m}`), accel: 'tcg',
@@ -100,9 +100,10 @@ before(async () => {
 });
 
 after(async () => {
+  // the VMs first: their end ends any console stream an API still serves (close waits for it)
+  await Promise.all([a?.close(), b?.close()]);
   await api?.close();
   await hostApi?.close();
-  await Promise.all([a?.close(), b?.close()]);
   nbdkit?.kill('SIGKILL');
   if (process.env['KEEP_VMRT'] === undefined) rmSync(dir, { recursive: true, force: true });
   else console.log(logs.join('\n'));

@@ -40,8 +40,9 @@ export function registerVmRoutes(app: FastifyInstance, rt: VmRuntime): void {
   app.get('/vms/:uuid/console', READ, (req) => rt.console(uuidOf(req.params), parseWith(offsetQuery, req.query).offset ?? 0));
   app.get('/vms/:uuid/console/stream', WRITE, (req, reply) => {
     const stream = rt.consoleStream(uuidOf(req.params));
-    // the reader went away: stop feeding it
-    req.raw.on('close', () => stream.destroy());
+    // the answer is over or the reader went away: stop feeding it (the response's close, not the request's:
+    // a request's close may come as soon as its body is read)
+    reply.raw.on('close', () => stream.destroy());
     return reply.type('text/plain; charset=utf-8').header('Cache-Control', 'no-store').send(stream);
   });
   app.post('/vms/:uuid/console/input', { ...WRITE, bodyLimit: 16 << 10 }, async (req) => {

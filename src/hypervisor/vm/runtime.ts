@@ -48,6 +48,13 @@ export interface VmRuntimeTimeouts {
   incomingMs: number;
 }
 
+export interface HostCapacity {
+  memoryMiB: number;
+  vcpus: number;
+  cvmMemoryMiB: number;
+  cvmVcpus: number;
+}
+
 export interface VmRuntimeDeps {
   /** This host's address (migration streams arrive on it). */
   hostIp: () => string;
@@ -55,10 +62,8 @@ export interface VmRuntimeDeps {
   vdiskSocket: string;
   /** Per-VM logs (`<stateDir>/<uuid>/console.log`); sockets go beside it when the path is short enough, else a private temp dir. */
   stateDir: string;
-  hostMemoryMiB: number;
-  hostVcpus: number;
-  cvmMemoryMiB: number;
-  cvmVcpus: number;
+  /** The host's memory and logical CPUs, and the CVM's share of them (read at each use: a reconfiguration changes the CVM's). */
+  capacity: () => HostCapacity;
   /** The Unix socket of this host's virtual switch port for a subnet. */
   nicSocket: (subnetUuid: string) => string;
   /**
@@ -158,6 +163,11 @@ export class VmRuntime {
 
   // ---- reads ----------------------------------------------------------------------------
 
+  /** VMs with a QEMU process here. */
+  get live(): number {
+    return [...this.vms.values()].filter((v) => v.proc).length;
+  }
+
   list(): HostVm[] {
     return [...this.vms.values()].map((v) => this.view(v));
   }
@@ -174,11 +184,11 @@ export class VmRuntime {
       mem += v.spec.memoryMiB;
       cpus += v.spec.vcpus;
     }
-    const d = this.d;
+    const c = this.d.capacity();
     return {
-      memoryMiB: d.hostMemoryMiB, cvmMemoryMiB: d.cvmMemoryMiB, vmMemoryMiB: mem,
-      freeMemoryMiB: Math.max(0, d.hostMemoryMiB - d.cvmMemoryMiB - mem),
-      vcpus: d.hostVcpus, cvmVcpus: d.cvmVcpus, vmVcpus: cpus, accelerator: this.accel,
+      memoryMiB: c.memoryMiB, cvmMemoryMiB: c.cvmMemoryMiB, vmMemoryMiB: mem,
+      freeMemoryMiB: Math.max(0, c.memoryMiB - c.cvmMemoryMiB - mem),
+      vcpus: c.vcpus, cvmVcpus: c.cvmVcpus, vmVcpus: cpus, accelerator: this.accel,
     };
   }
 
