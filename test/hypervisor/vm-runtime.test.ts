@@ -15,6 +15,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { get as httpGet, type IncomingMessage } from 'node:http';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -30,6 +31,7 @@ import { VmRuntime } from '../../src/hypervisor/vm/runtime.ts';
 const HOST_A = '127.101.0.1';
 const HOST_B = '127.101.0.2';
 const BANNER = 'converge test guest';
+const SUBNET = '3f1c2b9a-8d4e-4f60-9a7b-1c2d3e4f5a6b';
 /**
  * The guest (GNU as, .code16, linked at 0x7c00): print BANNER on COM1 (0x3f8, polling LSR 0x3fd),
  * then forever: sti; hlt; if LSR says a byte is there, read it and write it back.
@@ -61,10 +63,18 @@ async function until<T>(what: string, f: () => T | undefined | false, ms = 30_00
   }
 }
 
+const switchSocket = join(dir, 'switch.sock');
+/** A stand-in for the host's virtual switch: a Unix socket that takes each NIC's connection and discards its frames. */
+const switchConnections: Socket[] = [];
+const vswitch = createServer((c) => {
+  switchConnections.push(c);
+  c.resume();
+});
+
 const runtime = (hostIp: string, name: string, tlsDir: string | undefined, vdisk = vdiskSocket): VmRuntime => new VmRuntime({
   hostIp: () => hostIp, vdiskSocket: vdisk, stateDir: join(dir, name),
   capacity: () => ({ memoryMiB: 2048, vcpus: 2, cvmMemoryMiB: 1024, cvmVcpus: 1 }),
-  nicSocket: () => join(dir, 'no-switch.sock'),
+  nicSocket: (subnet) => (subnet === SUBNET ? switchSocket : join(dir, 'no-switch.sock')),
   migrationTlsDir: () => tlsDir,
   log: (m) => logs.push(`${name}: ${m}`), accel: 'tcg',
   timeouts: { shutdownMs: 1500, offMs: 5000 },
@@ -85,6 +95,7 @@ before(async () => {
       return false;
     }
   }, 10_000);
+  await new Promise<void>((r) => vswitch.listen(switchSocket, r));
   const ca = await createCa('test cluster');
   const creds = async (ip: string): Promise<string> => {
     const c = await issueCert(ca, { cn: `host-${ip}`, ou: 'host', ips: [ip], usage: 'both' });
@@ -105,6 +116,8 @@ after(async () => {
   await api?.close();
   await hostApi?.close();
   nbdkit?.kill('SIGKILL');
+  for (const c of switchConnections) c.destroy();
+  vswitch.close();
   if (process.env['KEEP_VMRT'] === undefined) rmSync(dir, { recursive: true, force: true });
   else console.log(logs.join('\n'));
 });
@@ -213,6 +226,18 @@ test('a bad spec is an InputError naming the field; a start QEMU cannot make is 
   // and without cluster certificates a host neither sends nor receives VMs
   await assert.rejects(c.incoming(spec()), (e: unknown) => e instanceof UnavailableError && /certificates/.test(e.message));
   await c.close();
+});
+
+test('a NIC is a connection to its subnet\'s switch port; a port that is not there fails the start', { timeout: 60_000 }, async () => {
+  const s = spec({ nics: [{ mac: '52:54:00:12:34:56', subnetUuid: SUBNET, ip: '10.0.0.5' }] });
+  const before = switchConnections.length;
+  assert.equal((await a.start(s)).state, 'running');
+  await until('the switch port connected', () => switchConnections.length === before + 1);
+  await a.power(s.uuid, 'off');
+  const noSwitch = spec({ nics: [{ mac: '52:54:00:12:34:57', subnetUuid: randomUUID(), ip: null }] });
+  await assert.rejects(a.start(noSwitch), (e: unknown) => e instanceof UnavailableError && /no-switch\.sock/.test(e.message));
+  await a.delete(noSwitch.uuid);
+  await a.delete(s.uuid);
 });
 
 test('live migration over TLS: the VM runs on the target, the source is migrated, downtime reported', { timeout: 120_000 }, async () => {

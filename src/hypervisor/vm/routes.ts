@@ -1,7 +1,8 @@
 /**
  * @module
  * The host agent's VM routes (protocol/vms.ts) over a VmRuntime. Changes are for the VM service's
- * leader (a CVM) and the operator; reads also for the cluster's hosts. Bodies and parameters are
+ * leader (a CVM) and the operator; reads of state and resources also for the cluster's hosts (not
+ * the console: what a guest prints is its own). Bodies and parameters are
  * checked with zod (an InputError names the field). PUT /network belongs to the virtual switch and
  * is registered with it, not here.
  */
@@ -37,7 +38,7 @@ export function registerVmRoutes(app: FastifyInstance, rt: VmRuntime): void {
     await rt.delete(uuid);
     return { deleted: uuid };
   });
-  app.get('/vms/:uuid/console', READ, (req) => rt.console(uuidOf(req.params), parseWith(offsetQuery, req.query).offset ?? 0));
+  app.get('/vms/:uuid/console', WRITE, (req) => rt.console(uuidOf(req.params), parseWith(offsetQuery, req.query).offset ?? 0));
   app.get('/vms/:uuid/console/stream', WRITE, (req, reply) => {
     const stream = rt.consoleStream(uuidOf(req.params));
     // the answer is over or the reader went away: stop feeding it (the response's close, not the request's:

@@ -449,6 +449,18 @@ export class VmRuntime {
     mkdirSync(join(this.d.stateDir, uuid), { recursive: true, mode: 0o700 });
     rmSync(p.qmp, { force: true });
     rmSync(p.serial, { force: true });
+    // QEMU 7.2 connects a stream netdev in the background and never again: a port that is not
+    // there would leave the NIC unplugged for the VM's life. Refuse the start instead.
+    vm.spec.nics.forEach((n, i) => {
+      const path = this.d.nicSocket(n.subnetUuid);
+      let ok = false;
+      try {
+        ok = statSync(path).isSocket();
+      } catch {
+        // not there
+      }
+      if (!ok) throw new UnavailableError(`nics[${i}]: this host's switch has no port for subnet ${n.subnetUuid} (${path})`);
+    });
     const args = qemuArgs({ spec: vm.spec, accel: this.accel, machine: this.d.machine ?? 'q35', paths: p, nicSocket: this.d.nicSocket, paused: !incoming, incoming });
     const gen = ++vm.gen;
     vm.timer?.dispose();
