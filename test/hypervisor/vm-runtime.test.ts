@@ -269,7 +269,17 @@ test('live migration over TLS: the VM runs on the target, the source is migrated
   // a second migration to a target that is not listening fails; the VM stays where it is, running
   await assert.rejects(b.migrate(s.uuid, HOST_A, 49999), UnavailableError);
   assert.equal(b.get(s.uuid).state, 'running');
-  await b.power(s.uuid, 'off');
+
+  // a paused VM migrates paused, and resumes on its new host
+  await b.power(s.uuid, 'pause');
+  const back = await a.incoming({ ...s, epoch: 7 });
+  await b.migrate(s.uuid, HOST_A, back.port);
+  assert.equal(b.get(s.uuid).state, 'migrated');
+  await until('paused on A', () => a.get(s.uuid).state === 'paused');
+  await a.power(s.uuid, 'resume');
+  await a.consoleInput(s.uuid, 'home-again');
+  await until('echo on A', () => a.console(s.uuid).text.includes('home-again'));
+  await a.power(s.uuid, 'off');
 });
 
 test('a migration stream from a host of another cluster is refused (TLS), and the VM stays on its source', { timeout: 90_000 }, async () => {
