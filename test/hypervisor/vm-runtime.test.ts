@@ -334,6 +334,15 @@ test('the HTTP routes: roles, bodies checked, a live console stream', { timeout:
   });
   const ended = new Promise<void>((r) => res.on('end', () => r()));
   await until('the banner', () => a.console(s.uuid).text.includes(BANNER));
+  // a second reader on a second API: closing that API ends its stream (close does not wait for it)
+  const other = createInternalApi({ localPeer: { role: 'operator', name: 'test' } });
+  registerVmRoutes(other, a);
+  await other.listen({ host: HOST_A, port: 0 });
+  const res2 = await new Promise<IncomingMessage>((resolve, reject) => {
+    httpGet({ host: HOST_A, port: (other.server.address() as { port: number }).port, path: `/vms/${s.uuid}/console/stream` }, resolve).on('error', reject);
+  });
+  res2.resume();
+  await other.close();
   const input = await api.inject({ method: 'POST', url: `/vms/${s.uuid}/console/input`, payload: { data: 'via-http' } });
   assert.equal(input.statusCode, 200);
   await until('the echo on the HTTP stream', () => got.includes('via-http'));

@@ -7,6 +7,7 @@
  * is registered with it, not here.
  */
 import type { FastifyInstance } from 'fastify';
+import type { PassThrough } from 'node:stream';
 import type { Role } from '../../shared/identity.ts';
 import { parseWith } from '../../shared/schema.ts';
 import type { VmRuntime } from './runtime.ts';
@@ -39,11 +40,21 @@ export function registerVmRoutes(app: FastifyInstance, rt: VmRuntime): void {
     return { deleted: uuid };
   });
   app.get('/vms/:uuid/console', WRITE, (req) => rt.console(uuidOf(req.params), parseWith(offsetQuery, req.query).offset ?? 0));
+  // live console streams never end on their own: closing the API ends them (else close would wait for them)
+  const streams = new Set<PassThrough>();
+  app.addHook('preClose', (done) => {
+    for (const s of streams) s.end();
+    done();
+  });
   app.get('/vms/:uuid/console/stream', WRITE, (req, reply) => {
     const stream = rt.consoleStream(uuidOf(req.params));
+    streams.add(stream);
+    stream.once('close', () => streams.delete(stream));
     // the answer is over or the reader went away: stop feeding it (the response's close, not the request's:
     // a request's close may come as soon as its body is read)
     reply.raw.on('close', () => stream.destroy());
+    // the headers at once (Node holds them for the first chunk, and a quiet console may have none for long)
+    reply.raw.once('pipe', () => reply.raw.flushHeaders());
     return reply.type('text/plain; charset=utf-8').header('Cache-Control', 'no-store').send(stream);
   });
   app.post('/vms/:uuid/console/input', { ...WRITE, bodyLimit: 16 << 10 }, async (req) => {

@@ -26,7 +26,7 @@ import { accessSync, constants as fsConstants, mkdirSync, openSync, readSync, cl
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { SystemClock, type Clock, type Disposable } from '../../shared/clock.ts';
 import { ConflictError, NotFoundError, TimeoutError, UnavailableError, errorMessage } from '../../shared/errors.ts';
 import { KeyedLock } from '../../shared/keyed-lock.ts';
@@ -215,7 +215,7 @@ export class VmRuntime {
   }
 
   /** The console's bytes from now on, live, until the VM stops or the reader goes away. */
-  consoleStream(uuid: string): Readable {
+  consoleStream(uuid: string): PassThrough {
     const vm = this.find(uuid);
     if (!vm.serial) throw new ConflictError(`VM ${uuid} has no live console (it is ${vm.state})`);
     const s = new PassThrough();
