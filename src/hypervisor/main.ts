@@ -17,7 +17,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DiskVolume } from '../shared/disk-volume.ts';
-import { ConflictError, errorMessage } from '../shared/errors.ts';
+import { ConflictError, UnavailableError, errorMessage } from '../shared/errors.ts';
 import { createInternalApi, setAnchors } from '../shared/http-api.ts';
 import { useIdentity } from '../shared/http-client.ts';
 import { readIdentity, writeIdentity, type Anchors, type Identity, type MemberIdentities } from '../shared/identity.ts';
@@ -28,6 +28,9 @@ import { onLines } from '../shared/lines.ts';
 import { HARDWARE_ENV, stopOnPowerLoss, type NodeHardware } from '../rack/protocol/hardware.ts';
 import { NODE_CONFIG_PATH, NODE_IDENTITY_PATH, CVM_ENTRY, HOST_AGENT_PORT, HOST_VDISK_SOCKET, type NodeConfig, type CvmConfig, type HostStatus } from './protocol/node-config.ts';
 import { Redirector } from './redirector.ts';
+import { writeQemuTlsDir } from './vm/migration-tls.ts';
+import { registerVmRoutes } from './vm/routes.ts';
+import { VmRuntime } from './vm/runtime.ts';
 
 const root = process.cwd();
 const hw = JSON.parse(readFileSync(process.env[HARDWARE_ENV] ?? '', 'utf8')) as NodeHardware;
@@ -69,6 +72,28 @@ function linkPaths(bootRoot: string): { api: string; nbd: string } {
 /** Where the redirector serves this host's clients (VMs, the operator on this host): a Unix socket beside the link's. */
 const vdiskSocket = join(linkDir(bootRoot), HOST_VDISK_SOCKET);
 let link: { api: string; nbd: string } | undefined;
+
+/** The VMs of this host: QEMU processes that die with this agent (vm/runtime.ts); logs under the boot disk's vms/. */
+const vms = new VmRuntime({
+  hostIp: () => cfg.hostIp,
+  vdiskSocket,
+  stateDir: join(bootRoot, 'vms'),
+  capacity: () => ({
+    memoryMiB: hw.memory.totalMiB,
+    vcpus: hw.cpu.sockets * hw.cpu.coresPerSocket * hw.cpu.threadsPerCore,
+    cvmMemoryMiB: Math.round(cfg.cvm.ramGiB * 1024),
+    cvmVcpus: cfg.cvm.vcpus,
+  }),
+  nicSocket: () => {
+    throw new UnavailableError('this host has no virtual switch yet: VMs with NICs cannot start');
+  },
+  // the host's cluster certificate, as QEMU reads it, for migration streams (none before the node joins a cluster)
+  migrationTlsDir: () => {
+    const m = memberIdentities();
+    return m ? writeQemuTlsDir(join(bootRoot, 'vms', 'tls'), { ca: m.ca, cert: m.host.cert, key: m.host.key }) : undefined;
+  },
+  log,
+});
 
 /** Whether the CVM answers over the host↔CVM link (its API on the link's socket). */
 function probeLink(): Promise<{ state: 'up' | 'down'; detail: string }> {
@@ -233,6 +258,7 @@ async function hostStatus(): Promise<HostStatus> {
     uptimeS: Math.round((Date.now() - started) / 1000), cvm: { ip: cfg.cvmIp, state: cvmState, pid: cvm?.pid ?? null, restarts, nosVersion: cfg.versions.nos },
     link: l,
     vdiskSocket,
+    vms: vms.live,
     hardware: {
       model: hw.model, block: hw.block, bmcIp: hw.bmc.ip, memoryMiB: hw.memory.totalMiB,
       cpu: { model: c.model, sockets: c.sockets, cores: c.sockets * c.coresPerSocket, threads: c.sockets * c.coresPerSocket * c.threadsPerCore, speedMHz: c.speedMHz },
@@ -244,6 +270,7 @@ async function hostStatus(): Promise<HostStatus> {
 function buildAgent(): FastifyInstance {
   const app = createInternalApi({ tls: { identity: nodeId, anchors: anchors() }, bodyLimit: 64 << 10, log });
   app.get('/status', { config: { roles: ['operator', 'node', 'cvm', 'host'] } }, () => hostStatus());
+  registerVmRoutes(app, vms);
   app.post('/configure', { config: { roles: ['operator'] } }, async (req, reply) => {
     const b = parseWith(configureSchema, req.body);
     if (clusterMember()) throw new ConflictError('this node belongs to a cluster; remove it from the cluster before reconfiguring it');
@@ -298,7 +325,8 @@ const redirector = new Redirector({
 function shutdown(): void {
   if (stopping) return;
   stopping = true;
-  log('shutdown requested: stopping the CVM');
+  log(`shutdown requested: stopping ${vms.live} VM(s) and the CVM`);
+  vms.killAll();
   if (restartTimer) clearTimeout(restartTimer);
   clearInterval(clusterTimer);
   void redirector.close();

@@ -85,6 +85,8 @@ export interface HostStatus {
   link: { state: 'up' | 'down'; detail: string };
   /** The redirector's Unix socket: every vdisk over NBD for this host's clients (`nbd+unix:///<vdisk>?socket=<path>`). */
   vdiskSocket: string;
+  /** VMs with a QEMU process on this host (protocol/vms.ts). */
+  vms?: number;
   hardware: {
     model: string;
     block: { serial: string; position: string };
