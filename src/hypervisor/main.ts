@@ -17,7 +17,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DiskVolume } from '../shared/disk-volume.ts';
-import { ConflictError, UnavailableError, errorMessage } from '../shared/errors.ts';
+import { ConflictError, errorMessage } from '../shared/errors.ts';
 import { createInternalApi, setAnchors } from '../shared/http-api.ts';
 import { useIdentity } from '../shared/http-client.ts';
 import { readIdentity, writeIdentity, type Anchors, type Identity, type MemberIdentities } from '../shared/identity.ts';
@@ -28,9 +28,11 @@ import { onLines } from '../shared/lines.ts';
 import { HARDWARE_ENV, stopOnPowerLoss, type NodeHardware } from '../rack/protocol/hardware.ts';
 import { NODE_CONFIG_PATH, NODE_IDENTITY_PATH, CVM_ENTRY, HOST_AGENT_PORT, HOST_VDISK_SOCKET, type NodeConfig, type CvmConfig, type HostStatus } from './protocol/node-config.ts';
 import { Redirector } from './redirector.ts';
+import { VirtualSwitch } from './vswitch/node/virtual-switch.ts';
+import { VSWITCH_TUNNEL_PORT } from './protocol/vms.ts';
 import { writeQemuTlsDir } from './vm/migration-tls.ts';
 import { registerVmRoutes } from './vm/routes.ts';
-import { VmRuntime } from './vm/runtime.ts';
+import { VmRuntime, socketDir } from './vm/runtime.ts';
 
 const root = process.cwd();
 const hw = JSON.parse(readFileSync(process.env[HARDWARE_ENV] ?? '', 'utf8')) as NodeHardware;
@@ -73,6 +75,29 @@ function linkPaths(bootRoot: string): { api: string; nbd: string } {
 const vdiskSocket = join(linkDir(bootRoot), HOST_VDISK_SOCKET);
 let link: { api: string; nbd: string } | undefined;
 
+/**
+ * The host's virtual switch (vswitch/, docs/networking.md): a port socket per subnet for the VMs'
+ * NICs, DHCP answered from IPAM, tunnels to the other hosts over mutual TLS once this node is a
+ * cluster member (a new cluster's certificates: a new switch). The VM service sends its subnets
+ * and peers (PUT /network).
+ */
+let vswitch = new VirtualSwitch({ socketDir: socketDir(join(bootRoot, 'vswitch')), log });
+let switchCa: string | undefined;
+async function linkSwitch(): Promise<void> {
+  const m = memberIdentities();
+  if (m?.ca === switchCa) return;
+  if (switchCa !== undefined) {
+    const old = vswitch;
+    vswitch = new VirtualSwitch({ socketDir: socketDir(join(bootRoot, 'vswitch')), log });
+    await old.close();
+  }
+  switchCa = m?.ca;
+  if (m) {
+    await vswitch.listen(cfg.hostIp, { identity: m.host, clusterCa: m.ca });
+    log(`virtual switch: tunnels on ${cfg.hostIp}:${VSWITCH_TUNNEL_PORT}`);
+  }
+}
+
 /** The VMs of this host: QEMU processes that die with this agent (vm/runtime.ts); logs under the boot disk's vms/. */
 const vms = new VmRuntime({
   hostIp: () => cfg.hostIp,
@@ -84,9 +109,8 @@ const vms = new VmRuntime({
     cvmMemoryMiB: Math.round(cfg.cvm.ramGiB * 1024),
     cvmVcpus: cfg.cvm.vcpus,
   }),
-  nicSocket: () => {
-    throw new UnavailableError('this host has no virtual switch yet: VMs with NICs cannot start');
-  },
+  nicSocket: (subnet) => vswitch.portPath(subnet),
+  attachNic: (nic) => vswitch.setLease(nic.subnetUuid, nic.mac, nic.ip),
   // the host's cluster certificate, as QEMU reads it, for migration streams (none before the node joins a cluster)
   migrationTlsDir: () => {
     const m = memberIdentities();
@@ -186,6 +210,15 @@ const configureSchema = z.object({
 });
 type ConfigureRequest = z.output<typeof configureSchema>;
 
+/** PUT /network's shape (the switch checks addresses, VLANs and uniqueness, naming the field). */
+const networkSchema = z.object({
+  subnets: z.array(z.object({
+    uuid: z.string().max(64), name: z.string().max(255), vlanId: z.number().int(),
+    cidr: z.string().max(18).nullable(), gateway: z.string().max(15).nullable(), dns: z.array(z.string().max(15)).max(8),
+  })).max(4096),
+  peers: z.array(z.string().max(15)).max(64),
+});
+
 /** Applies a new configuration: persists it, stops the CVM, moves the host address, starts the CVM again. */
 async function reconfigure(b: ConfigureRequest): Promise<void> {
   const next: NodeConfig = {
@@ -271,6 +304,10 @@ function buildAgent(): FastifyInstance {
   const app = createInternalApi({ tls: { identity: nodeId, anchors: anchors() }, bodyLimit: 64 << 10, log });
   app.get('/status', { config: { roles: ['operator', 'node', 'cvm', 'host'] } }, () => hostStatus());
   registerVmRoutes(app, vms);
+  app.put('/network', { config: { roles: ['cvm', 'operator'] } }, async (req) => {
+    await vswitch.configure(parseWith(networkSchema, req.body));
+    return vswitch.stats();
+  });
   app.post('/configure', { config: { roles: ['operator'] } }, async (req, reply) => {
     const b = parseWith(configureSchema, req.body);
     if (clusterMember()) throw new ConflictError('this node belongs to a cluster; remove it from the cluster before reconfiguring it');
@@ -292,6 +329,7 @@ async function refreshCluster(): Promise<void> {
     trustedCluster = ca;
     setAnchors(agent, anchors());
   }
+  await linkSwitch().catch((e: unknown) => log(`virtual switch: ${errorMessage(e)}`));
   try {
     const st = await cvmCall<{ cluster?: { members: { cvmIp: string }[] } | null }>(cfg.cvmIp, '/status', { timeoutMs: 2000 });
     const ips = st.cluster?.members.map((m) => m.cvmIp) ?? [];
@@ -330,6 +368,7 @@ function shutdown(): void {
   if (restartTimer) clearTimeout(restartTimer);
   clearInterval(clusterTimer);
   void redirector.close();
+  void vswitch.close();
   void agent.close();
   const child = cvm;
   if (!child) process.exit(0);

@@ -30,7 +30,7 @@ import { PassThrough } from 'node:stream';
 import { SystemClock, type Clock, type Disposable } from '../../shared/clock.ts';
 import { ConflictError, NotFoundError, TimeoutError, UnavailableError, errorMessage } from '../../shared/errors.ts';
 import { KeyedLock } from '../../shared/keyed-lock.ts';
-import { MIGRATION_PORT_BASE, type ConsoleChunk, type HostResources, type HostVm, type HostVmSpec, type HostVmState, type MigrationResult, type PowerAction } from '../protocol/vms.ts';
+import { MIGRATION_PORT_BASE, type ConsoleChunk, type HostResources, type HostVm, type HostVmNic, type HostVmSpec, type HostVmState, type MigrationResult, type PowerAction } from '../protocol/vms.ts';
 import { qemuArgs } from './qemu-args.ts';
 import { QmpClient, type QmpEvent } from './qmp.ts';
 import { checkSpec } from './spec.ts';
@@ -66,6 +66,8 @@ export interface VmRuntimeDeps {
   capacity: () => HostCapacity;
   /** The Unix socket of this host's virtual switch port for a subnet. */
   nicSocket: (subnetUuid: string) => string;
+  /** Called for each NIC before QEMU starts (or receives a migration): the switch learns its address (IPAM's reservation). */
+  attachNic?: (nic: HostVmNic) => void;
   /**
    * A folder with this host's migration TLS credentials as QEMU reads them (ca-cert.pem,
    * server-cert.pem, server-key.pem, client-cert.pem, client-key.pem: writeQemuTlsDir), or
@@ -452,6 +454,7 @@ export class VmRuntime {
     // QEMU 7.2 connects a stream netdev in the background and never again: a port that is not
     // there would leave the NIC unplugged for the VM's life. Refuse the start instead.
     vm.spec.nics.forEach((n, i) => {
+      this.d.attachNic?.(n);
       const path = this.d.nicSocket(n.subnetUuid);
       let ok = false;
       try {
