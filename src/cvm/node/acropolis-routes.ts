@@ -48,11 +48,12 @@ export function registerVmServiceRoutes(app: FastifyInstance, service: () => VmS
   app.get('/images', cfg, () => service().listImages());
   app.post('/images', cfg, async (req, reply) => reply.status(202).send(await mutate(req, (s) => s.createImage(req.body))));
   app.delete('/images/:uuid', cfg, (req) => mutate(req, (s) => s.deleteImage(uuid(req))));
-  // the upload's body is a stream handed on as it arrives (to a file on the leader), never buffered
+  // the upload's body is a stream handed on as it arrives (to a file on the leader), never buffered;
+  // it may take as long as it keeps arriving (longBody: on an API made with longBodyIdleMs)
   void app.register((sub, _opts, done) => {
     sub.removeContentTypeParser('application/octet-stream');
     sub.addContentTypeParser('application/octet-stream', (_req, payload, next) => next(null, payload));
-    sub.put('/images/upload', { config: { roles: ROLES }, bodyLimit: o.uploadLimitBytes ?? 8 * 1024 ** 3 }, async (req, reply) => {
+    sub.put('/images/upload', { config: { roles: ROLES, longBody: true }, bodyLimit: o.uploadLimitBytes ?? 8 * 1024 ** 3 }, async (req, reply) => {
       const s = service();
       const body = req.body as Readable;
       const answer = s.isLeader || req.peer?.role === 'cvm'
