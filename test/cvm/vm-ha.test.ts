@@ -461,3 +461,22 @@ test('a leader stopped mid-migration: the new leader carries the migration on an
   assert.equal(hostOf(to).vms.get(v.uuid)?.state, 'running');
   assert.ok(!['running', 'migrating'].includes(hostOf(from).vms.get(v.uuid)?.state ?? 'gone'), 'one copy runs');
 });
+
+test('maintenance refused: a VM that fits on no other host fails the task naming it, nothing moves, and the host is up again', async () => {
+  const ip = CVMS[services.findIndex((s) => s.isLeader)] ?? '';
+  const a = await call<Accepted>(ip, '/vms', { body: { name: 'huge', vcpus: 1, memoryMiB: 7200, disks: [], powerOn: true } });
+  assert.equal((await finished(ip, a.taskUuid)).state, 'succeeded');
+  const huge = await until('huge running', async () => {
+    const v = await call<Vm>(ip, `/vms/${a.entityUuid}`);
+    return v.runtimeState === 'running' ? v : undefined;
+  });
+  assert.equal(huge.host?.serial, 'N1');
+  const m = await call<Accepted>(ip, '/hosts/N1/maintenance', { body: { enter: true } });
+  const t = await finished(ip, m.taskUuid);
+  assert.equal(t.state, 'failed');
+  assert.equal(t.error?.field, 'host');
+  assert.match(t.error?.message ?? '', /cannot enter maintenance: VM huge \(.*\) fits on no other host: no host has 7200 MiB free/);
+  assert.equal((await call<Vm>(ip, `/vms/${huge.uuid}`)).host?.serial, 'N1');
+  assert.equal((await call<Task[]>(ip, '/tasks')).filter((x) => x.parent === m.taskUuid).length, 0, 'nothing moved');
+  await until('N1 up again', async () => ((await call<VmHost[]>(ip, '/hosts')).find((h) => h.serial === 'N1')?.state === 'up' ? true : undefined));
+});
