@@ -377,7 +377,7 @@ test('maintenance: enter moves 3 VMs off a host (child tasks, entering-maintenan
   }
 });
 
-test('HA: a host stops answering → its BMC fences it before its VM starts elsewhere at a raised epoch; then powered on through the cluster it returns', async () => {
+test('HA: a host stops answering → its BMC fences it before its VM starts elsewhere at a raised epoch; then powered on through the cluster it returns', async (tc) => {
   // m1 runs on N3, whose (fake) BMC can fence
   assert.equal((await getVm(m1.uuid)).host?.serial, 'N3');
   const n3 = hostOf('N3');
@@ -400,6 +400,7 @@ test('HA: a host stops answering → its BMC fences it before its VM starts else
   const restart = await until('the restart task done', async () => (await call<Task[]>(follower(), `/tasks?entity=${m1.uuid}`)).find((t) => t.operation === 'vm.ha-restart' && t.state === 'succeeded'));
   assert.equal(restart.parent, fenceTask?.uuid);
   assert.ok(Date.now() - cutAt < 20_000);
+  tc.diagnostic(`cut → fence asked ${fence.at - cutAt} ms, → running elsewhere ${started.at - cutAt} ms (HA downAfterMs 2000, poll 300 ms)`);
 
   // powered on through the cluster: it answers with no VM running, and is up again
   const p = await call<Accepted>(follower(), '/hosts/N3/power-on', { method: 'POST' });
