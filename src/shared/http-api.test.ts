@@ -159,3 +159,53 @@ async function fetchRaw(method: string, path: string, body: string, headers: Rec
     });
   });
 }
+
+test('longBodyIdleMs: a longBody route takes a body for as long as it streams; a stalled one, or a slow request elsewhere, loses its connection', async () => {
+  const api = createInternalApi({ bearer: { token: () => 't', peer: { role: 'operator', name: 'token' } }, requestTimeoutMs: 400, longBodyIdleMs: 300 });
+  void api.register((sub, _o, done) => {
+    sub.removeContentTypeParser('application/octet-stream');
+    sub.addContentTypeParser('application/octet-stream', (_req, payload, next) => next(null, payload));
+    sub.put('/upload', { config: { longBody: true } }, async (req) => {
+      let bytes = 0;
+      for await (const c of req.body as AsyncIterable<Buffer>) bytes += c.length;
+      return { bytes };
+    });
+    done();
+  });
+  api.post('/small', (req) => ({ got: req.body ?? null }));
+  await api.listen({ port: 0, host: IP });
+  const p = (api.server.address() as { port: number }).port;
+  /** Sends the head, then each piece after its delay; resolves with what came back when the connection closed. */
+  const send = (head: string, pieces: [number, string][]): Promise<string> => new Promise((resolve, reject) => {
+    const s = connectTcp({ host: IP, port: p }, () => {
+      s.write(head);
+      let at = 0;
+      for (const [delay, data] of pieces) {
+        at += delay;
+        setTimeout(() => s.writable && s.write(data), at);
+      }
+    });
+    let out = '';
+    s.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (/\r\n\r\n.*\}/s.test(out)) s.end();
+    });
+    s.on('error', reject);
+    s.on('close', () => resolve(out));
+  });
+  try {
+    const t0 = Date.now();
+    const long = await send('PUT /upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nContent-Type: application/octet-stream\r\nContent-Length: 10\r\n\r\n', Array.from({ length: 10 }, () => [120, 'x'] as [number, string]));
+    assert.match(long, /^HTTP\/1\.1 200 /);
+    assert.match(long, /"bytes":10/);
+    assert.ok(Date.now() - t0 > 1000, 'the body took longer than the request timeout');
+    const stalled = await send('PUT /upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nContent-Type: application/octet-stream\r\nContent-Length: 10\r\n\r\n', [[50, 'xx'], [800, 'xxxxxxxx']]);
+    assert.doesNotMatch(stalled, /"bytes"/, 'a body idle for longer than longBodyIdleMs is given up');
+    const slow = await send('POST /small HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n', [[100, '{"a"'], [700, ':1}']]);
+    assert.doesNotMatch(slow, /"got"/, 'another route keeps the request timeout');
+    const quick = await send('POST /small HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n', [[50, '{"a":1}']]);
+    assert.match(quick, /"got":\{"a":1\}/);
+  } finally {
+    await api.close();
+  }
+});

@@ -17,8 +17,9 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { Transform } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { AuthError, ConvergeError, ForbiddenError, InputError, NotFoundError, PayloadTooLargeError, errorMessage, isConvergeError } from './errors.ts';
+import { AuthError, ConvergeError, ForbiddenError, InputError, NotFoundError, PayloadTooLargeError, RequestTimeoutError, errorMessage, isConvergeError } from './errors.ts';
 import { httpStatusOf } from './http-status.ts';
 import { peerOf, serverTls, type Anchors, type Identity, type Peer, type Role } from './identity.ts';
 
@@ -30,6 +31,11 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** The roles this route admits (default: every authenticated role). */
     roles?: readonly Role[];
+    /**
+     * The body may take as long as it keeps arriving (an upload), each chunk within the API's
+     * `longBodyIdleMs`; only on an API made with that option (otherwise the request timeout holds).
+     */
+    longBody?: boolean;
   }
 }
 
@@ -64,6 +70,14 @@ export interface InternalApiOptions {
   clientErrorHandler?: (err: Error & { code?: string }, socket: Socket) => void;
   /** Largest request body, bytes (default 1 MiB); a route may set its own. */
   bodyLimit?: number;
+  /** How long a request (headers and body) may take to arrive (default 30 s). */
+  requestTimeoutMs?: number;
+  /**
+   * Routes whose config says `longBody: true` may take as long as their body keeps arriving, with
+   * at most this long between two chunks. The other routes keep `requestTimeoutMs`, then bounded
+   * by a hook instead of by Node's server (whose bound is one for every request).
+   */
+  longBodyIdleMs?: number;
   log?: (m: string) => void;
 }
 
@@ -103,14 +117,50 @@ export function acceptEmptyJson(app: FastifyInstance, bodyLimit?: number): void 
   });
 }
 
+/** A body stream that fails (and so ends the request) when no chunk arrives for `idleMs`. */
+function idleGuard(payload: NodeJS.ReadableStream, idleMs: number, destroy: (e: Error) => void): Transform {
+  let timer: NodeJS.Timeout | undefined;
+  const arm = (): void => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      const e = new RequestTimeoutError('body', `no data for ${Math.round(idleMs / 1000)} s; the upload was given up`);
+      out.destroy(e);
+      destroy(e);
+    }, idleMs);
+    timer.unref();
+  };
+  const out = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      arm();
+      done(null, chunk);
+    },
+    flush(done) {
+      clearTimeout(timer);
+      done();
+    },
+    destroy(err, cb) {
+      clearTimeout(timer);
+      cb(err);
+    },
+  });
+  arm();
+  payload.on('error', (e: Error) => out.destroy(e));
+  payload.pipe(out);
+  return out;
+}
+
 export function createInternalApi(o: InternalApiOptions): FastifyInstance {
   let anchors = o.tls?.anchors;
   const bearer = o.bearer;
+  const requestTimeoutMs = o.requestTimeoutMs ?? 30_000;
+  const longBodies = o.longBodyIdleMs !== undefined;
   const app = Fastify({
     logger: false,
     bodyLimit: o.bodyLimit ?? 1 << 20,
-    // a client that sends its request slowly cannot hold a connection (a long answer, e.g. cluster create, may take minutes)
-    requestTimeout: 30_000,
+    // a client that sends its request slowly cannot hold a connection (a long answer, e.g. cluster
+    // create, may take minutes: the bound is on the request's arrival only); with long bodies the
+    // hooks below keep it per route
+    requestTimeout: longBodies ? 0 : requestTimeoutMs,
     keepAliveTimeout: 10_000,
     ...(o.tls ? { https: serverTls(o.tls.identity, o.tls.anchors) } : {}),
     ...(o.clientErrorHandler ? { clientErrorHandler: o.clientErrorHandler } : {}),
@@ -135,6 +185,23 @@ export function createInternalApi(o: InternalApiOptions): FastifyInstance {
     else if (roles && !roles.includes(req.peer.role)) done(new ForbiddenError(`${req.method} ${req.routeOptions.url ?? req.url} is not open to ${req.peer.role} certificates (it takes ${roles.join(', ')})`));
     else done();
   });
+  if (longBodies) {
+    const idleMs = o.longBodyIdleMs ?? 60_000;
+    app.addHook('onRequest', (req, _reply, done) => {
+      if (req.routeOptions.config.longBody || requestTimeoutMs <= 0) return done();
+      // what Node's requestTimeout does: a request still arriving after the bound loses its connection
+      const t = setTimeout(() => {
+        if (!req.raw.complete) req.raw.socket.destroy();
+      }, requestTimeoutMs);
+      t.unref();
+      req.raw.once('close', () => clearTimeout(t));
+      done();
+    });
+    app.addHook('preParsing', (req, _reply, payload, done) => {
+      if (!req.routeOptions.config.longBody) return done(null, payload);
+      done(null, idleGuard(payload, idleMs, () => req.raw.socket.destroy()));
+    });
+  }
   // an answer before the request's body was read to its end (refused from its headers): the
   // connection cannot carry another request, and closing it is how the body is left unread
   app.addHook('onSend', (req, reply, payload, done) => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConflictError, InputError } from '../../shared/errors.ts';
-import { checkPowerAction, checkUpdate, parseImageCreate, parseSubnetCreate, parseVmCreate, parseVmUpdate } from './vm-spec.ts';
+import { checkPowerAction, checkUpdate, parseConsoleInput, parseImageCreate, parseMigrate, parseSubnetCreate, parseVmCreate, parseVmUpdate } from './vm-spec.ts';
 
 function fieldOf(fn: () => unknown): string {
   try {
@@ -64,4 +64,15 @@ test('image and subnet requests', () => {
   assert.equal(fieldOf(() => parseSubnetCreate({ name: 'lan', vlanId: 5000 })), 'vlanId');
   assert.equal(fieldOf(() => parseSubnetCreate({ name: 'lan', vlanId: 1, gateway: '10.0.0.1' })), 'gateway');
   assert.deepEqual(parseSubnetCreate({ name: 'lan', vlanId: 1 }), { name: 'lan', vlanId: 1, dns: [] });
+});
+
+test('migrate and console input bodies: errors name the field', () => {
+  assert.deepEqual(parseMigrate(undefined), {});
+  assert.deepEqual(parseMigrate({ host: 'N2' }), { host: 'N2' });
+  assert.throws(() => parseMigrate({ host: '' }), (e: unknown) => e instanceof InputError && e.field === 'host');
+  assert.throws(() => parseMigrate({ to: 'N2' }), (e: unknown) => e instanceof InputError);
+  assert.deepEqual(parseConsoleInput({ data: 'ls\n' }), { data: 'ls\n' });
+  assert.throws(() => parseConsoleInput({ data: '' }), (e: unknown) => e instanceof InputError && e.field === 'data');
+  assert.throws(() => parseConsoleInput({ data: 'é'.repeat(2049) }), (e: unknown) => e instanceof InputError && e.field === 'data' && /4096 bytes/.test(e.message));
+  assert.deepEqual(parseConsoleInput({ data: 'x'.repeat(4096) }).data.length, 4096);
 });

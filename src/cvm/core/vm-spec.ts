@@ -173,3 +173,22 @@ const cloneSchema = z.object({ name }).strict();
 export function parseClone(body: unknown): { name: string } {
   return parseWith(cloneSchema, body);
 }
+
+const migrateSchema = z.object({ host: z.string().min(1, 'must not be empty').max(64, 'at most 64 characters').optional() }).strict();
+
+/** POST /vms/:uuid/migrate: `{ host? }` (a serial or a host IP; absent: placement chooses). */
+export function parseMigrate(body: unknown): { host?: string } {
+  const b = parseWith(migrateSchema, body ?? {});
+  return b.host === undefined ? {} : { host: b.host };
+}
+
+/** The most a console input may carry, bytes (the host agent's bound). */
+export const CONSOLE_INPUT_MAX_BYTES = 4096;
+const consoleInputSchema = z.object({
+  data: z.string().min(1, 'must not be empty').refine((d) => new TextEncoder().encode(d).length <= CONSOLE_INPUT_MAX_BYTES, `at most ${CONSOLE_INPUT_MAX_BYTES} bytes`),
+}).strict();
+
+/** POST /vms/:uuid/console/input: `{ data }`, 1 byte to 4 KiB of text typed on the serial console. */
+export function parseConsoleInput(body: unknown): { data: string } {
+  return parseWith(consoleInputSchema, body);
+}

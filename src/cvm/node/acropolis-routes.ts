@@ -4,7 +4,7 @@
  * any CVM (the host inventory by the leader); a mutation sent to a follower is passed on to the
  * leader's CVM API with this CVM's member certificate (role `cvm`), and answered as the leader
  * answered. A forwarded call that reaches a CVM that no longer leads is refused (503), not passed on
- * again. Roles: the operator; `cvm` for forwarded calls.
+ * again. Roles: the operator; `cvm` for forwarded calls (console input: the operator only).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
@@ -43,16 +43,20 @@ export function registerVmServiceRoutes(app: FastifyInstance, service: () => VmS
   app.delete('/vms/:uuid', cfg, async (req, reply) => reply.status(202).send(await mutate(req, (s) => s.deleteVm(uuid(req)))));
   app.post('/vms/:uuid/power', cfg, async (req, reply) => reply.status(202).send(await mutate(req, (s) => s.powerVm(uuid(req), req.body))));
   app.post('/vms/:uuid/clone', cfg, async (req, reply) => reply.status(202).send(await mutate(req, (s) => s.cloneVm(uuid(req), req.body))));
+  app.post('/vms/:uuid/migrate', cfg, async (req, reply) => reply.status(202).send(await mutate(req, (s) => s.migrateVm(uuid(req), req.body))));
   app.get('/vms/:uuid/console', cfg, (req) => service().console(uuid(req), parseWith(consoleQuery, req.query).offset));
+  // typed on the guest's console: the operator only, relayed by whichever CVM is asked (nothing stored)
+  app.post('/vms/:uuid/console/input', { config: { roles: ['operator'] }, bodyLimit: 16 << 10 }, (req) => service().consoleInput(uuid(req), req.body));
 
   app.get('/images', cfg, () => service().listImages());
   app.post('/images', cfg, async (req, reply) => reply.status(202).send(await mutate(req, (s) => s.createImage(req.body))));
   app.delete('/images/:uuid', cfg, (req) => mutate(req, (s) => s.deleteImage(uuid(req))));
-  // the upload's body is a stream handed on as it arrives (to a file on the leader), never buffered
+  // the upload's body is a stream handed on as it arrives (to a file on the leader), never buffered;
+  // it may take as long as it keeps arriving (longBody: on an API made with longBodyIdleMs)
   void app.register((sub, _opts, done) => {
     sub.removeContentTypeParser('application/octet-stream');
     sub.addContentTypeParser('application/octet-stream', (_req, payload, next) => next(null, payload));
-    sub.put('/images/upload', { config: { roles: ROLES }, bodyLimit: o.uploadLimitBytes ?? 8 * 1024 ** 3 }, async (req, reply) => {
+    sub.put('/images/upload', { config: { roles: ROLES, longBody: true }, bodyLimit: o.uploadLimitBytes ?? 8 * 1024 ** 3 }, async (req, reply) => {
       const s = service();
       const body = req.body as Readable;
       const answer = s.isLeader || req.peer?.role === 'cvm'
@@ -75,4 +79,5 @@ export function registerVmServiceRoutes(app: FastifyInstance, service: () => VmS
     return s.isLeader || req.peer?.role === 'cvm' ? s.hosts() : s.forward('GET', req.url);
   });
   app.post('/hosts/:id/maintenance', cfg, async (req, reply) => reply.status(202).send(await mutate(req, (s) => s.setMaintenance(parseWith(idParam, req.params).id, req.body))));
+  app.post('/hosts/:id/power-on', cfg, async (req, reply) => reply.status(202).send(await mutate(req, (s) => s.powerOnHost(parseWith(idParam, req.params).id))));
 }

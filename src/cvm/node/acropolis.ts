@@ -38,18 +38,22 @@ import { agentOf, errorOfBody } from '../../shared/http-client.ts';
 import type { Identity } from '../../shared/identity.ts';
 import { cvmCall } from '../protocol/client.ts';
 import { CVM_API_PORT } from '../protocol/cluster.ts';
-import type { ConsoleChunk, HostNetwork, HostVm, HostVmSpec, PowerAction } from '../../hypervisor/protocol/vms.ts';
+import type { ConsoleChunk, HostNetwork, HostVm, HostVmSpec, MigrationResult, PowerAction } from '../../hypervisor/protocol/vms.ts';
 import { IMAGE_CONTAINER, type Accepted, type Image, type Subnet, type Task, type TaskEntity, type Vm, type VmCreateRequest, type VmDisk, type VmDiskRequest, type VmHost, type VmNic, type VmNicRequest, type VmPowerAction } from '../protocol/vms.ts';
 import { DEFAULT_CONTAINER, type Vdisk } from '../core/storage.ts';
 import { checkFixed, checkSubnet, nextFree } from '../core/ipam.ts';
 import { failTask, isFinished, newTask, progressTask, runnable, startTask, succeedTask } from '../core/tasks.ts';
 import { chooseHost } from '../core/vm-placement.ts';
-import { checkPowerAction, checkUpdate, parseClone, parseImageCreate, parseImageUpload, parsePowerAction, parseSubnetCreate, parseVmCreate, parseVmUpdate } from '../core/vm-spec.ts';
+import { planEvacuation, planReturn, type FenceRecord, type HaOptions, type Liveness, type PlaceFn } from '../core/ha.ts';
+import { chooseMigrationTarget, hostStateOf, migrationStep } from '../core/vm-migration.ts';
+import { checkPowerAction, checkUpdate, parseClone, parseConsoleInput, parseMigrate, parseImageCreate, parseImageUpload, parsePowerAction, parseSubnetCreate, parseVmCreate, parseVmUpdate } from '../core/vm-spec.ts';
 import { AcropolisStore, type Versioned } from './acropolis-store.ts';
 import type { HostApi } from './host-api.ts';
 import { convert, download, imageInfo, nbdUri } from './image-tools.ts';
 import type { StorageMeta } from './storage-meta.ts';
 import { VmLeadership } from './vm-election.ts';
+import { BMCS_PREFIX, BmcFencing, type StoredBmc } from './fencer.ts';
+import { HA_FENCES_PREFIX, HaMonitor, type HaEvent } from './ha-monitor.ts';
 
 const MiB = 1 << 20;
 
@@ -76,6 +80,14 @@ export interface VmServiceOptions {
   uploadLimitBytes?: number;
   /** Tasks run at once (default 4). */
   concurrency?: number;
+  /** HA on the leader (docs/ha.md): the monitor's poll and timeouts, and the tracker's options. */
+  ha?: Partial<HaOptions> & { pollMs?: number; pollTimeoutMs?: number; fenceTimeoutMs?: number; restartTimeoutMs?: number };
+}
+
+/** How HA powers a host off (and on) by its serial: BmcFencing over Redfish with the stored credentials, or a test's fake. */
+export interface Fencing {
+  fence(serial: string, signal?: AbortSignal): Promise<unknown>;
+  powerOn(serial: string, signal?: AbortSignal): Promise<unknown>;
 }
 
 export interface VmServiceDeps {
@@ -93,6 +105,23 @@ export interface VmServiceDeps {
   clock?: Clock;
   log: (m: string) => void;
   options?: VmServiceOptions;
+  /** Default: BmcFencing with the credentials under acropolis/bmcs/<serial>. */
+  fencing?: Fencing;
+}
+
+/** A live migration under way, kept on the VM's record (a new leader carries on from it). */
+interface Migrating {
+  task: string;
+  from: { serial: string; hostIp: string };
+  to: { serial: string; hostIp: string };
+  /** The epoch the source runs the VM at (the record's again if the migration fails). */
+  fromEpoch: number;
+  /** The record's epoch meanwhile: the target's. */
+  epoch: number;
+  /** The target's incoming port, once it answered. */
+  port: number | null;
+  /** What the source reported when the migration ended. */
+  result: MigrationResult | null;
 }
 
 /** A VM as stored: the API's Vm, plus the vdisks it owns and the task that last changed it. */
@@ -100,11 +129,16 @@ interface VmRecord extends Vm {
   /** vdisks the VM owns (deleted with it). */
   owned: string[];
   lastTask: string | null;
+  migrating?: Migrating | null;
 }
 
+/** A host's flags (etcd hosts/<serial>): maintenance, and the VMs its evacuation moved away. */
 interface HostFlags {
   maintenance?: boolean;
-  fenced?: boolean;
+  /** Maintenance entered, its VMs not all moved yet (entering-maintenance). */
+  evacuating?: boolean;
+  /** The VMs moved away by entering maintenance, in order (moved back on exit). */
+  movedAway?: string[];
 }
 
 interface HostState {
@@ -112,13 +146,16 @@ interface HostState {
   view: VmHost;
   vms: HostVm[];
   lastOk: number | null;
+  /** Whether it answered within downAfterMs. */
+  answers: boolean;
+  flags: HostFlags;
   /** Resources charged to placements since the last poll. */
   reserved: { memoryMiB: number; vcpus: number };
 }
 
 const DEFAULT_TIMEOUTS: Record<string, number> = {
   'vm.create': 60 * 60_000, 'vm.clone': 60 * 60_000, 'vm.update': 60 * 60_000, 'vm.delete': 10 * 60_000,
-  'vm.power': 5 * 60_000, 'vm.ha-restart': 5 * 60_000, 'image.import': 2 * 60 * 60_000,
+  'vm.power': 5 * 60_000, 'vm.migrate': 30 * 60_000, 'image.import': 2 * 60 * 60_000, 'host.maintenance': 4 * 60 * 60_000, 'host.power-on': 5 * 60_000,
 };
 
 /** A stop (or a lost leadership): the task is left as it is for the next leader. */
@@ -163,8 +200,21 @@ function macOf(taskUuid: string, i: number): string {
 }
 
 function publicVm(r: VmRecord): Vm {
-  const { owned: _o, lastTask: _l, ...vm } = r;
+  const { owned: _o, lastTask: _l, migrating: _m, ...vm } = r;
   return vm;
+}
+
+/** `p`, or the signal's reason once it aborts first. */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    if (signal.aborted) {
+      reject(signal.reason as Error);
+      return;
+    }
+    const onAbort = (): void => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -200,6 +250,20 @@ export class VmService {
   private ticking = false;
   private stopped = false;
   private readonly handlers: Record<string, Handler>;
+  /** HA on the leader (started when elected, stopped when leadership is lost). */
+  private ha: HaMonitor | undefined;
+  private haStopping: Promise<void> = Promise.resolve();
+  private readonly fencing: Fencing;
+  /** Tasks this leader's HA writes itself (host.fence, vm.ha-restart): the runner leaves them alone. */
+  private readonly haOwned = new Set<string>();
+  /** The open host.fence task per host, the last one per host (a restart's parent), the open vm.ha-restart per VM. */
+  private readonly fenceTask = new Map<string, string>();
+  private readonly lastFenceTask = new Map<string, string>();
+  private readonly restartTask = new Map<string, string>();
+  /** VMs HA is starting now (the reconcile leaves them alone). */
+  private readonly haRestarting = new Set<string>();
+  /** HA's task writes, in the order of its events. */
+  private haWrites: Promise<void> = Promise.resolve();
 
   constructor(private readonly d: VmServiceDeps) {
     this.store = new AcropolisStore(d.etcd);
@@ -207,20 +271,31 @@ export class VmService {
     const o = d.options ?? {};
     this.o = {
       pollMs: o.pollMs ?? 2000, downAfterMs: o.downAfterMs ?? 6000, electionTtlS: o.electionTtlS ?? 10, runnerMs: o.runnerMs ?? 1000,
-      powerWaitMs: o.powerWaitMs ?? 60_000, uploadLimitBytes: o.uploadLimitBytes ?? 8 * 1024 ** 3, concurrency: o.concurrency ?? 4,
+      powerWaitMs: o.powerWaitMs ?? 60_000, uploadLimitBytes: o.uploadLimitBytes ?? 8 * 1024 ** 3, concurrency: o.concurrency ?? 4, ha: o.ha ?? {},
       timeouts: { ...DEFAULT_TIMEOUTS, ...Object.fromEntries(Object.entries(o.timeouts ?? {}).filter((e): e is [string, number] => typeof e[1] === 'number')) },
     };
     this.leadership = new VmLeadership(d.etcd, d.self.cvmIp, this.o.electionTtlS, { elected: () => this.onElected(), lost: () => this.onLost() }, d.log);
     mkdirSync(d.tmpDir, { recursive: true });
+    this.fencing = d.fencing ?? new BmcFencing({
+      clock: this.clock,
+      read: async (serial) => {
+        const v = await d.etcd.get(BMCS_PREFIX + serial).string();
+        return v === null ? undefined : (JSON.parse(v) as StoredBmc);
+      },
+    });
+    const haGone = (what: string): Handler => ({ run: () => Promise.reject(new UnavailableError(`the leader that ran this ${what} stepped down; HA on the new leader decides again (docs/ha.md)`)) });
     this.handlers = {
       'vm.create': { run: (r) => this.runCreate(r), undo: (r) => this.undoCreate(r) },
       'vm.clone': { run: (r) => this.runClone(r), undo: (r) => this.undoCreate(r) },
       'vm.update': { run: (r) => this.runUpdate(r), undo: (r) => this.undoUpdate(r) },
       'vm.delete': { run: (r) => this.runDelete(r) },
       'vm.power': { run: (r) => this.runPower(r), undo: (r) => this.undoPower(r) },
-      'vm.ha-restart': { run: (r) => this.runPower(r), undo: (r) => this.undoPower(r) },
+      'vm.migrate': { run: (r) => this.runMigrate(r), undo: (r) => this.undoMigrate(r) },
+      'vm.ha-restart': haGone('restart'),
+      'host.fence': haGone('fence'),
+      'host.power-on': { run: (r) => this.runHostPowerOn(r) },
       'image.import': { run: (r) => this.runImport(r), undo: (r) => this.undoImport(r) },
-      'host.maintenance': { run: (r) => this.runMaintenance(r) },
+      'host.maintenance': { run: (r) => this.runMaintenance(r), undo: (r) => this.undoMaintenance(r) },
     };
   }
 
@@ -234,6 +309,8 @@ export class VmService {
     await this.leadership.stop();
     this.onLost();
     await Promise.all([...this.running.values()].map((x) => x.done));
+    await this.haStopping;
+    await this.haWrites;
   }
 
   get isLeader(): boolean {
@@ -286,6 +363,7 @@ export class VmService {
       if (this.isLeader) this.runTimer = setTimeout(run, this.o.runnerMs);
     };
     run();
+    this.startHa();
   }
 
   private onLost(): void {
@@ -296,6 +374,9 @@ export class VmService {
     for (const x of this.running.values()) x.ac.abort(new Abandoned('this CVM no longer leads the VM service'));
     this.inventory.clear();
     this.pushed.clear();
+    const ha = this.ha;
+    this.ha = undefined;
+    if (ha) this.haStopping = this.haStopping.then(() => ha.stop()).catch((e: unknown) => this.d.log(`VM service: stopping HA: ${errorMessage(e)}`));
   }
 
   // ---- reads (any CVM: from the store) --------------------------------------------------------
@@ -411,41 +492,155 @@ export class VmService {
     return this.enqueue('vm.clone', { kind: 'vm', uuid: randomUUID(), name }, { source: uuid, name });
   }
 
-  /**
-   * The HA seam: places a VM again on another host than `excludeHost` (serial or host IP), with a
-   * raised epoch. For a VM whose host failed (fenced); `parent` is the HA task that asks.
-   */
-  async restartElsewhere(vmUuid: string, excludeHost: string, parent: string | null = null): Promise<Accepted> {
+  /** POST /vms/:uuid/migrate: moves a running VM to `host` (serial or host IP) or where placement says, live. */
+  async migrateVm(uuid: string, body: unknown): Promise<Accepted> {
     this.requireLeader();
-    const vm = (await this.vmRecord(vmUuid)).value;
-    return this.enqueue('vm.ha-restart', { kind: 'vm', uuid: vmUuid, name: vm.name }, { action: 'on', exclude: [excludeHost], restart: true }, parent);
+    const { host } = parseMigrate(body);
+    const vm = (await this.vmRecord(uuid)).value;
+    if (!vm.host || vm.powerState === 'off') throw new ConflictError(`VM ${vm.name} is off; only a running VM migrates (power it on where it should run)`);
+    // refused now when it cannot be done; the task chooses again when it runs
+    chooseMigrationTarget(this.placementView(), { ...vm, host: vm.host }, host);
+    return this.enqueue('vm.migrate', { kind: 'vm', uuid, name: vm.name }, { host: host ?? null });
   }
 
-  /** Sets a host's flags (the HA helper: fenced; maintenance): placement skips hosts flagged either way. */
-  async markHost(serial: string, flags: HostFlags): Promise<void> {
-    const cur = (await this.store.get<HostFlags>('hosts', serial))?.value ?? {};
-    await this.store.put('hosts', serial, { ...cur, ...flags });
+  /** POST /vms/:uuid/console/input: typed on the VM's serial console (by any CVM: nothing is stored). */
+  async consoleInput(uuid: string, body: unknown): Promise<{ bytes: number }> {
+    const { data } = parseConsoleInput(body);
+    const vm = (await this.vmRecord(uuid)).value;
+    if (!vm.host) throw new ConflictError(`VM ${vm.name} runs on no host (it is off)`);
+    await this.d.hosts.consoleInput(vm.host.hostIp, uuid, data);
+    return { bytes: Buffer.byteLength(data) };
   }
 
-  /** POST /hosts/:id/maintenance: a host (serial or host IP) takes no new VMs while in maintenance. */
+  /** POST /hosts/:id/maintenance: enter (the host's VMs move away) or exit (they come back). */
   async setMaintenance(id: string, body: unknown): Promise<Accepted> {
     this.requireLeader();
     const enter = (body as { enter?: unknown } | null | undefined)?.enter;
     if (typeof enter !== 'boolean') throw new InputError('enter', 'must be true or false');
-    const m = this.d.members().find((x) => x.serial === id || x.hostIp === id);
-    if (!m) throw new NotFoundError('host', id);
+    const m = this.member(id);
     return this.enqueue('host.maintenance', { kind: 'host', uuid: m.serial, name: m.serial }, { enter });
   }
 
+  /** POST /hosts/:id/power-on: a fenced host powered on through its BMC (it returns once it reports no running VM). */
+  async powerOnHost(id: string): Promise<Accepted> {
+    this.requireLeader();
+    const m = this.member(id);
+    const state = this.ha?.liveness(m.serial);
+    if (state !== 'fenced') throw new ConflictError(`host ${m.serial} is not fenced (${state ?? 'not watched by HA'}); only a fenced host is powered on through the cluster`);
+    return this.enqueue('host.power-on', { kind: 'host', uuid: m.serial, name: m.serial }, {});
+  }
+
+  private member(id: string): ClusterMember {
+    const m = this.d.members().find((x) => x.serial === id || x.hostIp === id);
+    if (!m) throw new NotFoundError('host', id);
+    return m;
+  }
+
+  // ---- maintenance mode ---------------------------------------------------------------------------
+
+  /** Writes a host's flags through `f` (compare-and-swap) and shows the new state at once. */
+  private async setFlags(serial: string, f: (cur: HostFlags) => HostFlags): Promise<HostFlags> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const cur = await this.store.get<HostFlags>('hosts', serial);
+      const next = f(cur?.value ?? {});
+      if ((await this.store.swap('hosts', serial, next, cur?.rev ?? '0')) === undefined) continue;
+      const st = this.inventory.get(serial);
+      if (st) {
+        st.flags = next;
+        this.showState(st);
+      }
+      return next;
+    }
+    throw new ConflictError(`host ${serial}'s flags keep changing; try again`);
+  }
+
+  /** Waits for a task to finish (child tasks of a maintenance task). */
+  private async waitTask(uuid: string, signal: AbortSignal): Promise<Task> {
+    for (;;) {
+      const t = await this.store.get<Task>('tasks', uuid);
+      if (!t) throw new NotFoundError('task', uuid);
+      if (isFinished(t.value)) return t.value;
+      await sleep(300, signal);
+    }
+  }
+
+  private readonly place: PlaceFn = (vm, hosts) => {
+    try {
+      return chooseHost(hosts, vm);
+    } catch (e) {
+      if (e instanceof InputError) return e;
+      throw e;
+    }
+  };
+
   private async runMaintenance(r: TaskRun): Promise<Record<string, unknown>> {
     const serial = r.task.entity.uuid;
-    const enter = r.task.request['enter'] === true;
-    await this.markHost(serial, { maintenance: enter });
-    const st = this.inventory.get(serial);
-    if (st) st.view = { ...st.view, state: enter && st.view.state === 'up' ? 'maintenance' : !enter && st.view.state === 'maintenance' ? 'up' : st.view.state };
-    // live migration is not built yet: the VMs there keep running, and nothing new is placed there
-    const running = (await this.listVms()).filter((v) => v.host?.serial === serial).map((v) => v.name);
-    return { maintenance: enter, vmsStillThere: running };
+    return r.task.request['enter'] === true ? this.enterMaintenance(r, serial) : this.exitMaintenance(r, serial);
+  }
+
+  /**
+   * Marks the host (nothing new placed there), then moves each VM running there to another host,
+   * one at a time (child vm.migrate tasks), recording each moved VM on the host's flags. VMs that
+   * are off lose their host (they power on elsewhere). A VM that fits nowhere, or a migration that
+   * fails, fails the task naming the VM (see undoMaintenance for what the host is then).
+   */
+  private async enterMaintenance(r: TaskRun, serial: string): Promise<Record<string, unknown>> {
+    // VMs a child of this task moved (a resumed run: one whose move was not recorded yet)
+    const children = (await this.listTasks()).filter((t) => t.parent === r.task.uuid && t.operation === 'vm.migrate' && t.state === 'succeeded').map((t) => t.entity.uuid);
+    let flags = await this.setFlags(serial, (f) => ({ ...f, maintenance: true, evacuating: true, movedAway: [...new Set([...(f.movedAway ?? []), ...children])] }));
+    for (const v of await this.store.list<VmRecord>('vms')) {
+      if (v.value.host?.serial === serial && v.value.powerState === 'off') await this.mutateVm(v.value.uuid, (x) => (x.host?.serial === serial && x.powerState === 'off' ? { ...x, host: null } : x));
+    }
+    let moved = children.length;
+    for (let round = 0; ; round++) {
+      const plan = planEvacuation(serial, await this.listVms(), this.placementView(), this.place);
+      if (!plan.ok) throw new InputError('host', `host ${serial} cannot enter maintenance: ${plan.reason}`);
+      if (plan.migrations.length === 0) break;
+      if (round >= 5) throw new ConflictError(`host ${serial} keeps getting VMs while it enters maintenance (${plan.migrations.map((m) => m.name).join(', ')})`);
+      const total = moved + plan.migrations.length;
+      for (const m of plan.migrations) {
+        r.progress((90 * moved) / total, `moving VM ${m.name} to host ${m.to} (${moved + 1} of ${total})`);
+        const child = await this.enqueue('vm.migrate', { kind: 'vm', uuid: m.vm, name: m.name }, { host: m.to }, r.task.uuid, derivedUuid(r.task.uuid, 'evacuate', m.vm, String(round)));
+        const t = await this.waitTask(child.taskUuid, r.signal);
+        if (t.state !== 'succeeded') throw new UnavailableError(`VM ${m.name} could not move to host ${m.to} (task ${t.uuid}): ${t.error?.message ?? t.state}`);
+        flags = await this.setFlags(serial, (f) => ({ ...f, movedAway: [...new Set([...(f.movedAway ?? []), m.vm])] }));
+        moved++;
+      }
+    }
+    flags = await this.setFlags(serial, (f) => ({ ...f, maintenance: true, evacuating: false }));
+    return { maintenance: true, movedAway: flags.movedAway ?? [] };
+  }
+
+  /**
+   * A failed enter: when no VM was moved away the host is up again (nothing changed); otherwise it
+   * stays entering-maintenance (nothing placed there) until the operator enters again (the rest
+   * move) or exits (the moved VMs come back).
+   */
+  private async undoMaintenance(r: TaskRun): Promise<void> {
+    if (r.task.request['enter'] !== true) return;
+    const serial = r.task.entity.uuid;
+    await this.setFlags(serial, (f) => ((f.movedAway ?? []).length === 0 ? {} : f));
+  }
+
+  /** Unmarks the host, then moves back the VMs its evacuation moved away (planReturn; child vm.migrate tasks). */
+  private async exitMaintenance(r: TaskRun, serial: string): Promise<Record<string, unknown>> {
+    const flags = await this.setFlags(serial, (f) => ({ ...f, maintenance: false, evacuating: false }));
+    const movedAway = flags.movedAway ?? [];
+    const home = this.placementView().find((h) => h.serial === serial);
+    const vms = await this.listVms();
+    const plan = home ? planReturn(home, movedAway, vms, this.place) : { migrations: [], skipped: movedAway.map((vm) => ({ vm, name: vms.find((v) => v.uuid === vm)?.name ?? '', reason: `host ${serial} does not report to the leader` })) };
+    const failed: string[] = [];
+    const returned: string[] = [];
+    for (const [i, m] of plan.migrations.entries()) {
+      r.progress((90 * i) / plan.migrations.length, `moving VM ${m.name} back from host ${m.from} (${i + 1} of ${plan.migrations.length})`);
+      const child = await this.enqueue('vm.migrate', { kind: 'vm', uuid: m.vm, name: m.name }, { host: serial }, r.task.uuid, derivedUuid(r.task.uuid, 'return', m.vm));
+      const t = await this.waitTask(child.taskUuid, r.signal);
+      if (t.state === 'succeeded') returned.push(m.vm);
+      else failed.push(`${m.name}: ${t.error?.message ?? t.state}`);
+    }
+    await this.setFlags(serial, (f) => ({ ...(f.maintenance ? f : { ...f, movedAway: [] }) }));
+    if (failed.length > 0) throw new UnavailableError(`host ${serial} is out of maintenance; VM(s) that could not move back: ${failed.join('; ')}`);
+    return { maintenance: false, returned, skipped: plan.skipped };
   }
 
   async createImage(body: unknown): Promise<Accepted> {
@@ -548,7 +743,7 @@ export class VmService {
     const revs = new Map(all.map((v) => [v.value.uuid, v.rev]));
     for (const t of runnable(all.map((v) => v.value), busy)) {
       if (this.running.size >= this.o.concurrency || !this.isLeader) break;
-      if (this.running.has(t.uuid)) continue;
+      if (this.running.has(t.uuid) || this.haOwned.has(t.uuid)) continue;
       const rev = revs.get(t.uuid);
       if (rev !== undefined) this.runTask(t, rev);
     }
@@ -924,7 +1119,7 @@ export class VmService {
   }
 
   /** Waits until the host reports the VM in one of `states` (or no longer has it, when `gone` counts). */
-  private async waitOnHost(r: TaskRun, hostIp: string, uuid: string, states: readonly string[], what: string, waitMs: number, gone = false): Promise<HostVm | undefined> {
+  private async waitOnHost(r: Pick<TaskRun, 'signal'>, hostIp: string, uuid: string, states: readonly string[], what: string, waitMs: number, gone = false): Promise<HostVm | undefined> {
     const deadline = this.clock.now() + waitMs;
     let last = 'no answer';
     for (;;) {
@@ -1031,6 +1226,148 @@ export class VmService {
     await this.mutateVm(cur.value.uuid, (v) => ({ ...v, powerState: 'off', host: null, runtimeState: 'off' }));
   }
 
+  // ---- live migration -------------------------------------------------------------------------------
+
+  /** What a host reports of a VM: `answered` false when it did not answer. */
+  private async copyOn(hostIp: string, uuid: string): Promise<{ answered: boolean; copy: HostVm | undefined }> {
+    try {
+      return { answered: true, copy: (await this.d.hosts.vms(hostIp)).find((v) => v.spec.uuid === uuid) };
+    } catch {
+      return { answered: false, copy: undefined };
+    }
+  }
+
+  /** Stops and forgets a host's copy of a VM (power off, then DELETE; tolerates what is gone already). */
+  private async dropCopy(hostIp: string, uuid: string): Promise<void> {
+    await this.d.hosts.power(hostIp, uuid, 'off').catch(() => undefined);
+    const signal = AbortSignal.timeout(15_000);
+    for (;;) {
+      try {
+        await this.d.hosts.forget(hostIp, uuid);
+        return;
+      } catch (e) {
+        if (e instanceof NotFoundError) return;
+        if (signal.aborted) throw e;
+      }
+      await sleep(300, signal).catch(() => undefined);
+    }
+  }
+
+  /** Changes the record's migration if it is still this task's. */
+  private async saveMigrating(uuid: string, task: string, change: Partial<Migrating>): Promise<Migrating> {
+    const next = await this.mutateVm(uuid, (v) => (v.migrating?.task === task ? { ...v, migrating: { ...v.migrating, ...change } } : v));
+    if (next.migrating?.task !== task) throw new ConflictError(`VM ${next.name} was placed again meanwhile (epoch ${next.epoch}, host ${next.host?.serial ?? 'none'}); the migration stops`);
+    return next.migrating;
+  }
+
+  /** The move landed: the record's host is the target (the source's migrated copy is forgotten). */
+  private async commitMigration(uuid: string, mig: Migrating, state: string): Promise<Record<string, unknown>> {
+    const next = await this.mutateVm(uuid, (v) => (v.migrating?.task === mig.task ? { ...v, host: mig.to, epoch: mig.epoch, migrating: null, runtimeState: state, lastTask: mig.task } : v));
+    if (next.host?.serial !== mig.to.serial || next.epoch !== mig.epoch) throw new ConflictError(`VM ${next.name} was placed again meanwhile (epoch ${next.epoch}); the migration stops`);
+    await this.d.hosts.forget(mig.from.hostIp, uuid).catch(() => undefined);
+    const res = mig.result;
+    return { hostIp: mig.to.hostIp, serial: mig.to.serial, from: mig.from.serial, epoch: mig.epoch, downtimeMs: res?.downtimeMs ?? null, totalMs: res?.totalMs ?? null, transferredBytes: res?.transferredBytes ?? null };
+  }
+
+  /**
+   * vm.migrate: the target chosen and the epoch raised on the record (compare-and-swap, with the
+   * migration kept there), then step by step as migrationStep says from what both hosts report —
+   * so a new leader resuming the task carries on (or just finishes when the target runs it).
+   */
+  private async runMigrate(r: TaskRun): Promise<Record<string, unknown>> {
+    const uuid = r.task.entity.uuid;
+    const wanted = (r.task.request['host'] as string | null | undefined) ?? undefined;
+    const cur = await this.vmRecord(uuid);
+    let mig = cur.value.migrating?.task === r.task.uuid ? cur.value.migrating : undefined;
+    if (!mig) {
+      const vm = cur.value;
+      if (vm.lastTask === r.task.uuid && vm.host) return { hostIp: vm.host.hostIp, serial: vm.host.serial, epoch: vm.epoch, downtimeMs: null, totalMs: null, transferredBytes: null };
+      const from = vm.host;
+      if (!from || vm.powerState === 'off') throw new ConflictError(`VM ${vm.name} is off; only a running VM migrates`);
+      if (vm.migrating) throw new ConflictError(`VM ${vm.name} is being migrated by task ${vm.migrating.task}`);
+      // the target chosen and the record changed in one step per leader: two moves cannot take the same room
+      mig = await this.placement.run('placement', async () => {
+        const target = chooseMigrationTarget(this.placementView(), { ...vm, host: from }, wanted);
+        const m: Migrating = { task: r.task.uuid, from, to: { serial: target.serial, hostIp: target.hostIp }, fromEpoch: vm.epoch, epoch: vm.epoch + 1, port: null, result: null };
+        await this.store.update('vms', uuid, { ...vm, epoch: m.epoch, migrating: m, lastTask: r.task.uuid } satisfies VmRecord, cur.rev, `VM ${vm.name}`);
+        const st = this.inventory.get(target.serial);
+        if (st) st.reserved = { memoryMiB: st.reserved.memoryMiB + vm.memoryMiB, vcpus: st.reserved.vcpus + vm.vcpus };
+        return m;
+      });
+    }
+    r.progress(5, `moving from host ${mig.from.serial} to host ${mig.to.serial} (epoch ${mig.epoch})`);
+    let waits = 0;
+    let drops = 0;
+    for (;;) {
+      if (r.signal.aborted) throw r.signal.reason;
+      const rec = (await this.vmRecord(uuid)).value;
+      if (rec.migrating?.task !== r.task.uuid) throw new ConflictError(`VM ${rec.name} was placed again meanwhile (epoch ${rec.epoch}, host ${rec.host?.serial ?? 'none'}); the migration stops`);
+      mig = rec.migrating;
+      const [src, tgt] = await Promise.all([this.copyOn(mig.from.hostIp, uuid), this.copyOn(mig.to.hostIp, uuid)]);
+      const copy = (c: HostVm | undefined): { epoch: number; state: string } | undefined => (c ? { epoch: c.spec.epoch, state: c.state } : undefined);
+      const step = !src.answered || !tgt.answered
+        ? { kind: 'wait' as const, reason: `host ${!src.answered ? mig.from.serial : mig.to.serial} does not answer` }
+        : migrationStep(mig, copy(src.copy), copy(tgt.copy));
+      switch (step.kind) {
+        case 'prepare': {
+          r.progress(10, `starting an incoming QEMU on host ${mig.to.serial}`);
+          const { port } = await this.d.hosts.incoming(mig.to.hostIp, this.hostSpecOf(rec, mig.epoch));
+          await this.saveMigrating(uuid, r.task.uuid, { port });
+          break;
+        }
+        case 'send': {
+          r.progress(20, `sending the VM from host ${mig.from.serial} to host ${mig.to.serial}:${step.port}`);
+          const result = await this.d.hosts.migrate(mig.from.hostIp, uuid, { targetHostIp: mig.to.hostIp, port: step.port }, r.signal);
+          await this.saveMigrating(uuid, r.task.uuid, { result });
+          r.progress(90, `sent in ${result.totalMs} ms (downtime ${result.downtimeMs} ms)`);
+          break;
+        }
+        case 'drop-target':
+          if (++drops > 3) throw new UnavailableError(`host ${mig.to.serial} cannot take the VM: ${step.reason}`);
+          await this.dropCopy(mig.to.hostIp, uuid);
+          await this.saveMigrating(uuid, r.task.uuid, { port: null });
+          break;
+        case 'wait':
+          // the source sending it: as long as the task's timeout allows; anything else: at most a minute
+          if (!/sending/.test(step.reason) && ++waits > 200) throw new TimeoutError(`the migration did not settle in a minute: ${step.reason}`);
+          await sleep(300, r.signal);
+          break;
+        case 'done':
+          return this.commitMigration(uuid, mig, tgt.copy?.state ?? 'running');
+        case 'lost':
+          throw new UnavailableError(`VM ${rec.name} was lost in the migration: ${step.reason}`);
+        default: {
+          const never: never = step;
+          throw new Error(`unknown migration step ${JSON.stringify(never)}`);
+        }
+      }
+    }
+  }
+
+  /**
+   * A failed migration: if the VM did arrive, the move is recorded after all; otherwise the
+   * target's copy (its incoming QEMU) is dropped, and the record goes back to the source at the
+   * epoch the source runs it at (or off, when the source answers that it no longer runs it).
+   */
+  private async undoMigrate(r: TaskRun): Promise<void> {
+    const uuid = r.task.entity.uuid;
+    const cur = await this.store.get<VmRecord>('vms', uuid);
+    const mig = cur?.value.migrating;
+    if (!mig || mig.task !== r.task.uuid) return; // nothing recorded, or placed since by someone else (a leftover copy is the reconcile's)
+    const [src, tgt] = await Promise.all([this.copyOn(mig.from.hostIp, uuid), this.copyOn(mig.to.hostIp, uuid)]);
+    if (src.answered && tgt.answered) {
+      const step = migrationStep(mig, src.copy && { epoch: src.copy.spec.epoch, state: src.copy.state }, tgt.copy && { epoch: tgt.copy.spec.epoch, state: tgt.copy.state });
+      if (step.kind === 'done') {
+        await this.commitMigration(uuid, mig, tgt.copy?.state ?? 'running');
+        return;
+      }
+    }
+    if (!tgt.answered || (tgt.copy && tgt.copy.spec.epoch === mig.epoch)) await this.dropCopy(mig.to.hostIp, uuid).catch((e: unknown) => this.d.log(`VM service: dropping ${cur.value.name}'s incoming copy on host ${mig.to.serial}: ${errorMessage(e)}`));
+    const s = src.copy;
+    const gone = src.answered && !(s && s.spec.epoch === mig.fromEpoch && ['starting', 'running', 'paused', 'shutting-down', 'migrating'].includes(s.state));
+    await this.mutateVm(uuid, (v) => (v.migrating?.task === mig.task ? { ...v, epoch: mig.fromEpoch, migrating: null, ...(gone ? { powerState: 'off' as const, host: null, runtimeState: s?.state ?? 'off' } : {}) } : v));
+  }
+
   // ---- images -------------------------------------------------------------------------------------
 
   private async runImport(r: TaskRun): Promise<Record<string, unknown>> {
@@ -1084,7 +1421,181 @@ export class VmService {
     await this.store.put('images', uuid, { ...cur.value, state: 'failed', sizeBytes: 0 } satisfies Image);
   }
 
+  // ---- HA (docs/ha.md): the monitor on the leader, behind HaPorts -------------------------------------
+
+  private startHa(): void {
+    const h = this.o.ha;
+    const ha = new HaMonitor({
+      clock: this.clock, place: this.place, log: this.d.log,
+      ...(h.pollMs !== undefined ? { pollMs: h.pollMs } : {}), ...(h.pollTimeoutMs !== undefined ? { pollTimeoutMs: h.pollTimeoutMs } : {}),
+      ...(h.fenceTimeoutMs !== undefined ? { fenceTimeoutMs: h.fenceTimeoutMs } : {}), ...(h.restartTimeoutMs !== undefined ? { restartTimeoutMs: h.restartTimeoutMs } : {}),
+      ha: Object.fromEntries(Object.entries({ downAfterMs: h.downAfterMs, fenceRetryMs: h.fenceRetryMs, fenceRetryMaxMs: h.fenceRetryMaxMs, restartRetryMs: h.restartRetryMs }).filter((e) => e[1] !== undefined)),
+      ports: {
+        view: async () => ({ hosts: this.placementView(), vms: await this.listVms() }),
+        pollHost: (host, signal) => untilAborted(this.d.hosts.vms(host.hostIp), signal).then((l) => l.map((v) => ({ uuid: v.spec.uuid, state: v.state }))),
+        fence: (serial, signal) => this.fencing.fence(serial, signal),
+        powerOn: (serial, signal) => this.fencing.powerOn(serial, signal),
+        restartVm: (uuid, host, epoch) => this.haRestart(uuid, host, epoch),
+        loadFenceRecords: async () => Object.values(await this.d.etcd.getAll().prefix(HA_FENCES_PREFIX).strings()).map((v) => JSON.parse(v) as FenceRecord),
+        saveFenceRecord: async (rec) => {
+          await this.d.etcd.put(HA_FENCES_PREFIX + rec.host).value(JSON.stringify(rec));
+        },
+        deleteFenceRecord: async (host) => {
+          await this.d.etcd.delete().key(HA_FENCES_PREFIX + host);
+        },
+        record: (e) => this.haRecord(e),
+      },
+    });
+    this.ha = ha;
+    void ha.start().catch((e: unknown) => this.d.log(`VM service: HA did not start: ${errorMessage(e)}`));
+  }
+
+  /** A fenced host's state as HA sees it (undefined: not watched, e.g. on a follower). */
+  haLiveness(serial: string): Liveness | undefined {
+    return this.ha?.liveness(serial);
+  }
+
+  /**
+   * HaPorts.restartVm: {host, epoch} stored on the VM's record only if its epoch is still epoch - 1
+   * (one placement per epoch, whichever leader asks), then the VM started there; resolves once the
+   * host reports it running.
+   */
+  private async haRestart(uuid: string, serial: string, epoch: number): Promise<void> {
+    const m = this.d.members().find((x) => x.serial === serial);
+    if (!m) throw new NotFoundError('host', serial);
+    this.haRestarting.add(uuid);
+    try {
+      let rec: VmRecord | undefined;
+      for (let attempt = 0; attempt < 20 && !rec; attempt++) {
+        const cur = await this.vmRecord(uuid);
+        if (cur.value.epoch === epoch && cur.value.host?.serial === serial) {
+          rec = cur.value; // stored already (a retry)
+          break;
+        }
+        if (cur.value.epoch !== epoch - 1) throw new ConflictError(`VM ${cur.value.name} is at epoch ${cur.value.epoch}, not ${epoch - 1}: placed by someone else meanwhile`);
+        const { haBlocked: _h, ...rest } = cur.value;
+        const next: VmRecord = { ...rest, host: { serial, hostIp: m.hostIp }, epoch, runtimeState: 'starting', migrating: null };
+        if ((await this.store.swap('vms', uuid, next, cur.rev)) !== undefined) rec = next;
+      }
+      if (!rec) throw new ConflictError(`VM ${uuid} keeps changing; the restart is tried again`);
+      const st = this.inventory.get(serial);
+      if (st) st.reserved = { memoryMiB: st.reserved.memoryMiB + rec.memoryMiB, vcpus: st.reserved.vcpus + rec.vcpus };
+      try {
+        await this.d.hosts.define(m.hostIp, this.hostSpecOf(rec, epoch));
+      } catch (e) {
+        if (!(e instanceof ConflictError)) throw e;
+        const hv = (await this.d.hosts.vms(m.hostIp)).find((v) => v.spec.uuid === uuid);
+        if (!hv || hv.spec.epoch !== epoch) throw e;
+      }
+      await this.waitOnHost({ signal: AbortSignal.timeout(this.o.powerWaitMs) }, m.hostIp, uuid, ['running'], 'running', this.o.powerWaitMs);
+      await this.mutateVm(uuid, (v) => (v.epoch === epoch ? { ...v, runtimeState: 'running' } : v));
+    } finally {
+      this.haRestarting.delete(uuid);
+    }
+  }
+
+  /** HaPorts.record: HA's decisions and outcomes as tasks (host.fence, vm.ha-restart), host states and the VMs' haBlocked. */
+  private haRecord(e: HaEvent): void {
+    const write = (f: () => Promise<void>): void => {
+      this.haWrites = this.haWrites.then(f).catch((err: unknown) => this.d.log(`VM service: recording HA's ${e.kind}: ${errorMessage(err)}`));
+    };
+    const vmEntity = (uuid: string, name: string): TaskEntity => ({ kind: 'vm', uuid, name });
+    const hostEntity = (serial: string): TaskEntity => ({ kind: 'host', uuid: serial, name: serial });
+    switch (e.kind) {
+      case 'host-state': {
+        const st = this.inventory.get(e.host);
+        if (st) this.showState(st);
+        return;
+      }
+      case 'fence': {
+        const uuid = this.haTask(write, 'host.fence', hostEntity(e.host), { attempt: e.attempt }, null, `powering host ${e.host} off through its BMC (attempt ${e.attempt})`);
+        this.fenceTask.set(e.host, uuid);
+        this.lastFenceTask.set(e.host, uuid);
+        return;
+      }
+      case 'fence-done': {
+        const uuid = this.fenceTask.get(e.host);
+        this.fenceTask.delete(e.host);
+        if (uuid) this.haFinish(write, uuid, e.ok ? { ok: { host: e.host, tookMs: e.tookMs } } : { error: new UnavailableError(`host ${e.host} could not be fenced: ${e.reason ?? 'no reason'}`) });
+        const st = this.inventory.get(e.host);
+        if (st) this.showState(st);
+        return;
+      }
+      case 'restart': {
+        const uuid = this.haTask(write, 'vm.ha-restart', vmEntity(e.vm, e.name), { from: e.from, host: e.host, epoch: e.epoch }, this.lastFenceTask.get(e.from) ?? null, `starting on host ${e.host} at epoch ${e.epoch} (host ${e.from} was fenced)`);
+        this.restartTask.set(e.vm, uuid);
+        return;
+      }
+      case 'restart-done': {
+        const uuid = this.restartTask.get(e.vm);
+        this.restartTask.delete(e.vm);
+        if (uuid) this.haFinish(write, uuid, e.ok ? { ok: { host: e.host, epoch: e.epoch } } : { error: new UnavailableError(`the restart on host ${e.host} failed: ${e.reason ?? 'no reason'}`) });
+        return;
+      }
+      case 'ha-blocked':
+        write(async () => {
+          await this.mutateVm(e.vm, (v) => ({ ...v, haBlocked: e.reason }));
+        });
+        this.haFinish(write, this.haTask(write, 'vm.ha-restart', vmEntity(e.vm, e.name), { from: e.host }, this.lastFenceTask.get(e.host) ?? null, 'ha-blocked'), { error: new UnavailableError(`ha-blocked: ${e.reason}`) });
+        return;
+      case 'not-restarted':
+        // the VM's host is fenced and its HA is off: it is off
+        write(async () => {
+          await this.mutateVm(e.vm, (v) => (v.host?.serial === e.host ? { ...v, powerState: 'off', host: null, runtimeState: 'off' } : v));
+        });
+        this.haFinish(write, this.haTask(write, 'vm.ha-restart', vmEntity(e.vm, e.name), { from: e.host }, this.lastFenceTask.get(e.host) ?? null, 'not restarted'), { error: new ConflictError(`not restarted: ${e.reason}; recorded off`) });
+        return;
+      case 'record-fence':
+      case 'forget-fence':
+        return; // the monitor persists them itself
+      default: {
+        const never: never = e;
+        throw new Error(`unknown HA event ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  /** A task HA writes itself, running (the runner skips it while this leader's HA has it). */
+  private haTask(write: (f: () => Promise<void>) => void, operation: string, entity: TaskEntity, request: Record<string, unknown>, parent: string | null, message: string): string {
+    const uuid = randomUUID();
+    this.haOwned.add(uuid);
+    const now = this.clock.now();
+    write(async () => {
+      await this.store.put('tasks', uuid, startTask(newTask({ uuid, operation, entity, request, parent }, now), now, message));
+    });
+    return uuid;
+  }
+
+  private haFinish(write: (f: () => Promise<void>) => void, uuid: string, outcome: { ok: Record<string, unknown> } | { error: unknown }): void {
+    const now = this.clock.now();
+    write(async () => {
+      try {
+        const t = await this.store.get<Task>('tasks', uuid);
+        if (!t || isFinished(t.value)) return;
+        await this.store.put('tasks', uuid, 'ok' in outcome ? succeedTask(t.value, now, outcome.ok) : failTask(t.value, now, outcome.error));
+      } finally {
+        this.haOwned.delete(uuid);
+      }
+    });
+  }
+
+  private async runHostPowerOn(r: TaskRun): Promise<Record<string, unknown>> {
+    const serial = r.task.entity.uuid;
+    const ha = this.ha;
+    if (!ha) throw new UnavailableError('HA does not run on this CVM');
+    if (ha.liveness(serial) !== 'fenced') return { host: serial, poweredOn: false, state: ha.liveness(serial) ?? 'unknown' };
+    r.progress(10, `powering host ${serial} on through its BMC`);
+    await ha.powerOn(serial);
+    return { host: serial, poweredOn: true };
+  }
+
   // ---- hosts: inventory, reconcile, network ------------------------------------------------------
+
+  /** A host's state from its poll, its maintenance flags and HA's liveness (core/vm-migration.ts hostStateOf). */
+  private showState(st: HostState): void {
+    const state = hostStateOf({ answers: st.answers, maintenance: st.flags.maintenance === true, evacuating: st.flags.evacuating === true, liveness: this.ha?.liveness(st.member.serial) });
+    if (state !== st.view.state) st.view = { ...st.view, state };
+  }
 
   private placementView(): VmHost[] {
     return [...this.inventory.values()].map((h) => ({ ...h.view, freeMemoryMiB: h.view.freeMemoryMiB - h.reserved.memoryMiB, freeVcpus: h.view.freeVcpus - h.reserved.vcpus }));
@@ -1099,13 +1610,15 @@ export class VmService {
       const f = flags.get(m.serial) ?? {};
       let st = this.inventory.get(m.serial);
       if (!st) {
-        st = { member: m, vms: [], lastOk: null, reserved: { memoryMiB: 0, vcpus: 0 }, view: { serial: m.serial, hostIp: m.hostIp, cvmIp: m.cvmIp, state: 'down', memoryMiB: 0, freeMemoryMiB: 0, vcpus: 0, freeVcpus: 0, vms: 0 } };
+        st = { member: m, vms: [], lastOk: null, answers: false, flags: f, reserved: { memoryMiB: 0, vcpus: 0 }, view: { serial: m.serial, hostIp: m.hostIp, cvmIp: m.cvmIp, state: 'down', memoryMiB: 0, freeMemoryMiB: 0, vcpus: 0, freeVcpus: 0, vms: 0 } };
         this.inventory.set(m.serial, st);
       }
+      st.flags = f;
       try {
         const [res, vms] = await Promise.all([this.d.hosts.resources(m.hostIp), this.d.hosts.vms(m.hostIp)]);
-        const wasDown = st.view.state === 'down' || st.view.state === 'fenced';
+        const wasDown = !st.answers || st.view.state === 'down' || st.view.state === 'fenced';
         st.lastOk = now;
+        st.answers = true;
         st.vms = vms;
         st.reserved = { memoryMiB: 0, vcpus: 0 };
         const active = vms.filter((v) => !['off', 'crashed', 'migrated'].includes(v.state));
@@ -1115,10 +1628,9 @@ export class VmService {
         };
         if (wasDown) this.pushed.delete(m.hostIp);
       } catch {
-        if (st.lastOk === null || now - st.lastOk >= this.o.downAfterMs) st.view = { ...st.view, state: 'down' };
+        if (st.lastOk === null || now - st.lastOk >= this.o.downAfterMs) st.answers = false;
       }
-      if (f.fenced) st.view = { ...st.view, state: 'fenced' };
-      else if (f.maintenance && st.view.state === 'up') st.view = { ...st.view, state: 'maintenance' };
+      this.showState(st);
     }));
     for (const serial of [...this.inventory.keys()]) if (!members.some((m) => m.serial === serial)) this.inventory.delete(serial);
     await this.reconcile().catch((e: unknown) => this.d.log(`VM service: reconcile: ${errorMessage(e)}`));
@@ -1132,13 +1644,15 @@ export class VmService {
    */
   private async reconcile(): Promise<void> {
     if (!this.isLeader) return;
-    const open = new Set((await this.openTasks()).map((t) => t.entity.uuid));
+    const open = new Set([...(await this.openTasks()).map((t) => t.entity.uuid), ...this.haRestarting]);
     const records = new Map((await this.store.list<VmRecord>('vms')).map((v) => [v.value.uuid, v.value]));
     for (const st of this.inventory.values()) {
       if (st.view.state === 'down' || st.view.state === 'fenced' || st.lastOk === null) continue;
       for (const hv of st.vms) {
         const rec = records.get(hv.spec.uuid);
-        const stale = !rec || hv.spec.epoch < rec.epoch;
+        // a copy no record holds, below the record's epoch, or on another host than the record's (a
+        // failed migration's incoming QEMU the target was not told to drop): stopped
+        const stale = !rec || hv.spec.epoch < rec.epoch || rec.host?.serial !== st.member.serial;
         if (stale && !open.has(hv.spec.uuid) && !['off', 'crashed', 'migrated'].includes(hv.state)) {
           this.d.log(`VM service: host ${st.member.serial} runs ${hv.spec.name} (${hv.spec.uuid}) at epoch ${hv.spec.epoch}, ${rec ? `placed at epoch ${rec.epoch} on ${rec.host?.serial ?? 'no host'}` : 'which no record holds'}: stopping it`);
           await this.d.hosts.power(st.member.hostIp, hv.spec.uuid, 'off').catch(() => undefined);
@@ -1160,7 +1674,12 @@ export class VmService {
         await this.d.hosts.forget(st.member.hostIp, rec.uuid).catch(() => undefined);
         continue;
       }
-      if (state !== rec.runtimeState) await this.mutateVm(rec.uuid, (v) => ({ ...v, runtimeState: state })).catch(() => undefined);
+      if (state !== rec.runtimeState || (rec.haBlocked !== undefined && state === 'running')) {
+        await this.mutateVm(rec.uuid, (v) => {
+          const { haBlocked: _h, ...rest } = v;
+          return state === 'running' ? { ...rest, runtimeState: state } : { ...v, runtimeState: state };
+        }).catch(() => undefined);
+      }
     }
   }
 
@@ -1168,7 +1687,7 @@ export class VmService {
   private async pushNetwork(): Promise<void> {
     const subnets = (await this.listSubnets()).map((s) => ({ uuid: s.uuid, name: s.name, vlanId: s.vlanId, cidr: s.cidr, gateway: s.gateway, dns: s.dns }));
     const members = this.d.members();
-    await Promise.all([...this.inventory.values()].filter((h) => h.view.state === 'up' || h.view.state === 'maintenance').map(async (h) => {
+    await Promise.all([...this.inventory.values()].filter((h) => h.view.state === 'up' || h.view.state === 'maintenance' || h.view.state === 'entering-maintenance').map(async (h) => {
       const net: HostNetwork = { subnets, peers: members.filter((m) => m.hostIp !== h.member.hostIp).map((m) => m.hostIp) };
       const body = JSON.stringify(net);
       if (this.pushed.get(h.member.hostIp) === body) return;

@@ -139,7 +139,8 @@ export class Cvm {
         return { serial: d.serial, mediaType: d.mediaType, capacityBytes: d.capacityBytes, usedBytes: 0, ok: false };
       }
     });
-    this.api = createInternalApi({ tls: { identity: this.nodeId, anchors: this.anchors() }, bodyLimit: 1 << 20, log: this.log });
+    // image uploads (PUT /images/upload) take as long as their body keeps arriving
+    this.api = createInternalApi({ tls: { identity: this.nodeId, anchors: this.anchors() }, bodyLimit: 1 << 20, longBodyIdleMs: 60_000, log: this.log });
     this.linkApi = createInternalApi({ localPeer: { role: 'host', name: cfg.serial }, bodyLimit: 1 << 20, log: this.log });
     this.routes(this.api);
     this.routes(this.linkApi);

@@ -6,7 +6,7 @@
  */
 import type { Identity } from '../../shared/identity.ts';
 import { hostCall } from '../../hypervisor/protocol/client.ts';
-import type { ConsoleChunk, HostNetwork, HostResources, HostVm, HostVmSpec, PowerAction } from '../../hypervisor/protocol/vms.ts';
+import type { ConsoleChunk, HostNetwork, HostResources, HostVm, HostVmSpec, MigrationResult, PowerAction } from '../../hypervisor/protocol/vms.ts';
 
 export interface HostApi {
   resources(hostIp: string): Promise<HostResources>;
@@ -17,7 +17,13 @@ export interface HostApi {
   /** DELETE /vms/:uuid: forget a VM that is off. */
   forget(hostIp: string, uuid: string): Promise<void>;
   console(hostIp: string, uuid: string, offset: number): Promise<ConsoleChunk>;
+  /** POST /vms/:uuid/console/input: typed on the VM's serial console. */
+  consoleInput(hostIp: string, uuid: string, data: string): Promise<void>;
   network(hostIp: string, net: HostNetwork): Promise<void>;
+  /** PUT /vms/:uuid/incoming: a QEMU waiting for the VM's migration; the port it listens on. */
+  incoming(hostIp: string, spec: HostVmSpec): Promise<{ port: number }>;
+  /** POST /vms/:uuid/migrate on the source: sends the VM to the target; answers when it is done. */
+  migrate(hostIp: string, uuid: string, to: { targetHostIp: string; port: number }, signal?: AbortSignal): Promise<MigrationResult>;
 }
 
 export function hostApiOf(identity: Identity, timeoutMs = 10_000): HostApi {
@@ -32,6 +38,12 @@ export function hostApiOf(identity: Identity, timeoutMs = 10_000): HostApi {
       await hostCall<unknown>(ip, vm(uuid), { ...o, method: 'DELETE' });
     },
     console: (ip, uuid, offset) => hostCall<ConsoleChunk>(ip, `${vm(uuid)}/console?offset=${offset}`, o),
+    consoleInput: async (ip, uuid, data) => {
+      await hostCall<unknown>(ip, `${vm(uuid)}/console/input`, { ...o, body: { data } });
+    },
+    incoming: (ip, spec) => hostCall<{ port: number }>(ip, `${vm(spec.uuid)}/incoming`, { ...o, method: 'PUT', body: spec, timeoutMs: 60_000 }),
+    // a migration of a large guest takes as long as its memory takes to cross (the task's timeout bounds it)
+    migrate: (ip, uuid, to, signal) => hostCall<MigrationResult>(ip, `${vm(uuid)}/migrate`, { ...o, body: to, timeoutMs: 30 * 60_000, ...(signal ? { signal } : {}) }),
     network: async (ip, net) => {
       await hostCall<unknown>(ip, '/network', { ...o, method: 'PUT', body: net });
     },

@@ -11,15 +11,23 @@
  *   DELETE /vms/:uuid               → 202 (the VM off; its own disks deleted)
  *   POST /vms/:uuid/power           { action: VmPowerAction } → 202
  *   POST /vms/:uuid/clone           { name } → 202 (a copy of every disk; NICs get new addresses)
- *   POST /vms/:uuid/migrate         { host?: serial or host IP } → 202 (live; result in the task)
+ *   POST /vms/:uuid/migrate         { host?: serial or host IP } → 202 (live; task vm.migrate, its result
+ *                                   { hostIp, serial, downtimeMs, totalMs, transferredBytes })
  *   GET  /vms/:uuid/console?offset=N ConsoleChunk (from the host that runs it)
+ *   POST /vms/:uuid/console/input   { data } (≤ 4 KiB, operator only) → 200: typed on its serial console
  *   GET  /images  POST /images      ImageCreateRequest (from a URL) → 202
  *   PUT  /images/upload?name=&format=  octet-stream body → 202 (the file streamed to the importer)
  *   DELETE /images/:uuid            → 200 (409 while a VM disk was made from it and… see ADR 014)
  *   GET  /subnets  POST /subnets    SubnetCreateRequest → 201;  DELETE /subnets/:uuid (409 in use)
  *   GET  /tasks?entity=uuid   GET /tasks/:uuid   Task
  *   GET  /hosts                     VmHost[]
- *   POST /hosts/:id/maintenance     { enter: boolean } → 202
+ *   POST /hosts/:id/maintenance     { enter: boolean } → 202 (task host.maintenance; its VMs move as
+ *                                   child vm.migrate tasks, and back on exit)
+ *   POST /hosts/:id/power-on        → 202 (task host.power-on: a fenced host powered on through its BMC,
+ *                                   back in service once it reports no running VM)
+ * HA (docs/ha.md) records its work as tasks too: host.fence (a host powered off by its BMC) and
+ * vm.ha-restart (a VM started elsewhere, its parent the fence); a VM HA cannot restart says why in
+ * `haBlocked` and in a failed vm.ha-restart task.
  * Errors: the internal error body `{ error: { code, message, field? } }`.
  */
 
@@ -136,6 +144,8 @@ export interface Vm {
   epoch: number;
   /** What the host last reported (HostVmState), or 'unknown' while its host does not answer. */
   runtimeState: string;
+  /** Why HA cannot restart it now (its host failed and could not be fenced, no host has room…); absent otherwise. */
+  haBlocked?: string;
   createdAt: string;
 }
 
@@ -186,7 +196,11 @@ export interface VmHost {
   serial: string;
   hostIp: string;
   cvmIp: string;
-  /** up: answers; down: stopped answering (fenced: its BMC powered it off); maintenance: no VMs placed. */
+  /**
+   * up: answers; down: stopped answering (or being fenced); fenced: its BMC powered it off (it stays
+   * fenced until powered on through the cluster and it reports no running VM); entering-maintenance:
+   * its VMs are moving away; maintenance: no VMs placed. Only an up host takes new VMs.
+   */
   state: 'up' | 'down' | 'fenced' | 'maintenance' | 'entering-maintenance';
   memoryMiB: number;
   freeMemoryMiB: number;
