@@ -259,12 +259,15 @@ export function registerCompute(program: Command): void {
         fail(e, o.json === true);
       }
     });
-  common(vm.command('console')).argument('<vm>', 'name or uuid').option('--follow', 'keep printing what the guest writes (Ctrl-C stops)')
-    .description('the VM\'s serial console log')
-    .action(async (ref: string, o: Common & { follow?: boolean }) => {
+  common(vm.command('console')).argument('<vm>', 'name or uuid')
+    .option('--follow', 'keep printing what the guest writes (Ctrl-C stops)')
+    .option('--send <line>', 'type this line (and Enter) on the console first')
+    .description('the VM\'s serial console: its log, live with --follow; --send types a line')
+    .action(async (ref: string, o: Common & { follow?: boolean; send?: string }) => {
       try {
         const ip = cvmTarget(o);
         const v = await vmOf(ip, ref);
+        if (o.send !== undefined) await cvm(ip, `/vms/${v.uuid}/console/input`, { data: `${o.send}\n` });
         let offset = 0;
         for (;;) {
           const c = await cvm<ConsoleChunk>(ip, `/vms/${v.uuid}/console?offset=${offset}`);

@@ -114,9 +114,11 @@ test('an image imported from a file; a VM created from it boots from its vdisk, 
 
   await ok('vm', 'shutdown', 'vm1');
   assert.equal((await vm('vm1')).powerState, 'off');
-  const mark = (await consoleOf('vm1')).length;
+  // the console of a VM that is off: its last host's log
+  assert.match(await consoleOf('vm1'), /converge-guest: power off/);
   await ok('vm', 'start', 'vm1');
-  const again = await waitConsole('vm1', /converge-guest: verify resumed pass (\d+): \d+ blocks ok/, mark);
+  // its host may be another one (a new log there) or the same (the log goes on): the second boot is the one that resumes
+  const again = await waitConsole('vm1', /converge-guest: verify resumed pass (\d+): \d+ blocks ok/);
   assert.ok(Number(/verify resumed pass (\d+)/.exec(again)?.[1]) >= 2, 'the pass it had recorded before the power off reads back intact');
 });
 
@@ -154,7 +156,7 @@ test('bad input is refused naming the field, and nothing is half-made', async ()
   const shared = await cli('vm', 'create', '--name', 'thief', '--vdisk', data);
   assert.notEqual(shared.code, 0);
   assert.match(shared.stdout, /disks\[0\]/);
-  assert.match(shared.stdout, /vm1|in use|another VM/);
+  assert.match(shared.stdout, /belongs to VM/);
 
   assert.deepEqual((await ok<Vm[]>('vm', 'list')).map((x) => x.name).sort(), vmsBefore, 'no VM half-made');
   assert.deepEqual((await ok<Vdisk[]>('vdisk', 'list')).map((d) => d.name).sort(), vdisksBefore, 'no vdisk left behind');

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { InputError } from '../../shared/errors.ts';
-import { chooseHost, type PlacementHost } from './vm-placement.ts';
+import { checkCapacity, chooseHost, type PlacementHost } from './vm-placement.ts';
 
 const h = (serial: string, freeMemoryMiB: number, freeVcpus: number, state: PlacementHost['state'] = 'up'): PlacementHost => ({ serial, hostIp: `10.0.0.${serial.slice(-1)}`, state, freeMemoryMiB, freeVcpus });
 
@@ -25,4 +25,13 @@ test('a VM that fits no host is refused naming what is short and the most there 
   assert.throws(() => chooseHost(hosts, { vcpus: 1, memoryMiB: 4096 }), (e: unknown) => e instanceof InputError && e.field === 'memoryMiB' && /most any host has is 2000 MiB/.test(e.reason));
   assert.throws(() => chooseHost(hosts, { vcpus: 8, memoryMiB: 128 }), (e: unknown) => e instanceof InputError && e.field === 'vcpus' && /most any host has is 4/.test(e.reason));
   assert.throws(() => chooseHost(hosts, { vcpus: 4, memoryMiB: 1500 }), (e: unknown) => e instanceof InputError && e.field === 'memoryMiB' && /both/.test(e.reason));
+});
+
+test('a VM larger than any host could hold is refused at create, naming the field', () => {
+  const hosts = [{ serial: 'a', memoryMiB: 4096, vcpus: 8 }, { serial: 'b', memoryMiB: 8192, vcpus: 4 }];
+  checkCapacity(hosts, { memoryMiB: 8192, vcpus: 4 });
+  checkCapacity([], { memoryMiB: 1 << 30, vcpus: 1000 });
+  assert.throws(() => checkCapacity(hosts, { memoryMiB: 8193, vcpus: 1 }), (e: unknown) => e instanceof InputError && e.field === 'memoryMiB' && /8192 MiB for VMs/.test(e.message));
+  assert.throws(() => checkCapacity(hosts, { memoryMiB: 8192, vcpus: 5 }), (e: unknown) => e instanceof InputError && e.field === 'vcpus');
+  assert.throws(() => checkCapacity(hosts, { memoryMiB: 1024, vcpus: 9 }), (e: unknown) => e instanceof InputError && e.field === 'vcpus');
 });

@@ -42,3 +42,16 @@ export function chooseHost<H extends PlacementHost>(hosts: readonly H[], need: P
   const bestMem = rankHosts(usable.filter((h) => h.freeVcpus >= need.vcpus))[0];
   throw new InputError('memoryMiB', `no host has both ${need.memoryMiB} MiB and ${need.vcpus} vCPUs free; the most memory a host with ${need.vcpus} vCPUs free has is ${Math.max(0, bestMem?.freeMemoryMiB ?? 0)} MiB`);
 }
+
+/**
+ * A VM no host could ever hold (more memory or vCPUs than any host has for VMs, its CVM's share
+ * aside) is refused when it is created or resized, not at power on, naming the field. No host
+ * reported yet: nothing to check against.
+ */
+export function checkCapacity(hosts: readonly { serial: string; memoryMiB: number; vcpus: number }[], need: PlacementNeed): void {
+  if (hosts.length === 0) return;
+  const mem = Math.max(...hosts.map((h) => h.memoryMiB));
+  if (need.memoryMiB > mem) throw new InputError('memoryMiB', `${need.memoryMiB} MiB is more than any host can give a VM; the largest host has ${mem} MiB for VMs`);
+  const cpu = Math.max(...hosts.filter((h) => h.memoryMiB >= need.memoryMiB).map((h) => h.vcpus));
+  if (need.vcpus > cpu) throw new InputError('vcpus', `${need.vcpus} vCPUs is more than any host with ${need.memoryMiB} MiB for VMs has; the most is ${cpu}`);
+}

@@ -43,7 +43,7 @@ import { IMAGE_CONTAINER, type Accepted, type Image, type Subnet, type Task, typ
 import { DEFAULT_CONTAINER, type Vdisk } from '../core/storage.ts';
 import { checkFixed, checkSubnet, nextFree } from '../core/ipam.ts';
 import { failTask, isFinished, newTask, progressTask, runnable, startTask, succeedTask } from '../core/tasks.ts';
-import { chooseHost } from '../core/vm-placement.ts';
+import { checkCapacity, chooseHost } from '../core/vm-placement.ts';
 import { planEvacuation, planReturn, type FenceRecord, type HaOptions, type Liveness, type PlaceFn } from '../core/ha.ts';
 import { chooseMigrationTarget, hostStateOf, migrationStep } from '../core/vm-migration.ts';
 import { checkPowerAction, checkUpdate, parseClone, parseConsoleInput, parseMigrate, parseImageCreate, parseImageUpload, parsePowerAction, parseSubnetCreate, parseVmCreate, parseVmUpdate } from '../core/vm-spec.ts';
@@ -151,6 +151,8 @@ interface HostState {
   flags: HostFlags;
   /** Resources charged to placements since the last poll. */
   reserved: { memoryMiB: number; vcpus: number };
+  /** What the host can give VMs at most (its memory and CPUs less the CVM's share), once it has reported. */
+  capacity?: { memoryMiB: number; vcpus: number };
 }
 
 const DEFAULT_TIMEOUTS: Record<string, number> = {
@@ -414,6 +416,11 @@ export class VmService {
     return t.value;
   }
 
+  /** What each host that has reported can give VMs at most. */
+  private capacities(): { serial: string; memoryMiB: number; vcpus: number }[] {
+    return [...this.inventory.values()].flatMap((h) => (h.capacity ? [{ serial: h.member.serial, ...h.capacity }] : []));
+  }
+
   /** The hosts as the leader sees them (its poll of every member's host agent). */
   hosts(): VmHost[] {
     this.requireLeader();
@@ -425,11 +432,17 @@ export class VmService {
     return this.inventory.get(serial)?.vms ?? [];
   }
 
-  /** The serial console of a VM, from the host that runs it. */
+  /** The serial console of a VM, from the host that runs it (off: the host where it last started). */
   async console(uuid: string, offset: number): Promise<ConsoleChunk> {
     const vm = (await this.vmRecord(uuid)).value;
-    if (!vm.host) throw new ConflictError(`VM ${vm.name} runs on no host (it is off)`);
-    return this.d.hosts.console(vm.host.hostIp, uuid, offset);
+    if (vm.host) return this.d.hosts.console(vm.host.hostIp, uuid, offset);
+    const ran = await Promise.all(this.d.members().map(async (m) => {
+      const mine = (await this.d.hosts.vms(m.hostIp).catch(() => [])).find((v) => v.spec.uuid === uuid);
+      return mine?.startedAt ? { hostIp: m.hostIp, at: mine.startedAt } : undefined;
+    }));
+    const last = ran.filter((r) => r !== undefined).sort((a, b) => b.at.localeCompare(a.at))[0];
+    if (!last) throw new ConflictError(`VM ${vm.name} is off and no host has its console (it has not run since its host started)`);
+    return this.d.hosts.console(last.hostIp, uuid, offset);
   }
 
   // ---- mutations (the leader) -----------------------------------------------------------------
@@ -450,6 +463,7 @@ export class VmService {
   async createVm(body: unknown): Promise<Accepted> {
     this.requireLeader();
     const spec = parseVmCreate(body);
+    checkCapacity(this.capacities(), spec);
     const uuid = randomUUID();
     // a vdisk another VM (or an image) owns is refused now; the task claims it for good
     for (const [i, dk] of spec.disks.entries()) {
@@ -467,6 +481,7 @@ export class VmService {
     const u = parseVmUpdate(body);
     const vm = (await this.vmRecord(uuid)).value;
     checkUpdate(vm, u);
+    checkCapacity(this.capacities(), { memoryMiB: u.memoryMiB ?? vm.memoryMiB, vcpus: u.vcpus ?? vm.vcpus });
     return this.enqueue('vm.update', { kind: 'vm', uuid, name: vm.name }, { update: u });
   }
 
@@ -1096,6 +1111,8 @@ export class VmService {
     }
     r.progress(80, 'releasing addresses');
     await this.releaseLeases(new Set(vm.nics.map((n) => n.mac)));
+    // every host that ran it forgets it (its stopped copy and console log)
+    await Promise.all(this.d.members().map((m) => this.d.hosts.forget(m.hostIp, uuid).catch(() => undefined)));
     await this.store.delete('vms', uuid);
     return { deleted: uuid };
   }
@@ -1138,7 +1155,10 @@ export class VmService {
     }
   }
 
-  /** Powers a VM off (or shuts it down) on its host, waits for off, forgets it there, and records it off. */
+  /**
+   * Powers a VM off (or shuts it down) on its host, waits for off, and records it off. The host
+   * keeps the stopped VM (its console log: `vm console` of a VM that is off) until the VM is deleted.
+   */
   private async stopOnHost(r: TaskRun, vm: VmRecord, action: 'off' | 'shutdown'): Promise<void> {
     const host = vm.host;
     if (host) {
@@ -1151,7 +1171,6 @@ export class VmService {
       }
       if (hostUp) {
         await this.waitOnHost(r, host.hostIp, vm.uuid, ['off', 'crashed', 'migrated'], 'off', action === 'shutdown' ? this.o.powerWaitMs * 2 : this.o.powerWaitMs, true);
-        await this.d.hosts.forget(host.hostIp, vm.uuid).catch(() => undefined);
       }
     }
     await this.mutateVm(vm.uuid, (v) => ({ ...v, powerState: 'off', host: null, runtimeState: 'off', lastTask: r.task.uuid }));
@@ -1621,6 +1640,7 @@ export class VmService {
         st.answers = true;
         st.vms = vms;
         st.reserved = { memoryMiB: 0, vcpus: 0 };
+        st.capacity = { memoryMiB: res.memoryMiB - res.cvmMemoryMiB, vcpus: res.vcpus - res.cvmVcpus };
         const active = vms.filter((v) => !['off', 'crashed', 'migrated'].includes(v.state));
         st.view = {
           serial: m.serial, hostIp: m.hostIp, cvmIp: m.cvmIp, state: 'up', memoryMiB: res.memoryMiB, freeMemoryMiB: res.freeMemoryMiB,
@@ -1671,7 +1691,6 @@ export class VmService {
       if (hv && (hv.state === 'off' || hv.state === 'crashed') && rec.powerState !== 'off') {
         this.d.log(`VM service: ${rec.name} is ${hv.state} on host ${rec.host.serial}${hv.exit ? ` (${hv.exit.reason})` : ''}: recorded off`);
         await this.mutateVm(rec.uuid, (v) => ({ ...v, powerState: 'off', host: null, runtimeState: hv.state })).catch(() => undefined);
-        await this.d.hosts.forget(st.member.hostIp, rec.uuid).catch(() => undefined);
         continue;
       }
       if (state !== rec.runtimeState || (rec.haBlocked !== undefined && state === 'running')) {
