@@ -249,6 +249,7 @@ test('an image URL that answers 404: the task fails naming url, and no vdisk is 
   assert.match(t.error?.message ?? '', /404/);
   const vdisks = await new StorageMeta(clients[0] as Etcd3, () => 1).vdisks();
   assert.ok(!vdisks.some((v) => v.name === `image-${a.entityUuid}`));
+  assert.ok(!(await call<Image[]>(follower(), '/images')).some((i) => i.name === 'missing'), 'and no image record');
 });
 
 test('a NIC on a missing subnet fails the create naming nics[0].subnet, and nothing is left', async () => {

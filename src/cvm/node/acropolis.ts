@@ -1437,7 +1437,8 @@ export class VmService {
     const cur = await this.store.get<Image>('images', uuid);
     if (!cur) return;
     await this.deleteVdiskIfOwned(cur.value.vdisk, `image:${uuid}`);
-    await this.store.put('images', uuid, { ...cur.value, state: 'failed', sizeBytes: 0 } satisfies Image);
+    // nothing half-made: the failed task says why; no image is left that holds nothing
+    await this.store.delete('images', uuid);
   }
 
   // ---- HA (docs/ha.md): the monitor on the leader, behind HaPorts -------------------------------------

@@ -164,7 +164,8 @@ export interface Image {
   /** The vdisk holding it (in the image container). */
   vdisk: string;
   sizeBytes: number;
-  state: 'importing' | 'ready' | 'failed';
+  /** A failed import leaves no image (its task says why). */
+  state: 'importing' | 'ready';
   source: string;
   createdAt: string;
 }
