@@ -14,10 +14,10 @@ import { errorMessage } from '../shared/errors.ts';
 import { storeClient } from '../cvm/protocol/store.ts';
 import { readIdentity, type MemberIdentities } from '../shared/identity.ts';
 import { useIdentity } from '../shared/http-client.ts';
-import { PRISM_CA_KEY, PRISM_PORT, type PrismConfig } from './protocol/prism.ts';
+import { PRISM_CA_KEY, PRISM_ELECTION, PRISM_PORT, type PrismConfig } from './protocol/prism.ts';
 import { Accounts, Tasks } from './node/accounts.ts';
 import { SnapshotSource } from './node/source.ts';
-import { Leadership } from './node/leader.ts';
+import { Leadership } from '../shared/leadership.ts';
 import { createPrismApi, createVipServer } from './node/server.ts';
 import { SharedSessions } from './node/sessions.ts';
 
@@ -63,7 +63,7 @@ async function main(): Promise<void> {
   const sessionTtlS = cfg.sessionTtlS ?? 900;
   const sessions = new SharedSessions(etcd, sessionTtlS * 1000, () => randomBytes(24).toString('base64url'), log);
   // a Prism that leads again must not serve sessions from its memory that ended under another leader
-  const leadership: Leadership = new Leadership(etcd, cfg.cvmIp, cfg.leaseTtlS ?? 3, {
+  const leadership: Leadership = new Leadership(etcd, { election: PRISM_ELECTION, self: cfg.cvmIp, ttlS: cfg.leaseTtlS ?? 3, what: 'Prism', log }, {
     elected: () => {
       sessions.forgetLocal();
       takeVip();
@@ -72,7 +72,7 @@ async function main(): Promise<void> {
       sessions.forgetLocal();
       return releaseVip();
     },
-  }, log);
+  });
   const accounts = new Accounts(etcd);
   await accounts.follow(log);
   const app = createPrismApi({

@@ -9,6 +9,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { taskEnded, until } from '../drivers/until.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -183,21 +184,8 @@ const fencing: Fencing = {
 
 const call = <T>(ip: string, path: string, o: { method?: string; body?: unknown } = {}): Promise<T> => callInternal<T>(ip, CVM_API_PORT, path, { ...o, identity: operator });
 
-async function until<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function finished(ip: string, taskUuid: string, ms = 30_000): Promise<Task> {
-  return until(`task ${taskUuid}`, async () => {
-    const t = await call<Task>(ip, `/tasks/${taskUuid}`);
-    return ['succeeded', 'failed', 'aborted'].includes(t.state) ? t : undefined;
-  }, ms);
+function finished(ip: string, taskUuid: string, ms = 30_000): Promise<Task> {
+  return taskEnded((path) => call<Task>(ip, path), taskUuid, ms);
 }
 
 const leaderIndex = (): number => services.findIndex((s) => s.isLeader);

@@ -10,91 +10,40 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { TestFoundation } from '../drivers/foundation-driver.ts';
-import { cvg } from '../drivers/cli.ts';
-import { buildTestGuest } from '../drivers/guest-vm.ts';
+import { VmLab } from '../drivers/vm-lab.ts';
 import { hostCall } from '../../src/hypervisor/protocol/client.ts';
 import { DeploymentPki, type Identity } from '../../src/shared/identity.ts';
 import type { HostStatus } from '../../src/hypervisor/protocol/node-config.ts';
 import type { Image, Subnet, Vm } from '../../src/cvm/protocol/vms.ts';
 import type { Vdisk } from '../../src/cvm/core/storage.ts';
 
-const NET = '127.111';
-const CVMS = [`${NET}.1.1`, `${NET}.1.2`, `${NET}.1.3`];
-let t: TestFoundation;
-let image = '';
+let lab: VmLab;
 let http: Server;
-
-/** Runs `converge <args> --cvm-ip <a CVM> --data-dir <the deployment> --json` and parses its output. */
-async function cli<T>(...args: string[]): Promise<{ code: number; out: T; stderr: string; stdout: string }> {
-  const r = await cvg(...args, '--cvm-ip', CVMS[1] ?? '', '--data-dir', t.dir, '--json');
-  let out: unknown;
-  try {
-    out = JSON.parse(r.stdout);
-  } catch {
-    out = undefined;
-  }
-  return { code: r.code, out: out as T, stderr: r.stderr, stdout: r.stdout };
-}
-
-async function ok<T>(...args: string[]): Promise<T> {
-  const r = await cli<T>(...args);
-  assert.equal(r.code, 0, `converge ${args.join(' ')}: ${r.stderr}${r.stdout}`);
-  return r.out;
-}
+const cli = <T>(...a: string[]): ReturnType<VmLab['cli']> => lab.cli<T>(...a);
+const ok = <T>(...a: string[]): Promise<T> => lab.ok<T>(...a);
+const vm = (name: string): Promise<Vm> => lab.vm(name);
+const consoleOf = (name: string): Promise<string> => lab.console(name);
+const waitConsole = (name: string, re: RegExp, from = 0, timeoutMs = 180_000): Promise<string> => lab.waitConsole(name, re, from, timeoutMs);
 
 function operator(): Identity {
-  const id = DeploymentPki.operatorOf(t.dir);
+  const id = DeploymentPki.operatorOf(lab.t.dir);
   assert.ok(id, 'the deployment has an operator certificate');
   return id;
 }
 
-async function vm(name: string): Promise<Vm> {
-  return ok<Vm>('vm', 'get', name);
-}
-
-async function consoleOf(name: string): Promise<string> {
-  return (await ok<{ text: string }>('vm', 'console', name)).text;
-}
-
-/** Waits until the console (from byte `from` of the text) matches `re`; returns the text after `from`. */
-async function waitConsole(name: string, re: RegExp, from = 0, timeoutMs = 180_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  let text = '';
-  while (Date.now() < deadline) {
-    text = (await consoleOf(name)).slice(from);
-    assert.doesNotMatch(text, /converge-guest: ERROR/, `the guest reported an error:\n${text.slice(-2000)}`);
-    if (re.test(text)) return text;
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-  assert.fail(`console of ${name} never matched ${re}; it ends with:\n${text.slice(-2000)}`);
-}
-
 before(async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cvg-vm-test-'));
-  const [foundation, guest] = await Promise.all([TestFoundation.start('127.110', 18110, 3), buildTestGuest(join(dir, 'guest.img'))]);
-  t = foundation;
-  image = guest.file;
-  await t.upload();
-  const r = await t.call('POST', '/foundation/image_nodes', t.imageBody(NET, [0, 1, 2], {
-    clusters: [{ cluster_name: 'lab', cluster_members: CVMS, cluster_init_now: true, redundancy_factor: 2, cvm_dns_servers: '127.0.0.53', cvm_ntp_servers: '127.0.0.123' }],
-  }));
-  assert.equal(r.status, 200, r.text);
-  const p = await t.waitStopped(r.json.session_id as string, 240_000);
-  assert.equal(p.aggregate_percent_complete, 100, JSON.stringify(p.clusters));
+  lab = await VmLab.start('127.110', 18110, '127.111');
+  lab.cvmIp = lab.cvms[1] ?? '';
   http = createServer((_req, res) => res.writeHead(404).end('no such image'));
   await new Promise<void>((res) => http.listen(18111, '127.110.9.9', res));
 });
 after(async () => {
   http?.close();
-  await t?.stop();
+  await lab?.stop();
 });
 
 test('an image imported from a file; a VM created from it boots from its vdisk, gets its IPAM address, and its data survives a power cycle', async () => {
-  await ok('image', 'create', '--name', 'guest', '--file', image);
+  await ok('image', 'create', '--name', 'guest', '--file', lab.guestImage);
   const imgs = await ok<Image[]>('image', 'list');
   assert.deepEqual(imgs.map((i) => [i.name, i.state, i.format]), [['guest', 'ready', 'raw']]);
   const sub = await ok<Subnet>('subnet', 'create', '--name', 'lab', '--vlan', '10', '--cidr', '10.10.0.0/24', '--gateway', '10.10.0.1');

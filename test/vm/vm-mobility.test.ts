@@ -9,77 +9,24 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { TestFoundation } from '../drivers/foundation-driver.ts';
-import { cvg } from '../drivers/cli.ts';
-import { buildTestGuest } from '../drivers/guest-vm.ts';
+import { VmLab } from '../drivers/vm-lab.ts';
 import type { Task, Vm, VmHost } from '../../src/cvm/protocol/vms.ts';
 
-const NET = '127.113';
-const CVMS = [`${NET}.1.1`, `${NET}.1.2`, `${NET}.1.3`];
-const HOSTS = [`${NET}.0.1`, `${NET}.0.2`, `${NET}.0.3`];
-let t: TestFoundation;
-/** The CVM the commands go to (HA kills a host: then another). */
-let cvmIp = CVMS[0] ?? '';
-
-async function cli<T>(...args: string[]): Promise<{ code: number; out: T; stderr: string; stdout: string }> {
-  const r = await cvg(...args, '--cvm-ip', cvmIp, '--data-dir', t.dir, '--json');
-  let out: unknown;
-  try {
-    out = JSON.parse(r.stdout);
-  } catch {
-    out = undefined;
-  }
-  return { code: r.code, out: out as T, stderr: r.stderr, stdout: r.stdout };
-}
-
-async function ok<T>(...args: string[]): Promise<T> {
-  const r = await cli<T>(...args);
-  assert.equal(r.code, 0, `converge ${args.join(' ')}: ${r.stderr}${r.stdout}`);
-  return r.out;
-}
-
-const vm = (name: string): Promise<Vm> => ok<Vm>('vm', 'get', name);
-const consoleOf = async (name: string): Promise<string> => (await ok<{ text: string }>('vm', 'console', name)).text;
-
-async function waitConsole(name: string, re: RegExp, from = 0, timeoutMs = 180_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  let text = '';
-  while (Date.now() < deadline) {
-    text = (await consoleOf(name).catch(() => '')).slice(from);
-    assert.doesNotMatch(text, /converge-guest: ERROR/, `the guest reported an error:\n${text.slice(-2000)}`);
-    if (re.test(text)) return text;
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-  assert.fail(`console of ${name} never matched ${re}; it ends with:\n${text.slice(-2000)}`);
-}
-
-/** Types a line on a VM's console and waits for what it prints to match `re`. */
-async function run(name: string, line: string, re: RegExp, timeoutMs = 60_000): Promise<string> {
-  const mark = (await consoleOf(name)).length;
-  await ok('vm', 'console', name, '--send', line);
-  return waitConsole(name, re, mark, timeoutMs);
-}
+let lab: VmLab;
+const ok = <T>(...a: string[]): Promise<T> => lab.ok<T>(...a);
+const vm = (name: string): Promise<Vm> => lab.vm(name);
+const consoleOf = (name: string): Promise<string> => lab.console(name);
+const waitConsole = (name: string, re: RegExp, from = 0, timeoutMs = 180_000): Promise<string> => lab.waitConsole(name, re, from, timeoutMs);
+const run = (name: string, line: string, re: RegExp): Promise<string> => lab.run(name, line, re);
 
 before(async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cvg-vm-mobility-'));
-  const [foundation, guest] = await Promise.all([TestFoundation.start('127.112', 18112, 3), buildTestGuest(join(dir, 'guest.img'))]);
-  t = foundation;
-  await t.upload();
-  const r = await t.call('POST', '/foundation/image_nodes', t.imageBody(NET, [0, 1, 2], {
-    clusters: [{ cluster_name: 'lab', cluster_members: CVMS, cluster_init_now: true, redundancy_factor: 2, cvm_dns_servers: '127.0.0.53', cvm_ntp_servers: '127.0.0.123' }],
-  }));
-  assert.equal(r.status, 200, r.text);
-  const p = await t.waitStopped(r.json.session_id as string, 240_000);
-  assert.equal(p.aggregate_percent_complete, 100, JSON.stringify(p.clusters));
-  await ok('image', 'create', '--name', 'guest', '--file', guest.file);
+  lab = await VmLab.start('127.112', 18112, '127.113');
+  await ok('image', 'create', '--name', 'guest', '--file', lab.guestImage);
   await ok('subnet', 'create', '--name', 'red', '--vlan', '10', '--cidr', '10.10.0.0/24', '--gateway', '10.10.0.1');
   await ok('subnet', 'create', '--name', 'blue', '--vlan', '20', '--cidr', '10.20.0.0/24', '--gateway', '10.20.0.1');
 });
 after(async () => {
-  await t?.stop();
+  await lab?.stop();
 });
 
 test('two VMs on one subnet on different hosts reach each other; a VM on another subnet does not', async () => {
@@ -88,7 +35,7 @@ test('two VMs on one subnet on different hosts reach each other; a VM on another
   await ok('vm', 'create', '--name', 'blue-1', '--memory', '192M', '--image', 'guest', '--nic', 'blue=10.20.0.50', '--power-on');
   const [r1, r2, b1] = await Promise.all(['red-1', 'red-2', 'blue-1'].map(vm));
   assert.ok(r1?.host && r2?.host && b1?.host);
-  if (r1.host.serial === r2.host.serial) await ok('vm', 'migrate', 'red-2', '--host', HOSTS.find((h) => h !== r1.host?.hostIp) ?? '');
+  if (r1.host.serial === r2.host.serial) await ok('vm', 'migrate', 'red-2', '--host', lab.hosts.find((h) => h !== r1.host?.hostIp) ?? '');
   assert.notEqual((await vm('red-2')).host?.serial, r1.host.serial, 'the two red VMs are on different hosts');
   assert.equal(b1.nics[0]?.ip, '10.20.0.50', 'the fixed address asked for');
   for (const v of [r1, r2, b1]) await waitConsole(v.name, new RegExp(`converge-guest: eth0 ${(v.nics[0]?.ip ?? '').replaceAll('.', '\\.')}/24`));
@@ -138,10 +85,10 @@ test('a host powered off through its BMC: fenced, and its VM restarts on another
   for (const name of ['red-1', 'red-2', 'blue-1']) await ok('vm', 'delete', name);
   const before = await vm('io');
   assert.ok(before.host);
-  const i = HOSTS.indexOf(before.host.hostIp);
-  cvmIp = CVMS[(i + 1) % 3] ?? '';
+  const i = lab.hosts.indexOf(before.host.hostIp);
+  lab.cvmIp = lab.cvms[(i + 1) % 3] ?? '';
   const down = Date.now();
-  const off = await t.tr.redfish(i).post('/redfish/v1/Systems/1/Actions/ComputerSystem.Reset', { ResetType: 'ForceOff' });
+  const off = await lab.t.tr.redfish(i).post('/redfish/v1/Systems/1/Actions/ComputerSystem.Reset', { ResetType: 'ForceOff' });
   assert.ok(off.status < 300, off.text);
   const deadline = Date.now() + 90_000;
   let now = before;

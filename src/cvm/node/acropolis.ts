@@ -39,7 +39,7 @@ import type { Identity } from '../../shared/identity.ts';
 import { cvmCall } from '../protocol/client.ts';
 import { CVM_API_PORT } from '../protocol/cluster.ts';
 import type { ConsoleChunk, HostNetwork, HostVm, HostVmSpec, MigrationResult, PowerAction } from '../../hypervisor/protocol/vms.ts';
-import { IMAGE_CONTAINER, type Accepted, type Image, type Subnet, type Task, type TaskEntity, type Vm, type VmCreateRequest, type VmDisk, type VmDiskRequest, type VmHost, type VmNic, type VmNicRequest, type VmPowerAction } from '../protocol/vms.ts';
+import { IMAGE_CONTAINER, VM_ELECTION, type Accepted, type Image, type Subnet, type Task, type TaskEntity, type Vm, type VmCreateRequest, type VmDisk, type VmDiskRequest, type VmHost, type VmNic, type VmNicRequest, type VmPowerAction } from '../protocol/vms.ts';
 import { DEFAULT_CONTAINER, type Vdisk } from '../core/storage.ts';
 import { checkFixed, checkSubnet, nextFree } from '../core/ipam.ts';
 import { failTask, isFinished, newTask, progressTask, runnable, startTask, succeedTask } from '../core/tasks.ts';
@@ -51,7 +51,7 @@ import { AcropolisStore, type Versioned } from './acropolis-store.ts';
 import type { HostApi } from './host-api.ts';
 import { convert, download, imageInfo, nbdUri } from './image-tools.ts';
 import type { StorageMeta } from './storage-meta.ts';
-import { VmLeadership } from './vm-election.ts';
+import { Leadership } from '../../shared/leadership.ts';
 import { BMCS_PREFIX, BmcFencing, type StoredBmc } from './fencer.ts';
 import { HA_FENCES_PREFIX, HaMonitor, type HaEvent } from './ha-monitor.ts';
 
@@ -239,7 +239,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 export class VmService {
   private readonly store: AcropolisStore;
-  private readonly leadership: VmLeadership;
+  private readonly leadership: Leadership;
   private readonly clock: Clock;
   private readonly o: Required<Omit<VmServiceOptions, 'timeouts'>> & { timeouts: Record<string, number> };
   private readonly inventory = new Map<string, HostState>();
@@ -276,7 +276,7 @@ export class VmService {
       powerWaitMs: o.powerWaitMs ?? 60_000, uploadLimitBytes: o.uploadLimitBytes ?? 8 * 1024 ** 3, concurrency: o.concurrency ?? 4, ha: o.ha ?? {},
       timeouts: { ...DEFAULT_TIMEOUTS, ...Object.fromEntries(Object.entries(o.timeouts ?? {}).filter((e): e is [string, number] => typeof e[1] === 'number')) },
     };
-    this.leadership = new VmLeadership(d.etcd, d.self.cvmIp, this.o.electionTtlS, { elected: () => this.onElected(), lost: () => this.onLost() }, d.log);
+    this.leadership = new Leadership(d.etcd, { election: VM_ELECTION, self: d.self.cvmIp, ttlS: this.o.electionTtlS, what: 'VM service', log: d.log }, { elected: () => this.onElected(), lost: () => this.onLost() });
     mkdirSync(d.tmpDir, { recursive: true });
     this.fencing = d.fencing ?? new BmcFencing({
       clock: this.clock,

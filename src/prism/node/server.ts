@@ -39,7 +39,7 @@ import { summaryPage } from '../core/page.ts';
 import { PRISM_PORT } from '../protocol/prism.ts';
 import type { Accounts, Tasks } from './accounts.ts';
 import type { SnapshotSource } from './source.ts';
-import type { Leadership } from './leader.ts';
+import type { Leadership } from '../../shared/leadership.ts';
 import { httpStatusOf } from '../../shared/http-status.ts';
 import { PayloadTooLargeError, RequestTimeoutError, TooManyAttemptsError, UnsupportedMediaTypeError } from '../../shared/errors.ts';
 import { acceptEmptyJson } from '../../shared/http-api.ts';

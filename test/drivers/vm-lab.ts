@@ -1,0 +1,89 @@
+/**
+ * @module
+ * A 3-node lab deployed through Foundation, with the guest image built, for the VM tests and
+ * benchmarks, and the `converge` command as a user runs it against the lab (`--json`, the
+ * deployment's operator certificate, a CVM of the cluster).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TestFoundation } from './foundation-driver.ts';
+import { cvg } from './cli.ts';
+import { buildTestGuest } from './guest-vm.ts';
+import type { Vm } from '../../src/cvm/protocol/vms.ts';
+
+export class VmLab {
+  /** The CVM the commands go to (a test that powers a host off moves it). */
+  cvmIp: string;
+
+  private constructor(readonly t: TestFoundation, readonly guestImage: string, readonly hosts: string[], readonly cvms: string[]) {
+    this.cvmIp = cvms[0] ?? '';
+  }
+
+  /** Deploys 3 nodes (hosts `<net>.0.x`, CVMs `<net>.1.x`) in cluster `lab` at RF2, and builds the guest image meanwhile. */
+  static async start(rackNet: string, port: number, net: string): Promise<VmLab> {
+    const cvms = [1, 2, 3].map((i) => `${net}.1.${i}`);
+    const dir = mkdtempSync(join(tmpdir(), 'cvg-vm-lab-'));
+    const [t, guest] = await Promise.all([TestFoundation.start(rackNet, port, 3), buildTestGuest(join(dir, 'guest.img'))]);
+    await t.upload();
+    const r = await t.call('POST', '/foundation/image_nodes', t.imageBody(net, [0, 1, 2], {
+      clusters: [{ cluster_name: 'lab', cluster_members: cvms, cluster_init_now: true, redundancy_factor: 2, cvm_dns_servers: '127.0.0.53', cvm_ntp_servers: '127.0.0.123' }],
+    }));
+    assert.equal(r.status, 200, r.text);
+    const p = await t.waitStopped(r.json.session_id as string, 240_000);
+    assert.equal(p.aggregate_percent_complete, 100, JSON.stringify(p.clusters));
+    return new VmLab(t, guest.file, [1, 2, 3].map((i) => `${net}.0.${i}`), cvms);
+  }
+
+  /** `converge <args> --cvm-ip … --data-dir … --json`, its output parsed. */
+  async cli<T>(...args: string[]): Promise<{ code: number; out: T; stderr: string; stdout: string }> {
+    const r = await cvg(...args, '--cvm-ip', this.cvmIp, '--data-dir', this.t.dir, '--json');
+    let out: unknown;
+    try {
+      out = JSON.parse(r.stdout);
+    } catch {
+      out = undefined;
+    }
+    return { code: r.code, out: out as T, stderr: r.stderr, stdout: r.stdout };
+  }
+
+  /** `cli`, asserting it succeeded. */
+  async ok<T>(...args: string[]): Promise<T> {
+    const r = await this.cli<T>(...args);
+    assert.equal(r.code, 0, `converge ${args.join(' ')}: ${r.stderr}${r.stdout}`);
+    return r.out;
+  }
+
+  vm(name: string): Promise<Vm> {
+    return this.ok<Vm>('vm', 'get', name);
+  }
+
+  async console(name: string): Promise<string> {
+    return (await this.ok<{ text: string }>('vm', 'console', name)).text;
+  }
+
+  /** Waits until the console (from byte `from`) matches `re`, failing at once on a guest ERROR line; the text after `from`. */
+  async waitConsole(name: string, re: RegExp, from = 0, timeoutMs = 180_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    let text = '';
+    while (Date.now() < deadline) {
+      text = (await this.console(name).catch(() => '')).slice(from);
+      assert.doesNotMatch(text, /converge-guest: ERROR/, `the guest reported an error:\n${text.slice(-2000)}`);
+      if (re.test(text)) return text;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    assert.fail(`console of ${name} never matched ${re}; it ends with:\n${text.slice(-2000)}`);
+  }
+
+  /** Types a line on a VM's console and waits for what follows to match `re`. */
+  async run(name: string, line: string, re: RegExp, timeoutMs = 60_000): Promise<string> {
+    const mark = (await this.console(name)).length;
+    await this.ok('vm', 'console', name, '--send', line);
+    return this.waitConsole(name, re, mark, timeoutMs);
+  }
+
+  stop(): Promise<void> {
+    return this.t.stop();
+  }
+}
