@@ -30,6 +30,8 @@ export interface GuestVmOptions {
   /** Serve the boot disk with nbdkit over a Unix socket (as the fabric would) instead of a file. */
   nbd?: boolean;
   memMiB?: number;
+  /** QEMU's machine type (default pc; the host agent runs VMs on q35). */
+  machine?: 'pc' | 'q35';
   /** A virtio NIC on QEMU's user network, restricted: DHCP inside QEMU, nothing leaves the host. */
   net?: boolean;
 }
@@ -148,7 +150,7 @@ export class GuestVm {
       bootDrive = `file=nbd:unix:${nbdSock},format=raw,if=none,id=boot`;
     }
     const args = [
-      '-machine', 'pc,accel=tcg',
+      '-machine', `${o.machine ?? 'pc'},accel=tcg`,
       '-m', String(o.memMiB ?? 256),
       '-smp', '1',
       '-nodefaults',
