@@ -334,3 +334,23 @@ test('an image uploaded to the follower is streamed on to the leader and importe
   assert.equal(empty.statusCode, 400);
   assert.equal(((await empty.body.json()) as { error: { field: string } }).error.field, 'body');
 });
+
+test('fuzz: random bodies to every mutation of the VM service never get an internal error, and bad ones make nothing', async () => {
+  const fc = (await import('fast-check')).default;
+  const imagesBefore = (await call<Image[]>(follower(), '/images')).length;
+  const value = fc.oneof(fc.string({ maxLength: 40 }), fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.array(fc.string({ maxLength: 8 }), { maxLength: 3 }), fc.constant({ image: 'nope' }), fc.constant([{ sizeBytes: -1 }]));
+  const body = fc.oneof(
+    fc.dictionary(fc.constantFrom('name', 'vcpus', 'memoryMiB', 'disks', 'nics', 'powerOn', 'ha', 'specVersion', 'action', 'vlanId', 'cidr', 'gateway', 'pool', 'url', 'format', 'host', 'enter', 'data'), value, { maxKeys: 6 }),
+    value,
+  );
+  const route = fc.constantFrom(['POST', '/vms'], ['PUT', '/vms/x'], ['POST', '/vms/x/power'], ['POST', '/vms/x/clone'], ['POST', '/vms/x/migrate'], ['POST', '/vms/x/console/input'], ['POST', '/subnets'], ['POST', '/images'], ['POST', '/hosts/N1/maintenance'], ['DELETE', '/subnets/x'], ['DELETE', '/images/x']);
+  await fc.assert(fc.asyncProperty(route, body, async ([method, path], b) => {
+    const r = await request(`https://${follower()}:${CVM_API_PORT}${path ?? ''}`, { method: method as 'POST', body: JSON.stringify(b), headers: { 'content-type': 'application/json' }, dispatcher: agentOf(operator) });
+    const j = (await r.body.json()) as { error?: { code: string; message: string } };
+    assert.ok(r.statusCode < 500, `${method ?? ''} ${path ?? ''} ${JSON.stringify(b)} → ${r.statusCode} ${JSON.stringify(j)}`);
+    if (r.statusCode >= 400) assert.ok(j.error && typeof j.error.message === 'string' && j.error.code.startsWith('CVG_ERR_'), JSON.stringify(j));
+  }), { numRuns: 150 });
+  // whatever was accepted ran as a task; nothing with a bad body was made
+  await until('open tasks to end', async () => ((await call<Task[]>(follower(), '/tasks')).every((t) => ['succeeded', 'failed', 'aborted'].includes(t.state)) ? true : undefined), 60_000);
+  assert.equal((await call<Image[]>(follower(), '/images')).length, imagesBefore, 'no image from a random body (no URL answers)');
+});

@@ -49,7 +49,9 @@ after(async () => {
 const raw = (request: Buffer, id: Pick<Identity, 'cert' | 'key'> | null): Promise<RawAnswer> => rawTls(IP, 2100, request, { ca, ...(id ?? {}) });
 
 const ROUTES = ['/status', '/storage/pool', '/storage/containers', '/storage/vdisks', '/storage/vdisks/x', '/storage/vdisks/x/replicas', '/storage/containers/c',
-  '/cluster/ca', '/cluster/health', '/cluster/create', '/cluster/prepare', '/cluster/commit', '/cluster/destroy', '/egroup/sync-many', '/nope'];
+  '/cluster/ca', '/cluster/health', '/cluster/create', '/cluster/prepare', '/cluster/commit', '/cluster/destroy', '/egroup/sync-many', '/nope',
+  '/vms', '/vms/x', '/vms/x/power', '/vms/x/clone', '/vms/x/migrate', '/vms/x/console', '/vms/x/console/input', '/images', '/images/upload', '/images/x',
+  '/subnets', '/subnets/x', '/tasks', '/tasks/x', '/hosts', '/hosts/x/maintenance', '/hosts/x/power-on'];
 
 const pathArb = fc.oneof(
   fc.constantFrom(...ROUTES),
