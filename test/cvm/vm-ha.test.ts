@@ -10,7 +10,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { taskEnded, until } from '../drivers/until.ts';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { startEtcd } from '../drivers/etcd.ts';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +27,6 @@ import { VmService, type ClusterMember, type Fencing } from '../../src/cvm/node/
 import { registerVmServiceRoutes } from '../../src/cvm/node/acropolis-routes.ts';
 import { hostApiOf } from '../../src/cvm/node/host-api.ts';
 import { BMCS_PREFIX, BmcFencing, type StoredBmc } from '../../src/cvm/node/fencer.ts';
-import { poolOf } from '../../src/cvm/core/storage.ts';
 import { CVM_API_PORT } from '../../src/cvm/protocol/cluster.ts';
 import { HOST_AGENT_PORT } from '../../src/hypervisor/protocol/node-config.ts';
 import { MIGRATION_PORT_BASE, type HostVm, type HostVmSpec, type MigrationResult } from '../../src/hypervisor/protocol/vms.ts';
@@ -210,12 +210,7 @@ async function migrate(uuid: string, host?: string): Promise<Task> {
 }
 
 before(async () => {
-  etcdProc = spawn('etcd', ['--name', 'vmha', '--data-dir', join(dir, 'etcd'), '--listen-client-urls', `http://${ETCD_IP}:2379`, '--advertise-client-urls', `http://${ETCD_IP}:2379`,
-    '--listen-peer-urls', `http://${ETCD_IP}:2380`, '--initial-advertise-peer-urls', `http://${ETCD_IP}:2380`, '--initial-cluster', `vmha=http://${ETCD_IP}:2380`, '--log-level', 'error'], { stdio: 'ignore' });
-  const probe = new Etcd3({ hosts: `http://${ETCD_IP}:2379` });
-  await until('etcd', async () => probe.get('x').string().then(() => true, () => undefined));
-  await new StorageMeta(probe, () => 1).initPool(poolOf([]), { name: 'default-container', replicationFactor: 1, createdAt: new Date().toISOString() });
-  probe.close();
+  etcdProc = await startEtcd(ETCD_IP, 'vmha', dir);
 
   const dca = await createCa('vmha deployment');
   const cca = await createCa('vmha cluster');

@@ -7,8 +7,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { taskEnded, until } from '../drivers/until.ts';
+import { startEtcd } from '../drivers/etcd.ts';
 import { InputError } from '../../src/shared/errors.ts';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -27,7 +28,6 @@ import { StorageMeta } from '../../src/cvm/node/storage-meta.ts';
 import { VmService, type ClusterMember } from '../../src/cvm/node/acropolis.ts';
 import { registerVmServiceRoutes } from '../../src/cvm/node/acropolis-routes.ts';
 import { hostApiOf } from '../../src/cvm/node/host-api.ts';
-import { poolOf } from '../../src/cvm/core/storage.ts';
 import { CVM_API_PORT } from '../../src/cvm/protocol/cluster.ts';
 import { HOST_AGENT_PORT } from '../../src/hypervisor/protocol/node-config.ts';
 import type { HostVm, HostVmSpec, HostNetwork } from '../../src/hypervisor/protocol/vms.ts';
@@ -109,12 +109,7 @@ const leaderIndex = (): number => services.findIndex((s) => s.isLeader);
 const follower = (): string => CVMS[leaderIndex() === 0 ? 1 : 0] ?? '';
 
 before(async () => {
-  etcdProc = spawn('etcd', ['--name', 'vmsvc', '--data-dir', join(dir, 'etcd'), '--listen-client-urls', `http://${ETCD_IP}:2379`, '--advertise-client-urls', `http://${ETCD_IP}:2379`,
-    '--listen-peer-urls', `http://${ETCD_IP}:2380`, '--initial-advertise-peer-urls', `http://${ETCD_IP}:2380`, '--initial-cluster', `vmsvc=http://${ETCD_IP}:2380`, '--log-level', 'error'], { stdio: 'ignore' });
-  const probe = new Etcd3({ hosts: `http://${ETCD_IP}:2379` });
-  await until('etcd', async () => probe.get('x').string().then(() => true, () => undefined));
-  await new StorageMeta(probe, () => 1).initPool(poolOf([]), { name: 'default-container', replicationFactor: 1, createdAt: new Date().toISOString() });
-  probe.close();
+  etcdProc = await startEtcd(ETCD_IP, 'vmsvc', dir);
 
   // the deployment CA (server certificates of CVMs and hosts, the operator) and the cluster CA (members)
   const dca = await createCa('vmsvc deployment');
