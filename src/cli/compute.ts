@@ -268,12 +268,19 @@ export function registerCompute(program: Command): void {
         const ip = cvmTarget(o);
         const v = await vmOf(ip, ref);
         if (o.send !== undefined) await cvm(ip, `/vms/${v.uuid}/console/input`, { data: `${o.send}\n` });
+        // the log comes in chunks (64 KiB at most each): all of it, then (--follow) what follows
         let offset = 0;
+        let all = '';
         for (;;) {
           const c = await cvm<ConsoleChunk>(ip, `/vms/${v.uuid}/console?offset=${offset}`);
-          if (o.json && !o.follow) return printJson(c);
-          process.stdout.write(c.text);
           offset = c.next;
+          if (o.json && !o.follow) {
+            all += c.text;
+            if (c.text !== '') continue;
+            return printJson({ text: all, next: offset });
+          }
+          process.stdout.write(c.text);
+          if (c.text !== '') continue;
           if (!o.follow) return;
           await new Promise((r) => setTimeout(r, 500));
         }

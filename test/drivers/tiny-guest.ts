@@ -196,7 +196,7 @@ export class TinyGuest {
     const tag = `RC${Math.floor(Math.random() * 1e9)}`;
     const from = this.out.length;
     this.proc.stdin!.write(`${cmd}; echo ${tag}=$?\n`);
-    const m = await this.expect(new RegExp(`${tag}=(\\d+)`), timeoutMs, from);
+    const m = await this.expect(new RegExp(`${tag}=(\\d+)\\r?\\n`), timeoutMs, from);
     return { rc: Number(m[1]), output: this.out.slice(from) };
   }
 

@@ -210,7 +210,7 @@ test('real guests: DHCP from IPAM on each host, ping across hosts within subnet 
   const g3 = new TinyGuest('g3 (host 2, B)', kit, { mac: G3.mac, socketPath: sw2.portPath(B.uuid) });
   guests.push(g1, g2, g3);
   const t0 = Date.now();
-  const leases = await Promise.all([g1, g2, g3].map((g) => g.expect(/GUEST: lease ip=(\S+) mask=(\d+) router=(\S*) dns=(.*?) serverid=(\S+) lease=(\d+)/, 240_000)));
+  const leases = await Promise.all([g1, g2, g3].map((g) => g.expect(/GUEST: lease ip=(\S+) mask=(\d+) router=(\S*) dns=(.*?) serverid=(\S+) lease=(\d+)\r?\n/, 240_000)));
   const bootMs = Date.now() - t0;
   assert.deepEqual(leases.map((m) => m.slice(1, 7)), [
     [G1.ip, '24', '10.10.0.1', '10.10.0.53', '10.10.0.254', '3600'],

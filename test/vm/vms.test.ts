@@ -132,9 +132,9 @@ test('two VMs on one subnet on different hosts reach each other; a VM on another
   for (const v of [r2, b1]) await waitConsole(v.name, new RegExp(`converge-guest: eth0 ${(v.nics[0]?.ip ?? '').replaceAll('.', '\\.')}/24`));
 
   const ip2 = r2.nics[0]?.ip ?? '';
-  const across = await run('vm1', `ping -c 3 -W 2 ${ip2}`, /packets transmitted/);
+  const across = await run('vm1', `ping -c 3 -W 2 ${ip2}`, /packets transmitted[^\n]*\n/);
   assert.match(across, /3 packets transmitted, [123] packets received/, 'vm1 reaches red-2 on another host');
-  const blocked = await run('blue-1', `ping -c 3 -W 2 ${ip2}`, /packets transmitted/);
+  const blocked = await run('blue-1', `ping -c 3 -W 2 ${ip2}`, /packets transmitted[^\n]*\n/);
   assert.match(blocked, /3 packets transmitted, 0 packets received/, 'blue-1 does not reach red-2');
 });
 
@@ -170,9 +170,9 @@ test('maintenance mode moves three VMs off a host and back', async () => {
   for (const v of await ok<Vm[]>('vm', 'list')) assert.equal(v.runtimeState, 'running', `${v.name} runs again on its host`);
 });
 
-// Known defect (issue 11 note): in 2 of 6 runs on a loaded machine, the guest moved back to a host it
-// had left printed nothing more (its loop stalled). Runs every time, reported, not yet counted.
-test('after maintenance, the guest moved back to its host goes on with its write-and-verify loop', { todo: 'intermittent stall after a VM returns to a host it ran on before' }, async () => {
+// (a host keeps the log of a VM that ran there before: back on it, the log passed 64 KiB, the most one
+// console read returns; `vm console` now reads every chunk)
+test('after maintenance, the guest moved back to its host goes on with its write-and-verify loop', async () => {
   const back = await vm('vm1');
   assert.ok(back.host);
   const onHost = await hostCall<HostVm>(back.host.hostIp, `/vms/${back.uuid}`, { identity: operator() });
