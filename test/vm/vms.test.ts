@@ -87,6 +87,13 @@ test("kill -9 of the VM's local CVM under the guest's write-and-verify loop: no 
   // the redirector stalls the guest's I/O and sends it to another CVM: passes go on, none fails
   const after1 = await waitConsole('vm1', /verify pass \d+ ok[\s\S]*verify pass \d+ ok[\s\S]*verify pass \d+ ok/, mark, 180_000);
   assert.doesNotMatch(after1, /ERROR/);
+  // if that CVM led the VM service, its old campaign holds the election until its lease runs out (10 s):
+  // the service answers 503 meanwhile, then a leader is back
+  const deadline = Date.now() + 60_000;
+  while ((await cli('vm', 'list')).code !== 0) {
+    assert.ok(Date.now() < deadline, 'the VM service answers again within 60 s');
+    await new Promise((r) => setTimeout(r, 1000));
+  }
 });
 
 test('bad input is refused naming the field, and nothing is half-made', async () => {
