@@ -11,6 +11,11 @@ import { open, type FileHandle } from 'node:fs/promises';
 export interface NbdBackend {
   readonly size: bigint;
   readonly readOnly: boolean;
+  /**
+   * Whether a FLUSH on any connection to this export makes every write completed on every other
+   * connection durable (NBD_FLAG_CAN_MULTI_CONN, proto.md). Only then is the flag advertised.
+   */
+  readonly multiConn?: boolean;
   pread(offset: number, length: number): Promise<Buffer>;
   /** fua: the data must be durable before this resolves. */
   pwrite(offset: number, data: Buffer, fua: boolean): Promise<void>;
@@ -29,9 +34,12 @@ const ZEROS = Buffer.alloc(1 << 20);
 /** A sparse in-memory disk. */
 export class MemoryBackend implements NbdBackend {
   readonly readOnly: boolean;
+  /** Every connection to one instance sees the same pages, and nothing needs flushing. */
+  readonly multiConn: boolean;
   private pages = new Map<number, Buffer>();
-  constructor(readonly sizeBytes: number, opts: { readOnly?: boolean } = {}) {
+  constructor(readonly sizeBytes: number, opts: { readOnly?: boolean; multiConn?: boolean } = {}) {
     this.readOnly = opts.readOnly ?? false;
+    this.multiConn = opts.multiConn ?? true;
   }
   get size(): bigint {
     return BigInt(this.sizeBytes);
@@ -88,6 +96,8 @@ export class MemoryBackend implements NbdBackend {
 
 /** A fixed-size file (created sparse at `size` if missing). */
 export class FileBackend implements NbdBackend {
+  /** fdatasync of the file covers writes made through any descriptor of it. */
+  readonly multiConn = true;
   private constructor(private readonly fh: FileHandle, readonly sizeBytes: number, readonly readOnly: boolean) {}
 
   static async open(path: string, size: number, opts: { readOnly?: boolean } = {}): Promise<FileBackend> {

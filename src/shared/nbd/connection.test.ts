@@ -96,7 +96,7 @@ function serve(opts: ConnectionOptions): { peer: Peer; conn: NbdConnection; call
     },
     open: (name) => {
       calls.push(`open ${name}`);
-      return Promise.resolve(name === 'vd1' ? new MemoryBackend(1 << 20) : undefined);
+      return Promise.resolve(name === 'vd1' ? new MemoryBackend(1 << 20) : name === 'vd2' ? new MemoryBackend(1 << 20, { multiConn: false }) : undefined);
     },
   };
   const [a, b] = createDuplexPair();
@@ -216,4 +216,19 @@ test('handshake timeout: a client that never chooses an export is dropped; one i
   assert.equal(clock.pending, 0, 'no timer is left behind');
   busy.peer.stream.destroy();
   await busy.conn.done;
+});
+
+test('NBD_FLAG_CAN_MULTI_CONN is advertised only for a backend whose FLUSH covers every connection', async () => {
+  const flagsOf = async (name: string): Promise<number> => {
+    const { peer, conn } = serve({});
+    await peer.hello();
+    const go = await peer.option(C.NBD_OPT_GO, goData(name));
+    const info = go.find((r) => r.type === C.NBD_REP_INFO && r.data.readUInt16BE(0) === C.NBD_INFO_EXPORT);
+    assert.ok(info, `an NBD_INFO_EXPORT for ${name}`);
+    peer.stream.destroy();
+    await conn.done;
+    return info.data.readUInt16BE(10);
+  };
+  assert.equal((await flagsOf('vd1')) & C.NBD_FLAG_CAN_MULTI_CONN, C.NBD_FLAG_CAN_MULTI_CONN);
+  assert.equal((await flagsOf('vd2')) & C.NBD_FLAG_CAN_MULTI_CONN, 0);
 });

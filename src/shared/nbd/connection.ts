@@ -319,7 +319,8 @@ export class NbdConnection {
   }
 
   private transmissionFlags(be: NbdBackend): number {
-    let f = C.NBD_FLAG_HAS_FLAGS | C.NBD_FLAG_SEND_FLUSH | C.NBD_FLAG_CAN_MULTI_CONN;
+    let f = C.NBD_FLAG_HAS_FLAGS | C.NBD_FLAG_SEND_FLUSH;
+    if (be.multiConn === true) f |= C.NBD_FLAG_CAN_MULTI_CONN;
     f |= be.readOnly ? C.NBD_FLAG_READ_ONLY : C.NBD_FLAG_SEND_FUA | C.NBD_FLAG_SEND_TRIM | C.NBD_FLAG_SEND_WRITE_ZEROES;
     if (this.structured) f |= C.NBD_FLAG_SEND_DF;
     return f;
