@@ -259,14 +259,18 @@ test('live migration over TLS: the VM runs on the target, the source is migrated
   assert.equal(src.state, 'migrated');
   assert.equal(src.pid, null);
   assert.equal(src.exit?.reason, `migrated to ${HOST_B}`);
-  await until('running on the target', () => b.get(s.uuid).state === 'running');
+  // under TCG the guest is stopped for the copy (docs/migration.md): the target holds it paused for the mover to resume
+  assert.equal(result.resumeOnTarget, true);
+  await until('paused on the target', () => b.get(s.uuid).state === 'paused');
+  await b.power(s.uuid, 'resume');
+  assert.equal(b.get(s.uuid).state, 'running');
   // the guest goes on where it was: it echoes on the target's console (no second banner: it did not boot again)
   await b.consoleInput(s.uuid, 'after');
   await until('echo after', () => b.console(s.uuid).text.includes('after'));
   assert.equal(b.console(s.uuid).text.includes(BANNER), false);
   assert.ok(events(b.get(s.uuid)).includes('MIGRATION'));
 
-  // a second migration to a target that is not listening fails; the VM stays where it is, running
+  // a second migration to a target that is not listening fails; the VM stays where it is, running (resumed after its stop)
   await assert.rejects(b.migrate(s.uuid, HOST_A, 49999), UnavailableError);
   assert.equal(b.get(s.uuid).state, 'running');
 

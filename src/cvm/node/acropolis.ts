@@ -1351,8 +1351,17 @@ export class VmService {
           if (!/sending/.test(step.reason) && ++waits > 200) throw new TimeoutError(`the migration did not settle in a minute: ${step.reason}`);
           await sleep(300, r.signal);
           break;
-        case 'done':
-          return this.commitMigration(uuid, mig, tgt.copy?.state ?? 'running');
+        case 'done': {
+          // a guest stopped for the copy (TCG) waits paused on the target: it ran before, so it runs again
+          let state = tgt.copy?.state ?? 'running';
+          if (state === 'paused' && (mig.result?.resumeOnTarget ?? rec.runtimeState === 'running')) {
+            const t0 = Date.now();
+            await this.d.hosts.power(mig.to.hostIp, uuid, 'resume');
+            state = 'running';
+            if (mig.result) mig = { ...mig, result: { ...mig.result, downtimeMs: mig.result.downtimeMs + (Date.now() - t0) } };
+          }
+          return this.commitMigration(uuid, mig, state);
+        }
         case 'lost':
           throw new UnavailableError(`VM ${rec.name} was lost in the migration: ${step.reason}`);
         default: {

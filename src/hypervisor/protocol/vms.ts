@@ -99,10 +99,15 @@ export interface ConsoleChunk {
 }
 
 export interface MigrationResult {
-  /** Time the guest was stopped (QEMU's `downtime`). */
+  /** Time the guest was stopped (QEMU's `downtime`; with `resumeOnTarget`, from the stop to the end of the copy). */
   downtimeMs: number;
   totalMs: number;
   transferredBytes: number;
+  /**
+   * The guest was stopped for the whole copy (TCG: QEMU 7.2 loses guest writes in a live copy;
+   * docs/migration.md), so the target holds it paused: whoever moves it resumes it there.
+   */
+  resumeOnTarget?: boolean;
 }
 
 /** A subnet as the virtual switch carries it (VLAN-isolated L2 segment, DHCP answered from IPAM). */

@@ -3,7 +3,7 @@
  * A VM's QEMU command line, from its spec and where its host keeps things (pure: no I/O).
  *
  * ```
- *  qemu-system-x86_64 -machine q35 -accel tcg,thread=single -smp 1 -m 128M -nodefaults -no-user-config …
+ *  qemu-system-x86_64 -machine q35 -accel tcg -smp 1 -m 128M -nodefaults -no-user-config …
  *    -qmp unix:<dir>/qmp.sock,server=on,wait=off                     the host drives it here
  *    -chardev socket,id=ser0,path=<dir>/serial.sock,server=on,wait=off,logfile=<log>,logappend=on
  *    -serial chardev:ser0                                             the console: logged, streamed, typed into
@@ -64,10 +64,7 @@ export function qemuArgs(i: QemuArgsInput): string[] {
   const s = i.spec;
   const a: string[] = [
     '-machine', opts([['type', i.machine ?? 'q35']]),
-    // TCG one thread for all vCPUs: QEMU 7.2's multi-threaded TCG loses guest writes during live
-    // migration (a guest panicked with corrupted kernel lists after 1 migration in 3 to 25 here;
-    // with thread=single, none in 50; docs/migration.md)
-    '-accel', i.accel === 'tcg' ? 'tcg,thread=single' : i.accel,
+    '-accel', i.accel,
     '-name', opts([['guest', s.name]]),
     '-uuid', s.uuid,
     '-smp', String(s.vcpus),
