@@ -7,6 +7,8 @@
  * service of the storage fabric implements the same interface.
  */
 import { open, type FileHandle } from 'node:fs/promises';
+import type { Duplex } from 'node:stream';
+import type { ByteReader } from './reader.ts';
 
 export interface NbdBackend {
   readonly size: bigint;
@@ -25,6 +27,21 @@ export interface NbdBackend {
   trim(offset: number, length: number, fua: boolean): Promise<void>;
   zero(offset: number, length: number, fua: boolean): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Serves the whole transmission phase itself (a proxy relaying requests and replies without a
+   * backend call each). The connection hands over its reader and stream; replies must be written
+   * whole. Resolves when the client disconnected (NBD_CMD_DISC or EOF).
+   */
+  serve?(t: Transmission): Promise<void>;
+}
+
+/** The transmission phase of one connection, handed to a backend that serves it itself. */
+export interface Transmission {
+  reader: ByteReader;
+  stream: Duplex;
+  /** Structured replies were negotiated. */
+  structured: boolean;
+  remote: string;
 }
 
 const PAGE = 64 * 1024;

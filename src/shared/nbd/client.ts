@@ -28,6 +28,19 @@ export interface NbdClientOptions {
    * server that refuses STARTTLS, or whose certificate does not verify, is not spoken to.
    */
   tls?: NbdClientTls;
+  /**
+   * Stop after the handshake: no reply reader is started, and the caller takes the stream and its
+   * reader with `wire()` (a proxy that relays replies itself; src/hypervisor/redirector.ts).
+   */
+  detached?: boolean;
+}
+
+/** A connected stream in the transmission phase, with the reader that frames what comes in. */
+export interface NbdWire {
+  sock: Duplex;
+  reader: ByteReader;
+  /** Ends the connection at once. */
+  destroy(): void;
 }
 
 interface Pending {
@@ -73,7 +86,7 @@ export class NbdClient {
       });
       const c = new NbdClient(link, reader);
       await c.handshake(exportName, host, opts.tls);
-      c.readLoop();
+      if (!opts.detached) c.readLoop();
       return c;
     } catch (e) {
       link.sock.destroy();
@@ -173,18 +186,22 @@ export class NbdClient {
     this.link.raw.destroy();
   }
 
+  /** The stream and its reader, for a client opened `detached` (nothing else reads them then). */
+  wire(): NbdWire {
+    return { sock: this.link.sock, reader: this.reader, destroy: () => this.fail('closed') };
+  }
+
   get alive(): boolean {
     return this.closed === undefined;
   }
 
   /** Sends a request; resolves with the data of a READ. */
-  request(type: number, offset: bigint, length: number, payload?: Buffer, flags = 0): Promise<Buffer | undefined> {
+  request(type: number, offset: bigint, length: number, payload?: Buffer | readonly Buffer[], flags = 0): Promise<Buffer | undefined> {
     if (this.closed) return Promise.reject(this.closed);
     const handle = this.nextHandle++;
     return new Promise((resolve, reject) => {
       this.pending.set(handle, { type, length, resolve, reject });
-      const head = codec.encodeRequest({ flags, type, handle, offset, length });
-      this.link.sock.write(payload ? Buffer.concat([head, payload]) : head);
+      writeRequest(this.link.sock, codec.encodeRequest({ flags, type, handle, offset, length }), payload);
     });
   }
 
@@ -197,6 +214,18 @@ export class NbdClient {
     }
     this.fail('closed');
   }
+}
+
+/** A request header and its payload (whole or in pieces) as one write: no copy of the payload. */
+export function writeRequest(sock: Duplex, head: Buffer, payload?: Buffer | readonly Buffer[]): void {
+  if (!payload) {
+    sock.write(head);
+    return;
+  }
+  sock.cork();
+  sock.write(head);
+  for (const b of Buffer.isBuffer(payload) ? [payload] : payload) sock.write(b);
+  sock.uncork();
 }
 
 function listen(s: Duplex, reader: ByteReader): void {

@@ -161,7 +161,9 @@ export class NbdConnection {
     this.phase = 'transmission';
     this.handshakeTimer?.dispose();
     this.handshakeTimer = undefined;
-    await this.transmit();
+    const be = this.backend;
+    if (be?.serve) await be.serve({ reader: this.reader, stream: this.stream, structured: this.structured, remote: this.remote });
+    else await this.transmit();
   }
 
   /**
