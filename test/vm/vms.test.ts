@@ -151,7 +151,8 @@ test('live migration under the guest write-and-verify loop: no guest error, down
   const task = await ok<Task>('vm', 'migrate', 'vm1');
   const r = task.result as { hostIp: string; downtimeMs: number; totalMs: number };
   assert.notEqual(r.hostIp, from.hostIp);
-  assert.ok(r.downtimeMs >= 0 && r.downtimeMs < 10_000, `downtime ${r.downtimeMs} ms`);
+  // under TCG the guest is stopped for the whole copy (docs/migration.md): 256 MiB over TLS, a few seconds on a loaded machine
+  assert.ok(r.downtimeMs > 0 && r.downtimeMs < 30_000, `downtime ${r.downtimeMs} ms`);
   console.log(`# live migration of a 256 MiB guest under I/O (TCG): downtime ${r.downtimeMs} ms, total ${r.totalMs} ms`);
   const now = await vm('vm1');
   assert.equal(now.host?.hostIp, r.hostIp);
