@@ -459,8 +459,8 @@ export class Cvm {
       graceMs: Number.isFinite(grace) && grace >= 0 ? grace : 60_000,
       liveness,
       pool: async () => (await this.poolRecord()).disks,
-      parallel: envNumber('CONVERGE_REPAIR_PARALLEL', 2),
-      mibPerSec: envNumber('CONVERGE_REPAIR_MIBPS', 32),
+      parallel: envNumber('CONVERGE_REPAIR_PARALLEL', 1),
+      mibPerSec: envNumber('CONVERGE_REPAIR_MIBPS', 16),
     });
     this.repairer.start();
     this.stargateError = undefined;
