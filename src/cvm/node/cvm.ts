@@ -459,8 +459,10 @@ export class Cvm {
       graceMs: Number.isFinite(grace) && grace >= 0 ? grace : 60_000,
       liveness,
       pool: async () => (await this.poolRecord()).disks,
+      swapMany: (items) => swapMany(etcd, items),
       parallel: envNumber('CONVERGE_REPAIR_PARALLEL', 1),
       mibPerSec: envNumber('CONVERGE_REPAIR_MIBPS', 16),
+      dutyCycle: Math.min(envNumber('CONVERGE_REPAIR_DUTY', 0.5), 1),
     });
     this.repairer.start();
     this.stargateError = undefined;
@@ -731,4 +733,22 @@ function objectOf(body: unknown): Record<string, unknown> {
 function envNumber(name: string, dflt: number): number {
   const v = Number(process.env[name]);
   return Number.isFinite(v) && v > 0 ? v : dflt;
+}
+
+/** Compare-and-swap of many keys, 64 to a transaction; a transaction that fails is retried key by key. */
+async function swapMany(etcd: Etcd3, items: readonly { key: string; from: string; to: string }[]): Promise<boolean[]> {
+  const out: boolean[] = [];
+  for (let i = 0; i < items.length; i += 64) {
+    const batch = items.slice(i, i + 64);
+    const [first, ...rest] = batch;
+    if (!first) break;
+    let cmp = etcd.if(first.key, 'Value', '==', first.from);
+    for (const x of rest) cmp = cmp.and(x.key, 'Value', '==', x.from);
+    if ((await cmp.then(...batch.map((x) => etcd.put(x.key).value(x.to))).commit()).succeeded) {
+      out.push(...batch.map(() => true));
+      continue;
+    }
+    for (const x of batch) out.push((await etcd.if(x.key, 'Value', '==', x.from).then(etcd.put(x.key).value(x.to)).commit()).succeeded);
+  }
+  return out;
 }

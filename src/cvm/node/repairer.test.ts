@@ -147,3 +147,40 @@ test('with the failure detector: a node declared down is lost at once; a record 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('replicas on a node declared down leave their records in one batch before the copies', async () => {
+  const { dir, local } = fixture();
+  try {
+    const store: Record<string, string> = {};
+    for (let b = 0; b < 3; b++) store[`${EGROUPS_PREFIX}${V}/${b}`] = JSON.stringify([rep('A', 'a1'), rep('C', 'c1')]);
+    const batches: number[] = [];
+    const seen: [number, string[], string[]][] = [];
+    const r = new Repairer({
+      clock: new VirtualClock(0), local, localNode: 'A', log: () => undefined,
+      list: (prefix) => Promise.resolve(Object.fromEntries(Object.entries(store).filter(([k]) => k.startsWith(prefix)))),
+      members: () => [{ serial: 'A', cvmIp: 'ip-A' }], statusOf: () => Promise.resolve(status([{ serial: 'a1', ok: true }])),
+      liveness: { isDown: (n) => n === 'C', downNodes: () => [{ node: 'C', at: new Date(0).toISOString() }], on: () => () => undefined },
+      swapMany: (items) => {
+        batches.push(items.length);
+        return Promise.resolve(items.map((x) => {
+          if (store[x.key] !== x.from) return false;
+          store[x.key] = x.to;
+          return true;
+        }));
+      },
+      backend: () => Promise.resolve({
+        rf: 2,
+        restore: (block: number, s: readonly Replica[], lost: readonly Replica[]) => {
+          seen.push([block, s.map((x) => x.disk), lost.map((x) => x.disk)]);
+          return Promise.resolve('restored' as const);
+        },
+      }),
+    });
+    await r.pass();
+    assert.deepEqual(batches, [3]);
+    assert.deepEqual(seen, [0, 1, 2].map((b) => [b, ['a1'], []]), 'each restored from its record without C');
+    assert.equal(store[`${EGROUPS_PREFIX}${V}/0`], JSON.stringify([rep('A', 'a1')]));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

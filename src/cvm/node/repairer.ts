@@ -19,7 +19,7 @@
 import type { Clock } from '../../shared/clock.ts';
 import { errorMessage } from '../../shared/errors.ts';
 import { within, mapLimit } from '../../shared/async.ts';
-import { anythingLost, planRepairs, type EgroupRecord, type PeerView } from '../core/repair.ts';
+import { anythingLost, planRepairs, type EgroupRecord, type PeerView, type RepairWork } from '../core/repair.ts';
 import { planRebalance, type BalanceDisk } from '../core/repair-balance.ts';
 import type { Replica } from '../core/placement.ts';
 import { BLOCK_BYTES } from '../core/storage.ts';
@@ -47,12 +47,24 @@ export interface RepairerDeps {
     downNodes(): readonly { node: string; at: string }[];
     on(fn: (e: LivenessEvent) => void): () => void;
   };
+  /**
+   * Compare-and-swap of many records at once (key: from → to, each compared on its value); returns
+   * which succeeded. Used to take replicas on a node declared down out of the records in batches
+   * (one store write per batch, not one per record on the client's write path).
+   */
+  swapMany?: (items: readonly { key: string; from: string; to: string }[]) => Promise<boolean[]>;
   /** The pool's disks (for rebalancing); none: no rebalancing. */
   pool?: () => Promise<readonly BalanceDisk[]>;
   /** Copies (restores, moves) in flight at once (default 2). */
   parallel?: number;
   /** Copy bandwidth of this CVM's repair loop, MiB/s (default: unlimited). */
   mibPerSec?: number;
+  /**
+   * The share of time each copy slot may spend copying (0..1, default 1): after a copy that took
+   * d ms the slot rests d × (1 − duty) / duty ms. On a CPU-bound CVM the bandwidth limit alone
+   * does not leave client I/O its share (the copies get slower, not fewer); this does.
+   */
+  dutyCycle?: number;
   /** A full scan every this many passes even when nothing asks for one (default 10). */
   fullScanEvery?: number;
   log: (m: string) => void;
@@ -146,6 +158,19 @@ export class Repairer {
     return this.d.liveness ? 0 : this.grace;
   }
 
+  /** One copy within the limits: the bandwidth budget before, the duty cycle's rest after. */
+  private async paced<T>(f: () => Promise<T>): Promise<T> {
+    await this.throttle(BLOCK_BYTES);
+    const t0 = this.d.clock.now();
+    try {
+      return await f();
+    } finally {
+      const duty = this.d.dutyCycle ?? 1;
+      const took = this.d.clock.now() - t0;
+      if (duty > 0 && duty < 1 && took > 0 && !this.stopped) await this.d.clock.sleep(Math.min((took * (1 - duty)) / duty, 5000));
+    }
+  }
+
   /** Waits until the copy budget allows `bytes` more (mibPerSec). */
   private async throttle(bytes: number): Promise<void> {
     const rate = this.d.mibPerSec;
@@ -221,13 +246,13 @@ export class Repairer {
     if (this.stats.pending > 0 || plan.waiting > 0 || plan.stranded.length > 0) this.wanted = true; // look again next pass
     let restored = 0;
     const work = plan.mine.slice(0, this.d.perPass ?? 512);
+    await this.dropDown(work);
     await mapLimit(work, this.d.parallel ?? 2, async (w) => {
       if (this.stopped) return;
       const be = await this.d.backend(w.vdisk);
       if (!be) return;
       try {
-        await this.throttle(BLOCK_BYTES);
-        if ((await within(be.restore(w.block, w.replicas, w.lost), 60_000, `restoring ${w.key}`)) === 'restored') restored++;
+        if ((await this.paced(() => within(be.restore(w.block, w.replicas, w.lost), 60_000, `restoring ${w.key}`))) === 'restored') restored++;
       } catch (e) {
         this.stats.lastError = `${w.key}: ${errorMessage(e)}`;
         this.d.log(`repair: cannot restore ${w.key} yet: ${errorMessage(e)}`);
@@ -236,6 +261,32 @@ export class Repairer {
     this.stats.restored += restored;
     if (restored > 0 || plan.mine.length > 0) this.d.log(`repair: restored ${restored} extent group(s) to RF; ${plan.mine.length - restored} left here, ${plan.others} for other CVMs`);
     if (plan.mine.length === 0 && plan.others === 0 && plan.stranded.length === 0 && plan.waiting === 0 && this.wantBalance) await this.rebalance(records);
+  }
+
+  /**
+   * Replicas on nodes declared down leave the records at once, in batches (their extent groups are
+   * then listed below RF until restored): a client write to such an extent group then finds a
+   * record without them and does not have to change it itself.
+   */
+  private async dropDown(work: RepairWork[]): Promise<void> {
+    const lv = this.d.liveness;
+    const swap = this.d.swapMany;
+    if (!lv || !swap) return;
+    const drop = work.filter((w) => w.lost.length > 0 && w.good.length > 0 && w.lost.every((l) => lv.isDown(l.node) && !this.failedDisks.has(l.disk)));
+    if (drop.length === 0) return;
+    try {
+      const ok = await within(swap(drop.map((w) => ({ key: w.key, from: JSON.stringify(w.replicas), to: JSON.stringify(w.good) }))), 15_000, 'the configuration store');
+      let n = 0;
+      drop.forEach((w, i) => {
+        if (!ok[i]) return;
+        n++;
+        w.replicas = w.good;
+        w.lost = [];
+      });
+      this.d.log(`repair: took ${n} replica(s) on nodes declared down out of their records; restoring them elsewhere`);
+    } catch (e) {
+      this.d.log(`repair: cannot take replicas on nodes declared down out of their records yet: ${errorMessage(e)}`);
+    }
   }
 
   /** Moves replicas onto under-used disks of nodes that are up (core/repair-balance.ts). */
@@ -255,8 +306,8 @@ export class Repairer {
       const be = await this.d.backend(m.vdisk);
       if (!be?.move) return;
       try {
-        await this.throttle(BLOCK_BYTES);
-        if ((await within(be.move(m.block, m.replicas, m.from, m.to), 60_000, `moving ${m.key}`)) === 'moved') moved++;
+        const mv = be.move.bind(be);
+        if ((await this.paced(() => within(mv(m.block, m.replicas, m.from, m.to), 60_000, `moving ${m.key}`))) === 'moved') moved++;
       } catch (e) {
         this.stats.lastError = `${m.key}: ${errorMessage(e)}`;
         this.d.log(`repair: cannot move ${m.key} to ${m.to.node}/${m.to.disk}: ${errorMessage(e)}`);

@@ -19,8 +19,11 @@
  *     fewer replicas than the RF, which the repair loop restores in the background and the
  *     resiliency status reports. A replica on a node declared down fails at once: no stall. At
  *     least one replica must take the write, or the write fails.
- *  5. Restoring a block (the repair loop) excludes writes to that block, so the copy it makes
- *     holds every acknowledged write; so does moving a replica (rebalancing).
+ *  5. A restored or moved replica (the repair loop) holds every acknowledged write: the copy is
+ *     made first without holding up writes, then, under the block's exclusive gate, the record is
+ *     swapped only if no write to the block started or ended on this CVM since the copy began;
+ *     otherwise the copy is made again under the gate. (Writes that enter at another CVM are not
+ *     seen here: vdisk ownership, ADR 015, is what closes that.)
  */
 import type { Etcd3 } from 'etcd3';
 import { errorMessage, DiskIoError, UnavailableError } from '../../shared/errors.ts';
@@ -106,6 +109,24 @@ export class VdiskBackend implements NbdBackend {
   private dirty = new Map<number, Replica[]>();
   /** Writes to a block share it; restoring a block takes it alone. */
   private gate = new BlockGate();
+  /** Per block, how many writes started or ended here (a copy made meanwhile may lack one). */
+  private writeEvents = new Map<number, number>();
+
+  private bump(block: number): void {
+    this.writeEvents.set(block, (this.writeEvents.get(block) ?? 0) + 1);
+  }
+
+  /** A write to a block, under its shared gate, counted for copies made meanwhile. */
+  private writeCounted(s: Segment, piece: Buffer, fua: boolean): Promise<void> {
+    return this.gate.shared(s.block, async () => {
+      this.bump(s.block);
+      try {
+        await this.writeBlock(s, piece, fua);
+      } finally {
+        this.bump(s.block);
+      }
+    });
+  }
 
   constructor(readonly vdisk: Vdisk, readonly rf: number, private readonly d: FabricDeps) {}
 
@@ -258,7 +279,7 @@ export class VdiskBackend implements NbdBackend {
   }
 
   async pwrite(offset: number, data: Buffer, fua: boolean): Promise<void> {
-    await Promise.all(segments(offset, data.length).map((s) => this.gate.shared(s.block, () => this.writeBlock(s, data.subarray(s.at, s.at + s.length), fua))));
+    await Promise.all(segments(offset, data.length).map((s) => this.writeCounted(s, data.subarray(s.at, s.at + s.length), fua)));
   }
 
   private async writeBlock(s: Segment, piece: Buffer, fua: boolean): Promise<void> {
@@ -309,11 +330,19 @@ export class VdiskBackend implements NbdBackend {
    * place of the lost ones and of those missing from the record.
    */
   async restore(block: number, seen: readonly Replica[], lost: readonly Replica[]): Promise<'restored' | 'changed'> {
+    const lostOf = (reps: Replica[]): Replica[] => reps.filter((x) => lost.some((l) => l.disk === x.disk && l.node === x.node));
+    this.map.delete(block);
+    const first = await this.replicasOf(block);
+    if (!first || JSON.stringify(first) !== JSON.stringify(seen)) return 'changed';
+    // the copy, without holding up writes
+    const before = this.writeEvents.get(block) ?? 0;
+    const copy = await this.copyOut(block, first, lostOf(first));
     return this.gate.exclusive(block, async () => {
       this.map.delete(block);
       const now = await this.replicasOf(block);
       if (!now || JSON.stringify(now) !== JSON.stringify(seen)) return 'changed';
-      const r = await this.rereplicate(block, now, now.filter((x) => lost.some((l) => l.disk === x.disk && l.node === x.node)));
+      const quiet = (this.writeEvents.get(block) ?? 0) === before;
+      const r = quiet ? (copy ? await this.swapRecord(block, now, copy.next, copy.lost, copy.fresh) : { replicas: now, raced: false }) : await this.rereplicate(block, now, lostOf(now));
       return r.raced ? 'changed' : 'restored';
     });
   }
@@ -324,15 +353,24 @@ export class VdiskBackend implements NbdBackend {
    * `from` for `to` in the record. The old replica's file is left to the orphan sweep.
    */
   async move(block: number, seen: readonly Replica[], from: Replica, to: Replica): Promise<'moved' | 'changed'> {
-    return this.gate.exclusive(block, async () => {
-      this.map.delete(block);
-      const now = await this.replicasOf(block);
-      if (!now || JSON.stringify(now) !== JSON.stringify(seen)) return 'changed';
-      const i = now.findIndex((r) => r.node === from.node && r.disk === from.disk);
-      if (i < 0 || now.some((r) => r.node === to.node)) return 'changed';
+    const copyTo = async (now: Replica[], i: number): Promise<void> => {
       const sources = [now[i]!, ...now.filter((_r, j) => j !== i)];
       const { data: whole } = await this.readFirst(sources, block, 0, BLOCK_BYTES, 'no replica could be read to move');
       await this.writeReplica(to, block, 0, whole, true);
+    };
+    const indexIn = (now: Replica[] | null): number => (!now || JSON.stringify(now) !== JSON.stringify(seen) || now.some((r) => r.node === to.node) ? -1 : now.findIndex((r) => r.node === from.node && r.disk === from.disk));
+    this.map.delete(block);
+    const first = await this.replicasOf(block);
+    const i0 = indexIn(first);
+    if (!first || i0 < 0) return 'changed';
+    const before = this.writeEvents.get(block) ?? 0;
+    await copyTo(first, i0); // without holding up writes
+    return this.gate.exclusive(block, async () => {
+      this.map.delete(block);
+      const now = await this.replicasOf(block);
+      const i = indexIn(now);
+      if (!now || i < 0) return 'changed';
+      if ((this.writeEvents.get(block) ?? 0) !== before) await copyTo(now, i); // a write came in meanwhile: again, under the gate
       const next = now.map((r, j) => (j === i ? to : r));
       const k = key(this.vdisk, block);
       const r = await this.d.etcd.if(k, 'Value', '==', JSON.stringify(now)).then(this.d.etcd.put(k).value(JSON.stringify(next))).commit();
@@ -356,16 +394,29 @@ export class VdiskBackend implements NbdBackend {
    * returned).
    */
   private async rereplicate(block: number, reps: Replica[], lost: readonly Replica[]): Promise<{ replicas: Replica[]; raced: boolean }> {
+    const copy = await this.copyOut(block, reps, lost);
+    return copy ? this.swapRecord(block, reps, copy.next, copy.lost, copy.fresh) : { replicas: reps, raced: false };
+  }
+
+  /**
+   * Copies a block from a good replica to new replicas (durably) for the lost ones and those the
+   * record lacks to reach the RF; returns the record to put (null: nothing to do).
+   */
+  private async copyOut(block: number, reps: Replica[], lost: readonly Replica[]): Promise<{ next: Replica[]; fresh: Replica[]; lost: readonly Replica[] } | null> {
     const good = reps.filter((r) => !lost.includes(r));
     if (good.length === 0) throw new DiskIoError(this.vdisk.name, `block ${block}: every replica failed (${lost.map((f) => `${f.node}/${f.disk}`).join(', ')})`);
     const need = Math.max(this.rf - good.length, 0);
-    if (need === 0 && lost.length === 0) return { replicas: reps, raced: false };
+    if (need === 0 && lost.length === 0) return null;
     const { data: whole } = await this.readFirst(good, block, 0, BLOCK_BYTES, 'no good replica could be read to re-replicate');
     const space = (await this.usableSpace()).filter((d) => !good.some((g) => g.node === d.node) && !lost.some((f) => f.disk === d.serial || f.node === d.node));
     const fresh = placeReplicas(space, '', need, BLOCK_BYTES);
     charge(space, fresh);
     await Promise.all(fresh.map((r) => this.writeReplica(r, block, 0, whole, true)));
-    const next = [...good, ...fresh];
+    return { next: [...good, ...fresh], fresh, lost };
+  }
+
+  /** Puts `next` as the block's record if it is still `reps` (`raced` with the record that won if not). */
+  private async swapRecord(block: number, reps: Replica[], next: Replica[], lost: readonly Replica[], fresh: readonly Replica[]): Promise<{ replicas: Replica[]; raced: boolean }> {
     const k = key(this.vdisk, block);
     const r = await this.d.etcd.if(k, 'Value', '==', JSON.stringify(reps)).then(this.d.etcd.put(k).value(JSON.stringify(next))).commit();
     if (!r.succeeded) {
@@ -412,7 +463,7 @@ export class VdiskBackend implements NbdBackend {
   async zero(offset: number, length: number, fua: boolean): Promise<void> {
     await mapLimit(segments(offset, length), ZERO_PARALLEL, async (s) => {
       if (!(await this.replicasOf(s.block))) return; // never written: already zeros
-      await this.gate.shared(s.block, () => this.writeBlock(s, ZEROS.subarray(0, s.length), fua));
+      await this.writeCounted(s, ZEROS.subarray(0, s.length), fua);
     });
   }
 
