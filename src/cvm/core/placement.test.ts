@@ -29,3 +29,14 @@ test('a pool 95 % full takes no new extent groups; failed disks do not count', (
   assert.throws(() => checkPoolSpace([d('a', 'A', 5), d('b', 'B', 4)], cap), DiskFullError);
   checkPoolSpace([d('a', 'A', 50), d('b', 'B', 0, false)], cap);
 });
+
+test('an SSD with room is preferred on each node, freest SSD first; a full SSD gives way to the HDDs', () => {
+  const m = (serial: string, node: string, freeBytes: number, mediaType: string, capacityBytes = 100): DiskSpace => ({ ...d(serial, node, freeBytes), mediaType, capacityBytes });
+  const pool = [m('a-hdd', 'A', 90, 'HDD'), m('a-ssd', 'A', 40, 'SSD'), m('b-hdd', 'B', 100, 'HDD'), m('b-ssd1', 'B', 50, 'SSD'), m('b-ssd2', 'B', 60, 'SSD')];
+  assert.deepEqual(placeReplicas(pool, 'A', 2, 1).map((r) => r.disk), ['a-ssd', 'b-ssd2']);
+  // a-ssd at 95 % used: past the fill mark, the HDD takes it
+  const full = [m('a-hdd', 'A', 90, 'HDD'), m('a-ssd', 'A', 5, 'SSD'), m('b-hdd', 'B', 100, 'HDD')];
+  assert.deepEqual(placeReplicas(full, 'A', 2, 1).map((r) => r.disk), ['a-hdd', 'b-hdd']);
+  // media unknown: as before (freest)
+  assert.deepEqual(placeReplicas([d('x1', 'A', 10), d('x2', 'A', 20)], 'A', 1, 1).map((r) => r.disk), ['x2']);
+});

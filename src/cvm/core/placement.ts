@@ -1,9 +1,10 @@
 /**
  * @module
  * Replica placement (pure): where the RF copies of a new extent group go. The first replica on the
- * writer's own node (data locality), on its disk with the most free space; the others on distinct
- * other nodes, the nodes with the most free space first, each on its freest disk. Disks that are
- * failed, or too full to take the extent group, are never chosen.
+ * writer's own node (data locality); the others on distinct other nodes, the nodes with the most
+ * free space first. On each node the disk is an SSD if one has room (below SSD_FILL_FRACTION full,
+ * when its capacity is known), the freest first; otherwise the freest disk. Disks that are failed,
+ * or too full to take the extent group, are never chosen.
  */
 import { DiskFullError, UnavailableError } from '../../shared/errors.ts';
 
@@ -13,7 +14,16 @@ export interface DiskSpace {
   cvmIp: string;
   freeBytes: number;
   ok: boolean;
+  /** 'SSD' or 'HDD' (the pool's record of the disk); unknown counts as HDD. */
+  mediaType?: string;
+  capacityBytes?: number;
 }
+
+/** New replicas go to an SSD until it is this full; then to the node's other disks. */
+export const SSD_FILL_FRACTION = 0.9;
+
+const ssdWithRoom = (d: DiskSpace, needBytes: number): boolean =>
+  d.mediaType === 'SSD' && (d.capacityBytes === undefined || d.capacityBytes - d.freeBytes + needBytes <= SSD_FILL_FRACTION * d.capacityBytes);
 
 export interface Replica {
   node: string;
@@ -25,7 +35,11 @@ export function placeReplicas(disks: readonly DiskSpace[], localNode: string, rf
   const usable = disks.filter((d) => d.ok && d.freeBytes >= needBytes);
   const byNode = new Map<string, DiskSpace[]>();
   for (const d of usable) byNode.set(d.node, [...(byNode.get(d.node) ?? []), d]);
-  const freest = (ds: DiskSpace[]): DiskSpace => ds.reduce((a, b) => (b.freeBytes > a.freeBytes || (b.freeBytes === a.freeBytes && b.serial < a.serial) ? b : a));
+  const freestOf = (ds: DiskSpace[]): DiskSpace => ds.reduce((a, b) => (b.freeBytes > a.freeBytes || (b.freeBytes === a.freeBytes && b.serial < a.serial) ? b : a));
+  const freest = (ds: DiskSpace[]): DiskSpace => {
+    const ssd = ds.filter((d) => ssdWithRoom(d, needBytes));
+    return freestOf(ssd.length > 0 ? ssd : ds);
+  };
   const out: Replica[] = [];
   const local = byNode.get(localNode);
   if (local) {

@@ -51,3 +51,14 @@ test('healthy replicas need nothing', () => {
   assert.equal(planRepairs([rec(0, r('A', 'a1'))], view([]), 'A', 0, 1).mine.length, 0);
   assert.equal(anythingLost(view([]), 0, 1), false);
 });
+
+test('a record with fewer replicas than its RF (a write dropped one) is restored by its first good replica\'s CVM', () => {
+  const short: EgroupRecord = { ...rec(0, r('A', 'a1')), rf: 2 };
+  const full: EgroupRecord = { ...rec(1, r('A', 'a1'), r('B', 'b1')), rf: 2 };
+  const p = planRepairs([short, full], view([]), 'A', 0, 60_000);
+  assert.deepEqual(p.mine.map((w) => [w.block, w.lost.length, w.good.length]), [[0, 0, 1]]);
+  assert.equal(planRepairs([short], view([]), 'B', 0, 60_000).others, 1);
+  // a node declared down: lost at once (grace 0)
+  const d = planRepairs([full], view([], [['B', 5]]), 'A', 5, 0);
+  assert.deepEqual(d.mine.map((w) => w.lost), [[r('B', 'b1')]]);
+});

@@ -11,6 +11,11 @@
  *  - **good** otherwise.
  * One CVM restores an extent group: the CVM of its first good replica (in record order), so two
  * CVMs never copy the same extent group at once.
+ *
+ * An extent group whose record lists fewer replicas than its RF (a write dropped a replica that
+ * failed it, e.g. on a node declared down) needs restoring too, whatever its replicas' state.
+ * With the cluster's failure detector (node/liveness.ts) a node is lost once declared down: the
+ * repair loop passes its declaration time and a grace of 0.
  */
 import type { Replica } from './placement.ts';
 
@@ -26,7 +31,12 @@ export interface EgroupRecord {
   vdisk: string;
   block: number;
   replicas: Replica[];
+  /** The RF of its vdisk's container, when known: fewer replicas in the record need restoring. */
+  rf?: number;
 }
+
+/** Whether a record lists fewer replicas than its RF. */
+export const isShort = (rec: EgroupRecord): boolean => rec.rf !== undefined && rec.replicas.length < rec.rf;
 
 export interface RepairWork extends EgroupRecord {
   good: Replica[];
@@ -66,7 +76,7 @@ export function planRepairs(records: readonly EgroupRecord[], view: PeerView, lo
   const plan: RepairPlan = { mine: [], others: 0, stranded: [], waiting: 0 };
   for (const rec of records) {
     const { good, lost, unreachable } = classify(view, rec.replicas, now, graceMs);
-    if (lost.length === 0) {
+    if (lost.length === 0 && !isShort(rec)) {
       if (unreachable.length > 0) plan.waiting++;
       continue;
     }

@@ -36,6 +36,7 @@ import { Supervised } from './supervisor.ts';
 import { LocalEgroups, PeerEgroups, parseEgroupList } from './egroups.ts';
 import { ReplicationServer, type MemberTls } from './replication.ts';
 import { VdiskBackend } from './vdisk-backend.ts';
+import { Liveness, etcdLivenessStore, LIVENESS_TTL_S } from './liveness.ts';
 import { NbdServer } from '../../shared/nbd/server.ts';
 import type { DiskSpace } from '../core/placement.ts';
 import type { Pool, Vdisk } from '../core/storage.ts';
@@ -102,6 +103,8 @@ export class Cvm {
   private spaceCache: { at: number; disks: DiskSpace[] } | undefined;
   private poolCapacity = new Map<string, number>();
   private repairer: Repairer | undefined;
+  /** This CVM's part of the cluster's failure detector (while stargate runs). */
+  private liveness: Liveness | undefined;
   /** Why stargate did not start (shown in its status until it does). */
   private stargateError: string | undefined;
   private watcher: Watcher | undefined;
@@ -342,7 +345,7 @@ export class Cvm {
     const pool = await this.poolRecord();
     const live = await this.liveDisks(pool);
     for (const d of pool.disks) this.poolCapacity.set(d.serial, d.capacityBytes);
-    const disks = pool.disks.map((d) => ({ serial: d.serial, node: d.node, cvmIp: d.cvmIp, freeBytes: d.capacityBytes - (live.get(d.serial)?.usedBytes ?? 0), ok: live.get(d.serial)?.ok ?? true }));
+    const disks = pool.disks.map((d) => ({ serial: d.serial, node: d.node, cvmIp: d.cvmIp, freeBytes: d.capacityBytes - (live.get(d.serial)?.usedBytes ?? 0), ok: live.get(d.serial)?.ok ?? true, mediaType: d.mediaType, capacityBytes: d.capacityBytes }));
     this.spaceCache = { at: now, disks };
     return disks;
   }
@@ -384,7 +387,8 @@ export class Cvm {
     let be = this.backends.get(vd.uuid);
     if (!be) {
       const c = (await this.meta().containers()).find((x) => x.name === vd.container);
-      be = new VdiskBackend(vd, c?.replicationFactor ?? 1, { etcd, local: this.local, peers: this.peers, localNode: this.cfg.serial, localIp: this.cfg.cvmIp, space: () => this.space(), capacityOf: (serial) => this.poolCapacity.get(serial) ?? 0, log: this.log });
+      be = new VdiskBackend(vd, c?.replicationFactor ?? 1, { etcd, local: this.local, peers: this.peers, localNode: this.cfg.serial, localIp: this.cfg.cvmIp, space: () => this.space(), capacityOf: (serial) => this.poolCapacity.get(serial) ?? 0, log: this.log,
+        isDown: (node) => this.liveness?.isDown(node) ?? false, degraded: (vdisk, block) => this.repairer?.degraded(vdisk, block) });
       this.backends.set(vd.uuid, be);
     }
     return be;
@@ -413,6 +417,14 @@ export class Cvm {
     // on the network: NBD over TLS, a client certificate of the operator, a member's host or CVM (ADR 013)
     const m = this.member;
     if (!m) return;
+    // the cluster's one failure detector (ADR 015): before serving, so writes know who is down
+    const ttl = Number(process.env['CONVERGE_LIVENESS_TTL_S'] ?? LIVENESS_TTL_S);
+    const liveness = new Liveness({
+      store: etcdLivenessStore(etcd), clock: new SystemClock(), self: { node: this.cfg.serial, cvmIp: this.cfg.cvmIp }, members: () => cluster.members.map((x) => x.serial), log: this.log,
+      ttlS: Number.isInteger(ttl) && ttl > 0 ? ttl : LIVENESS_TTL_S,
+    });
+    await liveness.start();
+    this.liveness = liveness;
     const server = new NbdServer(exports, this.log, {
       tls: { cert: m.cvm.cert, key: m.cvm.key, ca: anchorList(this.anchors()), require: true },
       authorize: (p) => NBD_ROLES.includes(peerOfCert(p.certificate.toString(), this.anchors())?.role ?? 'node'),
@@ -445,6 +457,12 @@ export class Cvm {
         return vd ? this.backendFor(vd) : undefined;
       },
       graceMs: Number.isFinite(grace) && grace >= 0 ? grace : 60_000,
+      liveness,
+      pool: async () => (await this.poolRecord()).disks,
+      swapMany: (items) => swapMany(etcd, items),
+      parallel: envNumber('CONVERGE_REPAIR_PARALLEL', 1),
+      mibPerSec: envNumber('CONVERGE_REPAIR_MIBPS', 16),
+      dutyCycle: Math.min(envNumber('CONVERGE_REPAIR_DUTY', 0.5), 1),
     });
     this.repairer.start();
     this.stargateError = undefined;
@@ -503,6 +521,8 @@ export class Cvm {
     this.nbd = undefined;
     await this.repairer?.stop();
     this.repairer = undefined;
+    await this.liveness?.stop();
+    this.liveness = undefined;
     await this.watcher?.cancel().catch(() => undefined);
     this.watcher = undefined;
     this.backends.clear();
@@ -707,4 +727,28 @@ export class Cvm {
 function objectOf(body: unknown): Record<string, unknown> {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new InputError('body', 'must be a JSON object');
   return body as Record<string, unknown>;
+}
+
+/** A positive number from the environment, or the default. */
+function envNumber(name: string, dflt: number): number {
+  const v = Number(process.env[name]);
+  return Number.isFinite(v) && v > 0 ? v : dflt;
+}
+
+/** Compare-and-swap of many keys, 64 to a transaction; a transaction that fails is retried key by key. */
+async function swapMany(etcd: Etcd3, items: readonly { key: string; from: string; to: string }[]): Promise<boolean[]> {
+  const out: boolean[] = [];
+  for (let i = 0; i < items.length; i += 64) {
+    const batch = items.slice(i, i + 64);
+    const [first, ...rest] = batch;
+    if (!first) break;
+    let cmp = etcd.if(first.key, 'Value', '==', first.from);
+    for (const x of rest) cmp = cmp.and(x.key, 'Value', '==', x.from);
+    if ((await cmp.then(...batch.map((x) => etcd.put(x.key).value(x.to))).commit()).succeeded) {
+      out.push(...batch.map(() => true));
+      continue;
+    }
+    for (const x of batch) out.push((await etcd.if(x.key, 'Value', '==', x.from).then(etcd.put(x.key).value(x.to)).commit()).succeeded);
+  }
+  return out;
 }

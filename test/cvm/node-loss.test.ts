@@ -1,0 +1,194 @@
+/**
+ * Node loss under write load (issue 12's done-when, ADR 015 "Failure detection, re-protection,
+ * rebalancing"): a 3-node RF2 cluster, a client writing steadily over NBD to CVM 1, node 3 powered
+ * off through its BMC (Redfish) mid-run.
+ *  - node 3 is declared down once (its alive key's lease expires; `/converge/v2/down/<node>`);
+ *  - no write stalls more than 2 s after the declaration; write throughput while its replicas are
+ *    restored elsewhere keeps at least half of what it was before;
+ *  - resiliency is OK only once every extent group is back at RF (checked against the records);
+ *  - every acknowledged write reads back (through CVM 1 and CVM 2);
+ *  - node 3 powered on again: it clears its declaration and replicas move onto it; the data still
+ *    reads back through its CVM.
+ * Prints the times (declaration, re-protection) and throughputs.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Etcd3 } from 'etcd3';
+import { cvg } from '../drivers/cli.ts';
+import { TestFoundation } from '../drivers/foundation-driver.ts';
+import { NbdClient } from '../../src/shared/nbd/client.ts';
+import { NBD_CMD_READ, NBD_CMD_WRITE, NBD_CMD_FLUSH } from '../../src/shared/nbd/constants.ts';
+import { cvmCall } from '../../src/cvm/protocol/client.ts';
+
+const NET = '127.125';
+const CVM = (i: number): string => `${NET}.1.${i + 1}`;
+const MiB = 1 << 20;
+const VDISK_MIB = Number(process.env['CONVERGE_NODE_LOSS_MIB'] ?? 192);
+const SLOT = 4096;
+const SLOTS = (VDISK_MIB * MiB) / SLOT;
+const WORKERS = 4;
+
+let t: TestFoundation;
+let etcd: Etcd3;
+
+before(async () => {
+  t = await TestFoundation.start('127.124', 18124, 3);
+  process.env['CONVERGE_DATA_DIR'] = t.dir;
+  await t.upload();
+  const r = await t.call('POST', '/foundation/image_nodes', t.imageBody(NET, [0, 1, 2]));
+  assert.equal(r.status, 200, r.text);
+  const p = await t.waitStopped(r.json.session_id, 120_000);
+  assert.equal(p.aggregate_percent_complete, 100);
+  const c = await cvg('cluster', 'create', '--cvm-ips', [0, 1, 2].map(CVM).join(','), '--name', 'loss', '--json');
+  assert.equal(c.code, 0, c.stderr + c.stdout);
+  etcd = t.store([CVM(0), CVM(1)]);
+});
+
+after(async () => {
+  etcd?.close();
+  await t?.stop();
+});
+
+/** Replica records of a vdisk: block → nodes. */
+async function records(uuid: string): Promise<Map<number, string[]>> {
+  const all = await etcd.getAll().prefix(`/converge/egroups/${uuid}/`).strings();
+  return new Map(Object.entries(all).map(([k, v]) => [Number(k.split('/').pop()), (JSON.parse(v) as { node: string }[]).map((x) => x.node)]));
+}
+
+/** Polls f every intervalMs until it is truthy (the lab's until() polls every 20 ms: too much load on a cluster being measured). */
+async function poll<T>(f: () => Promise<T | undefined>, intervalMs: number, timeoutMs: number, what: string): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+async function power(i: number, type: 'ForceOff' | 'On'): Promise<void> {
+  const r = await t.tr.redfish(i).post('/redfish/v1/Systems/1/Actions/ComputerSystem.Reset', { ResetType: type });
+  assert.ok(r.status < 300, `Redfish ${type}: ${r.status} ${r.text}`);
+}
+
+test('node loss under write load: declared down once, writes do not stall, RF restored in the background at ≥ 50 % throughput; the node back gets data', async (tc) => {
+  assert.equal((await cvg('vdisk', 'create', '--name', 'steady', '--size', `${VDISK_MIB}M`, '--cvm-ip', CVM(0))).code, 0);
+  const uuid = JSON.parse((await cvg('vdisk', 'list', '--cvm-ip', CVM(0), '--json')).stdout).find((v: any) => v.name === 'steady').uuid as string;
+  const serial3 = t.tr.node(2).identity.serial;
+  const c = await NbdClient.connect(CVM(0), 10809, 'steady', 5000, { tls: t.nbdTls() });
+  // every block written once (its replicas placed: the writer's node first, the second on node 2 or 3)
+  const fill = Buffer.alloc(MiB);
+  for (let b = 0; b < VDISK_MIB; b += 4) await Promise.all([0, 1, 2, 3].map((k) => c.request(NBD_CMD_WRITE, BigInt(b + k) * BigInt(MiB), MiB, fill.fill(0), 0)));
+  await c.request(NBD_CMD_FLUSH, 0n, 0);
+  const onNode3 = [...(await records(uuid)).values()].filter((n) => n.includes(serial3)).length;
+  tc.diagnostic(`${onNode3} of ${VDISK_MIB} extent groups have a replica on node 3`);
+  assert.ok(onNode3 >= VDISK_MIB / 4, 'second replicas spread over nodes 2 and 3');
+
+  // the load: WORKERS writers, each on its own 4 KiB slots (so the last acknowledged write of a slot is known)
+  const acked = new Map<number, number>(); // slot → stamp
+  const done: { start: number; end: number }[] = [];
+  let stop = false;
+  let seq = 0;
+  const errors: string[] = [];
+  const worker = async (w: number): Promise<void> => {
+    while (!stop) {
+      const slot = Math.floor(Math.random() * (SLOTS / WORKERS)) * WORKERS + w;
+      const stamp = ++seq;
+      const buf = Buffer.alloc(SLOT, stamp & 0xff);
+      buf.writeUInt32BE(stamp, 0);
+      buf.writeUInt32BE(slot, 4);
+      const start = Date.now();
+      try {
+        await c.request(NBD_CMD_WRITE, BigInt(slot * SLOT), SLOT, buf, 0);
+        acked.set(slot, stamp);
+        done.push({ start, end: Date.now() });
+      } catch (e) {
+        errors.push(String(e));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  };
+  const load = Promise.all(Array.from({ length: WORKERS }, (_x, w) => worker(w)));
+  const rate = (from: number, to: number): number => done.filter((d) => d.end >= from && d.end < to).length / ((to - from) / 1000);
+  try {
+    await new Promise((r) => setTimeout(r, 8000));
+    const offAt = Date.now();
+    const baseline = rate(offAt - 6000, offAt);
+    await power(2, 'ForceOff');
+    // declared down once, by another CVM
+    const down = await poll(async () => {
+      const v = await etcd.get(`/converge/v2/down/${serial3}`).string();
+      return v ? (JSON.parse(v) as { by: string; at: string; reason: string }) : undefined;
+    }, 100, 30_000, 'node 3 declared down');
+    const downAt = Date.parse(down.at);
+    tc.diagnostic(`node 3 declared down by ${down.by} ${downAt - offAt} ms after the power-off (${down.reason})`);
+    assert.notEqual(down.by, serial3);
+    // right after: resiliency is not OK (records still name node 3, or list one replica)
+    const early = await cvmCall<any>(CVM(0), '/storage/resiliency');
+    assert.equal(early.ok, false, 'not OK while extent groups lack a replica');
+    // until every record is back at RF2 off node 3; resiliency never says OK before
+    let okEarly = '';
+    const reprotectedAt = await poll(async () => {
+      const res = await cvmCall<any>(CVM(1), '/storage/resiliency');
+      const recs = await records(uuid);
+      const below = [...recs.values()].filter((n) => n.length < 2 || n.includes(serial3) || new Set(n).size < n.length).length;
+      if (res.ok && below > 0) okEarly = `resiliency OK with ${below} extent group(s) below RF`;
+      return below === 0 ? Date.now() : undefined;
+    }, 1000, 120_000, 'every extent group back at RF2 on nodes 1 and 2');
+    assert.equal(okEarly, '');
+    await t.tr.until(async () => (await cvmCall<any>(CVM(0), '/storage/resiliency')).ok === true, 15_000, 'resiliency OK once every extent group is at RF');
+    await new Promise((r) => setTimeout(r, 5000));
+    const after = rate(Date.now() - 5000, Date.now());
+    const perSecond: number[] = [];
+    for (let x = offAt - 3000; x < Date.now() - 1000; x += 1000) perSecond.push(rate(x, x + 1000));
+    tc.diagnostic(`writes per second from 3 s before the power-off: ${perSecond.map((x) => x.toFixed(0)).join(' ')}; after re-protection ${after.toFixed(0)}/s`);
+    const window = Math.max(reprotectedAt - downAt, 3000);
+    const during = rate(downAt, downAt + window);
+    const stallBefore = Math.max(0, ...done.filter((d) => d.end > offAt && d.start < downAt).map((d) => d.end - d.start));
+    const stallAfter = Math.max(0, ...done.filter((d) => d.start >= downAt).map((d) => d.end - d.start));
+    tc.diagnostic(`re-protection took ${((reprotectedAt - downAt) / 1000).toFixed(1)} s after the declaration (${((reprotectedAt - offAt) / 1000).toFixed(1)} s after the power-off)`);
+    tc.diagnostic(`writes/s: ${baseline.toFixed(0)} before, ${during.toFixed(0)} during re-protection (${((100 * during) / baseline).toFixed(0)} %); longest write: ${stallBefore} ms before the declaration, ${stallAfter} ms after`);
+    assert.deepEqual(errors, [], 'no write failed');
+    assert.ok(stallAfter <= 2000, `no write stalled more than 2 s after the declaration (${stallAfter} ms)`);
+    assert.ok(during >= 0.5 * baseline, `throughput during re-protection ${during.toFixed(0)}/s ≥ 50 % of ${baseline.toFixed(0)}/s`);
+  } finally {
+    stop = true;
+    await load;
+  }
+  await c.request(NBD_CMD_FLUSH, 0n, 0);
+  c.close();
+
+  const verify = async (ip: string): Promise<void> => {
+    const r = await NbdClient.connect(ip, 10809, 'steady', 5000, { tls: t.nbdTls() });
+    try {
+      let bad = 0;
+      for (let b = 0; b < VDISK_MIB; b++) {
+        const data = (await r.request(NBD_CMD_READ, BigInt(b) * BigInt(MiB), MiB))!;
+        for (let s = 0; s < MiB / SLOT; s++) {
+          const slot = (b * MiB) / SLOT + s;
+          const want = acked.get(slot);
+          const got = data.readUInt32BE(s * SLOT);
+          if ((want ?? 0) !== got) bad++;
+        }
+      }
+      assert.equal(bad, 0, `every acknowledged write reads back through ${ip} (${acked.size} slots written)`);
+    } finally {
+      r.close();
+    }
+  };
+  await verify(CVM(0));
+  await verify(CVM(1));
+
+  // node 3 back: it clears its declaration, and replicas move onto it
+  const onAt = Date.now();
+  await power(2, 'On');
+  await t.tr.until(async () => !(await etcd.get(`/converge/v2/down/${serial3}`).string()), 90_000, 'node 3 back (its down key cleared)');
+  tc.diagnostic(`node 3 alive again ${Date.now() - onAt} ms after power-on`);
+  const moved = await t.tr.until(async () => {
+    const n = [...(await records(uuid)).values()].filter((x) => x.includes(serial3)).length;
+    return n >= Math.min(onNode3, VDISK_MIB) / 3 ? n : undefined;
+  }, 90_000, 'replicas moved onto node 3');
+  tc.diagnostic(`rebalancing: ${moved} extent groups have a replica on node 3 ${((Date.now() - onAt) / 1000).toFixed(1)} s after its power-on`);
+  await verify(CVM(2));
+  assert.equal((await cvmCall<any>(CVM(0), '/storage/resiliency')).ok, true);
+});
