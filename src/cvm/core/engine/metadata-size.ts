@@ -52,9 +52,9 @@ export interface Naming {
 
 /** Names shaped like a lab cluster's: node and disk serials, CVM addresses, vdisk UUIDs. */
 export const LAB_NAMING: Naming = {
-  node: (i) => `CVG-N${String(i + 1).padStart(6, '0')}`,
+  node: (i) => `CVG${String(i + 1).padStart(8, '0')}`,
   cvmIp: (i) => `10.${Math.floor(i / 250)}.1.${(i % 250) + 1}`,
-  disk: (n, d) => `CVG-D${String(n + 1).padStart(6, '0')}-${d + 1}`,
+  disk: (n, d) => `ZA${String(n * 100 + d).padStart(8, '0')}`,
   vdisk: (i) => `${i.toString(16).padStart(8, '0')}-0000-4000-8000-000000000000`,
 };
 
