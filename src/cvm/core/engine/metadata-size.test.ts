@@ -58,3 +58,16 @@ test('sparse random writes over a large vdisk cost far more keys per TiB written
 test('more data than the cluster holds is refused by placement', () => {
   assert.throws(() => simulateMetadata({ nodes: 2, disksPerNode: 1, diskBytes: GIB, rf: 2 }, { writtenBytes: 2 * GIB, vdiskBytes: 2 * GIB, pattern: 'sequential' }));
 });
+
+test('the sink sees every key and value as counted, under the v2 prefixes', () => {
+  const seen: [string, string][] = [];
+  const r = simulateMetadata({ nodes: 3, disksPerNode: 2, diskBytes: TIB, rf: 2 }, { writtenBytes: 10 * GIB, vdiskBytes: 4 * GIB, pattern: 'sequential' }, LAB_NAMING, (k, v) => void seen.push([k, v]));
+  assert.equal(seen.length, r.keys);
+  assert.equal(seen.reduce((a, [k, v]) => a + Buffer.byteLength(k) + Buffer.byteLength(v), 0), r.bytes);
+  assert.equal(seen.filter(([k]) => k.startsWith('/converge/v2/egroups/')).length, 80);
+  assert.equal(seen.filter(([k]) => k.startsWith('/converge/v2/owners/')).length, 3);
+  assert.equal(seen.filter(([k]) => k.startsWith('/converge/v2/alive/')).length, 3);
+  const rec = JSON.parse(seen[0]?.[1] ?? '{}') as { replicas: { node: string }[]; stale: unknown[] };
+  assert.equal(new Set(rec.replicas.map((x) => x.node)).size, 2);
+  assert.deepEqual(rec.stale, []);
+});
