@@ -1,20 +1,21 @@
 /**
  * bench/metadata: how much the configuration store (etcd) holds per TiB written (issue 12's goal:
- * ≤ 10,000 keys per TiB; one key per written 1 MiB today, about 1 M per TiB), in three parts:
+ * ≤ 10,000 keys per TiB; one key per written 1 MiB today, about 1 M per TiB), in three parts, run
+ * in this order (the lab last: it takes longest):
  *
- *  1. On a real 3-node lab cluster (bench/lab.ts), through host 0's redirector with fio's nbd
- *     engine: --size MiB written sequentially to an RF2 vdisk, then --sparse 4 KiB writes at
- *     random offsets of a --sparse-vdisk GiB RF1 vdisk (each touches a block of its own). The keys
- *     and bytes (key + value) under /converge/ are counted before and after each (etcd getAll with a
- *     CVM's member certificate), with etcd's own database size, and printed per TiB written.
- *  2. A metadata-only simulation of the v2 layout (src/cvm/core/engine/metadata-size.ts): --tib TiB
+ *  1. A metadata-only simulation of the v2 layout (src/cvm/core/engine/metadata-size.ts): --tib TiB
  *     written across --nodes nodes × --disks disks at RF2, placed by placement.ts, one EgroupRecord
  *     (JSON) per written 128 MiB extent group, an owner key per vdisk, a liveness key per node;
  *     sequential (256 GiB vdisks, filled) and sparse (4 KiB random writes over 64 TiB vdisks).
  *     Printed against etcd's 2 GiB default quota and 8 GiB recommended maximum.
- *  3. A scaled sample: --sample records of the same simulation put into a real etcd started here
+ *  2. A scaled sample: --sample records of the same simulation put into a real etcd started here
  *     (Debian's etcd-server, plain, on 127.123.20.250:18122), its database size per key measured and
- *     extrapolated to part 2's record count.
+ *     extrapolated to part 1's record count.
+ *  3. On a real 3-node lab cluster (bench/lab.ts), through host 0's redirector with fio's nbd
+ *     engine: --size MiB written sequentially to an RF2 vdisk, then --sparse 4 KiB writes at
+ *     random offsets of a --sparse-vdisk GiB RF1 vdisk (each touches a block of its own). The keys
+ *     and bytes (key + value) under /converge/ are counted before and after each (etcd getAll with a
+ *     CVM's member certificate), with etcd's own database size, and printed per TiB written.
  *
  * Usage: node --import tsx bench/metadata.ts [--quick] [--size MiB] [--sparse n] [--sparse-vdisk GiB]
  *          [--tib n] [--nodes n] [--disks n] [--disk-tib n] [--sample n] [--no-lab] [--no-etcd]
@@ -70,14 +71,14 @@ function perTib(label: string, written: number, a: StoreCount, b: StoreCount): v
 }
 
 async function lab(): Promise<void> {
-  console.log('\n1. today\'s fabric, 3-node lab cluster, writes through host 0\'s redirector (fio nbd engine)');
+  console.log('\n3. today\'s fabric, 3-node lab cluster, writes through host 0\'s redirector (fio nbd engine)');
   const l = await startBenchLab('meta');
   const etcd = l.t.store(l.cvms);
   try {
     const pool = await cvmCall<PoolView>(CVM(0), '/storage/pool');
     console.log(`   pool: ${mib(pool.usage.capacityBytes)} on ${pool.usage.disks.length} disks, ${mib(pool.usage.freeBytes)} free`);
     const c0 = await countStore(etcd);
-    console.log(`   before: ${fmt(c0.keys)} keys, ${mib(c0.bytes)} under /converge/; etcd db ${mib(c0.dbSize)} (${mib(c0.dbInUse)} in use)`);
+    console.log(`   before: ${fmt(c0.keys)} keys, ${fmt(c0.bytes)} bytes under /converge/; etcd db ${mib(c0.dbSize)} (${mib(c0.dbInUse)} in use)`);
     console.log('pattern                            written       keys      bytes   keys per TiB  bytes per TiB  vs goal');
     const seq = await benchVdisk(l, 'm-seq', SIZE_MIB, 'default-container');
     await run('fio', ['--name=seq', '--ioengine=nbd', `--uri=${seq}`, '--rw=write', '--bs=1M', '--iodepth=4', `--size=${SIZE_MIB}M`, '--output-format=terse']);
@@ -106,8 +107,8 @@ function line(label: string, m: MetadataSize): void {
 }
 
 function simulation(shape: ClusterShape): MetadataSize {
-  console.log(`\n2. v2 layout, metadata only: ${TIBS} TiB written, ${shape.nodes} nodes × ${shape.disksPerNode} disks of ${DISK_TIB} TiB, RF${shape.rf}, placement.ts`);
-  console.log('   (bytes: keys and JSON values as stored, without etcd\'s per-key overhead: see part 3)');
+  console.log(`\n1. v2 layout, metadata only: ${TIBS} TiB written, ${shape.nodes} nodes × ${shape.disksPerNode} disks of ${DISK_TIB} TiB, RF${shape.rf}, placement.ts`);
+  console.log('   (bytes: keys and JSON values as stored, without etcd\'s per-key overhead: see part 2)');
   console.log('workload                              keys     key+value  B/record   keys per TiB  ≤10k/TiB  of 2 GiB  of 8 GiB  replicas/disk');
   const t0 = performance.now();
   const seq = simulateMetadata(shape, { writtenBytes: TIBS * TIB, vdiskBytes: 256 * GIB, pattern: 'sequential' });
@@ -121,7 +122,7 @@ function simulation(shape: ClusterShape): MetadataSize {
 }
 
 async function etcdSample(shape: ClusterShape, full: MetadataSize): Promise<void> {
-  console.log(`\n3. a real etcd (Debian etcd-server, one member, ${SPARE_IP}:18122): ${fmt(SAMPLE)} records of part 2's sequential workload`);
+  console.log(`\n2. a real etcd (Debian etcd-server, one member, ${SPARE_IP}:18122): ${fmt(SAMPLE)} records of part 1's sequential workload`);
   const dir = mkdtempSync(join(tmpdir(), 'cvg-bench-etcd-'));
   let proc: ChildProcess | undefined;
   const etcd = new Etcd3({ hosts: `http://${SPARE_IP}:18122` });
@@ -156,7 +157,7 @@ async function etcdSample(shape: ClusterShape, full: MetadataSize): Promise<void
     const perKey = grown / records.length;
     console.log(`   ${fmt(records.length)} keys (${mib(kv)} key+value) put in ${fmt(secs, 1)} s (${fmt(records.length / secs)} keys/s); db grew ${mib(grown)} (${mib(inUse)} in use): ${fmt(perKey)} bytes per key, ${fmt(perKey / (kv / records.length), 2)}x key+value`);
     const est = perKey * full.keys;
-    console.log(`   extrapolated to part 2's ${fmt(full.keys)} keys (${TIBS} TiB sequential): ${fmt(est / GIB, 2)} GiB: ${fmt((100 * est) / ETCD_DEFAULT_QUOTA_BYTES, 0)} % of the 2 GiB default quota, ${fmt((100 * est) / ETCD_RECOMMENDED_MAX_BYTES, 0)} % of the 8 GiB recommended maximum`);
+    console.log(`   extrapolated to part 1's ${fmt(full.keys)} keys (${TIBS} TiB sequential): ${fmt(est / GIB, 2)} GiB: ${fmt((100 * est) / ETCD_DEFAULT_QUOTA_BYTES, 0)} % of the 2 GiB default quota, ${fmt((100 * est) / ETCD_RECOMMENDED_MAX_BYTES, 0)} % of the 8 GiB recommended maximum`);
     console.log(`   today's layout (one key per 1 MiB) for the same ${TIBS} TiB: ${fmt(TIBS * 2 ** 20)} keys, ~${fmt((perKey * TIBS * 2 ** 20) / GIB, 0)} GiB at the same bytes per key`);
   } finally {
     etcd.close();
