@@ -34,6 +34,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { cvmCall } from '../src/cvm/protocol/client.ts';
 import { arg, bestOf, col, fio, nbdLoad, run, type Job, type Sample } from './fio.ts';
@@ -74,7 +75,9 @@ const READ: Job[] = [
   { name: 'rand read 4k qd1', rw: 'randread', bs: '4k', depth: 1 },
 ];
 
-const iopsCol = (f: Figure, job: string): string => (job.includes('4k') ? `${(f.iops / 1000).toFixed(1)}k` : '').padStart(7);
+/** IOPS as 12.3k, or whole below 1,000. */
+const kiops = (iops: number): string => (iops >= 1000 ? `${(iops / 1000).toFixed(1)}k` : iops.toFixed(0));
+const iopsCol = (f: Figure, job: string): string => (job.includes('4k') ? kiops(f.iops) : '').padStart(7);
 
 function printRow(r: Row): void {
   const { rf1, rf2, ref } = r.m;
@@ -150,7 +153,7 @@ function goals(rows: Row[], rb: Rebuild | undefined): void {
   const line = (goal: string, r: Row, x: number, need: number, abs: string): void =>
     console.log(`${goal.padEnd(34)} ${`${r.group} ${r.job}`.padEnd(31)} ${col(x, 7, 2)}  ${col(need, 6, 2)}  ${(x >= need ? 'met' : 'not met').padEnd(7)}  ${abs}`);
   const mib = (f: Figure): string => `${f.mibs.toFixed(0)} MiB/s`;
-  const io = (f: Figure, r: Row): string => (r.job.includes('4k') ? `${(f.iops / 1000).toFixed(1)}k IOPS` : mib(f));
+  const io = (f: Figure, r: Row): string => (r.job.includes('4k') ? `${kiops(f.iops)} IOPS` : mib(f));
   let met = 0;
   let all = 0;
   const count = (x: number, need: number): void => {
@@ -180,6 +183,8 @@ function goals(rows: Row[], rb: Rebuild | undefined): void {
     console.log(`${'rebuild after a node loss ≥ 0.5 of raw'.padEnd(34)} ${'(run with --rebuild)'.padEnd(31)}       —    0.50  not measured`);
   }
   console.log(`met ${met} of ${all} measured`);
+  const load = loadavg()[0] ?? 0;
+  if (load > 2 * cpus().length) console.log(`(load average ${load.toFixed(1)} on ${cpus().length} cores during the run: other work shared the CPU; single figures can be off by 2–10x, rerun before trusting a ratio)`);
 }
 
 async function tlsPart(lab: BenchLab, vdisks: { rf1: string; rf2: string }): Promise<void> {

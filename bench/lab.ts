@@ -1,17 +1,17 @@
 /**
  * @module
  * What the storage benches share: a 3-node lab cluster deployed by Foundation on loopback (this
- * process is Foundation, so it holds the operator's certificate, ADR 013), and the machine context
- * every bench prints first.
+ * process is Foundation, so it holds the operator's certificate, ADR 013).
  *
  * Addresses: the rack's BMCs on 127.122.0.x, hosts on 127.123.20.x, CVMs on 127.123.21.x,
  * Foundation on port 18122. Benches using it run one at a time.
  */
-import { cpus, freemem, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { TestFoundation } from '../test/drivers/foundation-driver.ts';
 import { cvmCall } from '../src/cvm/protocol/client.ts';
 import { hostCall } from '../src/hypervisor/protocol/client.ts';
+
+export { machineContext } from './machine.ts';
 
 export const HOST = (i: number): string => `127.123.20.${i + 1}`;
 export const CVM = (i: number): string => `127.123.21.${i + 1}`;
@@ -27,13 +27,6 @@ export interface BenchLab {
   /** Host 0's link to its CVM's NBD socket (what the redirector forwards to). */
   linkSocket: string;
   stop(): Promise<void>;
-}
-
-/** The machine the figures come from: cores, load (1/5/15 min), memory. */
-export function machineContext(): string {
-  const c = cpus();
-  const l = loadavg().map((x) => x.toFixed(2)).join(' ');
-  return `machine: ${c.length} cores (${c[0]?.model.trim() ?? '?'}), load average ${l}, memory ${(freemem() / 2 ** 30).toFixed(1)} of ${(totalmem() / 2 ** 30).toFixed(1)} GiB free, ${new Date().toISOString()}`;
 }
 
 /** A 3-node cluster (RF2 default container, and an `rf1` container). */
