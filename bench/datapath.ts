@@ -14,6 +14,9 @@
  *       done or --runtime);
  *     - overwrites (of the vdisks the first writes filled): 1 MiB sequential qd4, 4 KiB random qd16 and qd1;
  *     - reads: 1 MiB sequential qd4, 4 KiB random qd16 and qd1.
+ *     Beside each figure, the CPU time of the serving processes per MiB moved (Converge: each CVM's
+ *     genesis, where stargate runs, and its etcd; host 0's agent, where the redirector runs, found
+ *     as the owner of its socket by `ss -xlp`; nbdkit: nbdkit), from /proc.
  *  2. Import: `qemu-img convert` of --import MiB of new (random) data into a fresh vdisk / file, timed.
  *  3. Goals (issue 12): RF1 sequential ≥ 0.8 of nbdkit, 4 KiB random ≥ 0.5 of nbdkit (RF1), RF2
  *     writes ≥ 0.6 of RF1: each marked met / not met with its figure; with --rebuild, rebuild
@@ -37,7 +40,7 @@ import { mkdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { cvmCall } from '../src/cvm/protocol/client.ts';
-import { arg, bestOf, col, fio, nbdLoad, run, type Job, type Sample } from './fio.ts';
+import { arg, bestOf, col, cpuDuring, fio, nbdLoad, run, type Job, type Sample } from './fio.ts';
 import { benchVdisk, CVM, machineContext, SPARE_IP, startBenchLab, type BenchLab } from './lab.ts';
 
 const QUICK = process.argv.includes('--quick');
@@ -51,6 +54,8 @@ type Target = 'rf1' | 'rf2' | 'ref';
 interface Figure {
   mibs: number;
   iops: number;
+  /** CPU time of the serving processes per MiB moved (ms): steadier than MiB/s on a loaded machine. */
+  cpu?: number;
 }
 interface Row {
   group: 'first write' | 'overwrite' | 'read' | 'import';
@@ -81,7 +86,8 @@ const iopsCol = (f: Figure, job: string): string => (job.includes('4k') ? kiops(
 
 function printRow(r: Row): void {
   const { rf1, rf2, ref } = r.m;
-  console.log(`${r.group.padEnd(12)} ${r.job.padEnd(19)} ${col(rf1.mibs, 8)} ${iopsCol(rf1, r.job)}  ${col(rf2.mibs, 8)} ${iopsCol(rf2, r.job)}  ${col(ref.mibs, 8)} ${iopsCol(ref, r.job)}  ${col(rf1.mibs / ref.mibs, 10, 2)}  ${col(rf2.mibs / ref.mibs, 10, 2)}  ${col(rf2.mibs / rf1.mibs, 7, 2)}`);
+  const cpu = (f: Figure): string => (f.cpu === undefined ? '' : f.cpu.toFixed(1)).padStart(6);
+  console.log(`${r.group.padEnd(12)} ${r.job.padEnd(19)} ${col(rf1.mibs, 8)} ${iopsCol(rf1, r.job)}  ${col(rf2.mibs, 8)} ${iopsCol(rf2, r.job)}  ${col(ref.mibs, 8)} ${iopsCol(ref, r.job)}  ${col(rf1.mibs / ref.mibs, 10, 2)}  ${col(rf2.mibs / ref.mibs, 10, 2)}  ${col(rf2.mibs / rf1.mibs, 7, 2)}   ${cpu(rf1)} ${cpu(rf2)} ${cpu(ref)}`);
 }
 
 /** The targets of one phase: Converge vdisks (through the redirector) and nbdkit exports (files in its dir). */
@@ -93,6 +99,17 @@ async function fresh(lab: BenchLab, dir: string, name: string, sizeMiB: number):
     rf2: await benchVdisk(lab, `${name}-rf2`, sizeMiB, 'default-container'),
     ref: `nbd://${SPARE_IP}:${NBDKIT_PORT}/${name}`,
   };
+}
+
+/** The processes that serve I/O: Converge's (every CVM's genesis, where stargate runs, and etcd; host 0's agent, where the redirector runs) and nbdkit. */
+async function servingPids(lab: BenchLab, nbdkitPid: number): Promise<{ converge: number[]; ref: number[] }> {
+  const cvm = await Promise.all(lab.cvms.map(async (ip) => (await cvmCall<{ services: { name: string; pid: number | null }[] }>(ip, '/status')).services
+    .filter((x) => x.name === 'stargate' || x.name === 'etcd').map((x) => x.pid ?? 0)));
+  // the redirector's socket's owner (ss -xlp), the host agent
+  const { stdout } = await run('ss', ['-xlpn']).catch(() => ({ stdout: '' }));
+  const line = stdout.split('\n').find((l) => l.includes(lab.vdiskSocket));
+  const agent = Number(/pid=(\d+)/.exec(line ?? '')?.[1] ?? 0);
+  return { converge: [...new Set([...cvm.flat(), agent])].filter((p) => p > 0), ref: [nbdkitPid] };
 }
 
 async function timedImport(src: string, uri: string): Promise<Figure> {
@@ -149,9 +166,11 @@ async function rebuild(lab: BenchLab, name: string, src: string): Promise<Rebuil
 
 function goals(rows: Row[], rb: Rebuild | undefined): void {
   console.log('\n3. goals (issue 12)');
-  console.log('goal                               job                              figure  needed  status   (absolute)');
-  const line = (goal: string, r: Row, x: number, need: number, abs: string): void =>
-    console.log(`${goal.padEnd(34)} ${`${r.group} ${r.job}`.padEnd(31)} ${col(x, 7, 2)}  ${col(need, 6, 2)}  ${(x >= need ? 'met' : 'not met').padEnd(7)}  ${abs}`);
+  console.log('   figure: the throughput ratio; by CPU: the inverse ratio of CPU per MiB (what the figure would be if both sides were bound by the same CPU)');
+  console.log('goal                               job                              figure  by CPU  needed  status   (absolute)');
+  const byCpu = (num: Figure, den: Figure): number | undefined => (num.cpu && den.cpu ? den.cpu / num.cpu : undefined);
+  const line = (goal: string, r: Row, x: number, need: number, abs: string, c?: number): void =>
+    console.log(`${goal.padEnd(34)} ${`${r.group} ${r.job}`.padEnd(31)} ${col(x, 7, 2)}  ${c === undefined ? '     —' : col(c, 6, 2)}  ${col(need, 6, 2)}  ${(x >= need ? 'met' : 'not met').padEnd(7)}  ${abs}`);
   const mib = (f: Figure): string => `${f.mibs.toFixed(0)} MiB/s`;
   const io = (f: Figure, r: Row): string => (r.job.includes('4k') ? `${kiops(f.iops)} IOPS` : mib(f));
   let met = 0;
@@ -162,25 +181,25 @@ function goals(rows: Row[], rb: Rebuild | undefined): void {
   };
   for (const r of rows.filter((x) => x.sequential && x.group !== 'import')) {
     const x = r.m.rf1.mibs / r.m.ref.mibs;
-    line('RF1 sequential ≥ 0.8 of nbdkit', r, x, 0.8, `RF1 ${mib(r.m.rf1)} vs nbdkit ${mib(r.m.ref)}`);
+    line('RF1 sequential ≥ 0.8 of nbdkit', r, x, 0.8, `RF1 ${mib(r.m.rf1)} vs nbdkit ${mib(r.m.ref)}`, byCpu(r.m.rf1, r.m.ref));
     count(x, 0.8);
   }
   for (const r of rows.filter((x) => x.job.includes('4k'))) {
     const x = r.m.rf1.mibs / r.m.ref.mibs;
-    line('RF1 4 KiB random ≥ 0.5 of nbdkit', r, x, 0.5, `RF1 ${io(r.m.rf1, r)} vs nbdkit ${io(r.m.ref, r)}`);
+    line('RF1 4 KiB random ≥ 0.5 of nbdkit', r, x, 0.5, `RF1 ${io(r.m.rf1, r)} vs nbdkit ${io(r.m.ref, r)}`, byCpu(r.m.rf1, r.m.ref));
     count(x, 0.5);
   }
   for (const r of rows.filter((x) => x.write)) {
     const x = r.m.rf2.mibs / r.m.rf1.mibs;
-    line('RF2 writes ≥ 0.6 of RF1', r, x, 0.6, r.group === 'import' ? `RF2 ${r.m.rf2.iops.toFixed(1)} s vs RF1 ${r.m.rf1.iops.toFixed(1)} s` : `RF2 ${io(r.m.rf2, r)} vs RF1 ${io(r.m.rf1, r)}`);
+    line('RF2 writes ≥ 0.6 of RF1', r, x, 0.6, r.group === 'import' ? `RF2 ${r.m.rf2.iops.toFixed(1)} s vs RF1 ${r.m.rf1.iops.toFixed(1)} s` : `RF2 ${io(r.m.rf2, r)} vs RF1 ${io(r.m.rf1, r)}`, byCpu(r.m.rf2, r.m.rf1));
     count(x, 0.6);
   }
   if (rb) {
     const x = rb.mibs / rb.rawMibs;
-    console.log(`${'rebuild after a node loss ≥ 0.5 of raw'.padEnd(34)} ${`${rb.mib} MiB, node 2 powered off`.padEnd(31)} ${col(x, 7, 2)}  ${col(0.5, 6, 2)}  ${(x >= 0.5 ? 'met' : 'not met').padEnd(7)}  ${rb.mibs.toFixed(1)} MiB/s vs dd ${rb.rawMibs.toFixed(0)} MiB/s`);
+    console.log(`${'rebuild after a node loss ≥ 0.5 of raw'.padEnd(34)} ${`${rb.mib} MiB, node 2 powered off`.padEnd(31)} ${col(x, 7, 2)}       —  ${col(0.5, 6, 2)}  ${(x >= 0.5 ? 'met' : 'not met').padEnd(7)}  ${rb.mibs.toFixed(1)} MiB/s vs dd ${rb.rawMibs.toFixed(0)} MiB/s`);
     count(x, 0.5);
   } else {
-    console.log(`${'rebuild after a node loss ≥ 0.5 of raw'.padEnd(34)} ${'(run with --rebuild)'.padEnd(31)}       —    0.50  not measured`);
+    console.log(`${'rebuild after a node loss ≥ 0.5 of raw'.padEnd(34)} ${'(run with --rebuild)'.padEnd(31)}       —       —    0.50  not measured`);
   }
   console.log(`met ${met} of ${all} measured`);
   const load = loadavg()[0] ?? 0;
@@ -217,14 +236,19 @@ async function main(): Promise<void> {
     await run('bash', ['-c', 'head -c "$1" /dev/urandom > "$2"', 'gen', String(IMPORT_MIB * 2 ** 20), src]);
     const rows: Row[] = [];
     console.log(`\n1. I/O through host 0's redirector (fio nbd engine, nbd+unix) vs nbdkit file plugin (nbd://, same disk)${ROUNDS > 1 ? `; overwrites and reads best of ${ROUNDS} interleaved` : ''}`);
-    console.log('phase        job                 RF1 MiB/s   IOPS  RF2 MiB/s   IOPS  nbdk MiB/s  IOPS  RF1/nbdkit  RF2/nbdkit  RF2/RF1');
+    console.log('   CPU: ms per MiB moved of the serving processes (Converge: the three CVMs with their etcd, and host 0\'s agent with the redirector; nbdkit: nbdkit)');
+    console.log('phase        job                 RF1 MiB/s   IOPS  RF2 MiB/s   IOPS  nbdk MiB/s  IOPS  RF1/nbdkit  RF2/nbdkit  RF2/RF1   CPU RF1    RF2   nbdk');
+    const pids = await servingPids(lab, nbdkit.pid ?? 0);
     const run1 = async (job: Job, targets: Record<Target, string>, once: boolean): Promise<Record<Target, Figure>> => {
-      const one = async (t: Target): Promise<Figure> => fio(job, { uri: targets[t] }, SIZE_MIB, once && job.bs === '1M' ? 600 : RUNTIME, once);
+      const one = async (t: Target): Promise<Figure> => {
+        const { value, cpu } = await cpuDuring(t === 'ref' ? pids.ref : pids.converge, () => fio(job, { uri: targets[t] }, SIZE_MIB, once && job.bs === '1M' ? 600 : RUNTIME, once));
+        return { mibs: value.mibs, iops: value.iops, cpu: cpu / Math.max(value.mib, 1e-9) };
+      };
       if (once) return { rf1: await one('rf1'), rf2: await one('rf2'), ref: await one('ref') };
-      // bestOf keeps MiB/s; IOPS follow it (same block size)
+      // bestOf keeps the best MiB/s and CPU per MiB; IOPS follow MiB/s (same block size)
       const m = await bestOf(ROUNDS, { rf1: () => one('rf1'), rf2: () => one('rf2'), ref: () => one('ref') });
       const bs = job.bs === '1M' ? 2 ** 20 : 4096;
-      const f = (s: { mibs: number }): Figure => ({ mibs: s.mibs, iops: (s.mibs * 2 ** 20) / bs });
+      const f = (s: Sample): Figure => ({ mibs: s.mibs, iops: (s.mibs * 2 ** 20) / bs, ...(s.cpu === undefined ? {} : { cpu: s.cpu }) });
       return { rf1: f(m.rf1), rf2: f(m.rf2), ref: f(m.ref) };
     };
     // first writes: the sequential job fills the vdisks the overwrites and reads use
