@@ -1,101 +1,288 @@
 /**
- * bench/datapath: the storage fabric's data path, measured in one run on the same disk, in a
- * 3-node lab cluster deployed by Foundation (this process is Foundation, so it holds the
- * operator's certificate, ADR 013):
+ * bench/datapath: the storage fabric's data path as a VM uses it, measured in one run on the same
+ * disk against nbdkit, in a 3-node lab cluster deployed by Foundation (bench/lab.ts).
  *
- *  1. What a VM sees, with fio's nbd engine: Converge at RF1 and RF2 through the writer host's
- *     redirector (its Unix socket, `vdiskSocket` in the host agent's status: plain NBD, this host's
- *     clients only), nbdkit's file plugin (the reference NBD server, in C) on a file of the same
- *     size, and fio directly on that file (the physical limit). Converge's figures are printed as
- *     ratios to nbdkit and to the raw file; RF2/RF1 carries the replication to a second CVM, which
- *     is TLS with member certificates. RF1 is also measured on the local CVM's own plain NBD
- *     socket on the host link (what the redirector forwards to), which is the cost of the redirector.
- *  2. The cost of reaching a vdisk with authentication: the same vdisks with the same client
- *     (Converge's NbdClient, bench/nbd-load.ts, a process of its own), on the CVM's plain NBD
- *     socket of the host↔CVM link (Unix socket, what the redirector uses) and on stargate
- *     `nbds://cvmIp:10809` with the operator's certificate (TLS over TCP), in MiB/s and in the CPU
- *     time the client and the CVMs spend per MiB. The ratio includes Unix socket vs TCP loopback;
- *     bench/nbd isolates TLS alone on one transport.
+ * The path a VM uses: QEMU on host 0 opens a vdisk through the host's redirector (its Unix socket,
+ * `vdiskSocket` in the host agent's status: plain NBD, this host's clients only), which forwards to
+ * the local CVM, which writes the local replica and sends the others over the replication protocol
+ * (TLS between CVMs). fio's nbd engine drives the same socket. The reference is nbdkit's file plugin
+ * (in C) serving files on the same disk (`dir=` mode: one export per file), over TCP loopback.
  *
- * fio's nbd engine cannot present a client certificate (libnbd refuses `tls-certificates` in a
- * URI unless the program allows it), which is why part 1 goes through the redirector.
- * Jobs: sequential 1 MiB read/write at depth 4, 4 KiB random read/write at depth 16; each figure
- * the best of --rounds interleaved runs (bestOf in fio.ts).
+ *  1. I/O (fio nbd engine), each job on Converge RF1, RF2 and nbdkit:
+ *     - first writes: every request lands on never-written space of a fresh vdisk (fresh sparse file
+ *       for nbdkit): 1 MiB sequential qd4 over --size MiB, 4 KiB random qd16 (each page once, until
+ *       done or --runtime);
+ *     - overwrites (of the vdisks the first writes filled): 1 MiB sequential qd4, 4 KiB random qd16 and qd1;
+ *     - reads: 1 MiB sequential qd4, 4 KiB random qd16 and qd1.
+ *     Beside each figure, the CPU time of the serving processes per MiB moved (Converge: each CVM's
+ *     genesis, where stargate runs, and its etcd; host 0's agent, where the redirector runs, found
+ *     as the owner of its socket by `ss -xlp`; nbdkit: nbdkit), from /proc.
+ *  2. Import: `qemu-img convert` of --import MiB of new (random) data into a fresh vdisk / file, timed.
+ *  3. Goals (issue 12): RF1 sequential ≥ 0.8 of nbdkit, 4 KiB random ≥ 0.5 of nbdkit (RF1), RF2
+ *     writes ≥ 0.6 of RF1: each marked met / not met with its figure; with --rebuild, rebuild
+ *     bandwidth after a node loss ≥ 0.5 of a raw copy on the same disks: node 2 is powered off
+ *     through its BMC (Redfish ForceOff) and the re-protection of the RF2 vdisk's blocks that had a
+ *     replica there is timed from the replica map (first block to last: the repair loop's grace
+ *     before a node counts as lost, 60 s, is printed apart), against dd of as many MiB (fdatasync).
+ *  4. With --tls: the cost of authentication (ADR 013), as before: Converge's NbdClient on the CVM's
+ *     plain link socket vs stargate nbds://cvmIp:10809 with the operator's certificate.
  *
- * Addresses: the rack's BMCs on 127.71.0.x, hosts on 127.72.20.x, CVMs on 127.72.21.x.
+ * Overwrite and read figures are the best of --rounds interleaved runs (bestOf in fio.ts); first
+ * writes and imports run once (they need fresh space). The machine context (cores, load) is printed
+ * before and after: on a shared machine a single figure can move 1.5–4x between runs.
  *
- * Usage: node --import tsx bench/datapath.ts [--size MiB] [--runtime s] [--rounds n]   (defaults 256, 3, 1: about 3 minutes here; --rounds 2 steadies the figures on a loaded machine, about 5.5)
+ * Usage: node --import tsx bench/datapath.ts [--quick] [--size MiB] [--runtime s] [--rounds n] [--import MiB] [--tls] [--rebuild]
+ *   defaults: 256 MiB, 3 s per job, 1 round, 512 MiB import: about 4–5 minutes here;
+ *   --quick: 128 MiB, 2 s, 256 MiB import: about 2–3 minutes; --rebuild adds 1.5–3.
  */
-import { spawn } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { TestFoundation } from '../test/drivers/foundation-driver.ts';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
 import { cvmCall } from '../src/cvm/protocol/client.ts';
-import { hostCall } from '../src/hypervisor/protocol/client.ts';
-import { arg, bestOf, col, fio, JOBS, nbdLoad, run, type Job, type Sample } from './fio.ts';
+import { arg, bestOf, col, cpuDuring, fio, nbdLoad, run, type Job, type Sample } from './fio.ts';
+import { benchVdisk, CVM, machineContext, SPARE_IP, startBenchLab, type BenchLab } from './lab.ts';
 
-const SIZE_MIB = arg('size', 256);
-const RUNTIME = arg('runtime', 3);
+const QUICK = process.argv.includes('--quick');
+const SIZE_MIB = arg('size', QUICK ? 128 : 256);
+const RUNTIME = arg('runtime', QUICK ? 2 : 3);
 const ROUNDS = arg('rounds', 1);
-const HOST = (i: number): string => `127.72.20.${i + 1}`;
-const CVM = (i: number): string => `127.72.21.${i + 1}`;
-const sample = async (job: Job, target: { uri?: string; file?: string }): Promise<Sample> => ({ mibs: (await fio(job, target, SIZE_MIB, RUNTIME)).mibs });
+const IMPORT_MIB = arg('import', QUICK ? 256 : 512);
+const NBDKIT_PORT = 18123;
+
+type Target = 'rf1' | 'rf2' | 'ref';
+interface Figure {
+  mibs: number;
+  iops: number;
+  /** CPU time of the serving processes per MiB moved (ms): steadier than MiB/s on a loaded machine. */
+  cpu?: number;
+}
+interface Row {
+  group: 'first write' | 'overwrite' | 'read' | 'import';
+  job: string;
+  sequential: boolean;
+  write: boolean;
+  m: Record<Target, Figure>;
+}
+
+const FIRST: Job[] = [
+  { name: 'seq write 1M qd4', rw: 'write', bs: '1M', depth: 4 },
+  { name: 'rand write 4k qd16', rw: 'randwrite', bs: '4k', depth: 16 },
+];
+const OVER: Job[] = [
+  { name: 'seq write 1M qd4', rw: 'write', bs: '1M', depth: 4 },
+  { name: 'rand write 4k qd16', rw: 'randwrite', bs: '4k', depth: 16 },
+  { name: 'rand write 4k qd1', rw: 'randwrite', bs: '4k', depth: 1 },
+];
+const READ: Job[] = [
+  { name: 'seq read 1M qd4', rw: 'read', bs: '1M', depth: 4 },
+  { name: 'rand read 4k qd16', rw: 'randread', bs: '4k', depth: 16 },
+  { name: 'rand read 4k qd1', rw: 'randread', bs: '4k', depth: 1 },
+];
+
+/** IOPS as 12.3k, or whole below 1,000. */
+const kiops = (iops: number): string => (iops >= 1000 ? `${(iops / 1000).toFixed(1)}k` : iops.toFixed(0));
+const iopsCol = (f: Figure, job: string): string => (job.includes('4k') ? kiops(f.iops) : '').padStart(7);
+
+function printRow(r: Row): void {
+  const { rf1, rf2, ref } = r.m;
+  const cpu = (f: Figure): string => (f.cpu === undefined ? '' : f.cpu.toFixed(1)).padStart(6);
+  console.log(`${r.group.padEnd(12)} ${r.job.padEnd(19)} ${col(rf1.mibs, 8)} ${iopsCol(rf1, r.job)}  ${col(rf2.mibs, 8)} ${iopsCol(rf2, r.job)}  ${col(ref.mibs, 8)} ${iopsCol(ref, r.job)}  ${col(rf1.mibs / ref.mibs, 10, 2)}  ${col(rf2.mibs / ref.mibs, 10, 2)}  ${col(rf2.mibs / rf1.mibs, 7, 2)}   ${cpu(rf1)} ${cpu(rf2)} ${cpu(ref)}`);
+}
+
+/** The targets of one phase: Converge vdisks (through the redirector) and nbdkit exports (files in its dir). */
+async function fresh(lab: BenchLab, dir: string, name: string, sizeMiB: number): Promise<Record<Target, string>> {
+  writeFileSync(join(dir, name), '');
+  truncateSync(join(dir, name), sizeMiB * 2 ** 20);
+  return {
+    rf1: await benchVdisk(lab, `${name}-rf1`, sizeMiB, 'rf1'),
+    rf2: await benchVdisk(lab, `${name}-rf2`, sizeMiB, 'default-container'),
+    ref: `nbd://${SPARE_IP}:${NBDKIT_PORT}/${name}`,
+  };
+}
+
+/** The processes that serve I/O: Converge's (every CVM's genesis, where stargate runs, and etcd; host 0's agent, where the redirector runs) and nbdkit. */
+async function servingPids(lab: BenchLab, nbdkitPid: number): Promise<{ converge: number[]; ref: number[] }> {
+  const cvm = await Promise.all(lab.cvms.map(async (ip) => (await cvmCall<{ services: { name: string; pid: number | null }[] }>(ip, '/status')).services
+    .filter((x) => x.name === 'stargate' || x.name === 'etcd').map((x) => x.pid ?? 0)));
+  // the redirector's socket's owner (ss -xlp), the host agent
+  const { stdout } = await run('ss', ['-xlpn']).catch(() => ({ stdout: '' }));
+  const line = stdout.split('\n').find((l) => l.includes(lab.vdiskSocket));
+  const agent = Number(/pid=(\d+)/.exec(line ?? '')?.[1] ?? 0);
+  return { converge: [...new Set([...cvm.flat(), agent])].filter((p) => p > 0), ref: [nbdkitPid] };
+}
+
+async function timedImport(src: string, uri: string): Promise<Figure> {
+  const t0 = performance.now();
+  await run('qemu-img', ['convert', '-n', '-f', 'raw', '-O', 'raw', src, uri]);
+  const s = (performance.now() - t0) / 1000;
+  return { mibs: IMPORT_MIB / s, iops: s };
+}
+
+interface Rebuild {
+  /** MiB whose replica was on the lost node. */
+  mib: number;
+  /** Power-off to the first block re-protected (detection, grace, first copy), and first to last. */
+  firstS: number;
+  spanS: number;
+  mibs: number;
+  /** dd of the same MiB between two files on the same disk, with fdatasync. */
+  rawMibs: number;
+}
+
+/**
+ * Powers node 2 off through its BMC (Redfish ForceOff) and times the re-protection of vdisk
+ * `name`'s blocks that had a replica there, from the CVMs' replica map; compares the bandwidth
+ * (first to last block re-protected) with dd of as many bytes on the same disk.
+ */
+async function rebuild(lab: BenchLab, name: string, src: string): Promise<Rebuild> {
+  const lost = CVM(2);
+  const exposed = async (): Promise<number> => {
+    const m = await cvmCall<{ blocks: { replicas: { cvmIp: string }[] }[] }>(CVM(0), `/storage/vdisks/${name}/replicas`, { timeoutMs: 30_000 });
+    return m.blocks.filter((b) => b.replicas.length < 2 || b.replicas.some((r) => r.cvmIp === lost)).length;
+  };
+  const n = await exposed();
+  const raw = join(lab.t.tr.dataDir, 'raw-copy.img');
+  const r0 = performance.now();
+  await run('dd', [`if=${src}`, `of=${raw}`, 'bs=1M', `count=${n}`, 'conv=fdatasync'], { maxBuffer: 1 << 20 });
+  const rawMibs = n / ((performance.now() - r0) / 1000);
+  rmSync(raw, { force: true });
+  const off = await lab.t.tr.redfish(2).post('/redfish/v1/Systems/1/Actions/ComputerSystem.Reset', { ResetType: 'ForceOff' });
+  if (off.status >= 300) throw new Error(`ForceOff: ${off.status} ${off.text}`);
+  const t0 = performance.now();
+  let first = 0;
+  for (;;) {
+    const left = await exposed().catch(() => n);
+    const now = performance.now();
+    if (left < n && first === 0) first = now;
+    if (left === 0) {
+      const spanS = (now - first) / 1000;
+      return { mib: n, firstS: (first - t0) / 1000, spanS, mibs: (n - 1) / Math.max(spanS, 0.001), rawMibs };
+    }
+    if (now - t0 > 600_000) throw new Error(`re-protection not done in 600 s: ${left} of ${n} blocks still exposed`);
+    await new Promise((res) => setTimeout(res, 500));
+  }
+}
+
+function goals(rows: Row[], rb: Rebuild | undefined): void {
+  console.log('\n3. goals (issue 12)');
+  console.log('   figure: the throughput ratio; by CPU: the inverse ratio of CPU per MiB (what the figure would be if both sides were bound by the same CPU)');
+  console.log('goal                               job                              figure  by CPU  needed  status   (absolute)');
+  const byCpu = (num: Figure, den: Figure): number | undefined => (num.cpu && den.cpu ? den.cpu / num.cpu : undefined);
+  const line = (goal: string, r: Row, x: number, need: number, abs: string, c?: number): void =>
+    console.log(`${goal.padEnd(34)} ${`${r.group} ${r.job}`.padEnd(31)} ${col(x, 7, 2)}  ${c === undefined ? '     —' : col(c, 6, 2)}  ${col(need, 6, 2)}  ${(x >= need ? 'met' : 'not met').padEnd(7)}  ${abs}`);
+  const mib = (f: Figure): string => `${f.mibs.toFixed(0)} MiB/s`;
+  const io = (f: Figure, r: Row): string => (r.job.includes('4k') ? `${kiops(f.iops)} IOPS` : mib(f));
+  let met = 0;
+  let all = 0;
+  const count = (x: number, need: number): void => {
+    all++;
+    if (x >= need) met++;
+  };
+  for (const r of rows.filter((x) => x.sequential && x.group !== 'import')) {
+    const x = r.m.rf1.mibs / r.m.ref.mibs;
+    line('RF1 sequential ≥ 0.8 of nbdkit', r, x, 0.8, `RF1 ${mib(r.m.rf1)} vs nbdkit ${mib(r.m.ref)}`, byCpu(r.m.rf1, r.m.ref));
+    count(x, 0.8);
+  }
+  for (const r of rows.filter((x) => x.job.includes('4k'))) {
+    const x = r.m.rf1.mibs / r.m.ref.mibs;
+    line('RF1 4 KiB random ≥ 0.5 of nbdkit', r, x, 0.5, `RF1 ${io(r.m.rf1, r)} vs nbdkit ${io(r.m.ref, r)}`, byCpu(r.m.rf1, r.m.ref));
+    count(x, 0.5);
+  }
+  for (const r of rows.filter((x) => x.write)) {
+    const x = r.m.rf2.mibs / r.m.rf1.mibs;
+    line('RF2 writes ≥ 0.6 of RF1', r, x, 0.6, r.group === 'import' ? `RF2 ${r.m.rf2.iops.toFixed(1)} s vs RF1 ${r.m.rf1.iops.toFixed(1)} s` : `RF2 ${io(r.m.rf2, r)} vs RF1 ${io(r.m.rf1, r)}`, byCpu(r.m.rf2, r.m.rf1));
+    count(x, 0.6);
+  }
+  if (rb) {
+    const x = rb.mibs / rb.rawMibs;
+    console.log(`${'rebuild after a node loss ≥ 0.5 of raw'.padEnd(34)} ${`${rb.mib} MiB, node 2 powered off`.padEnd(31)} ${col(x, 7, 2)}       —  ${col(0.5, 6, 2)}  ${(x >= 0.5 ? 'met' : 'not met').padEnd(7)}  ${rb.mibs.toFixed(1)} MiB/s vs dd ${rb.rawMibs.toFixed(0)} MiB/s`);
+    count(x, 0.5);
+  } else {
+    console.log(`${'rebuild after a node loss ≥ 0.5 of raw'.padEnd(34)} ${'(run with --rebuild)'.padEnd(31)}       —       —    0.50  not measured`);
+  }
+  console.log(`met ${met} of ${all} measured`);
+  const load = loadavg()[0] ?? 0;
+  if (load > 2 * cpus().length) console.log(`(load average ${load.toFixed(1)} on ${cpus().length} cores during the run: other work shared the CPU; single figures can be off by 2–10x, rerun before trusting a ratio)`);
+}
+
+async function tlsPart(lab: BenchLab, vdisks: { rf1: string; rf2: string }): Promise<void> {
+  const jobs: Job[] = [READ[0], OVER[0], READ[1], OVER[1]].filter((j): j is Job => j !== undefined);
+  const pids = await Promise.all(lab.cvms.map(async (ip) => (await cvmCall<{ services: { name: string; pid: number }[] }>(ip, '/status')).services.find((x) => x.name === 'stargate')?.pid ?? 0));
+  const certDir = lab.t.nbdCertDir();
+  console.log(`\n4. authenticated access (NbdClient${ROUNDS > 1 ? `, best of ${ROUNDS} interleaved` : ''}): the CVM's plain socket on the host link vs stargate nbds://${CVM(0)}:10809 with the operator's certificate`);
+  console.log('   CPU: the client and the three CVMs, ms per MiB moved');
+  console.log('job                  RF  link MiB/s  TLS MiB/s  TLS/link   CPU link  CPU TLS  TLS/link');
+  for (const job of jobs) {
+    const load = (vdisk: string, tls: boolean): Promise<Sample> => nbdLoad(job, tls ? { host: CVM(0), port: 10809, export: vdisk, certDir } : { path: lab.linkSocket, export: vdisk }, SIZE_MIB, RUNTIME, pids);
+    const m = await bestOf(ROUNDS, { rf1: () => load(vdisks.rf1, false), rf1Tls: () => load(vdisks.rf1, true), rf2: () => load(vdisks.rf2, false), rf2Tls: () => load(vdisks.rf2, true) });
+    for (const [rf, l, t] of [[1, m.rf1, m.rf1Tls], [2, m.rf2, m.rf2Tls]] as const) {
+      console.log(`${job.name.padEnd(20)} ${rf}   ${col(l.mibs, 9)}  ${col(t.mibs, 9)}  ${col(t.mibs / l.mibs, 8, 2)}   ${col(l.cpu ?? 0, 8, 2)}  ${col(t.cpu ?? 0, 7, 2)}  ${col((t.cpu ?? 0) / (l.cpu ?? 1), 8, 2)}`);
+    }
+  }
+}
 
 async function main(): Promise<void> {
-  const t = await TestFoundation.start('127.71', 18071, 3);
-  let nbdkit: ReturnType<typeof spawn> | undefined;
+  const t0 = performance.now();
+  console.log(`bench/datapath${QUICK ? ' --quick' : ''}: ${SIZE_MIB} MiB per vdisk, ${RUNTIME} s per job, import ${IMPORT_MIB} MiB, 3-node lab cluster`);
+  console.log(machineContext());
+  const lab = await startBenchLab('bench');
+  let nbdkit: ChildProcess | undefined;
   try {
-    await t.upload();
-    const body = t.imageBody('127.72', [0, 1, 2]) as { blocks: { nodes: { hypervisor_ip: string; cvm_ip: string }[] }[] };
-    body.blocks.flatMap((b) => b.nodes).forEach((n, i) => Object.assign(n, { hypervisor_ip: HOST(i), cvm_ip: CVM(i) }));
-    const r = await t.call('POST', '/foundation/image_nodes', body);
-    if (r.status !== 200) throw new Error(`image_nodes: ${r.text}`);
-    const p = await t.waitStopped(r.json.session_id as string);
-    if (p.aggregate_percent_complete !== 100) throw new Error('imaging failed');
-    const cvms = [0, 1, 2].map(CVM);
-    await cvmCall(CVM(0), '/cluster/create', { body: { name: 'bench', cvmIps: cvms, redundancyFactor: 2 }, timeoutMs: 120_000 });
-    await cvmCall(CVM(0), '/storage/containers', { body: { name: 'rf1', replicationFactor: 1 } });
-    await cvmCall(CVM(0), '/storage/vdisks', { body: { name: 'b-rf1', size: `${SIZE_MIB}M`, container: 'rf1' } });
-    await cvmCall(CVM(0), '/storage/vdisks', { body: { name: 'b-rf2', size: `${SIZE_MIB}M`, container: 'default-container' } });
-    // the writer host's redirector (plain NBD, this host's processes only), and beside it the host↔CVM link's NBD socket
-    const { vdiskSocket } = await hostCall<{ vdiskSocket: string }>(HOST(0), '/status');
-    const linkSocket = join(dirname(vdiskSocket), 'cvm-nbd.sock');
-    const certDir = t.nbdCertDir();
-    const redirected = (v: string): string => `nbd+unix:///${v}?socket=${vdiskSocket}`;
-    const file = join(t.dir, 'reference.img');
-    await run('fio', ['--name=prep', '--rw=write', '--bs=1M', `--size=${SIZE_MIB}M`, `--filename=${file}`, '--output-format=terse']);
-    nbdkit = spawn('nbdkit', ['--foreground', '--exit-with-parent', '-i', '127.72.20.250', '-p', '10888', 'file', file], { stdio: 'ignore' });
-    await new Promise((res) => setTimeout(res, 500));
-    // fill both vdisks so reads read data
-    for (const v of ['b-rf1', 'b-rf2']) await run('nbdcopy', [file, redirected(v)]);
-    console.log(`bench/datapath: ${SIZE_MIB} MiB, ${RUNTIME} s per job, 3-node lab cluster, one run on this machine`);
-    console.log(`\n1. through the redirector (fio nbd engine, nbd+unix${ROUNDS > 1 ? `, best of ${ROUNDS} interleaved` : ''}); "RF1 link": the local CVM's socket on the host link, no redirector`);
-    console.log('job                  RF1 MiB/s  RF2 MiB/s  RF1 link MiB/s  nbdkit MiB/s  raw MiB/s  RF1/nbdkit  RF2/nbdkit  RF2/RF1  RF1/RF1 link  RF1/raw');
-    for (const job of JOBS) {
-      const m = await bestOf(ROUNDS, {
-        rf1: () => sample(job, { uri: redirected('b-rf1') }),
-        rf2: () => sample(job, { uri: redirected('b-rf2') }),
-        link: () => sample(job, { uri: `nbd+unix:///b-rf1?socket=${linkSocket}` }),
-        ref: () => sample(job, { uri: 'nbd://127.72.20.250:10888/' }),
-        raw: () => sample(job, { file }),
-      });
-      const [rf1, rf2, link, ref, raw] = [m.rf1.mibs, m.rf2.mibs, m.link.mibs, m.ref.mibs, m.raw.mibs];
-      console.log(`${job.name.padEnd(20)} ${col(rf1, 9)}  ${col(rf2, 9)}  ${col(link, 14)}  ${col(ref, 12)}  ${col(raw, 9)}  ${col(rf1 / ref, 10, 2)}  ${col(rf2 / ref, 10, 2)}  ${col(rf2 / rf1, 7, 2)}  ${col(rf1 / link, 12, 2)}  ${col(rf1 / raw, 7, 2)}`);
+    const dir = join(lab.t.dir, 'nbdkit');
+    mkdirSync(dir);
+    nbdkit = spawn('nbdkit', ['--foreground', '--exit-with-parent', '-i', SPARE_IP, '-p', String(NBDKIT_PORT), 'file', `dir=${dir}`], { stdio: 'ignore' });
+    const src = join(lab.t.dir, 'import.img');
+    await run('bash', ['-c', 'head -c "$1" /dev/urandom > "$2"', 'gen', String(IMPORT_MIB * 2 ** 20), src]);
+    const rows: Row[] = [];
+    console.log(`\n1. I/O through host 0's redirector (fio nbd engine, nbd+unix) vs nbdkit file plugin (nbd://, same disk)${ROUNDS > 1 ? `; overwrites and reads best of ${ROUNDS} interleaved` : ''}`);
+    console.log('   CPU: ms per MiB moved of the serving processes (Converge: the three CVMs with their etcd, and host 0\'s agent with the redirector; nbdkit: nbdkit)');
+    console.log('phase        job                 RF1 MiB/s   IOPS  RF2 MiB/s   IOPS  nbdk MiB/s  IOPS  RF1/nbdkit  RF2/nbdkit  RF2/RF1   CPU RF1    RF2   nbdk');
+    const pids = await servingPids(lab, nbdkit.pid ?? 0);
+    const run1 = async (job: Job, targets: Record<Target, string>, once: boolean): Promise<Record<Target, Figure>> => {
+      const one = async (t: Target): Promise<Figure> => {
+        const { value, cpu } = await cpuDuring(t === 'ref' ? pids.ref : pids.converge, () => fio(job, { uri: targets[t] }, SIZE_MIB, once && job.bs === '1M' ? 600 : RUNTIME, once));
+        return { mibs: value.mibs, iops: value.iops, cpu: cpu / Math.max(value.mib, 1e-9) };
+      };
+      if (once) return { rf1: await one('rf1'), rf2: await one('rf2'), ref: await one('ref') };
+      // bestOf keeps the best MiB/s and CPU per MiB; IOPS follow MiB/s (same block size)
+      const m = await bestOf(ROUNDS, { rf1: () => one('rf1'), rf2: () => one('rf2'), ref: () => one('ref') });
+      const bs = job.bs === '1M' ? 2 ** 20 : 4096;
+      const f = (s: Sample): Figure => ({ mibs: s.mibs, iops: (s.mibs * 2 ** 20) / bs, ...(s.cpu === undefined ? {} : { cpu: s.cpu }) });
+      return { rf1: f(m.rf1), rf2: f(m.rf2), ref: f(m.ref) };
+    };
+    // first writes: the sequential job fills the vdisks the overwrites and reads use
+    const seq = await fresh(lab, dir, 'seq', SIZE_MIB);
+    for (const job of FIRST) {
+      const targets = job.bs === '1M' ? seq : await fresh(lab, dir, 'rand', SIZE_MIB);
+      const r: Row = { group: 'first write', job: job.name, sequential: job.bs === '1M', write: true, m: await run1(job, targets, true) };
+      rows.push(r);
+      printRow(r);
     }
-    // the CVMs' processes (stargate runs in the CVM's), for the CPU they spend per MiB
-    const pids = await Promise.all(cvms.map(async (ip) => (await cvmCall<{ services: { name: string; pid: number }[] }>(ip, '/status')).services.find((x) => x.name === 'stargate')?.pid ?? 0));
-    console.log(`\n2. authenticated access (NbdClient${ROUNDS > 1 ? `, best of ${ROUNDS} interleaved` : ''}): the CVM's plain socket on the host link vs stargate nbds://${CVM(0)}:10809 with the operator's certificate`);
-    console.log('   CPU: the client and the three CVMs, ms per MiB moved');
-    console.log('job                  RF  link MiB/s  TLS MiB/s  TLS/link   CPU link  CPU TLS  TLS/link');
-    for (const job of JOBS) {
-      const load = (vdisk: string, tls: boolean): Promise<Sample> => nbdLoad(job, tls ? { host: CVM(0), port: 10809, export: vdisk, certDir } : { path: linkSocket, export: vdisk }, SIZE_MIB, RUNTIME, pids);
-      const m = await bestOf(ROUNDS, { rf1: () => load('b-rf1', false), rf1Tls: () => load('b-rf1', true), rf2: () => load('b-rf2', false), rf2Tls: () => load('b-rf2', true) });
-      for (const [rf, l, t] of [[1, m.rf1, m.rf1Tls], [2, m.rf2, m.rf2Tls]] as const) {
-        console.log(`${job.name.padEnd(20)} ${rf}   ${col(l.mibs, 9)}  ${col(t.mibs, 9)}  ${col(t.mibs / l.mibs, 8, 2)}   ${col(l.cpu ?? 0, 8, 2)}  ${col(t.cpu ?? 0, 7, 2)}  ${col((t.cpu ?? 0) / (l.cpu ?? 1), 8, 2)}`);
+    for (const [group, jobs] of [['overwrite', OVER], ['read', READ]] as const) {
+      for (const job of jobs) {
+        const r: Row = { group, job: job.name, sequential: job.bs === '1M', write: group === 'overwrite', m: await run1(job, seq, false) };
+        rows.push(r);
+        printRow(r);
       }
     }
+    console.log(`\n2. import: qemu-img convert of ${IMPORT_MIB} MiB of new (random) data into a fresh vdisk / file, wall time`);
+    const imp = await fresh(lab, dir, 'imp', IMPORT_MIB);
+    const m = { rf1: await timedImport(src, imp.rf1), rf2: await timedImport(src, imp.rf2), ref: await timedImport(src, imp.ref) };
+    console.log(`   nbdkit ${m.ref.iops.toFixed(1)} s (${m.ref.mibs.toFixed(0)} MiB/s), RF1 ${m.rf1.iops.toFixed(1)} s (${m.rf1.mibs.toFixed(0)} MiB/s), RF2 ${m.rf2.iops.toFixed(1)} s (${m.rf2.mibs.toFixed(0)} MiB/s); RF1/nbdkit ${(m.rf1.mibs / m.ref.mibs).toFixed(2)}, RF2/nbdkit ${(m.rf2.mibs / m.ref.mibs).toFixed(2)}, RF2/RF1 ${(m.rf2.mibs / m.rf1.mibs).toFixed(2)}`);
+    rows.push({ group: 'import', job: `qemu-img ${IMPORT_MIB} MiB`, sequential: true, write: true, m });
+    if (process.argv.includes('--tls')) await tlsPart(lab, { rf1: 'seq-rf1', rf2: 'seq-rf2' });
+    let rb: Rebuild | undefined;
+    if (process.argv.includes('--rebuild')) {
+      // last: it takes a node away. The RF2 vdisk of the sequential first write, SIZE_MIB MiB.
+      rb = await rebuild(lab, 'seq-rf2', src);
+      console.log(`\n2b. rebuild: node 2 powered off (Redfish ForceOff); ${rb.mib} MiB of seq-rf2 had a replica there. First block re-protected after ${rb.firstS.toFixed(1)} s (detection and the repair loop's grace), the rest in ${rb.spanS.toFixed(1)} s: ${rb.mibs.toFixed(1)} MiB/s; dd of as many bytes on the same disk ${rb.rawMibs.toFixed(0)} MiB/s`);
+    }
+    goals(rows, rb);
+    console.log(`\n${machineContext()}; bench took ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   } finally {
     nbdkit?.kill();
-    await t.stop();
+    await lab.stop();
   }
 }
 

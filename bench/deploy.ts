@@ -24,6 +24,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { machineContext } from './machine.ts';
 
 const BIN = fileURLToPath(new URL('../bin/converge.js', import.meta.url));
 const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
@@ -68,6 +69,7 @@ function rssMiB(pid: number): number {
 const t = process.hrtime.bigint();
 for (let i = 0; i < 5; i++) execFileSync(process.execPath, ['-e', '0']);
 const nodeStartMs = Number(process.hrtime.bigint() - t) / 5e6;
+console.log(machineContext());
 console.log(`reference: bare node start ${nodeStartMs.toFixed(0)} ms (mean of 5)`);
 console.log('nodes  setup s  1 Foundation s  2 Imaging s  3 Bootstrap s  4 Activation s  total s  x node-start  peak MiB  MiB/node  processes  vs goal');
 

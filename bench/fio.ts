@@ -30,17 +30,21 @@ export const JOBS: Job[] = [
   { name: 'rand write 4k qd16', rw: 'randwrite', bs: '4k', depth: 16 },
 ];
 
-/** MiB/s and IOPS of one job. */
-export async function fio(job: Job, target: { uri?: string; file?: string }, sizeMiB: number, runtimeS: number): Promise<{ mibs: number; iops: number }> {
-  const args = ['--name=b', `--rw=${job.rw}`, `--bs=${job.bs}`, `--iodepth=${job.depth}`, `--size=${sizeMiB}M`, `--runtime=${runtimeS}`, '--time_based', '--output-format=json', '--group_reporting'];
+/**
+ * MiB/s and IOPS of one job. Time-based by default (the job runs `runtimeS`, wrapping around);
+ * with `once`, each block of the `sizeMiB` is written at most once and the job ends when done or
+ * at `runtimeS` (first writes: every request lands on never-written space). `mib`: MiB moved.
+ */
+export async function fio(job: Job, target: { uri?: string; file?: string }, sizeMiB: number, runtimeS: number, once = false): Promise<{ mibs: number; iops: number; mib: number }> {
+  const args = ['--name=b', `--rw=${job.rw}`, `--bs=${job.bs}`, `--iodepth=${job.depth}`, `--size=${sizeMiB}M`, `--runtime=${runtimeS}`, ...(once ? [] : ['--time_based']), '--output-format=json', '--group_reporting'];
   if (target.uri) args.push('--ioengine=nbd', `--uri=${target.uri}`);
   else args.push('--ioengine=libaio', '--direct=1', `--filename=${target.file ?? ''}`);
   const { stdout } = await run('fio', args, { maxBuffer: 16 << 20 });
-  const j = JSON.parse(stdout.slice(stdout.indexOf('{'))) as { jobs: { read: { bw_bytes: number; iops: number }; write: { bw_bytes: number; iops: number } }[] };
+  const j = JSON.parse(stdout.slice(stdout.indexOf('{'))) as { jobs: { read: { bw_bytes: number; iops: number; io_bytes: number }; write: { bw_bytes: number; iops: number; io_bytes: number } }[] };
   const r = j.jobs[0];
   if (!r) throw new Error('fio gave no result');
   const side = job.rw.includes('read') ? r.read : r.write;
-  return { mibs: side.bw_bytes / (1 << 20), iops: side.iops };
+  return { mibs: side.bw_bytes / (1 << 20), iops: side.iops, mib: side.io_bytes / (1 << 20) };
 }
 
 const LOAD = fileURLToPath(new URL('./nbd-load.ts', import.meta.url));

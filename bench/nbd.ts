@@ -31,6 +31,7 @@ import type { ExportProvider } from '../src/shared/nbd/connection.ts';
 import { peerOfCert } from '../src/shared/identity.ts';
 import { arg, bestOf, col, fio, JOBS, nbdcopy, nbdLoad, run, type Job, type Sample } from './fio.ts';
 import { benchPki, clientCertDir, serverCertDir } from './pki.ts';
+import { machineContext } from './machine.ts';
 
 const SIZE_MIB = arg('size', 256);
 const RUNTIME = arg('runtime', 3);
@@ -71,6 +72,7 @@ async function main(): Promise<void> {
   const uri = (port: number, secure: boolean): string => (secure ? `nbds://${IP}:${port}/disk?tls-certificates=${certDir}` : `nbd://${IP}:${port}/disk`);
   try {
     console.log(`bench/nbd: ${SIZE_MIB} MiB file on ${dir}, ${RUNTIME} s per job (part 2: best of ${ROUNDS}, interleaved), one run on this machine`);
+    console.log(machineContext());
     console.log('\n1. plain NBD, fio nbd engine');
     console.log('job                  converge MiB/s  IOPS     nbdkit MiB/s  IOPS     raw-disk MiB/s  vs nbdkit  vs raw');
     const fioJob = (job: Job, target: { uri?: string; file?: string }): ReturnType<typeof fio> => fio(job, target, SIZE_MIB, RUNTIME);

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Agent, fetch as ufetch } from 'undici';
+import { machineContext } from './machine.ts';
 
 const BIN = fileURLToPath(new URL('../bin/converge.js', import.meta.url));
 const run = promisify(execFile);
@@ -31,6 +32,7 @@ const t = process.hrtime.bigint();
 for (let i = 0; i < 5; i++) execFileSync(process.execPath, ['-e', '0']);
 const nodeStartMs = Number(process.hrtime.bigint() - t) / 5e6;
 
+console.log(machineContext());
 console.log(`reference: bare node start ${nodeStartMs.toFixed(0)} ms (mean of 5)`);
 console.log('nodes  rack-up s  x node-start  per-node ms  GET-all ms  daemon RSS MiB  MiB/node  vs goal (64: 20 s, 400 MB)');
 for (const [k, n] of SIZES.entries()) {

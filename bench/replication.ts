@@ -38,6 +38,7 @@ import { formatDisk } from '../src/shared/disk-volume.ts';
 import { ByteReader } from '../src/shared/nbd/reader.ts';
 import { arg, bestOf, col, cpuMs, JOBS, type Job, type Sample } from './fio.ts';
 import { benchPki } from './pki.ts';
+import { machineContext } from './machine.ts';
 
 const SIZE_MIB = arg('size', 256);
 const RUNTIME = arg('runtime', 3);
@@ -180,6 +181,7 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     for (let b = 0; b < SIZE_MIB; b += 8) await Promise.all(Array.from({ length: Math.min(8, SIZE_MIB - b) }, (_, i) => plain.write({ disk: DISK, vdisk: VDISK, block: b + i }, 0, randomBytes(MiB))));
     console.log(`bench/replication: ${SIZE_MIB} MiB of extent groups on ${dir} (written in ${((performance.now() - t0) / 1000).toFixed(1)} s), ${RUNTIME} s per job, best of ${ROUNDS} interleaved, one run on this machine`);
+    console.log(machineContext());
     console.log('CPU: client and serving process, ms per MiB moved');
     console.log('job                  plain MiB/s  TLS MiB/s  TLS/plain   CPU plain  CPU TLS  TLS/plain   production client TLS MiB/s  production/bench TLS');
     const server = cvm.pid ?? 0;

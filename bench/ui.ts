@@ -17,6 +17,7 @@ import { chromium } from 'playwright-core';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { TestFoundation } from '../test/drivers/foundation-driver.ts';
+import { machineContext } from './machine.ts';
 
 const args = process.argv.slice(2);
 const PROFILE = args.includes('--profile');
@@ -38,6 +39,7 @@ const built = spawnSync(process.execPath, [`${ROOT}scripts/build-web.mjs`], { st
 if (built.status !== 0) process.exit(1);
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
 const rows: Row[] = [];
+console.log(machineContext());
 for (const [i, n] of SIZES.entries()) {
   const t = await TestFoundation.start(`127.${101 + i * 2}`, 18100 + i, n);
   try {

@@ -54,6 +54,7 @@ import type { HostResources, HostVm, ConsoleChunk } from '../src/hypervisor/prot
 import type { Accepted, Task, Vm, VmHost } from '../src/cvm/protocol/vms.ts';
 import type { Container, Vdisk } from '../src/cvm/protocol/storage.ts';
 import { arg, col, run } from './fio.ts';
+import { machineContext } from './machine.ts';
 
 const RUNTIME = arg('runtime', 3);
 const SIZE_MIB = arg('size', 256);
@@ -173,6 +174,7 @@ async function main(): Promise<void> {
     const hosts = await cvmCall<VmHost[]>(cvm, '/hosts');
     console.log(`bench/vm: ${cpus().length} cores (${cpus()[0]?.model.trim() ?? '?'}), QEMU accelerator ${res.accelerator.toUpperCase()} (host /resources: software emulation${res.accelerator === 'kvm' ? ' NOT in use' : ''}), ` +
       `3-node lab (${hosts.length} hosts up), guest 1 vCPU ${MEM_MIB} MiB, data disk ${SIZE_MIB} MiB, cvg-bench ${RUNTIME} s per test; deployed in ${deployedS.toFixed(0)} s; one run on this machine`);
+    console.log(machineContext());
 
     // the bench VM: the image's copy to boot from and an empty data disk in the default container (the cluster's RF)
     const c = await cvmCall<Accepted>(cvm, '/vms', { body: { name: 'bench', vcpus: 1, memoryMiB: MEM_MIB, disks: [{ image: 'guest' }, { sizeBytes: SIZE_MIB << 20 }] } });
