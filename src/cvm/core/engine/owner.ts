@@ -1,0 +1,643 @@
+/**
+ * @module
+ * The owner of one vdisk (ADR 015, Stargate's vdisk controller): the only writer of the vdisk, at
+ * the CVM holding `/converge/v2/owners/<vdisk>`. Pure decision code over ports.ts.
+ *
+ * Rules:
+ *  - The epoch comes from acquiring ownership; every frame carries it.
+ *  - Each write to an extent group gets the extent group's next generation; it goes with the epoch
+ *    and the page checksums to every in-sync replica; it is acknowledged only when every in-sync
+ *    replica has it. A replica that fails (error, node declared down, timeout) is moved to `stale`
+ *    by compare-and-swap BEFORE the acknowledgement; a write with no in-sync replica left fails.
+ *  - Writes to one extent are serialized (a mutex per extent), so replicas apply them in order.
+ *  - A new extent group is placed (SSD first, one replica local) and recorded before its first ack;
+ *    extent groups with no record read as zeros without any I/O (negative cache: the owner is the
+ *    only writer, so its view is authoritative).
+ *  - Reads go to the local in-sync replica first, are verified end to end (the page checksums), and
+ *    fall back to the others; a replica that returned a bad page is repaired in the background.
+ *  - Read repair, resync of stale replicas, re-replication and takeover hold the extent group's
+ *    exclusive lock (client I/O holds it shared): no client write interleaves with a copy.
+ *  - Takeover: before the first I/O on an extent group, the in-sync replicas are asked for their
+ *    extent versions (which fences older owners); extents that differ are copied from the highest.
+ *  - FLUSH sends SYNC(vdisk) to every CVM holding an in-sync replica of the vdisk.
+ *  - Reads are served only while the owner's lease surely holds (no stale read after a partition).
+ */
+import { TimeoutError, UnavailableError } from '../../../shared/errors.ts';
+import { EXTENT_BYTES, PAGE_BYTES, slices } from './layout.ts';
+import type { EgroupRecord, ExtentSlice, ReplicaLocation } from './layout.ts';
+import { Mutex, RwLock } from './locks.ts';
+import { placeEgroup } from './place.ts';
+import { CorruptPageError, StaleEpochError, locKey, sameLoc } from './ports.ts';
+import type { Bugs, Checksum, Clock, ExtentImage, ExtentVersion, Liveness, MetaStore, PlacementSpace, ReplicaIo, Versioned, WriteFrame } from './ports.ts';
+import { versionAbove } from './replica-model.ts';
+
+export interface OwnerOptions {
+  vdisk: string;
+  node: string;
+  cvmIp: string;
+  rf: number;
+  io: ReplicaIo;
+  meta: MetaStore;
+  liveness: Liveness;
+  clock: Clock;
+  space: PlacementSpace;
+  checksum: Checksum;
+  /** A replica or configuration-store call slower than this fails (the replica goes stale). */
+  callTimeoutMs?: number;
+  bugs?: Bugs;
+}
+
+interface EgroupState {
+  index: number;
+  /** null: never written (reads are zeros). */
+  record: Versioned<EgroupRecord> | null;
+  /** The takeover check ran (or the extent group is new). */
+  ready: boolean;
+  /** The last generation given out. */
+  gen: number;
+  lock: RwLock;
+  recordLock: Mutex;
+  extentLocks: Map<number, Mutex>;
+  /** In-sync replicas on nodes declared down, not yet moved to stale: neither read nor written. */
+  suspect: Set<string>;
+}
+
+export interface RepairReport {
+  resynced: number;
+  replaced: number;
+  /** Extent copies that replaced a replica's corrupt pages (scrub). */
+  scrubbed: number;
+  failed: string[];
+}
+
+const ZERO_VERSION: ExtentVersion = { epoch: 0, gen: 0 };
+const sameVersion = (a: ExtentVersion, b: ExtentVersion): boolean => a.epoch === b.epoch && a.gen === b.gen;
+
+export class VdiskOwner {
+  private readonly egroups = new Map<number, EgroupState>();
+  private readonly tasks = new Set<Promise<void>>();
+  private state: 'open' | 'closing' | 'closed' | 'lost' = 'open';
+  /** Why the owner stopped serving, when it did on its own. */
+  why = '';
+  private readonly unsubscribe: () => void;
+  private readonly timeoutMs: number;
+  private readonly bugs: Bugs;
+  /** Counters, for tests and the simulator. */
+  readonly counters = { writes: 0, reads: 0, readRepairs: 0, staleMarked: 0, takeovers: 0, takeoverCopies: 0 };
+
+  /** Acquires ownership (the epoch) and loads the vdisk's extent-group records. */
+  static async open(o: OwnerOptions): Promise<VdiskOwner> {
+    const { epoch } = await o.meta.acquireOwner(o.vdisk, { node: o.node, cvmIp: o.cvmIp });
+    let records: Map<number, Versioned<EgroupRecord>>;
+    try {
+      records = await o.meta.listEgroups(o.vdisk);
+    } catch (e) {
+      await o.meta.releaseOwner(o.vdisk, epoch).catch(() => undefined);
+      throw e;
+    }
+    return new VdiskOwner(o, epoch, records);
+  }
+
+  private constructor(private readonly o: OwnerOptions, readonly epoch: number, records: Map<number, Versioned<EgroupRecord>>) {
+    this.timeoutMs = o.callTimeoutMs ?? 2000;
+    this.bugs = o.bugs ?? {};
+    for (const [i, r] of records) this.egroupState(i).record = r;
+    this.unsubscribe = o.liveness.subscribe((node) => this.onDown(node));
+  }
+
+  get vdisk(): string {
+    return this.o.vdisk;
+  }
+
+  get node(): string {
+    return this.o.node;
+  }
+
+  get status(): 'open' | 'closing' | 'closed' | 'lost' {
+    return this.state;
+  }
+
+  /** The records as this owner knows them (authoritative while it owns the vdisk). */
+  records(): Map<number, EgroupRecord> {
+    const out = new Map<number, EgroupRecord>();
+    for (const [i, s] of this.egroups) if (s.record) out.set(i, s.record.value);
+    return out;
+  }
+
+  async pwrite(offset: number, data: Uint8Array): Promise<void> {
+    this.check();
+    for (const s of slices(offset, data.length)) await this.writeSlice(s, data.subarray(s.at, s.at + s.length));
+  }
+
+  /** TRIM / WRITE_ZEROES: the range reads as zeros; whole pages are marked zero without data. */
+  async zero(offset: number, length: number): Promise<void> {
+    this.check();
+    for (const s of slices(offset, length)) await this.writeSlice(s, null);
+  }
+
+  async pread(offset: number, length: number): Promise<Uint8Array> {
+    this.check();
+    const out = new Uint8Array(length);
+    for (const s of slices(offset, length)) {
+      const st = await this.ready(s.egroup, false);
+      if (!st) continue;
+      const start = Math.floor(s.inner / PAGE_BYTES) * PAGE_BYTES;
+      const end = Math.ceil((s.inner + s.length) / PAGE_BYTES) * PAGE_BYTES;
+      const release = await st.lock.shared();
+      try {
+        const data = await this.readPages(st, s.extent, start, end - start);
+        out.set(data.subarray(s.inner - start, s.inner - start + s.length), s.at);
+      } finally {
+        release();
+      }
+    }
+    // served only if no newer owner can have written meanwhile
+    if (!this.o.meta.leaseValid()) this.lose('the lease expired during a read');
+    return out;
+  }
+
+  /** FLUSH: SYNC(vdisk) to every CVM holding an in-sync replica of the vdisk. */
+  async flush(): Promise<void> {
+    this.check();
+    const cvms = new Map<string, { node: string; cvmIp: string }>();
+    if (this.bugs.flushOnlyLocal) cvms.set(this.o.node, { node: this.o.node, cvmIp: this.o.cvmIp });
+    else for (const st of this.egroups.values()) for (const l of st.record?.value.replicas ?? []) cvms.set(l.node, { node: l.node, cvmIp: l.cvmIp });
+    const targets = [...cvms.values()];
+    const results = await Promise.allSettled(targets.map((c) => this.timed(this.o.io.sync(c, this.o.vdisk))));
+    const failedNodes = new Set(targets.filter((_, i) => results[i]!.status === 'rejected').map((c) => c.node));
+    if (failedNodes.size === 0) return;
+    // a CVM that could not sync no longer counts as holding the acknowledged writes
+    for (const st of this.egroups.values()) {
+      const bad = st.record?.value.replicas.filter((l) => failedNodes.has(l.node)) ?? [];
+      await this.markStale(st, bad);
+    }
+  }
+
+  /**
+   * Re-protection: for each extent group, under its exclusive lock, runs the takeover check,
+   * resyncs stale replicas whose node is up, replaces those that cannot be resynced, and adds
+   * replicas up to RF. With `scrub`, also reads every extent of every in-sync replica (verifying
+   * every page) and repairs the corrupt ones from a good replica.
+   */
+  async repair(opts: { scrub?: boolean } = {}): Promise<RepairReport> {
+    this.check();
+    const report: RepairReport = { resynced: 0, replaced: 0, scrubbed: 0, failed: [] };
+    for (const st of [...this.egroups.values()]) {
+      if (!st.record) continue;
+      const release = await st.lock.exclusive();
+      try {
+        this.check();
+        if (!st.ready) await this.takeover(st);
+        await this.dropSuspects(st);
+        for (const l of [...st.record.value.stale]) {
+          if (!this.o.liveness.isDown(l.node)) {
+            try {
+              await this.resyncInto(st, l);
+              await this.updateRecord(st, (r) => ({ replicas: [...r.replicas, l], stale: r.stale.filter((x) => !sameLoc(x, l)) }));
+              report.resynced++;
+              continue;
+            } catch (e) {
+              if (e instanceof StaleEpochError) this.lose('fenced by a newer owner');
+              report.failed.push(`egroup ${st.index}: resync of ${locKey(l)}: ${(e as Error).message}`);
+            }
+          }
+          const fresh = await this.addReplica(st, [l.node], l);
+          if (fresh) report.replaced++;
+          else report.failed.push(`egroup ${st.index}: no place for a replica to replace ${locKey(l)}`);
+        }
+        while (st.record.value.replicas.length < this.o.rf) {
+          const fresh = await this.addReplica(st, [], null);
+          if (!fresh) break;
+          report.replaced++;
+        }
+        if (opts.scrub) report.scrubbed += await this.scrub(st);
+      } catch (e) {
+        report.failed.push(`egroup ${st.index}: ${(e as Error).message}`);
+        if (this.state === 'lost') throw e;
+      } finally {
+        release();
+      }
+    }
+    return report;
+  }
+
+  /**
+   * Drains, syncs and releases ownership. A sync that fails does not keep the vdisk (the next
+   * owner's FLUSH reaches every replica); a release that fails leaves the key to its lease.
+   */
+  async close(): Promise<void> {
+    if (this.state !== 'open') return;
+    this.state = 'closing';
+    try {
+      while (this.tasks.size) await Promise.allSettled([...this.tasks]);
+      this.state = 'open';
+      await this.flush().catch(() => undefined);
+      this.state = 'closing';
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await this.timed(this.o.meta.releaseOwner(this.o.vdisk, this.epoch));
+          break;
+        } catch (e) {
+          if (attempt >= 2) throw e;
+        }
+      }
+    } finally {
+      this.state = 'closed';
+      this.unsubscribe();
+    }
+  }
+
+  /** Stops serving at once (the CVM lost its lease or is shutting down hard). */
+  abandon(): void {
+    if (this.state === 'open' || this.state === 'closing') this.state = 'lost';
+    this.unsubscribe();
+  }
+
+  /** Background work (read repair, stale marking) in flight; for tests and close. */
+  async idle(): Promise<void> {
+    while (this.tasks.size) await Promise.allSettled([...this.tasks]);
+  }
+
+  // ---- internals ----
+
+  private check(): void {
+    if (this.state !== 'open') throw new UnavailableError(`vdisk ${this.o.vdisk}: owner at ${this.o.node} is ${this.state} (epoch ${this.epoch})`);
+    if (!this.o.meta.leaseValid()) this.lose('the lease is not known to hold');
+  }
+
+  private lose(why: string): never {
+    if (this.state === 'open' || this.state === 'closing') {
+      this.state = 'lost';
+      this.why = why;
+    }
+    throw new UnavailableError(`vdisk ${this.o.vdisk}: ownership at ${this.o.node} lost (epoch ${this.epoch}): ${why}`);
+  }
+
+  private timed<T>(p: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = this.o.clock.setTimeout(() => reject(new TimeoutError(`no answer in ${this.timeoutMs} ms`)), this.timeoutMs);
+      p.then((v) => {
+        timer.dispose();
+        resolve(v);
+      }, (e: unknown) => {
+        timer.dispose();
+        reject(e instanceof Error ? e : new Error(String(e)));
+      });
+    });
+  }
+
+  private background(p: Promise<void>): void {
+    const t = p.catch(() => undefined).finally(() => this.tasks.delete(t));
+    this.tasks.add(t);
+  }
+
+  private egroupState(i: number): EgroupState {
+    let s = this.egroups.get(i);
+    if (!s) {
+      s = { index: i, record: null, ready: false, gen: 0, lock: new RwLock(), recordLock: new Mutex(), extentLocks: new Map(), suspect: new Set() };
+      this.egroups.set(i, s);
+    }
+    return s;
+  }
+
+  private extentLock(st: EgroupState, extent: number): Mutex {
+    let m = st.extentLocks.get(extent);
+    if (!m) {
+      m = new Mutex();
+      st.extentLocks.set(extent, m);
+    }
+    return m;
+  }
+
+  private usable(st: EgroupState, l: ReplicaLocation): boolean {
+    return !st.suspect.has(locKey(l)) && !this.o.liveness.isDown(l.node);
+  }
+
+  /** The extent group ready for I/O: created (for a write) and taken over. null: unwritten, read as zeros. */
+  private async ready(index: number, forWrite: boolean): Promise<(EgroupState & { record: Versioned<EgroupRecord> }) | null> {
+    const st = this.egroupState(index);
+    if (st.record && st.ready) return st as EgroupState & { record: Versioned<EgroupRecord> };
+    if (!st.record && !forWrite) return null;
+    const release = await st.lock.exclusive();
+    try {
+      this.check();
+      if (!st.record) {
+        if (!forWrite) return null;
+        await this.create(st);
+      } else if (!st.ready) {
+        await this.takeover(st);
+      }
+    } finally {
+      release();
+    }
+    return st as EgroupState & { record: Versioned<EgroupRecord> };
+  }
+
+  private async create(st: EgroupState): Promise<void> {
+    const disks = this.o.space.disks().filter((d) => !this.o.liveness.isDown(d.node));
+    const replicas = placeEgroup(disks, this.o.node, this.o.rf, EXTENT_BYTES);
+    const r = await this.timed(this.o.meta.createEgroup(this.o.vdisk, st.index, this.epoch, { replicas, stale: [] }));
+    if (!r.ok) {
+      if (r.reason === 'epoch') this.lose('the configuration store has a newer owner');
+      const now = await this.timed(this.o.meta.getEgroup(this.o.vdisk, st.index));
+      if (!now) throw new UnavailableError(`egroup ${st.index}: record creation conflicted`);
+      st.record = now;
+      await this.takeover(st);
+      return;
+    }
+    st.record = r.record;
+    st.ready = true;
+    st.gen = 0;
+  }
+
+  /** Under the exclusive lock: fence the in-sync replicas, learn their versions, copy differing extents from the highest. */
+  private async takeover(st: EgroupState): Promise<void> {
+    const fresh = await this.timed(this.o.meta.getEgroup(this.o.vdisk, st.index));
+    if (!fresh) this.lose(`the record of extent group ${st.index} vanished`);
+    st.record = fresh;
+    await this.dropSuspects(st);
+    const rec = st.record.value;
+    const live = rec.replicas;
+    const replies = await Promise.allSettled(live.map((l) => this.timed(this.o.io.extentGens(l, this.o.vdisk, st.index, this.epoch))));
+    const failed: ReplicaLocation[] = [];
+    const got: { loc: ReplicaLocation; gens: Map<number, ExtentVersion> }[] = [];
+    replies.forEach((r, i) => {
+      if (r.status === 'fulfilled') got.push({ loc: live[i]!, gens: r.value });
+      else if (r.reason instanceof StaleEpochError) this.lose('fenced by a newer owner');
+      else failed.push(live[i]!);
+    });
+    await this.markStale(st, failed);
+    const extents = new Set<number>();
+    for (const g of got) for (const [e, v] of g.gens) {
+      extents.add(e);
+      st.gen = Math.max(st.gen, v.gen);
+    }
+    const broken: ReplicaLocation[] = [];
+    const copiedTo = new Map<string, ReplicaLocation>();
+    for (const e of [...extents].sort((a, b) => a - b)) {
+      const vs = got.map((g) => ({ loc: g.loc, v: g.gens.get(e) ?? ZERO_VERSION }));
+      if (vs.every((x) => sameVersion(x.v, vs[0]!.v))) continue;
+      vs.sort((a, b) => (versionAbove(a.v, b.v) ? -1 : versionAbove(b.v, a.v) ? 1 : 0));
+      const image = await this.readImage(st, e, vs.map((x) => x.loc));
+      for (const x of vs) {
+        if (image && sameVersion(x.v, image.version)) continue;
+        try {
+          await this.timed(this.o.io.writeExtent(x.loc, this.o.vdisk, st.index, e, this.epoch, image));
+          copiedTo.set(locKey(x.loc), x.loc);
+        } catch (err) {
+          if (err instanceof StaleEpochError) this.lose('fenced by a newer owner');
+          broken.push(x.loc);
+        }
+      }
+    }
+    for (const l of copiedTo.values()) {
+      try {
+        await this.timed(this.o.io.sync(l, this.o.vdisk));
+      } catch {
+        broken.push(l);
+      }
+    }
+    await this.markStale(st, broken);
+    st.ready = true;
+  }
+
+  /** An extent's image from the first of `from` that reads it cleanly (null: none has it). */
+  private async readImage(st: EgroupState, extent: number, from: readonly ReplicaLocation[]): Promise<ExtentImage | null> {
+    let last: unknown = null;
+    for (const l of from) {
+      try {
+        return await this.timed(this.o.io.readExtent(l, this.o.vdisk, st.index, extent));
+      } catch (e) {
+        last = e;
+      }
+    }
+    throw new UnavailableError(`egroup ${st.index} extent ${extent}: no replica could be read (${(last as Error | null)?.message ?? 'none'})`);
+  }
+
+  private async writeSlice(s: ExtentSlice, data: Uint8Array | null): Promise<void> {
+    const st = await this.ready(s.egroup, true);
+    const release = await st!.lock.shared();
+    try {
+      const unlock = await this.extentLock(st!, s.extent).acquire();
+      try {
+        this.check();
+        const start = Math.floor(s.inner / PAGE_BYTES) * PAGE_BYTES;
+        const end = Math.ceil((s.inner + s.length) / PAGE_BYTES) * PAGE_BYTES;
+        const aligned = start === s.inner && end === s.inner + s.length;
+        let payload: Uint8Array | null = null;
+        if (!aligned) {
+          // a partial page: read and verify the old page(s) first, then merge (a corrupt byte never gets a fresh checksum)
+          payload = await this.readPages(st!, s.extent, start, end - start);
+          if (data) payload.set(data, s.inner - start);
+          else payload.fill(0, s.inner - start, s.inner - start + s.length);
+        } else if (data) {
+          payload = data;
+        }
+        const crcs: number[] = [];
+        if (payload) for (let p = 0; p < payload.length; p += PAGE_BYTES) crcs.push(this.o.checksum(payload.subarray(p, p + PAGE_BYTES)));
+        const frame: WriteFrame = { vdisk: this.o.vdisk, egroup: s.egroup, epoch: this.epoch, gen: ++st!.gen, extent: s.extent, inner: start, data: payload, length: end - start, zero: payload === null, crcs };
+        await this.fanOut(st!, frame);
+      } finally {
+        unlock();
+      }
+    } finally {
+      release();
+    }
+  }
+
+  /** Sends a frame to every in-sync replica; those that fail go stale before this returns. */
+  private async fanOut(st: EgroupState, frame: WriteFrame): Promise<void> {
+    const targets = st.record!.value.replicas;
+    const results = await Promise.allSettled(targets.map((l) => (this.usable(st, l) ? this.timed(this.o.io.write(l, frame)) : Promise.reject(new UnavailableError(`${l.node} is down`)))));
+    const failed: ReplicaLocation[] = [];
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') return;
+      if (r.reason instanceof StaleEpochError) this.lose('fenced by a newer owner');
+      failed.push(targets[i]!);
+    });
+    try {
+      await this.markStale(st, failed);
+    } catch (e) {
+      // not acknowledged, and some replicas may have it while others do not: the extent group is
+      // checked again (versions compared, differences copied from the highest) before its next I/O
+      st.ready = false;
+      throw e;
+    }
+  }
+
+  /** Reads whole pages: local in-sync replica first, end-to-end verified, then the others. */
+  private async readPages(st: EgroupState, extent: number, inner: number, length: number): Promise<Uint8Array> {
+    const cands = st.record!.value.replicas.filter((l) => this.usable(st, l)).sort((a, b) => Number(b.node === this.o.node) - Number(a.node === this.o.node));
+    const bad: ReplicaLocation[] = [];
+    for (const l of cands) {
+      try {
+        const r = await this.timed(this.o.io.read(l, { vdisk: this.o.vdisk, egroup: st.index, extent, inner, length }));
+        const badPages: number[] = [];
+        for (let p = 0; p * PAGE_BYTES < length; p++) if (this.o.checksum(r.data.subarray(p * PAGE_BYTES, (p + 1) * PAGE_BYTES)) !== r.crcs[p]) badPages.push(inner / PAGE_BYTES + p);
+        if (badPages.length) throw new CorruptPageError(l.disk, badPages);
+        if (bad.length) this.background(this.readRepair(st, extent, bad, l));
+        return r.data;
+      } catch (e) {
+        if (e instanceof StaleEpochError) this.lose('fenced by a newer owner');
+        if (e instanceof CorruptPageError) bad.push(l);
+      }
+    }
+    throw new UnavailableError(`vdisk ${this.o.vdisk} egroup ${st.index} extent ${extent}: no in-sync replica could serve the read`);
+  }
+
+  /** Copies a good replica's extent over the bad ones, under the exclusive lock (unless the bug switch is on). */
+  private async readRepair(st: EgroupState, extent: number, bad: ReplicaLocation[], good: ReplicaLocation): Promise<void> {
+    this.counters.readRepairs++;
+    const release = this.bugs.readRepairWithoutLock ? () => undefined : await st.lock.exclusive();
+    try {
+      if (this.state !== 'open') return;
+      const inSync = (l: ReplicaLocation): boolean => st.record!.value.replicas.some((x) => sameLoc(x, l));
+      if (!inSync(good)) return;
+      const image = await this.timed(this.o.io.readExtent(good, this.o.vdisk, st.index, extent));
+      const failed: ReplicaLocation[] = [];
+      for (const b of bad.filter(inSync)) {
+        try {
+          await this.timed(this.o.io.writeExtent(b, this.o.vdisk, st.index, extent, this.epoch, image));
+        } catch {
+          failed.push(b);
+        }
+      }
+      await this.markStale(st, failed);
+    } finally {
+      release();
+    }
+  }
+
+  /** Under the exclusive lock: every page of every in-sync replica verified; corrupt extents copied from a good replica. */
+  private async scrub(st: EgroupState): Promise<number> {
+    const broken: ReplicaLocation[] = [];
+    const replicas: ReplicaLocation[] = [];
+    const extents = new Set<number>();
+    const gens = await Promise.allSettled(st.record!.value.replicas.map((l) => this.timed(this.o.io.extentGens(l, this.o.vdisk, st.index, this.epoch))));
+    gens.forEach((g, i) => {
+      const l = st.record!.value.replicas[i]!;
+      if (g.status === 'rejected') {
+        if (g.reason instanceof StaleEpochError) this.lose('fenced by a newer owner');
+        broken.push(l);
+        return;
+      }
+      replicas.push(l);
+      for (const e of g.value.keys()) extents.add(e);
+    });
+    let copies = 0;
+    for (const e of [...extents].sort((a, b) => a - b)) {
+      const got = await Promise.allSettled(replicas.map((l) => this.timed(this.o.io.readExtent(l, this.o.vdisk, st.index, e))));
+      const good = got.find((g) => g.status === 'fulfilled');
+      if (!good || good.status !== 'fulfilled') continue;
+      for (const [i, g] of got.entries()) {
+        if (g.status === 'fulfilled') continue;
+        const l = replicas[i]!;
+        if (!(g.reason instanceof CorruptPageError)) {
+          broken.push(l);
+          continue;
+        }
+        try {
+          await this.timed(this.o.io.writeExtent(l, this.o.vdisk, st.index, e, this.epoch, good.value));
+          await this.timed(this.o.io.sync(l, this.o.vdisk));
+          copies++;
+        } catch {
+          broken.push(l);
+        }
+      }
+    }
+    await this.markStale(st, broken);
+    return copies;
+  }
+
+  /** Copies to `target` every extent whose version differs from an in-sync source. */
+  private async resyncInto(st: EgroupState, target: ReplicaLocation): Promise<void> {
+    const sources = st.record!.value.replicas.filter((l) => this.usable(st, l));
+    if (!sources.length) throw new UnavailableError(`egroup ${st.index}: no in-sync replica to copy from`);
+    const theirs = await this.timed(this.o.io.extentGens(target, this.o.vdisk, st.index, this.epoch));
+    const ours = await this.timed(this.o.io.extentGens(sources[0]!, this.o.vdisk, st.index, this.epoch));
+    const extents = new Set([...theirs.keys(), ...ours.keys()]);
+    for (const e of [...extents].sort((a, b) => a - b)) {
+      const a = ours.get(e);
+      const b = theirs.get(e);
+      if (a && b && sameVersion(a, b)) continue;
+      const image = a ? await this.readImage(st, e, sources) : null;
+      await this.timed(this.o.io.writeExtent(target, this.o.vdisk, st.index, e, this.epoch, image));
+    }
+    // a copy is durable before the replica counts as in-sync (its source may be the only one that synced)
+    await this.timed(this.o.io.sync(target, this.o.vdisk));
+  }
+
+  /** Places a new replica (not on `avoid` nodes nor the extent group's), fills it, records it (dropping `replacing` from stale). */
+  private async addReplica(st: EgroupState, avoid: string[], replacing: ReplicaLocation | null): Promise<ReplicaLocation | null> {
+    const rec = st.record!.value;
+    const exclude = [...avoid, ...rec.replicas.map((l) => l.node), ...rec.stale.filter((l) => !replacing || !sameLoc(l, replacing)).map((l) => l.node)];
+    const disks = this.o.space.disks().filter((d) => !this.o.liveness.isDown(d.node));
+    let loc: ReplicaLocation;
+    try {
+      loc = placeEgroup(disks, '', 1, EXTENT_BYTES, exclude)[0]!;
+    } catch {
+      return null;
+    }
+    await this.resyncInto(st, loc);
+    await this.updateRecord(st, (r) => ({ replicas: [...r.replicas, loc], stale: replacing ? r.stale.filter((x) => !sameLoc(x, replacing)) : r.stale }));
+    return loc;
+  }
+
+  /** Under the exclusive lock: in-sync replicas on down nodes go stale. */
+  private async dropSuspects(st: EgroupState): Promise<void> {
+    await this.markStale(st, st.record!.value.replicas.filter((l) => !this.usable(st, l)));
+  }
+
+  /** Moves replicas from in-sync to stale (compare-and-swap); refuses to empty the in-sync set. */
+  private async markStale(st: EgroupState, locs: readonly ReplicaLocation[]): Promise<void> {
+    if (!locs.length) return;
+    await this.updateRecord(st, (r) => {
+      const move = r.replicas.filter((l) => locs.some((x) => sameLoc(x, l)));
+      if (!move.length) return null;
+      const replicas = r.replicas.filter((l) => !move.some((x) => sameLoc(x, l)));
+      if (!replicas.length) throw new UnavailableError(`vdisk ${this.o.vdisk} egroup ${st.index}: every in-sync replica failed`);
+      return { replicas, stale: [...r.stale, ...move.filter((l) => !r.stale.some((x) => sameLoc(x, l)))] };
+    });
+    for (const l of locs) if (!st.record!.value.replicas.some((x) => sameLoc(x, l))) st.suspect.delete(locKey(l));
+  }
+
+  /** Read-modify-CAS of the record, one at a time per extent group; retried on a version conflict. */
+  private async updateRecord(st: EgroupState, next: (r: EgroupRecord) => EgroupRecord | null): Promise<void> {
+    const unlock = await st.recordLock.acquire();
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const cur = st.record!;
+        const want = next(cur.value);
+        if (!want) return;
+        let r;
+        try {
+          r = await this.timed(this.o.meta.casEgroup(this.o.vdisk, st.index, this.epoch, cur.version, want));
+        } catch (e) {
+          // the swap may or may not have happened: the record is read again before the next I/O
+          st.ready = false;
+          throw e;
+        }
+        if (r.ok) {
+          st.record = r.record;
+          return;
+        }
+        if (r.reason === 'epoch' || attempt >= 3) this.lose('the configuration store has a newer owner');
+        const now = await this.timed(this.o.meta.getEgroup(this.o.vdisk, st.index));
+        if (!now) this.lose('the extent-group record vanished');
+        st.record = now;
+      }
+    } finally {
+      unlock();
+    }
+  }
+
+  private onDown(node: string): void {
+    if (this.state !== 'open') return;
+    for (const st of this.egroups.values()) {
+      const on = st.record?.value.replicas.filter((l) => l.node === node) ?? [];
+      if (!on.length) continue;
+      for (const l of on) st.suspect.add(locKey(l));
+      this.background(this.markStale(st, on));
+    }
+  }
+}
