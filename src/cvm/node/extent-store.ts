@@ -142,6 +142,18 @@ export function pageCrcs(offset: number, chunks: readonly Uint8Array[]): Uint32A
   return out;
 }
 
+/** Page checksums of recently written buffers, by buffer: computed once for every replica of a write. */
+const crcMemo = new WeakMap<Uint8Array, { offset: number; crcs: Uint32Array }>();
+
+/** The CRC32C of every whole 4 KiB page of a write of `data` at `offset` of an extent, computed once per buffer. */
+export function crcsFor(data: Uint8Array, offset: number): Uint32Array {
+  const m = crcMemo.get(data);
+  if (m && m.offset === offset) return m.crcs;
+  const crcs = pageCrcs(offset, [data]);
+  crcMemo.set(data, { offset, crcs });
+  return crcs;
+}
+
 const bit = (b: Buffer, at: number, page: number): boolean => ((b[at + (page >> 3)] ?? 0) & (1 << (page & 7))) !== 0;
 function setBit(b: Buffer, at: number, page: number, on: boolean): void {
   const i = at + (page >> 3);
