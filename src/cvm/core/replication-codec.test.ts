@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeCrcs, decodeReply, decodeRequestHeader, decodeSyncMany, encodeCrcs, encodeReply, encodeRequest, encodeSyncMany, payloadBytes, validateRequest, wholePageCount, OP_READ, OP_SYNC_MANY, OP_WRITE, OP_WRITE_SYNC, REQ_HEADER } from './replication-codec.ts';
+import { decodeCrcs, decodeReply, decodeRequestHeader, decodeSyncMany, encodeCrcs, encodeReply, encodeRequest, encodeSyncMany, payloadBytes, validateRequest, wholePageCount, OP_READ, OP_SYNC_MANY, OP_WRITE, OP_WRITE_SYNC, OP_ZERO, REQ_HEADER } from './replication-codec.ts';
 import { InputError } from '../../shared/errors.ts';
 
 const V = '0123abcd-4567-89ef-0123-456789abcdef';
@@ -43,6 +43,8 @@ test('SYNC_MANY names extents of one vdisk on any of the peer\'s disks; a wrong 
   assert.throws(() => decodeSyncMany(b.subarray(0, 9)), /entries\[1\]: cut short/);
   assert.throws(() => decodeSyncMany(encodeSyncMany([{ disk: '../x', block: 1 }])), /entries\[0\]\.disk/);
   assert.throws(() => validateRequest({ op: OP_SYNC_MANY, version: 0, id: 1, disk: 'S1', vdisk: V, block: 0, offset: 0, length: 7 }), /version 1/);
+  assert.throws(() => validateRequest({ op: OP_ZERO, version: 0, id: 1, disk: 'S1', vdisk: V, block: 0, offset: 0, length: 4096 }), /version 1/);
+  assert.equal(payloadBytes({ op: OP_ZERO, offset: 0, length: 1 << 20 }), 0);
   assert.throws(() => validateRequest({ op: OP_READ, version: 2, id: 1, disk: 'S1', vdisk: V, block: 0, offset: 0, length: 7 }), /newer/);
 });
 

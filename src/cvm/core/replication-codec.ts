@@ -16,6 +16,8 @@
  *  - WRITE, WRITE_SYNC: payload (v1) = the CRC32C of every whole 4 KiB page the write covers
  *    (wholePageCount(offset, length) × u32), computed once where the data entered, then `length`
  *    bytes of data; (v0) the data only.
+ *  - ZERO, ZERO_SYNC (v1 only): the range [offset, offset+length) reads as zeros (a write of zeros,
+ *    sent without them); no payload.
  *  - SYNC_MANY (v1 only): `length` bytes of entries (u8 disk serial length, disk serial, u32 block),
  *    extents of the header's vdisk; the header's disk and block are those of the first entry.
  * Reply (16-byte header, then `length` bytes: the data of a read, or an error message):
@@ -39,6 +41,9 @@ export const OP_WRITE_SYNC = 2;
 export const OP_READ = 3;
 export const OP_SYNC = 4;
 export const OP_SYNC_MANY = 5;
+/** WRITE_ZEROES of [offset, offset+length) of an extent (v1): no payload; _SYNC: durable before the reply. */
+export const OP_ZERO = 6;
+export const OP_ZERO_SYNC = 7;
 /** Extents named by one SYNC_MANY frame at most. */
 export const SYNC_MANY_MAX = 4096;
 
@@ -93,8 +98,8 @@ export function decodeRequestHeader(b: Buffer): Omit<ReplicationRequest, 'disk'>
 /** Checks a decoded request once, at the edge; names the field that is wrong. */
 export function validateRequest(r: ReplicationRequest): void {
   if ((r.version ?? PROTOCOL_VERSION) > PROTOCOL_VERSION) throw new InputError('version', `protocol version ${r.version} is newer than this CVM's ${PROTOCOL_VERSION}`);
-  if (![OP_WRITE, OP_WRITE_SYNC, OP_READ, OP_SYNC, OP_SYNC_MANY].includes(r.op)) throw new InputError('op', `unknown operation ${r.op}`);
-  if (r.op === OP_SYNC_MANY && (r.version ?? PROTOCOL_VERSION) < 1) throw new InputError('op', 'SYNC_MANY needs protocol version 1');
+  if (![OP_WRITE, OP_WRITE_SYNC, OP_READ, OP_SYNC, OP_SYNC_MANY, OP_ZERO, OP_ZERO_SYNC].includes(r.op)) throw new InputError('op', `unknown operation ${r.op}`);
+  if (r.op >= OP_SYNC_MANY && (r.version ?? PROTOCOL_VERSION) < 1) throw new InputError('op', `operation ${r.op} needs protocol version 1`);
   if (!DISK.test(r.disk)) throw new InputError('disk', 'a disk serial');
   if (!UUID.test(r.vdisk)) throw new InputError('vdisk', 'a vdisk uuid');
   if (r.op !== OP_SYNC_MANY && r.offset + r.length > BLOCK_BYTES) throw new InputError('length', `offset + length must stay inside the ${BLOCK_BYTES}-byte extent group`);

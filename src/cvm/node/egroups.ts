@@ -78,6 +78,11 @@ export class LocalEgroups {
     return this.store.read(r, offset, length);
   }
 
+  /** Zeroes a range (pages marked, not written; a never-written extent group stays absent). */
+  zero(r: EgroupRef, offset: number, length: number, sync: boolean): Promise<void> {
+    return this.store.zero(r, offset, length, { epoch: 0, sync });
+  }
+
   /** Every extent-group replica file on this CVM's healthy disks, by disk and vdisk. */
   inventory(): Promise<{ disk: string; vdisk: string; blocks: { block: number; mtimeMs: number }[] }[]> {
     return this.store.inventory();

@@ -5,7 +5,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
@@ -73,6 +73,20 @@ test('SYNC_MANY: one frame makes the named extents on several disks durable', as
   const raw = readFileSync(join(dir, 'd2', 'data', ExtentStore.fileOf(refs[2] ?? refs[0]!)));
   assert.equal(raw.readUInt32BE(4096), 0x43565832);
   assert.ok(raw.subarray(DATA_AT, DATA_AT + 4096).equals(Buffer.alloc(4096, 7)));
+});
+
+test('a write of zeros goes as a ZERO range: the replica marks the pages, and a whole extent keeps only its header', async () => {
+  const ref = { disk: 'd1', vdisk: VD, block: 11 };
+  await client.write(IP, ref, 0, Buffer.alloc(MiB, 0x5a), false);
+  await client.write(IP, ref, 0, Buffer.alloc(MiB), true);
+  assert.equal(statSync(join(dir, 'd1', 'data', ExtentStore.fileOf(ref))).size, DATA_AT);
+  await client.write(IP, ref, 4096, Buffer.alloc(4096, 1), false);
+  await client.write(IP, ref, 4096 + 100, Buffer.alloc(200), false); // a partial page of zeros: merged
+  const want = Buffer.alloc(4096, 1);
+  want.fill(0, 100, 300);
+  assert.ok((await client.read(IP, ref, 4096, 4096)).equals(want));
+  await client.write(IP, { ...ref, block: 12 }, 0, Buffer.alloc(MiB), false);
+  assert.equal((await local.store.meta({ ...ref, block: 12 })).exists, false, 'zeros on a never-written extent: nothing to do');
 });
 
 test('a first-cut (version 0) write frame without checksums is served and answered in version 0', async () => {

@@ -17,8 +17,20 @@ import { DiskIoError, InputError, NotFoundError, UnavailableError, errorMessage 
 import * as R from '../core/replication-codec.ts';
 import { REPLICATION_PORT } from '../protocol/cluster.ts';
 import type { EgroupRef, LocalEgroups } from './egroups.ts';
-import { ChecksumError, crcsFor } from './extent-store.ts';
+import { ChecksumError, ZERO_PAGE_CRC, crcsFor } from './extent-store.ts';
 
+
+const ZEROS = Buffer.alloc(4096);
+
+/** Whether a write's data is all zeros (its whole pages' checksums say so first: other data is rejected at once). */
+function isZeros(data: Uint8Array, crcs: Uint32Array): boolean {
+  if (data.byteLength === 0 || !crcs.every((c) => c === ZERO_PAGE_CRC)) return false;
+  for (let at = 0; at < data.byteLength; at += ZEROS.length) {
+    const part = data.subarray(at, Math.min(data.byteLength, at + ZEROS.length));
+    if (!ZEROS.subarray(0, part.byteLength).equals(part)) return false;
+  }
+  return true;
+}
 
 function statusOf(e: unknown): number {
   if (e instanceof ChecksumError) return R.ST_CHECKSUM;
@@ -123,6 +135,10 @@ export class ReplicationServer {
       }
       case R.OP_READ:
         return this.local.read(ref, req.offset, req.length);
+      case R.OP_ZERO:
+      case R.OP_ZERO_SYNC:
+        await this.local.zero(ref, req.offset, req.length, req.op === R.OP_ZERO_SYNC);
+        return undefined;
       case R.OP_SYNC_MANY:
         await this.local.syncMany(R.decodeSyncMany(payload ?? Buffer.alloc(0)).map((e) => ({ ...e, vdisk: req.vdisk })));
         return undefined;
@@ -251,7 +267,10 @@ export class ReplicationClient {
 
   /** Writes to a replica; `crcs`: the CRC32C of the whole pages written (computed here if not given, once per buffer). */
   async write(ip: string, r: EgroupRef, offset: number, data: Uint8Array, sync: boolean, crcs?: Uint32Array): Promise<void> {
-    await this.call(ip, sync ? R.OP_WRITE_SYNC : R.OP_WRITE, r, offset, data.byteLength, [R.encodeCrcs(crcs ?? crcsFor(data, offset)), data]);
+    const sums = crcs ?? crcsFor(data, offset);
+    // zeros (a TRIM, WRITE_ZEROES, a copy of an unwritten extent) go as a range, not as bytes
+    if (isZeros(data, sums)) await this.call(ip, sync ? R.OP_ZERO_SYNC : R.OP_ZERO, r, offset, data.byteLength);
+    else await this.call(ip, sync ? R.OP_WRITE_SYNC : R.OP_WRITE, r, offset, data.byteLength, [R.encodeCrcs(sums), data]);
   }
 
   /** Makes extents on a peer durable: one SYNC_MANY per vdisk and SYNC_MANY_MAX extents. */
