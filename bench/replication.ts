@@ -32,7 +32,7 @@ import { createInterface } from 'node:readline';
 import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import * as R from '../src/cvm/core/replication-codec.ts';
-import { LocalEgroups, type EgroupRef } from '../src/cvm/node/egroups.ts';
+import { LocalEgroups, crcsFor, type EgroupRef } from '../src/cvm/node/egroups.ts';
 import { ReplicationClient, ReplicationServer, type MemberTls } from '../src/cvm/node/replication.ts';
 import { formatDisk } from '../src/shared/disk-volume.ts';
 import { ByteReader } from '../src/shared/nbd/reader.ts';
@@ -107,13 +107,13 @@ class Conn {
     this.pending.clear();
   }
 
-  call(req: Omit<R.ReplicationRequest, 'id'>, payload?: Uint8Array): Promise<Buffer> {
+  call(req: Omit<R.ReplicationRequest, 'id'>, payload: readonly Uint8Array[] = []): Promise<Buffer> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.sock.cork();
       this.sock.write(R.encodeRequest({ ...req, id }));
-      if (payload?.byteLength) this.sock.write(payload);
+      for (const p of payload) if (p.byteLength > 0) this.sock.write(p);
       process.nextTick(() => this.sock.uncork());
     });
   }
@@ -129,7 +129,8 @@ function codecClient(dial: () => Socket, n = 4): Client {
   const pick = (): Conn => conns.reduce((a, b) => (b.load < a.load ? b : a));
   const req = (op: number, r: EgroupRef, offset: number, length: number): Omit<R.ReplicationRequest, 'id'> => ({ op, disk: r.disk, vdisk: r.vdisk, block: r.block, offset, length });
   return {
-    write: (r, offset, data) => pick().call(req(R.OP_WRITE, r, offset, data.byteLength), data),
+    // protocol version 1: the page checksums (computed once per buffer, as the production client does), then the data
+    write: (r, offset, data) => pick().call(req(R.OP_WRITE, r, offset, data.byteLength), [R.encodeCrcs(crcsFor(data, offset)), data]),
     read: (r, offset, length) => pick().call(req(R.OP_READ, r, offset, length)),
     close: () => conns.forEach((c) => c.close()),
   };

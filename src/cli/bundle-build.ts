@@ -4,7 +4,7 @@
  * by esbuild into one self-contained JavaScript module) with a manifest into a release bundle.
  */
 import { fileURLToPath } from 'node:url';
-import { resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { InputError } from '../shared/errors.ts';
 import { writeBundle, sha256Of, openBundle } from '../shared/bundle/archive.ts';
@@ -27,7 +27,12 @@ export interface BuildOptions {
   compatible?: Record<string, string[]>;
 }
 
-async function bundleEntry(entry: string): Promise<Buffer> {
+/**
+ * One entry bundled: its module, and the native addons it loads (`.node` files, e.g. the CRC32C of
+ * @node-rs/crc32, built for this machine's platform) shipped beside it, where the module's
+ * rewritten `require("./name-hash.node")` finds them.
+ */
+async function bundleEntry(entry: string, at: string): Promise<[string, Buffer][]> {
   const r = await build({
     entryPoints: [resolve(SRC, entry)],
     bundle: true,
@@ -42,10 +47,14 @@ async function bundleEntry(entry: string): Promise<Buffer> {
     // beside the bundle: see DATA_FILES.
     define: { __dirname: 'import.meta.dirname', __filename: 'import.meta.filename' },
     logLevel: 'silent',
+    outdir: '/bundle',
+    loader: { '.node': 'copy' },
+    assetNames: '[name]-[hash]',
   });
-  const out = r.outputFiles[0];
+  const out = r.outputFiles.find((f) => f.path.endsWith('.js'));
   if (!out) throw new Error(`esbuild produced nothing for ${entry}`);
-  return Buffer.from(out.contents);
+  const addons = r.outputFiles.filter((f) => f.path.endsWith('.node')).map((f): [string, Buffer] => [`${dirname(at)}/${basename(f.path)}`, Buffer.from(f.contents)]);
+  return [[at, Buffer.from(out.contents)], ...addons];
 }
 
 /** Files that bundled code reads at run time, shipped at these paths (relative to the boot disk root). */
@@ -59,10 +68,10 @@ export async function buildBundle(o: BuildOptions): Promise<{ file: string; mani
   const hv = o.hypervisorVersion ?? o.version;
   const nos = o.nosVersion ?? o.version;
   const files = new Map<string, Buffer>([
-    ['hypervisor/hypervisor.mjs', await bundleEntry('hypervisor/main.ts')],
-    ['cvm/cvm.mjs', await bundleEntry('cvm/main.ts')],
-    ['cvm/prism.mjs', await bundleEntry('prism/main.ts')],
-    ['installer/installer.mjs', await bundleEntry('installer/main.ts')],
+    ...(await bundleEntry('hypervisor/main.ts', 'hypervisor/hypervisor.mjs')),
+    ...(await bundleEntry('cvm/main.ts', 'cvm/cvm.mjs')),
+    ...(await bundleEntry('prism/main.ts', 'cvm/prism.mjs')),
+    ...(await bundleEntry('installer/main.ts', 'installer/installer.mjs')),
     ...DATA_FILES.map(([to, from]): [string, Buffer] => [to, readFileSync(require.resolve(from))]),
   ]);
   const minFirmware: BundleManifest['minFirmware'] = {};

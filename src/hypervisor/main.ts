@@ -161,7 +161,10 @@ function startCvm(configPath: string): void {
   const execArgv = (process.env['CONVERGE_CVM_EXEC_ARGV'] ?? '').split(' ').filter((x) => x !== '');
   // The CVM is a VM: its own process group (its services are in it), and stdin is its host's
   // lifeline (the CVM stops at once when this hypervisor is gone; rack/protocol stopOnPowerLoss).
-  const child = spawn(process.execPath, [...execArgv, entry], { cwd: root, env: { ...process.env, CONVERGE_CVM_CONFIG: configPath }, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  // libuv's thread pool runs the CVM's file I/O (and its fdatasyncs, which hold a thread for a
+  // while): 4 threads for crypto/dns/zlib plus 4 per passed-through disk, at most 64 (ADR 015)
+  const threads = process.env['UV_THREADPOOL_SIZE'] ?? String(Math.min(64, 4 + 4 * hw.disks.length));
+  const child = spawn(process.execPath, [...execArgv, entry], { cwd: root, env: { ...process.env, CONVERGE_CVM_CONFIG: configPath, UV_THREADPOOL_SIZE: threads }, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   cvm = child;
   cvmState = 'starting';
   const t0 = Date.now();

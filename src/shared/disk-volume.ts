@@ -22,7 +22,7 @@
  *     taken over.
  */
 import { mkdirSync, readFileSync, writeFileSync, existsSync, readdirSync, statSync, rmSync } from 'node:fs';
-import { open, readFile, writeFile, rm, mkdir, readdir, stat, rename, type FileHandle } from 'node:fs/promises';
+import { open, readFile, writeFile, rm, mkdir, readdir, stat, rename, access, type FileHandle } from 'node:fs/promises';
 import { join, normalize, isAbsolute, dirname } from 'node:path';
 import { ConflictError, DiskFullError, DiskIoError, InputError } from './errors.ts';
 import { KeyedLock } from './keyed-lock.ts';
@@ -57,6 +57,8 @@ function otherHolder(dir: string): Lease | undefined {
 }
 const BLOCK = 4096;
 const MAX_OPEN = 256;
+/** How stale the hot path's view of the FAILED marker may be (checked asynchronously, at most this often). */
+const FAIL_PROBE_MS = 50;
 
 const roundUp = (n: number): number => Math.ceil(n / BLOCK) * BLOCK;
 
@@ -93,6 +95,19 @@ function usageOf(dir: string): number {
   };
   walk(dir);
   return total;
+}
+
+/** The chunks after their first `n` bytes. */
+function skip(chunks: readonly Uint8Array[], n: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const c of chunks) {
+    if (n >= c.byteLength) n -= c.byteLength;
+    else {
+      out.push(n > 0 ? c.subarray(n) : c);
+      n = 0;
+    }
+  }
+  return out;
 }
 
 export class DiskVolume {
@@ -174,6 +189,25 @@ export class DiskVolume {
 
   private check(): void {
     if (existsSync(join(this.dir, DISK_FAILED))) throw new DiskIoError(this.label.serial, 'I/O error (the disk has failed)');
+  }
+
+  private failed = { value: false, at: -Infinity, probe: undefined as Promise<void> | undefined };
+
+  /**
+   * check() for the I/O path (pwritev, readAt, datasync, truncate): no synchronous syscall; the
+   * FAILED marker is looked at asynchronously, at most every FAIL_PROBE_MS.
+   */
+  private async checkHot(): Promise<void> {
+    const f = this.failed;
+    if (performance.now() - f.at > FAIL_PROBE_MS) {
+      f.probe ??= access(join(this.dir, DISK_FAILED)).then(() => true, () => false).then((v) => {
+        f.value = v;
+        f.at = performance.now();
+        f.probe = undefined;
+      });
+      await f.probe;
+    }
+    if (f.value) throw new DiskIoError(this.label.serial, 'I/O error (the disk has failed)');
   }
 
   private reserve(delta: number): void {
@@ -311,6 +345,102 @@ export class DiskVolume {
           this.usedBytes -= delta;
           throw e;
         }
+      } finally {
+        this.release(h);
+      }
+    });
+  }
+
+  /**
+   * Writes the chunks one after another at `position` with one vectored write (no joining),
+   * creating the file if needed; usage is charged as pwrite does.
+   */
+  async pwritev(rel: string, chunks: readonly Uint8Array[], position: number, sync = false): Promise<void> {
+    await this.checkHot();
+    const p = this.path(rel);
+    const total = chunks.reduce((n, c) => n + c.byteLength, 0);
+    await this.locks.run(p, async () => {
+      const h = await this.acquire(p, true);
+      if (!h) throw new Error(`cannot open ${rel}`);
+      try {
+        const end = Math.max(h.size, position + total);
+        const delta = roundUp(end) - roundUp(h.size);
+        this.reserve(delta);
+        try {
+          let done = 0;
+          let rest: Uint8Array[] = [...chunks];
+          while (done < total) {
+            const { bytesWritten } = await h.fh.writev(rest, position + done);
+            done += bytesWritten;
+            if (done < total) rest = skip(rest, bytesWritten); // a short write: the rest again
+          }
+          h.size = end;
+          if (sync) await h.fh.datasync();
+        } catch (e) {
+          this.usedBytes -= delta;
+          throw e;
+        }
+      } finally {
+        this.release(h);
+      }
+    });
+  }
+
+  /** Bytes of a file at a position (fewer past its end), or undefined if the file does not exist. */
+  async readAt(rel: string, length: number, position: number): Promise<Buffer | undefined> {
+    await this.checkHot();
+    let h;
+    try {
+      h = await this.acquire(this.path(rel), false);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+    if (!h) return undefined;
+    try {
+      const buf = Buffer.allocUnsafe(length); // every byte is read or the result is cut to what was read
+      let got = 0;
+      while (got < length) {
+        const { bytesRead } = await h.fh.read(buf, got, length - got, position + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      return buf.subarray(0, got);
+    } finally {
+      this.release(h);
+    }
+  }
+
+  /** sync() for the I/O path: a missing file has nothing to flush; no synchronous syscall. */
+  async datasync(rel: string): Promise<void> {
+    await this.checkHot();
+    let h;
+    try {
+      h = await this.acquire(this.path(rel), false);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw e;
+    }
+    if (!h) return;
+    try {
+      await h.fh.datasync();
+    } finally {
+      this.release(h);
+    }
+  }
+
+  /** Cuts a file to `size` bytes (its space past that returns to the disk). */
+  async truncate(rel: string, size: number): Promise<void> {
+    await this.checkHot();
+    const p = this.path(rel);
+    await this.locks.run(p, async () => {
+      const h = await this.acquire(p, false);
+      if (!h) return;
+      try {
+        if (h.size <= size) return;
+        await h.fh.truncate(size);
+        this.usedBytes -= roundUp(h.size) - roundUp(size);
+        h.size = size;
       } finally {
         this.release(h);
       }

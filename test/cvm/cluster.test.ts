@@ -23,6 +23,7 @@ import { cvmCall } from '../../src/cvm/protocol/client.ts';
 import { hostCall } from '../../src/hypervisor/protocol/client.ts';
 import { connect as tlsConnect } from 'node:tls';
 import { storeClient } from '../../src/cvm/protocol/store.ts';
+import { DATA_AT } from '../../src/cvm/node/extent-store.ts';
 
 let t: TestFoundation;
 /** MiB written by the data-path test (the issue's done-when run: CONVERGE_FABRIC_MIB=1024). */
@@ -170,7 +171,7 @@ test(`data path: ${FABRIC_MIB} MiB written through one CVM, read back byte-ident
         assert.equal(reps[0]!.node, writer, `${k}: the first replica is on the writer's node`);
         for (const r of reps) {
           const node = [0, 1, 2].map((i) => t.tr.node(i)).find((n) => n.serial === r.node)!;
-          assert.ok(existsSync(join(node.diskPath(r.disk)!, 'data', 'egroups', vd.uuid, k.split('/').pop()!)), `${k}: replica file on ${r.node}/${r.disk}`);
+          assert.ok(existsSync(join(node.diskPath(r.disk)!, 'data', 'extents', vd.uuid, k.split('/').pop()!)), `${k}: replica file on ${r.node}/${r.disk}`);
         }
       }
     } finally {
@@ -193,9 +194,10 @@ test(`data path: ${FABRIC_MIB} MiB written through one CVM, read back byte-ident
     const reps = JSON.parse((await etcd2.get(`/converge/egroups/${vd.uuid}/5`).string()) ?? '[]') as { node: string; disk: string }[];
     etcd2.close();
     const local = reps[0]!;
-    const file = join(t.tr.node(0).diskPath(local.disk)!, 'data', 'egroups', vd.uuid, '5');
+    // an extent file: two header copies, then the data (src/cvm/node/extent-store.ts)
+    const file = join(t.tr.node(0).diskPath(local.disk)!, 'data', 'extents', vd.uuid, '5');
     const bytes = readFileSync(file);
-    bytes[100] = bytes[100]! ^ 0xff;
+    bytes[DATA_AT + 100] = bytes[DATA_AT + 100]! ^ 0xff;
     writeFileSync(file, bytes);
     const c = await NbdClient.connect('127.62.1.1', 10809, 'fabric', 5000, { tls: t.nbdTls() });
     try {
@@ -204,7 +206,7 @@ test(`data path: ${FABRIC_MIB} MiB written through one CVM, read back byte-ident
     } finally {
       c.close();
     }
-    await t.tr.until(() => readFileSync(file).equals(data.subarray(5 << 20, 6 << 20)), 10_000, 'the corrupted replica repaired');
+    await t.tr.until(() => readFileSync(file).subarray(DATA_AT).equals(data.subarray(5 << 20, 6 << 20)), 10_000, 'the corrupted replica repaired');
     await t.tr.until(() => t.tr.node(0).consoleLines().some((l) => l.includes(`repaired fabric block 5 on ${local.node}/${local.disk}`)), 5000, 'the repair in the console');
   } finally {
     rmSync(src, { force: true });

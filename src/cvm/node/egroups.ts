@@ -1,24 +1,29 @@
 /**
  * @module
  * Extent groups on this CVM's disks, and the peer protocol that lets other CVMs read and write
- * them. In this first cut an extent group holds one 1 MiB block of one vdisk, in the file
- * `egroups/<vdisk uuid>/<block>` of a DiskVolume (so capacity and disk failures apply).
+ * them. In this first cut an extent group holds one 1 MiB block of one vdisk: an extent of the
+ * extent store (node/extent-store.ts: `extents/<vdisk uuid>/<block>` on a DiskVolume, with its
+ * checksummed header; capacity and disk failures apply). The files of the earlier format
+ * (`egroups/<vdisk>/<block>` + `.crc`) are not read nor migrated: clusters are rebuilt.
  *
  * Peers reach these extent groups over the replication protocol (node/replication.ts, binary, on
- * cvmIp:2009); a FLUSH's batch of syncs goes over HTTP on cvmIp:2100:
+ * cvmIp:2009), a FLUSH's batch of syncs too (SYNC_MANY). The HTTP route of the earlier cut stays
+ * served for peers of that version (cvmIp:2100):
  *   POST /egroup/sync-many   body = JSON [{ disk, vdisk, block }, ...]   → 204
+ *
+ * Page checksums (CRC32C) are computed once per buffer handed in (crcsFor): the write path hands
+ * the same buffer to every replica, local and remote; the remote ones get the checksums in the
+ * write frame and store them as they are. A buffer handed to write() must not change afterwards.
  */
-import { crc32 } from 'node:zlib';
-import { Pool } from 'undici';
 import { DiskVolume, isDiskFailed } from '../../shared/disk-volume.ts';
-import { KeyedLock } from '../../shared/keyed-lock.ts';
 import { mapLimit } from '../../shared/async.ts';
-import { InputError, NotFoundError, errorMessage, DiskIoError, UnavailableError } from '../../shared/errors.ts';
-import { BLOCK_BYTES } from '../core/storage.ts';
-import { CVM_API_PORT } from '../protocol/cluster.ts';
+import { InputError, NotFoundError } from '../../shared/errors.ts';
 import { ReplicationClient, type MemberTls } from './replication.ts';
 import type { Identity } from '../../shared/identity.ts';
 import { validateRequest, OP_SYNC } from '../core/replication-codec.ts';
+import { ExtentStore, crcsFor } from './extent-store.ts';
+
+export { ChecksumError, crcsFor } from './extent-store.ts';
 
 export interface EgroupRef {
   disk: string;
@@ -26,47 +31,14 @@ export interface EgroupRef {
   block: number;
 }
 
-const fileOf = (r: EgroupRef): string => `egroups/${r.vdisk}/${r.block}`;
-/** The checksums of an extent group: one CRC32 per 4 KiB page (0 = never written). */
-const crcOf = (r: EgroupRef): string => `${fileOf(r)}.crc`;
-const PAGE = 4096;
-const CRC_CACHE = 4096;
-const stored = (b: Buffer): number => {
-  const c = crc32(b);
-  return c === 0 ? 1 : c; // 0 is kept for "never written"
-};
-
-/** A replica whose data does not match its checksums: read another, then repair this one. */
-export class ChecksumError extends DiskIoError {}
-
 /**
- * The extent groups on this CVM's own disks, with a CRC32 per 4 KiB page written beside the data
- * and verified on every read.
- *
- * Invariant: data and checksums of one extent group change together: writes and reads of an
- * extent group are serialized, so a reader never sees data without its checksums.
+ * The extent groups on this CVM's own disks: the v1 interface over the extent store (epoch 0:
+ * unfenced; the generation counts writes).
  */
 export class LocalEgroups {
   private vols = new Map<string, DiskVolume>();
-  private locks = new KeyedLock();
-  /** Checksums of recently used extent groups (1 KiB each), so a read needs no second file read. */
-  private crcs = new Map<string, Buffer>();
-
-  private async crcTable(v: DiskVolume, r: EgroupRef): Promise<Buffer> {
-    const k = `${r.disk}/${fileOf(r)}`;
-    let t = this.crcs.get(k);
-    if (t) {
-      this.crcs.delete(k);
-    } else {
-      t = await this.raw(v, crcOf(r), 0, (BLOCK_BYTES / PAGE) * 4);
-      if (this.crcs.size >= CRC_CACHE) {
-        const oldest = this.crcs.keys().next().value;
-        if (oldest !== undefined) this.crcs.delete(oldest);
-      }
-    }
-    this.crcs.set(k, t);
-    return t;
-  }
+  /** The extent store on these disks (v2 callers use it directly: epochs, generations, zeroing). */
+  readonly store: ExtentStore;
 
   /** Claims the disks (the passed-through HBA): no other process may open them while this CVM runs. */
   constructor(disks: readonly { serial: string; path: string }[], owner = 'the CVM') {
@@ -77,6 +49,7 @@ export class LocalEgroups {
         // a disk that cannot be opened is not offered (its status says so)
       }
     }
+    this.store = new ExtentStore(this.vols);
   }
 
   /** Gives back the leases on this CVM's disks (at shutdown). */
@@ -91,101 +64,39 @@ export class LocalEgroups {
     return this.vols.has(disk);
   }
 
-  private vol(disk: string): DiskVolume {
-    const v = this.vols.get(disk);
-    if (!v) throw new NotFoundError('disk on this CVM', disk);
-    return v;
-  }
-
   /** Each local disk's space and health, read now (a disk can fail while the CVM runs). */
   space(): { serial: string; freeBytes: number; usedBytes: number; ok: boolean }[] {
     return [...this.vols.values()].map((v) => ({ serial: v.serial, freeBytes: v.free(), usedBytes: v.used(), ok: !isDiskFailed(v.dir) }));
   }
 
-  async write(r: EgroupRef, offset: number, data: Uint8Array, sync: boolean): Promise<void> {
-    if (offset < 0 || offset + data.byteLength > BLOCK_BYTES) throw new InputError('offset', `a write must stay inside its ${BLOCK_BYTES}-byte extent group`);
-    const v = this.vol(r.disk);
-    const file = fileOf(r);
-    await this.locks.run(file, async () => {
-      await v.pwrite(file, data, offset, false);
-      const first = Math.floor(offset / PAGE);
-      const last = Math.floor((offset + data.byteLength - 1) / PAGE);
-      const aligned = offset % PAGE === 0 && data.byteLength % PAGE === 0;
-      const pages = aligned ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : await this.raw(v, file, first * PAGE, (last - first + 1) * PAGE);
-      const table = await this.crcTable(v, r);
-      for (let i = 0; i <= last - first; i++) table.writeUInt32BE(stored(pages.subarray(i * PAGE, (i + 1) * PAGE)), (first + i) * 4);
-      await v.pwrite(crcOf(r), table.subarray(first * 4, (last + 1) * 4), first * 4, false);
-      if (sync) await Promise.all([v.sync(file), v.sync(crcOf(r))]);
-    });
+  /** `crcs`: the CRC32C of the whole pages written, when the caller has them (a replication frame). */
+  async write(r: EgroupRef, offset: number, data: Uint8Array, sync: boolean, crcs?: Uint32Array): Promise<void> {
+    await this.store.write(r, offset, data, { epoch: 0, sync, crcs: crcs ?? crcsFor(data, offset) });
   }
 
-  /** Bytes of a file, zero-filled past its end or where it does not exist. */
-  private async raw(v: DiskVolume, file: string, offset: number, length: number): Promise<Buffer> {
-    let got: Buffer;
-    try {
-      got = await v.pread(file, length, offset);
-    } catch (e) {
-      if (!(e instanceof Error && 'code' in e && e.code === 'ENOENT')) throw e;
-      return Buffer.alloc(length);
-    }
-    if (got.length === length) return got;
-    const out = Buffer.alloc(length); // past the end of the file: zeros
-    got.copy(out);
-    return out;
+  read(r: EgroupRef, offset: number, length: number): Promise<Buffer> {
+    return this.store.read(r, offset, length);
   }
 
-  async read(r: EgroupRef, offset: number, length: number): Promise<Buffer> {
-    if (offset < 0 || offset + length > BLOCK_BYTES) throw new InputError('offset', `a read must stay inside its ${BLOCK_BYTES}-byte extent group`);
-    if (length === 0) return Buffer.alloc(0);
-    const v = this.vol(r.disk);
-    const file = fileOf(r);
-    return this.locks.run(file, async () => {
-      const first = Math.floor(offset / PAGE);
-      const last = Math.floor((offset + length - 1) / PAGE);
-      const [pages, table] = await Promise.all([this.raw(v, file, first * PAGE, (last - first + 1) * PAGE), this.crcTable(v, r)]);
-      const crcs = table.subarray(first * 4, (last + 1) * 4);
-      for (let i = 0; i <= last - first; i++) {
-        const want = crcs.readUInt32BE(i * 4);
-        if (want === 0) continue; // never written: zeros
-        if (stored(pages.subarray(i * PAGE, (i + 1) * PAGE)) !== want) {
-          throw new ChecksumError(r.disk, `checksum mismatch in extent group ${r.vdisk}/${r.block} at page ${first + i}`);
-        }
-      }
-      return pages.subarray(offset - first * PAGE, offset - first * PAGE + length);
-    });
+  /** Zeroes a range (pages marked, not written; a never-written extent group stays absent). */
+  zero(r: EgroupRef, offset: number, length: number, sync: boolean): Promise<void> {
+    return this.store.zero(r, offset, length, { epoch: 0, sync });
   }
 
   /** Every extent-group replica file on this CVM's healthy disks, by disk and vdisk. */
-  async inventory(): Promise<{ disk: string; vdisk: string; blocks: { block: number; mtimeMs: number }[] }[]> {
-    const out: { disk: string; vdisk: string; blocks: { block: number; mtimeMs: number }[] }[] = [];
-    for (const v of this.vols.values()) {
-      if (isDiskFailed(v.dir)) continue;
-      for (const vdisk of await v.list('egroups')) {
-        const blocks: { block: number; mtimeMs: number }[] = [];
-        for (const name of await v.list(`egroups/${vdisk}`)) {
-          if (!/^\d+$/.test(name)) continue;
-          const st = await v.stat(`egroups/${vdisk}/${name}`);
-          if (st) blocks.push({ block: Number(name), mtimeMs: st.mtimeMs });
-        }
-        out.push({ disk: v.serial, vdisk, blocks });
-      }
-    }
-    return out;
+  inventory(): Promise<{ disk: string; vdisk: string; blocks: { block: number; mtimeMs: number }[] }[]> {
+    return this.store.inventory();
   }
 
-  /** Removes a replica (data and checksums): one no record points at any more. */
-  async drop(r: EgroupRef): Promise<void> {
-    const v = this.vol(r.disk);
-    await this.locks.run(fileOf(r), async () => {
-      this.crcs.delete(`${r.disk}/${fileOf(r)}`);
-      await v.remove(fileOf(r));
-      await v.remove(crcOf(r));
-    });
+  /** Removes a replica: one no record points at any more. */
+  drop(r: EgroupRef): Promise<void> {
+    return this.store.drop(r);
   }
 
-  async sync(r: EgroupRef): Promise<void> {
-    const v = this.vol(r.disk);
-    await Promise.all([v.sync(fileOf(r)), v.sync(crcOf(r))]);
+  /** Makes an extent group durable (nothing to do if it was not written since its last sync). */
+  sync(r: EgroupRef): Promise<void> {
+    if (!this.vols.has(r.disk)) return Promise.reject(new NotFoundError('disk on this CVM', r.disk));
+    return this.store.sync(r);
   }
 
   /** Makes many extent groups durable, a few at a time (a FLUSH after a large copy names thousands). */
@@ -194,21 +105,21 @@ export class LocalEgroups {
   }
 }
 
-/** Reads and writes extent groups on other CVMs: the replication protocol, and HTTP for a FLUSH's batch. */
+/** Reads and writes extent groups on other CVMs: the replication protocol. */
 export class PeerEgroups {
-  private pools = new Map<string, Pool>();
   private link: ReplicationClient;
 
   /**
-   * `tls`: this member's `cvm` certificate and the cluster CA (replication); `api`: the identity
-   * it presents to a peer's API (a FLUSH's batch).
+   * `tls`: this member's `cvm` certificate and the cluster CA (replication). The second argument
+   * (the identity for a peer's API, which a FLUSH's batch used) is no longer needed.
    */
-  constructor(tls: () => MemberTls | undefined, private readonly api: () => Identity | undefined) {
+  constructor(tls: () => MemberTls | undefined, _api?: () => Identity | undefined) {
     this.link = new ReplicationClient(tls);
   }
 
-  write(ip: string, r: EgroupRef, offset: number, data: Uint8Array, sync: boolean): Promise<void> {
-    return this.link.write(ip, r, offset, data, sync);
+  /** `crcs`: the CRC32C of the whole pages written (computed once per buffer if not given). */
+  write(ip: string, r: EgroupRef, offset: number, data: Uint8Array, sync: boolean, crcs?: Uint32Array): Promise<void> {
+    return this.link.write(ip, r, offset, data, sync, crcs);
   }
 
   read(ip: string, r: EgroupRef, offset: number, length: number): Promise<Buffer> {
@@ -219,30 +130,14 @@ export class PeerEgroups {
     return this.link.sync(ip, r);
   }
 
-  /** Makes many extent groups on one peer durable, in one request per 4096. */
-  async syncMany(ip: string, refs: readonly EgroupRef[]): Promise<void> {
-    let p = this.pools.get(ip);
-    if (!p) {
-      const id = this.api();
-      if (!id) throw new UnavailableError(`no identity to reach CVM ${ip} with`);
-      this.pools.set(ip, (p = new Pool(`https://${ip}:${CVM_API_PORT}`, { connections: 2, keepAliveTimeout: 30_000, connect: { ca: id.ca, cert: id.cert, key: id.key } })));
-    }
-    for (let i = 0; i < refs.length; i += 4096) {
-      let res;
-      try {
-        res = await p.request({ method: 'POST', path: '/egroup/sync-many', body: JSON.stringify(refs.slice(i, i + 4096)), headers: { 'content-type': 'application/json' }, headersTimeout: 120_000, bodyTimeout: 120_000 });
-      } catch (e) {
-        throw new UnavailableError(`CVM ${ip} does not answer (${errorMessage(e)})`);
-      }
-      const text = await res.body.text();
-      if (res.statusCode >= 400) throw new DiskIoError(ip, `peer ${ip}: ${text}`);
-    }
+  /** Makes many extent groups on one peer durable: SYNC_MANY frames of up to 4096 on the replication link. */
+  syncMany(ip: string, refs: readonly EgroupRef[]): Promise<void> {
+    return this.link.syncMany(ip, refs);
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.link.close();
-    await Promise.all([...this.pools.values()].map((p) => p.close()));
-    this.pools.clear();
+    return Promise.resolve();
   }
 }
 

@@ -73,7 +73,7 @@ test('the sweep removes local replica files no record points at, once they are o
   try {
     const store: Record<string, string> = { [`${EGROUPS_PREFIX}${V}/0`]: JSON.stringify([rep('A', 'a1'), rep('B', 'b1')]), [`${EGROUPS_PREFIX}${V}/1`]: JSON.stringify([rep('B', 'b1'), rep('C', 'c1')]) };
     for (const block of [0, 1, 2]) await local.write({ disk: 'a1', vdisk: V, block }, 0, Buffer.alloc(4096, 7), true);
-    const file = (b: number): string => join(dir, 'a1', 'data', 'egroups', V, String(b));
+    const file = (b: number): string => join(dir, 'a1', 'data', 'extents', V, String(b));
     const clock = new VirtualClock(Date.now());
     const r = new Repairer({
       clock, local, localNode: 'A', log: () => undefined, orphanAgeMs: 60_000,

@@ -16,8 +16,21 @@ import { ByteReader } from '../../shared/nbd/reader.ts';
 import { DiskIoError, InputError, NotFoundError, UnavailableError, errorMessage } from '../../shared/errors.ts';
 import * as R from '../core/replication-codec.ts';
 import { REPLICATION_PORT } from '../protocol/cluster.ts';
-import { ChecksumError, type EgroupRef, type LocalEgroups } from './egroups.ts';
+import type { EgroupRef, LocalEgroups } from './egroups.ts';
+import { ChecksumError, ZERO_PAGE_CRC, crcsFor } from './extent-store.ts';
 
+
+const ZEROS = Buffer.alloc(4096);
+
+/** Whether a write's data is all zeros (its whole pages' checksums say so first: other data is rejected at once). */
+function isZeros(data: Uint8Array, crcs: Uint32Array): boolean {
+  if (data.byteLength === 0 || !crcs.every((c) => c === ZERO_PAGE_CRC)) return false;
+  for (let at = 0; at < data.byteLength; at += ZEROS.length) {
+    const part = data.subarray(at, Math.min(data.byteLength, at + ZEROS.length));
+    if (!ZEROS.subarray(0, part.byteLength).equals(part)) return false;
+  }
+  return true;
+}
 
 function statusOf(e: unknown): number {
   if (e instanceof ChecksumError) return R.ST_CHECKSUM;
@@ -80,10 +93,10 @@ export class ReplicationServer {
       this.sockets.delete(sock);
     });
     sock.on('error', () => reader.end('connection error'));
-    const reply = (id: number, status: number, body?: Buffer): void => {
+    const reply = (id: number, version: number, status: number, body?: Buffer): void => {
       if (sock.destroyed) return;
       sock.cork();
-      sock.write(R.encodeReply(id, status, body?.length ?? 0));
+      sock.write(R.encodeReply(id, status, body?.length ?? 0, version));
       if (body?.length) sock.write(body);
       process.nextTick(() => sock.uncork());
     };
@@ -93,10 +106,12 @@ export class ReplicationServer {
           const h = R.decodeRequestHeader(await reader.read(R.REQ_HEADER));
           if (h.magic !== R.REQ_MAGIC) throw new Error(`bad request magic 0x${h.magic.toString(16)}`);
           if (h.length > 1 << 20 || h.diskLength === 0) throw new Error('bad request header');
+          if (h.version > R.PROTOCOL_VERSION) throw new Error(`protocol version ${h.version} is newer than ${R.PROTOCOL_VERSION}`); // its payload's size is unknown
           const disk = (await reader.read(h.diskLength)).toString('latin1');
-          const payload = R.hasPayload(h.op) ? await reader.read(h.length) : undefined;
+          const size = R.payloadBytes(h);
+          const payload = size > 0 ? await reader.read(size) : undefined;
           const req = { ...h, disk };
-          void this.execute(req, payload).then((out) => reply(req.id, R.ST_OK, out), (e: unknown) => reply(req.id, statusOf(e), Buffer.from(errorMessage(e))));
+          void this.execute(req, payload).then((out) => reply(req.id, h.version, R.ST_OK, out), (e: unknown) => reply(req.id, h.version, statusOf(e), Buffer.from(errorMessage(e))));
         }
       } catch (e) {
         if (!sock.destroyed && !(e instanceof Error && /closed|connection error/.test(e.message))) this.log(`replication: ${errorMessage(e)}; closing the connection`);
@@ -110,11 +125,23 @@ export class ReplicationServer {
     const ref: EgroupRef = { disk: req.disk, vdisk: req.vdisk, block: req.block };
     switch (req.op) {
       case R.OP_WRITE:
-      case R.OP_WRITE_SYNC:
-        await this.local.write(ref, req.offset, payload ?? Buffer.alloc(0), req.op === R.OP_WRITE_SYNC);
+      case R.OP_WRITE_SYNC: {
+        const body = payload ?? Buffer.alloc(0);
+        // v1: the page checksums the writing CVM computed, stored as they are
+        const n = (req.version ?? 0) >= 1 ? 4 * R.wholePageCount(req.offset, req.length) : 0;
+        const crcs = n > 0 ? R.decodeCrcs(body.subarray(0, n)) : undefined;
+        await this.local.write(ref, req.offset, body.subarray(n), req.op === R.OP_WRITE_SYNC, crcs);
         return undefined;
+      }
       case R.OP_READ:
         return this.local.read(ref, req.offset, req.length);
+      case R.OP_ZERO:
+      case R.OP_ZERO_SYNC:
+        await this.local.zero(ref, req.offset, req.length, req.op === R.OP_ZERO_SYNC);
+        return undefined;
+      case R.OP_SYNC_MANY:
+        await this.local.syncMany(R.decodeSyncMany(payload ?? Buffer.alloc(0)).map((e) => ({ ...e, vdisk: req.vdisk })));
+        return undefined;
       default:
         await this.local.sync(ref);
         return undefined;
@@ -188,7 +215,7 @@ class Link {
     this.sock.destroy();
   }
 
-  async call(req: Omit<R.ReplicationRequest, 'id'>, payload: Uint8Array | undefined, timeoutMs: number): Promise<Buffer> {
+  async call(req: Omit<R.ReplicationRequest, 'id'>, payload: readonly Uint8Array[], timeoutMs: number): Promise<Buffer> {
     await this.ready.catch((e: unknown) => this.fail(errorMessage(e)));
     if (this.dead) throw this.dead;
     const id = this.nextId;
@@ -201,7 +228,7 @@ class Link {
       this.pending.set(id, { op: req.op, resolve, reject, timer });
       this.sock.cork();
       this.sock.write(R.encodeRequest({ ...req, id }));
-      if (payload?.byteLength) this.sock.write(payload);
+      for (const p of payload) if (p.byteLength > 0) this.sock.write(p);
       process.nextTick(() => this.sock.uncork());
     });
   }
@@ -234,12 +261,36 @@ export class ReplicationClient {
     return ls.reduce((a, b) => (b.load < a.load ? b : a));
   }
 
-  private call(ip: string, op: number, r: EgroupRef, offset: number, length: number, payload?: Uint8Array, timeoutMs = 15_000): Promise<Buffer> {
+  private call(ip: string, op: number, r: EgroupRef, offset: number, length: number, payload: readonly Uint8Array[] = [], timeoutMs = 15_000): Promise<Buffer> {
     return this.link(ip).call({ op, disk: r.disk, vdisk: r.vdisk, block: r.block, offset, length }, payload, timeoutMs);
   }
 
-  async write(ip: string, r: EgroupRef, offset: number, data: Uint8Array, sync: boolean): Promise<void> {
-    await this.call(ip, sync ? R.OP_WRITE_SYNC : R.OP_WRITE, r, offset, data.byteLength, data);
+  /** Writes to a replica; `crcs`: the CRC32C of the whole pages written (computed here if not given, once per buffer). */
+  async write(ip: string, r: EgroupRef, offset: number, data: Uint8Array, sync: boolean, crcs?: Uint32Array): Promise<void> {
+    const sums = crcs ?? crcsFor(data, offset);
+    // zeros (a TRIM, WRITE_ZEROES, a copy of an unwritten extent) go as a range, not as bytes
+    if (isZeros(data, sums)) await this.call(ip, sync ? R.OP_ZERO_SYNC : R.OP_ZERO, r, offset, data.byteLength);
+    else await this.call(ip, sync ? R.OP_WRITE_SYNC : R.OP_WRITE, r, offset, data.byteLength, [R.encodeCrcs(sums), data]);
+  }
+
+  /** Makes extents on a peer durable: one SYNC_MANY per vdisk and SYNC_MANY_MAX extents. */
+  async syncMany(ip: string, refs: readonly EgroupRef[], timeoutMs = 120_000): Promise<void> {
+    const byVdisk = new Map<string, EgroupRef[]>();
+    for (const r of refs) {
+      let l = byVdisk.get(r.vdisk);
+      if (!l) byVdisk.set(r.vdisk, (l = []));
+      l.push(r);
+    }
+    const frames: Promise<Buffer>[] = [];
+    for (const l of byVdisk.values()) {
+      for (let i = 0; i < l.length; i += R.SYNC_MANY_MAX) {
+        const part = l.slice(i, i + R.SYNC_MANY_MAX);
+        const body = R.encodeSyncMany(part);
+        const first = part[0];
+        if (first) frames.push(this.call(ip, R.OP_SYNC_MANY, first, 0, body.length, [body], timeoutMs));
+      }
+    }
+    await Promise.all(frames);
   }
 
   read(ip: string, r: EgroupRef, offset: number, length: number): Promise<Buffer> {
