@@ -398,14 +398,7 @@ export class DiskVolume {
     }
     if (!h) return undefined;
     try {
-      const buf = Buffer.allocUnsafe(length); // every byte is read or the result is cut to what was read
-      let got = 0;
-      while (got < length) {
-        const { bytesRead } = await h.fh.read(buf, got, length - got, position + got);
-        if (bytesRead === 0) break;
-        got += bytesRead;
-      }
-      return buf.subarray(0, got);
+      return await readFully(h.fh, length, position);
     } finally {
       this.release(h);
     }
@@ -466,14 +459,7 @@ export class DiskVolume {
     const h = await this.acquire(this.path(rel), false);
     if (!h) throw new Error(`cannot open ${rel}`);
     try {
-      const buf = Buffer.allocUnsafe(length); // every byte is read or the result is cut to what was read
-      let got = 0;
-      while (got < length) {
-        const { bytesRead } = await h.fh.read(buf, got, length - got, position + got);
-        if (bytesRead === 0) break;
-        got += bytesRead;
-      }
-      return buf.subarray(0, got);
+      return await readFully(h.fh, length, position);
     } finally {
       this.release(h);
     }
@@ -516,4 +502,16 @@ export class DiskVolume {
   get root(): string {
     return join(this.dir, 'data');
   }
+}
+
+/** `length` bytes from `position`, or fewer where the file ends. */
+async function readFully(fh: FileHandle, length: number, position: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length); // every byte is read or the result is cut to what was read
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await fh.read(buf, got, length - got, position + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return buf.subarray(0, got);
 }

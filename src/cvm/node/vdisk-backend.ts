@@ -310,15 +310,8 @@ export class VdiskBackend implements NbdBackend {
    */
   private async dropReplicas(block: number, reps: Replica[], failed: readonly Replica[]): Promise<{ replicas: Replica[]; raced: boolean }> {
     const next = reps.filter((r) => !failed.includes(r));
-    const k = key(this.vdisk, block);
-    const r = await this.d.etcd.if(k, 'Value', '==', JSON.stringify(reps)).then(this.d.etcd.put(k).value(JSON.stringify(next))).commit();
-    if (!r.succeeded) {
-      this.map.delete(block);
-      const won = await this.replicasOf(block);
-      if (!won) throw new DiskIoError(this.vdisk.name, `block ${block}: its extent group record vanished`);
-      return { replicas: won, raced: true };
-    }
-    this.map.set(block, next);
+    const won = await this.casRecord(block, reps, next);
+    if (won) return { replicas: won, raced: true };
     this.d.log?.(`${this.vdisk.name} block ${block}: dropped ${failed.map((f) => `${f.node}/${f.disk}`).join(', ')} (failed a write); ${next.length} of ${this.rf} replicas until the repair loop restores it`);
     this.d.degraded?.(this.vdisk.uuid, block);
     return { replicas: next, raced: false };
@@ -415,17 +408,27 @@ export class VdiskBackend implements NbdBackend {
     return { next: [...good, ...fresh], fresh, lost };
   }
 
-  /** Puts `next` as the block's record if it is still `reps` (`raced` with the record that won if not). */
-  private async swapRecord(block: number, reps: Replica[], next: Replica[], lost: readonly Replica[], fresh: readonly Replica[]): Promise<{ replicas: Replica[]; raced: boolean }> {
+  /**
+   * Compare-and-swap of a block's record from `reps` to `next`: undefined when it took (the cache
+   * follows), else the record that won (somebody changed it meanwhile).
+   */
+  private async casRecord(block: number, reps: Replica[], next: Replica[]): Promise<Replica[] | undefined> {
     const k = key(this.vdisk, block);
     const r = await this.d.etcd.if(k, 'Value', '==', JSON.stringify(reps)).then(this.d.etcd.put(k).value(JSON.stringify(next))).commit();
     if (!r.succeeded) {
       this.map.delete(block);
       const won = await this.replicasOf(block);
       if (!won) throw new DiskIoError(this.vdisk.name, `block ${block}: its extent group record vanished`);
-      return { replicas: won, raced: true };
+      return won;
     }
     this.map.set(block, next);
+    return undefined;
+  }
+
+  /** Puts `next` as the block's record if it is still `reps` (`raced` with the record that won if not). */
+  private async swapRecord(block: number, reps: Replica[], next: Replica[], lost: readonly Replica[], fresh: readonly Replica[]): Promise<{ replicas: Replica[]; raced: boolean }> {
+    const won = await this.casRecord(block, reps, next);
+    if (won) return { replicas: won, raced: true };
     this.d.log?.(`${this.vdisk.name} block ${block}: ${lost.length > 0 ? `replaced ${lost.map((f) => `${f.node}/${f.disk}`).join(', ')}` : 'back to RF'} with ${fresh.map((f) => `${f.node}/${f.disk}`).join(', ')}`);
     return { replicas: next, raced: false };
   }

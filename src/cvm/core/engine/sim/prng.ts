@@ -1,16 +1,9 @@
-/** A seeded PRNG (mulberry32): the simulator's only source of randomness. */
-export class Rng {
-  private s: number;
+import { SeededRandom } from '../../../../shared/random.ts';
+
+/** A seeded PRNG (mulberry32, shared/random.ts): the simulator's only source of randomness. */
+export class Rng extends SeededRandom {
   constructor(seed: number) {
-    this.s = (seed ^ 0x9e3779b9) >>> 0;
-  }
-  /** [0, 1) */
-  next(): number {
-    this.s = (this.s + 0x6d2b79f5) >>> 0;
-    let t = this.s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    super((seed ^ 0x9e3779b9) >>> 0);
   }
   /** An integer in [lo, hi]. */
   int(lo: number, hi: number): number {
