@@ -461,7 +461,7 @@ export class Cvm {
       pool: async () => (await this.poolRecord()).disks,
       swapMany: (items) => swapMany(etcd, items),
       parallel: envNumber('CONVERGE_REPAIR_PARALLEL', 1),
-      mibPerSec: envNumber('CONVERGE_REPAIR_MIBPS', 16),
+      mibPerSec: envNumber('CONVERGE_REPAIR_MIBPS', 8),
       dutyCycle: Math.min(envNumber('CONVERGE_REPAIR_DUTY', 0.5), 1),
     });
     this.repairer.start();
