@@ -24,7 +24,7 @@
 import type { Duplex } from 'node:stream';
 import { NbdServer } from '../shared/nbd/server.ts';
 import type { NbdBackend, Transmission } from '../shared/nbd/backend.ts';
-import { NbdClient, NbdRequestError, writeRequest, type NbdWire } from '../shared/nbd/client.ts';
+import { NbdClient, NbdRequestError, type NbdWire } from '../shared/nbd/client.ts';
 import * as C from '../shared/nbd/constants.ts';
 import * as codec from '../shared/nbd/codec.ts';
 import { validateRequest } from '../shared/nbd/validate.ts';
@@ -86,7 +86,10 @@ class Link {
     this.pending.set(r.id, r);
     // DF asks for one data chunk; upstream replies are simple (one piece) anyway
     const flags = r.flags & ~C.NBD_CMD_FLAG_DF;
-    writeRequest(this.wire.sock, codec.encodeRequest({ flags, type: r.type, handle: r.id, offset: r.offset, length: r.length }), r.payload);
+    const sock = this.wire.sock;
+    corkForTick(sock);
+    sock.write(codec.encodeRequest({ flags, type: r.type, handle: r.id, offset: r.offset, length: r.length }));
+    for (const b of r.payload ?? []) sock.write(b);
   }
 
   close(): void {
@@ -243,15 +246,19 @@ class RedirectBackend implements NbdBackend {
       s?.();
     };
     const out = t.stream;
-    const reply = (handle: bigint, offset: bigint, errno: number, data: readonly Buffer[] | undefined): void => {
+    // replies that complete in one tick leave in one writev
+    const send = (head: Buffer, data?: readonly Buffer[]): void => {
       if (out.destroyed) return;
-      if (errno !== 0) out.write(t.structured ? codec.encodeChunkError(handle, errno, `NBD error ${errno} from the CVM`) : codec.encodeSimpleReply(handle, errno));
-      else if (!data) out.write(t.structured ? codec.encodeChunkDone(handle) : codec.encodeSimpleReply(handle, 0));
-      else writeReply(out, t.structured ? codec.encodeOffsetDataHeader(handle, offset, data.reduce((n, b) => n + b.length, 0)) : codec.encodeSimpleReply(handle, 0), data);
+      corkForTick(out);
+      out.write(head);
+      for (const b of data ?? []) out.write(b);
     };
-    const refuse = (handle: bigint, errno: number, message: string): void => {
-      if (!out.destroyed) out.write(t.structured ? codec.encodeChunkError(handle, errno, message) : codec.encodeSimpleReply(handle, errno));
+    const reply = (handle: bigint, offset: bigint, errno: number, data: readonly Buffer[] | undefined): void => {
+      if (errno !== 0) send(t.structured ? codec.encodeChunkError(handle, errno, `NBD error ${errno} from the CVM`) : codec.encodeSimpleReply(handle, errno));
+      else if (!data) send(t.structured ? codec.encodeChunkDone(handle) : codec.encodeSimpleReply(handle, 0));
+      else send(t.structured ? codec.encodeOffsetDataHeader(handle, offset, data.reduce((n, b) => n + b.length, 0)) : codec.encodeSimpleReply(handle, 0), data);
     };
+    const refuse = (handle: bigint, errno: number, message: string): void => send(t.structured ? codec.encodeChunkError(handle, errno, message) : codec.encodeSimpleReply(handle, errno));
     for (;;) {
       const req = codec.decodeRequest(await t.reader.read(C.NBD_REQUEST_SIZE));
       if (req.magic !== C.NBD_REQUEST_MAGIC) {
@@ -325,12 +332,17 @@ class RedirectBackend implements NbdBackend {
   }
 }
 
-/** A reply header and its data pieces as one write (corked: one syscall, no copy). */
-function writeReply(out: Duplex, head: Buffer, data: readonly Buffer[]): void {
-  out.cork();
-  out.write(head);
-  for (const b of data) out.write(b);
-  process.nextTick(() => out.uncork());
+const corked = new WeakSet<Duplex>();
+
+/** Holds a stream's writes until the end of this tick, so what is written meanwhile leaves in one writev (no copy). */
+function corkForTick(s: Duplex): void {
+  if (corked.has(s)) return;
+  corked.add(s);
+  s.cork();
+  process.nextTick(() => {
+    corked.delete(s);
+    s.uncork();
+  });
 }
 
 export class Redirector {
