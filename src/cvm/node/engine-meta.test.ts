@@ -193,9 +193,13 @@ test('a lost lease (revoked at etcd): leaseValid false for good, onLost told, ac
 
 // ---- the owner's data path (owner.ts) over the real store, replicas in memory ----
 
-function replicas(names: string[]): { nodes: Map<string, ReplicaModel>; io: ReplicaIo } {
+function replicas(names: string[]): { nodes: Map<string, ReplicaModel>; failing: Set<string>; io: ReplicaIo } {
   const nodes = new Map(names.map((n) => [n, new ReplicaModel(n, [{ serial: `${n}-ssd`, media: 'ssd' as const }], crc32c)]));
-  const at = (n: string): ReplicaModel => nodes.get(n)!;
+  const failing = new Set<string>();
+  const at = (n: string): ReplicaModel => {
+    if (failing.has(n)) throw new UnavailableError(`${n} fails`);
+    return nodes.get(n)!;
+  };
   const call = <T>(fn: () => T): Promise<T> => {
     try {
       return Promise.resolve(fn());
@@ -211,22 +215,26 @@ function replicas(names: string[]): { nodes: Map<string, ReplicaModel>; io: Repl
     writeExtent: (l, v, e, x, epoch, img) => call(() => at(l.node).writeExtent(l.disk, v, e, x, epoch, img)),
     sync: (c, v) => call(() => at(c.node).sync(v)),
   };
-  return { nodes, io };
+  return { nodes, failing, io };
 }
+
+function openOwner(vdisk: string, node: string, meta: EtcdMetaStore, io: ReplicaIo, names: string[], clock: Clock = new SystemClock()): Promise<VdiskOwner> {
+  return VdiskOwner.open({
+    vdisk, node, cvmIp: `ip-${node}`, rf: 2, io, meta, clock, checksum: crc32c,
+    liveness: { isDown: () => false, subscribe: () => () => undefined },
+    space: { disks: () => names.map((n) => ({ serial: `${n}-ssd`, node: n, cvmIp: `ip-${n}`, freeBytes: 1e12, ok: true, media: 'ssd' as const })) },
+  });
+}
+
+const page = (b: number): Uint8Array => new Uint8Array(PAGE_BYTES).fill(b);
 
 test('VdiskOwner over EtcdMetaStore: write, read back, hand over to another CVM (higher epoch, takeover), the old owner is fenced', opts, async () => {
   const names = ['a', 'b', 'c'];
   const { io } = replicas(names);
-  const clock = new SystemClock();
-  const open = (node: string, meta: EtcdMetaStore): Promise<VdiskOwner> => VdiskOwner.open({
-    vdisk: 'vd-owner', node, cvmIp: `ip-${node}`, rf: 2, io, meta, clock, checksum: crc32c,
-    liveness: { isDown: () => false, subscribe: () => () => undefined },
-    space: { disks: () => names.map((n) => ({ serial: `${n}-ssd`, node: n, cvmIp: `ip-${n}`, freeBytes: 1e12, ok: true, media: 'ssd' as const })) },
-  });
+  const open = (node: string, meta: EtcdMetaStore): Promise<VdiskOwner> => openOwner('vd-owner', node, meta, io, names);
   const ma = store();
   const mb = store();
   const oa = await open('a', ma);
-  const page = (b: number): Uint8Array => new Uint8Array(PAGE_BYTES).fill(b);
   await oa.pwrite(PAGE_BYTES, page(7));
   assert.deepEqual(await oa.pread(PAGE_BYTES, PAGE_BYTES), page(7));
   const stored = await mb.getEgroup('vd-owner', 0);
@@ -245,4 +253,26 @@ test('VdiskOwner over EtcdMetaStore: write, read back, hand over to another CVM 
   await ob.close();
   assert.equal((await clients[0]!.get(KEYS.owner('vd-owner')).exec()).kvs.length, 0, 'close released the key');
   oa.abandon();
+});
+
+test('VdiskOwner over EtcdMetaStore: a failing replica is moved to stale by a real CAS; the owner stops serving once the lease is not sure', opts, async () => {
+  const names = ['a', 'b'];
+  const { io, failing } = replicas(names);
+  const clock = new VirtualClock(5_000_000);
+  const m = store({ clock, ttlS: 2, marginMs: 500 });
+  const o = await openOwner('vd-stale', 'a', m, io, names, clock);
+  await o.pwrite(0, page(1));
+  const v1 = (await m.getEgroup('vd-stale', 0))!;
+  assert.deepEqual(v1.value.replicas.map((l) => l.node), ['a', 'b']);
+  failing.add('b');
+  await o.pwrite(0, page(2));
+  const v2 = (await m.getEgroup('vd-stale', 0))!;
+  assert.ok(v2.version > v1.version);
+  assert.deepEqual({ in: v2.value.replicas.map((l) => l.node), stale: v2.value.stale.map((l) => l.node) }, { in: ['a'], stale: ['b'] });
+  assert.deepEqual(await o.pread(0, PAGE_BYTES), page(2));
+  // no keep-alive answered for TTL − margin (virtual time): no read is served
+  clock.advance(1500);
+  await assert.rejects(o.pread(0, PAGE_BYTES), UnavailableError);
+  assert.equal(o.status, 'lost');
+  o.abandon();
 });
