@@ -276,3 +276,28 @@ test('VdiskOwner over EtcdMetaStore: a failing replica is moved to stale by a re
   assert.equal(o.status, 'lost');
   o.abandon();
 });
+
+test('two CVMs acquire at once: exactly one wins; one CVM asking twice at once gets one epoch', opts, async () => {
+  const a = store();
+  const b = store();
+  const r = await Promise.allSettled([a.acquireOwner('vd-race', { node: 'a', cvmIp: 'ip-a' }), b.acquireOwner('vd-race', { node: 'b', cvmIp: 'ip-b' })]);
+  assert.equal(r.filter((x) => x.status === 'fulfilled').length, 1);
+  assert.ok(r.some((x) => x.status === 'rejected' && x.reason instanceof ConflictError));
+  const c = store();
+  const [x, y] = await Promise.all([c.acquireOwner('vd-twice', { node: 'c', cvmIp: 'ip-c' }), c.acquireOwner('vd-twice', { node: 'c', cvmIp: 'ip-c' })]);
+  assert.equal(x.epoch, y.epoch);
+});
+
+test('etcd unreachable: UnavailableError', opts, async () => {
+  const s = new EtcdMetaStore({ etcd: (() => {
+    const c = new Etcd3({ hosts: `http://${IP}:23799` });
+    clients.push(c);
+    return c;
+  })(), clock: new SystemClock() });
+  stores.push(s);
+  const t0 = Date.now();
+  await assert.rejects(s.getEgroup('vd', 0), UnavailableError);
+  await assert.rejects(s.acquireOwner('vd', { node: 'a', cvmIp: 'ip-a' }), UnavailableError);
+  assert.equal(s.leaseValid(), false);
+  console.log(`# unreachable etcd answered in ${Date.now() - t0} ms`);
+});
