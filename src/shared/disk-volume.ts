@@ -325,28 +325,11 @@ export class DiskVolume {
   /** Writes into a file at an offset, creating it if needed; with sync, durable before it resolves. */
   async pwrite(rel: string, data: Uint8Array, position: number, sync = false): Promise<void> {
     this.check();
-    const p = this.path(rel);
-    await this.locks.run(p, async () => {
-      const h = await this.acquire(p, true);
-      if (!h) throw new Error(`cannot open ${rel}`);
-      try {
-        const end = Math.max(h.size, position + data.byteLength);
-        const delta = roundUp(end) - roundUp(h.size);
-        this.reserve(delta);
-        try {
-          let done = 0;
-          while (done < data.byteLength) {
-            const { bytesWritten } = await h.fh.write(data, done, data.byteLength - done, position + done);
-            done += bytesWritten;
-          }
-          h.size = end;
-          if (sync) await h.fh.datasync();
-        } catch (e) {
-          this.usedBytes -= delta;
-          throw e;
-        }
-      } finally {
-        this.release(h);
+    await this.writeCharged(rel, position + data.byteLength, sync, async (fh) => {
+      let done = 0;
+      while (done < data.byteLength) {
+        const { bytesWritten } = await fh.write(data, done, data.byteLength - done, position + done);
+        done += bytesWritten;
       }
     });
   }
@@ -357,24 +340,31 @@ export class DiskVolume {
    */
   async pwritev(rel: string, chunks: readonly Uint8Array[], position: number, sync = false): Promise<void> {
     await this.checkHot();
-    const p = this.path(rel);
     const total = chunks.reduce((n, c) => n + c.byteLength, 0);
+    await this.writeCharged(rel, position + total, sync, async (fh) => {
+      let done = 0;
+      let rest: Uint8Array[] = [...chunks];
+      while (done < total) {
+        const { bytesWritten } = await fh.writev(rest, position + done);
+        done += bytesWritten;
+        if (done < total) rest = skip(rest, bytesWritten); // a short write: the rest again
+      }
+    });
+  }
+
+  /** A write under the file's lock that may grow it to `end`: the growth charged first, given back if the write fails. */
+  private async writeCharged(rel: string, end: number, sync: boolean, write: (fh: FileHandle) => Promise<void>): Promise<void> {
+    const p = this.path(rel);
     await this.locks.run(p, async () => {
       const h = await this.acquire(p, true);
       if (!h) throw new Error(`cannot open ${rel}`);
       try {
-        const end = Math.max(h.size, position + total);
-        const delta = roundUp(end) - roundUp(h.size);
+        const size = Math.max(h.size, end);
+        const delta = roundUp(size) - roundUp(h.size);
         this.reserve(delta);
         try {
-          let done = 0;
-          let rest: Uint8Array[] = [...chunks];
-          while (done < total) {
-            const { bytesWritten } = await h.fh.writev(rest, position + done);
-            done += bytesWritten;
-            if (done < total) rest = skip(rest, bytesWritten); // a short write: the rest again
-          }
-          h.size = end;
+          await write(h.fh);
+          h.size = size;
           if (sync) await h.fh.datasync();
         } catch (e) {
           this.usedBytes -= delta;
