@@ -113,6 +113,13 @@ test('extentGens: per-extent versions, and it fences older owners durably', asyn
     await io.write(loc, frame({ egroup: 3, extent: 4, epoch: 8, gen: 1 }));
     assert.deepEqual((await io.extentGens(loc, VD, 4, 1)).size, 0, 'another extent group is not fenced');
   }
+  // atomic: a write the old floor admitted lands before the versions are listed
+  for (const loc of [A, B]) {
+    const w = io.write(loc, frame({ egroup: 7, extent: 1, epoch: 2, gen: 1 }, Buffer.alloc(MiB, 0x31)));
+    const gens = await io.extentGens(loc, VD, 7, 3);
+    await w;
+    assert.deepEqual(gens.get(1), { epoch: 2, gen: 1 });
+  }
   // durable: a fresh LocalReplicas (a restarted CVM) on the same disk still refuses epoch 7
   const again = new LocalReplicas(storeA, volsA);
   await assert.rejects(again.write('a1', frame({ egroup: 3, extent: 9, epoch: 7, gen: 1 })), StaleEpochError);

@@ -11,7 +11,12 @@
  *    with StaleEpochError; every frame and EXTENT_GENS raise it;
  *  - per extent, its version (epoch, generation) is the extent header's: a write not above it is
  *    refused with StaleGenerationError; a copy (writeExtent) replaces it, version included;
- *  - page checksums are the ones the frame carries (stored as sent, verified on every read).
+ *  - page checksums are the ones the frame carries (stored as sent, verified on every read);
+ *  - fencing is atomic as in the model: once EXTENT_GENS has raised the floor, it waits for the
+ *    writes that passed the old floor to land before it lists the versions, so no write of an
+ *    older owner lands after a newer owner read the versions.
+ * One LocalReplicas per CVM (its floors are cached): the replication server and the CVM's own
+ * EngineReplicaIo share it.
  */
 import { crc32c } from '@node-rs/crc32';
 import type { DiskVolume } from '../../shared/disk-volume.ts';
@@ -47,6 +52,8 @@ function pageCrcsOf(data: Uint8Array): number[] {
 export class LocalReplicas implements EngineReplicas {
   private readonly locks = new KeyedLock();
   private readonly floors = new Map<string, number>();
+  /** Frames that passed the floor and are being applied, by disk/vdisk/egroup. */
+  private readonly inflight = new Map<string, Set<Promise<void>>>();
 
   constructor(private readonly store: ExtentStore, private readonly vols: ReadonlyMap<string, DiskVolume>) {}
 
@@ -71,18 +78,42 @@ export class LocalReplicas implements EngineReplicas {
     return floor;
   }
 
-  /** Refuses an epoch below the extent group's floor; raises the floor to it, durably, first. */
-  private fence(disk: string, vdisk: string, egroup: number, epoch: number): Promise<void> {
+  /**
+   * Runs `apply` if `epoch` is not below the extent group's floor (else StaleEpochError), after
+   * raising the floor to it, durably. `apply` is tracked from the moment the floor admitted it.
+   */
+  private async fenced<T>(disk: string, vdisk: string, egroup: number, epoch: number, apply: () => Promise<T>): Promise<T> {
+    const k = `${disk}/${vdisk}/${egroup}`;
+    let done!: () => void;
+    const landed = new Promise<void>((r) => (done = r));
+    await this.fence(disk, vdisk, egroup, epoch, () => {
+      let s = this.inflight.get(k);
+      if (!s) this.inflight.set(k, (s = new Set()));
+      s.add(landed);
+    });
+    try {
+      return await apply();
+    } finally {
+      done();
+      const s = this.inflight.get(k);
+      s?.delete(landed);
+      if (s?.size === 0) this.inflight.delete(k);
+    }
+  }
+
+  /** Refuses an epoch below the extent group's floor; raises the floor to it, durably, first; then `admitted()` (under the lock). */
+  private fence(disk: string, vdisk: string, egroup: number, epoch: number, admitted: () => void = () => undefined): Promise<void> {
     const v = this.vol(disk);
     return this.locks.run(`floor/${disk}/${vdisk}/${egroup}`, async () => {
       const floor = await this.floorOf(v, disk, vdisk, egroup);
       if (epoch < floor) throw new StaleEpochError(floor, epoch);
-      if (epoch === floor) return;
+      if (epoch === floor) return admitted();
       const b = Buffer.alloc(FLOOR_BYTES);
       b.writeBigUInt64BE(BigInt(epoch), 0);
       b.writeUInt32BE(crc32c(b.subarray(0, 8)), 8);
       await v.pwritev(LocalReplicas.floorFile(vdisk, egroup), [b], 0, true);
       this.floors.set(`${disk}/${vdisk}/${egroup}`, epoch);
+      admitted();
     });
   }
 
@@ -90,10 +121,9 @@ export class LocalReplicas implements EngineReplicas {
     return { disk, vdisk, block: blockOf(egroup, extent) };
   }
 
-  async write(disk: string, f: WriteFrame): Promise<void> {
-    await this.fence(disk, f.vdisk, f.egroup, f.epoch);
+  write(disk: string, f: WriteFrame): Promise<void> {
     const r = this.ref(disk, f.vdisk, f.egroup, f.extent);
-    await this.locks.run(`x/${disk}/${f.vdisk}/${r.block}`, async () => {
+    return this.fenced(disk, f.vdisk, f.egroup, f.epoch, () => this.locks.run(`x/${disk}/${f.vdisk}/${r.block}`, async () => {
       try {
         const m = await this.store.meta(r);
         if (m.exists && !versionAbove({ epoch: f.epoch, gen: f.gen }, { epoch: m.epoch, gen: m.generation })) {
@@ -105,7 +135,7 @@ export class LocalReplicas implements EngineReplicas {
       } catch (e) {
         throw portError(disk, e);
       }
-    });
+    }));
   }
 
   async read(disk: string, q: ReadRequest): Promise<ReadResult> {
@@ -119,6 +149,8 @@ export class LocalReplicas implements EngineReplicas {
 
   async extentGens(disk: string, vdisk: string, egroup: number, epoch: number): Promise<Map<number, ExtentVersion>> {
     await this.fence(disk, vdisk, egroup, epoch);
+    // the frames the old floor admitted land first (later ones are refused now)
+    await Promise.all([...(this.inflight.get(`${disk}/${vdisk}/${egroup}`) ?? [])]);
     const got = await this.store.extentGens(disk, vdisk, blockOf(egroup, 0), EGROUP_EXTENTS);
     const out = new Map<number, ExtentVersion>();
     for (const [block, m] of got) out.set(block - blockOf(egroup, 0), { epoch: m.epoch, gen: m.generation });
@@ -146,11 +178,13 @@ export class LocalReplicas implements EngineReplicas {
     });
   }
 
-  async writeExtent(disk: string, vdisk: string, egroup: number, extent: number, epoch: number, image: ExtentImage | null): Promise<void> {
-    await this.fence(disk, vdisk, egroup, epoch);
-    const r = this.ref(disk, vdisk, egroup, extent);
+  writeExtent(disk: string, vdisk: string, egroup: number, extent: number, epoch: number, image: ExtentImage | null): Promise<void> {
+    return this.fenced(disk, vdisk, egroup, epoch, () => this.copyIn(disk, this.ref(disk, vdisk, egroup, extent), image));
+  }
+
+  private async copyIn(disk: string, r: ExtentRef, image: ExtentImage | null): Promise<void> {
     if (!image) {
-      await this.store.drop(r);
+      await this.locks.run(`x/${disk}/${r.vdisk}/${r.block}`, () => this.store.drop(r));
       return;
     }
     const data = Buffer.alloc(EXTENT_BYTES);
@@ -161,7 +195,7 @@ export class LocalReplicas implements EngineReplicas {
       crcs[p] = e.crc;
     }
     const w = { epoch: image.version.epoch, generation: image.version.gen, crcs };
-    await this.locks.run(`x/${disk}/${vdisk}/${r.block}`, async () => {
+    await this.locks.run(`x/${disk}/${r.vdisk}/${r.block}`, async () => {
       try {
         await this.store.write(r, 0, data, w);
       } catch (e) {
