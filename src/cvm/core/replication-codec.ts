@@ -11,8 +11,8 @@
  *   8  u32 id                         12  u32 block                          16  u32 offset in the block
  *  20  u32 length                     24  16 bytes vdisk uuid
  * ```
- * Versions: 0 (the first cut: byte 6 was 0) and 1 (PROTOCOL_VERSION). A server answers a request
- * in the request's version; it serves both.
+ * Versions: 0 (the first cut: byte 6 was 0), 1 and 2 (PROTOCOL_VERSION). A server answers a request
+ * in the request's version; it serves them all.
  *  - WRITE, WRITE_SYNC: payload (v1) = the CRC32C of every whole 4 KiB page the write covers
  *    (wholePageCount(offset, length) × u32), computed once where the data entered, then `length`
  *    bytes of data; (v0) the data only.
@@ -20,6 +20,24 @@
  *    sent without them); no payload.
  *  - SYNC_MANY (v1 only): `length` bytes of entries (u8 disk serial length, disk serial, u32 block),
  *    extents of the header's vdisk; the header's disk and block are those of the first entry.
+ *
+ * Version 2 (storage engine v2, ADR 015) adds the ops of the ReplicaIo port (core/engine/ports.ts);
+ * their `block` is the extent's index in the vdisk (egroup × EGROUP_EXTENTS + extent), except
+ * EXTENT_GENS whose `block` is the extent group. Every u64 is big endian.
+ *  - WRITE_V2: payload = u64 epoch, u64 generation, then one CRC32C per page (length / 4096 × u32),
+ *    then `length` bytes; offset and length page aligned, inside the 1 MiB extent.
+ *  - ZERO_V2: payload = u64 epoch, u64 generation; the pages [offset, offset+length) read as zeros.
+ *  - EXTENT_GENS: payload = u64 epoch (raises the extent group's epoch floor); reply = per existing
+ *    extent (u32 extent index within the group, u64 epoch, u64 generation).
+ *  - READ_EXTENT: no payload; reply = an extent image (encodeImage), empty when the replica has none.
+ *  - WRITE_EXTENT: `length` bytes of payload = u64 epoch (checked against the floor), then an extent
+ *    image, or nothing (the extent is deleted). At most WRITE_EXTENT_MAX bytes.
+ *  - SYNC_VDISK: no payload; every dirty extent of the vdisk on that CVM is made durable (the disk
+ *    serial is ignored; clients send "-").
+ * Errors of v2 ops: ST_STALE_EPOCH (body u64 seen, u64 sent), ST_STALE_GEN (message).
+ * A frame whose size is out of bounds is answered with ST_INPUT and the connection is closed (its
+ * payload cannot be skipped safely); a payload that does not parse is answered with ST_INPUT.
+ *
  * Reply (16-byte header, then `length` bytes: the data of a read, or an error message):
  * ```
  *   0  u32 magic 0x43564752 ("CVGR")   4  u32 id   8  u8 version   9  u24 status (0 = ok)   12  u32 length
@@ -33,8 +51,11 @@ export const REPLY_MAGIC = 0x43564752;
 export const REQ_HEADER = 40;
 export const REPLY_HEADER = 16;
 /** The version this side speaks. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 const PAGE = 4096;
+/** Pages per extent (1 MiB / 4 KiB). */
+const EXTENT_PAGES = 256;
+const EXTENT_BYTES = EXTENT_PAGES * PAGE;
 
 export const OP_WRITE = 1;
 export const OP_WRITE_SYNC = 2;
@@ -44,6 +65,19 @@ export const OP_SYNC_MANY = 5;
 /** WRITE_ZEROES of [offset, offset+length) of an extent (v1): no payload; _SYNC: durable before the reply. */
 export const OP_ZERO = 6;
 export const OP_ZERO_SYNC = 7;
+/** v2 (engine): a fenced, versioned write of whole pages of an extent. */
+export const OP_WRITE_V2 = 8;
+export const OP_ZERO_V2 = 9;
+export const OP_EXTENT_GENS = 10;
+export const OP_READ_EXTENT = 11;
+export const OP_WRITE_EXTENT = 12;
+export const OP_SYNC_VDISK = 13;
+const V2_OPS = [OP_WRITE_V2, OP_ZERO_V2, OP_EXTENT_GENS, OP_READ_EXTENT, OP_WRITE_EXTENT, OP_SYNC_VDISK];
+/** The smallest protocol version that has an operation (a client sends each frame in it: older servers keep serving v1 ops). */
+export const versionFor = (op: number): number => (V2_OPS.includes(op) ? 2 : 1);
+/** An extent image on the wire: u64 epoch, u64 gen, u32 n, n × (u16 page, u32 crc), n × 4096 bytes. */
+export const IMAGE_MAX = 20 + EXTENT_PAGES * (6 + PAGE);
+export const WRITE_EXTENT_MAX = 8 + IMAGE_MAX;
 /** Extents named by one SYNC_MANY frame at most. */
 export const SYNC_MANY_MAX = 4096;
 
@@ -53,9 +87,13 @@ export const ST_DISK_IO = 2;
 export const ST_NOT_FOUND = 3;
 export const ST_CHECKSUM = 4;
 export const ST_INTERNAL = 5;
+/** v2: the replica has seen a newer epoch for the extent group; body = u64 seen, u64 sent. */
+export const ST_STALE_EPOCH = 6;
+/** v2: the write's (epoch, generation) is not above the extent's. */
+export const ST_STALE_GEN = 7;
 
 export interface ReplicationRequest {
-  /** PROTOCOL_VERSION unless said. */
+  /** versionFor(op) unless said. */
   version?: number;
   op: number;
   id: number;
@@ -75,7 +113,7 @@ export function encodeRequest(r: ReplicationRequest): Buffer {
   b.writeUInt32BE(REQ_MAGIC, 0);
   b.writeUInt8(r.op, 4);
   b.writeUInt8(disk.length, 5);
-  b.writeUInt8(r.version ?? PROTOCOL_VERSION, 6);
+  b.writeUInt8(r.version ?? versionFor(r.op), 6);
   b.writeUInt32BE(r.id, 8);
   b.writeUInt32BE(r.block, 12);
   b.writeUInt32BE(r.offset, 16);
@@ -98,8 +136,19 @@ export function decodeRequestHeader(b: Buffer): Omit<ReplicationRequest, 'disk'>
 /** Checks a decoded request once, at the edge; names the field that is wrong. */
 export function validateRequest(r: ReplicationRequest): void {
   if ((r.version ?? PROTOCOL_VERSION) > PROTOCOL_VERSION) throw new InputError('version', `protocol version ${r.version} is newer than this CVM's ${PROTOCOL_VERSION}`);
-  if (![OP_WRITE, OP_WRITE_SYNC, OP_READ, OP_SYNC, OP_SYNC_MANY, OP_ZERO, OP_ZERO_SYNC].includes(r.op)) throw new InputError('op', `unknown operation ${r.op}`);
+  if (![OP_WRITE, OP_WRITE_SYNC, OP_READ, OP_SYNC, OP_SYNC_MANY, OP_ZERO, OP_ZERO_SYNC, ...V2_OPS].includes(r.op)) throw new InputError('op', `unknown operation ${r.op}`);
   if (r.op >= OP_SYNC_MANY && (r.version ?? PROTOCOL_VERSION) < 1) throw new InputError('op', `operation ${r.op} needs protocol version 1`);
+  if (V2_OPS.includes(r.op)) {
+    if ((r.version ?? PROTOCOL_VERSION) < 2) throw new InputError('op', `operation ${r.op} needs protocol version 2`);
+    if (!UUID.test(r.vdisk)) throw new InputError('vdisk', 'a vdisk uuid');
+    if (r.op === OP_SYNC_VDISK) return;
+    if (!DISK.test(r.disk)) throw new InputError('disk', 'a disk serial');
+    if (r.op === OP_WRITE_V2 || r.op === OP_ZERO_V2) {
+      if (r.offset % PAGE !== 0 || r.length % PAGE !== 0 || r.length === 0 || r.offset + r.length > EXTENT_BYTES) throw new InputError('length', `whole pages inside the ${EXTENT_BYTES}-byte extent`);
+    }
+    if (r.op === OP_WRITE_EXTENT && r.length > WRITE_EXTENT_MAX) throw new InputError('length', `at most ${WRITE_EXTENT_MAX} bytes`);
+    return;
+  }
   if (!DISK.test(r.disk)) throw new InputError('disk', 'a disk serial');
   if (!UUID.test(r.vdisk)) throw new InputError('vdisk', 'a vdisk uuid');
   if (r.op !== OP_SYNC_MANY && r.offset + r.length > BLOCK_BYTES) throw new InputError('length', `offset + length must stay inside the ${BLOCK_BYTES}-byte extent group`);
@@ -114,7 +163,112 @@ export function wholePageCount(offset: number, length: number): number {
 /** Bytes after the disk serial: a write's page CRCs (v1) and data, a SYNC_MANY's entries, else none. */
 export function payloadBytes(h: { op: number; version?: number; offset: number; length: number }): number {
   if (h.op === OP_WRITE || h.op === OP_WRITE_SYNC) return h.length + ((h.version ?? PROTOCOL_VERSION) >= 1 ? 4 * wholePageCount(h.offset, h.length) : 0);
-  return h.op === OP_SYNC_MANY ? h.length : 0;
+  if (h.op === OP_WRITE_V2) return 16 + 4 * wholePageCount(h.offset, h.length) + h.length;
+  if (h.op === OP_ZERO_V2) return 16;
+  if (h.op === OP_EXTENT_GENS) return 8;
+  return h.op === OP_SYNC_MANY || h.op === OP_WRITE_EXTENT ? h.length : 0;
+}
+
+/**
+ * Why a request header cannot be framed (its payload's size is unknown or out of bounds), or
+ * undefined. Checked before any payload is read: the server answers ST_INPUT and closes.
+ */
+export function frameError(h: { magic: number; op: number; version: number; diskLength: number; length: number }): string | undefined {
+  if (h.magic !== REQ_MAGIC) return `bad request magic 0x${h.magic.toString(16)}`;
+  if (h.version > PROTOCOL_VERSION) return `protocol version ${h.version} is newer than ${PROTOCOL_VERSION}`;
+  if (h.diskLength === 0) return 'no disk serial';
+  const max = h.op === OP_WRITE_EXTENT ? WRITE_EXTENT_MAX : h.op === OP_SYNC_MANY ? SYNC_MANY_MAX * 86 : 1 << 20;
+  if (h.length > max) return `length ${h.length} is over the ${max} bytes of operation ${h.op}`;
+  return undefined;
+}
+
+/** The epoch and generation a v2 write carries (16 bytes). */
+export function encodeVersion(epoch: number, gen: number): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeBigUInt64BE(BigInt(epoch), 0);
+  b.writeBigUInt64BE(BigInt(gen), 8);
+  return b;
+}
+
+function u64(b: Buffer, at: number, field: string): number {
+  if (at + 8 > b.length) throw new InputError(field, 'cut short');
+  const v = b.readBigUInt64BE(at);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new InputError(field, 'too large');
+  return Number(v);
+}
+
+export function decodeVersion(b: Buffer, at = 0): { epoch: number; gen: number } {
+  return { epoch: u64(b, at, 'epoch'), gen: u64(b, at + 8, 'generation') };
+}
+
+export function encodeU64(v: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(BigInt(v));
+  return b;
+}
+
+export function decodeU64(b: Buffer, field: string, at = 0): number {
+  return u64(b, at, field);
+}
+
+/** EXTENT_GENS reply: per extent (index within the group), its version. */
+export function encodeGens(gens: ReadonlyMap<number, { epoch: number; gen: number }>): Buffer {
+  const b = Buffer.alloc(gens.size * 20);
+  let at = 0;
+  for (const [x, v] of gens) {
+    b.writeUInt32BE(x, at);
+    encodeVersion(v.epoch, v.gen).copy(b, at + 4);
+    at += 20;
+  }
+  return b;
+}
+
+export function decodeGens(b: Buffer): Map<number, { epoch: number; gen: number }> {
+  if (b.length % 20 !== 0 || b.length > EXTENT_PAGES * 20) throw new InputError('extentGens', `a reply of ${b.length} bytes`);
+  const out = new Map<number, { epoch: number; gen: number }>();
+  for (let at = 0; at < b.length; at += 20) out.set(b.readUInt32BE(at), decodeVersion(b, at + 4));
+  return out;
+}
+
+export interface WireImage {
+  version: { epoch: number; gen: number };
+  pages: Map<number, { data: Uint8Array; crc: number }>;
+}
+
+/** An extent image (whole pages, each with its CRC32C); pages absent read as zeros. */
+export function encodeImage(img: WireImage): Buffer[] {
+  const idx = [...img.pages.keys()].sort((a, b) => a - b);
+  const head = Buffer.alloc(20 + idx.length * 6);
+  encodeVersion(img.version.epoch, img.version.gen).copy(head, 0);
+  head.writeUInt32BE(idx.length, 16);
+  const data: Buffer[] = [];
+  idx.forEach((p, i) => {
+    const e = img.pages.get(p)!;
+    if (e.data.byteLength !== PAGE) throw new InputError(`pages[${p}]`, `a page is ${PAGE} bytes`);
+    head.writeUInt16BE(p, 20 + i * 6);
+    head.writeUInt32BE(e.crc >>> 0, 22 + i * 6);
+    data.push(Buffer.from(e.data.buffer, e.data.byteOffset, PAGE));
+  });
+  return [head, ...data];
+}
+
+/** Decodes and checks an extent image: page indexes in range, ascending, the size exact. */
+export function decodeImage(b: Buffer): WireImage {
+  if (b.length < 20) throw new InputError('image', 'cut short');
+  const version = decodeVersion(b);
+  const n = b.readUInt32BE(16);
+  if (n > EXTENT_PAGES) throw new InputError('image.pages', `at most ${EXTENT_PAGES} pages`);
+  if (b.length !== 20 + n * (6 + PAGE)) throw new InputError('image', `${b.length} bytes for ${n} pages`);
+  const pages = new Map<number, { data: Uint8Array; crc: number }>();
+  let last = -1;
+  for (let i = 0; i < n; i++) {
+    const p = b.readUInt16BE(20 + i * 6);
+    if (p >= EXTENT_PAGES || p <= last) throw new InputError(`image.pages[${i}]`, 'page indexes ascending, below 256');
+    last = p;
+    const at = 20 + n * 6 + i * PAGE;
+    pages.set(p, { data: b.subarray(at, at + PAGE), crc: b.readUInt32BE(22 + i * 6) });
+  }
+  return { version, pages };
 }
 
 export function encodeCrcs(crcs: Uint32Array): Buffer {
@@ -156,7 +310,8 @@ export function decodeSyncMany(b: Buffer): { disk: string; block: number }[] {
   return out;
 }
 
-export function encodeReply(id: number, status: number, length: number, version = PROTOCOL_VERSION): Buffer {
+/** `version`: the request's (a server answers in it); 1 unless said. */
+export function encodeReply(id: number, status: number, length: number, version = 1): Buffer {
   const b = Buffer.alloc(REPLY_HEADER);
   b.writeUInt32BE(REPLY_MAGIC, 0);
   b.writeUInt32BE(id, 4);

@@ -35,6 +35,7 @@ import { storeClient } from '../protocol/store.ts';
 import { Supervised } from './supervisor.ts';
 import { LocalEgroups, PeerEgroups, parseEgroupList } from './egroups.ts';
 import { ReplicationServer, type MemberTls } from './replication.ts';
+import { LocalReplicas } from './engine-replicas.ts';
 import { VdiskBackend } from './vdisk-backend.ts';
 import { Liveness, etcdLivenessStore, LIVENESS_TTL_S } from './liveness.ts';
 import { NbdServer } from '../../shared/nbd/server.ts';
@@ -97,6 +98,8 @@ export class Cvm {
   private local: LocalEgroups;
   private peers: PeerEgroups;
   private replication: ReplicationServer;
+  /** Storage engine v2: this CVM's replicas (its own EngineReplicaIo and the replication server share it). */
+  readonly replicas: LocalReplicas;
   private nbd: NbdServer | undefined;
   private nbdLink: NbdServer | undefined;
   private backends = new Map<string, VdiskBackend>();
@@ -132,7 +135,9 @@ export class Cvm {
     if (this.state && !this.member) this.log(`this CVM's cluster certificates are missing (${memberFile}): it cannot reach its cluster's store or peers; destroy the cluster and create it again`);
     this.local = new LocalEgroups(cfg.disks, `the CVM at ${cfg.cvmIp}`);
     this.peers = new PeerEgroups(() => this.memberTls(), () => this.nodeId);
-    this.replication = new ReplicationServer(this.local, this.log);
+    // storage engine v2's replica side (one per CVM: its epoch floors are cached), served to peers as protocol v2
+    this.replicas = new LocalReplicas(this.local.store, this.local.volumes);
+    this.replication = new ReplicationServer(this.local, this.log, this.replicas);
     this.disks = cfg.disks.map((d) => {
       try {
         const v = DiskVolume.open(d.path);

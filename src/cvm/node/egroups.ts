@@ -52,6 +52,11 @@ export class LocalEgroups {
     this.store = new ExtentStore(this.vols);
   }
 
+  /** The claimed disk volumes, by serial (the engine's LocalReplicas keeps its epoch floors on them). */
+  get volumes(): ReadonlyMap<string, DiskVolume> {
+    return this.vols;
+  }
+
   /** Gives back the leases on this CVM's disks (at shutdown). */
   release(): void {
     for (const v of this.vols.values()) {

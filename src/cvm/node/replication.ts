@@ -18,6 +18,19 @@ import * as R from '../core/replication-codec.ts';
 import { REPLICATION_PORT } from '../protocol/cluster.ts';
 import type { EgroupRef, LocalEgroups } from './egroups.ts';
 import { ChecksumError, ZERO_PAGE_CRC, crcsFor } from './extent-store.ts';
+import { CorruptPageError, StaleEpochError, StaleGenerationError } from '../core/engine/ports.ts';
+import type { ExtentImage, ExtentVersion, ReadRequest, ReadResult, WriteFrame } from '../core/engine/ports.ts';
+import { EGROUP_EXTENTS } from '../core/engine/layout.ts';
+
+/** The v2 replica side this server serves the engine's ops with (node/engine-replicas.ts: LocalReplicas). */
+export interface EngineReplicas {
+  write(disk: string, f: WriteFrame): Promise<void>;
+  read(disk: string, r: ReadRequest): Promise<ReadResult>;
+  extentGens(disk: string, vdisk: string, egroup: number, epoch: number): Promise<Map<number, ExtentVersion>>;
+  readExtent(disk: string, vdisk: string, egroup: number, extent: number): Promise<ExtentImage | null>;
+  writeExtent(disk: string, vdisk: string, egroup: number, extent: number, epoch: number, image: ExtentImage | null): Promise<void>;
+  syncVdisk(vdisk: string): Promise<void>;
+}
 
 
 const ZEROS = Buffer.alloc(4096);
@@ -33,7 +46,9 @@ function isZeros(data: Uint8Array, crcs: Uint32Array): boolean {
 }
 
 function statusOf(e: unknown): number {
-  if (e instanceof ChecksumError) return R.ST_CHECKSUM;
+  if (e instanceof StaleEpochError) return R.ST_STALE_EPOCH;
+  if (e instanceof StaleGenerationError) return R.ST_STALE_GEN;
+  if (e instanceof ChecksumError || e instanceof CorruptPageError) return R.ST_CHECKSUM;
   if (e instanceof DiskIoError) return R.ST_DISK_IO;
   if (e instanceof InputError) return R.ST_INPUT;
   if (e instanceof NotFoundError) return R.ST_NOT_FOUND;
@@ -50,7 +65,8 @@ export class ReplicationServer {
   private server: Server | undefined;
   private sockets = new Set<Socket>();
 
-  constructor(private readonly local: LocalEgroups, private readonly log: (m: string) => void) {}
+  /** `engine`: serves the v2 ops (protocol version 2); without it they are answered with an error. */
+  constructor(private readonly local: LocalEgroups, private readonly log: (m: string) => void, private readonly engine?: EngineReplicas) {}
 
   /** Serves the cluster's members (and nobody else) on ip:port. */
   listen(ip: string, tls: MemberTls, port = REPLICATION_PORT): Promise<void> {
@@ -104,14 +120,19 @@ export class ReplicationServer {
       try {
         for (;;) {
           const h = R.decodeRequestHeader(await reader.read(R.REQ_HEADER));
-          if (h.magic !== R.REQ_MAGIC) throw new Error(`bad request magic 0x${h.magic.toString(16)}`);
-          if (h.length > 1 << 20 || h.diskLength === 0) throw new Error('bad request header');
-          if (h.version > R.PROTOCOL_VERSION) throw new Error(`protocol version ${h.version} is newer than ${R.PROTOCOL_VERSION}`); // its payload's size is unknown
+          const bad = R.frameError(h);
+          if (bad) {
+            // its payload's size is unknown or out of bounds: answer, then close (nothing more can be framed)
+            reply(h.id, Math.min(h.version, R.PROTOCOL_VERSION), R.ST_INPUT, Buffer.from(bad));
+            this.log(`replication: ${bad}; closing the connection`);
+            process.nextTick(() => sock.end());
+            return;
+          }
           const disk = (await reader.read(h.diskLength)).toString('latin1');
           const size = R.payloadBytes(h);
           const payload = size > 0 ? await reader.read(size) : undefined;
           const req = { ...h, disk };
-          void this.execute(req, payload).then((out) => reply(req.id, h.version, R.ST_OK, out), (e: unknown) => reply(req.id, h.version, statusOf(e), Buffer.from(errorMessage(e))));
+          void this.execute(req, payload).then((out) => reply(req.id, h.version, R.ST_OK, out), (e: unknown) => reply(req.id, h.version, statusOf(e), e instanceof StaleEpochError ? Buffer.concat([R.encodeU64(e.seen), R.encodeU64(e.sent)]) : Buffer.from(errorMessage(e))));
         }
       } catch (e) {
         if (!sock.destroyed && !(e instanceof Error && /closed|connection error/.test(e.message))) this.log(`replication: ${errorMessage(e)}; closing the connection`);
@@ -122,6 +143,7 @@ export class ReplicationServer {
 
   private async execute(req: R.ReplicationRequest, payload: Buffer | undefined): Promise<Buffer | undefined> {
     R.validateRequest(req);
+    if (R.versionFor(req.op) >= 2) return this.executeV2(req, payload ?? Buffer.alloc(0));
     const ref: EgroupRef = { disk: req.disk, vdisk: req.vdisk, block: req.block };
     switch (req.op) {
       case R.OP_WRITE:
@@ -146,6 +168,55 @@ export class ReplicationServer {
         await this.local.sync(ref);
         return undefined;
     }
+  }
+
+  /** The engine's ops (protocol version 2): `block` is the extent's index in the vdisk (EXTENT_GENS: the extent group). */
+  private async executeV2(req: R.ReplicationRequest, payload: Buffer): Promise<Buffer | undefined> {
+    const e = this.engine;
+    if (!e) throw new InputError('op', `operation ${req.op}: this CVM does not serve storage engine v2`);
+    const egroup = Math.floor(req.block / EGROUP_EXTENTS);
+    const extent = req.block % EGROUP_EXTENTS;
+    switch (req.op) {
+      case R.OP_WRITE_V2:
+      case R.OP_ZERO_V2: {
+        const v = R.decodeVersion(payload);
+        const zero = req.op === R.OP_ZERO_V2;
+        const n = zero ? 0 : req.length / 4096;
+        const crcs = zero ? [] : [...R.decodeCrcs(payload.subarray(16, 16 + 4 * n))];
+        const data = zero ? null : payload.subarray(16 + 4 * n);
+        await e.write(req.disk, { vdisk: req.vdisk, egroup, extent, epoch: v.epoch, gen: v.gen, inner: req.offset, length: req.length, zero, data, crcs });
+        return undefined;
+      }
+      case R.OP_EXTENT_GENS:
+        return R.encodeGens(await e.extentGens(req.disk, req.vdisk, req.block, R.decodeU64(payload, 'epoch')));
+      case R.OP_READ_EXTENT: {
+        const img = await e.readExtent(req.disk, req.vdisk, egroup, extent);
+        return img ? Buffer.concat(R.encodeImage(img)) : undefined;
+      }
+      case R.OP_WRITE_EXTENT: {
+        const epoch = R.decodeU64(payload, 'epoch');
+        await e.writeExtent(req.disk, req.vdisk, egroup, extent, epoch, payload.length > 8 ? R.decodeImage(payload.subarray(8)) : null);
+        return undefined;
+      }
+      default:
+        await e.syncVdisk(req.vdisk);
+        return undefined;
+    }
+  }
+}
+
+function replyError(ip: string, status: number, body: Buffer, msg: string): Error {
+  switch (status) {
+    case R.ST_INPUT:
+      return new InputError('replication', msg);
+    case R.ST_STALE_EPOCH:
+      return body.length === 16 ? new StaleEpochError(R.decodeU64(body, 'seen'), R.decodeU64(body, 'sent', 8)) : new DiskIoError(ip, msg);
+    case R.ST_STALE_GEN:
+      return new StaleGenerationError(msg);
+    case R.ST_CHECKSUM:
+      return new ChecksumError(ip, msg);
+    default:
+      return new DiskIoError(ip, msg);
   }
 }
 
@@ -187,7 +258,7 @@ class Link {
           if (h.status === R.ST_OK) p.resolve(body);
           else {
             const msg = `peer ${ip}: ${body.toString('utf8')}`;
-            p.reject(h.status === R.ST_INPUT ? new InputError('replication', msg) : new DiskIoError(ip, msg));
+            p.reject(replyError(ip, h.status, body, msg));
           }
         }
       } catch (e) {
@@ -227,7 +298,7 @@ class Link {
       }, timeoutMs);
       this.pending.set(id, { op: req.op, resolve, reject, timer });
       this.sock.cork();
-      this.sock.write(R.encodeRequest({ ...req, id }));
+      this.sock.write(R.encodeRequest({ ...req, id, version: req.version ?? R.versionFor(req.op) }));
       for (const p of payload) if (p.byteLength > 0) this.sock.write(p);
       process.nextTick(() => this.sock.uncork());
     });
@@ -259,6 +330,11 @@ export class ReplicationClient {
       return l;
     }
     return ls.reduce((a, b) => (b.load < a.load ? b : a));
+  }
+
+  /** Sends one frame of any operation (the engine's ports: node/engine-replicas.ts). */
+  request(ip: string, op: number, r: EgroupRef, offset: number, length: number, payload: readonly Uint8Array[] = [], timeoutMs = 15_000): Promise<Buffer> {
+    return this.call(ip, op, r, offset, length, payload, timeoutMs);
   }
 
   private call(ip: string, op: number, r: EgroupRef, offset: number, length: number, payload: readonly Uint8Array[] = [], timeoutMs = 15_000): Promise<Buffer> {
