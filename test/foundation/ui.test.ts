@@ -224,7 +224,7 @@ test('an installer crash fails one node with its reason while the others go on; 
   assert.equal(await stateOf(page, 'cluster:lab2', 1), 'failed');
   assert.match(await box(page, 'cluster:lab2', 2).getByTestId('box-message').innerText(), /waiting: a member node failed imaging \(retry it\)/);
   // (the edges are drawn a frame after the boxes' states: wait for them)
-  await page.waitForFunction(() => document.querySelectorAll('.react-flow__edge.edge-failed').length >= 2, null, { timeout: 5000 }).catch(() => undefined);
+  await page.waitForFunction("document.querySelectorAll('.react-flow__edge.edge-failed').length >= 2", null, { timeout: 5000 }).catch(() => undefined);
   assert.equal(await page.locator('.react-flow__edge.edge-failed').count(), 2, 'the edges into the failed box and the cluster\'s summary');
   await page.screenshot({ path: `${IMAGES}/foundation-flow-failed.png` });
   const shape = await shapeOf(page);
