@@ -393,7 +393,7 @@ export class Cvm {
     if (!be) {
       const c = (await this.meta().containers()).find((x) => x.name === vd.container);
       be = new VdiskBackend(vd, c?.replicationFactor ?? 1, { etcd, local: this.local, peers: this.peers, localNode: this.cfg.serial, localIp: this.cfg.cvmIp, space: () => this.space(), capacityOf: (serial) => this.poolCapacity.get(serial) ?? 0, log: this.log,
-        isDown: (node) => this.liveness?.isDown(node) ?? false, degraded: (vdisk, block) => this.repairer?.degraded(vdisk, block) });
+        isDown: (node) => this.liveness?.isDown(node) ?? false, onLiveness: (fn) => this.liveness?.on(fn) ?? (() => undefined), degraded: (vdisk, block) => this.repairer?.degraded(vdisk, block) });
       this.backends.set(vd.uuid, be);
     }
     return be;

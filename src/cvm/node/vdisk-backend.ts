@@ -32,6 +32,7 @@ import { BLOCK_BYTES, type Vdisk } from '../core/storage.ts';
 import type { NbdBackend } from '../../shared/nbd/backend.ts';
 import type { LocalEgroups, PeerEgroups, EgroupRef } from './egroups.ts';
 import { BlockGate } from '../../shared/block-gate.ts';
+import type { LivenessEvent } from '../core/failure-detector.ts';
 import { mapLimit } from '../../shared/async.ts';
 
 export interface FabricDeps {
@@ -47,6 +48,8 @@ export interface FabricDeps {
   log?: (m: string) => void;
   /** Whether the cluster's failure detector declared a node down (node/liveness.ts); none: never. */
   isDown?: (node: string) => boolean;
+  /** The failure detector's down / up events (Liveness.on); returns how to stop listening. */
+  onLiveness?: (fn: (e: LivenessEvent) => void) => () => void;
   /** A block's record lost a replica (a write dropped it): the repair loop restores it. */
   degraded?: (vdisk: string, block: number) => void;
 }
@@ -57,8 +60,6 @@ export interface FabricDeps {
  * down fails at once.
  */
 const REPLICA_STALL_MS = 5_000;
-/** How often a write waiting on an unreachable peer looks whether it was declared down. */
-const DOWN_POLL_MS = 100;
 
 /**
  * One extent group of zeros, shared by every WRITE_ZEROES and TRIM. Never written to: replicas
@@ -213,16 +214,19 @@ export class VdiskBackend implements NbdBackend {
     }
   }
 
-  /** The promise, or an UnavailableError as soon as the node is declared down (whichever first). */
+  /**
+   * The promise, or an UnavailableError as soon as the node is declared down (whichever first): a
+   * listener on the detector's events while it is pending, no timer per write.
+   */
   private untilDown<T>(node: string, p: Promise<T>): Promise<T> {
-    if (!this.d.isDown) return p;
-    let timer: NodeJS.Timeout | undefined;
-    const down = new Promise<never>((_r, reject) => {
-      timer = setInterval(() => {
-        if (this.isDown(node)) reject(new UnavailableError(`node ${node} is declared down`));
-      }, DOWN_POLL_MS);
+    const on = this.d.onLiveness;
+    if (!on) return p;
+    return new Promise<T>((resolve, reject) => {
+      const off = on((e) => {
+        if (e.kind === 'down' && e.node === node) reject(new UnavailableError(`node ${node} is declared down`));
+      });
+      p.then(resolve, reject).finally(off);
     });
-    return Promise.race([p, down]).finally(() => clearInterval(timer));
   }
 
   private readReplica(rep: Replica, block: number, inner: number, length: number): Promise<Buffer> {
@@ -364,13 +368,7 @@ export class VdiskBackend implements NbdBackend {
       const i = indexIn(now);
       if (!now || i < 0) return 'changed';
       if ((this.writeEvents.get(block) ?? 0) !== before) await copyTo(now, i); // a write came in meanwhile: again, under the gate
-      const next = now.map((r, j) => (j === i ? to : r));
-      const k = key(this.vdisk, block);
-      const r = await this.d.etcd.if(k, 'Value', '==', JSON.stringify(now)).then(this.d.etcd.put(k).value(JSON.stringify(next))).commit();
-      this.map.delete(block);
-      if (!r.succeeded) return 'changed';
-      this.map.set(block, next);
-      return 'moved';
+      return (await this.casRecord(block, now, now.map((r, j) => (j === i ? to : r)))) ? 'changed' : 'moved';
     });
   }
 
