@@ -75,6 +75,8 @@ interface InFlight {
 class Link {
   readonly pending = new Map<bigint, InFlight>();
   alive = true;
+  /** No new requests come here: it closes once its last reply is in. */
+  private retiring = false;
   private readonly wire: NbdWire;
 
   constructor(readonly ip: string, client: NbdClient, private readonly lost: (l: Link) => void, private readonly log: (m: string) => void) {
@@ -90,6 +92,12 @@ class Link {
     corkForTick(sock);
     sock.write(codec.encodeRequest({ flags, type: r.type, handle: r.id, offset: r.offset, length: r.length }));
     for (const b of r.payload ?? []) sock.write(b);
+  }
+
+  /** Closes once the replies still due are in (another link takes the new requests). */
+  retire(): void {
+    this.retiring = true;
+    if (this.pending.size === 0) this.close();
   }
 
   close(): void {
@@ -117,6 +125,7 @@ class Link {
         const data = errno === 0 && r.type === C.NBD_CMD_READ ? await reader.readv(r.length) : undefined;
         this.pending.delete(id);
         r.answer(errno, data);
+        if (this.retiring && this.pending.size === 0) this.close();
       }
     } catch (e) {
       if (this.alive) this.log(`redirector: the connection to CVM ${this.ip} was lost: ${errorMessage(e)}`);
@@ -169,22 +178,10 @@ class RedirectBackend implements NbdBackend {
       const old = this.current;
       this.current = this.adopt(c, local);
       this.deps.log(`redirector: ${this.name} back on the local CVM ${local}`);
-      if (old) this.retireWhenIdle(old);
+      old?.retire();
     } catch {
       // still down
     }
-  }
-
-  /** Closes a link that no longer gets new requests once its last reply is in. */
-  private retireWhenIdle(l: Link): void {
-    const check = setInterval(() => {
-      if (!l.alive || l.pending.size === 0 || this.closed) {
-        clearInterval(check);
-        this.links.delete(l);
-        l.close();
-      }
-    }, 200);
-    check.unref();
   }
 
   /** The link new requests go to: the current one, or a new one to the first CVM that answers. */

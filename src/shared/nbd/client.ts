@@ -217,7 +217,7 @@ export class NbdClient {
 }
 
 /** A request header and its payload (whole or in pieces) as one write: no copy of the payload. */
-export function writeRequest(sock: Duplex, head: Buffer, payload?: Buffer | readonly Buffer[]): void {
+function writeRequest(sock: Duplex, head: Buffer, payload?: Buffer | readonly Buffer[]): void {
   if (!payload) {
     sock.write(head);
     return;
