@@ -35,6 +35,17 @@
  *  - SYNC_VDISK: no payload; every dirty extent of the vdisk on that CVM is made durable (the disk
  *    serial is ignored; clients send "-").
  * Errors of v2 ops: ST_STALE_EPOCH (body u64 seen, u64 sent), ST_STALE_GEN (message).
+ *
+ * Version 3 adds forwarding to a vdisk's owner (ADR 015): a CVM that is not a vdisk's owner sends
+ * its NBD clients' I/O to the owner. The disk serial is "-"; the vdisk byte offset is
+ * block × 2^20 + offset (offset < 2^20).
+ *  - FWD_READ: no payload; reply = `length` bytes (at most 1 MiB).
+ *  - FWD_WRITE: payload = `length` bytes (at most 1 MiB).
+ *  - FWD_ZERO: no payload; [offset, offset+length) reads as zeros (length up to FWD_ZERO_MAX).
+ *  - FWD_FLUSH: no payload; every write acknowledged for the vdisk is durable on its replicas.
+ *  - HANDOFF: no payload; asks the owner to give the vdisk up (ownership follows the VM); the owner
+ *    refuses (ST_BUSY) while its own host uses the vdisk.
+ * A CVM that does not own the vdisk answers ST_NOT_OWNER: the sender finds the owner again.
  * A frame whose size is out of bounds is answered with ST_INPUT and the connection is closed (its
  * payload cannot be skipped safely); a payload that does not parse is answered with ST_INPUT.
  *
@@ -51,7 +62,7 @@ export const REPLY_MAGIC = 0x43564752;
 export const REQ_HEADER = 40;
 export const REPLY_HEADER = 16;
 /** The version this side speaks. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 const PAGE = 4096;
 /** Pages per extent (1 MiB / 4 KiB). */
 const EXTENT_PAGES = 256;
@@ -72,9 +83,19 @@ export const OP_EXTENT_GENS = 10;
 export const OP_READ_EXTENT = 11;
 export const OP_WRITE_EXTENT = 12;
 export const OP_SYNC_VDISK = 13;
+export const OP_FWD_READ = 14;
+export const OP_FWD_WRITE = 15;
+export const OP_FWD_ZERO = 16;
+export const OP_FWD_FLUSH = 17;
+export const OP_HANDOFF = 18;
 const V2_OPS = [OP_WRITE_V2, OP_ZERO_V2, OP_EXTENT_GENS, OP_READ_EXTENT, OP_WRITE_EXTENT, OP_SYNC_VDISK];
+export const FWD_OPS = [OP_FWD_READ, OP_FWD_WRITE, OP_FWD_ZERO, OP_FWD_FLUSH, OP_HANDOFF];
+/** The largest range one FWD_ZERO frame zeroes. */
+export const FWD_ZERO_MAX = 1 << 30;
+/** The unit of a forwarded offset's `block` (vdisk offset = block × FWD_UNIT + offset). */
+export const FWD_UNIT = 1 << 20;
 /** The smallest protocol version that has an operation (a client sends each frame in it: older servers keep serving v1 ops). */
-export const versionFor = (op: number): number => (V2_OPS.includes(op) ? 2 : 1);
+export const versionFor = (op: number): number => (FWD_OPS.includes(op) ? 3 : V2_OPS.includes(op) ? 2 : 1);
 /** An extent image on the wire: u64 epoch, u64 gen, u32 n, n × (u16 page, u32 crc), n × 4096 bytes. */
 export const IMAGE_MAX = 20 + EXTENT_PAGES * (6 + PAGE);
 export const WRITE_EXTENT_MAX = 8 + IMAGE_MAX;
@@ -91,6 +112,10 @@ export const ST_INTERNAL = 5;
 export const ST_STALE_EPOCH = 6;
 /** v2: the write's (epoch, generation) is not above the extent's. */
 export const ST_STALE_GEN = 7;
+/** This CVM does not own the vdisk (forwarding, v3): find the owner again. */
+export const ST_NOT_OWNER = 8;
+/** The owner refuses a HANDOFF: its own host uses the vdisk. */
+export const ST_BUSY = 9;
 
 export interface ReplicationRequest {
   /** versionFor(op) unless said. */
@@ -136,8 +161,16 @@ export function decodeRequestHeader(b: Buffer): Omit<ReplicationRequest, 'disk'>
 /** Checks a decoded request once, at the edge; names the field that is wrong. */
 export function validateRequest(r: ReplicationRequest): void {
   if ((r.version ?? PROTOCOL_VERSION) > PROTOCOL_VERSION) throw new InputError('version', `protocol version ${r.version} is newer than this CVM's ${PROTOCOL_VERSION}`);
-  if (![OP_WRITE, OP_WRITE_SYNC, OP_READ, OP_SYNC, OP_SYNC_MANY, OP_ZERO, OP_ZERO_SYNC, ...V2_OPS].includes(r.op)) throw new InputError('op', `unknown operation ${r.op}`);
+  if (![OP_WRITE, OP_WRITE_SYNC, OP_READ, OP_SYNC, OP_SYNC_MANY, OP_ZERO, OP_ZERO_SYNC, ...V2_OPS, ...FWD_OPS].includes(r.op)) throw new InputError('op', `unknown operation ${r.op}`);
   if (r.op >= OP_SYNC_MANY && (r.version ?? PROTOCOL_VERSION) < 1) throw new InputError('op', `operation ${r.op} needs protocol version 1`);
+  if (FWD_OPS.includes(r.op)) {
+    if ((r.version ?? PROTOCOL_VERSION) < 3) throw new InputError('op', `operation ${r.op} needs protocol version 3`);
+    if (!UUID.test(r.vdisk)) throw new InputError('vdisk', 'a vdisk uuid');
+    if (r.offset >= FWD_UNIT) throw new InputError('offset', `below ${FWD_UNIT} (the rest is in block)`);
+    if ((r.op === OP_FWD_READ || r.op === OP_FWD_WRITE) && (r.length === 0 || r.length > FWD_UNIT)) throw new InputError('length', `1 to ${FWD_UNIT} bytes`);
+    if (r.op === OP_FWD_ZERO && (r.length === 0 || r.length > FWD_ZERO_MAX)) throw new InputError('length', `1 to ${FWD_ZERO_MAX} bytes`);
+    return;
+  }
   if (V2_OPS.includes(r.op)) {
     if ((r.version ?? PROTOCOL_VERSION) < 2) throw new InputError('op', `operation ${r.op} needs protocol version 2`);
     if (!UUID.test(r.vdisk)) throw new InputError('vdisk', 'a vdisk uuid');
@@ -166,6 +199,7 @@ export function payloadBytes(h: { op: number; version?: number; offset: number; 
   if (h.op === OP_WRITE_V2) return 16 + 4 * wholePageCount(h.offset, h.length) + h.length;
   if (h.op === OP_ZERO_V2) return 16;
   if (h.op === OP_EXTENT_GENS) return 8;
+  if (h.op === OP_FWD_WRITE) return h.length;
   return h.op === OP_SYNC_MANY || h.op === OP_WRITE_EXTENT ? h.length : 0;
 }
 
@@ -177,7 +211,7 @@ export function frameError(h: { magic: number; op: number; version: number; disk
   if (h.magic !== REQ_MAGIC) return `bad request magic 0x${h.magic.toString(16)}`;
   if (h.version > PROTOCOL_VERSION) return `protocol version ${h.version} is newer than ${PROTOCOL_VERSION}`;
   if (h.diskLength === 0) return 'no disk serial';
-  const max = h.op === OP_WRITE_EXTENT ? WRITE_EXTENT_MAX : h.op === OP_SYNC_MANY ? SYNC_MANY_MAX * 86 : 1 << 20;
+  const max = h.op === OP_WRITE_EXTENT ? WRITE_EXTENT_MAX : h.op === OP_SYNC_MANY ? SYNC_MANY_MAX * 86 : h.op === OP_FWD_ZERO ? FWD_ZERO_MAX : 1 << 20;
   if (h.length > max) return `length ${h.length} is over the ${max} bytes of operation ${h.op}`;
   return undefined;
 }

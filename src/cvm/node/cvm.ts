@@ -16,10 +16,9 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { dirname, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import type { Etcd3, Watcher } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { SystemClock } from '../../shared/clock.ts';
 import { within } from '../../shared/async.ts';
-import { Repairer, EGROUPS_PREFIX } from './repairer.ts';
 import { DiskVolume } from '../../shared/disk-volume.ts';
 import { ConflictError, ForbiddenError, InputError, NotFoundError, errorMessage, UnavailableError } from '../../shared/errors.ts';
 import { createInternalApi, setAnchors } from '../../shared/http-api.ts';
@@ -34,13 +33,14 @@ import { cvmCall } from '../protocol/client.ts';
 import { storeClient } from '../protocol/store.ts';
 import { Supervised } from './supervisor.ts';
 import { LocalEgroups, PeerEgroups, parseEgroupList } from './egroups.ts';
-import { ReplicationServer, type MemberTls } from './replication.ts';
-import { LocalReplicas } from './engine-replicas.ts';
-import { VdiskBackend } from './vdisk-backend.ts';
+import { ReplicationClient, ReplicationServer, type MemberTls } from './replication.ts';
+import { EngineReplicaIo, LocalReplicas } from './engine-replicas.ts';
+import { OwnerRegistry } from './owners.ts';
 import { Liveness, etcdLivenessStore, LIVENESS_TTL_S } from './liveness.ts';
 import { NbdServer } from '../../shared/nbd/server.ts';
+import type { ExportProvider } from '../../shared/nbd/connection.ts';
 import type { DiskSpace } from '../core/placement.ts';
-import type { Pool, Vdisk } from '../core/storage.ts';
+import type { Pool } from '../core/storage.ts';
 import { StorageMeta } from './storage-meta.ts';
 import { createCa, type Pem } from '../../shared/tls.ts';
 import { generatePassword, hashPassword } from '../../shared/passwords.ts';
@@ -102,15 +102,13 @@ export class Cvm {
   readonly replicas: LocalReplicas;
   private nbd: NbdServer | undefined;
   private nbdLink: NbdServer | undefined;
-  private backends = new Map<string, VdiskBackend>();
+  private owners: OwnerRegistry | undefined;
   private spaceCache: { at: number; disks: DiskSpace[] } | undefined;
   private poolCapacity = new Map<string, number>();
-  private repairer: Repairer | undefined;
   /** This CVM's part of the cluster's failure detector (while stargate runs). */
   private liveness: Liveness | undefined;
   /** Why stargate did not start (shown in its status until it does). */
   private stargateError: string | undefined;
-  private watcher: Watcher | undefined;
   /** The VM service (protocol/vms.ts), while this CVM is in a cluster. */
   private vmService: VmService | undefined;
 
@@ -250,18 +248,17 @@ export class Cvm {
       serial: this.cfg.serial, cvmIp: this.cfg.cvmIp, hostIp: this.cfg.hostIp, hypervisorVersion: this.cfg.versions.hypervisor, nosVersion: this.cfg.versions.nos,
       configured: committed, clusterId: committed ? this.state?.cluster.clusterId ?? null : null, cluster: committed ? this.state?.cluster ?? null : null,
       services, disks,
-      ...(this.repairer ? { repair: this.repairer.stats } : {}),
     };
   }
 
   /** Stargate as what it is: a part of this process (its NBD server and repair loop), up while both run. */
   private stargateView(): ServiceView {
-    const loop = this.repairer;
-    const state = this.nbd && loop ? 'up' : this.stargateError ? 'down' : 'starting';
+    const owners = this.owners;
+    const state = this.nbd && owners ? 'up' : this.stargateError ? 'down' : 'starting';
     const nbd = this.nbd ? `NBD on ${this.cfg.cvmIp}:${NBD_PORT}${this.nbdLink ? ' and the host link' : ''}` : 'NBD not listening';
-    const repair = loop ? `repair loop pass ${loop.stats.passes}` : 'repair loop not running';
+    const held = owners ? `owns ${owners.held().length} vdisk(s)` : 'owns no vdisks';
     const why = state === 'down' && this.stargateError ? ` (${this.stargateError})` : '';
-    return { name: 'stargate', state, pid: process.pid, restarts: null, partOf: 'genesis', detail: `${nbd}, ${repair}${why}` };
+    return { name: 'stargate', state, pid: process.pid, restarts: null, partOf: 'genesis', detail: `${nbd}, ${held}${why}` };
   }
 
   private async announce(delayMs: number): Promise<void> {
@@ -385,20 +382,6 @@ export class Cvm {
     return resiliencyOf(records, vdisks, containers, members, rf);
   }
 
-  /** The NBD backend of a vdisk (one per vdisk, shared by NBD clients and the repair loop). */
-  private async backendFor(vd: Vdisk): Promise<VdiskBackend | undefined> {
-    const etcd = this.etcdClient;
-    if (!etcd) return undefined;
-    let be = this.backends.get(vd.uuid);
-    if (!be) {
-      const c = (await this.meta().containers()).find((x) => x.name === vd.container);
-      be = new VdiskBackend(vd, c?.replicationFactor ?? 1, { etcd, local: this.local, peers: this.peers, localNode: this.cfg.serial, localIp: this.cfg.cvmIp, space: () => this.space(), capacityOf: (serial) => this.poolCapacity.get(serial) ?? 0, log: this.log,
-        isDown: (node) => this.liveness?.isDown(node) ?? false, onLiveness: (fn) => this.liveness?.on(fn) ?? (() => undefined), degraded: (vdisk, block) => this.repairer?.degraded(vdisk, block) });
-      this.backends.set(vd.uuid, be);
-    }
-    return be;
-  }
-
   /** Stargate could not start: its status says why (down), and the CVM's API still answers. */
   private stargateFailed(e: unknown): void {
     this.stargateError = errorMessage(e);
@@ -410,68 +393,55 @@ export class Cvm {
     const meta = this.meta();
     const etcd = this.etcdClient;
     const cluster = this.state?.cluster;
-    if (!etcd || !cluster) return;
-    const exports = {
-      list: async () => (await meta.vdisks()).map((v) => v.name),
-      open: async (name: string) => {
-        const vd = (await meta.vdisks()).find((v) => v.name === name);
-        return vd ? this.backendFor(vd) : undefined;
-      },
-      description: (name: string) => `Converge vdisk ${name}`,
-    };
-    // on the network: NBD over TLS, a client certificate of the operator, a member's host or CVM (ADR 013)
     const m = this.member;
-    if (!m) return;
+    if (!etcd || !cluster || !m) return;
     // the cluster's one failure detector (ADR 015): before serving, so writes know who is down
     const ttl = Number(process.env['CONVERGE_LIVENESS_TTL_S'] ?? LIVENESS_TTL_S);
+    const ttlS = Number.isInteger(ttl) && ttl > 0 ? ttl : LIVENESS_TTL_S;
     const liveness = new Liveness({
-      store: etcdLivenessStore(etcd), clock: new SystemClock(), self: { node: this.cfg.serial, cvmIp: this.cfg.cvmIp }, members: () => cluster.members.map((x) => x.serial), log: this.log,
-      ttlS: Number.isInteger(ttl) && ttl > 0 ? ttl : LIVENESS_TTL_S,
+      store: etcdLivenessStore(etcd), clock: new SystemClock(), self: { node: this.cfg.serial, cvmIp: this.cfg.cvmIp }, members: () => cluster.members.map((x) => x.serial), log: this.log, ttlS,
     });
     await liveness.start();
     this.liveness = liveness;
-    const server = new NbdServer(exports, this.log, {
+    // the vdisks' owners (storage engine v2): one lease for this CVM, forwarding to owners elsewhere
+    const client = new ReplicationClient(() => this.memberTls());
+    const owners = new OwnerRegistry({
+      self: { node: this.cfg.serial, cvmIp: this.cfg.cvmIp }, etcd, clock: new SystemClock(), io: new EngineReplicaIo({ node: this.cfg.serial }, this.replicas, client), client, liveness,
+      space: async () => (await this.space()).map((d) => ({ serial: d.serial, node: d.node, cvmIp: d.cvmIp, freeBytes: d.freeBytes, ok: d.ok, media: d.mediaType === 'ssd' ? 'ssd' : 'hdd' })),
+      vdisk: async (uuid) => {
+        const vd = (await meta.vdisks()).find((v) => v.uuid === uuid);
+        if (!vd) return undefined;
+        const c = (await meta.containers()).find((x) => x.name === vd.container);
+        return { vdisk: vd, rf: c?.replicationFactor ?? cluster.redundancyFactor };
+      },
+      log: this.log, leaseTtlS: ttlS,
+    });
+    await owners.start();
+    this.owners = owners;
+    this.replication.forward = owners;
+    const exportsFor = (local: boolean): ExportProvider => ({
+      list: async () => (await meta.vdisks()).map((v) => v.name),
+      open: async (name: string) => {
+        const vd = (await meta.vdisks()).find((v) => v.name === name);
+        return vd ? owners.open(vd, { local }) : undefined;
+      },
+      description: (name: string) => `Converge vdisk ${name}`,
+    });
+    // on the network: NBD over TLS, a client certificate of the operator, a member's host or CVM (ADR 013)
+    const server = new NbdServer(exportsFor(false), this.log, {
       tls: { cert: m.cvm.cert, key: m.cvm.key, ca: anchorList(this.anchors()), require: true },
       authorize: (p) => NBD_ROLES.includes(peerOfCert(p.certificate.toString(), this.anchors())?.role ?? 'node'),
     });
     await server.listen(NBD_PORT, this.cfg.cvmIp);
     // on the host link (a Unix socket only this node reaches): its hypervisor's redirector, in plain NBD
     if (this.cfg.link) {
-      const link = new NbdServer(exports, this.log);
+      const link = new NbdServer(exportsFor(true), this.log);
       await link.listenPath(this.cfg.link.nbd);
       this.nbdLink = link;
     }
     this.nbd = server;
-    // another CVM changed an extent group's replicas (a repair): forget the cached record
-    this.watcher = await etcd.watch().prefix(EGROUPS_PREFIX).create();
-    const forget = (kv: { key: Buffer }): void => {
-      const [uuid = '', block = ''] = kv.key.toString().slice(EGROUPS_PREFIX.length).split('/');
-      this.backends.get(uuid)?.forget(Number(block));
-    };
-    this.watcher.on('put', forget);
-    this.watcher.on('delete', forget);
-    this.watcher.on('error', (e: unknown) => this.log(`stargate: watch of the extent groups: ${errorMessage(e)}`));
-    const grace = Number(process.env['CONVERGE_REPAIR_GRACE_MS'] ?? 60_000);
-    this.repairer = new Repairer({
-      clock: new SystemClock(), list: (prefix) => etcd.getAll().prefix(prefix).strings(), local: this.local, localNode: this.cfg.serial, members: () => cluster.members, log: this.log,
-      statusOf: (ip) => (ip === this.cfg.cvmIp ? Promise.resolve(this.status()) : cvmCall<CvmStatus>(ip, '/status', { timeoutMs: 2000 })),
-      backend: async (uuid) => {
-        const open = this.backends.get(uuid);
-        if (open) return open; // no store lookup per extent group for a vdisk already served
-        const vd = (await meta.vdisks()).find((v) => v.uuid === uuid);
-        return vd ? this.backendFor(vd) : undefined;
-      },
-      graceMs: Number.isFinite(grace) && grace >= 0 ? grace : 60_000,
-      liveness,
-      pool: async () => (await this.poolRecord()).disks,
-      swapMany: (items) => swapMany(etcd, items),
-      parallel: envNumber('CONVERGE_REPAIR_PARALLEL', 1),
-      mibPerSec: envNumber('CONVERGE_REPAIR_MIBPS', 8),
-      dutyCycle: Math.min(envNumber('CONVERGE_REPAIR_DUTY', 0.5), 1),
-    });
-    this.repairer.start();
     this.stargateError = undefined;
-    this.log(`stargate: serving vdisks over NBD at ${this.cfg.cvmIp}:${NBD_PORT}; repair loop on`);
+    this.log(`stargate: serving vdisks over NBD at ${this.cfg.cvmIp}:${NBD_PORT} (storage engine v2)`);
   }
 
   /** The VM service: every member runs one; the one elected in the store leads (acropolis.ts). */
@@ -524,15 +494,13 @@ export class Cvm {
     this.stargateError = undefined;
     const n = this.nbd;
     this.nbd = undefined;
-    await this.repairer?.stop();
-    this.repairer = undefined;
-    await this.liveness?.stop();
-    this.liveness = undefined;
-    await this.watcher?.cancel().catch(() => undefined);
-    this.watcher = undefined;
-    this.backends.clear();
     await n?.close();
     await this.nbdLink?.close();
+    this.replication.forward = undefined;
+    await this.owners?.close();
+    this.owners = undefined;
+    await this.liveness?.stop();
+    this.liveness = undefined;
     this.nbdLink = undefined;
   }
 
@@ -732,28 +700,4 @@ export class Cvm {
 function objectOf(body: unknown): Record<string, unknown> {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new InputError('body', 'must be a JSON object');
   return body as Record<string, unknown>;
-}
-
-/** A positive number from the environment, or the default. */
-function envNumber(name: string, dflt: number): number {
-  const v = Number(process.env[name]);
-  return Number.isFinite(v) && v > 0 ? v : dflt;
-}
-
-/** Compare-and-swap of many keys, 64 to a transaction; a transaction that fails is retried key by key. */
-async function swapMany(etcd: Etcd3, items: readonly { key: string; from: string; to: string }[]): Promise<boolean[]> {
-  const out: boolean[] = [];
-  for (let i = 0; i < items.length; i += 64) {
-    const batch = items.slice(i, i + 64);
-    const [first, ...rest] = batch;
-    if (!first) break;
-    let cmp = etcd.if(first.key, 'Value', '==', first.from);
-    for (const x of rest) cmp = cmp.and(x.key, 'Value', '==', x.from);
-    if ((await cmp.then(...batch.map((x) => etcd.put(x.key).value(x.to))).commit()).succeeded) {
-      out.push(...batch.map(() => true));
-      continue;
-    }
-    for (const x of batch) out.push((await etcd.if(x.key, 'Value', '==', x.from).then(etcd.put(x.key).value(x.to)).commit()).succeeded);
-  }
-  return out;
 }

@@ -152,6 +152,17 @@ export class EtcdMetaStore implements MetaStore {
     throw new ConflictError(`vdisk ${vdisk} is owned by ${holder.node}${holder.cvmIp ? ` (${holder.cvmIp})` : ''} since revision ${kv.create_revision}`);
   }
 
+  /** Who owns a vdisk now (its owner key), or null. */
+  async ownerOf(vdisk: string): Promise<(OwnerRecord & { epoch: number }) | null> {
+    const key = KEYS.owner(vdisk);
+    const r = await etcdCall(`get ${key}`, () => this.o.etcd.get(key).exec());
+    const kv = r.kvs[0];
+    if (!kv) return null;
+    const held = ownerSchema.safeParse(safeJson(kv.value.toString()));
+    if (!held.success) throw new UnavailableError(`configuration store: ${key} is not an owner record`);
+    return { ...held.data, epoch: Number(kv.create_revision) };
+  }
+
   async releaseOwner(vdisk: string, epoch: number): Promise<void> {
     const key = KEYS.owner(vdisk);
     const etcd = this.o.etcd;

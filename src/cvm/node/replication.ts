@@ -18,7 +18,7 @@ import * as R from '../core/replication-codec.ts';
 import { REPLICATION_PORT } from '../protocol/cluster.ts';
 import type { EgroupRef, LocalEgroups } from './egroups.ts';
 import { ChecksumError, ZERO_PAGE_CRC, crcsFor } from './extent-store.ts';
-import { CorruptPageError, StaleEpochError, StaleGenerationError } from '../core/engine/ports.ts';
+import { CorruptPageError, HandoffRefusedError, NotOwnerError, StaleEpochError, StaleGenerationError } from '../core/engine/ports.ts';
 import type { ExtentImage, ExtentVersion, ReadRequest, ReadResult, WriteFrame } from '../core/engine/ports.ts';
 import { EGROUP_EXTENTS } from '../core/engine/layout.ts';
 
@@ -30,6 +30,19 @@ export interface EngineReplicas {
   readExtent(disk: string, vdisk: string, egroup: number, extent: number): Promise<ExtentImage | null>;
   writeExtent(disk: string, vdisk: string, egroup: number, extent: number, epoch: number, image: ExtentImage | null): Promise<void>;
   syncVdisk(vdisk: string): Promise<void>;
+}
+
+/**
+ * The owner side of forwarding (protocol v3, node/owners.ts): served only for vdisks this CVM owns
+ * (NotOwnerError otherwise; never forwarded on). Offsets are vdisk byte offsets.
+ */
+export interface ForwardedIo {
+  read(vdisk: string, offset: number, length: number): Promise<Buffer>;
+  write(vdisk: string, offset: number, data: Buffer): Promise<void>;
+  zero(vdisk: string, offset: number, length: number): Promise<void>;
+  flush(vdisk: string): Promise<void>;
+  /** Gives the vdisk up so the asking CVM can take it (HandoffRefusedError while this CVM's host uses it). */
+  handoff(vdisk: string): Promise<void>;
 }
 
 
@@ -48,6 +61,8 @@ function isZeros(data: Uint8Array, crcs: Uint32Array): boolean {
 function statusOf(e: unknown): number {
   if (e instanceof StaleEpochError) return R.ST_STALE_EPOCH;
   if (e instanceof StaleGenerationError) return R.ST_STALE_GEN;
+  if (e instanceof NotOwnerError) return R.ST_NOT_OWNER;
+  if (e instanceof HandoffRefusedError) return R.ST_BUSY;
   if (e instanceof ChecksumError || e instanceof CorruptPageError) return R.ST_CHECKSUM;
   if (e instanceof DiskIoError) return R.ST_DISK_IO;
   if (e instanceof InputError) return R.ST_INPUT;
@@ -66,6 +81,9 @@ export class ReplicationServer {
   private sockets = new Set<Socket>();
 
   /** `engine`: serves the v2 ops (protocol version 2); without it they are answered with an error. */
+  /** The owner side of forwarding (set while the CVM serves vdisks); none: ST_NOT_OWNER. */
+  forward: ForwardedIo | undefined;
+
   constructor(private readonly local: LocalEgroups, private readonly log: (m: string) => void, private readonly engine?: EngineReplicas) {}
 
   /** Serves the cluster's members (and nobody else) on ip:port. */
@@ -143,6 +161,7 @@ export class ReplicationServer {
 
   private async execute(req: R.ReplicationRequest, payload: Buffer | undefined): Promise<Buffer | undefined> {
     R.validateRequest(req);
+    if (R.versionFor(req.op) >= 3) return this.executeForwarded(req, payload ?? Buffer.alloc(0));
     if (R.versionFor(req.op) >= 2) return this.executeV2(req, payload ?? Buffer.alloc(0));
     const ref: EgroupRef = { disk: req.disk, vdisk: req.vdisk, block: req.block };
     switch (req.op) {
@@ -171,6 +190,28 @@ export class ReplicationServer {
   }
 
   /** The engine's ops (protocol version 2): `block` is the extent's index in the vdisk (EXTENT_GENS: the extent group). */
+  private async executeForwarded(req: R.ReplicationRequest, payload: Buffer): Promise<Buffer | undefined> {
+    const f = this.forward;
+    if (!f) throw new NotOwnerError(`this CVM serves no vdisks now`);
+    const offset = req.block * R.FWD_UNIT + req.offset;
+    switch (req.op) {
+      case R.OP_FWD_READ:
+        return f.read(req.vdisk, offset, req.length);
+      case R.OP_FWD_WRITE:
+        await f.write(req.vdisk, offset, payload);
+        return undefined;
+      case R.OP_FWD_ZERO:
+        await f.zero(req.vdisk, offset, req.length);
+        return undefined;
+      case R.OP_FWD_FLUSH:
+        await f.flush(req.vdisk);
+        return undefined;
+      default:
+        await f.handoff(req.vdisk);
+        return undefined;
+    }
+  }
+
   private async executeV2(req: R.ReplicationRequest, payload: Buffer): Promise<Buffer | undefined> {
     const e = this.engine;
     if (!e) throw new InputError('op', `operation ${req.op}: this CVM does not serve storage engine v2`);
@@ -213,6 +254,10 @@ function replyError(ip: string, status: number, body: Buffer, msg: string): Erro
       return body.length === 16 ? new StaleEpochError(R.decodeU64(body, 'seen'), R.decodeU64(body, 'sent', 8)) : new DiskIoError(ip, msg);
     case R.ST_STALE_GEN:
       return new StaleGenerationError(msg);
+    case R.ST_NOT_OWNER:
+      return new NotOwnerError(msg);
+    case R.ST_BUSY:
+      return new HandoffRefusedError(msg);
     case R.ST_CHECKSUM:
       return new ChecksumError(ip, msg);
     default:

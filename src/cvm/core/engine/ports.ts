@@ -68,6 +68,12 @@ export class StaleEpochError extends ConflictError {
 /** A replica refused a write whose generation is not above the extent's (a late or replayed frame). */
 export class StaleGenerationError extends ConflictError {}
 
+/** The CVM asked does not own the vdisk (any more): the sender finds the owner again. */
+export class NotOwnerError extends ConflictError {}
+
+/** The owner refused to hand a vdisk over: its own host uses it. */
+export class HandoffRefusedError extends ConflictError {}
+
 /** Pages whose data matches neither stored checksum. */
 export class CorruptPageError extends DiskIoError {
   constructor(disk: string, readonly pages: number[]) {
