@@ -124,6 +124,26 @@ test('an unwritten extent group reads as zeros without any replica I/O (negative
   assert.deepEqual(c.calls, []);
 });
 
+test('TRIM: unwritten extent groups are left alone (no record, no frame); written ones get zero frames without data', async () => {
+  const c = new Cluster(['a', 'b']);
+  const o = await c.open('a');
+  await o.pwrite(EGROUP_BYTES, page(5, 2));
+  c.calls.length = 0;
+  const frames: { data: Uint8Array | null; zero: boolean }[] = [];
+  const io = c.io();
+  const write = io.write.bind(io);
+  (o as unknown as { o: OwnerOptions }).o.io.write = (l, f) => {
+    frames.push({ data: f.data, zero: f.zero });
+    return write(l, f);
+  };
+  await o.zero(0, 3 * EGROUP_BYTES);
+  assert.ok(!c.calls.some((x) => x.startsWith('create')), 'nothing placed for the unwritten extent groups 0 and 2');
+  assert.deepEqual([...c.records.keys()], [1]);
+  assert.equal(frames.length, 2 * 128, 'one zero frame per extent of extent group 1, to each of its 2 replicas');
+  assert.ok(frames.every((f) => f.zero && f.data === null), 'no bytes of zeros sent');
+  assert.deepEqual(await o.pread(EGROUP_BYTES, 2 * PAGE_BYTES), new Uint8Array(2 * PAGE_BYTES));
+});
+
 test('a replica that fails a write is moved to stale by CAS before the write is acknowledged; it is no longer written', async () => {
   const c = new Cluster(['a', 'b', 'c']);
   const o = await c.open('a');

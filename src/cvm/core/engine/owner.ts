@@ -44,6 +44,8 @@ export interface OwnerOptions {
   checksum: Checksum;
   /** A replica or configuration-store call slower than this fails (the replica goes stale). */
   callTimeoutMs?: number;
+  /** The same for SYNC (fdatasync of a vdisk's dirty files: seconds on a loaded disk); default 60 s. */
+  syncTimeoutMs?: number;
   bugs?: Bugs;
 }
 
@@ -81,6 +83,7 @@ export class VdiskOwner {
   why = '';
   private readonly unsubscribe: () => void;
   private readonly timeoutMs: number;
+  private readonly syncTimeoutMs: number;
   private readonly bugs: Bugs;
   /** Counters, for tests and the simulator. */
   readonly counters = { writes: 0, reads: 0, readRepairs: 0, staleMarked: 0, takeovers: 0, takeoverCopies: 0 };
@@ -100,6 +103,7 @@ export class VdiskOwner {
 
   private constructor(private readonly o: OwnerOptions, readonly epoch: number, records: Map<number, Versioned<EgroupRecord>>) {
     this.timeoutMs = o.callTimeoutMs ?? 2000;
+    this.syncTimeoutMs = o.syncTimeoutMs ?? 60_000;
     this.bugs = o.bugs ?? {};
     for (const [i, r] of records) this.egroupState(i).record = r;
     this.unsubscribe = o.liveness.subscribe((node) => this.onDown(node));
@@ -129,16 +133,38 @@ export class VdiskOwner {
     for (const s of slices(offset, data.length)) await this.writeSlice(s, data.subarray(s.at, s.at + s.length));
   }
 
-  /** TRIM / WRITE_ZEROES: the range reads as zeros; whole pages are marked zero without data. */
+  /**
+   * TRIM / WRITE_ZEROES: the range reads as zeros; whole pages are marked zero without data. Extent
+   * groups never written already read as zeros: nothing is placed, recorded or sent for them.
+   */
   async zero(offset: number, length: number): Promise<void> {
     this.check();
-    for (const s of slices(offset, length)) await this.writeSlice(s, null);
+    for (const s of slices(offset, length)) {
+      if (!this.egroups.get(s.egroup)?.record) continue;
+      await this.writeSlice(s, null);
+    }
   }
 
   async pread(offset: number, length: number): Promise<Uint8Array> {
     this.check();
+    const parts = slices(offset, length);
+    // the common case, whole pages of one extent: the replica's buffer is the answer (no copy)
+    const only = parts.length === 1 ? parts[0]! : null;
+    if (only && only.inner % PAGE_BYTES === 0 && length % PAGE_BYTES === 0) {
+      const st = await this.ready(only.egroup, false);
+      if (!st) return new Uint8Array(length);
+      const release = await st.lock.shared();
+      let data: Uint8Array;
+      try {
+        data = await this.readPages(st, only.extent, only.inner, length);
+      } finally {
+        release();
+      }
+      if (!this.o.meta.leaseValid()) this.lose('the lease expired during a read');
+      return data;
+    }
     const out = new Uint8Array(length);
-    for (const s of slices(offset, length)) {
+    for (const s of parts) {
       const st = await this.ready(s.egroup, false);
       if (!st) continue;
       const start = Math.floor(s.inner / PAGE_BYTES) * PAGE_BYTES;
@@ -163,7 +189,7 @@ export class VdiskOwner {
     if (this.bugs.flushOnlyLocal) cvms.set(this.o.node, { node: this.o.node, cvmIp: this.o.cvmIp });
     else for (const st of this.egroups.values()) for (const l of st.record?.value.replicas ?? []) cvms.set(l.node, { node: l.node, cvmIp: l.cvmIp });
     const targets = [...cvms.values()];
-    const results = await Promise.allSettled(targets.map((c) => this.timed(this.o.io.sync(c, this.o.vdisk))));
+    const results = await Promise.allSettled(targets.map((c) => this.timed(this.o.io.sync(c, this.o.vdisk), this.syncTimeoutMs)));
     const failedNodes = new Set(targets.filter((_, i) => results[i]!.status === 'rejected').map((c) => c.node));
     if (failedNodes.size === 0) return;
     // a CVM that could not sync no longer counts as holding the acknowledged writes
@@ -273,9 +299,9 @@ export class VdiskOwner {
     throw new UnavailableError(`vdisk ${this.o.vdisk}: ownership at ${this.o.node} lost (epoch ${this.epoch}): ${why}`);
   }
 
-  private timed<T>(p: Promise<T>): Promise<T> {
+  private timed<T>(p: Promise<T>, ms = this.timeoutMs): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const timer = this.o.clock.setTimeout(() => reject(new TimeoutError(`no answer in ${this.timeoutMs} ms`)), this.timeoutMs);
+      const timer = this.o.clock.setTimeout(() => reject(new TimeoutError(`no answer in ${ms} ms`)), ms);
       p.then((v) => {
         timer.dispose();
         resolve(v);
@@ -310,7 +336,11 @@ export class VdiskOwner {
   }
 
   private usable(st: EgroupState, l: ReplicaLocation): boolean {
-    return !st.suspect.has(locKey(l)) && !this.o.liveness.isDown(l.node);
+    if (this.o.liveness.isDown(l.node)) return false;
+    // a suspect whose node is back and that could not be moved to stale (the only in-sync replica)
+    // missed nothing acknowledged: a write it did not take was not acknowledged
+    st.suspect.delete(locKey(l));
+    return true;
   }
 
   /** The extent group ready for I/O: created (for a write) and taken over. null: unwritten, read as zeros. */
@@ -392,7 +422,7 @@ export class VdiskOwner {
     }
     for (const l of copiedTo.values()) {
       try {
-        await this.timed(this.o.io.sync(l, this.o.vdisk));
+        await this.timed(this.o.io.sync(l, this.o.vdisk), this.syncTimeoutMs);
       } catch {
         broken.push(l);
       }
@@ -473,7 +503,7 @@ export class VdiskOwner {
       try {
         const r = await this.timed(this.o.io.read(l, { vdisk: this.o.vdisk, egroup: st.index, extent, inner, length }));
         const badPages: number[] = [];
-        for (let p = 0; p * PAGE_BYTES < length; p++) if (this.o.checksum(r.data.subarray(p * PAGE_BYTES, (p + 1) * PAGE_BYTES)) !== r.crcs[p]) badPages.push(inner / PAGE_BYTES + p);
+        if (r.crcs) for (let p = 0; p * PAGE_BYTES < length; p++) if (this.o.checksum(r.data.subarray(p * PAGE_BYTES, (p + 1) * PAGE_BYTES)) !== r.crcs[p]) badPages.push(inner / PAGE_BYTES + p);
         if (badPages.length) throw new CorruptPageError(l.disk, badPages);
         if (bad.length) this.background(this.readRepair(st, extent, bad, l));
         return r.data;
@@ -538,7 +568,7 @@ export class VdiskOwner {
         }
         try {
           await this.timed(this.o.io.writeExtent(l, this.o.vdisk, st.index, e, this.epoch, good.value));
-          await this.timed(this.o.io.sync(l, this.o.vdisk));
+          await this.timed(this.o.io.sync(l, this.o.vdisk), this.syncTimeoutMs);
           copies++;
         } catch {
           broken.push(l);
@@ -564,7 +594,7 @@ export class VdiskOwner {
       await this.timed(this.o.io.writeExtent(target, this.o.vdisk, st.index, e, this.epoch, image));
     }
     // a copy is durable before the replica counts as in-sync (its source may be the only one that synced)
-    await this.timed(this.o.io.sync(target, this.o.vdisk));
+    await this.timed(this.o.io.sync(target, this.o.vdisk), this.syncTimeoutMs);
   }
 
   /** Places a new replica (not on `avoid` nodes nor the extent group's), fills it, records it (dropping `replacing` from stale). */
@@ -641,3 +671,4 @@ export class VdiskOwner {
     }
   }
 }
+

@@ -40,10 +40,16 @@ export interface ReadRequest {
   length: number;
 }
 
-/** Pages read and verified by the replica against their stored checksums. */
+/** Pages read by a replica. */
 export interface ReadResult {
   data: Uint8Array;
-  crcs: number[];
+  /**
+   * The pages' stored checksums, when the replica leaves the check to the owner (the simulator's
+   * model). Absent: the replica verified every page against its stored checksums itself (the
+   * extent store does on every read, and a checksum recomputed from bytes just received proves
+   * nothing more), and a bad page came back as CorruptPageError.
+   */
+  crcs?: number[];
 }
 
 /** Where an extent stands on one replica: the epoch and generation of the last write it applied. */

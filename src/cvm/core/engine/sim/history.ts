@@ -19,6 +19,8 @@ export interface WriteRec {
   end: number;
   status: WriteStatus;
   flushed: boolean;
+  /** Still pending when every node lost power: whatever answer comes later, it may be lost. */
+  cut?: boolean;
 }
 
 const INITIAL: WriteRec = { id: 0, value: 0, issue: -Infinity, end: -Infinity, status: 'acked', flushed: true };
@@ -51,7 +53,7 @@ export class History {
 
   end(ws: readonly WriteRec[], acked: boolean, now: number): void {
     for (const w of ws) {
-      w.status = acked ? 'acked' : 'failed';
+      w.status = w.cut ? 'uncertain' : acked ? 'acked' : 'failed';
       w.end = now;
     }
   }
@@ -64,10 +66,16 @@ export class History {
     }
   }
 
-  /** Power loss somewhere: unflushed acknowledged writes may be gone. */
+  /**
+   * Power loss somewhere: unflushed acknowledged writes may be gone, and so may writes still in
+   * flight even if they are acknowledged later: a replica may have taken one into its cache and
+   * answered just before it lost power (not yet declared down, it still counts as in-sync), and no
+   * FLUSH has covered it. Only a completed FLUSH promises durability.
+   */
   powerLoss(now: number): void {
     for (const l of this.pages.values()) {
       for (const w of l) {
+        if (w.status === 'pending') w.cut = true;
         if (w.status === 'acked' && !w.flushed) {
           w.status = 'uncertain';
           w.end = Math.max(w.end, now);

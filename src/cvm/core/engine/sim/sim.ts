@@ -148,7 +148,7 @@ export class Simulation {
       const o = await VdiskOwner.open({
         vdisk, node, cvmIp: this.world.node(node).cvmIp, rf: this.rf,
         io: this.world.replicaIo(node), meta: this.world.meta(node), liveness: this.world.liveness(node),
-        clock: this.clock, space: this.world.space(), checksum: crc32c, callTimeoutMs: 300, bugs: this.o.bugs ?? {},
+        clock: this.clock, space: this.world.space(), checksum: crc32c, callTimeoutMs: 300, syncTimeoutMs: 3000, bugs: this.o.bugs ?? {},
       });
       const n = this.world.node(node);
       if (!n.up) {
@@ -284,7 +284,8 @@ export class Simulation {
         this.world.isolated.add(n);
         this.clock.setTimeout(() => {
           this.world.isolated.delete(n);
-          this.impaired.delete(n);
+          // its effects outlive it: frames sent during the partition time out (and replicas go stale) up to an RPC timeout later
+          this.clock.setTimeout(() => this.impaired.delete(n), 2 * this.world.cfg.rpcTimeoutMs);
         }, this.rng.int(300, 4000));
       } else if (r < 0.68 && !this.diskFailed && single) {
         const n = this.world.node(this.rng.pick(healthy));
@@ -333,7 +334,9 @@ export class Simulation {
       await this.sleep(this.rng.int(every / 2, every * 3 / 2));
       // one fault at a time: no dropped frames (which make replicas stale) while a bad page is unrepaired
       if (this.healthy()) this.world.cfg.dropRate = this.dropRate;
-      if (this.faulting && this.clock.now() < until && this.impaired.size === 0 && this.corruptSomething()) this.world.cfg.dropRate = 0;
+      // nor while a dropped frame may still make a replica stale (its timeout has not run out)
+      const dropsSettled = this.clock.now() - this.world.lastDropAt > 2 * this.world.cfg.rpcTimeoutMs;
+      if (this.faulting && this.clock.now() < until && this.impaired.size === 0 && dropsSettled && this.corruptSomething()) this.world.cfg.dropRate = 0;
     }
   }
 
@@ -418,7 +421,8 @@ export class Simulation {
     rep.egroups.forEach((e, i) => {
       if (e.status !== 'ok') return;
       const input = inputs[i]!;
-      const inSync = input.states.filter((s) => input.record.replicas.some((l) => l.node === s.loc.node && l.disk === s.loc.disk));
+      // RF reachable in-sync replicas, identical: a further in-sync replica on a failed disk or a down node is not counted
+      const inSync = input.states.filter((s) => s.reachable && input.record.replicas.some((l) => l.node === s.loc.node && l.disk === s.loc.disk));
       const digests = new Set(inSync.map((s) => s.digest));
       if (inSync.length < this.rf || digests.size !== 1) this.violations.push(`seed ${this.o.seed}: resiliency OK for ${e.vdisk}/${e.egroup} with ${inSync.length} in-sync replica(s), ${digests.size} distinct content(s)`);
     });

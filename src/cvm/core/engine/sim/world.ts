@@ -148,6 +148,8 @@ export class World {
   readonly etcd: FakeEtcd;
   /** Nodes cut off from everyone (etcd included). */
   readonly isolated = new Set<string>();
+  /** When a frame was last dropped (its sender times out and may mark a replica stale up to an RPC timeout later). */
+  lastDropAt = -Infinity;
 
   constructor(readonly clock: SimClock, readonly rng: Rng, readonly cfg: WorldConfig) {
     this.etcd = new FakeEtcd(clock, cfg.leaseTtlMs, (node) => this.declaredDown(node));
@@ -196,7 +198,10 @@ export class World {
       }, this.cfg.rpcTimeoutMs);
       if (caller && !caller.up) return;
       const drop = (): boolean => !local && this.rng.chance(this.cfg.dropRate);
-      if (drop()) return;
+      if (drop()) {
+        this.lastDropAt = this.clock.now();
+        return;
+      }
       this.clock.setTimeout(() => {
         if (!this.reachable(from, to) || !this.serving(to)) return;
         let ok = true;
