@@ -93,7 +93,7 @@ async function lab(): Promise<void> {
     const c2 = await countStore(etcd);
     perTib(`sparse 4 KiB over ${SPARSE_GIB} GiB, RF1`, n * 4096, c1, c2);
     console.log(`   etcd db after: ${mib(c2.dbSize)} (${mib(c2.dbInUse)} in use); grew ${mib(c2.dbSize - c0.dbSize)} for ${fmt(c2.keys - c0.keys)} keys`);
-    const sample = Object.entries(await etcd.getAll().prefix('/converge/egroups/').limit(1).strings())[0];
+    const sample = Object.entries(await etcd.getAll().prefix('/converge/v2/egroups/').limit(1).strings())[0];
     if (sample) console.log(`   one record today: ${sample[0]} = ${sample[1]} (${Buffer.byteLength(sample[0]) + Buffer.byteLength(sample[1])} bytes)`);
   } finally {
     etcd.close();

@@ -403,6 +403,8 @@ export class Cvm {
     });
     await liveness.start();
     this.liveness = liveness;
+    // writes this CVM acknowledged before a crash may be in the page cache only: durable before serving again
+    await this.replicas.syncAll();
     // the vdisks' owners (storage engine v2): one lease for this CVM, forwarding to owners elsewhere
     const client = new ReplicationClient(() => this.memberTls());
     const owners = new OwnerRegistry({
