@@ -247,14 +247,9 @@ class HeldExtents {
     if (v.count === 0) vd.delete(r.vdisk);
   }
 
-  forget(disk: string, vdisk: string, egroup?: number): void {
-    const v = this.disks.get(disk)?.get(vdisk);
-    if (!v) return;
-    if (egroup === undefined) {
-      this.disks.get(disk)?.delete(vdisk);
-      return;
-    }
-    for (let i = 0; i < EGROUP_EXTENTS; i++) this.set({ disk, vdisk, block: egroup * EGROUP_EXTENTS + i }, false);
+  /** A vdisk's extents on a disk are all gone. */
+  forget(disk: string, vdisk: string): void {
+    this.disks.get(disk)?.delete(vdisk);
   }
 
   /** Per disk, the extents holding data per vdisk. */
