@@ -78,21 +78,22 @@ const MEMBER_LABEL: Record<MemberState, string> = {
 };
 
 /**
- * The data resiliency lines, from the extent-group records (GET /storage/resiliency); the repair
- * loops' counters only say whether a restore is under way.
+ * The data resiliency lines, from the extent-group records (GET /storage/resiliency: in-sync and
+ * stale replicas); the repair loops' counters only say whether a restore is under way.
  */
 export function resiliencyLines(r: ResiliencyReport | Error | null, repair: readonly NonNullable<CvmStatus['repair']>[]): string[] {
   if (r === null) return [];
   if (r instanceof Error) return [`Data resiliency: unknown (${r.message})`];
   if (r.ok) return [`Data resiliency: OK (every extent group at its RF: ${r.atRf} of ${r.extentGroups})`];
   const restoring = repair.some((x) => x.pending > 0) ? '; the repair loops are restoring them' : '';
-  const out = [`Data resiliency: ${r.belowRf} extent group(s) below RF of ${r.extentGroups}${r.unavailable ? `, ${r.unavailable} with no usable replica` : ''}${restoring}`];
+  const stale = r.restoring ? `, ${r.restoring} being restored (stale replicas)` : '';
+  const out = [`Data resiliency: ${r.belowRf} extent group(s) below RF of ${r.extentGroups}${r.unavailable ? `, ${r.unavailable} with no usable replica` : ''}${stale}${restoring}`];
   const why = [
     ...r.members.filter((m) => m.state !== 'up').map((m) => `CVM ${m.cvmIp} (${m.node}) ${m.detail}`),
     ...(r.failedDisks.length ? [`failed disks: ${r.failedDisks.map((d) => `${d.node}/${d.serial}`).join(', ')}`] : []),
   ];
   for (const w of why) out.push(`    ${w}`);
-  for (const e of r.examples.slice(0, 3)) out.push(`    e.g. vdisk ${e.vdisk} block ${e.block}: ${e.usable} of ${e.replicationFactor} usable (${e.missing.join('; ')})`);
+  for (const e of r.examples.slice(0, 3)) out.push(`    e.g. vdisk ${e.vdisk} extent group ${e.egroup}: ${e.usable} of ${e.replicationFactor} usable in sync${e.stale ? `, ${e.stale} stale` : ''} (${e.missing.join('; ')})`);
   return out;
 }
 

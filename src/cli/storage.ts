@@ -41,6 +41,8 @@ export function registerStorage(program: Command): void {
         rows.push([c.name, String(c.replicationFactor), String(u?.vdisks ?? 0), gib(u?.provisionedBytes ?? 0), gib(u?.logicalBytes ?? 0), gib(u?.physicalBytes ?? 0)]);
       }
       process.stdout.write(table(rows) + '\n');
+      const uncounted = p.usage.uncountedDisks ?? [];
+      if (uncounted.length > 0) process.stdout.write(`WRITTEN and PHYSICAL leave out disk(s) ${uncounted.join(', ')}: their CVMs did not report what they hold\n`);
     } catch (e) {
       fail(e, o.json === true);
     }

@@ -45,7 +45,7 @@ import { StorageMeta } from './storage-meta.ts';
 import { createCa, type Pem } from '../../shared/tls.ts';
 import { generatePassword, hashPassword } from '../../shared/passwords.ts';
 import { ADMIN_USER, PRISM_CA_KEY, PRISM_USERS_PREFIX, type PrismConfig, type PrismUser } from '../../prism/protocol/prism.ts';
-import { usageOf } from '../core/usage.ts';
+import { usageOf, type LiveDisk } from '../core/usage.ts';
 import { memberHealthOf, resiliencyOf } from '../core/resiliency.ts';
 import { DEFAULT_CONTAINER, poolOf, type PoolDisk } from '../core/storage.ts';
 import { VmService } from './acropolis.ts';
@@ -240,9 +240,11 @@ export class Cvm {
       ...(committed ? [this.stargateView()] : []),
     ];
     const live = new Map(this.local.space().map((x) => [x.serial, x]));
+    // bytes per vdisk on each disk, from the extent store's count (no disk I/O; absent until counted once)
+    const perVdisk = this.local.vdiskBytes();
     const disks = this.disks.map((d) => {
       const l = live.get(d.serial);
-      return l ? { ...d, usedBytes: l.usedBytes, ok: l.ok } : d;
+      return l ? { ...d, usedBytes: l.usedBytes, ok: l.ok, ...(perVdisk ? { vdiskBytes: Object.fromEntries(perVdisk.get(d.serial) ?? []) } : {}) } : d;
     });
     return {
       serial: this.cfg.serial, cvmIp: this.cfg.cvmIp, hostIp: this.cfg.hostIp, hypervisorVersion: this.cfg.versions.hypervisor, nosVersion: this.cfg.versions.nos,
@@ -320,14 +322,18 @@ export class Cvm {
 
   // ---- stargate: vdisks over NBD on the fabric -----------------------------------------------
 
-  /** Every pool disk's used bytes and health: this CVM's live, the others' from their status (a CVM that does not answer: its disks count as failed). */
-  private async liveDisks(pool: Pool): Promise<Map<string, { usedBytes: number; ok: boolean }>> {
-    const live = new Map<string, { usedBytes: number; ok: boolean }>(this.status().disks.map((x) => [x.serial, { usedBytes: x.usedBytes, ok: x.ok }]));
+  /**
+   * Every pool disk's used bytes, health and bytes per vdisk: this CVM's live, the others' from their
+   * status (a CVM that does not answer: its disks count as failed, their bytes per vdisk unknown).
+   */
+  private async liveDisks(pool: Pool): Promise<Map<string, LiveDisk>> {
+    const of = (d: CvmStatus['disks'][number]): LiveDisk => ({ usedBytes: d.usedBytes, ok: d.ok, ...(d.vdiskBytes ? { vdiskBytes: d.vdiskBytes } : {}) });
+    const live = new Map<string, LiveDisk>(this.status().disks.map((x) => [x.serial, of(x)]));
     const members = this.state?.cluster.members ?? [];
     await Promise.all(members.filter((m) => m.cvmIp !== this.cfg.cvmIp).map(async (m) => {
       try {
         const s = await cvmCall<CvmStatus>(m.cvmIp, '/status', { timeoutMs: 2000 });
-        for (const d of s.disks) live.set(d.serial, { usedBytes: d.usedBytes, ok: d.ok });
+        for (const d of s.disks) live.set(d.serial, of(d));
       } catch {
         for (const d of pool.disks) if (d.cvmIp === m.cvmIp) live.set(d.serial, { usedBytes: live.get(d.serial)?.usedBytes ?? 0, ok: false });
       }
@@ -356,8 +362,8 @@ export class Cvm {
   private async poolView(): Promise<PoolView> {
     const meta = this.meta();
     const summary = await meta.pool();
-    const [live, containers, vdisks, blocks] = await Promise.all([this.liveDisks(summary.pool), meta.containers(), meta.vdisks(), meta.replicaCounts()]);
-    return { ...summary, usage: usageOf(summary.pool, live, containers, vdisks, blocks) };
+    const [live, containers, vdisks] = await Promise.all([this.liveDisks(summary.pool), meta.containers(), meta.vdisks()]);
+    return { ...summary, usage: usageOf(summary.pool, live, containers, vdisks) };
   }
 
   /** Every member as seen from here: up only when it answers as a member of this cluster, with its disks' health. */
@@ -374,7 +380,7 @@ export class Cvm {
     }));
   }
 
-  /** Data resiliency measured from the extent-group records (core/resiliency.ts). */
+  /** Data resiliency measured from the v2 extent-group records (in-sync and stale replicas) and the members' health (core/resiliency.ts). */
   private async resiliency(): Promise<ResiliencyReport> {
     const meta = this.meta();
     const rf = this.state?.cluster.redundancyFactor ?? 1;

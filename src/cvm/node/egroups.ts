@@ -93,6 +93,52 @@ export class LocalEgroups {
     return this.store.inventory();
   }
 
+  /**
+   * Per disk, the bytes of each vdisk's extents holding data (ExtentStore.vdiskBytes: extents × 1 MiB);
+   * undefined until they were counted once (the first call starts the count).
+   */
+  vdiskBytes(): Map<string, Map<string, number>> | undefined {
+    return this.store.vdiskBytes();
+  }
+
+  /**
+   * Frees the files of vdisks that no longer exist: on every healthy local disk, `extents/<uuid>/`
+   * and `floors/<uuid>/` of each uuid not in `known` (read from the configuration store before the
+   * call). A folder changed within the last `graceMs` is kept this time: a vdisk created after
+   * `known` was read may be written already. Answers the bytes freed.
+   */
+  async sweepVdisks(known: ReadonlySet<string>, o: { graceMs?: number; now?: number } = {}): Promise<number> {
+    const graceMs = o.graceMs ?? 60_000;
+    const now = o.now ?? Date.now();
+    let freed = 0;
+    for (const v of this.vols.values()) {
+      if (isDiskFailed(v.dir)) continue;
+      for (const top of ['extents', 'floors'] as const) {
+        for (const uuid of await v.list(top)) {
+          if (known.has(uuid)) continue;
+          const st = await v.stat(`${top}/${uuid}`);
+          if (!st || now - st.mtimeMs < graceMs) continue;
+          freed += top === 'extents' ? await this.store.dropVdisk(v.serial, uuid) : await removeCounted(v, `${top}/${uuid}`);
+        }
+      }
+    }
+    return freed;
+  }
+
+  /**
+   * Frees one extent group's files on a local disk that is no longer one of its replicas: its
+   * extents and its epoch floor (`floors/<uuid>/<egroup>`). Answers the bytes freed.
+   */
+  async dropEgroup(disk: string, uuid: string, egroup: number): Promise<number> {
+    const v = this.vols.get(disk);
+    if (!v) throw new NotFoundError('disk on this CVM', disk);
+    const extents = await this.store.dropEgroup(disk, uuid, egroup);
+    const floor = `floors/${uuid}/${egroup}`;
+    const size = (await v.stat(floor))?.size;
+    await v.remove(floor);
+    return extents + (size === undefined ? 0 : roundUp4k(size));
+  }
+
   /** Removes a replica: one no record points at any more. */
   drop(r: EgroupRef): Promise<void> {
     return this.store.drop(r);
@@ -108,6 +154,17 @@ export class LocalEgroups {
   async syncMany(refs: readonly EgroupRef[], parallel = 16): Promise<void> {
     await mapLimit(refs, parallel, (r) => this.sync(r));
   }
+}
+
+/** DiskVolume charges whole 4 KiB blocks per file. */
+const roundUp4k = (n: number): number => Math.ceil(n / 4096) * 4096;
+
+/** Removes a folder of files (one level), answering the bytes they took. */
+async function removeCounted(v: DiskVolume, dir: string): Promise<number> {
+  let bytes = 0;
+  for (const name of await v.list(dir)) bytes += roundUp4k((await v.stat(`${dir}/${name}`))?.size ?? 0);
+  await v.remove(dir);
+  return bytes;
 }
 
 /** Reads and writes extent groups on other CVMs: the replication protocol. */

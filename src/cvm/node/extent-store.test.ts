@@ -245,3 +245,80 @@ test('FLUSH of a vdisk syncs the extents written since the last one; a failed di
     f.done();
   }
 });
+
+test('bytes per vdisk: extents holding data × 1 MiB, counted once from the disk then kept by writes, zeroes and drops', async () => {
+  const f = fixture();
+  const other = '99999999-2222-3333-4444-555555555555';
+  try {
+    const s0 = f.store();
+    await s0.write(ref(0), 0, fill(PAGE, 1));
+    await s0.write(ref(1), 5 * PAGE, fill(10, 2)); // a partial page: the extent still counts whole
+    await s0.write({ disk: 'd1', vdisk: other, block: 130 }, 0, fill(PAGE, 3));
+    await s0.write(ref(2), 0, Buffer.alloc(2 * PAGE)); // zeros only: a header, no data
+    // a restarted CVM: nothing known until the count, which reads the extent folders once
+    const s = f.store();
+    assert.equal(s.vdiskBytes(), undefined, 'not counted yet');
+    await s.countExtents();
+    assert.deepEqual(s.vdiskBytes(), new Map([['d1', new Map([[VD, 2 * MiB], [other, MiB]])]]));
+    await s.write(ref(5), 0, fill(PAGE, 4));
+    await s.write(ref(0), PAGE, fill(PAGE, 5)); // already counted
+    assert.equal(s.vdiskBytes()?.get('d1')?.get(VD), 3 * MiB);
+    await s.zero(ref(1), 0, MiB); // a whole extent zeroed keeps only its header: its data no longer counts
+    await s.drop(ref(5));
+    assert.equal(s.vdiskBytes()?.get('d1')?.get(VD), MiB);
+    await s.drop({ disk: 'd1', vdisk: other, block: 130 });
+    assert.deepEqual(s.vdiskBytes(), new Map([['d1', new Map([[VD, MiB]])]]), 'a vdisk with none is left out');
+    // a write that fails (a crash after its pages) is counted from what the disk holds
+    const torn = f.store(() => 'data-only');
+    await torn.countExtents();
+    await assert.rejects(torn.write(ref(7), 0, fill(PAGE, 6)), DiskIoError);
+    assert.equal(torn.vdiskBytes()?.get('d1')?.get(VD), 2 * MiB);
+    const again = f.store();
+    await again.countExtents();
+    assert.equal(again.vdiskBytes()?.get('d1')?.get(VD), 2 * MiB, 'the count at start agrees');
+  } finally {
+    f.done();
+  }
+});
+
+test('the count at start and writes running meanwhile agree (each extent counted under its lock)', async () => {
+  const f = fixture();
+  try {
+    const s0 = f.store();
+    for (let b = 0; b < 40; b++) await s0.write(ref(b), 0, fill(PAGE, b));
+    const s = f.store();
+    const counting = s.countExtents();
+    await Promise.all([counting, ...Array.from({ length: 20 }, (_, i) => s.write(ref(40 + i), 0, fill(PAGE, i))), ...Array.from({ length: 10 }, (_, i) => s.drop(ref(i)))]);
+    assert.equal(s.vdiskBytes()?.get('d1')?.get(VD), 50 * MiB);
+  } finally {
+    f.done();
+  }
+});
+
+test('dropVdisk removes a vdisk\'s extents and answers the bytes freed; dropEgroup only one extent group\'s', async () => {
+  const f = fixture();
+  const other = '99999999-2222-3333-4444-555555555555';
+  try {
+    const s = f.store();
+    await s.countExtents();
+    for (const b of [0, 1, 127, 128, 300]) await s.write(ref(b), 0, fill(2 * PAGE, b));
+    await s.write({ disk: 'd1', vdisk: other, block: 0 }, 0, fill(PAGE, 9));
+    const used0 = f.vol.used();
+    const freed = await s.dropEgroup('d1', VD, 0);
+    assert.equal(freed, 3 * (DATA_AT + 2 * PAGE), 'blocks 0, 1 and 127: header and two pages each');
+    assert.equal(used0 - f.vol.used(), freed);
+    assert.ok((await s.read(ref(1), 0, PAGE)).equals(Buffer.alloc(PAGE)), 'reads as never written');
+    assert.ok((await s.read(ref(128), 0, 2 * PAGE)).equals(fill(2 * PAGE, 128)), 'extent group 1 stays');
+    assert.equal(s.vdiskBytes()?.get('d1')?.get(VD), 2 * MiB);
+    assert.equal(await s.dropEgroup('d1', VD, 5), 0, 'nothing there');
+    const used1 = f.vol.used();
+    assert.equal(await s.dropVdisk('d1', VD), 2 * (DATA_AT + 2 * PAGE));
+    assert.equal(used1 - f.vol.used(), 2 * (DATA_AT + 2 * PAGE));
+    assert.deepEqual(await f.vol.list('extents'), [other]);
+    assert.deepEqual(s.vdiskBytes(), new Map([['d1', new Map([[other, MiB]])]]));
+    assert.ok((await s.read(ref(128), 0, PAGE)).equals(Buffer.alloc(PAGE)), 'no cached header survives');
+    await s.syncVdisk(VD); // nothing dirty left of it
+  } finally {
+    f.done();
+  }
+});

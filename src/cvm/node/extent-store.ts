@@ -38,6 +38,9 @@
  *  4. Zeroed pages are marked in the header, not written; an extent whose every page is zero keeps
  *     only its header (8 KiB: its epoch and generation stay for fencing and resync).
  *  5. No synchronous syscalls on the I/O path; memory per operation is bounded by the extent size.
+ *  6. The store knows which extents hold data past their header (a bit per extent, counted from the
+ *     disks once, then kept by every write, zero and drop): vdiskBytes() answers per disk and vdisk
+ *     without touching the disks (the CVM's status reports it; usage is computed from it).
  */
 import { crc32c } from '@node-rs/crc32';
 import { ConflictError, DiskIoError, InputError, NotFoundError } from '../../shared/errors.ts';
@@ -45,7 +48,7 @@ import type { DiskVolume } from '../../shared/disk-volume.ts';
 import { isDiskFailed } from '../../shared/disk-volume.ts';
 import { KeyedLock } from '../../shared/keyed-lock.ts';
 import { mapLimit } from '../../shared/async.ts';
-import { EXTENT_BYTES, PAGE_BYTES } from '../core/engine/layout.ts';
+import { EGROUP_EXTENTS, EXTENT_BYTES, PAGE_BYTES } from '../core/engine/layout.ts';
 
 export const EXTENT_MAGIC = 0x43565832;
 export const EXTENT_VERSION = 1;
@@ -209,6 +212,52 @@ export function parseHeaders(head: Buffer): Pick<Header, 'corrupt' | 'cur'> {
   return { corrupt: !a.every((x) => x === 0), cur: freshHeader() };
 }
 
+/** DiskVolume charges whole 4 KiB blocks per file. */
+const roundUp4k = (n: number): number => Math.ceil(n / 4096) * 4096;
+
+/**
+ * Which extents hold data past their header, per disk and vdisk: one bit per extent (16 bytes per
+ * extent group), and a count per vdisk. Setting a bit is idempotent, so the scan at start and the
+ * writes that run meanwhile agree on the result whatever their order.
+ */
+class HeldExtents {
+  private readonly disks = new Map<string, Map<string, { count: number; egroups: Map<number, Uint8Array> }>>();
+
+  set(r: ExtentRef, on: boolean): void {
+    let vd = this.disks.get(r.disk);
+    if (!vd) this.disks.set(r.disk, (vd = new Map<string, { count: number; egroups: Map<number, Uint8Array> }>()));
+    let v = vd.get(r.vdisk);
+    if (!v) {
+      if (!on) return;
+      vd.set(r.vdisk, (v = { count: 0, egroups: new Map() }));
+    }
+    const eg = Math.floor(r.block / EGROUP_EXTENTS);
+    const i = r.block - eg * EGROUP_EXTENTS;
+    let bits = v.egroups.get(eg);
+    if (!bits) {
+      if (!on) return;
+      v.egroups.set(eg, (bits = new Uint8Array(EGROUP_EXTENTS / 8)));
+    }
+    const mask = 1 << (i & 7);
+    const was = ((bits[i >> 3] ?? 0) & mask) !== 0;
+    if (was === on) return;
+    bits[i >> 3] = on ? (bits[i >> 3] ?? 0) | mask : (bits[i >> 3] ?? 0) & ~mask;
+    v.count += on ? 1 : -1;
+    if (!on && bits.every((b) => b === 0)) v.egroups.delete(eg);
+    if (v.count === 0) vd.delete(r.vdisk);
+  }
+
+  /** A vdisk's extents on a disk are all gone. */
+  forget(disk: string, vdisk: string): void {
+    this.disks.get(disk)?.delete(vdisk);
+  }
+
+  /** Per disk, the extents holding data per vdisk. */
+  counts(): Map<string, Map<string, number>> {
+    return new Map([...this.disks].map(([disk, vd]) => [disk, new Map([...vd].map(([vdisk, v]) => [vdisk, v.count]))]));
+  }
+}
+
 /** Simulated crash for tests: the write puts only its header copy, or only its pages, on disk, then fails. */
 export type TearWrite = 'header-only' | 'data-only';
 
@@ -229,6 +278,10 @@ export class ExtentStore {
   private headers = new Map<string, Header>();
   /** Extents written since their last datasync, by vdisk: `disk\0block`. */
   private dirty = new Map<string, Set<string>>();
+  /** Which extents hold data (kept by every write, zero and drop; counted from the disks once, at first use). */
+  private readonly held = new HeldExtents();
+  private counting: Promise<void> | undefined;
+  private counted = false;
 
   constructor(private readonly vols: ReadonlyMap<string, DiskVolume>, private readonly opts: ExtentStoreOptions = {}) {}
 
@@ -337,6 +390,7 @@ export class ExtentStore {
       await this.commit(v, r, h, next, 0, [], { epoch: u64(h.cur, 8), generation: u64(h.cur, 16) });
     } catch (e) {
       this.headers.delete(this.key(r));
+      await this.recount(v, r);
       throw e;
     }
   }
@@ -405,6 +459,7 @@ export class ExtentStore {
         return await this.commit(v, r, h, next, first, iov, w);
       } catch (e) {
         this.headers.delete(this.key(r)); // the disk may hold the new header copy: read it again
+        await this.recount(v, r); // and its pages
         throw e;
       }
     });
@@ -468,6 +523,8 @@ export class ExtentStore {
     h.exists = true;
     h.corrupt = false;
     if (emptied) await v.truncate(file, DATA_AT);
+    if (emptied) this.held.set(r, false);
+    else if (iov.length > 0) this.held.set(r, true);
     if (sync) this.clean(r);
     else this.markDirty(r);
     return generation;
@@ -524,12 +581,100 @@ export class ExtentStore {
 
   /** Removes an extent's file (its space returns to the disk); it then reads as never written. */
   async drop(r: ExtentRef): Promise<void> {
+    await this.dropFile(r);
+  }
+
+  /** drop(), answering the bytes the file took on the disk. */
+  private async dropFile(r: ExtentRef): Promise<number> {
     const v = this.vol(r.disk);
-    await this.locks.run(this.key(r), async () => {
-      await v.remove(ExtentStore.fileOf(r));
+    return this.locks.run(this.key(r), async () => {
+      const file = ExtentStore.fileOf(r);
+      const size = (await v.stat(file))?.size;
+      await v.remove(file);
       this.headers.set(this.key(r), { exists: false, corrupt: false, cur: freshHeader() });
       this.clean(r);
+      this.held.set(r, false);
+      return size === undefined ? 0 : roundUp4k(size);
     });
+  }
+
+  /** Whether an extent's file holds data past its header, from the disk (after a failed write; at the count). */
+  private async recount(v: DiskVolume, r: ExtentRef): Promise<void> {
+    try {
+      const b = await v.readAt(ExtentStore.fileOf(r), 1, DATA_AT);
+      this.held.set(r, b !== undefined && b.length > 0);
+    } catch {
+      // a failed disk: its count no longer matters (it holds no usable replica)
+    }
+  }
+
+  /**
+   * Bytes of extents per vdisk on each disk: extents holding data (more than their header) × 1 MiB
+   * (EXTENT_BYTES), whatever part of the extent was written. Undefined until the extents on the
+   * disks were counted once (started by the first call: one listing of the disks, then kept by
+   * every write, zero and drop, so a call costs nothing); vdisks with none are left out.
+   */
+  vdiskBytes(): Map<string, Map<string, number>> | undefined {
+    if (!this.counted) {
+      void this.countExtents().catch(() => undefined);
+      return undefined;
+    }
+    const out = this.held.counts();
+    for (const vd of out.values()) for (const [vdisk, n] of vd) vd.set(vdisk, n * EXTENT_BYTES);
+    return out;
+  }
+
+  /**
+   * Counts the extents holding data on the healthy disks (once; again after a failure): each under
+   * its extent's lock, so a write or drop of it runs wholly before or after.
+   */
+  countExtents(): Promise<void> {
+    this.counting ??= (async () => {
+      for (const v of this.vols.values()) {
+        if (isDiskFailed(v.dir)) continue;
+        for (const vdisk of await v.list('extents')) {
+          const blocks = (await v.list(`extents/${vdisk}`)).filter((n) => /^\d+$/.test(n)).map(Number);
+          await mapLimit(blocks, 16, (block) => {
+            const r = { disk: v.serial, vdisk, block };
+            return this.locks.run(this.key(r), () => this.recount(v, r));
+          });
+        }
+      }
+      this.counted = true;
+    })().catch((e: unknown) => {
+      this.counting = undefined;
+      throw e;
+    });
+    return this.counting;
+  }
+
+  /**
+   * Removes every extent of a vdisk on a disk (`extents/<vdisk>/`): the vdisk no longer exists.
+   * Answers the bytes freed. Its extents must not be in use (nothing cached of them survives).
+   */
+  async dropVdisk(disk: string, vdisk: string): Promise<number> {
+    const v = this.vol(disk);
+    const dir = `extents/${vdisk}`;
+    let bytes = 0;
+    for (const name of await v.list(dir)) bytes += roundUp4k((await v.stat(`${dir}/${name}`))?.size ?? 0);
+    await v.remove(dir);
+    const prefix = `${disk}/${vdisk}/`;
+    for (const k of [...this.headers.keys()]) if (k.startsWith(prefix)) this.headers.delete(k);
+    const dirty = this.dirty.get(vdisk);
+    if (dirty) for (const k of [...dirty]) if (k.startsWith(`${disk}\0`)) dirty.delete(k);
+    if (dirty?.size === 0) this.dirty.delete(vdisk);
+    this.held.forget(disk, vdisk);
+    return bytes;
+  }
+
+  /** Removes the extents of one extent group of a vdisk on a disk (each under its lock); answers the bytes freed. */
+  async dropEgroup(disk: string, vdisk: string, egroup: number): Promise<number> {
+    const v = this.vol(disk);
+    const first = egroup * EGROUP_EXTENTS;
+    const blocks = (await v.list(`extents/${vdisk}`)).filter((n) => /^\d+$/.test(n)).map(Number).filter((b) => b >= first && b < first + EGROUP_EXTENTS);
+    let bytes = 0;
+    for (const block of blocks) bytes += await this.dropFile({ disk, vdisk, block });
+    return bytes;
   }
 
   /**

@@ -4,20 +4,44 @@
  * Creates are etcd transactions that succeed only if the key does not exist, so two CVMs creating
  * the same name at once cannot both win.
  *
- * Keys: /converge/pool, /converge/containers/<name>, /converge/vdisks/<name>,
- * /converge/egroups/<vdisk uuid>/<block> (replica locations, written by the data path).
+ * Keys: /converge/pool, /converge/containers/<name>, /converge/vdisks/<name>, and what the data
+ * path writes (storage engine v2, core/engine/layout.ts KEYS): one record per written extent group
+ * at /converge/v2/egroups/<vdisk uuid>/<egroup> (EgroupRecord: in-sync and stale replicas) and the
+ * vdisk's owner at /converge/v2/owners/<vdisk uuid>. Status, resiliency and the replica map read
+ * those records; deleting a vdisk deletes them with it.
  */
 import { randomUUID } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
-import { ConflictError, NotFoundError } from '../../shared/errors.ts';
+import { z } from 'zod';
+import { ConflictError, NotFoundError, UnavailableError } from '../../shared/errors.ts';
 import { checkName, checkRf, parseSize, type Container, type Pool, type Vdisk } from '../core/storage.ts';
+import { EGROUP_BYTES, KEYS, type EgroupRecord } from '../core/engine/layout.ts';
 import type { ReplicaMap } from '../protocol/cluster.ts';
-import type { EgroupReplicas } from '../core/resiliency.ts';
+import type { StoredEgroup } from '../core/resiliency.ts';
 
 const POOL = '/converge/pool';
 const CONTAINERS = '/converge/containers/';
 const VDISKS = '/converge/vdisks/';
-const EGROUPS = '/converge/egroups/';
+/** Every vdisk's extent-group records (KEYS.egroupsOf(uuid) is one vdisk's). */
+const V2_EGROUPS = '/converge/v2/egroups/';
+/** The first cut's block records (one per 1 MiB): deleted with their vdisk while that data path may still have written them. */
+const V1_EGROUPS = '/converge/egroups/';
+
+const locSchema = z.object({ node: z.string(), cvmIp: z.string(), disk: z.string() });
+const recordSchema = z.object({ replicas: z.array(locSchema), stale: z.array(locSchema) });
+
+/** An extent-group record as stored; one that does not parse is an UnavailableError naming its key. */
+function parseRecord(key: string, raw: string): EgroupRecord {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    throw new UnavailableError(`configuration store: ${key} is not JSON`);
+  }
+  const r = recordSchema.safeParse(json);
+  if (!r.success) throw new UnavailableError(`configuration store: ${key} is not an extent-group record: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return r.data;
+}
 
 export class StorageMeta {
   constructor(private readonly etcd: Etcd3, private readonly clusterRf: () => 1 | 2 | 3) {}
@@ -39,37 +63,26 @@ export class StorageMeta {
     return { pool: JSON.parse(raw) as Pool, provisionedBytes: vdisks.reduce((a, v) => a + v.sizeBytes, 0), containers: (await this.containers()).length, vdisks: vdisks.length };
   }
 
-  /** Per vdisk uuid, the number of replicas of each written block. */
-  async replicaCounts(): Promise<Map<string, number[]>> {
-    const all = await this.etcd.getAll().prefix(EGROUPS).strings();
-    const out = new Map<string, number[]>();
-    for (const [k, v] of Object.entries(all)) {
-      const uuid = k.slice(EGROUPS.length).split('/')[0] ?? '';
-      let list = out.get(uuid);
-      if (!list) out.set(uuid, (list = []));
-      list.push((JSON.parse(v) as unknown[]).length);
-    }
-    return out;
-  }
-
-  /** Every extent group's record: its vdisk (uuid), block and replica list (what resiliency is measured from). */
-  async egroupRecords(): Promise<EgroupReplicas[]> {
-    const all = await this.etcd.getAll().prefix(EGROUPS).strings();
+  /** Every extent group's record: its vdisk (uuid), index and replicas (what resiliency is measured from). */
+  async egroupRecords(): Promise<StoredEgroup[]> {
+    const all = await this.etcd.getAll().prefix(V2_EGROUPS).strings();
     return Object.entries(all).map(([k, v]) => {
-      const [vdisk = '', block = ''] = k.slice(EGROUPS.length).split('/');
-      return { vdisk, block: Number(block), replicas: JSON.parse(v) as EgroupReplicas['replicas'] };
+      const [vdisk = '', egroup = ''] = k.slice(V2_EGROUPS.length).split('/');
+      return { vdisk, egroup: Number(egroup), record: parseRecord(k, v) };
     });
   }
 
+  /** A vdisk's written extent groups (in order) and where their in-sync and stale replicas are. */
   async replicaMap(name: string): Promise<ReplicaMap> {
     checkName('name', name);
     const raw = await this.etcd.get(VDISKS + name).string();
     if (!raw) throw new NotFoundError('vdisk', name);
     const v = JSON.parse(raw) as Vdisk;
     const c = (await this.containers()).find((x) => x.name === v.container);
-    const all = await this.etcd.getAll().prefix(`${EGROUPS}${v.uuid}/`).strings();
-    const blocks = Object.entries(all).map(([k, val]) => ({ block: Number(k.split('/').pop()), replicas: JSON.parse(val) as ReplicaMap['blocks'][number]['replicas'] })).sort((a, b) => a.block - b.block);
-    return { vdisk: name, replicationFactor: c?.replicationFactor ?? 1, blocks };
+    const prefix = KEYS.egroupsOf(v.uuid);
+    const all = await this.etcd.getAll().prefix(prefix).strings();
+    const egroups = Object.entries(all).map(([k, val]) => ({ egroup: Number(k.slice(prefix.length)), ...parseRecord(k, val) })).sort((a, b) => a.egroup - b.egroup);
+    return { vdisk: name, uuid: v.uuid, replicationFactor: c?.replicationFactor ?? this.clusterRf(), egroupBytes: EGROUP_BYTES, egroups };
   }
 
   async containers(): Promise<Container[]> {
@@ -106,13 +119,22 @@ export class StorageMeta {
     return v;
   }
 
-  /** Deletes a vdisk and its extent-group records (each CVM's sweep then frees the replica files). */
+  /**
+   * Deletes a vdisk, its extent-group records and its owner key in one transaction (each CVM's
+   * sweep then frees the replica files). An owner still serving it is deposed: its record changes
+   * compare the owner key and fail from now on.
+   */
   async deleteVdisk(name: string): Promise<void> {
     checkName('name', name);
     const raw = await this.etcd.get(VDISKS + name).string();
     if (!raw) throw new NotFoundError('vdisk', name);
     const v = JSON.parse(raw) as Vdisk;
-    const r = await this.etcd.if(VDISKS + name, 'Value', '==', raw).then(this.etcd.delete().key(VDISKS + name), this.etcd.delete().prefix(`${EGROUPS}${v.uuid}/`)).commit();
+    const r = await this.etcd.if(VDISKS + name, 'Value', '==', raw).then(
+      this.etcd.delete().key(VDISKS + name),
+      this.etcd.delete().prefix(KEYS.egroupsOf(v.uuid)),
+      this.etcd.delete().key(KEYS.owner(v.uuid)),
+      this.etcd.delete().prefix(`${V1_EGROUPS}${v.uuid}/`),
+    ).commit();
     if (!r.succeeded) throw new NotFoundError('vdisk', name);
   }
 }

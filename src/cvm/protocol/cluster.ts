@@ -10,8 +10,8 @@
  *   POST /cluster/destroy    back to unconfigured (stops the store, forgets the cluster)
  *   GET  /cluster/health     StoreHealth: the configuration store's members and quorum
  *   GET  /storage/pool       PoolView (on any member)
- *   GET  /storage/resiliency ResiliencyReport: every extent group's usable replicas against its container's RF
- *   GET  /storage/vdisks/<name>/replicas   ReplicaMap: where each written block's replicas are
+ *   GET  /storage/resiliency ResiliencyReport: every extent group's usable in-sync replicas against its container's RF
+ *   GET  /storage/vdisks/<name>/replicas   ReplicaMap: where each written extent group's replicas are
  *   GET|POST /storage/containers, DELETE /storage/containers/<name>            { name, replicationFactor }
  *   GET|POST /storage/vdisks, DELETE /storage/vdisks/<name>                    { name, size, container }
  * Errors: { error: { code, message, field? } } with 400 / 404 / 409 / 503 / 500.
@@ -69,7 +69,15 @@ export interface CreatedCluster extends ClusterInfo {
 export interface CvmStatus extends CvmAnnounce {
   cluster: ClusterInfo | null;
   services: ServiceView[];
-  disks: { serial: string; mediaType: string; capacityBytes: number; usedBytes: number; ok: boolean }[];
+  disks: {
+    serial: string; mediaType: string; capacityBytes: number; usedBytes: number; ok: boolean;
+    /**
+     * Bytes of each vdisk (by uuid) on this disk: its extents holding data × 1 MiB (an extent
+     * counts whole however little of it was written). Absent until the CVM has counted its
+     * extents once after it started, and for a disk it could not open.
+     */
+    vdiskBytes?: Record<string, number>;
+  }[];
   /** The repair loop's counters (while stargate runs). */
   repair?: {
     passes: number;
@@ -128,25 +136,33 @@ export interface MemberHealth {
 }
 
 /**
- * What GET /storage/resiliency answers, measured from the extent-group records: a replica is usable
- * when its disk is ok and its node's CVM answers as a member; replicas on one node count once (a
- * node's loss takes them all). An extent group is at its RF when it has a usable replica on at
- * least its container's RF distinct nodes.
+ * What GET /storage/resiliency answers, measured from the extent-group records (storage engine v2:
+ * in-sync replicas and stale ones): an in-sync replica is usable when its disk is ok and its node's
+ * CVM answers as a member; replicas on one node count once (a node's loss takes them all). An
+ * extent group is at its RF when it has usable in-sync replicas on at least its container's RF
+ * distinct nodes and no stale replica (a stale one is being resynced or replaced: until that is
+ * done the extent group is not at its RF, whatever else it has).
  */
 export interface ResiliencyReport {
-  /** Every extent group at its RF. */
+  /** Every extent group at its RF (none has a stale replica). */
   ok: boolean;
   extentGroups: number;
   atRf: number;
+  /** Extent groups not at their RF: too few usable in-sync replicas, or a stale one. */
   belowRf: number;
-  /** Of those below RF, how many have no usable replica at all (unreadable until a node or disk returns). */
+  /** Of those below RF, how many have no usable in-sync replica at all (unreadable until a node or disk returns). */
   unavailable: number;
+  /** Of those below RF, how many have stale replicas: being restored (resynced or replaced). */
+  restoring: number;
   containers: { name: string; replicationFactor: number; extentGroups: number; belowRf: number }[];
   /** Every member and its state, and the failed disks of those up: why replicas do not count. */
   members: MemberHealth[];
   failedDisks: { node: string; serial: string }[];
-  /** The first extent groups below RF (at most 5), each with why its replicas fall short. */
-  examples: { vdisk: string; block: number; replicationFactor: number; usable: number; missing: string[] }[];
+  /**
+   * The first extent groups below RF (at most 5), each with its usable in-sync replicas (on distinct
+   * nodes), its stale ones, and why its replicas fall short.
+   */
+  examples: { vdisk: string; egroup: number; replicationFactor: number; usable: number; stale: number; missing: string[] }[];
   /** Records of no known vdisk (not counted). */
   strayRecords: number;
 }
@@ -157,9 +173,23 @@ export interface StoreHealth {
   quorum: boolean;
 }
 
-/** A vdisk's written blocks and where their replicas are (first = the one written first, usually local). */
+/** Where a replica of an extent group lives: a disk of a node, served by the CVM at cvmIp. */
+export interface ReplicaPlace {
+  node: string;
+  cvmIp: string;
+  disk: string;
+}
+
+/**
+ * A vdisk's written extent groups and where their replicas are (ADR 015: one record per written
+ * extent group, the aligned `egroupBytes` region [egroup × egroupBytes, (egroup + 1) × egroupBytes)).
+ * `replicas` are in sync (each holds every acknowledged write); `stale` missed a write and are
+ * being resynced or replaced (never read).
+ */
 export interface ReplicaMap {
   vdisk: string;
+  uuid: string;
   replicationFactor: number;
-  blocks: { block: number; replicas: { node: string; cvmIp: string; disk: string }[] }[];
+  egroupBytes: number;
+  egroups: { egroup: number; replicas: ReplicaPlace[]; stale: ReplicaPlace[] }[];
 }

@@ -2,9 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as tick } from 'node:timers/promises';
 import { VirtualClock } from '../../shared/clock.ts';
-import { awaitServices } from './cluster-flow.ts';
+import { awaitServices, checkPlacement } from './cluster-flow.ts';
 import { evaluateServices, type CvmObservation } from '../core/cvm-services.ts';
-import type { ServiceView } from '../../cvm/protocol/cluster.ts';
+import type { ReplicaMap, ServiceView } from '../../cvm/protocol/cluster.ts';
 
 const sv = (name: string, state = 'up', restarts = 0): ServiceView => ({ name, state, pid: 7, restarts });
 const seenWith = (prism: ServiceView): CvmObservation[] => [{
@@ -54,4 +54,17 @@ test('the wait stops when Foundation does', async () => {
   stop.abort(new Error('Foundation is stopping'));
   clock.advance(500);
   await assert.rejects(p, /Foundation is stopping/);
+});
+
+test('storage validation: the written extent groups are recorded with RF in-sync replicas on distinct nodes, none stale', () => {
+  const at = (node: string): ReplicaMap['egroups'][number]['replicas'][number] => ({ node, cvmIp: `ip-${node}`, disk: `${node}-d` });
+  const map = (...egroups: ReplicaMap['egroups']): ReplicaMap => ({ vdisk: 'v', uuid: 'u', replicationFactor: 2, egroupBytes: 128 << 20, egroups });
+  const MiB = 1 << 20;
+  assert.deepEqual(checkPlacement(map({ egroup: 0, replicas: [at('a'), at('b')], stale: [] }), 8 * MiB), { ok: true, detail: '1 of 1 extent group(s) recorded, 1 with RF2 in sync on distinct nodes and none stale' });
+  assert.equal(checkPlacement(map(), 8 * MiB).ok, false, 'nothing recorded');
+  assert.equal(checkPlacement(map({ egroup: 0, replicas: [at('a'), at('b')], stale: [] }), 200 * MiB).ok, false, 'the second extent group is missing');
+  const stale = checkPlacement(map({ egroup: 0, replicas: [at('a'), at('b')], stale: [at('c')] }), 8 * MiB);
+  assert.deepEqual(stale, { ok: false, detail: '1 of 1 extent group(s) recorded, 0 with RF2 in sync on distinct nodes and none stale; extent group 0 in sync on a, b, stale on c' });
+  assert.match(checkPlacement(map({ egroup: 0, replicas: [at('a'), at('a')], stale: [] }), 8 * MiB).detail, /extent group 0 in sync on a, a$/);
+  assert.equal(checkPlacement(map({ egroup: 0, replicas: [at('a')], stale: [] }), 8 * MiB).ok, false, 'one replica at RF2');
 });

@@ -84,6 +84,23 @@ export async function awaitServices(observe: () => Promise<CvmObservation[]>, ju
   }
 }
 
+/**
+ * Whether the data written at the start of a vdisk (`writtenBytes`) landed as the container's RF
+ * says: every extent group it covers is recorded, with RF in-sync replicas on RF distinct nodes and
+ * no stale replica (one that missed a write).
+ */
+export function checkPlacement(map: ReplicaMap, writtenBytes: number): { ok: boolean; detail: string } {
+  const expected = Math.ceil(writtenBytes / map.egroupBytes);
+  const rf = map.replicationFactor;
+  const wrong = map.egroups.filter((e) => e.stale.length > 0 || e.replicas.length !== rf || new Set(e.replicas.map((x) => x.node)).size !== rf);
+  const bad = wrong[0];
+  const why = bad ? `; extent group ${bad.egroup} in sync on ${bad.replicas.map((x) => x.node).join(', ') || 'no node'}${bad.stale.length ? `, stale on ${bad.stale.map((x) => x.node).join(', ')}` : ''}` : '';
+  return {
+    ok: map.egroups.length === expected && wrong.length === 0,
+    detail: `${map.egroups.length} of ${expected} extent group(s) recorded, ${map.egroups.length - wrong.length} with RF${rf} in sync on distinct nodes and none stale${why}`,
+  };
+}
+
 export async function createAndValidate(entry: ClusterEntry, hosts: ReadonlyMap<string, string>, flow: ClusterFlowDeps): Promise<CreatedCluster> {
   const ips = entry.cluster_members;
   const d: ClusterFlowDeps = {
@@ -216,9 +233,8 @@ export async function createAndValidate(entry: ClusterEntry, hosts: ReadonlyMap<
       r.close();
     }
     const map = await cvmCall<ReplicaMap>(writer, `/storage/vdisks/${name}/replicas`, { signal: d.signal });
-    const wrong = map.blocks.filter((b) => b.replicas.length !== map.replicationFactor || new Set(b.replicas.map((x) => x.node)).size !== b.replicas.length);
-    check('data-path', same && map.blocks.length === 8 && wrong.length === 0,
-      `8 MiB written through ${writer}, read back ${same ? 'identical' : 'DIFFERENT'} through ${reader}; ${map.blocks.length} blocks, ${map.blocks.length - wrong.length} at RF${map.replicationFactor} on distinct nodes${wrong.length ? `; block ${wrong[0]?.block ?? 0} has ${wrong[0]?.replicas.map((x) => x.node).join(', ') ?? ''}` : ''}`);
+    const placed = checkPlacement(map, 8 * MiB);
+    check('data-path', same && placed.ok, `8 MiB written through ${writer}, read back ${same ? 'identical' : 'DIFFERENT'} through ${reader}; ${placed.detail}`);
   } finally {
     await cvmCall(writer, `/storage/vdisks/${name}`, { method: 'DELETE' }).catch(() => undefined);
   }

@@ -33,7 +33,7 @@ export function snapshot(members: MemberView[] = [member(1), member(2), member(3
       provisionedBytes: GiB, containers: 1, vdisks: 1,
       usage: {
         capacityBytes: 30 * GiB, usedBytes: 3 * GiB, freeBytes: 27 * GiB, healthyCapacityBytes: 30 * GiB, disks: [], nodes: [],
-        containers: [{ name: 'default-container', replicationFactor: 2, vdisks: 1, provisionedBytes: GiB, logicalBytes: GiB / 2, physicalBytes: GiB }],
+        containers: [{ name: 'default-container', replicationFactor: 2, vdisks: 1, provisionedBytes: GiB, logicalBytes: GiB / 2, physicalBytes: GiB }], uncountedDisks: [],
       },
     },
     containers: [{ name: 'default-container', replicationFactor: 2, createdAt: '2026-01-01T00:00:00.000Z', uuid: 'ct-1' }],
