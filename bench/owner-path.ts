@@ -13,30 +13,14 @@ import { crc32c } from '@node-rs/crc32';
 import { SystemClock } from '../src/shared/clock.ts';
 import { formatDisk } from '../src/shared/disk-volume.ts';
 import { LocalEgroups } from '../src/cvm/node/egroups.ts';
-import { LocalReplicas } from '../src/cvm/node/engine-replicas.ts';
+import { LocalReplicas, localOnlyIo } from '../src/cvm/node/engine-replicas.ts';
 import { VdiskOwner } from '../src/cvm/core/engine/owner.ts';
-import type { CasResult, MetaStore, ReplicaIo, Versioned } from '../src/cvm/core/engine/ports.ts';
-import type { EgroupRecord } from '../src/cvm/core/engine/layout.ts';
+import { MemoryMetaStore } from '../src/cvm/core/engine/memory-meta.ts';
 import { arg, cpuMs } from './fio.ts';
 
 const SIZE = arg('size', 256);
 const QD = arg('qd', 4);
 const MiB = 1 << 20;
-
-function memoryMeta(): MetaStore {
-  const recs = new Map<number, Versioned<EgroupRecord>>();
-  let rev = 1;
-  const ok = (e: number): CasResult => ({ ok: true, record: recs.get(e)! });
-  return {
-    getEgroup: (_v, e) => Promise.resolve(recs.get(e) ?? null),
-    listEgroups: () => Promise.resolve(new Map(recs)),
-    createEgroup: (_v, e, _ep, r) => (recs.set(e, { value: r, version: ++rev }), Promise.resolve(ok(e))),
-    casEgroup: (_v, e, _ep, _ver, r) => (recs.set(e, { value: r, version: ++rev }), Promise.resolve(ok(e))),
-    acquireOwner: () => Promise.resolve({ epoch: 7 }),
-    releaseOwner: () => Promise.resolve(),
-    leaseValid: () => true,
-  };
-}
 
 async function timed(label: string, n: number, bytes: number, fn: (i: number) => Promise<unknown>): Promise<void> {
   const c0 = cpuMs(process.pid);
@@ -55,13 +39,10 @@ try {
   formatDisk(join(dir, 'd'), { serial: 'd1', model: 'bench', mediaType: 'SSD', capacityBytes: 8 * SIZE * MiB });
   const local = new LocalEgroups([{ serial: 'd1', path: join(dir, 'd') }], 'bench');
   const reps = new LocalReplicas(local.store, local.volumes);
-  const io: ReplicaIo = {
-    write: (l, f) => reps.write(l.disk, f), read: (l, r) => reps.read(l.disk, r), extentGens: (l, v, e, ep) => reps.extentGens(l.disk, v, e, ep),
-    readExtent: (l, v, e, x) => reps.readExtent(l.disk, v, e, x), writeExtent: (l, v, e, x, ep, img) => reps.writeExtent(l.disk, v, e, x, ep, img), sync: (_c, v) => reps.syncVdisk(v),
-  };
+  const io = localOnlyIo(reps);
   const vd = '11111111-2222-3333-4444-555555555555';
   const owner = await VdiskOwner.open({
-    vdisk: vd, node: 'n1', cvmIp: '127.0.0.1', rf: 1, io, meta: memoryMeta(), clock: new SystemClock(), checksum: (p) => crc32c(p),
+    vdisk: vd, node: 'n1', cvmIp: '127.0.0.1', rf: 1, io, meta: new MemoryMetaStore(), clock: new SystemClock(), checksum: (p) => crc32c(p),
     liveness: { isDown: () => false, subscribe: () => () => undefined }, space: { disks: () => [{ serial: 'd1', node: 'n1', cvmIp: '127.0.0.1', freeBytes: 1e12, ok: true, media: 'ssd' }] },
   });
   const data = randomBytes(MiB);

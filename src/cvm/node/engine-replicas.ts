@@ -282,3 +282,19 @@ export class EngineReplicaIo implements ReplicaIo {
     await this.call({ node: cvm.node, cvmIp: cvm.cvmIp, disk: '-' }, R.OP_SYNC_VDISK, vdisk, 0, 0, 0);
   }
 }
+
+/**
+ * ReplicaIo straight onto one LocalReplicas whatever node a location names (its disk decides):
+ * for benchmarks and tests that run an owner over real extent files without a network, e.g. RF2
+ * on two local disks standing for two nodes.
+ */
+export function localOnlyIo(reps: LocalReplicas): ReplicaIo {
+  return {
+    write: (l, f) => reps.write(l.disk, f),
+    read: (l, r) => reps.read(l.disk, r),
+    extentGens: (l, v, e, ep) => reps.extentGens(l.disk, v, e, ep),
+    readExtent: (l, v, e, x) => reps.readExtent(l.disk, v, e, x),
+    writeExtent: (l, v, e, x, ep, img) => reps.writeExtent(l.disk, v, e, x, ep, img),
+    sync: (_c, v) => reps.syncVdisk(v),
+  };
+}
