@@ -64,7 +64,7 @@ test('a 1 GiB TRIM of a written RF2 vdisk: zero frames without data, data space 
     const reps = new LocalReplicas(local.store, local.volumes);
     const io = localOnlyIo(reps);
     const frames: WriteFrame[] = [];
-    const write = io.write;
+    const write = io.write.bind(io);
     io.write = (l, f) => {
       frames.push(f);
       return write(l, f);
