@@ -36,6 +36,7 @@ import { LocalEgroups, PeerEgroups, parseEgroupList } from './egroups.ts';
 import { ReplicationClient, ReplicationServer, type MemberTls } from './replication.ts';
 import { EngineReplicaIo, LocalReplicas } from './engine-replicas.ts';
 import { OwnerRegistry } from './owners.ts';
+import { committedBytes } from '../core/engine/place.ts';
 import { Liveness, etcdLivenessStore, LIVENESS_TTL_S } from './liveness.ts';
 import { NbdServer } from '../../shared/nbd/server.ts';
 import type { ExportProvider } from '../../shared/nbd/connection.ts';
@@ -104,6 +105,7 @@ export class Cvm {
   private nbdLink: NbdServer | undefined;
   private owners: OwnerRegistry | undefined;
   private spaceCache: { at: number; disks: DiskSpace[] } | undefined;
+  private committedCache: { at: number; bytes: Map<string, number> } | undefined;
   private poolCapacity = new Map<string, number>();
   /** This CVM's part of the cluster's failure detector (while stargate runs). */
   private liveness: Liveness | undefined;
@@ -353,9 +355,27 @@ export class Cvm {
     const pool = await this.poolRecord();
     const live = await this.liveDisks(pool);
     for (const d of pool.disks) this.poolCapacity.set(d.serial, d.capacityBytes);
-    const disks = pool.disks.map((d) => ({ serial: d.serial, node: d.node, cvmIp: d.cvmIp, freeBytes: d.capacityBytes - (live.get(d.serial)?.usedBytes ?? 0), ok: live.get(d.serial)?.ok ?? true, mediaType: d.mediaType, capacityBytes: d.capacityBytes }));
+    const committed = await this.committed();
+    // free for placement: what the disk holds, or what its extent groups may come to hold (place.ts egroupReserve), whichever is more
+    const disks = pool.disks.map((d) => ({ serial: d.serial, node: d.node, cvmIp: d.cvmIp, freeBytes: d.capacityBytes - Math.max(live.get(d.serial)?.usedBytes ?? 0, committed.get(d.serial) ?? 0), ok: live.get(d.serial)?.ok ?? true, mediaType: d.mediaType, capacityBytes: d.capacityBytes }));
     this.spaceCache = { at: now, disks };
     return disks;
+  }
+
+  /**
+   * Per disk, what the recorded extent groups may come to hold, from every record (5 s cache, as
+   * the disks' usage; the owners also charge their own placements to their view meanwhile). A
+   * listing of every record is 8,192 keys per TiB written: fine for a lab, a per-disk counter at scale.
+   */
+  private async committed(): Promise<Map<string, number>> {
+    const now = Date.now();
+    if (this.committedCache && now - this.committedCache.at < 5000) return this.committedCache.bytes;
+    const meta = this.meta();
+    const [records, vdisks] = await Promise.all([meta.egroupRecords(), meta.vdisks()]);
+    const sizes = new Map(vdisks.map((v) => [v.uuid, v.sizeBytes]));
+    const bytes = committedBytes(records, (uuid) => sizes.get(uuid));
+    this.committedCache = { at: now, bytes };
+    return bytes;
   }
 
   /** The pool with its capacity accounting per disk, node and container. */

@@ -28,7 +28,8 @@ import type { NbdBackend } from '../../shared/nbd/backend.ts';
 import type { LivenessEvent } from '../core/failure-detector.ts';
 import { VdiskOwner } from '../core/engine/owner.ts';
 import { HandoffRefusedError, NotOwnerError } from '../core/engine/ports.ts';
-import type { Liveness, ReplicaIo, SpaceDisk } from '../core/engine/ports.ts';
+import type { Liveness, MetaStore, ReplicaIo, SpaceDisk } from '../core/engine/ports.ts';
+import { egroupReserve } from '../core/engine/place.ts';
 import * as R from '../core/replication-codec.ts';
 import type { Vdisk } from '../core/storage.ts';
 import { EtcdMetaStore } from './engine-meta.ts';
@@ -53,7 +54,7 @@ export interface OwnerRegistryDeps {
   /** To forward to other CVMs (protocol v3). */
   client: ReplicationClient;
   liveness: { isDown(node: string): boolean; on(fn: (e: LivenessEvent) => void): () => void };
-  /** The pool's disks with their free space (refreshed every SPACE_REFRESH_MS). */
+  /** The pool's disks with their free space for placement: capacity less what the recorded extent groups may come to hold (refreshed every SPACE_REFRESH_MS). */
   space: () => Promise<readonly SpaceDisk[]>;
   /** A vdisk by uuid with its container's RF; undefined when it does not exist. */
   vdisk: (uuid: string) => Promise<{ vdisk: Vdisk; rf: number } | undefined>;
@@ -69,6 +70,8 @@ export interface OwnerRegistryDeps {
 /** A local user asks the remote owner to hand over at most this often. */
 export const HANDOFF_ASK_MS = 3000;
 const SPACE_REFRESH_MS = 3000;
+/** How long a placement is charged to the view on top of refreshed figures (the store's view of committed space lags by up to ~10 s). */
+const CHARGE_MS = 12_000;
 /** Timeout of one forwarded request (the owner may wait on a replica's timeout first). */
 const FORWARD_TIMEOUT_MS = 30_000;
 const FLUSH_TIMEOUT_MS = 120_000;
@@ -100,6 +103,7 @@ export class OwnerRegistry implements HeldOwners, ForwardedIo {
   private readonly repairOnly = new Set<string>();
   private readonly lastAsk = new Map<string, number>();
   private spaceView: readonly SpaceDisk[] = [];
+  private charges: { disks: readonly string[]; bytes: number; at: number }[] = [];
   private spaceTimer: { dispose(): void } | undefined;
   private stopped = false;
   private readonly retryMs: number;
@@ -129,11 +133,20 @@ export class OwnerRegistry implements HeldOwners, ForwardedIo {
 
   private async refreshSpace(): Promise<void> {
     try {
-      this.spaceView = await this.d.space();
+      const fresh = await this.d.space();
+      // placements of the last CHARGE_MS may not be in the fresh view yet: counted again (erring on the full side)
+      const now = this.d.clock.now();
+      this.charges = this.charges.filter((c) => now - c.at < CHARGE_MS);
+      this.spaceView = fresh.map((d) => ({ ...d, freeBytes: d.freeBytes - this.charges.filter((c) => c.disks.includes(d.serial)).reduce((a, c) => a + c.bytes, 0) }));
     } catch (e) {
       this.d.log(`owners: pool space: ${errorMessage(e)}`);
     }
     if (!this.stopped) this.spaceTimer = this.d.clock.setTimeout(() => void this.refreshSpace(), SPACE_REFRESH_MS);
+  }
+
+  private charge(disks: readonly string[], bytes: number): void {
+    this.charges.push({ disks, bytes, at: this.d.clock.now() });
+    this.spaceView = this.spaceView.map((d) => (disks.includes(d.serial) ? { ...d, freeBytes: d.freeBytes - bytes } : d));
   }
 
   /** Every owner under the lost lease may have a successor: drop them all at once; a new lease serves the next I/O. */
@@ -253,9 +266,23 @@ export class OwnerRegistry implements HeldOwners, ForwardedIo {
     const found = await this.d.vdisk(uuid);
     if (!found) throw new NotFoundError('vdisk', uuid);
     const store = this.store;
+    // a new extent group's replicas count against this CVM's view of free space until the next refresh
+    const meta: MetaStore = {
+      getEgroup: (v, e) => store.getEgroup(v, e),
+      listEgroups: (v) => store.listEgroups(v),
+      createEgroup: async (v, e, epoch, rec) => {
+        const r = await store.createEgroup(v, e, epoch, rec);
+        if (r.ok) this.charge(rec.replicas.map((l) => l.disk), egroupReserve(found.vdisk.sizeBytes, e));
+        return r;
+      },
+      casEgroup: (v, e, epoch, version, rec) => store.casEgroup(v, e, epoch, version, rec),
+      acquireOwner: (v, owner) => store.acquireOwner(v, owner),
+      releaseOwner: (v, epoch) => store.releaseOwner(v, epoch),
+      leaseValid: () => store.leaseValid(),
+    };
     try {
       const o = await VdiskOwner.open({
-        vdisk: uuid, node: this.d.self.node, cvmIp: this.d.self.cvmIp, rf: found.rf, io: this.d.io, meta: store, liveness: this.liveness, clock: this.d.clock,
+        vdisk: uuid, node: this.d.self.node, cvmIp: this.d.self.cvmIp, rf: found.rf, io: this.d.io, meta, liveness: this.liveness, clock: this.d.clock, sizeBytes: found.vdisk.sizeBytes,
         space: { disks: () => this.spaceView }, checksum: (page) => crc32c(page), ...(this.d.callTimeoutMs ? { callTimeoutMs: this.d.callTimeoutMs } : {}),
       });
       if (store !== this.store || this.stopped) {

@@ -19,6 +19,9 @@ export const EGROUP_EXTENTS = 128;
 /** Replication and metadata unit: one configuration-store record per written 128 MiB of a vdisk. */
 export const EGROUP_BYTES = EXTENT_BYTES * EGROUP_EXTENTS;
 
+/** The extent store's two 4 KiB header slots before an extent's data (node/extent-store.ts DATA_AT). */
+export const EXTENT_HEADER_BYTES = 8192;
+
 /** Where a byte offset of a vdisk lies. */
 export interface Position {
   /** Extent group index within the vdisk. */

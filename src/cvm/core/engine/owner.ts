@@ -26,7 +26,7 @@ import { TimeoutError, UnavailableError } from '../../../shared/errors.ts';
 import { EXTENT_BYTES, PAGE_BYTES, slices } from './layout.ts';
 import type { EgroupRecord, ExtentSlice, ReplicaLocation } from './layout.ts';
 import { Mutex, RwLock } from './locks.ts';
-import { placeEgroup } from './place.ts';
+import { egroupReserve, placeEgroup } from './place.ts';
 import { CorruptPageError, StaleEpochError, locKey, sameLoc } from './ports.ts';
 import type { Bugs, Checksum, Clock, ExtentImage, ExtentVersion, Liveness, MetaStore, PlacementSpace, ReplicaIo, Versioned, WriteFrame } from './ports.ts';
 import { versionAbove } from './replica-model.ts';
@@ -44,6 +44,8 @@ export interface OwnerOptions {
   checksum: Checksum;
   /** A replica or configuration-store call slower than this fails (the replica goes stale). */
   callTimeoutMs?: number;
+  /** The vdisk's size: a new replica goes only where its extent group's full size fits (place.ts egroupReserve); none: where 1 MiB fits. */
+  sizeBytes?: number;
   /** The same for SYNC (fdatasync of a vdisk's dirty files: seconds on a loaded disk); default 60 s. */
   syncTimeoutMs?: number;
   bugs?: Bugs;
@@ -335,6 +337,11 @@ export class VdiskOwner {
     return m;
   }
 
+  /** Free space a disk needs for a new replica of an extent group. */
+  private needBytes(egroup: number): number {
+    return this.o.sizeBytes === undefined ? EXTENT_BYTES : egroupReserve(this.o.sizeBytes, egroup);
+  }
+
   private usable(st: EgroupState, l: ReplicaLocation): boolean {
     if (this.o.liveness.isDown(l.node)) return false;
     // a suspect whose node is back and that could not be moved to stale (the only in-sync replica)
@@ -365,7 +372,7 @@ export class VdiskOwner {
 
   private async create(st: EgroupState): Promise<void> {
     const disks = this.o.space.disks().filter((d) => !this.o.liveness.isDown(d.node));
-    const replicas = placeEgroup(disks, this.o.node, this.o.rf, EXTENT_BYTES);
+    const replicas = placeEgroup(disks, this.o.node, this.o.rf, this.needBytes(st.index));
     const r = await this.timed(this.o.meta.createEgroup(this.o.vdisk, st.index, this.epoch, { replicas, stale: [] }));
     if (!r.ok) {
       if (r.reason === 'epoch') this.lose('the configuration store has a newer owner');
@@ -604,7 +611,7 @@ export class VdiskOwner {
     const disks = this.o.space.disks().filter((d) => !this.o.liveness.isDown(d.node));
     let loc: ReplicaLocation;
     try {
-      loc = placeEgroup(disks, '', 1, EXTENT_BYTES, exclude)[0]!;
+      loc = placeEgroup(disks, '', 1, this.needBytes(st.index), exclude)[0]!;
     } catch {
       return null;
     }

@@ -5,7 +5,7 @@
  * an SSD is preferred to an HDD, and nodes that already hold a replica (or are excluded) are skipped.
  */
 import { UnavailableError } from '../../../shared/errors.ts';
-import type { ReplicaLocation } from './layout.ts';
+import { EGROUP_BYTES, EXTENT_BYTES, EXTENT_HEADER_BYTES, type EgroupRecord, type ReplicaLocation } from './layout.ts';
 import type { SpaceDisk } from './ports.ts';
 
 /** The disk of a node a new replica goes to: an SSD if one has room, else the freest disk. */
@@ -39,5 +39,26 @@ export function placeEgroup(disks: readonly SpaceDisk[], localNode: string, coun
     out.push({ node: o.n, cvmIp: o.d.cvmIp, disk: o.d.serial });
   }
   if (out.length < count) throw new UnavailableError(`cannot place ${count} replica(s) on distinct nodes: only ${out.length} node(s) have a healthy disk with ${needBytes} bytes free`);
+  return out;
+}
+
+/**
+ * The bytes an extent group of a vdisk of `vdiskBytes` may come to hold on each of its replicas'
+ * disks (its data, up to 128 MiB or the vdisk's end, and the extents' headers). Placement counts an
+ * extent group at this size from its first write on (a thick reservation): 128 MiB regions placed
+ * on thin free space would overfill a disk as they grow.
+ */
+export function egroupReserve(vdiskBytes: number, egroup: number): number {
+  const data = Math.max(0, Math.min(EGROUP_BYTES, vdiskBytes - egroup * EGROUP_BYTES));
+  return data + Math.ceil(data / EXTENT_BYTES) * EXTENT_HEADER_BYTES;
+}
+
+/** Per disk serial, what the recorded extent groups (in-sync and stale replicas) may come to hold. Vdisks of unknown size count 128 MiB per extent group. */
+export function committedBytes(records: Iterable<{ vdisk: string; egroup: number; record: EgroupRecord }>, sizeOf: (vdisk: string) => number | undefined): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const r of records) {
+    const bytes = egroupReserve(sizeOf(r.vdisk) ?? (r.egroup + 1) * EGROUP_BYTES, r.egroup);
+    for (const l of [...r.record.replicas, ...r.record.stale]) out.set(l.disk, (out.get(l.disk) ?? 0) + bytes);
+  }
   return out;
 }
