@@ -10,6 +10,7 @@ import { buildBundle } from '../../src/cli/bundle-build.ts';
 import { startFoundation, type RunningFoundation } from '../../src/foundation/main.ts';
 import { Agent, fetch as ufetch } from 'undici';
 import { TestRack, PASSWORD } from './rack-driver.ts';
+import type { CreateOptions } from '../../src/rack/node/rack.ts';
 import { DiskVolume } from '../../src/shared/disk-volume.ts';
 import { MEMBER_IDENTITIES_FILE } from '../../src/cvm/protocol/cluster.ts';
 import { storeClient, type StoreTls } from '../../src/cvm/protocol/store.ts';
@@ -43,8 +44,9 @@ export class TestFoundation {
     this.fd = await startFoundation(this.opts);
   }
 
-  static async start(rackNet: string, port: number, nodes = 4, timeouts?: { bootMs: number; installSilenceMs: number; cvmMs: number }): Promise<TestFoundation> {
-    const tr = await TestRack.start(rackNet, { nodes });
+  /** `rack`: more of the rack's options (e.g. a `modelFile` with small disks). */
+  static async start(rackNet: string, port: number, nodes = 4, timeouts?: { bootMs: number; installSilenceMs: number; cvmMs: number }, rack: Partial<CreateOptions> = {}): Promise<TestFoundation> {
+    const tr = await TestRack.start(rackNet, { nodes, ...rack });
     const dir = mkdtempSync(join(tmpdir(), 'cvg-fdn-'));
     const opts: Parameters<typeof startFoundation>[0] = {
       dataDir: dir, port, bmcUser: 'admin', bmcPassword: PASSWORD, bmcCa: tr.rack.layout.caCert, bmcPort: 8443,

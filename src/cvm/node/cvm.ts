@@ -435,7 +435,10 @@ export class Cvm {
     const client = new ReplicationClient(() => this.memberTls());
     const owners = new OwnerRegistry({
       self: { node: this.cfg.serial, cvmIp: this.cfg.cvmIp }, etcd, clock: new SystemClock(), io: new EngineReplicaIo({ node: this.cfg.serial }, this.replicas, client), client, liveness,
-      space: async () => (await this.space()).map((d) => ({ serial: d.serial, node: d.node, cvmIp: d.cvmIp, freeBytes: d.freeBytes, ok: d.ok, media: d.mediaType === 'ssd' ? 'ssd' : 'hdd' })),
+      space: async () => {
+        const disks = (await this.space()).map((d) => ({ serial: d.serial, node: d.node, cvmIp: d.cvmIp, freeBytes: d.freeBytes, ok: d.ok, media: d.mediaType === 'ssd' ? 'ssd' as const : 'hdd' as const }));
+        return { disks, asOf: this.committedCache?.at ?? 0 };
+      },
       vdisk: async (uuid) => {
         const vd = (await meta.vdisks()).find((v) => v.uuid === uuid);
         if (!vd) return undefined;

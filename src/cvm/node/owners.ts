@@ -54,8 +54,12 @@ export interface OwnerRegistryDeps {
   /** To forward to other CVMs (protocol v3). */
   client: ReplicationClient;
   liveness: { isDown(node: string): boolean; on(fn: (e: LivenessEvent) => void): () => void };
-  /** The pool's disks with their free space for placement: capacity less what the recorded extent groups may come to hold (refreshed every SPACE_REFRESH_MS). */
-  space: () => Promise<readonly SpaceDisk[]>;
+  /**
+   * The pool's disks with their free space for placement: capacity less what the recorded extent
+   * groups may come to hold (refreshed every SPACE_REFRESH_MS), and when (clock.now()) the records
+   * were read: this CVM's placements since then are charged on top.
+   */
+  space: () => Promise<{ disks: readonly SpaceDisk[]; asOf: number }>;
   /** A vdisk by uuid with its container's RF; undefined when it does not exist. */
   vdisk: (uuid: string) => Promise<{ vdisk: Vdisk; rf: number } | undefined>;
   log: (m: string) => void;
@@ -70,8 +74,6 @@ export interface OwnerRegistryDeps {
 /** A local user asks the remote owner to hand over at most this often. */
 export const HANDOFF_ASK_MS = 3000;
 const SPACE_REFRESH_MS = 3000;
-/** How long a placement is charged to the view on top of refreshed figures (the store's view of committed space lags by up to ~10 s). */
-const CHARGE_MS = 12_000;
 /** Timeout of one forwarded request (the owner may wait on a replica's timeout first). */
 const FORWARD_TIMEOUT_MS = 30_000;
 const FLUSH_TIMEOUT_MS = 120_000;
@@ -133,10 +135,9 @@ export class OwnerRegistry implements HeldOwners, ForwardedIo {
 
   private async refreshSpace(): Promise<void> {
     try {
-      const fresh = await this.d.space();
-      // placements of the last CHARGE_MS may not be in the fresh view yet: counted again (erring on the full side)
-      const now = this.d.clock.now();
-      this.charges = this.charges.filter((c) => now - c.at < CHARGE_MS);
+      const { disks: fresh, asOf } = await this.d.space();
+      // placements made after the view's listing of the records are not in it yet
+      this.charges = this.charges.filter((c) => c.at >= asOf);
       this.spaceView = fresh.map((d) => ({ ...d, freeBytes: d.freeBytes - this.charges.filter((c) => c.disks.includes(d.serial)).reduce((a, c) => a + c.bytes, 0) }));
     } catch (e) {
       this.d.log(`owners: pool space: ${errorMessage(e)}`);
