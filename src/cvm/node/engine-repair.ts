@@ -150,6 +150,10 @@ export interface EngineRepairStats {
   lastError: string | null;
   /** What the last pass restored, per vdisk, and what failed (the first few). */
   lastPass: { restored: Record<string, number>; failed: string[] };
+  /** The last few things restored, moved or failed, newest last, each with its time. */
+  recent: string[];
+  /** Vdisks whose repair made no progress, waiting before the next try (until a liveness event). */
+  backingOff: number;
   /** Bytes copied through the budget since start. */
   copiedBytes: number;
 }
@@ -178,9 +182,11 @@ export class EngineRepairer {
   private scrubCursor = 0;
   private again = false;
   private knownMembers = new Set<string>();
+  /** Vdisks whose repairs made no progress: not retried before `at` (cleared by a liveness event). */
+  private readonly backoff = new Map<string, { at: number; delay: number }>();
   readonly stats: EngineRepairStats = {
     passes: 0, lastPassAt: null, lastPassMs: 0, lastScanAt: null, leader: false, pending: 0, unowned: 0,
-    restored: 0, moved: 0, balancing: true, scrubbed: 0, lastScrubAt: null, failures: 0, lastError: null, lastPass: { restored: {}, failed: [] }, copiedBytes: 0,
+    restored: 0, moved: 0, balancing: true, scrubbed: 0, lastScrubAt: null, failures: 0, lastError: null, lastPass: { restored: {}, failed: [] }, recent: [], backingOff: 0, copiedBytes: 0,
   };
 
   constructor(private readonly d: EngineRepairerDeps) {
@@ -209,6 +215,7 @@ export class EngineRepairer {
     this.knownMembers = new Set(this.d.members());
     this.unsubscribe = this.d.liveness.on((e) => {
       this.wantScan = true;
+      this.backoff.clear();
       if (e.kind === 'up') this.wantBalance = true;
       this.kick();
     });
@@ -260,7 +267,29 @@ export class EngineRepairer {
     this.stats.failures++;
     this.stats.lastError = what;
     if (this.stats.lastPass.failed.length < 10) this.stats.lastPass.failed.push(what);
+    this.note(`failed: ${what}`);
     this.d.log(`repair: ${what}`);
+  }
+
+  private note(what: string): void {
+    this.stats.recent.push(`${iso(this.d.clock.now())} ${what}`);
+    if (this.stats.recent.length > 20) this.stats.recent.shift();
+  }
+
+  /** Whether a vdisk whose last repairs made no progress is still waiting. */
+  private waiting(vdisk: string): boolean {
+    const b = this.backoff.get(vdisk);
+    return !!b && this.d.clock.now() < b.at;
+  }
+
+  /** After a repair: progress clears the wait; none doubles it (interval up to 5 min). */
+  private settled(vdisk: string, progress: boolean, workLeft: boolean): void {
+    if (progress || !workLeft) {
+      this.backoff.delete(vdisk);
+      return;
+    }
+    const delay = Math.min(2 * (this.backoff.get(vdisk)?.delay ?? this.interval / 2), 300_000);
+    this.backoff.set(vdisk, { at: this.d.clock.now() + delay, delay });
   }
 
   private timed<T>(p: Promise<T>, what: string, ms = this.callTimeout): Promise<T> {
@@ -298,14 +327,22 @@ export class EngineRepairer {
       for (const o of this.d.owners.held()) {
         if (this.stopped) return;
         if (o.status !== 'open' || !o.needsRepair()) continue;
+        busy = true;
+        if (this.waiting(o.vdisk)) continue;
         await this.repairOwner(o);
-        if (o.status === 'open' && o.needsRepair()) busy = true;
       }
       if (this.stopped) return;
       if (this.wantScan || started >= this.nextScanAt) {
         this.wantScan = false;
         this.nextScanAt = started + this.scanEvery;
-        const scan = await this.scan();
+        let scan: Scan;
+        try {
+          scan = await this.scan();
+        } catch (e) {
+          // tried again soon, not at every pass
+          this.nextScanAt = this.d.clock.now() + (this.d.rescanMs ?? 30_000);
+          throw e;
+        }
         if (this.stopped) return;
         if (scan.needing.size > 0) busy = true;
         else if (this.wantBalance && !busy) await this.rebalance(scan);
@@ -313,6 +350,7 @@ export class EngineRepairer {
       if (!busy && !this.stopped && this.d.clock.now() >= this.nextScrubAt) await this.scrubOne();
     } finally {
       this.stats.balancing = this.wantBalance;
+      this.stats.backingOff = [...this.backoff.values()].filter((b) => this.d.clock.now() < b.at).length;
       this.stats.copiedBytes = this.d.budget.stats.bytes;
       this.stats.lastPassMs = this.d.clock.now() - started;
     }
@@ -320,17 +358,23 @@ export class EngineRepairer {
 
   private async repairOwner(o: VdiskOwner, opts: { scrub?: boolean } = {}): Promise<RepairReport | null> {
     try {
-      const r = await o.repair({ ...opts, signal: this.abort.signal });
+      const r = await o.repair({ ...opts, needed: !opts.scrub, signal: this.abort.signal });
       const n = r.resynced + r.replaced;
       this.stats.restored += n;
       this.stats.scrubbed += r.scrubbed;
+      if (!opts.scrub) this.settled(o.vdisk, n > 0, o.status === 'open' && o.needsRepair());
       if (n) this.stats.lastPass.restored[o.vdisk] = (this.stats.lastPass.restored[o.vdisk] ?? 0) + n;
-      if (n || r.scrubbed) this.d.log(`repair: vdisk ${o.vdisk}: ${r.resynced} replica(s) resynced, ${r.replaced} placed anew${r.scrubbed ? `, ${r.scrubbed} corrupt extent(s) repaired` : ''}`);
+      if (n || r.scrubbed) {
+        const what = `vdisk ${o.vdisk}: ${r.resynced} replica(s) resynced, ${r.replaced} placed anew${r.scrubbed ? `, ${r.scrubbed} corrupt extent(s) repaired` : ''}`;
+        this.note(what);
+        this.d.log(`repair: ${what}`);
+      }
       if (r.failed.length) this.fail(`vdisk ${o.vdisk}: ${r.failed[0]!}${r.failed.length > 1 ? ` (and ${r.failed.length - 1} more)` : ''}`);
       this.stats.failures += Math.max(0, r.failed.length - 1);
       return r;
     } catch (e) {
       if (!this.stopped) this.fail(`vdisk ${o.vdisk}: ${errorMessage(e)}`);
+      if (!opts.scrub) this.settled(o.vdisk, false, true);
       return null;
     }
   }
@@ -389,27 +433,36 @@ export class EngineRepairer {
     this.stats.pending = needing.size;
     this.stats.unowned = unowned.length;
     if (unowned.length && this.leader() === this.d.node) {
-      let left = 0;
+      const left: string[] = [];
       for (const v of unowned.sort()) {
         if (this.stopped) break;
+        if (this.waiting(v)) {
+          left.push(v);
+          continue;
+        }
         let o: VdiskOwner | null;
         try {
           o = await this.take(v);
         } catch (e) {
           this.fail(`vdisk ${v}: cannot take it for repair: ${errorMessage(e)}`);
-          left++;
+          this.settled(v, false, true);
+          left.push(v);
           continue;
         }
         if (!o) continue; // another CVM has it now: it repairs it
         try {
           await this.repairOwner(o);
-          if (o.status === 'open' && o.needsRepair()) left++;
+          if (o.status === 'open' && o.needsRepair()) left.push(v);
         } finally {
           await this.giveBack(v);
         }
       }
-      // the work left is tried again soon, not only at the next periodic scan
-      if (left) this.nextScanAt = Math.min(this.nextScanAt, now + (this.d.rescanMs ?? 30_000));
+      // the work left is tried again soon (when its wait ends), not only at the next periodic scan
+      if (left.length) {
+        const rescan = this.d.clock.now() + (this.d.rescanMs ?? 30_000);
+        const soonest = Math.min(...left.map((v) => Math.max(rescan, this.backoff.get(v)?.at ?? rescan)));
+        this.nextScanAt = Math.min(this.nextScanAt, soonest);
+      }
     }
     return { records, owned, rf, needing };
   }

@@ -63,6 +63,8 @@ export interface RepairOptions {
   scrub?: boolean;
   /** Stops before the next extent group (or the next prefilled extent) once aborted. */
   signal?: AbortSignal;
+  /** Only the extent groups that need it (needsRepair's test; no takeover check of the others). Ignored with scrub. */
+  needed?: boolean;
 }
 
 interface EgroupState {
@@ -203,6 +205,7 @@ export class VdiskOwner {
     for (const st of [...this.egroups.values()]) {
       if (!st.record) continue;
       if (opts.signal?.aborted) break;
+      if (opts.needed && !opts.scrub && !this.egroupNeedsRepair(st)) continue;
       const prefilled = this.o.copyThrottle ? await this.prefillRepair(st, opts.signal) : [];
       this.scrubRead = 0;
       const release = await st.lock.exclusive();
@@ -249,12 +252,13 @@ export class VdiskOwner {
    */
   needsRepair(): boolean {
     if (this.state !== 'open') return false;
-    for (const st of this.egroups.values()) {
-      const r = st.record?.value;
-      if (!r) continue;
-      if (r.stale.length > 0 || r.replicas.length < this.o.rf || r.replicas.some((l) => !this.usable(st, l))) return true;
-    }
+    for (const st of this.egroups.values()) if (this.egroupNeedsRepair(st)) return true;
     return false;
+  }
+
+  private egroupNeedsRepair(st: EgroupState): boolean {
+    const r = st.record?.value;
+    return !!r && (r.stale.length > 0 || r.replicas.length < this.o.rf || r.replicas.some((l) => !this.usable(st, l)));
   }
 
   /** The extent groups this owner has a record of (written), in index order. */
