@@ -207,6 +207,10 @@ export class VdiskOwner {
       if (opts.signal?.aborted) break;
       if (opts.needed && !opts.scrub && !this.egroupNeedsRepair(st)) continue;
       const prefilled = this.o.copyThrottle ? await this.prefillRepair(st, opts.signal) : [];
+      if (opts.signal?.aborted) {
+        await this.dropUnused(st, prefilled);
+        break;
+      }
       this.scrubRead = 0;
       const release = await st.lock.exclusive();
       try {
@@ -241,6 +245,7 @@ export class VdiskOwner {
       } finally {
         release();
       }
+      await this.dropUnused(st, prefilled);
       if (opts.scrub && this.o.copyThrottle && this.scrubRead > 0) await this.o.copyThrottle(this.scrubRead).catch(() => undefined);
     }
     return report;
@@ -280,8 +285,14 @@ export class VdiskOwner {
     const valid = (r: EgroupRecord): boolean => r.replicas.some((x) => sameLoc(x, from)) && !sameLoc(from, to)
       && ![...r.replicas, ...r.stale].some((x) => !sameLoc(x, from) && (x.node === to.node || sameLoc(x, to)));
     if (!valid(st.record.value)) return false;
-    if (this.o.copyThrottle && (await this.readyForPrefill(st))) await this.prefill(st, to, opts.signal).catch((e: unknown) => this.fencedOr(e));
-    if (opts.signal?.aborted) return false;
+    const prefilled = this.o.copyThrottle && (await this.readyForPrefill(st));
+    if (prefilled) await this.prefill(st, to, opts.signal).catch((e: unknown) => this.fencedOr(e));
+    const dropTo = async (): Promise<void> => (prefilled ? this.dropUnused(st, [to]) : undefined);
+    if (opts.signal?.aborted) {
+      await dropTo();
+      return false;
+    }
+    let moved = false;
     const release = await st.lock.exclusive();
     try {
       this.check();
@@ -289,7 +300,6 @@ export class VdiskOwner {
       await this.dropSuspects(st);
       if (!valid(st.record.value)) return false;
       await this.resyncInto(st, to);
-      let moved = false;
       await this.updateRecord(st, (r) => {
         moved = valid(r);
         return moved ? { replicas: r.replicas.map((x) => (sameLoc(x, from) ? to : x)), stale: r.stale } : null;
@@ -301,6 +311,7 @@ export class VdiskOwner {
       throw e;
     } finally {
       release();
+      if (!moved) await dropTo();
     }
   }
 
@@ -369,6 +380,16 @@ export class VdiskOwner {
 
   /** Bytes read by the last scrub of an extent group (for copyThrottle). */
   private scrubRead = 0;
+
+  /** Best effort: the extents of prefilled locations that the record did not take are deleted. */
+  private async dropUnused(st: EgroupState, locs: readonly ReplicaLocation[]): Promise<void> {
+    for (const l of locs) {
+      if (this.state !== 'open') return;
+      const r = st.record?.value;
+      if (r && [...r.replicas, ...r.stale].some((x) => sameLoc(x, l))) continue;
+      await this.dropReplica(st.index, l).catch(() => undefined);
+    }
+  }
 
   private fencedOr(e: unknown): void {
     if (e instanceof StaleEpochError) this.lose('fenced by a newer owner');
