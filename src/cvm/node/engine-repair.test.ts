@@ -362,3 +362,32 @@ test('stop() during a throttled pass: the copy stops before its next extent and 
   assert.equal(r.stats.passes, passes, 'no pass after stop()');
   await o.close();
 });
+
+test('a vdisk whose repair cannot progress (no node left for a replica) is retried less and less often, and again at once on a liveness event', async () => {
+  const c = new Fake(['a', 'b']);
+  c.rf.set('v6', 2);
+  const budget = new CopyBudget({ clock: c.clock, mibPerSec: 0 });
+  const reg = new Registry(c, 'a', budget);
+  const o = await reg.openForClient('v6');
+  await o.pwrite(0, fill(6, 4096));
+  let repairs = 0;
+  const repair = o.repair.bind(o);
+  o.repair = (opts) => {
+    repairs++;
+    return repair(opts);
+  };
+  const r = c.repairer(reg, budget, { scanEveryMs: 3_600_000 });
+  r.start();
+  c.declareDown('b');
+  await c.until(() => r.stats.passes >= 60, 120_000, 100);
+  // 60 passes of 1 s: tries at about 0, 1, 2, 4, 8, 16, 32 s
+  assert.ok(repairs >= 5 && repairs <= 9, `${repairs} repairs in 60 s`);
+  assert.equal(r.stats.backingOff, 1);
+  assert.equal(r.stats.restored, 0);
+  assert.match(r.stats.lastError ?? '', /no place/);
+  c.nodes.set('c', new ReplicaModel('c', [{ serial: 'c-ssd', media: 'ssd' }], crc32c));
+  c.back('x');
+  await c.until(() => c.healthy('v6'), 5000);
+  await r.stop();
+  await o.close();
+});

@@ -93,6 +93,11 @@ export class CopyBudget {
   }
 }
 
+/** A pool disk (protocol/storage.ts PoolDisk: mediaType 'SSD' or 'HDD') as rebalancing counts it. */
+export function balanceDiskOf(d: { serial: string; node: string; cvmIp: string; mediaType: string; capacityBytes: number }): BalanceDisk {
+  return { serial: d.serial, node: d.node, cvmIp: d.cvmIp, capacityBytes: d.capacityBytes, media: d.mediaType.toLowerCase() === 'ssd' ? 'ssd' : 'hdd' };
+}
+
 export interface EngineRepairerDeps {
   clock: Clock;
   /** This CVM's node (its serial, as liveness names it). */
@@ -136,6 +141,10 @@ export interface EngineRepairStats {
   /** Vdisks with a record needing repair at the last scan, and how many of them nobody owned. */
   pending: number;
   unowned: number;
+  /** Extent groups with no in-sync replica on a node that is up, at the last scan (unreadable until one returns). */
+  stranded: number;
+  /** Extents of replicas dropped after a move, since start. */
+  orphansRemoved: number;
   /** Replicas resynced or replaced since start. */
   restored: number;
   /** Extent groups moved by rebalancing since start. */
@@ -185,7 +194,7 @@ export class EngineRepairer {
   /** Vdisks whose repairs made no progress: not retried before `at` (cleared by a liveness event). */
   private readonly backoff = new Map<string, { at: number; delay: number }>();
   readonly stats: EngineRepairStats = {
-    passes: 0, lastPassAt: null, lastPassMs: 0, lastScanAt: null, leader: false, pending: 0, unowned: 0,
+    passes: 0, lastPassAt: null, lastPassMs: 0, lastScanAt: null, leader: false, pending: 0, unowned: 0, stranded: 0, orphansRemoved: 0,
     restored: 0, moved: 0, balancing: true, scrubbed: 0, lastScrubAt: null, failures: 0, lastError: null, lastPass: { restored: {}, failed: [] }, recent: [], backingOff: 0, copiedBytes: 0,
   };
 
@@ -412,6 +421,7 @@ export class EngineRepairer {
     const owned = new Set(Object.keys(owners).map((k) => k.slice(OWNERS_V2_PREFIX.length)));
     const records: BalanceRecord[] = [];
     const needing = new Set<string>();
+    let stranded = 0;
     for (const [key, value] of Object.entries(recs)) {
       const rest = key.slice(EGROUPS_V2_PREFIX.length);
       const slash = rest.lastIndexOf('/');
@@ -427,10 +437,12 @@ export class EngineRepairer {
       }
       if (!Array.isArray(record.replicas) || !Array.isArray(record.stale)) continue;
       records.push({ vdisk, egroup: Number(egroup), record });
+      if (!record.replicas.some((l) => !this.d.liveness.isDown(l.node))) stranded++;
       if (record.stale.length > 0 || record.replicas.length < want || record.replicas.some((l) => this.d.liveness.isDown(l.node))) needing.add(vdisk);
     }
     const unowned = [...needing].filter((v) => !owned.has(v));
     this.stats.pending = needing.size;
+    this.stats.stranded = stranded;
     this.stats.unowned = unowned.length;
     if (unowned.length && this.leader() === this.d.node) {
       const left: string[] = [];
@@ -501,7 +513,11 @@ export class EngineRepairer {
             if (!(await o.move(m.egroup, m.from, m.to, { signal: this.abort.signal }))) continue;
             moved++;
             this.stats.moved++;
-            await o.dropReplica(m.egroup, m.from).catch((e: unknown) => this.d.log(`repair: vdisk ${v} egroup ${m.egroup}: the old replica on ${m.from.node}/${m.from.disk} stays for now: ${errorMessage(e)}`));
+            this.stats.orphansRemoved += await o.dropReplica(m.egroup, m.from).catch((e: unknown) => {
+              this.d.log(`repair: vdisk ${v} egroup ${m.egroup}: the old replica on ${m.from.node}/${m.from.disk} stays for now: ${errorMessage(e)}`);
+              return 0;
+            });
+            this.note(`vdisk ${v} egroup ${m.egroup}: moved ${m.from.node}/${m.from.disk} to ${m.to.node}/${m.to.disk}`);
           } catch (e) {
             if (!this.stopped) this.fail(`vdisk ${v} egroup ${m.egroup}: cannot move ${m.from.node}/${m.from.disk} to ${m.to.node}/${m.to.disk}: ${errorMessage(e)}`);
           }
