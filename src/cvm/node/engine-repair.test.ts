@@ -14,7 +14,7 @@ import { VdiskOwner } from '../core/engine/owner.ts';
 import type { CasResult, MetaStore, ReplicaIo, Versioned } from '../core/engine/ports.ts';
 import { ReplicaModel } from '../core/engine/replica-model.ts';
 import type { LivenessEvent } from '../core/failure-detector.ts';
-import { CopyBudget, EngineRepairer, type EngineRepairerDeps } from './engine-repair.ts';
+import { CopyBudget, EGROUPS_V2_PREFIX, EngineRepairer, OWNERS_V2_PREFIX, type EngineRepairerDeps } from './engine-repair.ts';
 import type { HeldOwners } from './owners.ts';
 
 const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -113,10 +113,13 @@ class Fake {
   }
 
   list(prefix: string): Record<string, string> {
-    const out: Record<string, string> = {};
-    if (prefix === KEYS.egroupsOf('')) for (const [k, r] of this.records) out[`${prefix}${k}`] = JSON.stringify(r.value);
-    if (prefix === KEYS.owner('')) for (const [v, o] of this.ownerKeys) out[KEYS.owner(v)] = JSON.stringify(o);
-    return out;
+    const all: Record<string, string> = {};
+    for (const [k, r] of this.records) {
+      const [v = '', eg = ''] = k.split('/');
+      all[KEYS.egroup(v, Number(eg))] = JSON.stringify(r.value);
+    }
+    for (const [v, o] of this.ownerKeys) all[KEYS.owner(v)] = JSON.stringify(o);
+    return Object.fromEntries(Object.entries(all).filter(([k]) => k.startsWith(prefix)));
   }
 
   pool(): BalanceDisk[] {
@@ -390,4 +393,52 @@ test('a vdisk whose repair cannot progress (no node left for a replica) is retri
   await c.until(() => c.healthy('v6'), 5000);
   await r.stop();
   await o.close();
+});
+
+test('the sweep deletes old extent files no record lists on this node and disk (moved away, deleted vdisk), and keeps the rest', async () => {
+  const c = new Fake(['a', 'b', 'c']);
+  c.rf.set('v7', 2);
+  c.rf.set('v8', 2);
+  const rec = (...nodes: string[]): Versioned<EgroupRecord> => ({ value: { replicas: nodes.map((n) => ({ node: n, cvmIp: `ip-${n}`, disk: `${n}-ssd` })), stale: [] }, version: 1 });
+  c.records.set('v7/0', rec('a', 'b'));
+  c.records.set('v7/1', rec('b', 'c'));
+  c.records.set('v7/2', { value: { replicas: [{ node: 'b', cvmIp: 'ip-b', disk: 'b-ssd' }], stale: [{ node: 'a', cvmIp: 'ip-a', disk: 'a-ssd' }] }, version: 1 });
+  const old = c.clock.now() - 3_600_000;
+  const files = new Map<string, number>([
+    ['a-ssd/v7/0', old], ['a-ssd/v7/1', old], ['a-ssd/v7/129', old], ['a-ssd/v7/256', old], ['a-ssd/v7/130', c.clock.now()],
+    ['a-hdd/v7/3', old], ['a-ssd/gone/0', old], ['a-ssd/v8/5', old],
+  ]);
+  const local = {
+    inventory: () => {
+      const by = new Map<string, { disk: string; vdisk: string; blocks: { block: number; mtimeMs: number }[] }>();
+      for (const [k, mtimeMs] of files) {
+        const [disk = '', vdisk = '', block = ''] = k.split('/');
+        const e = by.get(`${disk}/${vdisk}`) ?? { disk, vdisk, blocks: [] };
+        e.blocks.push({ block: Number(block), mtimeMs });
+        by.set(`${disk}/${vdisk}`, e);
+      }
+      return Promise.resolve([...by.values()]);
+    },
+    drop: (r: { disk: string; vdisk: string; block: number }) => {
+      files.delete(`${r.disk}/${r.vdisk}/${r.block}`);
+      return Promise.resolve();
+    },
+  };
+  const budget = new CopyBudget({ clock: c.clock });
+  const r = c.repairer(new Registry(c, 'a', budget), budget, { local });
+  assert.equal(await r.sweep(), 3);
+  assert.deepEqual([...files.keys()].sort(), [
+    'a-ssd/v7/0', // egroup 0 lists a-ssd
+    'a-ssd/v7/1', // egroup 0 too
+    'a-ssd/v7/130', // egroup 1 does not, but the file is recent (a copy in progress)
+    'a-ssd/v7/256', // egroup 2 lists a-ssd as stale
+    'a-ssd/v8/5', // a vdisk with no v2 record at all
+  ]);
+  // gone: a-ssd/v7/129 (egroup 1 is on b and c), a-hdd/v7/3 (egroup 0 is on a's other disk), a-ssd/gone/0 (a deleted vdisk)
+  assert.equal(r.stats.orphansRemoved, 3);
+});
+
+test('the prefixes scanned are those of the records and owner keys', () => {
+  assert.equal(`${EGROUPS_V2_PREFIX}v/3`, KEYS.egroup('v', 3));
+  assert.equal(`${OWNERS_V2_PREFIX}v`, KEYS.owner('v'));
 });

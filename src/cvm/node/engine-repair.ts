@@ -30,12 +30,13 @@
 import type { Clock, Disposable } from '../../shared/clock.ts';
 import { TimeoutError, UnavailableError, errorMessage } from '../../shared/errors.ts';
 import { planBalance, type BalanceDisk, type BalanceRecord } from '../core/engine/balance.ts';
-import { KEYS, type EgroupRecord } from '../core/engine/layout.ts';
+import { EGROUP_EXTENTS, KEYS, type EgroupRecord } from '../core/engine/layout.ts';
 import type { RepairReport, VdiskOwner } from '../core/engine/owner.ts';
 import type { LivenessEvent } from '../core/failure-detector.ts';
 import type { HeldOwners } from './owners.ts';
 
-export const EGROUPS_V2_PREFIX = KEYS.egroupsOf('');
+/** Every extent-group record (KEYS.egroup(vdisk, n) = this + `<vdisk>/<n>`). */
+export const EGROUPS_V2_PREFIX = '/converge/v2/egroups/';
 export const OWNERS_V2_PREFIX = KEYS.owner('');
 
 export interface CopyBudgetOptions {
@@ -129,6 +130,21 @@ export interface EngineRepairerDeps {
   callTimeoutMs?: number;
   /** Moves per rebalancing pass at most (default 32). */
   movesPerPass?: number;
+  /**
+   * This CVM's extent files (node/extent-store.ts ExtentStore: the files LocalReplicas writes,
+   * block = egroup × 128 + extent). With it, every `sweepEveryMs` the files no record lists on this
+   * node and disk (in sync or stale), older than `orphanAgeMs`, are deleted: replicas replaced while
+   * their node was down, moves whose drop failed, deleted vdisks. Only once no first-cut (v1)
+   * records share these files.
+   */
+  local?: {
+    inventory(): Promise<{ disk: string; vdisk: string; blocks: { block: number; mtimeMs: number }[] }[]>;
+    drop(r: { disk: string; vdisk: string; block: number }): Promise<void>;
+  };
+  /** Default 10 min. */
+  sweepEveryMs?: number;
+  /** How old an unreferenced extent file must be before it is deleted (default 30 min: copies in progress stay). */
+  orphanAgeMs?: number;
 }
 
 export interface EngineRepairStats {
@@ -143,7 +159,7 @@ export interface EngineRepairStats {
   unowned: number;
   /** Extent groups with no in-sync replica on a node that is up, at the last scan (unreadable until one returns). */
   stranded: number;
-  /** Extents of replicas dropped after a move, since start. */
+  /** Extents of replicas dropped after a move, and extent files deleted by the sweep, since start. */
   orphansRemoved: number;
   /** Replicas resynced or replaced since start. */
   restored: number;
@@ -188,6 +204,7 @@ export class EngineRepairer {
   private nextScanAt = 0;
   private nextBalanceAt = 0;
   private nextScrubAt = 0;
+  private nextSweepAt = 0;
   private scrubCursor = 0;
   private again = false;
   private knownMembers = new Set<string>();
@@ -201,6 +218,7 @@ export class EngineRepairer {
   constructor(private readonly d: EngineRepairerDeps) {
     const now = d.clock.now();
     this.nextScrubAt = now + this.scrubEvery;
+    this.nextSweepAt = now + (d.sweepEveryMs ?? 600_000);
     this.nextBalanceAt = now + this.balanceEvery;
   }
 
@@ -357,6 +375,10 @@ export class EngineRepairer {
         else if (this.wantBalance && !busy) await this.rebalance(scan);
       }
       if (!busy && !this.stopped && this.d.clock.now() >= this.nextScrubAt) await this.scrubOne();
+      if (!busy && !this.stopped && this.d.local && this.d.clock.now() >= this.nextSweepAt) {
+        this.nextSweepAt = this.d.clock.now() + (this.d.sweepEveryMs ?? 600_000);
+        await this.sweep();
+      }
     } finally {
       this.stats.balancing = this.wantBalance;
       this.stats.backingOff = [...this.backoff.values()].filter((b) => this.d.clock.now() < b.at).length;
@@ -529,6 +551,60 @@ export class EngineRepairer {
     this.d.log(`repair: rebalancing moved ${moved} of ${moves.length} planned extent group(s)`);
     // plan again with the new records
     this.wantScan = true;
+  }
+
+  /**
+   * Deletes this CVM's extent files that no record lists on this node and disk (older than
+   * orphanAgeMs). A vdisk that no longer exists loses all its files; one whose records cannot be
+   * read keeps them.
+   */
+  async sweep(): Promise<number> {
+    const local = this.d.local;
+    if (!local) return 0;
+    const minAge = this.d.orphanAgeMs ?? 1_800_000;
+    const [inv, vdisks] = await Promise.all([this.timed(local.inventory(), 'listing local extent files', 60_000), this.timed(this.d.vdisks(), 'listing vdisks')]);
+    const exists = new Set(vdisks.map((v) => v.uuid));
+    const records = new Map<string, Map<number, EgroupRecord> | null>();
+    let dropped = 0;
+    for (const { disk, vdisk, blocks } of inv) {
+      if (this.stopped) break;
+      let recs = records.get(vdisk);
+      if (recs === undefined) {
+        recs = null;
+        try {
+          const raw = await this.timed(this.d.list(KEYS.egroupsOf(vdisk)), `listing the records of vdisk ${vdisk}`);
+          recs = new Map();
+          for (const [k, v] of Object.entries(raw)) {
+            const eg = k.slice(KEYS.egroupsOf(vdisk).length);
+            if (/^\d+$/.test(eg)) recs.set(Number(eg), JSON.parse(v) as EgroupRecord);
+          }
+        } catch (e) {
+          this.d.log(`repair: sweep: the records of vdisk ${vdisk} cannot be read; its files stay: ${errorMessage(e)}`);
+        }
+        records.set(vdisk, recs);
+      }
+      if (!recs) continue;
+      const now = this.d.clock.now();
+      for (const b of blocks) {
+        if (now - b.mtimeMs < minAge) continue;
+        const rec = recs.get(Math.floor(b.block / EGROUP_EXTENTS));
+        if (rec && [...rec.replicas, ...rec.stale].some((l) => l.node === this.d.node && l.disk === disk)) continue;
+        // an existing vdisk with no v2 record at all keeps its files (a first-cut vdisk's, or a listing that raced its first record)
+        if (!rec && exists.has(vdisk) && recs.size === 0) continue;
+        try {
+          await this.timed(local.drop({ disk, vdisk, block: b.block }), `deleting extent ${disk}/${vdisk}/${b.block}`);
+          dropped++;
+        } catch (e) {
+          this.d.log(`repair: sweep: cannot delete extent ${disk}/${vdisk}/${b.block}: ${errorMessage(e)}`);
+        }
+      }
+    }
+    this.stats.orphansRemoved += dropped;
+    if (dropped) {
+      this.note(`sweep: ${dropped} unreferenced extent file(s) deleted`);
+      this.d.log(`repair: sweep: deleted ${dropped} extent file(s) no record lists`);
+    }
+    return dropped;
   }
 
   /** One held vdisk (round robin) repaired with every page of every in-sync replica verified. */
