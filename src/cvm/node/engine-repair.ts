@@ -29,7 +29,7 @@
  */
 import type { Clock, Disposable } from '../../shared/clock.ts';
 import { TimeoutError, UnavailableError, errorMessage } from '../../shared/errors.ts';
-import { planBalance, type BalanceDisk, type BalanceRecord } from '../core/engine/balance.ts';
+import { movableShare, planBalance, type BalanceDisk, type BalanceRecord } from '../core/engine/balance.ts';
 import { EGROUP_EXTENTS, KEYS, type EgroupRecord } from '../core/engine/layout.ts';
 import type { RepairReport, VdiskOwner } from '../core/engine/owner.ts';
 import type { LivenessEvent } from '../core/failure-detector.ts';
@@ -353,9 +353,9 @@ export class EngineRepairer {
       let busy = false;
       for (const o of this.d.owners.held()) {
         if (this.stopped) return;
-        if (o.status !== 'open' || !o.needsRepair()) continue;
+        // a vdisk waiting after repairs that made no progress does not hold up the scrub and the sweep
+        if (o.status !== 'open' || !o.needsRepair() || this.waiting(o.vdisk)) continue;
         busy = true;
-        if (this.waiting(o.vdisk)) continue;
         await this.repairOwner(o);
       }
       if (this.stopped) return;
@@ -507,7 +507,8 @@ export class EngineRepairer {
     const held = new Map(this.d.owners.held().filter((o) => o.status === 'open').map((o) => [o.vdisk, o]));
     const leader = this.leader() === this.d.node;
     const movable = (v: string): boolean => held.has(v) || (leader && !scan.owned.has(v));
-    const moves = planBalance(scan.records, disks, { movable, maxMoves: this.d.movesPerPass ?? 32 });
+    // every CVM plans at once against the same usage: each fills its share of a disk's shortfall
+    const moves = planBalance(scan.records, disks, { movable, maxMoves: this.d.movesPerPass ?? 32, share: movableShare(scan.records, movable) });
     if (!moves.length) {
       this.wantBalance = false;
       return;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { diskUsage, planBalance, type BalanceDisk, type BalanceRecord, type EgroupMove } from './balance.ts';
+import { diskUsage, movableShare, planBalance, type BalanceDisk, type BalanceRecord, type EgroupMove } from './balance.ts';
 import { EGROUP_BYTES, type ReplicaLocation } from './layout.ts';
 import type { Media } from './ports.ts';
 
@@ -68,4 +68,19 @@ test('records with a stale replica or a replica on an unknown disk (a node down)
   const stale: BalanceRecord[] = recs('v', 10, loc('A', 'a1'), loc('C', 'c1')).map((r) => ({ ...r, record: { ...r.record, stale: [loc('D', 'd1')] } }));
   assert.deepEqual(planBalance(stale, [...disks, disk('e1', 'E')], { movable: all }), []);
   assert.equal(diskUsage(stale, disks).get('d1'), 10 / 100, 'stale replicas count where they are');
+});
+
+test('two CVMs planning at once against the same usage fill a returned node once between them, not once each', () => {
+  const records = [...recs('x', 30, loc('A', 'a1'), loc('B', 'b1')), ...recs('y', 30, loc('B', 'b1'), loc('A', 'a1'))];
+  const disks = [disk('a1', 'A'), disk('b1', 'B'), disk('c1', 'C')];
+  const planOf = (mine: string): EgroupMove[] => {
+    const movable = (v: string): boolean => v === mine;
+    return planBalance(records, disks, { movable, maxMoves: 1000, share: movableShare(records, movable) });
+  };
+  assert.equal(movableShare(records, (v) => v === 'x'), 0.5);
+  const both = [...planOf('x'), ...planOf('y')];
+  const u = after(records, both);
+  // 120 replicas over 3 disks of 100: the mean is 40; alone, each CVM would have moved about 30
+  assert.ok((u.get('c1') ?? 0) >= 36 && (u.get('c1') ?? 0) <= 42, `c1 holds ${u.get('c1')}`);
+  assert.ok(planBalance(records, disks, { movable: (v) => v === 'x', maxMoves: 1000 }).length >= 28, 'alone (share 1) one CVM fills it by itself');
 });

@@ -55,6 +55,25 @@ export interface BalanceOptions {
   band?: number;
   /** Moves per plan at most (default 32). */
   maxMoves?: number;
+  /**
+   * The part of each target's shortfall this CVM fills (0..1, default 1): every CVM plans against
+   * the same usage at once, so each fills its share (movableShare()) and together they fill it
+   * once, not once each. At least one move per target below the band.
+   */
+  share?: number;
+}
+
+/** The share of the movable replicas (healthy records, not first replicas) that are of vdisks `movable` accepts. */
+export function movableShare(records: readonly BalanceRecord[], movable: (vdisk: string) => boolean): number {
+  let mine = 0;
+  let all = 0;
+  for (const r of records) {
+    if (r.record.stale.length > 0) continue;
+    const n = Math.max(0, r.record.replicas.length - 1);
+    all += n;
+    if (movable(r.vdisk)) mine += n;
+  }
+  return all ? mine / all : 0;
 }
 
 /** Per disk, its used fraction as counted from the records (for status and tests). */
@@ -95,9 +114,12 @@ export function planBalance(records: readonly BalanceRecord[], disks: readonly B
   const key = (r: BalanceRecord): string => `${r.vdisk}/${r.egroup}`;
   const moved = new Set<string>();
   const out: EgroupMove[] = [];
+  // moves each target may receive from this CVM: its share of the target's shortfall below the mean
+  const share = Math.min(1, Math.max(0, o.share ?? 1));
+  const quota = new Map([...byDisk.values()].map((d) => [d.serial, Math.ceil((share * Math.max(0, mean - frac(d.serial)) * d.capacityBytes) / unit)]));
   const leastUsedFirst = (a: BalanceDisk, b: BalanceDisk): number => frac(a.serial) - frac(b.serial) || Number(b.media === 'ssd') - Number(a.media === 'ssd') || a.serial.localeCompare(b.serial);
   while (out.length < maxMoves) {
-    const targets = [...byDisk.values()].filter((d) => frac(d.serial) < mean - tol(d)).sort(leastUsedFirst);
+    const targets = [...byDisk.values()].filter((d) => frac(d.serial) < mean - tol(d) && quota.get(d.serial)! > 0).sort(leastUsedFirst);
     const sources = [...byDisk.values()].sort((a, b) => frac(b.serial) - frac(a.serial) || a.serial.localeCompare(b.serial));
     let found: { m: EgroupMove; to: BalanceDisk } | undefined;
     for (const to of targets) {
@@ -115,6 +137,7 @@ export function planBalance(records: readonly BalanceRecord[], disks: readonly B
     moved.add(`${found.m.vdisk}/${found.m.egroup}`);
     used.set(found.m.from.disk, used.get(found.m.from.disk)! - unit);
     used.set(found.to.serial, used.get(found.to.serial)! + unit);
+    quota.set(found.to.serial, quota.get(found.to.serial)! - 1);
     out.push(found.m);
   }
   return out;
