@@ -80,6 +80,12 @@ interface EgroupState {
   extentLocks: Map<number, Mutex>;
   /** In-sync replicas on nodes declared down, not yet moved to stale: neither read nor written. */
   suspect: Set<string>;
+  /**
+   * Replicas being filled outside the exclusive lock (prefill): every write goes to them too (the
+   * acknowledgement does not depend on them; one that fails leaves the set), so the pass under the
+   * lock finds (almost) nothing left to copy. Never read. By locKey, with a count of prefills.
+   */
+  catchUp: Map<string, { loc: ReplicaLocation; refs: number }>;
 }
 
 export interface RepairReport {
@@ -206,13 +212,17 @@ export class VdiskOwner {
       if (!st.record) continue;
       if (opts.signal?.aborted) break;
       if (opts.needed && !opts.scrub && !this.egroupNeedsRepair(st)) continue;
-      const prefilled = this.o.copyThrottle ? await this.prefillRepair(st, opts.signal) : [];
+      const caught: ReplicaLocation[] = [];
+      const prefilled = this.o.copyThrottle ? await this.prefillRepair(st, opts.signal, caught) : [];
       if (opts.signal?.aborted) {
+        this.releaseCatchUp(st, caught);
         await this.dropUnused(st, prefilled);
         break;
       }
       this.scrubRead = 0;
       const release = await st.lock.exclusive();
+      // no write is in flight under the exclusive lock: the prefilled replicas stop getting writes, the pass below copies what they lack
+      this.releaseCatchUp(st, caught);
       try {
         this.check();
         if (!st.ready) await this.takeover(st);
@@ -285,15 +295,18 @@ export class VdiskOwner {
     const valid = (r: EgroupRecord): boolean => r.replicas.some((x) => sameLoc(x, from)) && !sameLoc(from, to)
       && ![...r.replicas, ...r.stale].some((x) => !sameLoc(x, from) && (x.node === to.node || sameLoc(x, to)));
     if (!valid(st.record.value)) return false;
+    const caught: ReplicaLocation[] = [];
     const prefilled = this.o.copyThrottle && (await this.readyForPrefill(st));
-    if (prefilled) await this.prefill(st, to, opts.signal).catch((e: unknown) => this.fencedOr(e));
+    if (prefilled) await this.prefill(st, to, opts.signal, caught).catch((e: unknown) => this.fencedOr(e));
     const dropTo = async (): Promise<void> => (prefilled ? this.dropUnused(st, [to]) : undefined);
     if (opts.signal?.aborted) {
+      this.releaseCatchUp(st, caught);
       await dropTo();
       return false;
     }
     let moved = false;
     const release = await st.lock.exclusive();
+    this.releaseCatchUp(st, caught);
     try {
       this.check();
       if (!st.ready) await this.takeover(st);
@@ -400,7 +413,7 @@ export class VdiskOwner {
    * will resync and the new replicas it will add; returns the new replicas' locations (addReplica
    * prefers them). A failure here changes nothing: the locked pass copies what is missing.
    */
-  private async prefillRepair(st: EgroupState, signal: AbortSignal | undefined): Promise<ReplicaLocation[]> {
+  private async prefillRepair(st: EgroupState, signal: AbortSignal | undefined, caught: ReplicaLocation[]): Promise<ReplicaLocation[]> {
     if (!(await this.readyForPrefill(st)) || !st.record) return [];
     const rec = st.record.value;
     const resync = rec.stale.filter((l) => !this.o.liveness.isDown(l.node));
@@ -418,7 +431,7 @@ export class VdiskOwner {
     for (const l of [...resync, ...fresh]) {
       if (signal?.aborted) break;
       try {
-        await this.prefill(st, l, signal);
+        await this.prefill(st, l, signal, caught);
       } catch (e) {
         this.fencedOr(e);
       }
@@ -449,12 +462,26 @@ export class VdiskOwner {
    * own mutex (no write to that extent interleaves), copyThrottle awaited after each copy with no
    * lock held. The locked resync that follows copies only what was written meanwhile.
    */
-  private async prefill(st: EgroupState, target: ReplicaLocation, signal: AbortSignal | undefined): Promise<void> {
+  private releaseCatchUp(st: EgroupState, locs: readonly ReplicaLocation[]): void {
+    for (const l of locs) {
+      const c = st.catchUp.get(locKey(l));
+      if (c && --c.refs <= 0) st.catchUp.delete(locKey(l));
+    }
+  }
+
+  /** `caught`: gets `target` once it is in the catch-up set (the caller releases it under the exclusive lock). */
+  private async prefill(st: EgroupState, target: ReplicaLocation, signal: AbortSignal | undefined, caught: ReplicaLocation[]): Promise<void> {
     const throttle = this.o.copyThrottle;
     if (!throttle || !st.record) return;
     const sources = st.record.value.replicas.filter((l) => this.usable(st, l));
     if (!sources.length) return;
     const theirs = await this.timed(this.o.io.extentGens(target, this.o.vdisk, st.index, this.epoch));
+    // from now on (the epoch floor is raised) the target gets every write too, until the caller's locked pass
+    const k = locKey(target);
+    const c = st.catchUp.get(k);
+    if (c) c.refs++;
+    else st.catchUp.set(k, { loc: target, refs: 1 });
+    caught.push(target);
     const ours = await this.timed(this.o.io.extentGens(sources[0]!, this.o.vdisk, st.index, this.epoch));
     const extents = [...new Set([...theirs.keys(), ...ours.keys()])].sort((a, b) => a - b);
     for (const e of extents) {
@@ -519,7 +546,7 @@ export class VdiskOwner {
   private egroupState(i: number): EgroupState {
     let s = this.egroups.get(i);
     if (!s) {
-      s = { index: i, record: null, ready: false, gen: 0, lock: new RwLock(), recordLock: new Mutex(), extentLocks: new Map(), suspect: new Set() };
+      s = { index: i, record: null, ready: false, gen: 0, lock: new RwLock(), recordLock: new Mutex(), extentLocks: new Map(), suspect: new Set(), catchUp: new Map() };
       this.egroups.set(i, s);
     }
     return s;
@@ -673,7 +700,12 @@ export class VdiskOwner {
   /** Sends a frame to every in-sync replica; those that fail go stale before this returns. */
   private async fanOut(st: EgroupState, frame: WriteFrame): Promise<void> {
     const targets = st.record!.value.replicas;
-    const results = await Promise.allSettled(targets.map((l) => (this.usable(st, l) ? this.timed(this.o.io.write(l, frame)) : Promise.reject(new UnavailableError(`${l.node} is down`)))));
+    const extra = [...st.catchUp.values()].map((x) => x.loc).filter((l) => !targets.some((t) => sameLoc(t, l)));
+    const [results] = await Promise.all([
+      Promise.allSettled(targets.map((l) => (this.usable(st, l) ? this.timed(this.o.io.write(l, frame)) : Promise.reject(new UnavailableError(`${l.node} is down`))))),
+      // a replica being filled misses no write that lands after its copy; if it fails one, the locked pass copies that extent again
+      Promise.all(extra.map((l) => this.timed(this.o.io.write(l, frame)).catch(() => void st.catchUp.delete(locKey(l))))),
+    ]);
     const failed: ReplicaLocation[] = [];
     results.forEach((r, i) => {
       if (r.status === 'fulfilled') return;
