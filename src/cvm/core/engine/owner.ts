@@ -17,6 +17,11 @@
  *    fall back to the others; a replica that returned a bad page is repaired in the background.
  *  - Read repair, resync of stale replicas, re-replication and takeover hold the extent group's
  *    exclusive lock (client I/O holds it shared): no client write interleaves with a copy.
+ *  - With a copy budget (copyThrottle, the repair loop's), resync, re-replication and move() first
+ *    fill the new replica outside that lock, extent by extent under the shared lock and the
+ *    extent's mutex, the replica getting every write meanwhile (never read, not acknowledged on);
+ *    the pass under the exclusive lock then compares versions and copies what is still missing
+ *    before the record changes. Client I/O goes on during a throttled copy.
  *  - Takeover: before the first I/O on an extent group, the in-sync replicas are asked for their
  *    extent versions (which fences older owners); extents that differ are copied from the highest.
  *  - FLUSH sends SYNC(vdisk) to every CVM holding an in-sync replica of the vdisk.
