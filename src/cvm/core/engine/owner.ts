@@ -17,6 +17,11 @@
  *    fall back to the others; a replica that returned a bad page is repaired in the background.
  *  - Read repair, resync of stale replicas, re-replication and takeover hold the extent group's
  *    exclusive lock (client I/O holds it shared): no client write interleaves with a copy.
+ *  - With a copy budget (copyThrottle, the repair loop's), resync, re-replication and move() first
+ *    fill the new replica outside that lock, extent by extent under the shared lock and the
+ *    extent's mutex, the replica getting every write meanwhile (never read, not acknowledged on);
+ *    the pass under the exclusive lock then compares versions and copies what is still missing
+ *    before the record changes. Client I/O goes on during a throttled copy.
  *  - Takeover: before the first I/O on an extent group, the in-sync replicas are asked for their
  *    extent versions (which fences older owners); extents that differ are copied from the highest.
  *  - FLUSH sends SYNC(vdisk) to every CVM holding an in-sync replica of the vdisk.
@@ -49,6 +54,26 @@ export interface OwnerOptions {
   /** The same for SYNC (fdatasync of a vdisk's dirty files: seconds on a loaded disk); default 60 s. */
   syncTimeoutMs?: number;
   bugs?: Bugs;
+  /**
+   * The repair loop's copy budget: awaited after each extent copied by repair (resync,
+   * re-replication, scrub) or move(), with the bytes copied (the next copy waits for it); after each
+   * scrubbed extent group with the bytes read. Never for client I/O, takeover or read repair.
+   * With it, copies into a replica run first outside the extent group's exclusive lock (each
+   * extent under the shared lock and that extent's mutex, so no write to it interleaves), and the
+   * exclusive lock is held only for the final pass (what changed meanwhile) and the record's swap:
+   * client I/O to the extent group is not stopped for the length of a throttled copy.
+   */
+  copyThrottle?: (bytes: number) => Promise<void>;
+}
+
+/** Options of repair() and move(). */
+export interface RepairOptions {
+  /** Also read every page of every in-sync replica and repair corrupt extents. */
+  scrub?: boolean;
+  /** Stops before the next extent group (or the next prefilled extent) once aborted. */
+  signal?: AbortSignal;
+  /** Only the extent groups that need it (needsRepair's test; no takeover check of the others). Ignored with scrub. */
+  needed?: boolean;
 }
 
 interface EgroupState {
@@ -64,6 +89,12 @@ interface EgroupState {
   extentLocks: Map<number, Mutex>;
   /** In-sync replicas on nodes declared down, not yet moved to stale: neither read nor written. */
   suspect: Set<string>;
+  /**
+   * Replicas being filled outside the exclusive lock (prefill): every write goes to them too (the
+   * acknowledgement does not depend on them; one that fails leaves the set), so the pass under the
+   * lock finds (almost) nothing left to copy. Never read. By locKey, with a count of prefills.
+   */
+  catchUp: Map<string, { loc: ReplicaLocation; refs: number }>;
 }
 
 export interface RepairReport {
@@ -88,7 +119,7 @@ export class VdiskOwner {
   private readonly syncTimeoutMs: number;
   private readonly bugs: Bugs;
   /** Counters, for tests and the simulator. */
-  readonly counters = { writes: 0, reads: 0, readRepairs: 0, staleMarked: 0, takeovers: 0, takeoverCopies: 0 };
+  readonly counters = { writes: 0, reads: 0, readRepairs: 0, staleMarked: 0, takeovers: 0, takeoverCopies: 0, moves: 0, prefilled: 0 };
 
   /** Acquires ownership (the epoch) and loads the vdisk's extent-group records. */
   static async open(o: OwnerOptions): Promise<VdiskOwner> {
@@ -207,12 +238,24 @@ export class VdiskOwner {
    * replicas up to RF. With `scrub`, also reads every extent of every in-sync replica (verifying
    * every page) and repairs the corrupt ones from a good replica.
    */
-  async repair(opts: { scrub?: boolean } = {}): Promise<RepairReport> {
+  async repair(opts: RepairOptions = {}): Promise<RepairReport> {
     this.check();
     const report: RepairReport = { resynced: 0, replaced: 0, scrubbed: 0, failed: [] };
     for (const st of [...this.egroups.values()]) {
       if (!st.record) continue;
+      if (opts.signal?.aborted) break;
+      if (opts.needed && !opts.scrub && !this.egroupNeedsRepair(st)) continue;
+      const caught: ReplicaLocation[] = [];
+      const prefilled = this.o.copyThrottle ? await this.prefillRepair(st, opts.signal, caught) : [];
+      if (opts.signal?.aborted) {
+        this.releaseCatchUp(st, caught);
+        await this.dropUnused(st, prefilled);
+        break;
+      }
+      this.scrubRead = 0;
       const release = await st.lock.exclusive();
+      // no write is in flight under the exclusive lock: the prefilled replicas stop getting writes, the pass below copies what they lack
+      this.releaseCatchUp(st, caught);
       try {
         this.check();
         if (!st.ready) await this.takeover(st);
@@ -229,12 +272,12 @@ export class VdiskOwner {
               report.failed.push(`egroup ${st.index}: resync of ${locKey(l)}: ${(e as Error).message}`);
             }
           }
-          const fresh = await this.addReplica(st, [l.node], l);
+          const fresh = await this.addReplica(st, [l.node], l, prefilled);
           if (fresh) report.replaced++;
           else report.failed.push(`egroup ${st.index}: no place for a replica to replace ${locKey(l)}`);
         }
         while (st.record.value.replicas.length < this.o.rf) {
-          const fresh = await this.addReplica(st, [], null);
+          const fresh = await this.addReplica(st, [], null, prefilled);
           if (!fresh) break;
           report.replaced++;
         }
@@ -245,8 +288,101 @@ export class VdiskOwner {
       } finally {
         release();
       }
+      await this.dropUnused(st, prefilled);
+      if (opts.scrub && this.o.copyThrottle && this.scrubRead > 0) await this.o.copyThrottle(this.scrubRead).catch(() => undefined);
     }
     return report;
+  }
+
+  /**
+   * Whether repair() has work: some extent group with a stale replica, fewer than RF in-sync
+   * replicas, or an in-sync replica on a node declared down. No I/O (the owner's view of its records).
+   */
+  needsRepair(): boolean {
+    if (this.state !== 'open') return false;
+    for (const st of this.egroups.values()) if (this.egroupNeedsRepair(st)) return true;
+    return false;
+  }
+
+  private egroupNeedsRepair(st: EgroupState): boolean {
+    const r = st.record?.value;
+    return !!r && (r.stale.length > 0 || r.replicas.length < this.o.rf || r.replicas.some((l) => !this.usable(st, l)));
+  }
+
+  /** The extent groups this owner has a record of (written), in index order. */
+  egroupIndexes(): number[] {
+    return [...this.egroups.values()].filter((s) => s.record).map((s) => s.index).sort((a, b) => a - b);
+  }
+
+  /**
+   * Rebalancing: moves the in-sync replica `from` of an extent group to `to`. Under the extent
+   * group's exclusive lock (after a throttled prefill outside it when copyThrottle is set) `to` is
+   * resynced, then the record lists `to` in `from`'s place (compare-and-swap). `from`'s files stay:
+   * the caller drops them (dropReplica). false, with nothing changed, when `from` is not an in-sync
+   * replica any more or `to`'s node already holds another replica of the extent group.
+   */
+  async move(egroup: number, from: ReplicaLocation, to: ReplicaLocation, opts: { signal?: AbortSignal } = {}): Promise<boolean> {
+    this.check();
+    const st = this.egroups.get(egroup);
+    if (!st?.record) return false;
+    const valid = (r: EgroupRecord): boolean => r.replicas.some((x) => sameLoc(x, from)) && !sameLoc(from, to)
+      && ![...r.replicas, ...r.stale].some((x) => !sameLoc(x, from) && (x.node === to.node || sameLoc(x, to)));
+    if (!valid(st.record.value)) return false;
+    const caught: ReplicaLocation[] = [];
+    const prefilled = this.o.copyThrottle && (await this.readyForPrefill(st));
+    if (prefilled) await this.prefill(st, to, opts.signal, caught).catch((e: unknown) => this.fencedOr(e));
+    const dropTo = async (): Promise<void> => (prefilled ? this.dropUnused(st, [to]) : undefined);
+    if (opts.signal?.aborted) {
+      this.releaseCatchUp(st, caught);
+      await dropTo();
+      return false;
+    }
+    let moved = false;
+    const release = await st.lock.exclusive();
+    this.releaseCatchUp(st, caught);
+    try {
+      this.check();
+      if (!st.ready) await this.takeover(st);
+      await this.dropSuspects(st);
+      if (!valid(st.record.value)) return false;
+      await this.resyncInto(st, to);
+      await this.updateRecord(st, (r) => {
+        moved = valid(r);
+        return moved ? { replicas: r.replicas.map((x) => (sameLoc(x, from) ? to : x)), stale: r.stale } : null;
+      });
+      if (moved) this.counters.moves++;
+      return moved;
+    } catch (e) {
+      this.fencedOr(e);
+      throw e;
+    } finally {
+      release();
+      if (!moved) await dropTo();
+    }
+  }
+
+  /**
+   * Deletes the extents of a replica of an extent group that its record no longer lists (after a
+   * move, or a stale replica replaced elsewhere); returns how many. Nothing when the record still
+   * lists it (in-sync or stale). Under the extent group's exclusive lock.
+   */
+  async dropReplica(egroup: number, loc: ReplicaLocation): Promise<number> {
+    this.check();
+    const st = this.egroupState(egroup);
+    const release = await st.lock.exclusive();
+    try {
+      this.check();
+      const r = st.record?.value;
+      if (r && [...r.replicas, ...r.stale].some((x) => sameLoc(x, loc))) return 0;
+      const gens = await this.timed(this.o.io.extentGens(loc, this.o.vdisk, egroup, this.epoch));
+      for (const e of gens.keys()) await this.timed(this.o.io.writeExtent(loc, this.o.vdisk, egroup, e, this.epoch, null));
+      return gens.size;
+    } catch (e) {
+      this.fencedOr(e);
+      throw e;
+    } finally {
+      release();
+    }
   }
 
   /**
@@ -288,6 +424,127 @@ export class VdiskOwner {
 
   // ---- internals ----
 
+  /** Bytes read by the last scrub of an extent group (for copyThrottle). */
+  private scrubRead = 0;
+
+  /** Best effort: the extents of prefilled locations that the record did not take are deleted. */
+  private async dropUnused(st: EgroupState, locs: readonly ReplicaLocation[]): Promise<void> {
+    for (const l of locs) {
+      if (this.state !== 'open') return;
+      const r = st.record?.value;
+      if (r && [...r.replicas, ...r.stale].some((x) => sameLoc(x, l))) continue;
+      await this.dropReplica(st.index, l).catch(() => undefined);
+    }
+  }
+
+  private fencedOr(e: unknown): void {
+    if (e instanceof StaleEpochError) this.lose('fenced by a newer owner');
+  }
+
+  /**
+   * Before repair takes an extent group's exclusive lock: fills, outside it, the stale replicas it
+   * will resync and the new replicas it will add; returns the new replicas' locations (addReplica
+   * prefers them). A failure here changes nothing: the locked pass copies what is missing.
+   */
+  private async prefillRepair(st: EgroupState, signal: AbortSignal | undefined, caught: ReplicaLocation[]): Promise<ReplicaLocation[]> {
+    if (!(await this.readyForPrefill(st)) || !st.record) return [];
+    const rec = st.record.value;
+    const resync = rec.stale.filter((l) => !this.o.liveness.isDown(l.node));
+    const want = Math.max(0, this.o.rf - rec.replicas.filter((l) => this.usable(st, l)).length - resync.length);
+    let fresh: ReplicaLocation[] = [];
+    if (want > 0) {
+      const exclude = [...rec.replicas, ...resync].map((l) => l.node);
+      const disks = this.o.space.disks().filter((d) => !this.o.liveness.isDown(d.node));
+      try {
+        fresh = placeEgroup(disks, '', want, this.needBytes(st.index), exclude);
+      } catch {
+        fresh = [];
+      }
+    }
+    for (const l of [...resync, ...fresh]) {
+      if (signal?.aborted) break;
+      try {
+        await this.prefill(st, l, signal, caught);
+      } catch (e) {
+        this.fencedOr(e);
+      }
+    }
+    return fresh;
+  }
+
+  /** The takeover check done (under the exclusive lock, briefly) so a prefill may run; false if it failed. */
+  private async readyForPrefill(st: EgroupState): Promise<boolean> {
+    if (st.ready) return true;
+    const release = await st.lock.exclusive();
+    try {
+      this.check();
+      if (!st.ready && st.record) await this.takeover(st);
+      return st.ready;
+    } catch (e) {
+      this.fencedOr(e);
+      if (this.state === 'lost') throw e;
+      return false;
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Copies to `target`, extent by extent, every extent whose version differs from an in-sync
+   * source, without the extent group's exclusive lock: each extent under the shared lock and its
+   * own mutex (no write to that extent interleaves), copyThrottle awaited after each copy with no
+   * lock held. The locked resync that follows copies only what was written meanwhile.
+   */
+  private releaseCatchUp(st: EgroupState, locs: readonly ReplicaLocation[]): void {
+    for (const l of locs) {
+      const c = st.catchUp.get(locKey(l));
+      if (c && --c.refs <= 0) st.catchUp.delete(locKey(l));
+    }
+  }
+
+  /** `caught`: gets `target` once it is in the catch-up set (the caller releases it under the exclusive lock). */
+  private async prefill(st: EgroupState, target: ReplicaLocation, signal: AbortSignal | undefined, caught: ReplicaLocation[]): Promise<void> {
+    const throttle = this.o.copyThrottle;
+    if (!throttle || !st.record) return;
+    const sources = st.record.value.replicas.filter((l) => this.usable(st, l));
+    if (!sources.length) return;
+    const theirs = await this.timed(this.o.io.extentGens(target, this.o.vdisk, st.index, this.epoch));
+    // from now on (the epoch floor is raised) the target gets every write too, until the caller's locked pass
+    const k = locKey(target);
+    const c = st.catchUp.get(k);
+    if (c) c.refs++;
+    else st.catchUp.set(k, { loc: target, refs: 1 });
+    caught.push(target);
+    const ours = await this.timed(this.o.io.extentGens(sources[0]!, this.o.vdisk, st.index, this.epoch));
+    const extents = [...new Set([...theirs.keys(), ...ours.keys()])].sort((a, b) => a - b);
+    for (const e of extents) {
+      const a = ours.get(e);
+      const b = theirs.get(e);
+      if (a && b && sameVersion(a, b)) continue;
+      if (signal?.aborted || this.state !== 'open') return;
+      let bytes = 0;
+      const release = await st.lock.shared();
+      try {
+        const unlock = await this.extentLock(st, e).acquire();
+        try {
+          this.check();
+          if (!st.ready) return;
+          const srcs = st.record.value.replicas.filter((l) => this.usable(st, l));
+          if (!srcs.length) return;
+          const image = await this.readImage(st, e, srcs);
+          await this.timed(this.o.io.writeExtent(target, this.o.vdisk, st.index, e, this.epoch, image));
+          bytes = image ? image.pages.size * PAGE_BYTES : 0;
+          this.counters.prefilled++;
+        } finally {
+          unlock();
+        }
+      } finally {
+        release();
+      }
+      await throttle(bytes);
+    }
+  }
+
   private check(): void {
     if (this.state !== 'open') throw new UnavailableError(`vdisk ${this.o.vdisk}: owner at ${this.o.node} is ${this.state} (epoch ${this.epoch})`);
     if (!this.o.meta.leaseValid()) this.lose('the lease is not known to hold');
@@ -322,7 +579,7 @@ export class VdiskOwner {
   private egroupState(i: number): EgroupState {
     let s = this.egroups.get(i);
     if (!s) {
-      s = { index: i, record: null, ready: false, gen: 0, lock: new RwLock(), recordLock: new Mutex(), extentLocks: new Map(), suspect: new Set() };
+      s = { index: i, record: null, ready: false, gen: 0, lock: new RwLock(), recordLock: new Mutex(), extentLocks: new Map(), suspect: new Set(), catchUp: new Map() };
       this.egroups.set(i, s);
     }
     return s;
@@ -485,7 +742,12 @@ export class VdiskOwner {
   /** Sends a frame to every in-sync replica; those that fail go stale before this returns. */
   private async fanOut(st: EgroupState, frame: WriteFrame): Promise<void> {
     const targets = st.record!.value.replicas;
-    const results = await Promise.allSettled(targets.map((l) => (this.usable(st, l) ? this.timed(this.o.io.write(l, frame)) : Promise.reject(new UnavailableError(`${l.node} is down`)))));
+    const extra = [...st.catchUp.values()].map((x) => x.loc).filter((l) => !targets.some((t) => sameLoc(t, l)));
+    const [results] = await Promise.all([
+      Promise.allSettled(targets.map((l) => (this.usable(st, l) ? this.timed(this.o.io.write(l, frame)) : Promise.reject(new UnavailableError(`${l.node} is down`))))),
+      // a replica being filled misses no write that lands after its copy; if it fails one, the locked pass copies that extent again
+      Promise.all(extra.map((l) => this.timed(this.o.io.write(l, frame)).catch(() => void st.catchUp.delete(locKey(l))))),
+    ]);
     const failed: ReplicaLocation[] = [];
     results.forEach((r, i) => {
       if (r.status === 'fulfilled') return;
@@ -564,6 +826,7 @@ export class VdiskOwner {
     let copies = 0;
     for (const e of [...extents].sort((a, b) => a - b)) {
       const got = await Promise.allSettled(replicas.map((l) => this.timed(this.o.io.readExtent(l, this.o.vdisk, st.index, e))));
+      for (const g of got) if (g.status === 'fulfilled' && g.value) this.scrubRead += g.value.pages.size * PAGE_BYTES;
       const good = got.find((g) => g.status === 'fulfilled');
       if (!good || good.status !== 'fulfilled') continue;
       for (const [i, g] of got.entries()) {
@@ -599,22 +862,27 @@ export class VdiskOwner {
       if (a && b && sameVersion(a, b)) continue;
       const image = a ? await this.readImage(st, e, sources) : null;
       await this.timed(this.o.io.writeExtent(target, this.o.vdisk, st.index, e, this.epoch, image));
+      if (this.o.copyThrottle) await this.o.copyThrottle(image ? image.pages.size * PAGE_BYTES : 0);
     }
     // a copy is durable before the replica counts as in-sync (its source may be the only one that synced)
     await this.timed(this.o.io.sync(target, this.o.vdisk), this.syncTimeoutMs);
   }
 
   /** Places a new replica (not on `avoid` nodes nor the extent group's), fills it, records it (dropping `replacing` from stale). */
-  private async addReplica(st: EgroupState, avoid: string[], replacing: ReplicaLocation | null): Promise<ReplicaLocation | null> {
+  private async addReplica(st: EgroupState, avoid: string[], replacing: ReplicaLocation | null, prefer: ReplicaLocation[] = []): Promise<ReplicaLocation | null> {
     const rec = st.record!.value;
     const exclude = [...avoid, ...rec.replicas.map((l) => l.node), ...rec.stale.filter((l) => !replacing || !sameLoc(l, replacing)).map((l) => l.node)];
     const disks = this.o.space.disks().filter((d) => !this.o.liveness.isDown(d.node));
-    let loc: ReplicaLocation;
-    try {
-      loc = placeEgroup(disks, '', 1, this.needBytes(st.index), exclude)[0]!;
-    } catch {
-      return null;
+    // a location prefilled outside the lock, if it still fits
+    let found: ReplicaLocation | undefined = prefer.find((p) => !exclude.includes(p.node) && disks.some((d) => d.ok && d.node === p.node && d.serial === p.disk && d.freeBytes >= EXTENT_BYTES));
+    if (!found) {
+      try {
+        found = placeEgroup(disks, '', 1, this.needBytes(st.index), exclude)[0]!;
+      } catch {
+        return null;
+      }
     }
+    const loc = found;
     await this.resyncInto(st, loc);
     await this.updateRecord(st, (r) => ({ replicas: [...r.replicas, loc], stale: replacing ? r.stale.filter((x) => !sameLoc(x, replacing)) : r.stale }));
     return loc;

@@ -149,6 +149,8 @@ export class Simulation {
         vdisk, node, cvmIp: this.world.node(node).cvmIp, rf: this.rf,
         io: this.world.replicaIo(node), meta: this.world.meta(node), liveness: this.world.liveness(node),
         clock: this.clock, space: this.world.space(), checksum: crc32c, callTimeoutMs: 300, syncTimeoutMs: 3000, bugs: this.o.bugs ?? {},
+        // odd seeds: repair copies are throttled, so they run outside the exclusive lock while clients write
+        ...(this.o.seed % 2 === 1 ? { copyThrottle: (bytes: number) => this.clock.sleep(1 + Math.floor(bytes / (16 * PAGE_BYTES))) } : {}),
       });
       const n = this.world.node(node);
       if (!n.up) {
@@ -304,8 +306,27 @@ export class Simulation {
         this.count('power loss of every node');
         this.history.powerLoss(this.clock.now());
         for (const n of names) this.impair(n, 'power');
+      } else if (r >= 0.9) {
+        this.rebalanceMove();
       }
     }
+  }
+
+  /** Rebalancing: an owner moves an in-sync replica of one of its extent groups to another disk, then drops the old one. */
+  private rebalanceMove(): void {
+    const open = [...this.current.values()].filter((o) => o.status === 'open');
+    if (!open.length) return;
+    const o = this.rng.pick(open);
+    const recs = [...o.records()].filter(([, rec]) => rec.stale.length === 0 && rec.replicas.length > 0);
+    if (!recs.length) return;
+    const [eg, rec] = this.rng.pick(recs);
+    const from = this.rng.pick(rec.replicas);
+    const disks = this.world.space().disks().filter((d) => d.ok && !this.world.etcd.down.has(d.node) && d.serial !== from.disk && !rec.replicas.some((l) => l.node === d.node && l.node !== from.node));
+    if (!disks.length) return;
+    const d = this.rng.pick(disks);
+    const to = { node: d.node, cvmIp: d.cvmIp, disk: d.serial };
+    this.count(`rebalance ${o.vdisk}/${eg} ${from.disk} to ${to.disk}`);
+    void o.move(eg, from, to).then((moved) => (moved ? o.dropReplica(eg, from) : 0)).catch(() => undefined);
   }
 
   private impair(n: string, how: 'crash' | 'power'): void {
