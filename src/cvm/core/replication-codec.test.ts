@@ -46,7 +46,7 @@ test('SYNC_MANY names extents of one vdisk on any of the peer\'s disks; a wrong 
   assert.throws(() => validateRequest({ op: OP_SYNC_MANY, version: 0, id: 1, disk: 'S1', vdisk: V, block: 0, offset: 0, length: 7 }), /version 1/);
   assert.throws(() => validateRequest({ op: OP_ZERO, version: 0, id: 1, disk: 'S1', vdisk: V, block: 0, offset: 0, length: 4096 }), /version 1/);
   assert.equal(payloadBytes({ op: OP_ZERO, offset: 0, length: 1 << 20 }), 0);
-  assert.throws(() => validateRequest({ op: OP_READ, version: 3, id: 1, disk: 'S1', vdisk: V, block: 0, offset: 0, length: 7 }), /newer/);
+  assert.throws(() => validateRequest({ op: OP_READ, version: 4, id: 1, disk: 'S1', vdisk: V, block: 0, offset: 0, length: 7 }), /newer/);
 });
 
 test('validation names the field', () => {
@@ -89,7 +89,7 @@ test('version 2 (engine) ops: payload sizes, version per op, bounds and malforme
   assert.equal(R.frameError(h), undefined);
   assert.match(R.frameError({ ...h, length: R.WRITE_EXTENT_MAX + 1 }) ?? '', /over/);
   assert.match(R.frameError({ ...h, op: R.OP_WRITE_V2, length: (1 << 20) + 1 }) ?? '', /over/);
-  assert.match(R.frameError({ ...h, version: 3 }) ?? '', /newer/);
+  assert.match(R.frameError({ ...h, version: 4 }) ?? '', /newer/);
   assert.match(R.frameError({ ...h, magic: 1 }) ?? '', /magic/);
   assert.match(R.frameError({ ...h, diskLength: 0 }) ?? '', /disk/);
   // versions: u64 round trip; beyond 2^53 refused
@@ -126,4 +126,22 @@ test('extent images: round trip; malformed ones are refused with the field named
   out.writeUInt16BE(256, 20);
   assert.throws(() => R.decodeImage(out), /image\.pages\[0\]/);
   assert.throws(() => R.encodeImage({ version: { epoch: 1, gen: 1 }, pages: new Map([[0, { data: new Uint8Array(10), crc: 0 }]]) }), /4096/);
+});
+
+test('version 3 (forwarding to the owner): offsets split over block and offset, bounds per op', () => {
+  assert.equal(R.versionFor(R.OP_FWD_WRITE), 3);
+  assert.equal(R.versionFor(R.OP_HANDOFF), 3);
+  const req = { op: R.OP_FWD_WRITE, id: 1, disk: '-', vdisk: V, block: 5, offset: 4096, length: 1 << 20 };
+  validateRequest(req);
+  assert.equal(R.payloadBytes(req), 1 << 20, 'a forwarded write carries its bytes');
+  assert.equal(R.payloadBytes({ ...req, op: R.OP_FWD_ZERO }), 0);
+  assert.throws(() => validateRequest({ ...req, version: 2 }), /version 3/);
+  assert.throws(() => validateRequest({ ...req, offset: 1 << 20 }), (e: unknown) => e instanceof InputError && e.field === 'offset');
+  assert.throws(() => validateRequest({ ...req, length: (1 << 20) + 1 }), (e: unknown) => e instanceof InputError && e.field === 'length');
+  assert.throws(() => validateRequest({ ...req, op: R.OP_FWD_READ, length: 0 }), /1 to/);
+  validateRequest({ ...req, op: R.OP_FWD_ZERO, length: R.FWD_ZERO_MAX });
+  assert.throws(() => validateRequest({ ...req, op: R.OP_FWD_ZERO, length: R.FWD_ZERO_MAX + 1 }), /length/);
+  const h = { magic: R.REQ_MAGIC, op: R.OP_FWD_ZERO, version: 3, diskLength: 1, length: R.FWD_ZERO_MAX };
+  assert.equal(R.frameError(h), undefined, 'a large forwarded zero frames (it has no payload)');
+  assert.match(R.frameError({ ...h, op: R.OP_FWD_WRITE }) ?? '', /over/);
 });

@@ -32,15 +32,15 @@ import { CLUSTER_KEY, CVM_API_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, MEMBER_IDE
 import { cvmCall } from '../protocol/client.ts';
 import { storeClient } from '../protocol/store.ts';
 import { Supervised } from './supervisor.ts';
-import { LocalEgroups, PeerEgroups, parseEgroupList } from './egroups.ts';
+import { LocalEgroups, parseEgroupList } from './egroups.ts';
 import { ReplicationClient, ReplicationServer, type MemberTls } from './replication.ts';
 import { EngineReplicaIo, LocalReplicas } from './engine-replicas.ts';
 import { OwnerRegistry } from './owners.ts';
+import { CopyBudget, EngineRepairer, balanceDiskOf } from './engine-repair.ts';
 import { committedBytes } from '../core/engine/place.ts';
 import { Liveness, etcdLivenessStore, LIVENESS_TTL_S } from './liveness.ts';
 import { NbdServer } from '../../shared/nbd/server.ts';
 import type { ExportProvider } from '../../shared/nbd/connection.ts';
-import type { DiskSpace } from '../core/placement.ts';
 import type { Pool } from '../core/storage.ts';
 import { StorageMeta } from './storage-meta.ts';
 import { createCa, type Pem } from '../../shared/tls.ts';
@@ -97,13 +97,13 @@ export class Cvm {
   private readonly linkApi: FastifyInstance;
   private etcdClient: Etcd3 | undefined;
   private local: LocalEgroups;
-  private peers: PeerEgroups;
   private replication: ReplicationServer;
   /** Storage engine v2: this CVM's replicas (its own EngineReplicaIo and the replication server share it). */
   readonly replicas: LocalReplicas;
   private nbd: NbdServer | undefined;
   private nbdLink: NbdServer | undefined;
   private owners: OwnerRegistry | undefined;
+  private repairer: EngineRepairer | undefined;
   private spaceCache: { at: number; disks: DiskSpace[] } | undefined;
   private committedCache: { at: number; bytes: Map<string, number> } | undefined;
   private poolCapacity = new Map<string, number>();
@@ -134,7 +134,6 @@ export class Cvm {
     this.member = this.state && existsSync(memberFile) ? (JSON.parse(readFileSync(memberFile, 'utf8')) as MemberIdentities) : undefined;
     if (this.state && !this.member) this.log(`this CVM's cluster certificates are missing (${memberFile}): it cannot reach its cluster's store or peers; destroy the cluster and create it again`);
     this.local = new LocalEgroups(cfg.disks, `the CVM at ${cfg.cvmIp}`);
-    this.peers = new PeerEgroups(() => this.memberTls(), () => this.nodeId);
     // storage engine v2's replica side (one per CVM: its epoch floors are cached), served to peers as protocol v2
     this.replicas = new LocalReplicas(this.local.store, this.local.volumes);
     this.replication = new ReplicationServer(this.local, this.log, this.replicas);
@@ -223,7 +222,6 @@ export class Cvm {
     await this.prism?.stop();
     await this.stopVmService();
     await this.stopStargate();
-    await this.peers.close();
     await this.replication.close();
     this.local.release();
     this.etcdClient?.close();
@@ -252,6 +250,7 @@ export class Cvm {
       serial: this.cfg.serial, cvmIp: this.cfg.cvmIp, hostIp: this.cfg.hostIp, hypervisorVersion: this.cfg.versions.hypervisor, nosVersion: this.cfg.versions.nos,
       configured: committed, clusterId: committed ? this.state?.cluster.clusterId ?? null : null, cluster: committed ? this.state?.cluster ?? null : null,
       services, disks,
+      ...(this.repairer ? { repair: this.repairer.stats } : {}),
     };
   }
 
@@ -261,8 +260,9 @@ export class Cvm {
     const state = this.nbd && owners ? 'up' : this.stargateError ? 'down' : 'starting';
     const nbd = this.nbd ? `NBD on ${this.cfg.cvmIp}:${NBD_PORT}${this.nbdLink ? ' and the host link' : ''}` : 'NBD not listening';
     const held = owners ? `owns ${owners.held().length} vdisk(s)` : 'owns no vdisks';
+    const loop = this.repairer ? `repair loop pass ${this.repairer.stats.passes}` : 'repair loop not running';
     const why = state === 'down' && this.stargateError ? ` (${this.stargateError})` : '';
-    return { name: 'stargate', state, pid: process.pid, restarts: null, partOf: 'genesis', detail: `${nbd}, ${held}${why}` };
+    return { name: 'stargate', state, pid: process.pid, restarts: null, partOf: 'genesis', detail: `${nbd}, ${held}, ${loop}${why}` };
   }
 
   private async announce(delayMs: number): Promise<void> {
@@ -431,12 +431,15 @@ export class Cvm {
     this.liveness = liveness;
     // writes this CVM acknowledged before a crash may be in the page cache only: durable before serving again
     await this.replicas.syncAll();
+    // repair copies share one budget per CVM, so client I/O keeps its share (ADR 015)
+    const clock = new SystemClock();
+    const budget = new CopyBudget({ clock, mibPerSec: envNumber('CONVERGE_REPAIR_MIBPS', 8), dutyCycle: Math.min(envNumber('CONVERGE_REPAIR_DUTY', 0.5), 1) });
     // the vdisks' owners (storage engine v2): one lease for this CVM, forwarding to owners elsewhere
     const client = new ReplicationClient(() => this.memberTls());
     const owners = new OwnerRegistry({
       self: { node: this.cfg.serial, cvmIp: this.cfg.cvmIp }, etcd, clock: new SystemClock(), io: new EngineReplicaIo({ node: this.cfg.serial }, this.replicas, client), client, liveness,
       space: async () => {
-        const disks = (await this.space()).map((d) => ({ serial: d.serial, node: d.node, cvmIp: d.cvmIp, freeBytes: d.freeBytes, ok: d.ok, media: d.mediaType === 'ssd' ? 'ssd' as const : 'hdd' as const }));
+        const disks = (await this.space()).map((d) => ({ serial: d.serial, node: d.node, cvmIp: d.cvmIp, freeBytes: d.freeBytes, ok: d.ok, media: d.mediaType?.toUpperCase() === 'SSD' ? 'ssd' as const : 'hdd' as const }));
         return { disks, asOf: this.committedCache?.at ?? 0 };
       },
       vdisk: async (uuid) => {
@@ -445,7 +448,7 @@ export class Cvm {
         const c = (await meta.containers()).find((x) => x.name === vd.container);
         return { vdisk: vd, rf: c?.replicationFactor ?? cluster.redundancyFactor };
       },
-      log: this.log, leaseTtlS: ttlS,
+      log: this.log, leaseTtlS: ttlS, copyThrottle: (bytes) => budget.throttle(bytes),
     });
     await owners.start();
     this.owners = owners;
@@ -471,8 +474,22 @@ export class Cvm {
       this.nbdLink = link;
     }
     this.nbd = server;
+    // re-protection, rebalancing, scrub and the orphan sweep (the owners this CVM holds; the leader takes the unowned)
+    this.repairer = new EngineRepairer({
+      clock, node: this.cfg.serial, owners, liveness, budget, log: this.log,
+      members: () => cluster.members.map((x) => x.serial),
+      list: (prefix) => etcd.getAll().prefix(prefix).strings(),
+      pool: async () => (await this.space()).filter((d) => d.ok).map((d) => balanceDiskOf({ ...d, mediaType: d.mediaType ?? 'hdd', capacityBytes: d.capacityBytes ?? this.poolCapacity.get(d.serial) ?? 0 })),
+      vdisks: async () => {
+        const [v, c] = await Promise.all([meta.vdisks(), meta.containers()]);
+        const rf = new Map(c.map((x) => [x.name, x.replicationFactor]));
+        return v.map((x) => ({ uuid: x.uuid, rf: rf.get(x.container) ?? cluster.redundancyFactor }));
+      },
+      local: this.local.store,
+    });
+    this.repairer.start();
     this.stargateError = undefined;
-    this.log(`stargate: serving vdisks over NBD at ${this.cfg.cvmIp}:${NBD_PORT} (storage engine v2)`);
+    this.log(`stargate: serving vdisks over NBD at ${this.cfg.cvmIp}:${NBD_PORT} (storage engine v2); repair loop on`);
   }
 
   /** The VM service: every member runs one; the one elected in the store leads (acropolis.ts). */
@@ -527,6 +544,8 @@ export class Cvm {
     this.nbd = undefined;
     await n?.close();
     await this.nbdLink?.close();
+    await this.repairer?.stop();
+    this.repairer = undefined;
     this.replication.forward = undefined;
     await this.owners?.close();
     this.owners = undefined;
@@ -731,4 +750,22 @@ export class Cvm {
 function objectOf(body: unknown): Record<string, unknown> {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new InputError('body', 'must be a JSON object');
   return body as Record<string, unknown>;
+}
+
+/** A pool disk's free space for placement, as this CVM sees it. */
+interface DiskSpace {
+  serial: string;
+  node: string;
+  cvmIp: string;
+  freeBytes: number;
+  ok: boolean;
+  /** 'SSD' or 'HDD' (the pool's record of the disk). */
+  mediaType?: string;
+  capacityBytes?: number;
+}
+
+/** A positive number from the environment, or the default. */
+function envNumber(name: string, dflt: number): number {
+  const v = Number(process.env[name]);
+  return Number.isFinite(v) && v > 0 ? v : dflt;
 }

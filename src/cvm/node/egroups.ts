@@ -18,8 +18,6 @@
 import { DiskVolume, isDiskFailed } from '../../shared/disk-volume.ts';
 import { mapLimit } from '../../shared/async.ts';
 import { InputError, NotFoundError } from '../../shared/errors.ts';
-import { ReplicationClient, type MemberTls } from './replication.ts';
-import type { Identity } from '../../shared/identity.ts';
 import { validateRequest, OP_SYNC } from '../core/replication-codec.ts';
 import { ExtentStore, crcsFor } from './extent-store.ts';
 
@@ -167,41 +165,6 @@ async function removeCounted(v: DiskVolume, dir: string): Promise<number> {
   return bytes;
 }
 
-/** Reads and writes extent groups on other CVMs: the replication protocol. */
-export class PeerEgroups {
-  private link: ReplicationClient;
-
-  /**
-   * `tls`: this member's `cvm` certificate and the cluster CA (replication). The second argument
-   * (the identity for a peer's API, which a FLUSH's batch used) is no longer needed.
-   */
-  constructor(tls: () => MemberTls | undefined, _api?: () => Identity | undefined) {
-    this.link = new ReplicationClient(tls);
-  }
-
-  /** `crcs`: the CRC32C of the whole pages written (computed once per buffer if not given). */
-  write(ip: string, r: EgroupRef, offset: number, data: Uint8Array, sync: boolean, crcs?: Uint32Array): Promise<void> {
-    return this.link.write(ip, r, offset, data, sync, crcs);
-  }
-
-  read(ip: string, r: EgroupRef, offset: number, length: number): Promise<Buffer> {
-    return this.link.read(ip, r, offset, length);
-  }
-
-  sync(ip: string, r: EgroupRef): Promise<void> {
-    return this.link.sync(ip, r);
-  }
-
-  /** Makes many extent groups on one peer durable: SYNC_MANY frames of up to 4096 on the replication link. */
-  syncMany(ip: string, refs: readonly EgroupRef[]): Promise<void> {
-    return this.link.syncMany(ip, refs);
-  }
-
-  close(): Promise<void> {
-    this.link.close();
-    return Promise.resolve();
-  }
-}
 
 /** Checks a sync-many body (parsed JSON): a list of extent groups; every field is checked. */
 export function parseEgroupList(list: unknown): EgroupRef[] {

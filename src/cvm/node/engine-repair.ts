@@ -434,11 +434,14 @@ export class EngineRepairer {
   private async scan(): Promise<Scan> {
     const now = this.d.clock.now();
     this.stats.lastScanAt = iso(now);
-    const [recs, owners, vdisks] = await Promise.all([
+    const [recs, owners, vdisks, pool] = await Promise.all([
       this.timed(this.d.list(EGROUPS_V2_PREFIX), 'listing extent-group records'),
       this.timed(this.d.list(OWNERS_V2_PREFIX), 'listing vdisk owners'),
       this.timed(this.d.vdisks(), 'listing vdisks'),
+      this.timed(this.d.pool(), 'reading the pool'),
     ]);
+    // a replica on a disk that is not among the healthy ones (failed) needs replacing too
+    const healthy = new Set(pool.map((d) => d.serial));
     const rf = new Map(vdisks.map((v) => [v.uuid, v.rf]));
     const owned = new Set(Object.keys(owners).map((k) => k.slice(OWNERS_V2_PREFIX.length)));
     const records: BalanceRecord[] = [];
@@ -460,7 +463,7 @@ export class EngineRepairer {
       if (!Array.isArray(record.replicas) || !Array.isArray(record.stale)) continue;
       records.push({ vdisk, egroup: Number(egroup), record });
       if (!record.replicas.some((l) => !this.d.liveness.isDown(l.node))) stranded++;
-      if (record.stale.length > 0 || record.replicas.length < want || record.replicas.some((l) => this.d.liveness.isDown(l.node))) needing.add(vdisk);
+      if (record.stale.length > 0 || record.replicas.length < want || record.replicas.some((l) => this.d.liveness.isDown(l.node) || !healthy.has(l.disk))) needing.add(vdisk);
     }
     const unowned = [...needing].filter((v) => !owned.has(v));
     this.stats.pending = needing.size;

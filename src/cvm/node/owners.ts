@@ -69,6 +69,8 @@ export interface OwnerRegistryDeps {
   retryMs?: number;
   /** Replica and store calls of the owners (default 2 s; a slower replica goes stale). */
   callTimeoutMs?: number;
+  /** Paces the owners' repair copies (node/engine-repair.ts CopyBudget.throttle). */
+  copyThrottle?: (bytes: number) => Promise<void>;
 }
 
 /** A local user asks the remote owner to hand over at most this often. */
@@ -284,7 +286,7 @@ export class OwnerRegistry implements HeldOwners, ForwardedIo {
     try {
       const o = await VdiskOwner.open({
         vdisk: uuid, node: this.d.self.node, cvmIp: this.d.self.cvmIp, rf: found.rf, io: this.d.io, meta, liveness: this.liveness, clock: this.d.clock, sizeBytes: found.vdisk.sizeBytes,
-        space: { disks: () => this.spaceView }, checksum: (page) => crc32c(page), ...(this.d.callTimeoutMs ? { callTimeoutMs: this.d.callTimeoutMs } : {}),
+        space: { disks: () => this.spaceView }, checksum: (page) => crc32c(page), ...(this.d.callTimeoutMs ? { callTimeoutMs: this.d.callTimeoutMs } : {}), ...(this.d.copyThrottle ? { copyThrottle: this.d.copyThrottle } : {}),
       });
       if (store !== this.store || this.stopped) {
         o.abandon();

@@ -2,14 +2,15 @@
  * @module
  * How big the configuration store (etcd) gets under storage engine v2's layout (ADR 015, layout.ts):
  * a metadata-only simulation. Every extent group a workload writes is placed as the engine places
- * it (placement.ts: first replica on the writer's node, the others on the freest other nodes), its
+ * it (place.ts: first replica on the writer's node, the others on the freest other nodes), its
  * record is encoded as it is stored (the key, and the JSON of its EgroupRecord), and keys and bytes
  * are summed, with the owner key of every vdisk and the liveness key of every node.
  *
  * Pure: no I/O, no clock. Random writes are counted by expectation (how many distinct extent groups
  * n uniform random writes touch), so 100 TiB is simulated without 100 TiB of requests.
  */
-import { placeReplicas, type DiskSpace } from '../placement.ts';
+import { placeEgroup } from './place.ts';
+import type { SpaceDisk } from './ports.ts';
 import { EGROUP_BYTES, EXTENT_BYTES, KEYS, type EgroupRecord, type OwnerRecord, type ReplicaLocation } from './layout.ts';
 
 export const GIB = 2 ** 30;
@@ -108,9 +109,9 @@ export function touched(vdiskBytes: number, bytes: number, pattern: Workload['pa
  * `sink`, if given, sees every key and value as it would be stored (e.g. to load them into a real etcd).
  */
 export function simulateMetadata(c: ClusterShape, w: Workload, naming: Naming = LAB_NAMING, sink?: (key: string, value: string) => void): MetadataSize {
-  const disks: DiskSpace[] = [];
+  const disks: SpaceDisk[] = [];
   for (let n = 0; n < c.nodes; n++) {
-    for (let d = 0; d < c.disksPerNode; d++) disks.push({ serial: naming.disk(n, d), node: naming.node(n), cvmIp: naming.cvmIp(n), freeBytes: c.diskBytes, ok: true });
+    for (let d = 0; d < c.disksPerNode; d++) disks.push({ serial: naming.disk(n, d), node: naming.node(n), cvmIp: naming.cvmIp(n), freeBytes: c.diskBytes, ok: true, media: 'hdd' });
   }
   const bySerial = new Map(disks.map((d) => [d.serial, d]));
   const count = new Map<string, number>(disks.map((d) => [d.serial, 0]));
@@ -129,7 +130,7 @@ export function simulateMetadata(c: ClusterShape, w: Workload, naming: Naming = 
     // bytes each extent group allocates on each of its replicas (whole extents)
     const perEgroup = t.egroups > 0 ? (t.extents * EXTENT_BYTES) / t.egroups : 0;
     for (let g = 0; g < t.egroups; g++) {
-      const replicas: ReplicaLocation[] = placeReplicas(disks, naming.node(writer), c.rf, perEgroup);
+      const replicas: ReplicaLocation[] = placeEgroup(disks, naming.node(writer), c.rf, perEgroup);
       for (const r of replicas) {
         const d = bySerial.get(r.disk);
         if (d) d.freeBytes -= perEgroup;

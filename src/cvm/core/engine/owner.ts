@@ -601,6 +601,8 @@ export class VdiskOwner {
 
   private usable(st: EgroupState, l: ReplicaLocation): boolean {
     if (this.o.liveness.isDown(l.node)) return false;
+    // a disk known to have failed is neither read nor written (its replicas go stale, then are replaced)
+    if (this.o.space.disks().some((d) => d.serial === l.disk && d.node === l.node && !d.ok)) return false;
     // a suspect whose node is back and that could not be moved to stale (the only in-sync replica)
     // missed nothing acknowledged: a write it did not take was not acknowledged
     st.suspect.delete(locKey(l));
