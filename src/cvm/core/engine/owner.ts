@@ -94,7 +94,7 @@ interface EgroupState {
    * acknowledgement does not depend on them; one that fails leaves the set), so the pass under the
    * lock finds (almost) nothing left to copy. Never read. By locKey, with a count of prefills.
    */
-  catchUp: Map<string, { loc: ReplicaLocation; refs: number }>;
+  catchUp: Map<string, { loc: ReplicaLocation; refs: number; pending: Set<number> | null }>;
 }
 
 export interface RepairReport {
@@ -510,17 +510,29 @@ export class VdiskOwner {
     if (!sources.length) return;
     const theirs = await this.timed(this.o.io.extentGens(target, this.o.vdisk, st.index, this.epoch));
     // from now on (the epoch floor is raised) the target gets every write too, until the caller's locked pass
+    // it gets the writes of an extent only once that extent matches the source's (pending: not yet
+    // copied; null: not known yet, so none): a page written onto an extent that lags would give it
+    // the source's version without the source's other pages, and the locked pass would skip it
     const k = locKey(target);
-    const c = st.catchUp.get(k);
-    if (c) c.refs++;
-    else st.catchUp.set(k, { loc: target, refs: 1 });
+    let entry = st.catchUp.get(k);
+    if (entry) {
+      entry.refs++;
+      entry.pending = null;
+    } else {
+      entry = { loc: target, refs: 1, pending: null };
+      st.catchUp.set(k, entry);
+    }
     caught.push(target);
     const ours = await this.timed(this.o.io.extentGens(sources[0]!, this.o.vdisk, st.index, this.epoch));
     const extents = [...new Set([...theirs.keys(), ...ours.keys()])].sort((a, b) => a - b);
-    for (const e of extents) {
+    const differ = extents.filter((e) => {
       const a = ours.get(e);
       const b = theirs.get(e);
-      if (a && b && sameVersion(a, b)) continue;
+      return !(a && b && sameVersion(a, b));
+    });
+    entry.pending = new Set(differ);
+    const pending = entry.pending;
+    for (const e of differ) {
       if (signal?.aborted || this.state !== 'open') return;
       let bytes = 0;
       const release = await st.lock.shared();
@@ -533,6 +545,7 @@ export class VdiskOwner {
           if (!srcs.length) return;
           const image = await this.readImage(st, e, srcs);
           await this.timed(this.o.io.writeExtent(target, this.o.vdisk, st.index, e, this.epoch, image));
+          pending.delete(e); // under the extent's mutex: the next write to it goes to the target too
           bytes = image ? image.pages.size * PAGE_BYTES : 0;
           this.counters.prefilled++;
         } finally {
@@ -744,7 +757,7 @@ export class VdiskOwner {
   /** Sends a frame to every in-sync replica; those that fail go stale before this returns. */
   private async fanOut(st: EgroupState, frame: WriteFrame): Promise<void> {
     const targets = st.record!.value.replicas;
-    const extra = [...st.catchUp.values()].map((x) => x.loc).filter((l) => !targets.some((t) => sameLoc(t, l)));
+    const extra = [...st.catchUp.values()].filter((x) => x.pending !== null && !x.pending.has(frame.extent)).map((x) => x.loc).filter((l) => !targets.some((t) => sameLoc(t, l)));
     const [results] = await Promise.all([
       Promise.allSettled(targets.map((l) => (this.usable(st, l) ? this.timed(this.o.io.write(l, frame)) : Promise.reject(new UnavailableError(`${l.node} is down`))))),
       // a replica being filled misses no write that lands after its copy; if it fails one, the locked pass copies that extent again
