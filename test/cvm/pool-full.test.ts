@@ -113,15 +113,23 @@ test('a pool full for placement, a disk failed under writes and cleared: no fail
       return { i, off: eg * EGROUP_BYTES + rnd(EGROUP_BYTES / 4096) * 4096 };
     });
     let next = 0;
+    // two writes to one offset never in flight at once (either could land last): the last acknowledged is known
+    const busy = new Map<number, Promise<void>>();
     await Promise.all(Array.from({ length: 8 }, async (_, w) => {
       while (next < jobs.length) {
         const j = jobs[next++]!;
+        while (busy.has(j.off)) await busy.get(j.off);
+        let done!: () => void;
+        busy.set(j.off, new Promise<void>((r) => (done = r)));
         try {
           await conns[w % 2]!.request(NBD_CMD_WRITE, BigInt(j.off), 4096, Buffer.alloc(4096, (j.i % 250) + 1));
           last.set(j.off, (j.i % 250) + 1);
         } catch {
           failedWrites++;
           last.delete(j.off); // unknown: either value
+        } finally {
+          busy.delete(j.off);
+          done();
         }
       }
     }));

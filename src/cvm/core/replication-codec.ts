@@ -116,6 +116,8 @@ export const ST_STALE_GEN = 7;
 export const ST_NOT_OWNER = 8;
 /** The owner refuses a HANDOFF: its own host uses the vdisk. */
 export const ST_BUSY = 9;
+/** A transient failure (a replica or the configuration store did not answer in time): the request may be sent again. */
+export const ST_UNAVAILABLE = 10;
 
 export interface ReplicationRequest {
   /** versionFor(op) unless said. */

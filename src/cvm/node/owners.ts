@@ -23,7 +23,7 @@
 import { crc32c } from '@node-rs/crc32';
 import type { Etcd3 } from 'etcd3';
 import type { Clock } from '../../shared/clock.ts';
-import { ConflictError, NotFoundError, UnavailableError, errorMessage } from '../../shared/errors.ts';
+import { ConflictError, NotFoundError, TimeoutError, UnavailableError, errorMessage } from '../../shared/errors.ts';
 import type { NbdBackend } from '../../shared/nbd/backend.ts';
 import type { LivenessEvent } from '../core/failure-detector.ts';
 import { VdiskOwner } from '../core/engine/owner.ts';
@@ -224,11 +224,17 @@ export class OwnerRegistry implements HeldOwners, ForwardedIo {
     }
   }
 
+  /**
+   * An operation not acknowledged may be sent again (NBD allows a write not yet acknowledged to land
+   * twice): when the owner went away, or failed for a reason that passes (a replica or the store
+   * slow to answer, every in-sync replica unreachable for now; the owner then checks the extent
+   * group again before its next I/O), or its CVM did not answer (its lease decides who is next).
+   */
   private retryable(e: unknown, at: Target | undefined): boolean {
     if (e instanceof NotOwnerError) return true;
-    if (at instanceof VdiskOwner) return at.status !== 'open';
-    // forwarding: the owner's CVM did not answer (unreachable, restarting): its lease decides who is next
-    return at !== undefined && e instanceof UnavailableError;
+    if (at === undefined) return false;
+    if (at instanceof VdiskOwner && at.status !== 'open') return true;
+    return e instanceof UnavailableError || e instanceof TimeoutError;
   }
 
   private forget(uuid: string, at: Target): void {

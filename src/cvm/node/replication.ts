@@ -13,7 +13,7 @@ import type { Socket } from 'node:net';
 import { createServer, connect, type Server, type TLSSocket } from 'node:tls';
 import { peerOf, type Anchors, type Identity } from '../../shared/identity.ts';
 import { ByteReader } from '../../shared/nbd/reader.ts';
-import { DiskIoError, InputError, NotFoundError, UnavailableError, errorMessage } from '../../shared/errors.ts';
+import { DiskIoError, InputError, NotFoundError, TimeoutError, UnavailableError, errorMessage } from '../../shared/errors.ts';
 import * as R from '../core/replication-codec.ts';
 import { REPLICATION_PORT } from '../protocol/cluster.ts';
 import type { EgroupRef, LocalEgroups } from './egroups.ts';
@@ -63,6 +63,7 @@ function statusOf(e: unknown): number {
   if (e instanceof StaleGenerationError) return R.ST_STALE_GEN;
   if (e instanceof NotOwnerError) return R.ST_NOT_OWNER;
   if (e instanceof HandoffRefusedError) return R.ST_BUSY;
+  if (e instanceof UnavailableError || e instanceof TimeoutError) return R.ST_UNAVAILABLE;
   if (e instanceof ChecksumError || e instanceof CorruptPageError) return R.ST_CHECKSUM;
   if (e instanceof DiskIoError) return R.ST_DISK_IO;
   if (e instanceof InputError) return R.ST_INPUT;
@@ -258,6 +259,8 @@ function replyError(ip: string, status: number, body: Buffer, msg: string): Erro
       return new NotOwnerError(msg);
     case R.ST_BUSY:
       return new HandoffRefusedError(msg);
+    case R.ST_UNAVAILABLE:
+      return new UnavailableError(`CVM ${ip}: ${msg}`);
     case R.ST_CHECKSUM:
       return new ChecksumError(ip, msg);
     default:

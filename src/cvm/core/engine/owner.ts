@@ -556,6 +556,9 @@ export class VdiskOwner {
       }
       await throttle(bytes);
     }
+    // durable now, outside the lock: the locked pass's sync of the target then has little left to write
+    // (128 MiB made durable under the exclusive lock stopped client writes to the extent group for seconds)
+    await this.timed(this.o.io.sync(target, this.o.vdisk), this.syncTimeoutMs);
   }
 
   private check(): void {
