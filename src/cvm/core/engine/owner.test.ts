@@ -275,3 +275,21 @@ test('re-replication: a replica on a dead disk is replaced on another node, fill
   assert.ok(fresh.node !== other.node && fresh.node !== 'a');
   assert.equal(c.nodes.get(fresh.node)!.digest(fresh.disk, 'vd', 0), c.nodes.get('a')!.digest('a-ssd', 'vd', 0));
 });
+
+test('a replica write in flight to a node that is declared down fails at once: the write completes on the others without waiting for its timeout', async () => {
+  const c = new Cluster(['a', 'b']);
+  const o = await c.open('a');
+  await o.pwrite(0, page(1));
+  // b stops answering (its writes hang), then is declared down
+  const io = (o as unknown as { o: OwnerOptions }).o.io;
+  const write = io.write.bind(io);
+  io.write = (l, f) => (l.node === 'b' ? new Promise<void>(() => undefined) : write(l, f));
+  let acked = false;
+  const w = o.pwrite(0, page(2)).then(() => void (acked = true));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(acked, false, 'waiting on b');
+  c.declareDown('b');
+  await w; // the VirtualClock never advances: only the declaration can end the wait
+  assert.deepEqual(c.records.get(0)!.value.stale.map((l) => l.node), ['b'], 'b made stale before the ack');
+  assert.deepEqual(await o.pread(0, PAGE_BYTES), page(2));
+});

@@ -111,6 +111,8 @@ const sameVersion = (a: ExtentVersion, b: ExtentVersion): boolean => a.epoch ===
 export class VdiskOwner {
   private readonly egroups = new Map<number, EgroupState>();
   private readonly tasks = new Set<Promise<void>>();
+  /** In-flight replica writes per node, failed at once when the node is declared down. */
+  private readonly downWaiters = new Map<string, Set<() => void>>();
   private state: 'open' | 'closing' | 'closed' | 'lost' = 'open';
   /** Why the owner stopped serving, when it did on its own. */
   why = '';
@@ -762,7 +764,7 @@ export class VdiskOwner {
     const targets = st.record!.value.replicas;
     const extra = [...st.catchUp.values()].filter((x) => x.pending !== null && !x.pending.has(frame.extent)).map((x) => x.loc).filter((l) => !targets.some((t) => sameLoc(t, l)));
     const [results] = await Promise.all([
-      Promise.allSettled(targets.map((l) => (this.usable(st, l) ? this.timed(this.o.io.write(l, frame)) : Promise.reject(new UnavailableError(`${l.node} is down`))))),
+      Promise.allSettled(targets.map((l) => (this.usable(st, l) ? this.writeTo(l, frame) : Promise.reject(new UnavailableError(`${l.node} is down`))))),
       // a replica being filled misses no write that lands after its copy; if it fails one, the locked pass copies that extent again
       Promise.all(extra.map((l) => this.timed(this.o.io.write(l, frame)).catch(() => void st.catchUp.delete(locKey(l))))),
     ]);
@@ -954,7 +956,23 @@ export class VdiskOwner {
     }
   }
 
+  /** A replica write to `node` that fails at once when the node is declared down (not after its timeout). */
+  private writeTo(l: ReplicaLocation, frame: WriteFrame): Promise<void> {
+    let cancel!: () => void;
+    const down = new Promise<never>((_, reject) => {
+      const fail = (): void => reject(new UnavailableError(`${l.node} was declared down`));
+      let set = this.downWaiters.get(l.node);
+      if (!set) this.downWaiters.set(l.node, (set = new Set()));
+      set.add(fail);
+      cancel = () => set.delete(fail);
+    });
+    down.catch(() => undefined);
+    return Promise.race([this.timed(this.o.io.write(l, frame)), down]).finally(cancel);
+  }
+
   private onDown(node: string): void {
+    for (const fail of this.downWaiters.get(node) ?? []) fail();
+    this.downWaiters.delete(node);
     if (this.state !== 'open') return;
     for (const st of this.egroups.values()) {
       const on = st.record?.value.replicas.filter((l) => l.node === node) ?? [];
