@@ -84,6 +84,15 @@ test('node loss under write load: declared down once, writes do not stall, RF re
   const fill = Buffer.alloc(MiB);
   for (let b = 0; b < VDISK_MIB; b += 4) await Promise.all([0, 1, 2, 3].map((k) => c.request(NBD_CMD_WRITE, BigInt(b + k) * BigInt(MiB), MiB, fill.fill(0), 0)));
   await c.request(NBD_CMD_FLUSH, 0n, 0);
+  // and a sparse vdisk: one 4 KiB write in each of 64 extent groups (rebalancing counts extent groups, so a node that
+  // returns has something to take back; the 384 MiB vdisk's three are within the band on their own)
+  assert.equal((await cvg('vdisk', 'create', '--name', 'spread', '--size', '8G', '--cvm-ip', CVM(0))).code, 0);
+  const spreadUuid = JSON.parse((await cvg('vdisk', 'list', '--cvm-ip', CVM(0), '--json')).stdout).find((v: any) => v.name === 'spread').uuid as string;
+  const sp = await NbdClient.connect(CVM(0), 10809, 'spread', 5000, { tls: t.nbdTls() });
+  for (let g = 0; g < 64; g += 8) await Promise.all(Array.from({ length: 8 }, (_x, k) => sp.request(NBD_CMD_WRITE, BigInt(g + k) * 128n * BigInt(MiB), 4096, Buffer.alloc(4096, g + k + 1), 0)));
+  await sp.request(NBD_CMD_FLUSH, 0n, 0);
+  const spreadOn3 = [...(await records(spreadUuid)).values()].filter((r) => r.nodes.includes(serial3)).length;
+  tc.diagnostic(`${spreadOn3} of 64 sparse extent groups have a replica on node 3`);
   const groups = await records(uuid);
   const onNode3 = [...groups.values()].filter((r) => r.nodes.includes(serial3)).length;
   tc.diagnostic(`${onNode3} of ${groups.size} extent groups have a replica on node 3`);
@@ -135,8 +144,8 @@ test('node loss under write load: declared down once, writes do not stall, RF re
     let okEarly = '';
     const reprotectedAt = await poll(async () => {
       const res = await cvmCall<any>(CVM(1), '/storage/resiliency');
-      const recs = await records(uuid);
-      const below = [...recs.values()].filter((r) => r.nodes.length < 2 || r.stale > 0 || r.nodes.includes(serial3) || new Set(r.nodes).size < r.nodes.length).length;
+      const recs = [...(await records(uuid)).values(), ...(await records(spreadUuid)).values()];
+      const below = recs.filter((r) => r.nodes.length < 2 || r.stale > 0 || r.nodes.includes(serial3) || new Set(r.nodes).size < r.nodes.length).length;
       if (res.ok && below > 0) okEarly = `resiliency OK with ${below} extent group(s) below RF`;
       return below === 0 ? Date.now() : undefined;
     }, 1000, 120_000, 'every extent group back at RF2 on nodes 1 and 2');
@@ -190,10 +199,18 @@ test('node loss under write load: declared down once, writes do not stall, RF re
   await t.tr.until(async () => !(await etcd.get(`/converge/v2/down/${serial3}`).string()), 90_000, 'node 3 back (its down key cleared)');
   tc.diagnostic(`node 3 alive again ${Date.now() - onAt} ms after power-on`);
   const moved = await t.tr.until(async () => {
-    const n = [...(await records(uuid)).values()].filter((r) => r.nodes.includes(serial3)).length;
-    return n >= 1 ? n : undefined;
+    const n = [...(await records(uuid)).values(), ...(await records(spreadUuid)).values()].filter((r) => r.nodes.includes(serial3)).length;
+    return n >= 8 ? n : undefined;
   }, 90_000, 'replicas moved onto node 3');
-  tc.diagnostic(`rebalancing: ${moved} extent groups have a replica on node 3 ${((Date.now() - onAt) / 1000).toFixed(1)} s after its power-on`);
+  for (const [eg, r] of await records(spreadUuid)) assert.equal(new Set(r.nodes).size, 2, `spread extent group ${eg}: RF2 on distinct nodes`);
+  const spr = await NbdClient.connect(CVM(2), 10809, 'spread', 5000, { tls: t.nbdTls() });
+  try {
+    for (let g = 0; g < 64; g++) assert.ok((await spr.request(NBD_CMD_READ, BigInt(g) * 128n * BigInt(MiB), 4096))?.equals(Buffer.alloc(4096, g + 1)), `spread extent group ${g} through node 3's CVM`);
+  } finally {
+    spr.close();
+    sp.close();
+  }
+  tc.diagnostic(`rebalancing: ${moved} extent groups (of 67) have a replica on node 3 ${((Date.now() - onAt) / 1000).toFixed(1)} s after its power-on`);
   await verify(CVM(2));
   assert.equal((await cvmCall<any>(CVM(0), '/storage/resiliency')).ok, true);
 });
