@@ -106,6 +106,7 @@ export class Cvm {
   private repairer: EngineRepairer | undefined;
   private spaceCache: { at: number; disks: DiskSpace[] } | undefined;
   private committedCache: { at: number; bytes: Map<string, number> } | undefined;
+  private diskHealth: string | undefined;
   private poolCapacity = new Map<string, number>();
   /** This CVM's part of the cluster's failure detector (while stargate runs). */
   private liveness: Liveness | undefined;
@@ -359,6 +360,10 @@ export class Cvm {
     // free for placement: what the disk holds, or what its extent groups may come to hold (place.ts egroupReserve), whichever is more
     const disks = pool.disks.map((d) => ({ serial: d.serial, node: d.node, cvmIp: d.cvmIp, freeBytes: d.capacityBytes - Math.max(live.get(d.serial)?.usedBytes ?? 0, committed.get(d.serial) ?? 0), ok: live.get(d.serial)?.ok ?? true, mediaType: d.mediaType, capacityBytes: d.capacityBytes }));
     this.spaceCache = { at: now, disks };
+    // a disk failed or came back: the repair loop tries what it had given up on
+    const health = disks.map((d) => `${d.serial}:${d.ok ? 1 : 0}`).join(',');
+    if (this.diskHealth !== undefined && health !== this.diskHealth) this.repairer?.poolChanged();
+    this.diskHealth = health;
     return disks;
   }
 

@@ -389,6 +389,10 @@ test('a vdisk whose repair cannot progress (no node left for a replica) is retri
   assert.equal(r.stats.restored, 0);
   assert.match(r.stats.lastError ?? '', /no place/);
   c.nodes.set('c', new ReplicaModel('c', [{ serial: 'c-ssd', media: 'ssd' }], crc32c));
+  const before = repairs;
+  // a disk that comes back (poolChanged, from the CVM's view of disk health) retries at once too
+  r.poolChanged();
+  await c.until(() => repairs > before, 2000, 100);
   c.back('x');
   await c.until(() => c.healthy('v6'), 5000);
   await r.stop();

@@ -249,6 +249,13 @@ export class EngineRepairer {
     this.schedule(0);
   }
 
+  /** A disk failed or came back: work that could not progress may now (a scan, no back-off, a pass now). */
+  poolChanged(): void {
+    this.wantScan = true;
+    this.backoff.clear();
+    this.kick();
+  }
+
   /** A pass now (or right after the one running). */
   kick(): void {
     if (this.stopped) return;
