@@ -33,15 +33,7 @@ let t: TestFoundation;
 let etcd: Etcd3;
 
 before(async () => {
-  t = await TestFoundation.start('127.124', 18124, 3);
-  process.env['CONVERGE_DATA_DIR'] = t.dir;
-  await t.upload();
-  const r = await t.call('POST', '/foundation/image_nodes', t.imageBody(NET, [0, 1, 2]));
-  assert.equal(r.status, 200, r.text);
-  const p = await t.waitStopped(r.json.session_id, 120_000);
-  assert.equal(p.aggregate_percent_complete, 100);
-  const c = await cvg('cluster', 'create', '--cvm-ips', [0, 1, 2].map(CVM).join(','), '--name', 'loss', '--json');
-  assert.equal(c.code, 0, c.stderr + c.stdout);
+  t = await TestFoundation.withCluster({ rackNet: '127.124', port: 18124, net: NET, name: 'loss' });
   etcd = t.store([CVM(0), CVM(1)]);
 });
 

@@ -30,15 +30,7 @@ let etcd: Etcd3;
 let uuid = '';
 
 before(async () => {
-  t = await TestFoundation.start('127.132', 18132, 3);
-  process.env['CONVERGE_DATA_DIR'] = t.dir;
-  await t.upload();
-  const r = await t.call('POST', '/foundation/image_nodes', t.imageBody(NET, [0, 1, 2]));
-  assert.equal(r.status, 200, r.text);
-  const p = await t.waitStopped(r.json.session_id, 120_000);
-  assert.equal(p.aggregate_percent_complete, 100);
-  const c = await cvg('cluster', 'create', '--cvm-ips', [0, 1, 2].map(CVM).join(','), '--name', 'own', '--json');
-  assert.equal(c.code, 0, c.stderr + c.stdout);
+  t = await TestFoundation.withCluster({ rackNet: '127.132', port: 18132, net: NET, name: 'own' });
   const v = await cvg('vdisk', 'create', '--name', 'shared', '--size', '512M', '--cvm-ip', CVM(0), '--json');
   assert.equal(v.code, 0, v.stderr);
   uuid = JSON.parse(v.stdout).uuid;

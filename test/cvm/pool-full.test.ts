@@ -57,15 +57,7 @@ before(async () => {
     ...base, name: 'CVG-TEST-HALFGIG', description: 'Test node with two 512 MiB data disks',
     disks: [{ count: 1, mediaType: 'SSD' as const, protocol: 'SATA' as const, model: 'Test SSD 512 MiB', capacityGiB: 0.5 }, { count: 1, mediaType: 'HDD' as const, protocol: 'SAS' as const, model: 'Test HDD 512 MiB', capacityGiB: 0.5 }],
   };
-  t = await TestFoundation.start('127.134', 18134, 3, undefined, { modelFile: small });
-  process.env['CONVERGE_DATA_DIR'] = t.dir;
-  await t.upload();
-  const r = await t.call('POST', '/foundation/image_nodes', t.imageBody(NET, [0, 1, 2]));
-  assert.equal(r.status, 200, r.text);
-  const p = await t.waitStopped(r.json.session_id, 120_000);
-  assert.equal(p.aggregate_percent_complete, 100);
-  const c = await cvg('cluster', 'create', '--cvm-ips', [0, 1, 2].map(CVM).join(','), '--name', 'full', '--json');
-  assert.equal(c.code, 0, c.stderr + c.stdout);
+  t = await TestFoundation.withCluster({ rackNet: '127.134', port: 18134, net: NET, name: 'full', rack: { modelFile: small } });
   const v = await cvg('vdisk', 'create', '--name', 'full', '--size', `${SIZE / MiB}M`, '--cvm-ip', CVM(0), '--json');
   assert.equal(v.code, 0, v.stderr);
   uuid = JSON.parse(v.stdout).uuid;
@@ -87,6 +79,8 @@ test('a pool full for placement, a disk failed under writes and cleared: no fail
   assert.equal(pool.pool.capacityBytes, 6 * 512 * MiB, 'a 3 GiB pool');
   // fill the vdisk: nine extent groups, two replicas each, three on every disk
   await run('nbdcopy', ['--flush', '--', '[', 'nbdkit', '--exit-with-parent', 'pattern', `size=${SIZE}`, ']', `nbds://${CVM(0)}:10809/full?tls-certificates=${t.nbdCertDir()}`]);
+  // a replica slow to answer under load may have gone stale during the fill: resynced in place first
+  await t.tr.until(async () => ((await cvmCall<any>(CVM(0), '/storage/resiliency')).ok === true ? true : undefined), 120_000, 'the filled vdisk at RF');
   const before = await records();
   assert.equal(before.size, EGROUPS);
   const perDisk = new Map<string, number>();

@@ -11,13 +11,19 @@ import { StorageMeta } from '../../src/cvm/node/storage-meta.ts';
 import { poolOf } from '../../src/cvm/core/storage.ts';
 import { until } from './until.ts';
 
-export async function startEtcd(ip: string, name: string, dir: string): Promise<ChildProcess> {
-  const proc = spawn('etcd', ['--name', name, '--data-dir', join(dir, 'etcd'), '--listen-client-urls', `http://${ip}:2379`, '--advertise-client-urls', `http://${ip}:2379`,
-    '--listen-peer-urls', `http://${ip}:2380`, '--initial-advertise-peer-urls', `http://${ip}:2380`, '--initial-cluster', `${name}=http://${ip}:2380`, '--log-level', 'error'], { stdio: 'ignore' });
-  const probe = new Etcd3({ hosts: `http://${ip}:2379` });
+/**
+ * Starts etcd on ip (client port 2379, peer 2380 unless given) and waits until it answers; `pool`
+ * (default true) records an empty storage pool and the default container, as a new cluster has.
+ */
+export async function startEtcd(ip: string, name: string, dir: string, o: { clientPort?: number; peerPort?: number; pool?: boolean } = {}): Promise<ChildProcess> {
+  const client = `http://${ip}:${o.clientPort ?? 2379}`;
+  const peer = `http://${ip}:${o.peerPort ?? 2380}`;
+  const proc = spawn('etcd', ['--name', name, '--data-dir', join(dir, 'etcd'), '--listen-client-urls', client, '--advertise-client-urls', client,
+    '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `${name}=${peer}`, '--log-level', 'error'], { stdio: 'ignore' });
+  const probe = new Etcd3({ hosts: client });
   try {
     await until('etcd', async () => probe.get('x').string().then(() => true, () => undefined));
-    await new StorageMeta(probe, () => 1).initPool(poolOf([]), { name: 'default-container', replicationFactor: 1, createdAt: new Date().toISOString() });
+    if (o.pool ?? true) await new StorageMeta(probe, () => 1).initPool(poolOf([]), { name: 'default-container', replicationFactor: 1, createdAt: new Date().toISOString() });
   } finally {
     probe.close();
   }

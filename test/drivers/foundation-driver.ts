@@ -10,6 +10,7 @@ import { buildBundle } from '../../src/cli/bundle-build.ts';
 import { startFoundation, type RunningFoundation } from '../../src/foundation/main.ts';
 import { Agent, fetch as ufetch } from 'undici';
 import { TestRack, PASSWORD } from './rack-driver.ts';
+import { cvg } from './cli.ts';
 import type { CreateOptions } from '../../src/rack/node/rack.ts';
 import { DiskVolume } from '../../src/shared/disk-volume.ts';
 import { MEMBER_IDENTITIES_FILE } from '../../src/cvm/protocol/cluster.ts';
@@ -54,6 +55,25 @@ export class TestFoundation {
       ...(timeouts ? { timeouts } : {}),
     };
     return new TestFoundation(tr, await startFoundation(opts), dir, rackNet, opts);
+  }
+
+  /**
+   * A rack of `nodes` nodes imaged by Foundation (CVMs at `<net>.1.<i+1>`) and a cluster `name` created
+   * on all of them with the CLI; CONVERGE_DATA_DIR is set so the CLI presents this deployment's operator.
+   */
+  static async withCluster(o: { rackNet: string; port: number; net: string; name: string; nodes?: number; rack?: Partial<CreateOptions> }): Promise<TestFoundation> {
+    const n = o.nodes ?? 3;
+    const t = await TestFoundation.start(o.rackNet, o.port, n, undefined, o.rack ?? {});
+    process.env['CONVERGE_DATA_DIR'] = t.dir;
+    await t.upload();
+    const all = Array.from({ length: n }, (_x, i) => i);
+    const r = await t.call('POST', '/foundation/image_nodes', t.imageBody(o.net, all));
+    if (r.status !== 200) throw new Error(`image_nodes: ${r.status} ${r.text}`);
+    const p = await t.waitStopped(r.json.session_id, 120_000);
+    if (p.aggregate_percent_complete !== 100) throw new Error(`imaging stopped at ${p.aggregate_percent_complete} %`);
+    const c = await cvg('cluster', 'create', '--cvm-ips', all.map((i) => `${o.net}.1.${i + 1}`).join(','), '--name', o.name, '--json');
+    if (c.code !== 0) throw new Error(`cluster create: ${c.stderr}${c.stdout}`);
+    return t;
   }
 
   async call(method: string, path: string, body?: unknown): Promise<{ status: number; json: any; text: string }> {

@@ -453,7 +453,8 @@ export class Cvm {
         const c = (await meta.containers()).find((x) => x.name === vd.container);
         return { vdisk: vd, rf: c?.replicationFactor ?? cluster.redundancyFactor };
       },
-      log: this.log, leaseTtlS: ttlS, copyThrottle: (bytes) => budget.throttle(bytes),
+      // a replica slower than 5 s goes stale (a node that is down fails at once, once declared: 3-6 s)
+      log: this.log, leaseTtlS: ttlS, copyThrottle: (bytes) => budget.throttle(bytes), callTimeoutMs: 5000,
     });
     await owners.start();
     this.owners = owners;

@@ -6,7 +6,8 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { startEtcd } from '../../../test/drivers/etcd.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,10 +51,7 @@ function client(): Etcd3 {
 before(async () => {
   if (!hasEtcd) return;
   dir = mkdtempSync(join(tmpdir(), 'engine-repair-'));
-  proc = spawn('etcd', ['--name', 'm', '--data-dir', join(dir, 'etcd'), '--listen-client-urls', URL, '--advertise-client-urls', URL,
-    '--listen-peer-urls', `http://${IP}:23791`, '--initial-advertise-peer-urls', `http://${IP}:23791`, '--initial-cluster', `m=http://${IP}:23791`, '--log-level', 'error'], { stdio: 'ignore' });
-  const probe = client();
-  await until('etcd', () => probe.get('x').string().then(() => true));
+  proc = await startEtcd(IP, 'm', dir, { clientPort: 23790, peerPort: 23791, pool: false });
 });
 
 after(async () => {
