@@ -397,13 +397,14 @@ export class EngineRepairer {
   private async repairOwner(o: VdiskOwner, opts: { scrub?: boolean } = {}): Promise<RepairReport | null> {
     try {
       const r = await o.repair({ ...opts, needed: !opts.scrub, signal: this.abort.signal });
-      const n = r.resynced + r.replaced;
+      const n = r.resynced + r.replaced + r.dropped;
       this.stats.restored += n;
       this.stats.scrubbed += r.scrubbed;
-      if (!opts.scrub) this.settled(o.vdisk, n > 0, o.status === 'open' && o.needsRepair());
+      // work deferred to the next pass (the record changed during the prefill) is no reason to wait
+      if (!opts.scrub) this.settled(o.vdisk, n > 0 || r.deferred > 0, o.status === 'open' && o.needsRepair());
       if (n) this.stats.lastPass.restored[o.vdisk] = (this.stats.lastPass.restored[o.vdisk] ?? 0) + n;
       if (n || r.scrubbed) {
-        const what = `vdisk ${o.vdisk}: ${r.resynced} replica(s) resynced, ${r.replaced} placed anew${r.scrubbed ? `, ${r.scrubbed} corrupt extent(s) repaired` : ''}`;
+        const what = `vdisk ${o.vdisk}: ${r.resynced} replica(s) resynced, ${r.replaced} placed anew${r.dropped ? `, ${r.dropped} stale one(s) forgotten (RF met without them)` : ''}${r.scrubbed ? `, ${r.scrubbed} corrupt extent(s) repaired` : ''}; exclusive lock held ≤ ${r.heldMs} ms, ${r.lockedCopies} extent(s) copied under it`;
         this.note(what);
         this.d.log(`repair: ${what}`);
       }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VirtualClock } from '../../shared/clock.ts';
-import { Liveness, type LivenessStore } from './liveness.ts';
+import { Liveness, type DeclareResult, type LivenessStore, type WatchHandlers } from './liveness.ts';
 import type { LivenessEvent } from '../core/failure-detector.ts';
 
 /** A store in memory: leases expire when told (expire(node)), watches see every change. */
@@ -11,8 +11,12 @@ class FakeStore implements LivenessStore {
   watchers: { prefix: string; put: (k: string, v: string) => void; del: (k: string) => void }[] = [];
   creates = 0;
 
+  /** Keys whose changes no watch reports (a view that lags). */
+  muted = new Set<string>();
+
   private set(k: string, v: string): void {
     this.data.set(k, v);
+    if (this.muted.has(k)) return;
     for (const w of this.watchers) if (k.startsWith(w.prefix)) w.put(k, v);
   }
 
@@ -26,11 +30,12 @@ class FakeStore implements LivenessStore {
     return Promise.resolve({ revoke: () => Promise.resolve(this.del(key)) });
   }
 
-  createIfAbsent(key: string, value: string): Promise<boolean> {
+  declareDown(downKey: string, aliveKey: string, value: string): Promise<DeclareResult> {
     this.creates++;
-    if (this.data.has(key)) return Promise.resolve(false);
-    this.set(key, value);
-    return Promise.resolve(true);
+    if (this.data.has(downKey)) return Promise.resolve('exists');
+    if (this.data.has(aliveKey)) return Promise.resolve('alive');
+    this.set(downKey, value);
+    return Promise.resolve('declared');
   }
 
   delete(key: string): Promise<void> {
@@ -38,14 +43,11 @@ class FakeStore implements LivenessStore {
     return Promise.resolve();
   }
 
-  list(prefix: string): Promise<Record<string, string>> {
-    return Promise.resolve(Object.fromEntries([...this.data].filter(([k]) => k.startsWith(prefix))));
-  }
-
-  watch(prefix: string, on: { put: (k: string, v: string) => void; del: (k: string) => void }): Promise<{ cancel(): Promise<void> }> {
+  listAndWatch(prefix: string, on: WatchHandlers): Promise<{ snapshot: Record<string, string>; cancel(): Promise<void> }> {
     const w = { prefix, ...on };
     this.watchers.push(w);
-    return Promise.resolve({ cancel: () => Promise.resolve(void (this.watchers = this.watchers.filter((x) => x !== w))) });
+    const snapshot = Object.fromEntries([...this.data].filter(([k]) => k.startsWith(prefix)));
+    return Promise.resolve({ snapshot, cancel: () => Promise.resolve(void (this.watchers = this.watchers.filter((x) => x !== w))) });
   }
 }
 
@@ -99,4 +101,33 @@ test('a member that never put an alive key is declared down after the grace peri
   await settle();
   assert.ok(a.isDown('B'));
   await a.stop();
+});
+
+test('a CVM whose view missed a live member\'s alive key does not declare it down (the declaration checks the key)', async () => {
+  const store = new FakeStore();
+  const clock = new VirtualClock(0);
+  const logs: string[] = [];
+  const a = new Liveness({ store, clock, self: { node: 'A', cvmIp: 'ip-A' }, members: () => ['A', 'B'], log: (m) => logs.push(m), ttlS: 2, graceMs: 5000 });
+  await a.start();
+  store.muted.add('/converge/v2/alive/B');
+  const b = new Liveness({ store, clock, self: { node: 'B', cvmIp: 'ip-B' }, members: () => ['A', 'B'], log: () => undefined, ttlS: 2, graceMs: 5000 });
+  await b.start();
+  assert.ok(store.data.has('/converge/v2/alive/B'), "B's key is there; A was not told");
+  for (let i = 0; i < 12; i++) {
+    clock.advance(1000);
+    await settle();
+  }
+  assert.ok(store.creates >= 1, 'A tried to declare B down');
+  assert.equal(store.data.has('/converge/v2/down/B'), false, 'no down key for a live node');
+  assert.equal(a.isDown('B'), false);
+  assert.equal(b.isDown('B'), false);
+  assert.equal(logs.filter((m) => m.includes('declared node B down')).length, 0);
+  // and A now knows B is alive: no further attempts
+  const tries = store.creates;
+  for (let i = 0; i < 12; i++) {
+    clock.advance(1000);
+    await settle();
+  }
+  assert.equal(store.creates, tries);
+  for (const l of [a, b]) await l.stop();
 });

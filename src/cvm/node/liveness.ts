@@ -3,8 +3,9 @@
  * This CVM's part of the cluster's one failure detector (core/failure-detector.ts, ADR 015):
  *  - keeps `/converge/v2/alive/<node>` under its own etcd lease (TTL `ttlS`, renewed every ttlS/3;
  *    a lost lease is replaced and the key put again);
- *  - watches every alive and down key, and declares a node down (create-if-absent) when its alive key
- *    goes, or when a member has had none for the grace period;
+ *  - watches every alive and down key, and declares a node down when its alive key goes, or when a
+ *    member has had none for the grace period (one transaction: only if no down key exists and the
+ *    node's alive key is absent, so a view that lags cannot declare a live node down);
  *  - clears its own down key when it is alive again;
  *  - answers isDown(node) at once (no I/O), and tells listeners when a node goes down or comes back.
  *
@@ -23,16 +24,29 @@ export const DOWN_PREFIX = KEYS.down('');
 /** The default lease TTL of an alive key (seconds). */
 export const LIVENESS_TTL_S = 3;
 
+/** What a watch reports: a key put or deleted. */
+export interface WatchHandlers {
+  put: (key: string, value: string) => void;
+  del: (key: string) => void;
+  error: (e: unknown) => void;
+}
+
+/** How a down declaration went: made, already made by someone, or refused because the node's alive key is there. */
+export type DeclareResult = 'declared' | 'exists' | 'alive';
+
 /** The store operations liveness needs (etcd in production; a fake in unit tests). */
 export interface LivenessStore {
   /** Puts key=value under a fresh lease of ttlS kept alive; onLost when the lease is lost. */
   putLeased(key: string, value: string, ttlS: number, onLost: (why: string) => void): Promise<{ revoke(): Promise<void> }>;
-  /** Creates key=value if absent; false if it exists. */
-  createIfAbsent(key: string, value: string): Promise<boolean>;
+  /** Creates the down key unless it exists or the node's alive key does (one transaction). */
+  declareDown(downKey: string, aliveKey: string, value: string): Promise<DeclareResult>;
   delete(key: string): Promise<void>;
-  list(prefix: string): Promise<Record<string, string>>;
-  /** Watches a prefix from now on. */
-  watch(prefix: string, on: { put: (key: string, value: string) => void; del: (key: string) => void; error: (e: unknown) => void }): Promise<{ cancel(): Promise<void> }>;
+  /**
+   * Lists a prefix and watches it from the revision after the list: every change after the
+   * snapshot is reported, none before it (a watch started before a list may report a put the
+   * list, answered at an older revision, does not hold, and the snapshot would then erase it).
+   */
+  listAndWatch(prefix: string, on: WatchHandlers): Promise<{ snapshot: Record<string, string>; cancel(): Promise<void> }>;
 }
 
 export function etcdLivenessStore(etcd: Etcd3): LivenessStore {
@@ -43,20 +57,22 @@ export function etcdLivenessStore(etcd: Etcd3): LivenessStore {
       await lease.put(key).value(value);
       return { revoke: async () => void (await lease.revoke().catch(() => undefined)) };
     },
-    async createIfAbsent(key, value) {
-      const r = await etcd.if(key, 'Create', '==', 0).then(etcd.put(key).value(value)).commit();
-      return r.succeeded;
+    async declareDown(downKey, aliveKey, value) {
+      const r = await etcd.if(downKey, 'Create', '==', 0).and(aliveKey, 'Create', '==', 0).then(etcd.put(downKey).value(value)).commit();
+      if (r.succeeded) return 'declared';
+      return (await etcd.get(downKey).string()) !== null ? 'exists' : 'alive';
     },
     async delete(key) {
       await etcd.delete().key(key);
     },
-    list: (prefix) => etcd.getAll().prefix(prefix).strings(),
-    async watch(prefix, on) {
-      const w: Watcher = await etcd.watch().prefix(prefix).create();
+    async listAndWatch(prefix, on) {
+      const r = await etcd.getAll().prefix(prefix).exec();
+      const snapshot = Object.fromEntries(r.kvs.map((kv) => [kv.key.toString(), kv.value.toString()]));
+      const w: Watcher = await etcd.watch().prefix(prefix).startRevision(String(BigInt(r.header.revision) + 1n)).create();
       w.on('put', (kv) => on.put(kv.key.toString(), kv.value.toString()));
       w.on('delete', (kv) => on.del(kv.key.toString()));
       w.on('error', on.error);
-      return { cancel: () => w.cancel() };
+      return { snapshot, cancel: () => w.cancel() };
     },
   };
 }
@@ -109,18 +125,29 @@ export class Liveness {
     const s = this.d.store;
     const node = (key: string, prefix: string): string => key.slice(prefix.length);
     const error = (e: unknown): void => this.d.log(`liveness: watch: ${errorMessage(e)}`);
-    this.watches.push(await s.watch(ALIVE_PREFIX, { put: (k) => this.apply(this.fd.alivePut(node(k, ALIVE_PREFIX))), del: (k) => this.apply(this.fd.aliveGone(node(k, ALIVE_PREFIX))), error }));
-    this.watches.push(await s.watch(DOWN_PREFIX, {
-      put: (_k, v) => {
+    // changes seen before both snapshots are applied wait for them (they are newer than their snapshot)
+    let held: (() => void)[] | null = [];
+    const later = (f: () => void): void => void (held ? held.push(f) : f());
+    const alive = await s.listAndWatch(ALIVE_PREFIX, {
+      put: (k) => later(() => this.apply(this.fd.alivePut(node(k, ALIVE_PREFIX)))),
+      del: (k) => later(() => this.apply(this.fd.aliveGone(node(k, ALIVE_PREFIX)))),
+      error,
+    });
+    this.watches.push(alive);
+    const down = await s.listAndWatch(DOWN_PREFIX, {
+      put: (_k, v) => later(() => {
         const r = parseDown(v);
         if (r) this.apply(this.fd.downPut(r));
-      },
-      del: (k) => this.apply(this.fd.downGone(node(k, DOWN_PREFIX))),
+      }),
+      del: (k) => later(() => this.apply(this.fd.downGone(node(k, DOWN_PREFIX)))),
       error,
-    }));
+    });
+    this.watches.push(down);
+    this.apply(this.fd.snapshot(Object.keys(alive.snapshot).map((k) => node(k, ALIVE_PREFIX)), Object.values(down.snapshot).map(parseDown).filter((r): r is DownRecord => r !== undefined)));
+    const queued = held;
+    held = null;
+    for (const f of queued) f();
     await this.putAlive();
-    const [alive, down] = await Promise.all([s.list(ALIVE_PREFIX), s.list(DOWN_PREFIX)]);
-    this.apply(this.fd.snapshot(Object.keys(alive).map((k) => node(k, ALIVE_PREFIX)), Object.values(down).map(parseDown).filter((r): r is DownRecord => r !== undefined)));
     this.apply(this.fd.setMembers(this.d.members()));
     this.schedule();
   }
@@ -161,8 +188,13 @@ export class Liveness {
   private apply(step: DetectorStep): void {
     for (const a of step.actions) {
       if (a.kind === 'declare-down') {
-        this.d.store.createIfAbsent(KEYS.down(a.record.node), JSON.stringify(a.record)).then(
-          (won) => won && this.d.log(`liveness: declared node ${a.record.node} down (${a.record.reason})`),
+        const n = a.record.node;
+        this.d.store.declareDown(KEYS.down(n), KEYS.alive(n), JSON.stringify(a.record)).then(
+          (r) => {
+            if (r === 'declared') this.d.log(`liveness: declared node ${n} down (${a.record.reason})`);
+            // its alive key is there after all (this CVM's view lagged): it is alive
+            if (r === 'alive') this.apply(this.fd.alivePut(n));
+          },
           (e: unknown) => this.d.log(`liveness: cannot declare ${a.record.node} down: ${errorMessage(e)}`),
         );
       } else {

@@ -192,3 +192,20 @@ test('a throttled copy runs outside the exclusive lock: client writes to the ext
   // the new replica got the writes made during the copy: nothing was left to copy under the exclusive lock
   assert.equal(copies, 4, 'no extent copied again under the lock');
 });
+
+test('copyThrottle: a stale replica whose node does not answer (not declared down) is replaced by one filled outside the lock; nothing is copied under it', async () => {
+  const c = new Cluster(['a', 'b', 'c']);
+  const o = await c.open('a', true);
+  for (let x = 0; x < 8; x++) await o.pwrite(x * EXTENT_BYTES, fill(x + 1, PAGE_BYTES));
+  const gone = c.records.get(0)!.value.replicas.find((l) => l.node !== 'a')!;
+  c.down.add(gone.node); // it does not answer; nobody declared it down
+  await o.pwrite(0, fill(9, PAGE_BYTES));
+  assert.deepEqual(c.records.get(0)!.value.stale, [gone]);
+  const r = await o.repair();
+  assert.deepEqual([r.replaced, r.lockedCopies, r.failed], [1, 0, []], JSON.stringify(r));
+  const rec = c.records.get(0)!.value;
+  assert.deepEqual(rec.stale, []);
+  const fresh = rec.replicas.find((l) => l.node !== 'a')!;
+  assert.ok(fresh.node !== gone.node);
+  assert.equal(c.digest(fresh, 0), c.digest(rec.replicas.find((l) => l.node === 'a')!, 0), 'a copy of the in-sync replica');
+});

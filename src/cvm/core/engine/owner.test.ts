@@ -82,6 +82,8 @@ class Cluster {
     };
   }
 
+  readonly clock = new VirtualClock();
+
   declareDown(n: string): void {
     this.down.add(n);
     for (const l of this.listeners) l(n);
@@ -89,7 +91,7 @@ class Cluster {
 
   open(node: string, bugs: Bugs = {}, rf = 2): Promise<VdiskOwner> {
     const o: OwnerOptions = {
-      vdisk: 'vd', node, cvmIp: `ip-${node}`, rf, io: this.io(), meta: this.meta(), clock: new VirtualClock(), checksum: crc32c, bugs,
+      vdisk: 'vd', node, cvmIp: `ip-${node}`, rf, io: this.io(), meta: this.meta(), clock: this.clock, checksum: crc32c, bugs,
       liveness: { isDown: (n) => this.down.has(n), subscribe: (fn) => { this.listeners.add(fn); return () => this.listeners.delete(fn); } },
       space: { disks: () => [...this.nodes.keys()].flatMap((n) => [
         { serial: `${n}-hdd`, node: n, cvmIp: `ip-${n}`, freeBytes: 2e12, ok: true, media: 'hdd' as const },
@@ -248,13 +250,25 @@ test('FLUSH syncs every CVM holding an in-sync replica (the bug switch: only the
   assert.deepEqual(c.calls.filter((x) => x.startsWith('sync')), [`sync ${fresh}`]);
 });
 
-test('an owner whose lease is not known to hold serves nothing', async () => {
+test('an owner whose lease is not confirmed serves nothing and stays; unconfirmed for the call timeout, it is lost', async () => {
   const c = new Cluster(['a', 'b']);
   const o = await c.open('a');
   await o.pwrite(0, page(1));
+  // keep-alives unanswered for a moment (the store electing a leader): refused, not lost
   c.leaseOk = false;
+  await assert.rejects(o.pread(0, PAGE_BYTES), /not confirmed/);
+  await assert.rejects(o.pwrite(0, page(2)), /not confirmed/);
+  assert.equal(o.status, 'open');
+  c.leaseOk = true;
+  assert.deepEqual(await o.pread(0, PAGE_BYTES), page(1), 'the refused write changed nothing');
+  // unconfirmed for the call timeout (2 s by default): lost for good
+  c.leaseOk = false;
+  await assert.rejects(o.pread(0, PAGE_BYTES), /not confirmed/);
+  c.clock.advance(2000);
   await assert.rejects(o.pread(0, PAGE_BYTES), /ownership .* lost/);
   assert.equal(o.status, 'lost');
+  c.leaseOk = true;
+  await assert.rejects(o.pread(0, PAGE_BYTES), /lost/);
 });
 
 test('re-replication: a replica on a dead disk is replaced on another node, filled, then recorded', async () => {

@@ -103,9 +103,31 @@ export interface RepairReport {
   /** Extent copies that replaced a replica's corrupt pages (scrub). */
   scrubbed: number;
   failed: string[];
+  /** The longest an extent group's exclusive lock was held (client I/O to it waits meanwhile), ms. */
+  heldMs: number;
+  /** Extents copied under an exclusive lock (what the prefill outside it did not do). */
+  lockedCopies: number;
+  /**
+   * Replicas left for the next pass because the record changed between the prefill and the lock
+   * (a replica went stale meanwhile): with copyThrottle, nothing is copied whole under the lock.
+   */
+  deferred: number;
+  /** Stale replicas forgotten because the extent group has RF in-sync replicas without them. */
+  dropped: number;
 }
 
 const ZERO_VERSION: ExtentVersion = { epoch: 0, gen: 0 };
+
+/** What repair filled outside the lock: new replicas, stale ones it could not reach, stale ones it filled; the record version it saw. */
+interface Prefilled {
+  fresh: ReplicaLocation[];
+  unreachable: ReplicaLocation[];
+  filled: ReplicaLocation[];
+  version?: number;
+  /** New replicas were wanted and no disk had room for them. */
+  noPlace?: boolean;
+}
+const NO_PREFILL: Prefilled = { fresh: [], unreachable: [], filled: [] };
 const sameVersion = (a: ExtentVersion, b: ExtentVersion): boolean => a.epoch === b.epoch && a.gen === b.gen;
 
 export class VdiskOwner {
@@ -114,6 +136,8 @@ export class VdiskOwner {
   /** In-flight replica writes per node, failed at once when the node is declared down. */
   private readonly downWaiters = new Map<string, Set<() => void>>();
   private state: 'open' | 'closing' | 'closed' | 'lost' = 'open';
+  /** When the lease was first seen unconfirmed (leaseHeld); null while it is confirmed. */
+  private leaseDoubtSince: number | null = null;
   /** Why the owner stopped serving, when it did on its own. */
   why = '';
   private readonly unsubscribe: () => void;
@@ -121,7 +145,7 @@ export class VdiskOwner {
   private readonly syncTimeoutMs: number;
   private readonly bugs: Bugs;
   /** Counters, for tests and the simulator. */
-  readonly counters = { writes: 0, reads: 0, readRepairs: 0, staleMarked: 0, takeovers: 0, takeoverCopies: 0, moves: 0, prefilled: 0 };
+  readonly counters = { writes: 0, reads: 0, readRepairs: 0, staleMarked: 0, takeovers: 0, takeoverCopies: 0, moves: 0, prefilled: 0, lockedCopies: 0 };
 
   /** Acquires ownership (the epoch) and loads the vdisk's extent-group records. */
   static async open(o: OwnerOptions): Promise<VdiskOwner> {
@@ -195,7 +219,7 @@ export class VdiskOwner {
       } finally {
         release();
       }
-      if (!this.o.meta.leaseValid()) this.lose('the lease expired during a read');
+      this.leaseHeld();
       return data;
     }
     const out = new Uint8Array(length);
@@ -213,7 +237,7 @@ export class VdiskOwner {
       }
     }
     // served only if no newer owner can have written meanwhile
-    if (!this.o.meta.leaseValid()) this.lose('the lease expired during a read');
+    this.leaseHeld();
     return out;
   }
 
@@ -242,13 +266,16 @@ export class VdiskOwner {
    */
   async repair(opts: RepairOptions = {}): Promise<RepairReport> {
     this.check();
-    const report: RepairReport = { resynced: 0, replaced: 0, scrubbed: 0, failed: [] };
+    const report: RepairReport = { resynced: 0, replaced: 0, scrubbed: 0, failed: [], heldMs: 0, lockedCopies: 0, deferred: 0, dropped: 0 };
     for (const st of [...this.egroups.values()]) {
       if (!st.record) continue;
       if (opts.signal?.aborted) break;
       if (opts.needed && !opts.scrub && !this.egroupNeedsRepair(st)) continue;
       const caught: ReplicaLocation[] = [];
-      const prefilled = this.o.copyThrottle ? await this.prefillRepair(st, opts.signal, caught) : [];
+      // with copyThrottle, replicas are filled outside the lock first, and the locked pass only tops them up
+      const outside = !!this.o.copyThrottle;
+      const pre = outside ? await this.prefillRepair(st, opts.signal, caught) : NO_PREFILL;
+      const prefilled = pre.fresh;
       if (opts.signal?.aborted) {
         this.releaseCatchUp(st, caught);
         await this.dropUnused(st, prefilled);
@@ -256,14 +283,25 @@ export class VdiskOwner {
       }
       this.scrubRead = 0;
       const release = await st.lock.exclusive();
+      const heldFrom = this.o.clock.now();
+      const copiesBefore = this.counters.lockedCopies;
       // no write is in flight under the exclusive lock: the prefilled replicas stop getting writes, the pass below copies what they lack
       this.releaseCatchUp(st, caught);
       try {
         this.check();
         if (!st.ready) await this.takeover(st);
         await this.dropSuspects(st);
+        // what the prefill could not know of (a replica that went stale after it) waits for the next pass's
+        const changed = pre.version !== undefined && st.record.version !== pre.version;
+        const missing = (what: string): void => void (changed ? report.deferred++ : report.failed.push(`egroup ${st.index}: ${what}`));
+        const among = (ls: readonly ReplicaLocation[], l: ReplicaLocation): boolean => ls.some((x) => sameLoc(x, l));
         for (const l of [...st.record.value.stale]) {
-          if (!this.o.liveness.isDown(l.node)) {
+          const up = !this.o.liveness.isDown(l.node);
+          if (up && outside && !among(pre.filled, l) && !among(pre.unreachable, l)) {
+            missing(`stale replica ${locKey(l)} not filled outside the lock`);
+            continue;
+          }
+          if (up && !among(pre.unreachable, l)) {
             try {
               await this.resyncInto(st, l);
               await this.updateRecord(st, (r) => ({ replicas: [...r.replicas, l], stale: r.stale.filter((x) => !sameLoc(x, l)) }));
@@ -274,13 +312,23 @@ export class VdiskOwner {
               report.failed.push(`egroup ${st.index}: resync of ${locKey(l)}: ${(e as Error).message}`);
             }
           }
-          const fresh = await this.addReplica(st, [l.node], l, prefilled);
+          if (outside && st.record.value.replicas.length >= this.o.rf) {
+            // enough in-sync replicas without it (it cannot be filled: its disk fails, its node does not answer)
+            await this.updateRecord(st, (r) => ({ replicas: r.replicas, stale: r.stale.filter((x) => !sameLoc(x, l)) }));
+            report.dropped++;
+            continue;
+          }
+          const fresh = await this.addReplica(st, [l.node], l, prefilled, outside);
           if (fresh) report.replaced++;
+          else if (outside && !pre.noPlace) missing(`no replica filled outside the lock to replace ${locKey(l)}`);
           else report.failed.push(`egroup ${st.index}: no place for a replica to replace ${locKey(l)}`);
         }
         while (st.record.value.replicas.length < this.o.rf) {
-          const fresh = await this.addReplica(st, [], null, prefilled);
-          if (!fresh) break;
+          const fresh = await this.addReplica(st, [], null, prefilled, outside);
+          if (!fresh) {
+            if (outside && !st.record.value.stale.length) missing(pre.noPlace ? 'no place for a new replica' : 'no replica filled outside the lock to add');
+            break;
+          }
           report.replaced++;
         }
         if (opts.scrub) report.scrubbed += await this.scrub(st);
@@ -289,6 +337,8 @@ export class VdiskOwner {
         if (this.state === 'lost') throw e;
       } finally {
         release();
+        report.heldMs = Math.max(report.heldMs, this.o.clock.now() - heldFrom);
+        report.lockedCopies += this.counters.lockedCopies - copiesBefore;
       }
       await this.dropUnused(st, prefilled);
       if (opts.scrub && this.o.copyThrottle && this.scrubRead > 0) await this.o.copyThrottle(this.scrubRead).catch(() => undefined);
@@ -445,33 +495,53 @@ export class VdiskOwner {
 
   /**
    * Before repair takes an extent group's exclusive lock: fills, outside it, the stale replicas it
-   * will resync and the new replicas it will add; returns the new replicas' locations (addReplica
-   * prefers them). A failure here changes nothing: the locked pass copies what is missing.
+   * will resync and the new replicas it will add. A stale replica that cannot be filled (its node
+   * does not answer, its disk fails) is replaced: a new replica is placed and filled instead, and
+   * the locked pass does not try it again (a resync that waits on an unreachable node, or a whole
+   * extent group copied into a new replica, would hold client writes under the exclusive lock).
+   * Returns the new replicas' locations (addReplica prefers them) and the stale ones given up.
+   * A failure here changes nothing: the locked pass copies what is missing.
    */
-  private async prefillRepair(st: EgroupState, signal: AbortSignal | undefined, caught: ReplicaLocation[]): Promise<ReplicaLocation[]> {
-    if (!(await this.readyForPrefill(st)) || !st.record) return [];
+  private async prefillRepair(st: EgroupState, signal: AbortSignal | undefined, caught: ReplicaLocation[]): Promise<Prefilled> {
+    if (!(await this.readyForPrefill(st)) || !st.record) return NO_PREFILL;
+    const version = st.record.version;
     const rec = st.record.value;
     const resync = rec.stale.filter((l) => !this.o.liveness.isDown(l.node));
-    const want = Math.max(0, this.o.rf - rec.replicas.filter((l) => this.usable(st, l)).length - resync.length);
+    const unreachable: ReplicaLocation[] = [];
+    const filled: ReplicaLocation[] = [];
+    for (const l of resync) {
+      if (signal?.aborted) return { fresh: [], unreachable, filled, version };
+      try {
+        if (await this.prefill(st, l, signal, caught)) filled.push(l);
+      } catch (e) {
+        this.fencedOr(e);
+        unreachable.push(l);
+      }
+    }
+    const want = Math.max(0, this.o.rf - rec.replicas.filter((l) => this.usable(st, l)).length - (resync.length - unreachable.length));
     let fresh: ReplicaLocation[] = [];
+    let noPlace = false;
     if (want > 0) {
       const exclude = [...rec.replicas, ...resync].map((l) => l.node);
       const disks = this.o.space.disks().filter((d) => !this.o.liveness.isDown(d.node));
       try {
         fresh = placeEgroup(disks, '', want, this.needBytes(st.index), exclude);
       } catch {
-        fresh = [];
+        noPlace = true;
       }
     }
-    for (const l of [...resync, ...fresh]) {
+    const done: ReplicaLocation[] = [];
+    for (const l of fresh) {
       if (signal?.aborted) break;
       try {
-        await this.prefill(st, l, signal, caught);
+        if (await this.prefill(st, l, signal, caught)) done.push(l);
       } catch (e) {
         this.fencedOr(e);
       }
     }
-    return fresh;
+    // a new replica not filled here is not added under the lock (it would be copied whole there); its files go
+    await this.dropUnused(st, fresh.filter((l) => !done.includes(l)));
+    return { fresh: done, unreachable, filled, version, noPlace };
   }
 
   /** The takeover check done (under the exclusive lock, briefly) so a prefill may run; false if it failed. */
@@ -505,11 +575,12 @@ export class VdiskOwner {
   }
 
   /** `caught`: gets `target` once it is in the catch-up set (the caller releases it under the exclusive lock). */
-  private async prefill(st: EgroupState, target: ReplicaLocation, signal: AbortSignal | undefined, caught: ReplicaLocation[]): Promise<void> {
+  /** true once `target` holds every extent (synced); false when it stopped early (aborted, not ready, no source). */
+  private async prefill(st: EgroupState, target: ReplicaLocation, signal: AbortSignal | undefined, caught: ReplicaLocation[]): Promise<boolean> {
     const throttle = this.o.copyThrottle;
-    if (!throttle || !st.record) return;
+    if (!throttle || !st.record) return false;
     const sources = st.record.value.replicas.filter((l) => this.usable(st, l));
-    if (!sources.length) return;
+    if (!sources.length) return false;
     const theirs = await this.timed(this.o.io.extentGens(target, this.o.vdisk, st.index, this.epoch));
     // from now on (the epoch floor is raised) the target gets every write too, until the caller's locked pass
     // it gets the writes of an extent only once that extent matches the source's (pending: not yet
@@ -534,17 +605,25 @@ export class VdiskOwner {
     });
     entry.pending = new Set(differ);
     const pending = entry.pending;
-    for (const e of differ) {
-      if (signal?.aborted || this.state !== 'open') return;
+    for (let i = 0; i < differ.length; i++) {
+      const e = differ[i]!;
+      if (signal?.aborted || this.state !== 'open') return false;
+      // the extent group needs its takeover check again (a record swap that may or may not have
+      // happened): run it and go on, rather than leave the rest to the locked pass (client writes
+      // wait for everything copied under the exclusive lock)
+      if (!st.ready && !(await this.readyForPrefill(st))) return false;
       let bytes = 0;
       const release = await st.lock.shared();
       try {
         const unlock = await this.extentLock(st, e).acquire();
         try {
           this.check();
-          if (!st.ready) return;
+          if (!st.ready) {
+            i--;
+            continue;
+          }
           const srcs = st.record.value.replicas.filter((l) => this.usable(st, l));
-          if (!srcs.length) return;
+          if (!srcs.length) return false;
           const image = await this.readImage(st, e, srcs);
           await this.timed(this.o.io.writeExtent(target, this.o.vdisk, st.index, e, this.epoch, image));
           pending.delete(e); // under the extent's mutex: the next write to it goes to the target too
@@ -561,11 +640,29 @@ export class VdiskOwner {
     // durable now, outside the lock: the locked pass's sync of the target then has little left to write
     // (128 MiB made durable under the exclusive lock stopped client writes to the extent group for seconds)
     await this.timed(this.o.io.sync(target, this.o.vdisk), this.syncTimeoutMs);
+    return true;
   }
 
   private check(): void {
     if (this.state !== 'open') throw new UnavailableError(`vdisk ${this.o.vdisk}: owner at ${this.o.node} is ${this.state} (epoch ${this.epoch})`);
-    if (!this.o.meta.leaseValid()) this.lose('the lease is not known to hold');
+    this.leaseHeld();
+  }
+
+  /**
+   * Whether the lease surely holds. A lease not confirmed lately (keep-alives unanswered while the
+   * configuration store elects a leader, a second or two) is doubt, not loss: the operation is
+   * refused with a transient error and nothing is served, and the owner stays (a new owner would
+   * check every extent group again). Doubt that lasts the call timeout is loss.
+   */
+  private leaseHeld(): void {
+    if (this.o.meta.leaseValid()) {
+      this.leaseDoubtSince = null;
+      return;
+    }
+    const now = this.o.clock.now();
+    this.leaseDoubtSince ??= now;
+    if (now - this.leaseDoubtSince >= this.timeoutMs) this.lose(`the lease is not known to hold (unconfirmed for ${now - this.leaseDoubtSince} ms)`);
+    throw new UnavailableError(`vdisk ${this.o.vdisk}: the owner lease at ${this.o.node} is not confirmed (the configuration store does not answer); try again`);
   }
 
   private lose(why: string): never {
@@ -882,19 +979,21 @@ export class VdiskOwner {
       if (a && b && sameVersion(a, b)) continue;
       const image = a ? await this.readImage(st, e, sources) : null;
       await this.timed(this.o.io.writeExtent(target, this.o.vdisk, st.index, e, this.epoch, image));
-      if (this.o.copyThrottle) await this.o.copyThrottle(image ? image.pages.size * PAGE_BYTES : 0);
+      // not throttled: client I/O to the extent group waits for this lock anyway (the prefill outside it is throttled)
+      this.counters.lockedCopies++;
     }
     // a copy is durable before the replica counts as in-sync (its source may be the only one that synced)
     await this.timed(this.o.io.sync(target, this.o.vdisk), this.syncTimeoutMs);
   }
 
   /** Places a new replica (not on `avoid` nodes nor the extent group's), fills it, records it (dropping `replacing` from stale). */
-  private async addReplica(st: EgroupState, avoid: string[], replacing: ReplicaLocation | null, prefer: ReplicaLocation[] = []): Promise<ReplicaLocation | null> {
+  private async addReplica(st: EgroupState, avoid: string[], replacing: ReplicaLocation | null, prefer: ReplicaLocation[] = [], onlyPrefer = false): Promise<ReplicaLocation | null> {
     const rec = st.record!.value;
     const exclude = [...avoid, ...rec.replicas.map((l) => l.node), ...rec.stale.filter((l) => !replacing || !sameLoc(l, replacing)).map((l) => l.node)];
     const disks = this.o.space.disks().filter((d) => !this.o.liveness.isDown(d.node));
     // a location prefilled outside the lock, if it still fits
     let found: ReplicaLocation | undefined = prefer.find((p) => !exclude.includes(p.node) && disks.some((d) => d.ok && d.node === p.node && d.serial === p.disk && d.freeBytes >= EXTENT_BYTES));
+    if (!found && onlyPrefer) return null;
     if (!found) {
       try {
         found = placeEgroup(disks, '', 1, this.needBytes(st.index), exclude)[0]!;
