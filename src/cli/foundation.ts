@@ -16,8 +16,8 @@ import type { ValidationReport } from '../foundation/core/types.ts';
 import { imageNodesBody, planInputFor } from '../foundation/protocol/deploy.ts';
 import { generatePassword } from '../shared/passwords.ts';
 import { PASSWORD_ENV } from './cluster.ts';
-import { startFoundation } from '../foundation/main.ts';
-import { buildBundle } from './bundle-build.ts';
+import type { startFoundation } from '../foundation/main.ts';
+import type { buildBundle } from './bundle-build.ts';
 import { fail, printJson, table } from './output.ts';
 import type { DiscoverBlock, FoundationError, ProgressResponse, UploadReply } from '../foundation/protocol/api.ts';
 
@@ -147,7 +147,7 @@ export function registerFoundation(program: Command): void {
         if (o.nosVersion) b.nosVersion = o.nosVersion;
         if (o.minBmc) b.minBmc = o.minBmc;
         if (o.minBios) b.minBios = o.minBios;
-        const r = await buildBundle(b);
+        const r = await (await import('./bundle-build.ts')).buildBundle(b);
         if (o.json) printJson({ file: r.file, sha256: r.sha256, bytes: r.bytes, manifest: r.manifest });
         else process.stdout.write(`${r.file}\n  ${(r.bytes / 1024).toFixed(0)} KiB, sha256 ${r.sha256}\n  hypervisor ${r.manifest.components.hypervisor.version}, storage OS ${r.manifest.components.cvm.version}\n`);
       } catch (e) {
@@ -172,7 +172,8 @@ export function registerFoundation(program: Command): void {
         if (o.bmcUser) opts.bmcUser = o.bmcUser;
         if (o.bmcPassword) opts.bmcPassword = o.bmcPassword;
         if (o.bmcCa) opts.bmcCa = resolve(o.bmcCa);
-        const f = await startFoundation(opts);
+        // loaded here: every other command starts faster without Foundation's server
+        const f = await (await import('../foundation/main.ts')).startFoundation(opts);
         process.stdout.write(`Foundation ${f.url}/foundation/ (API description: ${f.url}/foundation/openapi.json); web UI ${f.url}/; Ctrl-C stops it\n`);
         const stop = (): void => void f.close().then(() => process.exit(0));
         process.on('SIGINT', stop);

@@ -12,14 +12,14 @@ import { AuthError, InputError, RackNotRunningError } from '../shared/errors.ts'
 import { readJson } from '../shared/json-file.ts';
 import { SystemClock } from '../shared/clock.ts';
 import { SeededRandom } from '../shared/random.ts';
-import { Rack, type RackConfig } from '../rack/node/rack.ts';
+import type * as RackRuntime from '../rack/node/rack.ts';
+import type { RackConfig } from '../rack/node/rack.ts';
 import { RackLayout, defaultDataDir } from '../rack/node/layout.ts';
 import { BUILTIN_MODELS, parseHardwareModel, parseBmcNetwork } from '../rack/core/models.ts';
 import { RackApiError, RackClient } from '../rack/protocol/client.ts';
 import { controlTokenPath, rackEndpoint, readControlToken, type RackEndpoint } from '../rack/protocol/access.ts';
-import { writeControlToken } from '../rack/node/control-api.ts';
 import type { FaultPatch, RackNodeSummary, RackStatus } from '../rack/protocol/control.ts';
-import { runRackDaemon, type DaemonInfo } from '../rack/main.ts';
+import type { DaemonInfo, runRackDaemon } from '../rack/main.ts';
 import { fail, printJson, table } from './output.ts';
 import { processAlive } from '../shared/processes.ts';
 
@@ -151,7 +151,7 @@ export async function bringUp(o: UpOptions): Promise<UpResult> {
   const dataDir = dataDirOf(o);
   const already = await running(dataDir);
   if (already) return { status: already, alreadyRunning: true };
-  const password = prepare(o, dataDir);
+  const password = await prepare(o, dataDir);
   const logFd = openSync(new RackLayout(dataDir).log, 'a');
   const child = spawn(process.execPath, [BIN, 'rack', 'daemon', '--data-dir', dataDir], { detached: true, stdio: ['ignore', logFd, logFd] });
   child.unref();
@@ -159,8 +159,13 @@ export async function bringUp(o: UpOptions): Promise<UpResult> {
   return password ? { status, password, alreadyRunning: false } : { status, alreadyRunning: false };
 }
 
+// the rack's runtime is loaded by the commands that run or change it (every other command starts faster without it)
+const rackRuntime = (): Promise<typeof RackRuntime> => import('../rack/node/rack.ts');
+const rackDaemon = async (...a: Parameters<typeof runRackDaemon>): Promise<void> => (await import('../rack/main.ts')).runRackDaemon(...a);
+
 /** Checks the options against an existing rack, or creates the rack; returns a new rack's password. */
-function prepare(o: UpOptions, dataDir: string): string | undefined {
+async function prepare(o: UpOptions, dataDir: string): Promise<string | undefined> {
+  const { Rack } = await rackRuntime();
   let created = false;
   if (Rack.exists(dataDir)) {
     const cfg = configOf(dataDir);
@@ -194,8 +199,8 @@ async function up(o: UpOptions): Promise<void> {
     return;
   }
   if (await running(dataDir)) throw new InputError('foreground', `the rack in ${dataDir} is already running in the background`);
-  const password = prepare(o, dataDir);
-  await runRackDaemon(dataDir, (rack) => {
+  const password = await prepare(o, dataDir);
+  await rackDaemon(dataDir, (rack) => {
     if (o.json) printJson(rack.status());
     else {
       printStatus(rack.status(), password);
@@ -335,7 +340,7 @@ export function registerRack(program: Command): Command {
         configOf(dataDir);
         if (o.rotate) {
           if (await running(dataDir)) await clientOf(dataDir).rotateToken();
-          else writeControlToken(new RackLayout(dataDir).controlToken);
+          else (await import('../rack/node/control-api.ts')).writeControlToken(new RackLayout(dataDir).controlToken);
         }
         const token = readControlToken(dataDir);
         if (token === undefined) throw new RackNotRunningError(`the rack in ${dataDir} has no control token yet; converge rack up creates one (or rack token --rotate)`);
@@ -384,7 +389,7 @@ export function registerRack(program: Command): Command {
     .requiredOption('--data-dir <dir>')
     .action(async (o: { dataDir: string }) => {
       try {
-        await runRackDaemon(resolve(o.dataDir));
+        await rackDaemon(resolve(o.dataDir));
       } catch (e) {
         process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
         process.exit(1);
@@ -399,7 +404,7 @@ export function registerRack(program: Command): Command {
         const dataDir = dataDirOf(o);
         if (await running(dataDir)) throw new InputError('rack', 'the rack is running; run converge rack down first');
         if (!o.yes) throw new InputError('yes', `this deletes every disk of the rack in ${dataDir}; add --yes`);
-        Rack.destroy(dataDir);
+        (await rackRuntime()).Rack.destroy(dataDir);
         if (o.json) printJson({ destroyed: true });
         else process.stdout.write(`Rack in ${dataDir} destroyed.\n`);
       } catch (e) {

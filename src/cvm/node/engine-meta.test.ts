@@ -253,7 +253,7 @@ test('VdiskOwner over EtcdMetaStore: write, read back, hand over to another CVM 
   oa.abandon();
 });
 
-test('VdiskOwner over EtcdMetaStore: a failing replica is moved to stale by a real CAS; the owner stops serving once the lease is not sure', opts, async () => {
+test('VdiskOwner over EtcdMetaStore: a failing replica is moved to stale by a real CAS; the owner serves nothing once the lease is not sure, and is lost when that lasts', opts, async () => {
   const names = ['a', 'b'];
   const { io, failing } = replicas(names);
   const clock = new VirtualClock(5_000_000);
@@ -268,9 +268,13 @@ test('VdiskOwner over EtcdMetaStore: a failing replica is moved to stale by a re
   assert.ok(v2.version > v1.version);
   assert.deepEqual({ in: v2.value.replicas.map((l) => l.node), stale: v2.value.stale.map((l) => l.node) }, { in: ['a'], stale: ['b'] });
   assert.deepEqual(await o.pread(0, PAGE_BYTES), page(2));
-  // no keep-alive answered for TTL − margin (virtual time): no read is served
+  // no keep-alive answered for TTL − margin (virtual time): no read is served; the owner waits (a store electing a leader)
   clock.advance(1500);
-  await assert.rejects(o.pread(0, PAGE_BYTES), UnavailableError);
+  await assert.rejects(o.pread(0, PAGE_BYTES), /not confirmed/);
+  assert.equal(o.status, 'open');
+  // and still none after the owner's call timeout: it is lost
+  clock.advance(2000);
+  await assert.rejects(o.pread(0, PAGE_BYTES), /lost/);
   assert.equal(o.status, 'lost');
   o.abandon();
 });
