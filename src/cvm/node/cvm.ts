@@ -436,9 +436,12 @@ export class Cvm {
     this.liveness = liveness;
     // writes this CVM acknowledged before a crash may be in the page cache only: durable before serving again
     await this.replicas.syncAll();
-    // repair copies share one budget per CVM, so client I/O keeps its share (ADR 015)
+    // repair copies share one budget per CVM, so client I/O keeps its share (ADR 015); with no client
+    // I/O through this CVM in the last second, copies go at disk speed
     const clock = new SystemClock();
-    const budget = new CopyBudget({ clock, mibPerSec: envNumber('CONVERGE_REPAIR_MIBPS', 8), dutyCycle: Math.min(envNumber('CONVERGE_REPAIR_DUTY', 0.5), 1) });
+    const budget = new CopyBudget({
+      clock, mibPerSec: envNumber('CONVERGE_REPAIR_MIBPS', 8), dutyCycle: Math.min(envNumber('CONVERGE_REPAIR_DUTY', 0.5), 1), busy: () => this.owners?.clientIoWithin(1000) ?? true,
+    });
     // the vdisks' owners (storage engine v2): one lease for this CVM, forwarding to owners elsewhere
     const client = new ReplicationClient(() => this.memberTls());
     const owners = new OwnerRegistry({

@@ -309,6 +309,27 @@ test('the duty cycle: after a copy that took d ms the next waits d ms more', asy
   assert.ok(done);
 });
 
+test('with no client I/O the budget lets copies through at once; with client I/O it holds them to its rate again', async () => {
+  const clock = new VirtualClock();
+  let busy = false;
+  const b = new CopyBudget({ clock, mibPerSec: 8, busy: () => busy });
+  let done = 0;
+  for (let i = 0; i < 16; i++) void b.throttle(EXTENT_BYTES).then(() => done++);
+  await settle();
+  assert.equal(done, 16, '16 MiB copied with no wait (idle: no limit)');
+  assert.equal(b.stats.unthrottled, 16);
+  busy = true;
+  void b.throttle(8 * EXTENT_BYTES).then(() => done++);
+  await settle();
+  assert.equal(done, 16, '8 MiB at 8 MiB/s waits');
+  clock.advance(999);
+  await settle();
+  assert.equal(done, 16);
+  clock.advance(1);
+  await settle();
+  assert.equal(done, 17, 'after 1 s');
+});
+
 test('a node that returns gets extent groups moved onto it; the old replicas are dropped', async () => {
   const c = new Fake(['a', 'b', 'c']);
   c.rf.set('v4', 2);

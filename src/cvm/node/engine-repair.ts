@@ -45,6 +45,11 @@ export interface CopyBudgetOptions {
   mibPerSec?: number;
   /** The share of time spent copying, 0..1 (default 0.5; 1: no rest). */
   dutyCycle?: number;
+  /**
+   * Whether client I/O is being served now: when it is not, copies run unthrottled (a rebuild on
+   * an idle cluster goes at disk speed); the budget applies again at the next copy once it is.
+   */
+  busy?: () => boolean;
 }
 
 /**
@@ -56,7 +61,7 @@ export class CopyBudget {
   private readyAt = 0;
   private lastEnd: number | null = null;
   private readonly abort = new AbortController();
-  readonly stats = { bytes: 0, copies: 0, waitedMs: 0 };
+  readonly stats = { bytes: 0, copies: 0, waitedMs: 0, unthrottled: 0 };
 
   constructor(private readonly o: CopyBudgetOptions) {}
 
@@ -70,6 +75,12 @@ export class CopyBudget {
     const now = c.now();
     this.stats.bytes += bytes;
     this.stats.copies++;
+    if (this.o.busy && !this.o.busy()) {
+      this.stats.unthrottled++;
+      this.readyAt = now;
+      this.lastEnd = now;
+      return;
+    }
     // the copy just made started about when the previous one's wait ended (a gap of more than 1 s is idle time)
     const worked = this.lastEnd === null ? 0 : Math.min(Math.max(0, now - this.lastEnd), 1000);
     const rate = this.mibPerSec;

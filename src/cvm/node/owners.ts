@@ -110,6 +110,8 @@ export class OwnerRegistry implements HeldOwners, ForwardedIo {
   private charges: { disks: readonly string[]; bytes: number; at: number }[] = [];
   private spaceTimer: { dispose(): void } | undefined;
   private stopped = false;
+  /** When client I/O last reached this registry (the repair budget relaxes when there is none). */
+  private lastClientIo = -Infinity;
   private readonly retryMs: number;
   private readonly liveness: Liveness;
 
@@ -205,8 +207,14 @@ export class OwnerRegistry implements HeldOwners, ForwardedIo {
     if (fua) await route((o) => o.flush(), (p) => this.fwdFlush(p, uuid));
   }
 
+  /** Whether this CVM served client I/O (its clients', or forwarded to its owners) within `ms`. */
+  clientIoWithin(ms: number): boolean {
+    return this.d.clock.now() - this.lastClientIo < ms;
+  }
+
   /** Runs an operation at the vdisk's owner, finding it again (and retrying) while it moves. */
   private async route<T>(uuid: string, fromHost: boolean, local: (o: VdiskOwner) => Promise<T>, remote: (p: Peer) => Promise<T>): Promise<T> {
+    this.lastClientIo = this.d.clock.now();
     const deadline = this.d.clock.now() + this.retryMs;
     for (let attempt = 0; ; attempt++) {
       let at: Target | undefined;
@@ -239,7 +247,11 @@ export class OwnerRegistry implements HeldOwners, ForwardedIo {
 
   private forget(uuid: string, at: Target): void {
     if (at instanceof VdiskOwner) {
-      if (this.owners.get(uuid) === at) this.owners.delete(uuid);
+      // an owner still open failed for a passing reason: it serves the retry (a new one, at the same
+      // epoch under the same lease, would check every extent group again while the old one lingered)
+      if (at.status === 'open' || this.owners.get(uuid) !== at) return;
+      this.owners.delete(uuid);
+      at.abandon();
     } else if (this.remote.get(uuid) === at) {
       this.remote.delete(uuid);
     }
@@ -259,7 +271,10 @@ export class OwnerRegistry implements HeldOwners, ForwardedIo {
     if (this.stopped) throw new UnavailableError('this CVM no longer serves vdisks');
     const own = this.owners.get(uuid);
     if (own?.status === 'open') return own;
-    if (own) this.owners.delete(uuid);
+    if (own) {
+      this.owners.delete(uuid);
+      own.abandon();
+    }
     const peer = this.remote.get(uuid);
     if (peer && !this.d.liveness.isDown(peer.node)) return peer;
     let p = this.opening.get(uuid);
@@ -372,6 +387,7 @@ export class OwnerRegistry implements HeldOwners, ForwardedIo {
 
   /** An owner's failure while serving a forwarded request: NotOwner when the owner went away meanwhile (the sender retries). */
   private async serve<T>(uuid: string, fn: (o: VdiskOwner) => Promise<T>): Promise<T> {
+    this.lastClientIo = this.d.clock.now();
     const o = this.served(uuid);
     try {
       return await this.track(uuid, fn(o));
