@@ -12,7 +12,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Etcd3 } from 'etcd3';
-import { cvg } from '../drivers/cli.ts';
 import { TestFoundation } from '../drivers/foundation-driver.ts';
 import { NbdClient } from '../../src/shared/nbd/client.ts';
 import { NBD_CMD_READ, NBD_CMD_WRITE, NBD_CMD_FLUSH, NBD_FLAG_CAN_MULTI_CONN } from '../../src/shared/nbd/constants.ts';
@@ -31,10 +30,7 @@ let uuid = '';
 
 before(async () => {
   t = await TestFoundation.withCluster({ rackNet: '127.132', port: 18132, net: NET, name: 'own' });
-  const v = await cvg('vdisk', 'create', '--name', 'shared', '--size', '512M', '--cvm-ip', CVM(0), '--json');
-  assert.equal(v.code, 0, v.stderr);
-  uuid = JSON.parse(v.stdout).uuid;
-  etcd = t.store([CVM(0), CVM(1)]);
+  ({ uuid, etcd } = await t.vdiskWithStore('shared', '512M', CVM(0), [CVM(0), CVM(1)]));
 });
 
 after(async () => {

@@ -23,7 +23,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Etcd3 } from 'etcd3';
-import { cvg } from '../drivers/cli.ts';
 import { TestFoundation } from '../drivers/foundation-driver.ts';
 import { NbdClient } from '../../src/shared/nbd/client.ts';
 import { NBD_CMD_READ, NBD_CMD_WRITE, NBD_CMD_FLUSH } from '../../src/shared/nbd/constants.ts';
@@ -61,10 +60,7 @@ before(async () => {
     disks: [{ count: 1, mediaType: 'SSD' as const, protocol: 'SATA' as const, model: 'Test SSD 256 MiB', capacityGiB: 0.25 }, { count: 1, mediaType: 'HDD' as const, protocol: 'SAS' as const, model: 'Test HDD 256 MiB', capacityGiB: 0.25 }],
   };
   t = await TestFoundation.withCluster({ rackNet: '127.134', port: 18134, net: NET, name: 'full', rack: { modelFile: small } });
-  const v = await cvg('vdisk', 'create', '--name', 'full', '--size', `${SIZE / MiB}M`, '--cvm-ip', CVM(0), '--json');
-  assert.equal(v.code, 0, v.stderr);
-  uuid = JSON.parse(v.stdout).uuid;
-  etcd = t.store([CVM(0), CVM(1)]);
+  ({ uuid, etcd } = await t.vdiskWithStore('full', `${SIZE / MiB}M`, CVM(0), [CVM(0), CVM(1)]));
 });
 
 after(async () => {

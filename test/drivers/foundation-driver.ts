@@ -163,6 +163,13 @@ export class TestFoundation {
     return storeClient(ips, this.memberTls(i));
   }
 
+  /** A vdisk made with the CLI through `cvmIp` (`size` as the CLI takes it), and a client of the store on `storeIps`. */
+  async vdiskWithStore(name: string, size: string, cvmIp: string, storeIps: readonly string[]): Promise<{ uuid: string; etcd: Etcd3 }> {
+    const v = await cvg('vdisk', 'create', '--name', name, '--size', size, '--cvm-ip', cvmIp, '--json');
+    if (v.code !== 0) throw new Error(`vdisk create: ${v.stderr}${v.stdout}`);
+    return { uuid: (JSON.parse(v.stdout) as { uuid: string }).uuid, etcd: this.store(storeIps) };
+  }
+
   async stop(): Promise<void> {
     await this.fd.close();
     await this.agent.close();

@@ -3,14 +3,10 @@
  * and epochs, the fenced record transactions, lease expiry, leaseValid on an injected clock, and the
  * owner's data path (owner.ts) over it with in-memory replicas.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync, type ChildProcess } from 'node:child_process';
-import { startEtcd } from '../../../test/drivers/etcd.ts';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
+import { etcdFixture } from '../../../test/drivers/etcd.ts';
 import { SystemClock, VirtualClock, type Clock } from '../../shared/clock.ts';
 import { ConflictError, UnavailableError } from '../../shared/errors.ts';
 import { crc32c } from '../core/engine/crc32c.ts';
@@ -21,12 +17,10 @@ import { ReplicaModel } from '../core/engine/replica-model.ts';
 import { EtcdMetaStore } from './engine-meta.ts';
 
 const IP = '127.127.0.1';
-const URL = `http://${IP}:23790`;
-const hasEtcd = spawnSync('etcd', ['--version']).status === 0;
-let proc: ChildProcess | undefined;
-let dir = '';
-const clients: Etcd3[] = [];
-const stores: EtcdMetaStore[] = [];
+const etcd = etcdFixture(IP, 'engine-meta');
+const client = (): Etcd3 => etcd.client();
+/** For looking at the store directly. */
+const admin = client();
 
 const until = async (what: string, fn: () => Promise<boolean>, ms = 10_000): Promise<void> => {
   const end = Date.now() + ms;
@@ -37,41 +31,20 @@ const until = async (what: string, fn: () => Promise<boolean>, ms = 10_000): Pro
   }
 };
 
-function client(): Etcd3 {
-  const c = new Etcd3({ hosts: URL });
-  clients.push(c);
-  return c;
-}
-
 function store(opts: { clock?: Clock; ttlS?: number; marginMs?: number; onLost?: (why: string) => void } = {}): EtcdMetaStore {
-  const s = new EtcdMetaStore({ etcd: client(), clock: opts.clock ?? new SystemClock(), ttlS: opts.ttlS ?? 5, marginMs: opts.marginMs ?? 300, ...(opts.onLost ? { onLost: opts.onLost } : {}) });
-  stores.push(s);
-  return s;
+  return etcd.closeAfter(new EtcdMetaStore({ etcd: client(), clock: opts.clock ?? new SystemClock(), ttlS: opts.ttlS ?? 5, marginMs: opts.marginMs ?? 300, ...(opts.onLost ? { onLost: opts.onLost } : {}) }));
 }
 
 const loc = (node: string, disk = `${node}-ssd`): ReplicaLocation => ({ node, cvmIp: `ip-${node}`, disk });
 const rec = (...nodes: string[]): EgroupRecord => ({ replicas: nodes.map((n) => loc(n)), stale: [] });
 
-before(async () => {
-  if (!hasEtcd) return;
-  dir = mkdtempSync(join(tmpdir(), 'engine-meta-'));
-  proc = await startEtcd(IP, 'm', dir, { clientPort: 23790, peerPort: 23791, pool: false });
-});
-
-after(async () => {
-  for (const s of stores) await s.close().catch(() => undefined);
-  for (const c of clients) c.close();
-  proc?.kill('SIGKILL');
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
-
-const opts = { skip: !hasEtcd && 'no etcd binary' };
+const opts = etcd.opts;
 
 test('acquireOwner: epoch = the key\'s create revision; idempotent for the holder; ConflictError naming the holder for anyone else', opts, async () => {
   const a = store();
   const b = store();
   const { epoch } = await a.acquireOwner('vd-own', { node: 'a', cvmIp: 'ip-a' });
-  const kv = (await clients[0]!.get(KEYS.owner('vd-own')).exec()).kvs[0]!;
+  const kv = (await admin.get(KEYS.owner('vd-own')).exec()).kvs[0]!;
   assert.equal(Number(kv.create_revision), epoch);
   assert.equal(kv.lease, a.leaseID, 'under the store\'s lease');
   assert.deepEqual(JSON.parse(kv.value.toString()), { node: 'a', cvmIp: 'ip-a' });
@@ -180,13 +153,13 @@ test('a lost lease (revoked at etcd): leaseValid false for good, onLost told, ac
   const lost: string[] = [];
   const a = store({ ttlS: 2, onLost: (w) => lost.push(w) });
   const { epoch } = await a.acquireOwner('vd-lost', { node: 'a', cvmIp: 'ip-a' });
-  await clients[0]!.leaseClient.leaseRevoke({ ID: a.leaseID });
+  await admin.leaseClient.leaseRevoke({ ID: a.leaseID });
   await until('the loss to be noticed', () => Promise.resolve(lost.length > 0), 3000);
   assert.equal(a.leaseValid(), false);
   assert.equal(a.lost, lost[0]);
   await assert.rejects(a.acquireOwner('vd-lost', { node: 'a', cvmIp: 'ip-a' }), UnavailableError);
   assert.deepEqual(await a.createEgroup('vd-lost', 0, epoch, rec('a')), { ok: false, reason: 'epoch' });
-  assert.equal((await clients[0]!.get(KEYS.owner('vd-lost')).exec()).kvs.length, 0);
+  assert.equal((await admin.get(KEYS.owner('vd-lost')).exec()).kvs.length, 0);
 });
 
 // ---- the owner's data path (owner.ts) over the real store, replicas in memory ----
@@ -249,7 +222,7 @@ test('VdiskOwner over EtcdMetaStore: write, read back, hand over to another CVM 
   await assert.rejects(oa.pwrite(PAGE_BYTES, page(9)));
   assert.deepEqual(await ob.pread(PAGE_BYTES, PAGE_BYTES), page(8));
   await ob.close();
-  assert.equal((await clients[0]!.get(KEYS.owner('vd-owner')).exec()).kvs.length, 0, 'close released the key');
+  assert.equal((await admin.get(KEYS.owner('vd-owner')).exec()).kvs.length, 0, 'close released the key');
   oa.abandon();
 });
 
@@ -291,12 +264,7 @@ test('two CVMs acquire at once: exactly one wins; one CVM asking twice at once g
 });
 
 test('etcd unreachable: UnavailableError', opts, async () => {
-  const s = new EtcdMetaStore({ etcd: (() => {
-    const c = new Etcd3({ hosts: `http://${IP}:23799` });
-    clients.push(c);
-    return c;
-  })(), clock: new SystemClock() });
-  stores.push(s);
+  const s = etcd.closeAfter(new EtcdMetaStore({ etcd: etcd.client(`http://${IP}:23799`), clock: new SystemClock() }));
   const t0 = Date.now();
   await assert.rejects(s.getEgroup('vd', 0), UnavailableError);
   await assert.rejects(s.acquireOwner('vd', { node: 'a', cvmIp: 'ip-a' }), UnavailableError);

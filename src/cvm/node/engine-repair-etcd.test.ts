@@ -4,14 +4,10 @@
  * (ReplicaModels) and liveness as a set. A vdisk nobody owns loses a node: only the leader takes it
  * (through the real owner key), restores it (compare-and-swap in etcd) and gives it back.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync, type ChildProcess } from 'node:child_process';
-import { startEtcd } from '../../../test/drivers/etcd.ts';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
+import { etcdFixture } from '../../../test/drivers/etcd.ts';
 import { SystemClock } from '../../shared/clock.ts';
 import { ConflictError, UnavailableError } from '../../shared/errors.ts';
 import { crc32c } from '../core/engine/crc32c.ts';
@@ -25,12 +21,7 @@ import { CopyBudget, EngineRepairer } from './engine-repair.ts';
 import type { HeldOwners } from './owners.ts';
 
 const IP = '127.130.0.1';
-const URL = `http://${IP}:23790`;
-const hasEtcd = spawnSync('etcd', ['--version']).status === 0;
-let proc: ChildProcess | undefined;
-let dir = '';
-const clients: Etcd3[] = [];
-const stores: EtcdMetaStore[] = [];
+const fixture = etcdFixture(IP, 'engine-repair');
 const clock = new SystemClock();
 
 const until = async (what: string, fn: () => Promise<boolean> | boolean, ms = 15_000): Promise<void> => {
@@ -42,26 +33,9 @@ const until = async (what: string, fn: () => Promise<boolean> | boolean, ms = 15
   }
 };
 
-function client(): Etcd3 {
-  const c = new Etcd3({ hosts: URL });
-  clients.push(c);
-  return c;
-}
+const client = (): Etcd3 => fixture.client();
 
-before(async () => {
-  if (!hasEtcd) return;
-  dir = mkdtempSync(join(tmpdir(), 'engine-repair-'));
-  proc = await startEtcd(IP, 'm', dir, { clientPort: 23790, peerPort: 23791, pool: false });
-});
-
-after(async () => {
-  for (const s of stores) await s.close().catch(() => undefined);
-  for (const c of clients) c.close();
-  proc?.kill('SIGKILL');
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
-
-const opts = { skip: !hasEtcd && 'no etcd binary' };
+const opts = fixture.opts;
 
 test('an unowned vdisk that lost a node is restored by the leader alone, through the real owner key and records', opts, async () => {
   const names = ['a', 'b', 'c'];
@@ -85,8 +59,7 @@ test('an unowned vdisk that lost a node is restored by the leader alone, through
   })();
   const metaOf = new Map<string, EtcdMetaStore>();
   for (const n of names) {
-    const s = new EtcdMetaStore({ etcd: client(), clock, ttlS: 5, marginMs: 300 });
-    stores.push(s);
+    const s = fixture.closeAfter(new EtcdMetaStore({ etcd: client(), clock, ttlS: 5, marginMs: 300 }));
     await s.start();
     metaOf.set(n, s);
   }
