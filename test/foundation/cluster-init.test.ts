@@ -103,13 +103,20 @@ test('Foundation restarted while it creates a cluster: the entry fails saying so
   assert.equal(p.imaging_stopped, true);
   assert.match(p.clusters[0].status, /Foundation restarted while creating the cluster/);
   const seen = (await t.call('GET', `/foundation/cluster_log?session_id=${id}`)).text;
-  // the CVMs finish what they were asked; the old run, had it gone on, would now validate and log
+  // the CVMs finish what they were asked (a member the restart caught before it was asked stays
+  // unconfigured): once they have settled, the old run, had it gone on, would now validate and log
   let last = '';
+  let same = 0;
   await t.tr.until(async () => {
     const all = await Promise.all(members.map(async (ip) => (await cvmCall<any>(`${ip}`, '/status')) as Promise<any>));
-    last = JSON.stringify(all.map((s) => [s.configured, s.services]));
-    return all.every((s) => s.configured && s.services.every((x: any) => x.state === 'up')) ? true : undefined;
-  }, 90_000, 'the members\' services up').catch((e) => { throw new Error(`${e.message}: ${last}`); });
+    const now = JSON.stringify(all.map((s) => [s.configured, s.services.map((x: any) => [x.name, x.state])]));
+    same = now === last ? same + 1 : 0;
+    last = now;
+    // unchanged for 3 s, and every configured member's services up
+    if (same >= 3 && all.every((s) => !s.configured || s.services.every((x: any) => x.state === 'up'))) return true;
+    await new Promise((res) => setTimeout(res, 1000));
+    return undefined;
+  }, 90_000, 'the members settled').catch((e) => { throw new Error(`${e.message}: ${last}`); });
   await new Promise((res) => setTimeout(res, 8000));
   assert.equal((await t.call('GET', `/foundation/cluster_log?session_id=${id}`)).text, seen, 'no event after the restart');
   const after = (await t.call('GET', `/foundation/progress?session_id=${id}`)).json.clusters[0];
