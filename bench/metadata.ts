@@ -158,7 +158,7 @@ async function etcdSample(shape: ClusterShape, full: MetadataSize): Promise<void
     console.log(`   ${fmt(records.length)} keys (${mib(kv)} key+value) put in ${fmt(secs, 1)} s (${fmt(records.length / secs)} keys/s); db grew ${mib(grown)} (${mib(inUse)} in use): ${fmt(perKey)} bytes per key, ${fmt(perKey / (kv / records.length), 2)}x key+value`);
     const est = perKey * full.keys;
     console.log(`   extrapolated to part 1's ${fmt(full.keys)} keys (${TIBS} TiB sequential): ${fmt(est / GIB, 2)} GiB: ${fmt((100 * est) / ETCD_DEFAULT_QUOTA_BYTES, 0)} % of the 2 GiB default quota, ${fmt((100 * est) / ETCD_RECOMMENDED_MAX_BYTES, 0)} % of the 8 GiB recommended maximum`);
-    console.log(`   today's layout (one key per 1 MiB) for the same ${TIBS} TiB: ${fmt(TIBS * 2 ** 20)} keys, ~${fmt((perKey * TIBS * 2 ** 20) / GIB, 1)} GiB at the same bytes per key`);
+    console.log(`   the replaced v1 layout (one key per 1 MiB) for the same ${TIBS} TiB: ${fmt(TIBS * 2 ** 20)} keys, ~${fmt((perKey * TIBS * 2 ** 20) / GIB, 1)} GiB at the same bytes per key`);
     if (records.length < 20_000) console.log('   (a small sample: etcd\'s file grows by whole pages, so bytes per key are coarse below ~20,000 records)');
   } finally {
     etcd.close();
