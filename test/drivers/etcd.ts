@@ -34,8 +34,6 @@ export async function startEtcd(ip: string, name: string, dir: string, o: { clie
 }
 
 export interface EtcdFixture {
-  /** The client URL (plain HTTP on loopback). */
-  url: string;
   /** Test options: skipped when Debian's etcd is not installed. */
   opts: { skip: string | false };
   /** A client of the fixture's etcd (or of `hosts`), closed after the file's tests. */
@@ -67,7 +65,6 @@ export function etcdFixture(ip: string, name: string): EtcdFixture {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
   return {
-    url,
     opts: { skip: !has && 'no etcd binary' },
     client: (hosts = url) => {
       const c = new Etcd3({ hosts });

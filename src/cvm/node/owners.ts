@@ -215,7 +215,7 @@ export class OwnerRegistry implements HeldOwners, ForwardedIo {
   /** Runs an operation at the vdisk's owner, finding it again (and retrying) while it moves. */
   private async route<T>(uuid: string, fromHost: boolean, local: (o: VdiskOwner) => Promise<T>, remote: (p: Peer) => Promise<T>): Promise<T> {
     this.lastClientIo = this.d.clock.now();
-    const deadline = this.d.clock.now() + this.retryMs;
+    const deadline = this.lastClientIo + this.retryMs;
     for (let attempt = 0; ; attempt++) {
       let at: Target | undefined;
       try {
@@ -245,16 +245,13 @@ export class OwnerRegistry implements HeldOwners, ForwardedIo {
     return e instanceof UnavailableError || e instanceof TimeoutError;
   }
 
+  /**
+   * After a failed attempt: a peer is found again. This CVM's owner stays: one still open serves the
+   * retry (a new one at the same epoch would check every extent group again while the old one
+   * lingered), and one no longer open is dropped by resolve() on the retry.
+   */
   private forget(uuid: string, at: Target): void {
-    if (at instanceof VdiskOwner) {
-      // an owner still open failed for a passing reason: it serves the retry (a new one, at the same
-      // epoch under the same lease, would check every extent group again while the old one lingered)
-      if (at.status === 'open' || this.owners.get(uuid) !== at) return;
-      this.owners.delete(uuid);
-      at.abandon();
-    } else if (this.remote.get(uuid) === at) {
-      this.remote.delete(uuid);
-    }
+    if (!(at instanceof VdiskOwner) && this.remote.get(uuid) === at) this.remote.delete(uuid);
   }
 
   private track<T>(uuid: string, p: Promise<T>): Promise<T> {

@@ -561,12 +561,7 @@ export class VdiskOwner {
     }
   }
 
-  /**
-   * Copies to `target`, extent by extent, every extent whose version differs from an in-sync
-   * source, without the extent group's exclusive lock: each extent under the shared lock and its
-   * own mutex (no write to that extent interleaves), copyThrottle awaited after each copy with no
-   * lock held. The locked resync that follows copies only what was written meanwhile.
-   */
+  /** Drops this pass's hold on the catch-up entries of `locs` (under the exclusive lock). */
   private releaseCatchUp(st: EgroupState, locs: readonly ReplicaLocation[]): void {
     for (const l of locs) {
       const c = st.catchUp.get(locKey(l));
@@ -574,8 +569,15 @@ export class VdiskOwner {
     }
   }
 
-  /** `caught`: gets `target` once it is in the catch-up set (the caller releases it under the exclusive lock). */
-  /** true once `target` holds every extent (synced); false when it stopped early (aborted, not ready, no source). */
+  /**
+   * Copies to `target`, extent by extent, every extent whose version differs from an in-sync
+   * source, without the extent group's exclusive lock: each extent under the shared lock and its
+   * own mutex (no write to that extent interleaves), copyThrottle awaited after each copy with no
+   * lock held. The locked resync that follows copies only what was written meanwhile. `caught`:
+   * gets `target` once it is in the catch-up set (the caller releases it under the exclusive lock).
+   * true once `target` holds every extent (synced); false when it stopped early (aborted, not
+   * ready, no source).
+   */
   private async prefill(st: EgroupState, target: ReplicaLocation, signal: AbortSignal | undefined, caught: ReplicaLocation[]): Promise<boolean> {
     const throttle = this.o.copyThrottle;
     if (!throttle || !st.record) return false;
