@@ -32,7 +32,7 @@ import { VirtualSwitch } from './vswitch/node/virtual-switch.ts';
 import { VSWITCH_TUNNEL_PORT } from './protocol/vms.ts';
 import { writeQemuTlsDir } from './vm/migration-tls.ts';
 import { registerVmRoutes } from './vm/routes.ts';
-import { VmRuntime, socketDir } from './vm/runtime.ts';
+import { VmRuntime, accelSetting, socketDir } from './vm/runtime.ts';
 
 const root = process.cwd();
 const hw = JSON.parse(readFileSync(process.env[HARDWARE_ENV] ?? '', 'utf8')) as NodeHardware;
@@ -112,6 +112,8 @@ const vms = new VmRuntime({
   nicSocket: (subnet) => vswitch.portPath(subnet),
   attachNic: (nic) => vswitch.setLease(nic.subnetUuid, nic.mac, nic.ip),
   // the host's cluster certificate, as QEMU reads it, for migration streams (none before the node joins a cluster)
+  // CONVERGE_VM_ACCEL=kvm|tcg forces one (docs/vms.md); by default kvm where it works, else tcg
+  accel: accelSetting(process.env['CONVERGE_VM_ACCEL']),
   migrationTlsDir: () => {
     const m = memberIdentities();
     return m ? writeQemuTlsDir(join(bootRoot, 'vms', 'tls'), { ca: m.ca, cert: m.host.cert, key: m.host.key }) : undefined;

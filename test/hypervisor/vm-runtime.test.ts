@@ -13,7 +13,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { get as httpGet, type IncomingMessage } from 'node:http';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -204,6 +204,66 @@ test('a VM starts, runs its boot sector, and its console is logged, streamed and
   assert.throws(() => a.get(s.uuid), NotFoundError);
   await assert.rejects(a.power(s.uuid, 'off'), NotFoundError);
   await assert.rejects(a.start({ ...s, epoch: 2 }), ConflictError);
+});
+
+test('auto accelerator: a VM whose KVM fails (a KVM internal error) starts again under TCG, and so does every later VM', { timeout: 90_000 }, async () => {
+  // the emulated fault: a "QEMU" that, given -accel kvm, runs the real one under tcg and says, a moment
+  // later, what QEMU says when KVM cannot run the guest's code (as on a nested KVM without
+  // unrestricted-guest support); given tcg it is plain QEMU
+  const fake = join(dir, 'qemu-kvm-fails');
+  writeFileSync(fake, [
+    '#!/bin/sh',
+    'case " $* " in *" -accel kvm "*) kvm=1 ;; *) kvm= ;; esac',
+    'if [ -n "$kvm" ]; then',
+    '  echo "$*" >>"$0.kvm-runs"',
+    '  (sleep 1; echo "KVM internal error. Suberror: 1" >&2; echo "emulation failure" >&2) &',
+    '  set -- $(echo "$*" | sed "s/-accel kvm/-accel tcg/")',
+    'fi',
+    'exec qemu-system-x86_64 "$@"',
+    '',
+  ].join('\n'), { mode: 0o755 });
+  const hostLogs: string[] = [];
+  const c = new VmRuntime({
+    hostIp: () => '127.101.0.3', vdiskSocket, stateDir: join(dir, 'c'),
+    capacity: () => ({ memoryMiB: 2048, vcpus: 2, cvmMemoryMiB: 1024, cvmVcpus: 1 }),
+    nicSocket: () => switchSocket, migrationTlsDir: () => undefined,
+    log: (m) => hostLogs.push(m), accel: 'auto', kvmProbe: () => true, qemuBinary: fake,
+  });
+  try {
+    assert.equal(c.resources().accelerator, 'kvm', '/dev/kvm is there: kvm first');
+    const s = spec();
+    assert.equal((await c.start(s)).state, 'running');
+    const first = c.get(s.uuid).pid;
+    await until('started again under TCG', () => c.get(s.uuid).pid !== first && c.get(s.uuid).state === 'running', 30_000);
+    assert.equal(c.resources().accelerator, 'tcg');
+    assert.ok(hostLogs.some((l) => /KVM failed on this host .*TCG/.test(l)), hostLogs.join('\n'));
+    assert.ok(hostLogs.some((l) => l.includes('(tcg, 1 vCPU')), 'the new QEMU runs under tcg');
+    await until('the banner of the TCG boot', () => c.console(s.uuid).text.includes(BANNER));
+    assert.equal(c.get(s.uuid).exit, null, 'the new process has not exited');
+    // a later VM goes straight to tcg: QEMU was asked for kvm once only
+    const s2 = spec();
+    await c.start(s2);
+    assert.equal(readFileSync(`${fake}.kvm-runs`, 'utf8').trim().split('\n').length, 1);
+  } finally {
+    await c.close();
+  }
+  // told to use kvm, the host does not fall back: the VM stays as QEMU left it
+  const forced = new VmRuntime({
+    hostIp: () => '127.101.0.4', vdiskSocket, stateDir: join(dir, 'd'),
+    capacity: () => ({ memoryMiB: 2048, vcpus: 2, cvmMemoryMiB: 1024, cvmVcpus: 1 }),
+    nicSocket: () => switchSocket, migrationTlsDir: () => undefined,
+    log: (m) => hostLogs.push(`forced: ${m}`), accel: 'kvm', qemuBinary: fake,
+  });
+  try {
+    const s = spec();
+    const pid = (await forced.start(s)).pid;
+    await until('the KVM error reported', () => hostLogs.some((l) => l.startsWith('forced:') && l.includes('KVM internal error')), 10_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(forced.get(s.uuid).pid, pid, 'the same QEMU');
+    assert.equal(forced.resources().accelerator, 'kvm');
+  } finally {
+    await forced.close();
+  }
 });
 
 test('a bad spec is an InputError naming the field; a start QEMU cannot make is a failed start with the reason', { timeout: 60_000 }, async () => {

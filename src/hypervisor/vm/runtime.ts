@@ -76,8 +76,15 @@ export interface VmRuntimeDeps {
   migrationTlsDir: () => string | undefined;
   log: (m: string) => void;
   clock?: Clock;
-  /** Default: kvm when /dev/kvm can be opened read-write, else tcg. */
-  accel?: 'kvm' | 'tcg';
+  /**
+   * kvm or tcg: always that one. auto (the default): kvm when /dev/kvm can be opened read-write
+   * (`kvmProbe`), else tcg; and when a VM started under KVM fails with a KVM internal error (a
+   * nested or partial KVM that cannot run the guest's code), the host switches to tcg for good and
+   * starts that VM again under it.
+   */
+  accel?: 'kvm' | 'tcg' | 'auto';
+  /** Whether /dev/kvm is there to use (default kvmUsable). */
+  kvmProbe?: () => boolean;
   qemuBinary?: string;
   machine?: 'q35' | 'pc';
   migrationPortBase?: number;
@@ -103,6 +110,10 @@ interface Vm {
   exit: HostVm['exit'];
   /** Bumped at each launch: callbacks of an earlier process are ignored. */
   gen: number;
+  /** The accelerator its QEMU runs under. */
+  accel?: 'kvm' | 'tcg';
+  /** Its QEMU is being replaced (KVM failed): the exit leaves it starting, not off. */
+  relaunching?: boolean;
   proc?: ChildProcess | undefined;
   qmp?: QmpClient | undefined;
   serial?: Socket | undefined;
@@ -123,6 +134,11 @@ export function kvmUsable(): boolean {
   } catch {
     return false;
   }
+}
+
+/** The accelerator setting from its text (CONVERGE_VM_ACCEL): kvm, tcg or auto; anything else (or nothing) is auto. */
+export function accelSetting(v: string | undefined): 'kvm' | 'tcg' | 'auto' {
+  return v === 'kvm' || v === 'tcg' ? v : 'auto';
 }
 
 /** A directory for Unix sockets under `base`, or (too long for a socket path) a private temp dir named by its hash. */
@@ -151,19 +167,25 @@ export class VmRuntime {
   private readonly lock = new KeyedLock();
   private readonly clock: Clock;
   private readonly t: VmRuntimeTimeouts;
-  readonly accel: 'kvm' | 'tcg';
+  private accelNow: 'kvm' | 'tcg';
   private readonly sockDir: string;
   private closed = false;
 
   constructor(private readonly d: VmRuntimeDeps) {
     this.clock = d.clock ?? new SystemClock();
     this.t = { ...DEFAULT_TIMEOUTS, ...d.timeouts };
-    this.accel = d.accel ?? (kvmUsable() ? 'kvm' : 'tcg');
+    const want = d.accel ?? 'auto';
+    this.accelNow = want === 'auto' ? ((d.kvmProbe ?? kvmUsable)() ? 'kvm' : 'tcg') : want;
     mkdirSync(d.stateDir, { recursive: true, mode: 0o700 });
     this.sockDir = socketDir(d.stateDir);
   }
 
   // ---- reads ----------------------------------------------------------------------------
+
+  /** The accelerator new QEMU processes get: kvm, or tcg (software emulation). */
+  get accel(): 'kvm' | 'tcg' {
+    return this.accelNow;
+  }
 
   /** VMs with a QEMU process here. */
   get live(): number {
@@ -293,7 +315,7 @@ export class VmRuntime {
       const t0 = this.clock.now();
       // TCG: the guest is stopped for the whole copy (QEMU 7.2 loses guest writes made during a live
       // copy under TCG: guests panicked after 1 migration in 3 to 25; docs/migration.md)
-      const stopFirst = this.accel === 'tcg' && before === 'running';
+      const stopFirst = vm.accel === 'tcg' && before === 'running';
       this.d.log(`VM ${uuid}: migrating to ${targetHostIp}:${port}${stopFirst ? ' (stopped for the copy: TCG)' : ''}`);
       let st: QueryMigrate;
       try {
@@ -471,8 +493,10 @@ export class VmRuntime {
       }
       if (!ok) throw new UnavailableError(`nics[${i}]: this host's switch has no port for subnet ${n.subnetUuid} (${path})`);
     });
-    const args = qemuArgs({ spec: vm.spec, accel: this.accel, machine: this.d.machine ?? 'q35', paths: p, nicSocket: this.d.nicSocket, paused: !incoming, incoming });
+    const args = qemuArgs({ spec: vm.spec, accel: this.accelNow, machine: this.d.machine ?? 'q35', paths: p, nicSocket: this.d.nicSocket, paused: !incoming, incoming });
     const gen = ++vm.gen;
+    vm.accel = this.accelNow;
+    vm.relaunching = false;
     vm.timer?.dispose();
     vm.expectExit = undefined;
     vm.stderr = '';
@@ -504,6 +528,7 @@ export class VmRuntime {
       const lines = (partial + d).split('\n');
       partial = (lines.pop() ?? '').slice(-4096);
       for (const l of lines) if (l.trim() !== '') this.d.log(`VM ${uuid} qemu: ${l.trim()}`);
+      if (vm.accel === 'kvm' && lines.some((l) => l.includes('KVM internal error'))) this.kvmFailed(vm, gen);
     });
     try {
       const qmp = await QmpClient.connect(p.qmp, { timeoutMs: this.t.startMs, clock: this.clock, signal: abort.signal });
@@ -525,7 +550,29 @@ export class VmRuntime {
       const why = lastLine(vm.stderr) || (abort.signal.aborted ? errorMessage(abort.signal.reason) : errorMessage(e));
       throw new UnavailableError(`VM ${uuid}: QEMU did not start: ${why}`);
     }
-    this.d.log(`VM ${uuid} (${vm.spec.name}): QEMU ${vm.pid} ${incoming ? 'waiting for its migration' : 'running'} (${this.accel}, ${vm.spec.vcpus} vCPU, ${vm.spec.memoryMiB} MiB)`);
+    this.d.log(`VM ${uuid} (${vm.spec.name}): QEMU ${vm.pid} ${incoming ? 'waiting for its migration' : 'running'} (${vm.accel}, ${vm.spec.vcpus} vCPU, ${vm.spec.memoryMiB} MiB)`);
+  }
+
+  /**
+   * QEMU said "KVM internal error" (the guest is stopped for good: KVM could not run its code, as a
+   * nested KVM without unrestricted-guest support fails on boot loaders). With the accelerator
+   * chosen automatically, the host runs its VMs under TCG from now on, and this VM starts again
+   * under it, as after a reset. A host told to use kvm leaves the VM stopped (its events say why).
+   */
+  private kvmFailed(vm: Vm, gen: number): void {
+    if ((this.d.accel ?? 'auto') !== 'auto') return;
+    if (this.accelNow === 'kvm') {
+      this.accelNow = 'tcg';
+      this.d.log('KVM failed on this host (QEMU: KVM internal error): VMs run under TCG (software emulation) from now on');
+    }
+    const uuid = vm.spec.uuid;
+    this.lock.run(uuid, async () => {
+      if (vm.gen !== gen || !vm.proc || vm.state === 'migrating' || vm.state === 'incoming') return;
+      vm.expectExit = 'KVM failed: starting again under TCG';
+      vm.relaunching = true;
+      await this.stopProcess(vm);
+      await this.launch(vm, false);
+    }).catch((e: unknown) => this.d.log(`VM ${uuid}: could not start again under TCG: ${errorMessage(e)}`));
   }
 
   private connectConsole(vm: Vm, gen: number, path: string): void {
@@ -606,7 +653,7 @@ export class VmRuntime {
     if (vm.state === 'migrated') reason = vm.expectExit ?? 'migrated';
     else if (vm.expectExit) {
       reason = vm.expectExit + (code !== null && code !== 0 && err ? `: ${err}` : '');
-      vm.state = 'off';
+      vm.state = vm.relaunching ? 'starting' : 'off';
     } else if (vm.state === 'starting') {
       reason = `QEMU did not start (${how})${err ? `: ${err}` : ''}`;
       vm.state = 'crashed';
