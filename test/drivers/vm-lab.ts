@@ -12,6 +12,9 @@ import { TestFoundation } from './foundation-driver.ts';
 import { cvg } from './cli.ts';
 import { buildTestGuest } from './guest-vm.ts';
 import type { Vm } from '../../src/cvm/protocol/vms.ts';
+import type { ConsoleChunk } from '../../src/hypervisor/protocol/vms.ts';
+import { cvmCall } from '../../src/cvm/protocol/client.ts';
+import { DeploymentPki } from '../../src/shared/identity.ts';
 
 export class VmLab {
   /** The CVM the commands go to (a test that powers a host off moves it). */
@@ -55,12 +58,34 @@ export class VmLab {
     return r.out;
   }
 
-  vm(name: string): Promise<Vm> {
-    return this.ok<Vm>('vm', 'get', name);
+  /**
+   * The CVM API called in this process as the operator: what the tests poll goes this way (a
+   * `converge` process costs a second of CPU, and TCG guests share the cores); the actions go
+   * through the command.
+   */
+  api<T>(path: string): Promise<T> {
+    const identity = DeploymentPki.operatorOf(this.t.dir);
+    assert.ok(identity, 'the deployment has an operator certificate');
+    return cvmCall<T>(this.cvmIp, path, { identity, timeoutMs: 30_000 });
   }
 
+  /** A VM by name (`converge vm get` reads the same record). */
+  async vm(name: string): Promise<Vm> {
+    const v = (await this.api<Vm[]>('/vms')).find((x) => x.name === name);
+    assert.ok(v, `no VM ${name}`);
+    return v;
+  }
+
+  /** A VM's whole console log, chunk by chunk (as `converge vm console` reads it). */
   async console(name: string): Promise<string> {
-    return (await this.ok<{ text: string }>('vm', 'console', name)).text;
+    const { uuid } = await this.vm(name);
+    let text = '';
+    for (let offset = 0; ;) {
+      const c = await this.api<ConsoleChunk>(`/vms/${uuid}/console?offset=${offset}`);
+      if (c.text === '') return text;
+      text += c.text;
+      offset = c.next;
+    }
   }
 
   /** Waits until the console (from byte `from`) matches `re`, failing at once on a guest ERROR line; the text after `from`. */
