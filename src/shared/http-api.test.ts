@@ -30,6 +30,16 @@ before(async () => {
   app.get('/who', (req) => req.peer);
   app.post('/operator-only', { config: { roles: ['operator'] } }, (req) => ({ got: parseWith(z.object({ n: z.number().int() }), req.body).n }));
   app.delete('/thing/:name', (req) => ({ deleted: (req.params as { name: string }).name }));
+  // the first request of each method closes its connection unanswered (a server restarting under a pooled connection)
+  const closed = new Set<string>();
+  app.route({ method: ['GET', 'POST'], url: '/closes-once', handler: (req, reply) => {
+    if (!closed.has(req.method)) {
+      closed.add(req.method);
+      req.raw.socket.destroy();
+      return reply;
+    }
+    return { method: req.method };
+  } });
   await app.listen({ port: 0, host: IP });
   port = (app.server.address() as { port: number }).port;
 });
@@ -56,6 +66,12 @@ test('a role is accepted only from the CA that may grant it', async () => {
   const clusterCa = await createCa('another cluster');
   const forged = await issueCert(clusterCa, { cn: 'operator', ou: 'operator', usage: 'client' });
   assert.equal(peerOfCert(forged.cert, { deployment: pki.ca.cert, cluster: clusterCa.cert }), null);
+});
+
+test('a connection closed unanswered: a GET is asked again once on a new connection, a POST is not (it may have been done)', async () => {
+  assert.deepEqual(await callInternal(IP, port, '/closes-once', { identity: pki.operator }), { method: 'GET' });
+  await assert.rejects(callInternal(IP, port, '/closes-once', { identity: pki.operator, body: {} }), (e: unknown) => e instanceof UnavailableError && /other side closed/.test(e.message));
+  assert.deepEqual(await callInternal(IP, port, '/closes-once', { identity: pki.operator, body: {} }), { method: 'POST' });
 });
 
 test('the operator is admitted everywhere; a node is refused an operator route with 403', async () => {

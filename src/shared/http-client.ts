@@ -81,25 +81,43 @@ export function agentOf(id: Identity): Agent {
   return a;
 }
 
+/** Whether a fetch failed on a connection the other side closed before answering (undici's SocketError). */
+function closedUnderUs(e: unknown): boolean {
+  const cause = (e as { cause?: { code?: string } }).cause;
+  return cause?.code === 'UND_ERR_SOCKET';
+}
+
 /** Calls `https://<host>:<port><path>` (GET without a body, POST with one, unless `method` says). */
 export async function callInternal<T>(host: string, port: number, path: string, o: CallOptions = {}): Promise<T> {
   const id = o.identity ?? processIdentity;
   if (!id) throw new AuthError(`no client identity to call ${host}:${port} with (the deployment's pki/operator.json, or the node's identity)`);
   const deadline = AbortSignal.timeout(o.timeoutMs ?? 15_000);
-  let r;
-  try {
-    r = await fetch(`https://${host}:${port}${path}`, {
-      method: o.method ?? (o.body === undefined && o.stream === undefined ? 'GET' : 'POST'),
-      headers: o.stream !== undefined ? { 'Content-Type': 'application/octet-stream' } : o.body === undefined ? {} : { 'Content-Type': 'application/json' },
-      body: o.stream ?? (o.body === undefined ? null : JSON.stringify(o.body)),
-      ...(o.stream instanceof Readable ? { duplex: 'half' as const } : {}),
-      signal: o.signal ? AbortSignal.any([o.signal, deadline]) : deadline,
-      dispatcher: agentOf(id),
-    });
-  } catch (e) {
+  const method = o.method ?? (o.body === undefined && o.stream === undefined ? 'GET' : 'POST');
+  const fetchOnce = (): ReturnType<typeof fetch> => fetch(`https://${host}:${port}${path}`, {
+    method,
+    headers: o.stream !== undefined ? { 'Content-Type': 'application/octet-stream' } : o.body === undefined ? {} : { 'Content-Type': 'application/json' },
+    body: o.stream ?? (o.body === undefined ? null : JSON.stringify(o.body)),
+    ...(o.stream instanceof Readable ? { duplex: 'half' as const } : {}),
+    signal: o.signal ? AbortSignal.any([o.signal, deadline]) : deadline,
+    dispatcher: agentOf(id),
+  });
+  const unanswered = (e: unknown): UnavailableError => {
     // undici says "fetch failed"; what failed (refused, TLS, timeout) is its cause
     const cause = (e as { cause?: unknown }).cause;
-    throw new UnavailableError(`${host}:${port} does not answer (${errorMessage(cause ?? e)})`);
+    return new UnavailableError(`${host}:${port} does not answer (${errorMessage(cause ?? e)})`);
+  };
+  let r;
+  try {
+    r = await fetchOnce();
+  } catch (e) {
+    // a pooled connection the server closed meanwhile (its restart with new certificates, an idle
+    // close racing our request): a GET is asked again once, on a new connection
+    if (method !== 'GET' || !closedUnderUs(e) || deadline.aborted || o.signal?.aborted) throw unanswered(e);
+    try {
+      r = await fetchOnce();
+    } catch (again) {
+      throw unanswered(again);
+    }
   }
   const text = await r.text();
   let j: (T & { error?: { code?: string; message?: string; field?: string } }) | undefined;

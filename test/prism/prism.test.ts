@@ -99,7 +99,7 @@ test('v3 hosts/list: three hosts with hypervisor, CVM, BMC and hardware; filter,
   assert.equal(r.status, 200, r.text);
   assert.equal(r.json.metadata.total_matches, 3);
   const h = r.json.entities.find((e: any) => e.status.resources.hypervisor.ip === '127.66.0.2');
-  assert.equal(h.status.name, 'lab-2');
+  assert.equal(h.status.name, 'lab-2', JSON.stringify(h.status));
   assert.equal(h.status.resources.controller_vm.ip, '127.66.1.2');
   assert.equal(h.status.cluster_reference.uuid, progress.clusters[0].cluster_id);
   assert.ok(h.status.resources.memory_capacity_mib > 0 && h.status.resources.num_cpu_cores > 0);

@@ -25,7 +25,7 @@ export function nameUuid(namespace: string, name: string): string {
 }
 
 function hostStatus(ip: string): Promise<HostStatus> {
-  return hostCall<HostStatus>(ip, '/status', { timeoutMs: 2000 });
+  return hostCall<HostStatus>(ip, '/status', { timeoutMs: 5000 });
 }
 
 export class SnapshotSource {
@@ -67,7 +67,7 @@ export class SnapshotSource {
       Promise.all(cluster.members.map(async (m): Promise<MemberView> => {
         const problems: string[] = [];
         const [cvm, host] = await Promise.all([
-          cvmCall<CvmStatus>(m.cvmIp, '/status', { timeoutMs: 2000 }).catch((e: unknown) => {
+          cvmCall<CvmStatus>(m.cvmIp, '/status', { timeoutMs: 5000 }).catch((e: unknown) => {
             problems.push(`CVM ${m.cvmIp}: ${errorMessage(e)}`);
             return null;
           }),
