@@ -307,6 +307,9 @@ async function hostStatus(): Promise<HostStatus> {
 /** The host agent's API on hostIp:8100: HTTPS, a client certificate required. */
 function buildAgent(): FastifyInstance {
   const app = createInternalApi({ tls: { identity: nodeId, anchors: anchors() }, bodyLimit: 64 << 10, log });
+  // a client certificate refused: perhaps of the cluster just created, whose CA the 5 s refresh has
+  // not read yet (Prism asked within seconds of the create); the next handshake finds it trusted
+  app.server.on('tlsClientError', () => trustCurrentCluster());
   app.get('/status', { config: { roles: ['operator', 'node', 'cvm', 'host'] } }, () => hostStatus());
   registerVmRoutes(app, vms);
   app.put('/network', { config: { roles: ['cvm', 'operator'] } }, async (req) => {
@@ -327,13 +330,21 @@ let trustedCluster = memberIdentities()?.ca;
 
 // ---- the I/O redirector: vdisks for local clients, through the local CVM or a healthy remote one ----
 let clusterCvms: string[] = [];
-async function refreshCluster(): Promise<void> {
-  // the cluster's CA changes at cluster create and destroy: the agent trusts the current one
+let trustCheckedAt = 0;
+/** The cluster's CA changes at cluster create and destroy: the agent trusts the current one (read at most every 250 ms). */
+function trustCurrentCluster(): void {
+  const now = Date.now();
+  if (now - trustCheckedAt < 250) return;
+  trustCheckedAt = now;
   const ca = memberIdentities()?.ca;
   if (ca !== trustedCluster) {
     trustedCluster = ca;
     setAnchors(agent, anchors());
+    log(ca ? 'trusting the cluster CA (members admitted)' : 'no cluster CA trusted (no longer a member)');
   }
+}
+async function refreshCluster(): Promise<void> {
+  trustCurrentCluster();
   await linkSwitch().catch((e: unknown) => log(`virtual switch: ${errorMessage(e)}`));
   try {
     const st = await cvmCall<{ cluster?: { members: { cvmIp: string }[] } | null }>(cfg.cvmIp, '/status', { timeoutMs: 2000 });
