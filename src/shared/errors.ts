@@ -109,6 +109,14 @@ export class DiskFullError extends ConvergeError {
   }
 }
 
+/** No room anywhere a write may go: placement found too few nodes with a healthy disk that has room (NBD: ENOSPC). */
+export class PoolFullError extends DiskFullError {
+  constructor(message: string) {
+    super('pool', 0);
+    this.message = message;
+  }
+}
+
 export class RackNotRunningError extends ConvergeError {
   readonly code = 'CVG_ERR_RACK_NOT_RUNNING';
 }

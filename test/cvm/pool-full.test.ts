@@ -25,7 +25,7 @@ import { promisify } from 'node:util';
 import type { Etcd3 } from 'etcd3';
 import { TestFoundation } from '../drivers/foundation-driver.ts';
 import { NbdClient } from '../../src/shared/nbd/client.ts';
-import { NBD_CMD_READ, NBD_CMD_WRITE, NBD_CMD_FLUSH } from '../../src/shared/nbd/constants.ts';
+import { NBD_CMD_READ, NBD_CMD_WRITE, NBD_CMD_FLUSH, NBD_ENOSPC } from '../../src/shared/nbd/constants.ts';
 import { hostCall } from '../../src/hypervisor/protocol/client.ts';
 import { cvmCall } from '../../src/cvm/protocol/client.ts';
 import { BUILTIN_MODELS } from '../../src/rack/core/models.ts';
@@ -186,5 +186,17 @@ test('a pool full for placement, a disk failed under writes and cleared: no fail
     } finally {
       c.close();
     }
+  }
+
+  // a new vdisk's first write needs an extent group the pool has no room for: ENOSPC at once, as a
+  // disk that is full answers (not EIO after the 30 s an owner keeps retrying a passing fault)
+  await cvmCall(CVM(0), '/storage/vdisks', { body: { name: 'more', size: '128M' } });
+  const c = await NbdClient.connectPath((await hostCall<{ vdiskSocket: string }>(HOST(1), '/status')).vdiskSocket, 'more');
+  try {
+    const t1 = Date.now();
+    await assert.rejects(c.request(NBD_CMD_WRITE, 0n, 4096, Buffer.alloc(4096, 7)), (e: unknown) => (e as { errno?: number }).errno === NBD_ENOSPC);
+    assert.ok(Date.now() - t1 < 10_000, `ENOSPC after ${Date.now() - t1} ms`);
+  } finally {
+    c.close();
   }
 });

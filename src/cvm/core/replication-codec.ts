@@ -118,6 +118,8 @@ export const ST_NOT_OWNER = 8;
 export const ST_BUSY = 9;
 /** A transient failure (a replica or the configuration store did not answer in time): the request may be sent again. */
 export const ST_UNAVAILABLE = 10;
+/** No room: a disk or the pool is full (NBD: ENOSPC). A peer that predates it reads an internal error. */
+export const ST_NO_SPACE = 11;
 
 export interface ReplicationRequest {
   /** versionFor(op) unless said. */

@@ -13,7 +13,7 @@ import type { Socket } from 'node:net';
 import { createServer, connect, type Server, type TLSSocket } from 'node:tls';
 import { peerOf, type Anchors, type Identity } from '../../shared/identity.ts';
 import { ByteReader } from '../../shared/nbd/reader.ts';
-import { DiskIoError, InputError, NotFoundError, TimeoutError, UnavailableError, errorMessage } from '../../shared/errors.ts';
+import { DiskFullError, DiskIoError, InputError, PoolFullError, NotFoundError, TimeoutError, UnavailableError, errorMessage } from '../../shared/errors.ts';
 import * as R from '../core/replication-codec.ts';
 import { REPLICATION_PORT } from '../protocol/cluster.ts';
 import type { EgroupRef, LocalEgroups } from './egroups.ts';
@@ -66,6 +66,7 @@ function statusOf(e: unknown): number {
   if (e instanceof UnavailableError || e instanceof TimeoutError) return R.ST_UNAVAILABLE;
   if (e instanceof ChecksumError || e instanceof CorruptPageError) return R.ST_CHECKSUM;
   if (e instanceof DiskIoError) return R.ST_DISK_IO;
+  if (e instanceof DiskFullError) return R.ST_NO_SPACE;
   if (e instanceof InputError) return R.ST_INPUT;
   if (e instanceof NotFoundError) return R.ST_NOT_FOUND;
   return R.ST_INTERNAL;
@@ -263,6 +264,8 @@ function replyError(ip: string, status: number, body: Buffer, msg: string): Erro
       return new UnavailableError(`CVM ${ip}: ${msg}`);
     case R.ST_CHECKSUM:
       return new ChecksumError(ip, msg);
+    case R.ST_NO_SPACE:
+      return new PoolFullError(msg);
     default:
       return new DiskIoError(ip, msg);
   }

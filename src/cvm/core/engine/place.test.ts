@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { EGROUP_BYTES, EXTENT_BYTES, EXTENT_HEADER_BYTES } from './layout.ts';
 import { committedBytes, egroupReserve, placeEgroup } from './place.ts';
 import type { SpaceDisk } from './ports.ts';
+import { PoolFullError, UnavailableError } from '../../../shared/errors.ts';
 
 const MiB = 1 << 20;
 
@@ -30,5 +31,8 @@ test('placement needs the reserve free: a disk with room for 1 MiB but not the e
   const need = egroupReserve(4 * EGROUP_BYTES, 0);
   const disks = [d('a1', 'a', need - 1), d('b1', 'b', need), d('c1', 'c', 10 * need)];
   assert.deepEqual(placeEgroup(disks, 'a', 2, need).map((l) => l.disk).sort(), ['b1', 'c1'], 'not on the writer\'s full disk');
-  assert.throws(() => placeEgroup(disks, 'a', 3, need), /only 2 node\(s\)/);
+  assert.throws(() => placeEgroup(disks, 'a', 3, need), (e: unknown) => e instanceof PoolFullError && /pool is full.*only 2 node\(s\)/.test(e.message), 'three nodes with healthy disks, one without room: full');
+  // too few nodes with a healthy disk at all: a passing fault (a node or disk down), not a full pool
+  const down = [d('b1', 'b', 10 * need), { ...d('c1', 'c', 10 * need), ok: false }];
+  assert.throws(() => placeEgroup(down, 'a', 2, need), (e: unknown) => e instanceof UnavailableError && !(e instanceof PoolFullError));
 });

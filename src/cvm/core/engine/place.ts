@@ -4,7 +4,7 @@
  * the writer's node, the others on distinct other nodes with the most free space), but on each node
  * an SSD is preferred to an HDD, and nodes that already hold a replica (or are excluded) are skipped.
  */
-import { UnavailableError } from '../../../shared/errors.ts';
+import { PoolFullError, UnavailableError } from '../../../shared/errors.ts';
 import { EGROUP_BYTES, EXTENT_BYTES, EXTENT_HEADER_BYTES, type EgroupRecord, type ReplicaLocation } from './layout.ts';
 import type { SpaceDisk } from './ports.ts';
 
@@ -38,7 +38,13 @@ export function placeEgroup(disks: readonly SpaceDisk[], localNode: string, coun
     if (out.length >= count) break;
     out.push({ node: o.n, cvmIp: o.d.cvmIp, disk: o.d.serial });
   }
-  if (out.length < count) throw new UnavailableError(`cannot place ${count} replica(s) on distinct nodes: only ${out.length} node(s) have a healthy disk with ${needBytes} bytes free`);
+  if (out.length < count) {
+    const why = `cannot place ${count} replica(s) on distinct nodes: only ${out.length} node(s) have a healthy disk with ${needBytes} bytes free`;
+    // enough nodes with healthy disks, too few with room: the pool is full (not a passing fault)
+    const healthy = new Set(disks.filter((d) => d.ok && !excludeNodes.includes(d.node)).map((d) => d.node));
+    if (healthy.size >= count) throw new PoolFullError(`the storage pool is full: ${why}`);
+    throw new UnavailableError(why);
+  }
   return out;
 }
 
