@@ -22,6 +22,8 @@
  * limit (`CONVERGE_REPAIR_MIBPS`, 8 MiB/s by default) and a duty cycle (0.5: after a copy that took
  * d ms the next waits at least d ms more), so client writes keep their share during
  * re-protection. With it the owner copies outside the extent group's exclusive lock (owner.ts).
+ * A CVM that served no client I/O in the last second copies unthrottled, IDLE_WINDOW extents in
+ * flight per copy (one while it serves clients).
  *
  * Every store or registry call has a timeout on the injected clock, so a pass always ends (an
  * owner's own calls have theirs); a failing pass is logged and the next one retries. stop() aborts
@@ -52,6 +54,9 @@ export interface CopyBudgetOptions {
   busy?: () => boolean;
 }
 
+/** Extents in flight per copy on an idle CVM: the source's read, the network and the target's write overlap. */
+export const IDLE_WINDOW = 4;
+
 /**
  * The copy budget of one CVM's repairs: `throttle` is the owners' `copyThrottle`. It is called
  * after each extent copied with the bytes copied, and returns when the next copy may start: the
@@ -68,6 +73,9 @@ export class CopyBudget {
   get mibPerSec(): number {
     return this.o.mibPerSec ?? 8;
   }
+
+  /** Extents a copy may have in flight: IDLE_WINDOW while the CVM serves no client I/O, else one. */
+  readonly window = (): number => (this.o.busy && !this.o.busy() ? IDLE_WINDOW : 1);
 
   readonly throttle = async (bytes: number): Promise<void> => {
     if (this.abort.signal.aborted) throw new UnavailableError('the repair loop is stopping');

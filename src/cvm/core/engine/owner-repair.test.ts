@@ -193,6 +193,43 @@ test('a throttled copy runs outside the exclusive lock: client writes to the ext
   assert.equal(copies, 4, 'no extent copied again under the lock');
 });
 
+test('copyWindow: a copy outside the lock has up to the window\'s extents in flight; a window shrunk to one ends the extra copies', async () => {
+  const c = new Cluster(['a', 'b', 'c']);
+  let window = 3;
+  const waiting: (() => void)[] = [];
+  let most = 0;
+  const o = await VdiskOwner.open({
+    vdisk: 'vd', node: 'a', cvmIp: 'ip-a', rf: 2, io: c.io(), meta: c.meta(), clock: new VirtualClock(), checksum: crc32c,
+    liveness: { isDown: (n) => c.down.has(n), subscribe: () => () => undefined },
+    space: { disks: () => ['a', 'b', 'c'].map((n) => ({ serial: `${n}-ssd`, node: n, cvmIp: `ip-${n}`, freeBytes: 1e12, ok: true, media: 'ssd' as const })) },
+    // every copy's throttle waits until the test lets it go: the copies waiting at once are those in flight
+    copyThrottle: () => new Promise<void>((r) => {
+      waiting.push(r);
+      most = Math.max(most, waiting.length);
+    }),
+    copyWindow: () => window,
+  });
+  await o.pwrite(0, fill(7, 8 * EXTENT_BYTES));
+  const [, second] = c.records.get(0)!.value.replicas as [ReplicaLocation, ReplicaLocation];
+  const third = ['b', 'c'].find((n) => n !== second.node)!;
+  const moving = o.move(0, second, loc(third));
+  const settle = async (): Promise<void> => {
+    for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+  };
+  await settle();
+  assert.equal(waiting.length, 3, 'three extents copied at once');
+  window = 1;
+  while (waiting.length > 0) {
+    waiting.splice(0).forEach((r) => r());
+    await settle();
+    assert.ok(waiting.length <= 1, `one copy at a time once the window is 1 (${waiting.length})`);
+  }
+  assert.equal(await moving, true);
+  assert.equal(most, 3);
+  assert.equal(o.counters.prefilled, 8);
+  assert.equal(c.digest(loc(third), 0), c.digest(loc('a'), 0));
+});
+
 test('copyThrottle: a stale replica whose node does not answer (not declared down) is replaced by one filled outside the lock; nothing is copied under it', async () => {
   const c = new Cluster(['a', 'b', 'c']);
   const o = await c.open('a', true);

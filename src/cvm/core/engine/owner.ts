@@ -64,6 +64,12 @@ export interface OwnerOptions {
    * client I/O to the extent group is not stopped for the length of a throttled copy.
    */
   copyThrottle?: (bytes: number) => Promise<void>;
+  /**
+   * How many extents a copy outside the lock may have in flight, asked before each next extent
+   * (default 1): one extent at a time leaves the source's read, the network and the target's
+   * write each idle two thirds of the time. A window that shrinks ends the extra copies.
+   */
+  copyWindow?: () => number;
 }
 
 /** Options of repair() and move(). */
@@ -607,25 +613,19 @@ export class VdiskOwner {
     });
     entry.pending = new Set(differ);
     const pending = entry.pending;
-    for (let i = 0; i < differ.length; i++) {
-      const e = differ[i]!;
-      if (signal?.aborted || this.state !== 'open') return false;
-      // the extent group needs its takeover check again (a record swap that may or may not have
-      // happened): run it and go on, rather than leave the rest to the locked pass (client writes
-      // wait for everything copied under the exclusive lock)
-      if (!st.ready && !(await this.readyForPrefill(st))) return false;
+    const queue = [...differ];
+    let stopped = false;
+    /** Copies one extent under the shared lock and the extent's mutex: 'again' when the extent group needs its takeover check first. */
+    const copy = async (e: number): Promise<'copied' | 'again' | 'stop'> => {
       let bytes = 0;
       const release = await st.lock.shared();
       try {
         const unlock = await this.extentLock(st, e).acquire();
         try {
           this.check();
-          if (!st.ready) {
-            i--;
-            continue;
-          }
-          const srcs = st.record.value.replicas.filter((l) => this.usable(st, l));
-          if (!srcs.length) return false;
+          if (!st.ready) return 'again';
+          const srcs = st.record!.value.replicas.filter((l) => this.usable(st, l));
+          if (!srcs.length) return 'stop';
           const image = await this.readImage(st, e, srcs);
           await this.timed(this.o.io.writeExtent(target, this.o.vdisk, st.index, e, this.epoch, image));
           pending.delete(e); // under the extent's mutex: the next write to it goes to the target too
@@ -638,7 +638,33 @@ export class VdiskOwner {
         release();
       }
       await throttle(bytes);
-    }
+      return 'copied';
+    };
+    const worker = async (k: number): Promise<void> => {
+      while (!stopped && (k === 0 || k < (this.o.copyWindow?.() ?? 1))) {
+        const e = queue.shift();
+        if (e === undefined) return;
+        // the extent group needs its takeover check again (a record swap that may or may not have
+        // happened): run it and go on, rather than leave the rest to the locked pass (client writes
+        // wait for everything copied under the exclusive lock)
+        if (signal?.aborted || this.state !== 'open' || (!st.ready && !(await this.readyForPrefill(st)))) {
+          stopped = true;
+          return;
+        }
+        const r = await copy(e);
+        if (r === 'again') queue.unshift(e);
+        else if (r === 'stop') stopped = true;
+      }
+    };
+    const window = Math.max(1, Math.min(queue.length, this.o.copyWindow?.() ?? 1));
+    // a copy that throws ends the others before their next extent (stopped), then the error goes up
+    const results = await Promise.allSettled(Array.from({ length: window }, (_x, k) => worker(k).catch((e: unknown) => {
+      stopped = true;
+      throw e;
+    })));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    if (stopped || queue.length > 0) return false;
     // durable now, outside the lock: the locked pass's sync of the target then has little left to write
     // (128 MiB made durable under the exclusive lock stopped client writes to the extent group for seconds)
     await this.timed(this.o.io.sync(target, this.o.vdisk), this.syncTimeoutMs);

@@ -150,7 +150,9 @@ export class Simulation {
         io: this.world.replicaIo(node), meta: this.world.meta(node), liveness: this.world.liveness(node),
         clock: this.clock, space: this.world.space(), checksum: crc32c, callTimeoutMs: 300, syncTimeoutMs: 3000, bugs: this.o.bugs ?? {},
         // odd seeds: repair copies are throttled, so they run outside the exclusive lock while clients write
+        // (and seeds 3 mod 4 copy up to three extents at a time, the window of an idle CVM; it varies as on a CVM whose clients come and go)
         ...(this.o.seed % 2 === 1 ? { copyThrottle: (bytes: number) => this.clock.sleep(1 + Math.floor(bytes / (16 * PAGE_BYTES))) } : {}),
+        ...(this.o.seed % 4 === 3 ? { copyWindow: () => 1 + Math.floor((this.clock.now() / 50) % 3) } : {}),
       });
       const n = this.world.node(node);
       if (!n.up) {
