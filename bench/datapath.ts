@@ -17,6 +17,8 @@
  *     Beside each figure, the CPU time of the serving processes per MiB moved (Converge: each CVM's
  *     genesis, where stargate runs, and its etcd; host 0's agent, where the redirector runs, found
  *     as the owner of its socket by `ss -xlp`; nbdkit: nbdkit), from /proc.
+ *     1b. Where the CPU goes: RF1 sequential reads and 4 KiB random writes once more, with the CPU
+ *     per MiB of each serving process apart (each CVM's stargate and etcd, host 0's redirector).
  *  2. Import: `qemu-img convert` of --import MiB of new (random) data into a fresh vdisk / file, timed.
  *  3. Goals (issue 12): RF1 sequential ≥ 0.8 of nbdkit, 4 KiB random ≥ 0.5 of nbdkit (RF1), RF2
  *     writes ≥ 0.6 of RF1: each marked met / not met with its figure; with --rebuild, rebuild
@@ -41,7 +43,7 @@ import { mkdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { cvmCall } from '../src/cvm/protocol/client.ts';
-import { arg, bestOf, col, cpuDuring, fio, nbdLoad, run, type Job, type Sample } from './fio.ts';
+import { arg, bestOf, col, cpuDuring, cpuMs, fio, nbdLoad, run, type Job, type Sample } from './fio.ts';
 import { benchVdisk, CVM, machineContext, SPARE_IP, startBenchLab, type BenchLab } from './lab.ts';
 
 const QUICK = process.argv.includes('--quick');
@@ -103,14 +105,23 @@ async function fresh(lab: BenchLab, dir: string, name: string, sizeMiB: number):
 }
 
 /** The processes that serve I/O: Converge's (every CVM's genesis, where stargate runs, and etcd; host 0's agent, where the redirector runs) and nbdkit. */
-async function servingPids(lab: BenchLab, nbdkitPid: number): Promise<{ converge: number[]; ref: number[] }> {
-  const cvm = await Promise.all(lab.cvms.map(async (ip) => (await cvmCall<{ services: { name: string; pid: number | null }[] }>(ip, '/status')).services
-    .filter((x) => x.name === 'stargate' || x.name === 'etcd').map((x) => x.pid ?? 0)));
+async function servingPids(lab: BenchLab, nbdkitPid: number): Promise<{ converge: number[]; ref: number[]; labelled: [string, number][] }> {
+  const cvm = await Promise.all(lab.cvms.map(async (ip, i) => (await cvmCall<{ services: { name: string; pid: number | null }[] }>(ip, '/status')).services
+    .filter((x) => x.name === 'stargate' || x.name === 'etcd').map((x): [string, number] => [`CVM ${i + 1} ${x.name === 'etcd' ? 'etcd' : 'stargate'}`, x.pid ?? 0])));
   // the redirector's socket's owner (ss -xlp), the host agent
   const { stdout } = await run('ss', ['-xlpn']).catch(() => ({ stdout: '' }));
   const line = stdout.split('\n').find((l) => l.includes(lab.vdiskSocket));
   const agent = Number(/pid=(\d+)/.exec(line ?? '')?.[1] ?? 0);
-  return { converge: [...new Set([...cvm.flat(), agent])].filter((p) => p > 0), ref: [nbdkitPid] };
+  const labelled = [...cvm.flat(), ['host 1 redirector', agent] as [string, number]].filter(([, p]) => p > 0);
+  return { converge: [...new Set(labelled.map(([, p]) => p))], ref: [nbdkitPid], labelled };
+}
+
+/** 1b: one fio job on `uri`, the CPU of each serving process per MiB moved: where the time of the data path goes. */
+async function cpuByProcess(job: Job, uri: string, labelled: readonly [string, number][]): Promise<void> {
+  const before = labelled.map(([, p]) => cpuMs(p));
+  const r = await fio(job, { uri }, SIZE_MIB, RUNTIME);
+  const parts = labelled.map(([l, p], i) => [l, (cpuMs(p) - (before[i] ?? 0)) / Math.max(r.mib, 1e-9)] as const).filter(([, ms]) => ms >= 0.005);
+  console.log(`   ${job.name.padEnd(20)} ${col(r.mibs, 7)} MiB/s   ${parts.map(([l, ms]) => `${l} ${ms.toFixed(2)}`).join(', ')}`);
 }
 
 async function timedImport(src: string, uri: string): Promise<Figure> {
@@ -291,6 +302,8 @@ async function main(): Promise<void> {
         printRow(r);
       }
     }
+    console.log('\n1b. where the CPU goes: ms of CPU per MiB moved, by process (RF1 vdisk, owned by CVM 1, the redirector\'s local CVM)');
+    for (const job of [READ[0], OVER[1]]) if (job) await cpuByProcess(job, seq.rf1, pids.labelled);
     console.log(`\n2. import: qemu-img convert of ${IMPORT_MIB} MiB of new (random) data into a fresh vdisk / file, wall time`);
     const imp = await fresh(lab, dir, 'imp', IMPORT_MIB);
     const m = { rf1: await timedImport(src, imp.rf1), rf2: await timedImport(src, imp.rf2), ref: await timedImport(src, imp.ref) };
