@@ -1,7 +1,9 @@
 /**
  * Node loss under write load (issue 12's done-when, ADR 015 "Failure detection, re-protection,
  * rebalancing"): a 3-node RF2 cluster, a client writing steadily over NBD to CVM 1, node 3 (node 2
- * if placement put no steady replica on node 3) powered off through its BMC (Redfish) mid-run.
+ * if placement put no steady replica on node 3) powered off through its BMC (Redfish) mid-run,
+ * after etcd's leadership was moved to it (the worst case: the store elects a new leader, which
+ * extends every lease once, so the declaration comes 5–7 s after the power-off instead of 2–3 s).
  *  - it is declared down once (its alive key's lease expires; `/converge/v2/down/<node>`);
  *  - no write stalls more than 2 s after the declaration; write throughput while its replicas are
  *    restored elsewhere keeps at least half of what it was before;
@@ -9,7 +11,9 @@
  *  - every acknowledged write reads back (through both CVMs that stayed up);
  *  - the node powered on again: it clears its declaration and replicas move onto it; the data still
  *    reads back through its CVM.
- * Prints the times (declaration, re-protection) and throughputs.
+ * Prints the times (declaration, re-protection) and throughputs; the longest write before the
+ * declaration is printed, not bounded (it was 5 s with the lost leader; 1.5–3 s since record swaps
+ * time out after 1.5 s and are sent again). CONVERGE_KEEP_LAB=1 keeps the nodes' logs.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -121,6 +125,23 @@ test('node loss under write load: declared down once, writes do not stall, RF re
   const rate = (from: number, to: number): number => done.filter((d) => d.end >= from && d.end < to).length / ((to - from) / 1000);
   try {
     await new Promise((r) => setTimeout(r, 8000));
+    // the worst case, every run: the node lost leads etcd (the store elects a new leader, which
+    // extends every lease once, before the lost node's alive key can expire)
+    const members = (await etcd.cluster.memberList({})).members ?? [];
+    const target = members.find((m) => m.clientURLs?.some((u) => u.includes(`//${CVM(V)}:`)));
+    assert.ok(target, `an etcd member on ${CVM(V)}`);
+    const leaderId = (await etcd.maintenance.status()).leader;
+    if (leaderId !== target.ID) {
+      const leaderIp = /\/\/([\d.]+):/.exec(members.find((m) => m.ID === leaderId)?.clientURLs?.[0] ?? '')?.[1] ?? CVM(0);
+      const atLeader = t.store([leaderIp]);
+      try {
+        await atLeader.maintenance.moveLeader({ targetID: target.ID });
+      } finally {
+        atLeader.close();
+      }
+    }
+    assert.equal((await etcd.maintenance.status()).leader, target.ID, 'the node to lose leads etcd');
+    tc.diagnostic(`etcd leader before the power-off: ${CVM(V)}, the node lost`);
     const offAt = Date.now();
     const baseline = rate(offAt - 6000, offAt);
     await power(V, 'ForceOff');

@@ -170,10 +170,13 @@ export class TestFoundation {
     return { uuid: (JSON.parse(v.stdout) as { uuid: string }).uuid, etcd: this.store(storeIps) };
   }
 
+  /** Stops everything; with CONVERGE_KEEP_LAB set, keeps the rack's and Foundation's folders (node console logs) and says where. */
   async stop(): Promise<void> {
+    const keep = process.env['CONVERGE_KEEP_LAB'] !== undefined;
     await this.fd.close();
     await this.agent.close();
-    await this.tr.stop();
-    rmSync(this.dir, { recursive: true, force: true });
+    await this.tr.stop(keep);
+    if (keep) console.log(`# CONVERGE_KEEP_LAB: kept ${this.dir} and ${this.tr.dataDir}`);
+    else rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -457,7 +457,7 @@ export class Cvm {
         return { vdisk: vd, rf: c?.replicationFactor ?? cluster.redundancyFactor };
       },
       // a replica slower than 5 s goes stale (a node that is down fails at once, once declared: 3-6 s)
-      log: this.log, leaseTtlS: ttlS, copyThrottle: (bytes) => budget.throttle(bytes), copyWindow: budget.window, callTimeoutMs: 5000,
+      log: this.log, leaseTtlS: ttlS, copyThrottle: (bytes) => budget.throttle(bytes), copyWindow: budget.window, callTimeoutMs: 5000, storeTimeoutMs: 1500,
     });
     await owners.start();
     this.owners = owners;

@@ -71,6 +71,8 @@ export interface OwnerRegistryDeps {
   callTimeoutMs?: number;
   /** Paces the owners' repair copies (node/engine-repair.ts CopyBudget.throttle). */
   copyThrottle?: (bytes: number) => Promise<void>;
+  /** An extent-group record call slower than this fails and the I/O is sent again (VdiskOwner storeTimeoutMs). */
+  storeTimeoutMs?: number;
   /** Extents a repair copy may have in flight (CopyBudget.window). */
   copyWindow?: () => number;
 }
@@ -306,7 +308,7 @@ export class OwnerRegistry implements HeldOwners, ForwardedIo {
     try {
       const o = await VdiskOwner.open({
         vdisk: uuid, node: this.d.self.node, cvmIp: this.d.self.cvmIp, rf: found.rf, io: this.d.io, meta, liveness: this.liveness, clock: this.d.clock, sizeBytes: found.vdisk.sizeBytes,
-        space: { disks: () => this.spaceView }, checksum: (page) => crc32c(page), ...(this.d.callTimeoutMs ? { callTimeoutMs: this.d.callTimeoutMs } : {}), ...(this.d.copyThrottle ? { copyThrottle: this.d.copyThrottle } : {}), ...(this.d.copyWindow ? { copyWindow: this.d.copyWindow } : {}),
+        space: { disks: () => this.spaceView }, checksum: (page) => crc32c(page), ...(this.d.callTimeoutMs ? { callTimeoutMs: this.d.callTimeoutMs } : {}), ...(this.d.storeTimeoutMs ? { storeTimeoutMs: this.d.storeTimeoutMs } : {}), ...(this.d.copyThrottle ? { copyThrottle: this.d.copyThrottle } : {}), ...(this.d.copyWindow ? { copyWindow: this.d.copyWindow } : {}),
       });
       if (store !== this.store || this.stopped) {
         o.abandon();

@@ -49,6 +49,13 @@ export interface OwnerOptions {
   checksum: Checksum;
   /** A replica or configuration-store call slower than this fails (the replica goes stale). */
   callTimeoutMs?: number;
+  /**
+   * An extent-group record read, create or swap slower than this fails (default callTimeoutMs).
+   * Not acknowledged, the I/O is sent again and the extent group checked first; a swap sent as the
+   * store's leader died waits out the store's own request timeout (7 s), a new one answers as
+   * soon as a new leader is elected (about a second).
+   */
+  storeTimeoutMs?: number;
   /** The vdisk's size: a new replica goes only where its extent group's full size fits (place.ts egroupReserve); none: where 1 MiB fits. */
   sizeBytes?: number;
   /** The same for SYNC (fdatasync of a vdisk's dirty files: seconds on a loaded disk); default 60 s. */
@@ -148,6 +155,7 @@ export class VdiskOwner {
   why = '';
   private readonly unsubscribe: () => void;
   private readonly timeoutMs: number;
+  private readonly storeTimeoutMs: number;
   private readonly syncTimeoutMs: number;
   private readonly bugs: Bugs;
   /** Counters, for tests and the simulator. */
@@ -168,6 +176,7 @@ export class VdiskOwner {
 
   private constructor(private readonly o: OwnerOptions, readonly epoch: number, records: Map<number, Versioned<EgroupRecord>>) {
     this.timeoutMs = o.callTimeoutMs ?? 2000;
+    this.storeTimeoutMs = o.storeTimeoutMs ?? this.timeoutMs;
     this.syncTimeoutMs = o.syncTimeoutMs ?? 60_000;
     this.bugs = o.bugs ?? {};
     for (const [i, r] of records) this.egroupState(i).record = r;
@@ -775,10 +784,10 @@ export class VdiskOwner {
   private async create(st: EgroupState): Promise<void> {
     const disks = this.o.space.disks().filter((d) => !this.o.liveness.isDown(d.node));
     const replicas = placeEgroup(disks, this.o.node, this.o.rf, this.needBytes(st.index));
-    const r = await this.timed(this.o.meta.createEgroup(this.o.vdisk, st.index, this.epoch, { replicas, stale: [] }));
+    const r = await this.timed(this.o.meta.createEgroup(this.o.vdisk, st.index, this.epoch, { replicas, stale: [] }), this.storeTimeoutMs);
     if (!r.ok) {
       if (r.reason === 'epoch') this.lose('the configuration store has a newer owner');
-      const now = await this.timed(this.o.meta.getEgroup(this.o.vdisk, st.index));
+      const now = await this.timed(this.o.meta.getEgroup(this.o.vdisk, st.index), this.storeTimeoutMs);
       if (!now) throw new UnavailableError(`egroup ${st.index}: record creation conflicted`);
       st.record = now;
       await this.takeover(st);
@@ -791,7 +800,7 @@ export class VdiskOwner {
 
   /** Under the exclusive lock: fence the in-sync replicas, learn their versions, copy differing extents from the highest. */
   private async takeover(st: EgroupState): Promise<void> {
-    const fresh = await this.timed(this.o.meta.getEgroup(this.o.vdisk, st.index));
+    const fresh = await this.timed(this.o.meta.getEgroup(this.o.vdisk, st.index), this.storeTimeoutMs);
     if (!fresh) this.lose(`the record of extent group ${st.index} vanished`);
     st.record = fresh;
     await this.dropSuspects(st);
@@ -1063,7 +1072,7 @@ export class VdiskOwner {
         if (!want) return;
         let r;
         try {
-          r = await this.timed(this.o.meta.casEgroup(this.o.vdisk, st.index, this.epoch, cur.version, want));
+          r = await this.timed(this.o.meta.casEgroup(this.o.vdisk, st.index, this.epoch, cur.version, want), this.storeTimeoutMs);
         } catch (e) {
           // the swap may or may not have happened: the record is read again before the next I/O
           st.ready = false;
@@ -1074,7 +1083,7 @@ export class VdiskOwner {
           return;
         }
         if (r.reason === 'epoch' || attempt >= 3) this.lose('the configuration store has a newer owner');
-        const now = await this.timed(this.o.meta.getEgroup(this.o.vdisk, st.index));
+        const now = await this.timed(this.o.meta.getEgroup(this.o.vdisk, st.index), this.storeTimeoutMs);
         if (!now) this.lose('the extent-group record vanished');
         st.record = now;
       }
