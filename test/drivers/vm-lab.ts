@@ -14,11 +14,12 @@ import { buildTestGuest } from './guest-vm.ts';
 import type { Vm } from '../../src/cvm/protocol/vms.ts';
 import type { ConsoleChunk } from '../../src/hypervisor/protocol/vms.ts';
 import { cvmCall } from '../../src/cvm/protocol/client.ts';
-import { DeploymentPki } from '../../src/shared/identity.ts';
+import { DeploymentPki, type Identity } from '../../src/shared/identity.ts';
 
 export class VmLab {
   /** The CVM the commands go to (a test that powers a host off moves it). */
   cvmIp: string;
+  private identity: Identity | undefined;
 
   private constructor(readonly t: TestFoundation, readonly guestImage: string, readonly hosts: string[], readonly cvms: string[]) {
     this.cvmIp = cvms[0] ?? '';
@@ -64,9 +65,14 @@ export class VmLab {
    * through the command.
    */
   api<T>(path: string): Promise<T> {
-    const identity = DeploymentPki.operatorOf(this.t.dir);
-    assert.ok(identity, 'the deployment has an operator certificate');
-    return cvmCall<T>(this.cvmIp, path, { identity, timeoutMs: 30_000 });
+    return cvmCall<T>(this.cvmIp, path, { identity: this.operator, timeoutMs: 30_000 });
+  }
+
+  /** The deployment's operator identity, read once (one identity: one pool of TLS connections for every poll). */
+  get operator(): Identity {
+    this.identity ??= DeploymentPki.operatorOf(this.t.dir);
+    assert.ok(this.identity, 'the deployment has an operator certificate');
+    return this.identity;
   }
 
   /** A VM by name (`converge vm get` reads the same record). */

@@ -15,7 +15,6 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { VmLab } from '../drivers/vm-lab.ts';
 import { hostCall } from '../../src/hypervisor/protocol/client.ts';
-import { DeploymentPki, type Identity } from '../../src/shared/identity.ts';
 import type { HostStatus } from '../../src/hypervisor/protocol/node-config.ts';
 import type { HostVm } from '../../src/hypervisor/protocol/vms.ts';
 import type { Image, Subnet, Task, Vm, VmHost } from '../../src/cvm/protocol/vms.ts';
@@ -29,12 +28,6 @@ const vm = (name: string): Promise<Vm> => lab.vm(name);
 const consoleOf = (name: string): Promise<string> => lab.console(name);
 const waitConsole = (name: string, re: RegExp, from = 0, timeoutMs = 180_000): Promise<string> => lab.waitConsole(name, re, from, timeoutMs);
 const run = (name: string, line: string, re: RegExp): Promise<string> => lab.run(name, line, re);
-
-function operator(): Identity {
-  const id = DeploymentPki.operatorOf(lab.t.dir);
-  assert.ok(id, 'the deployment has an operator certificate');
-  return id;
-}
 
 before(async () => {
   lab = await VmLab.start('127.110', 18110, '127.111');
@@ -81,7 +74,7 @@ test('an image imported from a file; a VM created from it boots from its vdisk, 
 test("kill -9 of the VM's local CVM under the guest's write-and-verify loop: no I/O error, no verify failure", async () => {
   const v = await vm('vm1');
   assert.ok(v.host);
-  const st = await hostCall<HostStatus>(v.host.hostIp, '/status', { identity: operator() });
+  const st = await hostCall<HostStatus>(v.host.hostIp, '/status', { identity: lab.operator });
   assert.ok(st.cvm.pid);
   const mark = (await consoleOf('vm1')).length;
   process.kill(st.cvm.pid, 'SIGKILL');
@@ -184,7 +177,7 @@ test('maintenance mode moves three VMs off a host and back', async () => {
 test('after maintenance, the guest moved back to its host goes on with its write-and-verify loop', async () => {
   const back = await vm('vm1');
   assert.ok(back.host);
-  const onHost = await hostCall<HostVm>(back.host.hostIp, `/vms/${back.uuid}`, { identity: operator() });
+  const onHost = await hostCall<HostVm>(back.host.hostIp, `/vms/${back.uuid}`, { identity: lab.operator });
   const mark = (await consoleOf('vm1')).length;
   await waitConsole('vm1', /verify pass \d+ ok/, mark, 120_000).catch((e: unknown) => {
     throw new Error(`${(e as Error).message}\nrecord: ${JSON.stringify(back)}\non its host: ${JSON.stringify({ ...onHost, spec: undefined })}`);
