@@ -111,9 +111,9 @@ const vms = new VmRuntime({
   }),
   nicSocket: (subnet) => vswitch.portPath(subnet),
   attachNic: (nic) => vswitch.setLease(nic.subnetUuid, nic.mac, nic.ip),
-  // the host's cluster certificate, as QEMU reads it, for migration streams (none before the node joins a cluster)
   // CONVERGE_VM_ACCEL=kvm|tcg forces one (docs/vms.md); by default kvm where it works, else tcg
   accel: accelSetting(process.env['CONVERGE_VM_ACCEL']),
+  // the host's cluster certificate, as QEMU reads it, for migration streams (none before the node joins a cluster)
   migrationTlsDir: () => {
     const m = memberIdentities();
     return m ? writeQemuTlsDir(join(bootRoot, 'vms', 'tls'), { ca: m.ca, cert: m.host.cert, key: m.host.key }) : undefined;

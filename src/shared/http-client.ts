@@ -110,8 +110,9 @@ export async function callInternal<T>(host: string, port: number, path: string, 
   try {
     r = await fetchOnce();
   } catch (e) {
-    // a pooled connection the server closed meanwhile (its restart with new certificates, an idle
-    // close racing our request): a GET is asked again once, on a new connection
+    // closed before an answer: a server that refused our certificate after the TLS 1.3 handshake
+    // (a host agent that had not yet read a new cluster's CA: it reads it on the refusal), or a
+    // pooled connection closed as we used it: a GET is asked again once, on a new connection
     if (method !== 'GET' || !closedUnderUs(e) || deadline.aborted || o.signal?.aborted) throw unanswered(e);
     try {
       r = await fetchOnce();

@@ -26,7 +26,7 @@ import { createCa, issueCert } from '../../src/shared/tls.ts';
 import type { HostVm, HostVmSpec } from '../../src/hypervisor/protocol/vms.ts';
 import { writeQemuTlsDir } from '../../src/hypervisor/vm/migration-tls.ts';
 import { registerVmRoutes } from '../../src/hypervisor/vm/routes.ts';
-import { VmRuntime } from '../../src/hypervisor/vm/runtime.ts';
+import { VmRuntime, type VmRuntimeDeps } from '../../src/hypervisor/vm/runtime.ts';
 
 const HOST_A = '127.101.0.1';
 const HOST_B = '127.101.0.2';
@@ -71,13 +71,14 @@ const vswitch = createServer((c) => {
   c.resume();
 });
 
-const runtime = (hostIp: string, name: string, tlsDir: string | undefined, vdisk = vdiskSocket): VmRuntime => new VmRuntime({
+const runtime = (hostIp: string, name: string, tlsDir: string | undefined, vdisk = vdiskSocket, over: Partial<VmRuntimeDeps> = {}): VmRuntime => new VmRuntime({
   hostIp: () => hostIp, vdiskSocket: vdisk, stateDir: join(dir, name),
   capacity: () => ({ memoryMiB: 2048, vcpus: 2, cvmMemoryMiB: 1024, cvmVcpus: 1 }),
   nicSocket: (subnet) => (subnet === SUBNET ? switchSocket : join(dir, 'no-switch.sock')),
   migrationTlsDir: () => tlsDir,
   log: (m) => logs.push(`${name}: ${m}`), accel: 'tcg',
   timeouts: { shutdownMs: 1500, offMs: 5000 },
+  ...over,
 });
 
 before(async () => {
@@ -222,13 +223,8 @@ test('auto accelerator: a VM whose KVM fails (a KVM internal error) starts again
     'exec qemu-system-x86_64 "$@"',
     '',
   ].join('\n'), { mode: 0o755 });
-  const hostLogs: string[] = [];
-  const c = new VmRuntime({
-    hostIp: () => '127.101.0.3', vdiskSocket, stateDir: join(dir, 'c'),
-    capacity: () => ({ memoryMiB: 2048, vcpus: 2, cvmMemoryMiB: 1024, cvmVcpus: 1 }),
-    nicSocket: () => switchSocket, migrationTlsDir: () => undefined,
-    log: (m) => hostLogs.push(m), accel: 'auto', kvmProbe: () => true, qemuBinary: fake,
-  });
+  const hostLogs = (name: string): string[] => logs.filter((l) => l.startsWith(`${name}: `));
+  const c = runtime('127.101.0.3', 'c', undefined, vdiskSocket, { accel: 'auto', kvmProbe: () => true, qemuBinary: fake });
   try {
     assert.equal(c.resources().accelerator, 'kvm', '/dev/kvm is there: kvm first');
     const s = spec();
@@ -236,8 +232,8 @@ test('auto accelerator: a VM whose KVM fails (a KVM internal error) starts again
     const first = c.get(s.uuid).pid;
     await until('started again under TCG', () => c.get(s.uuid).pid !== first && c.get(s.uuid).state === 'running', 30_000);
     assert.equal(c.resources().accelerator, 'tcg');
-    assert.ok(hostLogs.some((l) => /KVM failed on this host .*TCG/.test(l)), hostLogs.join('\n'));
-    assert.ok(hostLogs.some((l) => l.includes('(tcg, 1 vCPU')), 'the new QEMU runs under tcg');
+    assert.ok(hostLogs('c').some((l) => /KVM failed on this host .*TCG/.test(l)), hostLogs('c').join('\n'));
+    assert.ok(hostLogs('c').some((l) => l.includes('(tcg, 1 vCPU')), 'the new QEMU runs under tcg');
     await until('the banner of the TCG boot', () => c.console(s.uuid).text.includes(BANNER));
     assert.equal(c.get(s.uuid).exit, null, 'the new process has not exited');
     // a later VM goes straight to tcg: QEMU was asked for kvm once only
@@ -248,16 +244,11 @@ test('auto accelerator: a VM whose KVM fails (a KVM internal error) starts again
     await c.close();
   }
   // told to use kvm, the host does not fall back: the VM stays as QEMU left it
-  const forced = new VmRuntime({
-    hostIp: () => '127.101.0.4', vdiskSocket, stateDir: join(dir, 'd'),
-    capacity: () => ({ memoryMiB: 2048, vcpus: 2, cvmMemoryMiB: 1024, cvmVcpus: 1 }),
-    nicSocket: () => switchSocket, migrationTlsDir: () => undefined,
-    log: (m) => hostLogs.push(`forced: ${m}`), accel: 'kvm', qemuBinary: fake,
-  });
+  const forced = runtime('127.101.0.4', 'd', undefined, vdiskSocket, { accel: 'kvm', qemuBinary: fake });
   try {
     const s = spec();
     const pid = (await forced.start(s)).pid;
-    await until('the KVM error reported', () => hostLogs.some((l) => l.startsWith('forced:') && l.includes('KVM internal error')), 10_000);
+    await until('the KVM error reported', () => hostLogs('d').some((l) => l.includes('KVM internal error')), 10_000);
     await new Promise((r) => setTimeout(r, 1000));
     assert.equal(forced.get(s.uuid).pid, pid, 'the same QEMU');
     assert.equal(forced.resources().accelerator, 'kvm');

@@ -74,8 +74,13 @@ export class CopyBudget {
     return this.o.mibPerSec ?? 8;
   }
 
+  /** No client I/O is being served: copies are unthrottled, IDLE_WINDOW extents in flight. */
+  private idle(): boolean {
+    return this.o.busy !== undefined && !this.o.busy();
+  }
+
   /** Extents a copy may have in flight: IDLE_WINDOW while the CVM serves no client I/O, else one. */
-  readonly window = (): number => (this.o.busy && !this.o.busy() ? IDLE_WINDOW : 1);
+  readonly window = (): number => (this.idle() ? IDLE_WINDOW : 1);
 
   readonly throttle = async (bytes: number): Promise<void> => {
     if (this.abort.signal.aborted) throw new UnavailableError('the repair loop is stopping');
@@ -83,7 +88,7 @@ export class CopyBudget {
     const now = c.now();
     this.stats.bytes += bytes;
     this.stats.copies++;
-    if (this.o.busy && !this.o.busy()) {
+    if (this.idle()) {
       this.stats.unthrottled++;
       this.readyAt = now;
       this.lastEnd = now;

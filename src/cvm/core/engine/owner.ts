@@ -51,9 +51,9 @@ export interface OwnerOptions {
   callTimeoutMs?: number;
   /**
    * An extent-group record read, create or swap slower than this fails (default callTimeoutMs).
-   * Not acknowledged, the I/O is sent again and the extent group checked first; a swap sent as the
-   * store's leader died waits out the store's own request timeout (7 s), a new one answers as
-   * soon as a new leader is elected (about a second).
+   * Not acknowledged, the I/O is sent again and the extent group checked first. A swap sent as the
+   * store's leader died went unanswered for the whole 5 s call timeout (likely held until etcd's
+   * own request timeout); one sent again answers once a new leader is elected (about a second).
    */
   storeTimeoutMs?: number;
   /** The vdisk's size: a new replica goes only where its extent group's full size fits (place.ts egroupReserve); none: where 1 MiB fits. */
@@ -623,6 +623,7 @@ export class VdiskOwner {
     entry.pending = new Set(differ);
     const pending = entry.pending;
     const queue = [...differ];
+    const windowNow = (): number => this.o.copyWindow?.() ?? 1;
     let stopped = false;
     /** Copies one extent under the shared lock and the extent's mutex: 'again' when the extent group needs its takeover check first. */
     const copy = async (e: number): Promise<'copied' | 'again' | 'stop'> => {
@@ -650,7 +651,7 @@ export class VdiskOwner {
       return 'copied';
     };
     const worker = async (k: number): Promise<void> => {
-      while (!stopped && (k === 0 || k < (this.o.copyWindow?.() ?? 1))) {
+      while (!stopped && (k === 0 || k < windowNow())) {
         const e = queue.shift();
         if (e === undefined) return;
         // the extent group needs its takeover check again (a record swap that may or may not have
@@ -665,7 +666,7 @@ export class VdiskOwner {
         else if (r === 'stop') stopped = true;
       }
     };
-    const window = Math.max(1, Math.min(queue.length, this.o.copyWindow?.() ?? 1));
+    const window = Math.max(1, Math.min(queue.length, windowNow()));
     // a copy that throws ends the others before their next extent (stopped), then the error goes up
     const results = await Promise.allSettled(Array.from({ length: window }, (_x, k) => worker(k).catch((e: unknown) => {
       stopped = true;
