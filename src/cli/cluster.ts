@@ -32,11 +32,16 @@ export function withDataDir(c: Command): Command {
     });
 }
 
+/** The operator identity read last, and from where: one identity keeps one connection pool (a task followed every 500 ms). */
+let operatorRead: { dir: string; id: Identity } | undefined;
+
 /** The operator's identity of the deployment (pki/operator.json in the data dir, made by Foundation). */
 function operator(): Identity {
   const dir = resolve(dataDir ?? process.env['CONVERGE_DATA_DIR'] ?? defaultDataDir());
+  if (operatorRead?.dir === dir) return operatorRead.id;
   const id = DeploymentPki.operatorOf(dir);
   if (!id) throw new InputError('data-dir', `no operator certificate in ${dir}/pki: give the --data-dir of the Foundation that imaged these nodes`);
+  operatorRead = { dir, id };
   return id;
 }
 
