@@ -3,7 +3,8 @@
  * same 1 MiB and 4 KiB I/O through VdiskOwner (RF1, local replica via LocalReplicas) and straight
  * to the extent store, in one run. Shows what the owner's rules cost per I/O.
  *
- * Usage: node --import tsx bench/owner-path.ts [--size MiB] [--qd n]   (defaults 256, 4)
+ * Usage: node --import tsx bench/owner-path.ts [--size MiB] [--qd n] [--oplog MiB]   (defaults 256, 4, the
+ * store's default oplog; --oplog 0: small writes straight to the extent files)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +21,7 @@ import { arg, cpuMs } from './fio.ts';
 
 const SIZE = arg('size', 256);
 const QD = arg('qd', 4);
+const OPLOG = arg('oplog', -1);
 const MiB = 1 << 20;
 
 async function timed(label: string, n: number, bytes: number, fn: (i: number) => Promise<unknown>): Promise<void> {
@@ -37,7 +39,7 @@ async function timed(label: string, n: number, bytes: number, fn: (i: number) =>
 const dir = mkdtempSync(join(tmpdir(), 'owner-path-'));
 try {
   formatDisk(join(dir, 'd'), { serial: 'd1', model: 'bench', mediaType: 'SSD', capacityBytes: 8 * SIZE * MiB });
-  const local = new LocalEgroups([{ serial: 'd1', path: join(dir, 'd') }], 'bench');
+  const local = new LocalEgroups([{ serial: 'd1', path: join(dir, 'd') }], 'bench', OPLOG >= 0 ? { oplogBytes: OPLOG * MiB } : {});
   const reps = new LocalReplicas(local.store, local.volumes);
   const io = localOnlyIo(reps);
   const vd = '11111111-2222-3333-4444-555555555555';

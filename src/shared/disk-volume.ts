@@ -322,6 +322,28 @@ export class DiskVolume {
     }
   }
 
+  /** Throws DiskIoError if the disk has failed (no synchronous syscall). */
+  async healthy(): Promise<void> {
+    await this.checkHot();
+  }
+
+  /** The absolute path of a file on the disk, for a thread writing it directly (noteWritten then). */
+  pathOf(rel: string): string {
+    return this.path(rel);
+  }
+
+  /**
+   * Another thread wrote into an existing file (its size `before` and `after`, as it saw them):
+   * the growth is charged (the data is already there: never refused) and a kept handle's size
+   * updated. The caller kept this process's own writes off the file meanwhile.
+   */
+  noteWritten(rel: string, before: number, after: number): void {
+    const h = this.open.get(this.path(rel));
+    const was = h ? h.size : before;
+    if (h) h.size = Math.max(h.size, after);
+    this.usedBytes += roundUp(Math.max(was, after)) - roundUp(was);
+  }
+
   /** Writes into a file at an offset, creating it if needed; with sync, durable before it resolves. */
   async pwrite(rel: string, data: Uint8Array, position: number, sync = false): Promise<void> {
     this.check();

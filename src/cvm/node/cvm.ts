@@ -134,7 +134,8 @@ export class Cvm {
     const memberFile = join(cfg.stateDir, MEMBER_IDENTITIES_FILE);
     this.member = this.state && existsSync(memberFile) ? (JSON.parse(readFileSync(memberFile, 'utf8')) as MemberIdentities) : undefined;
     if (this.state && !this.member) this.log(`this CVM's cluster certificates are missing (${memberFile}): it cannot reach its cluster's store or peers; destroy the cluster and create it again`);
-    this.local = new LocalEgroups(cfg.disks, `the CVM at ${cfg.cvmIp}`);
+    const oplogMib = Number(process.env['CONVERGE_OPLOG_MIB']); // per disk; 0: no oplog
+    this.local = new LocalEgroups(cfg.disks, `the CVM at ${cfg.cvmIp}`, process.env['CONVERGE_OPLOG_MIB'] !== undefined && Number.isFinite(oplogMib) ? { oplogBytes: oplogMib * 2 ** 20 } : {});
     // storage engine v2's replica side (one per CVM: its epoch floors are cached), served to peers as protocol v2
     this.replicas = new LocalReplicas(this.local.store, this.local.volumes);
     this.replication = new ReplicationServer(this.local, this.log, this.replicas);

@@ -19,7 +19,7 @@ import { DiskVolume, isDiskFailed } from '../../shared/disk-volume.ts';
 import { mapLimit } from '../../shared/async.ts';
 import { InputError, NotFoundError } from '../../shared/errors.ts';
 import { validateRequest, OP_SYNC } from '../core/replication-codec.ts';
-import { ExtentStore, crcsFor } from './extent-store.ts';
+import { ExtentStore, crcsFor, type ExtentStoreOptions } from './extent-store.ts';
 
 export { ChecksumError, crcsFor } from './extent-store.ts';
 
@@ -39,7 +39,7 @@ export class LocalEgroups {
   readonly store: ExtentStore;
 
   /** Claims the disks (the passed-through HBA): no other process may open them while this CVM runs. */
-  constructor(disks: readonly { serial: string; path: string }[], owner = 'the CVM') {
+  constructor(disks: readonly { serial: string; path: string }[], owner = 'the CVM', storeOptions: ExtentStoreOptions = {}) {
     for (const d of disks) {
       try {
         this.vols.set(d.serial, DiskVolume.claim(d.path, owner));
@@ -47,7 +47,7 @@ export class LocalEgroups {
         // a disk that cannot be opened is not offered (its status says so)
       }
     }
-    this.store = new ExtentStore(this.vols);
+    this.store = new ExtentStore(this.vols, storeOptions);
   }
 
   /** The claimed disk volumes, by serial (the engine's LocalReplicas keeps its epoch floors on them). */

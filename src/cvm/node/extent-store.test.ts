@@ -29,8 +29,9 @@ function fixture(capacity = 64 * MiB): Fixture {
   return {
     dir,
     vol,
-    // a new store is a restarted CVM: nothing cached
-    store: (tear) => new ExtentStore(new Map([['d1', vol]]), { ...(tear ? { tear } : {}) }),
+    // a new store is a restarted CVM: nothing cached. No oplog: these tests read and damage the
+    // extent files themselves (extent-store-oplog.test.ts tests the store with its oplog)
+    store: (tear) => new ExtentStore(new Map([['d1', vol]]), { oplogBytes: 0, ...(tear ? { tear } : {}) }),
     file: (r = ref()) => join(dir, 'data', ExtentStore.fileOf(r)),
     done: () => {
       vol.close();

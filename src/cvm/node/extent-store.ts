@@ -37,7 +37,13 @@
  *  3. A write whose epoch is lower than the extent's is refused (EpochError) and changes nothing.
  *  4. Zeroed pages are marked in the header, not written; an extent whose every page is zero keeps
  *     only its header (8 KiB: its epoch and generation stay for fencing and resync).
- *  5. No synchronous syscalls on the I/O path; memory per operation is bounded by the extent size.
+ *  5. No synchronous syscalls on the event loop; memory per operation is bounded by the extent size.
+ *  7. Oplog (oplog.ts): a write of at most OPLOG_MAX_PAGES pages to an existing extent is appended
+ *     to its disk's oplog and its pages kept in memory (read from there) until drained; the
+ *     cached header of such an extent is newer than its file's and is never evicted. Drains run
+ *     under the extent's lock (the pages written by the drain thread); an extent is deleted only
+ *     after its disk's oplog is drained (checkpoint); a disk's oplog is replayed before the disk
+ *     serves anything after a restart (replay()).
  *  6. The store knows which extents hold data past their header (a bit per extent, counted from the
  *     disks once, then kept by every write, zero and drop): vdiskBytes() answers per disk and vdisk
  *     without touching the disks (the CVM's status reports it; usage is computed from it).
@@ -49,6 +55,9 @@ import { isDiskFailed } from '../../shared/disk-volume.ts';
 import { KeyedLock } from '../../shared/keyed-lock.ts';
 import { mapLimit } from '../../shared/async.ts';
 import { EGROUP_EXTENTS, EXTENT_BYTES, PAGE_BYTES } from '../core/engine/layout.ts';
+import { SystemClock, type Clock, type Disposable } from '../../shared/clock.ts';
+import { OplogSegment, encodeRecord, recordBytes } from './oplog.ts';
+import { DrainWorker, type DrainJob } from './drain-worker.ts';
 
 export const EXTENT_MAGIC = 0x43565832;
 export const EXTENT_VERSION = 1;
@@ -212,6 +221,29 @@ export function parseHeaders(head: Buffer): Pick<Header, 'corrupt' | 'cur'> {
   return { corrupt: !a.every((x) => x === 0), cur: freshHeader() };
 }
 
+/** The oplog's size per disk at most (the pages it holds are also kept in memory until drained). */
+export const OPLOG_DEFAULT_BYTES = 64 * 1024 * 1024;
+/** Extents drained per message to the drain thread (their client I/O waits for it meanwhile). */
+const DRAIN_BATCH = 32;
+/** Writes of at most this many pages go through the oplog; larger ones straight to the extent file. */
+export const OPLOG_MAX_PAGES = 16;
+
+/** One disk's oplog: two segments, appends to the active one while the other is drained or empty. */
+interface DiskLog {
+  segs: [OplogSegment, OplogSegment];
+  active: 0 | 1;
+  segBytes: number;
+  /** Replay of what the segments held at start-up (every operation on the disk waits for it). */
+  ready: Promise<void>;
+  draining: Promise<void> | undefined;
+  /** Appends go straight to the extent files while > 0 (a checkpoint). */
+  paused: number;
+  lastAppend: number;
+  idle: Disposable | undefined;
+  /** The last drain's failure (the segment stays full: writes go straight to the extent files). */
+  error: unknown;
+}
+
 /** DiskVolume charges whole 4 KiB blocks per file. */
 const roundUp4k = (n: number): number => Math.ceil(n / 4096) * 4096;
 
@@ -262,8 +294,16 @@ class HeldExtents {
 export type TearWrite = 'header-only' | 'data-only';
 
 export interface ExtentStoreOptions {
-  /** Fault injection (tests): how to tear a write to an extent, if at all. */
+  /** Fault injection (tests): how to tear a write to an extent, if at all (such a store writes no oplog). */
   tear?: (ref: ExtentRef) => TearWrite | undefined;
+  /**
+   * Bytes of oplog per disk (two segments of half each); 0: small writes go straight to their
+   * extent files. Default: a sixteenth of the disk, at most 64 MiB (OPLOG_DEFAULT_BYTES).
+   */
+  oplogBytes?: number;
+  /** A disk's oplog is drained once no write was appended to it for this long (default 1000 ms). */
+  oplogIdleMs?: number;
+  clock?: Clock;
   /** Extent files made durable at once by syncVdisk. */
   syncParallel?: number;
 }
@@ -276,6 +316,16 @@ export interface ExtentStoreOptions {
 export class ExtentStore {
   private locks = new KeyedLock();
   private headers = new Map<string, Header>();
+  /** Pages written through the oplog and not yet drained to their extent file, by extent key. */
+  private readonly overlays = new Map<string, Map<number, { data: Buffer; seg: OplogSegment }>>();
+  /** Extents whose cached header is newer than their file's (written through the oplog): never evicted. */
+  private readonly unwritten = new Set<string>();
+  private readonly logs = new Map<string, DiskLog>();
+  /** Disks whose oplog took writes of a vdisk since its last FLUSH, by vdisk. */
+  private readonly logDirty = new Map<string, Set<string>>();
+  private readonly clock: Clock;
+  /** Writes drained pages with synchronous syscalls off the event loop. */
+  private readonly drainer = new DrainWorker();
   /** Extents written since their last datasync, by vdisk: `disk\0block`. */
   private dirty = new Map<string, Set<string>>();
   /** Which extents hold data (kept by every write, zero and drop; counted from the disks once, at first use). */
@@ -283,12 +333,37 @@ export class ExtentStore {
   private counting: Promise<void> | undefined;
   private counted = false;
 
-  constructor(private readonly vols: ReadonlyMap<string, DiskVolume>, private readonly opts: ExtentStoreOptions = {}) {}
+  constructor(private readonly vols: ReadonlyMap<string, DiskVolume>, private readonly opts: ExtentStoreOptions = {}) {
+    this.clock = opts.clock ?? new SystemClock();
+  }
 
   private vol(disk: string): DiskVolume {
     const v = this.vols.get(disk);
     if (!v) throw new NotFoundError('disk on this CVM', disk);
     return v;
+  }
+
+  /** The disk, once what its oplog held at start-up is in the extent files. */
+  private async ready(disk: string): Promise<DiskVolume> {
+    const v = this.vol(disk);
+    await this.logOf(v).ready;
+    return v;
+  }
+
+  private logOf(v: DiskVolume): DiskLog {
+    let log = this.logs.get(v.serial);
+    if (!log) {
+      const bytes = this.opts.tear ? 0 : (this.opts.oplogBytes ?? Math.min(OPLOG_DEFAULT_BYTES, Math.floor(v.capacityBytes / 16)));
+      const segs: [OplogSegment, OplogSegment] = [new OplogSegment(v, 'oplog/0'), new OplogSegment(v, 'oplog/1')];
+      log = { segs, active: 0, segBytes: Math.floor(bytes / 2), ready: Promise.resolve(), draining: undefined, paused: 0, lastAppend: 0, idle: undefined, error: undefined };
+      const l = log;
+      l.ready = this.replay(v, l).catch((e: unknown) => {
+        if (this.logs.get(v.serial) === l) this.logs.delete(v.serial); // a failed disk: tried again at next use
+        throw e;
+      });
+      this.logs.set(v.serial, log);
+    }
+    return log;
   }
 
   static fileOf(r: ExtentRef): string {
@@ -316,7 +391,13 @@ export class ExtentStore {
     const h: Header = head ? { exists: true, ...parseHeaders(head) } : { exists: false, corrupt: false, cur: freshHeader() };
     this.headers.set(k, h);
     // an evicted header in use stays valid for its user (held by reference); the next one rereads it
-    if (this.headers.size > HEADER_CACHE) this.headers.delete(this.headers.keys().next().value ?? k);
+    if (this.headers.size > HEADER_CACHE) {
+      for (const old of this.headers.keys()) {
+        if (this.unwritten.has(old) || this.overlays.has(old)) continue; // newer than its file: kept until drained
+        this.headers.delete(old);
+        break;
+      }
+    }
     return h;
   }
 
@@ -335,13 +416,21 @@ export class ExtentStore {
     let allZero = true;
     for (let p = first; p < first + count && allZero; p++) allZero = bit(h.cur, BITMAP_NOW, p);
     if (!h.exists || allZero) return Buffer.alloc(count * PAGE_BYTES);
-    const got = (await v.readAt(ExtentStore.fileOf(r), count * PAGE_BYTES, DATA_AT + first * PAGE_BYTES)) ?? Buffer.alloc(0);
+    const ov = this.overlays.get(this.key(r));
+    let fromFile = !ov;
+    for (let p = first; p < first + count && !fromFile; p++) fromFile = !bit(h.cur, BITMAP_NOW, p) && !ov?.has(p);
+    const got = fromFile ? ((await v.readAt(ExtentStore.fileOf(r), count * PAGE_BYTES, DATA_AT + first * PAGE_BYTES)) ?? Buffer.alloc(0)) : Buffer.alloc(0);
     const buf = got.length === count * PAGE_BYTES ? got : Buffer.concat([got, Buffer.alloc(count * PAGE_BYTES - got.length)]); // past the end: a sparse tail
     for (let i = 0; i < count; i++) {
       const p = first + i;
       const page = buf.subarray(i * PAGE_BYTES, (i + 1) * PAGE_BYTES);
       if (bit(h.cur, BITMAP_NOW, p)) {
         page.fill(0);
+        continue;
+      }
+      const logged = ov?.get(p);
+      if (logged) {
+        page.set(logged.data); // its checksum is the header's (it came with it)
         continue;
       }
       const m = this.matchOf(h, p, page);
@@ -363,7 +452,7 @@ export class ExtentStore {
   async read(r: ExtentRef, offset: number, length: number): Promise<Buffer> {
     this.checkRange(offset, length);
     if (length === 0) return Buffer.alloc(0);
-    const v = this.vol(r.disk);
+    const v = await this.ready(r.disk);
     return this.locks.run(this.key(r), async () => {
       const h = await this.header(v, r);
       const first = Math.floor(offset / PAGE_BYTES);
@@ -397,7 +486,7 @@ export class ExtentStore {
 
   /** The epoch and generation of an extent (0, 0 if never written). */
   async meta(r: ExtentRef): Promise<ExtentMeta & { exists: boolean }> {
-    const v = this.vol(r.disk);
+    const v = await this.ready(r.disk);
     return this.locks.run(this.key(r), async () => {
       const h = await this.header(v, r);
       return { exists: h.exists, epoch: u64(h.cur, 8), generation: u64(h.cur, 16) };
@@ -414,7 +503,7 @@ export class ExtentStore {
     this.checkRange(offset, length);
     const whole = wholePages(offset, length);
     if (w.crcs && w.crcs.length !== whole.count) throw new InputError('crcs', `one checksum per whole page written (${whole.count}), not ${w.crcs.length}`);
-    const v = this.vol(r.disk);
+    const v = await this.ready(r.disk);
     return this.locks.run(this.key(r), async () => {
       const h = await this.header(v, r);
       this.fence(r, h, w.epoch);
@@ -455,14 +544,253 @@ export class ExtentStore {
       if (whole.count > 0) iov.push(...range(chunks, whole.first * PAGE_BYTES - offset, (whole.first + whole.count) * PAGE_BYTES - offset));
       if (tail) iov.push(tail);
       if (zeros && !head && !tail) iov.length = 0; // zeros are marked, not written
+      const log = this.appendable(v, h, next, w, iov.length > 0 ? last - first + 1 : 0);
+      if (log) return this.commitLogged(log, r, h, next, first, iov, w);
       try {
-        return await this.commit(v, r, h, next, first, iov, w);
+        const gen = await this.commit(v, r, h, next, first, iov, w);
+        this.unlog(r, first, last - first + 1);
+        return gen;
       } catch (e) {
-        this.headers.delete(this.key(r)); // the disk may hold the new header copy: read it again
-        await this.recount(v, r); // and its pages
+        if (!this.unwritten.has(this.key(r))) {
+          this.headers.delete(this.key(r)); // the disk may hold the new header copy: read it again
+          await this.recount(v, r); // and its pages
+        }
         throw e;
       }
     });
+  }
+
+  /**
+   * The oplog a write may be appended to, or undefined (straight to the extent file): a small write
+   * of pages to an extent whose file exists (its first write creates it), not FUA, not emptying the
+   * extent, while the active segment has room (when it has none and the other is empty, they swap
+   * and the full one is drained).
+   */
+  private appendable(v: DiskVolume, h: Header, next: Buffer, w: ExtentWrite, pages: number): DiskLog | undefined {
+    const log = this.logs.get(v.serial);
+    if (!log || log.segBytes === 0 || log.paused > 0 || pages === 0 || pages > OPLOG_MAX_PAGES || w.sync || !h.exists || h.corrupt) return undefined;
+    let emptied = true;
+    for (let i = 0; i < 32 && emptied; i++) emptied = next[BITMAP_NOW + i] === 0xff;
+    if (emptied) return undefined;
+    const bytes = recordBytes(HEADER_BYTES, pages);
+    let seg = log.segs[log.active];
+    if (seg.end + bytes > log.segBytes || seg.broken !== undefined) {
+      const other = log.segs[log.active === 0 ? 1 : 0];
+      if (log.draining || other.end > 0 || other.broken !== undefined) return undefined;
+      const full = seg;
+      log.active = log.active === 0 ? 1 : 0;
+      this.startDrain(v, log, full);
+      seg = other;
+    }
+    return bytes <= log.segBytes ? log : undefined;
+  }
+
+  /** A write appended to the disk's oplog; its pages kept in memory until drained. */
+  private async commitLogged(log: DiskLog, r: ExtentRef, h: Header, next: Buffer, first: number, iov: readonly Uint8Array[], w: ExtentWrite): Promise<number> {
+    const generation = this.finishHeader(h, next, w);
+    const count = iov.reduce((n, c) => n + c.byteLength, 0) / PAGE_BYTES;
+    const seg = log.segs[log.active];
+    const copy = seg.alloc(count * PAGE_BYTES); // the caller's buffers are not kept
+    let at = 0;
+    for (const c of iov) {
+      copy.set(c, at);
+      at += c.byteLength;
+    }
+    const pages = Array.from({ length: count }, (_, i) => copy.subarray(i * PAGE_BYTES, (i + 1) * PAGE_BYTES));
+    const k = this.key(r);
+    seg.extents.add(k);
+    await seg.append(encodeRecord(r.vdisk, r.block, first, next, pages, (n) => seg.alloc(n)), recordBytes(HEADER_BYTES, count));
+    h.cur = next;
+    this.unwritten.add(k);
+    let ov = this.overlays.get(k);
+    if (!ov) this.overlays.set(k, (ov = new Map<number, { data: Buffer; seg: OplogSegment }>()));
+    for (let i = 0; i < count; i++) {
+      if (bit(next, BITMAP_NOW, first + i)) ov.delete(first + i);
+      else ov.set(first + i, { data: pages[i]!, seg });
+    }
+    this.held.set(r, true);
+    let disks = this.logDirty.get(r.vdisk);
+    if (!disks) this.logDirty.set(r.vdisk, (disks = new Set()));
+    disks.add(r.disk);
+    log.lastAppend = this.clock.now();
+    this.armIdle(this.vol(r.disk), log);
+    return generation;
+  }
+
+  /** Pages written straight to the extent file: what the oplog held of them is superseded. */
+  private unlog(r: ExtentRef, first: number, count: number): void {
+    const ov = this.overlays.get(this.key(r));
+    if (!ov) return;
+    for (let p = first; p < first + count; p++) ov.delete(p);
+    if (ov.size === 0) this.overlays.delete(this.key(r));
+  }
+
+  /** Drains the active segment once the disk had no append for oplogIdleMs. */
+  private armIdle(v: DiskVolume, log: DiskLog): void {
+    if (log.idle) return;
+    const idleMs = this.opts.oplogIdleMs ?? 1000;
+    const check = (): void => {
+      log.idle = undefined;
+      const quiet = this.clock.now() - log.lastAppend;
+      if (quiet < idleMs) {
+        log.idle = this.clock.setTimeout(check, idleMs - quiet);
+        return;
+      }
+      const seg = log.segs[log.active];
+      const other = log.segs[log.active === 0 ? 1 : 0];
+      if (seg.end === 0) return;
+      if (log.draining || other.end > 0) {
+        log.idle = this.clock.setTimeout(check, idleMs); // the other segment first
+        return;
+      }
+      log.active = log.active === 0 ? 1 : 0;
+      this.startDrain(v, log, seg);
+    };
+    log.idle = this.clock.setTimeout(check, idleMs);
+  }
+
+  private startDrain(v: DiskVolume, log: DiskLog, seg: OplogSegment): void {
+    log.draining = this.drainSegment(v, seg)
+      .then(() => { log.error = undefined; }, (e: unknown) => { log.error = e; })
+      .finally(() => { log.draining = undefined; });
+  }
+
+  /**
+   * Writes every extent with records in `seg` from memory to its file (its pages and its header),
+   * makes those files durable, then empties the segment. Each extent under its lock.
+   */
+  private async drainSegment(v: DiskVolume, seg: OplogSegment): Promise<void> {
+    await seg.settled();
+    const keys = [...seg.extents].sort();
+    const drained: ExtentRef[] = [];
+    for (let i = 0; i < keys.length; i += DRAIN_BATCH) {
+      const batch = keys.slice(i, i + DRAIN_BATCH);
+      await this.withLocks(batch, async () => {
+        await v.healthy();
+        const jobs: DrainJob[] = [];
+        const pieces: Buffer[] = [];
+        let at = 0;
+        const refs: { k: string; r: ExtentRef; ov: Map<number, { data: Buffer; seg: OplogSegment }> | undefined }[] = [];
+        for (const k of batch) {
+          const ov = this.overlays.get(k);
+          if (!ov && !this.unwritten.has(k)) continue;
+          const r = refOf(k);
+          const h = await this.header(v, r);
+          const writes: DrainJob['writes'] = [];
+          const put = (pos: number, b: Buffer): void => {
+            writes.push([pos, at, b.length]);
+            pieces.push(b);
+            at += b.length;
+          };
+          put(seqOf(h.cur) % 2 * SLOT, h.cur);
+          for (const p of [...(ov?.keys() ?? [])].sort((a, b) => a - b)) put(DATA_AT + p * PAGE_BYTES, ov!.get(p)!.data);
+          jobs.push({ path: v.pathOf(ExtentStore.fileOf(r)), writes });
+          refs.push({ k, r, ov });
+        }
+        if (jobs.length === 0) return;
+        const packed = Buffer.allocUnsafeSlow(at);
+        let off = 0;
+        for (const b of pieces) off += b.copy(packed, off);
+        const { sizes, error } = await this.drainer.run(v.serial, jobs, packed, false);
+        sizes.forEach(([before, after], j) => v.noteWritten(ExtentStore.fileOf(refs[j]!.r), before, after));
+        if (error) throw error;
+        for (const { k, r, ov } of refs) {
+          this.unwritten.delete(k);
+          if (ov) {
+            for (const [p, e] of ov) if (e.seg === seg) ov.delete(p);
+            if (ov.size === 0) this.overlays.delete(k);
+          }
+          drained.push(r);
+        }
+      });
+    }
+    for (let i = 0; i < drained.length; i += DRAIN_BATCH * 4) {
+      const jobs = drained.slice(i, i + DRAIN_BATCH * 4).map((r) => ({ path: v.pathOf(ExtentStore.fileOf(r)), writes: [] }));
+      const { error } = await this.drainer.run(v.serial, jobs, undefined, true);
+      if (error) throw error;
+    }
+    await seg.empty();
+  }
+
+  /** fn under the locks of every key (taken in the order given: callers sort them). */
+  private withLocks<T>(keys: readonly string[], fn: () => Promise<T>): Promise<T> {
+    const [k, ...rest] = keys;
+    return k === undefined ? fn() : this.locks.run(k, () => this.withLocks(rest, fn));
+  }
+
+  /**
+   * Drains both segments of a disk's oplog (appends go to the extent files meanwhile): before an
+   * extent with records in it is deleted, so no record can bring it back after a crash.
+   */
+  private async checkpoint(v: DiskVolume, logged: (key: string) => boolean): Promise<void> {
+    const log = this.logs.get(v.serial);
+    if (!log || !log.segs.some((s) => [...s.extents].some(logged))) return;
+    log.paused++;
+    try {
+      while (log.draining) await log.draining;
+      for (const seg of [log.segs[log.active === 0 ? 1 : 0], log.segs[log.active]]) if (seg.end > 0) await this.drainSegment(v, seg);
+    } finally {
+      log.paused--;
+    }
+  }
+
+  /** Drains every disk's oplog into the extent files (a CVM shutting down; tests). */
+  async drainOplogs(): Promise<void> {
+    for (const v of this.vols.values()) {
+      await this.logOf(v).ready;
+      await this.checkpoint(v, () => true);
+    }
+  }
+
+  /** Bytes of pages the oplogs hold in memory (not yet drained), and the oplog bytes appended per disk. */
+  oplogUsage(): { memoryBytes: number; disks: Map<string, number> } {
+    let memoryBytes = 0;
+    for (const ov of this.overlays.values()) memoryBytes += ov.size * PAGE_BYTES;
+    return { memoryBytes, disks: new Map([...this.logs].map(([d, l]) => [d, l.segs[0].end + l.segs[1].end])) };
+  }
+
+  /**
+   * What the disk's oplog segments held at start-up, put in the extent files: per extent, the
+   * newest header (the file's or a record's, by sequence number) and, for each page a record
+   * holds, the newest copy whose checksum is that header's current one for the page. So a drain
+   * torn by the crash (its header landed, some pages not) is completed, and a record older than
+   * what the file holds writes nothing that differs from it. Records of extents without a file
+   * (deleted after a checkpoint) are ignored. The files are synced, then the segments emptied.
+   */
+  private async replay(v: DiskVolume, log: DiskLog): Promise<void> {
+    const records = [...(await log.segs[0].read(HEADER_BYTES)), ...(await log.segs[1].read(HEADER_BYTES))];
+    const byExtent = new Map<string, typeof records>();
+    for (const rec of records) {
+      if (!validCopy(rec.header)) continue;
+      const k = this.key({ disk: v.serial, vdisk: rec.vdisk, block: rec.block });
+      let list = byExtent.get(k);
+      if (!list) byExtent.set(k, (list = []));
+      list.push(rec);
+    }
+    for (const [k, list] of byExtent) {
+      const r = refOf(k);
+      const file = ExtentStore.fileOf(r);
+      const head = await v.readAt(file, DATA_AT, 0);
+      if (!head) continue;
+      const onFile = parseHeaders(head);
+      let newest = onFile.corrupt ? undefined : onFile.cur;
+      for (const rec of list) if (!newest || seqOf(rec.header) > seqOf(newest)) newest = Buffer.from(rec.header);
+      if (!newest) continue;
+      const pages = new Map<number, Buffer>();
+      for (const rec of list) {
+        rec.pages.forEach((page, i) => {
+          const p = rec.first + i;
+          if (!bit(newest, BITMAP_NOW, p) && crc32c(page) === newest.readUInt32BE(CRC_AT + p * 8)) pages.set(p, page);
+        });
+      }
+      const writes: Promise<void>[] = [];
+      if (newest !== onFile.cur) writes.push(v.pwritev(file, [newest], seqOf(newest) % 2 * SLOT, false));
+      for (const [p, page] of pages) writes.push(v.pwritev(file, [page], DATA_AT + p * PAGE_BYTES, false));
+      await Promise.all(writes);
+      if (writes.length > 0) await v.datasync(file);
+    }
+    await log.segs[0].empty();
+    await log.segs[1].empty();
   }
 
   /** A write with an older epoch than the extent's is refused. */
@@ -488,13 +816,8 @@ export class ExtentStore {
    * every page is now zero keeps only its headers: the header is made durable, then the data cut.
    */
   private async commit(v: DiskVolume, r: ExtentRef, h: Header, next: Buffer, first: number, iov: Uint8Array[], w: ExtentWrite): Promise<number> {
-    const seq = seqOf(h.cur) + 1;
-    const generation = w.generation ?? u64(h.cur, 16) + 1;
-    setU64(next, 8, Math.max(w.epoch ?? 0, u64(h.cur, 8)));
-    setU64(next, 16, generation);
-    setU64(next, 24, seq);
-    next.writeUInt32BE(crc32c(next.subarray(0, HCRC_AT)), HCRC_AT);
-    const slot = seq % 2;
+    const generation = this.finishHeader(h, next, w);
+    const slot = seqOf(next) % 2;
     const file = ExtentStore.fileOf(r);
     const tear = this.opts.tear?.(r);
     let emptied = true;
@@ -522,11 +845,23 @@ export class ExtentStore {
     h.cur = next;
     h.exists = true;
     h.corrupt = false;
+    this.unwritten.delete(this.key(r)); // its newest header is in the file now
     if (emptied) await v.truncate(file, DATA_AT);
+    if (emptied) this.overlays.delete(this.key(r));
     if (emptied) this.held.set(r, false);
     else if (iov.length > 0) this.held.set(r, true);
     if (sync) this.clean(r);
     else this.markDirty(r);
+    return generation;
+  }
+
+  /** Epoch, generation, sequence number and checksum of the next header; answers the generation. */
+  private finishHeader(h: Header, next: Buffer, w: ExtentWrite): number {
+    const generation = w.generation ?? u64(h.cur, 16) + 1;
+    setU64(next, 8, Math.max(w.epoch ?? 0, u64(h.cur, 8)));
+    setU64(next, 16, generation);
+    setU64(next, 24, seqOf(h.cur) + 1);
+    next.writeUInt32BE(crc32c(next.subarray(0, HCRC_AT)), HCRC_AT);
     return generation;
   }
 
@@ -537,7 +872,7 @@ export class ExtentStore {
    */
   async zero(r: ExtentRef, offset: number, length: number, w: Omit<ExtentWrite, 'crcs'> = {}): Promise<void> {
     this.checkRange(offset, length);
-    const v = this.vol(r.disk);
+    const v = await this.ready(r.disk);
     const h = await this.locks.run(this.key(r), () => this.header(v, r));
     if (!h.exists || length === 0) return; // never written: zeros already
     await this.write(r, offset, zeroChunks(offset, length), w);
@@ -555,6 +890,7 @@ export class ExtentStore {
 
   /** Makes one extent's writes durable (nothing to do if it has none since its last sync). */
   async sync(r: ExtentRef): Promise<void> {
+    if (this.overlays.has(this.key(r)) || this.unwritten.has(this.key(r))) await this.syncLog(r.disk);
     const k = `${r.disk}\0${r.block}`;
     const s = this.dirty.get(r.vdisk);
     if (!s?.has(k)) return;
@@ -568,8 +904,26 @@ export class ExtentStore {
     }
   }
 
+  /** Makes a disk's oplog durable (what was appended to it before this call). */
+  private async syncLog(disk: string): Promise<void> {
+    const log = this.logs.get(disk);
+    if (log) await Promise.all(log.segs.map((seg) => seg.sync()));
+  }
+
   /** FLUSH of a vdisk: every extent of it written since its last sync is made durable (fdatasync). */
   async syncVdisk(vdisk: string): Promise<void> {
+    const logged = this.logDirty.get(vdisk);
+    if (logged) {
+      this.logDirty.delete(vdisk);
+      try {
+        await Promise.all([...logged].map((disk) => this.syncLog(disk)));
+      } catch (e) {
+        const again = this.logDirty.get(vdisk) ?? new Set<string>();
+        for (const d of logged) again.add(d);
+        this.logDirty.set(vdisk, again); // still not durable
+        throw e;
+      }
+    }
     const s = this.dirty.get(vdisk);
     if (!s) return;
     const refs = [...s].map((k) => {
@@ -586,11 +940,15 @@ export class ExtentStore {
 
   /** drop(), answering the bytes the file took on the disk. */
   private async dropFile(r: ExtentRef): Promise<number> {
-    const v = this.vol(r.disk);
-    return this.locks.run(this.key(r), async () => {
+    const v = await this.ready(r.disk);
+    const k = this.key(r);
+    await this.checkpoint(v, (key) => key === k);
+    return this.locks.run(k, async () => {
       const file = ExtentStore.fileOf(r);
       const size = (await v.stat(file))?.size;
       await v.remove(file);
+      this.overlays.delete(k);
+      this.unwritten.delete(k);
       this.headers.set(this.key(r), { exists: false, corrupt: false, cur: freshHeader() });
       this.clean(r);
       this.held.set(r, false);
@@ -653,13 +1011,16 @@ export class ExtentStore {
    * Answers the bytes freed. Its extents must not be in use (nothing cached of them survives).
    */
   async dropVdisk(disk: string, vdisk: string): Promise<number> {
-    const v = this.vol(disk);
+    const v = await this.ready(disk);
+    const prefix = `${disk}/${vdisk}/`;
+    await this.checkpoint(v, (key) => key.startsWith(prefix));
     const dir = `extents/${vdisk}`;
     let bytes = 0;
     for (const name of await v.list(dir)) bytes += roundUp4k((await v.stat(`${dir}/${name}`))?.size ?? 0);
     await v.remove(dir);
-    const prefix = `${disk}/${vdisk}/`;
     for (const k of [...this.headers.keys()]) if (k.startsWith(prefix)) this.headers.delete(k);
+    for (const k of [...this.overlays.keys()]) if (k.startsWith(prefix)) this.overlays.delete(k);
+    for (const k of [...this.unwritten]) if (k.startsWith(prefix)) this.unwritten.delete(k);
     const dirty = this.dirty.get(vdisk);
     if (dirty) for (const k of [...dirty]) if (k.startsWith(`${disk}\0`)) dirty.delete(k);
     if (dirty?.size === 0) this.dirty.delete(vdisk);
@@ -669,7 +1030,7 @@ export class ExtentStore {
 
   /** Removes the extents of one extent group of a vdisk on a disk (each under its lock); answers the bytes freed. */
   async dropEgroup(disk: string, vdisk: string, egroup: number): Promise<number> {
-    const v = this.vol(disk);
+    const v = await this.ready(disk);
     const first = egroup * EGROUP_EXTENTS;
     const blocks = (await v.list(`extents/${vdisk}`)).filter((n) => /^\d+$/.test(n)).map(Number).filter((b) => b >= first && b < first + EGROUP_EXTENTS);
     let bytes = 0;
@@ -682,7 +1043,7 @@ export class ExtentStore {
    * count) that exists (for resync: compare them across replicas).
    */
   async extentGens(disk: string, vdisk: string, first: number, count = 1): Promise<Map<number, ExtentMeta>> {
-    const v = this.vol(disk);
+    const v = await this.ready(disk);
     const out = new Map<number, ExtentMeta>();
     const names = await v.list(`extents/${vdisk}`);
     const blocks = names.filter((n) => /^\d+$/.test(n)).map(Number).filter((b) => b >= first && b < first + count).sort((a, b) => a - b);
@@ -710,6 +1071,12 @@ export class ExtentStore {
     }
     return out;
   }
+}
+
+/** The extent of a key (`disk/vdisk/block`; neither a disk serial nor a vdisk id holds a slash). */
+function refOf(k: string): ExtentRef {
+  const [disk = '', vdisk = '', block = '0'] = k.split('/');
+  return { disk, vdisk, block: Number(block) };
 }
 
 /** Zeros for [offset, offset+length) of an extent, as views of one shared page (one per page it touches). */
