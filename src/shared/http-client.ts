@@ -23,6 +23,8 @@ export interface CallOptions {
   identity?: Identity;
   /** A body sent as it is (application/octet-stream), streamed: an upload. */
   stream?: Readable | Buffer;
+  /** More request headers. */
+  headers?: Record<string, string>;
 }
 
 /** An error the server answered that has no typed twin here (500s). */
@@ -95,7 +97,7 @@ export async function callInternal<T>(host: string, port: number, path: string, 
   const method = o.method ?? (o.body === undefined && o.stream === undefined ? 'GET' : 'POST');
   const fetchOnce = (): ReturnType<typeof fetch> => fetch(`https://${host}:${port}${path}`, {
     method,
-    headers: o.stream !== undefined ? { 'Content-Type': 'application/octet-stream' } : o.body === undefined ? {} : { 'Content-Type': 'application/json' },
+    headers: { ...o.headers, ...(o.stream !== undefined ? { 'Content-Type': 'application/octet-stream' } : o.body === undefined ? {} : { 'Content-Type': 'application/json' }) },
     body: o.stream ?? (o.body === undefined ? null : JSON.stringify(o.body)),
     ...(o.stream instanceof Readable ? { duplex: 'half' as const } : {}),
     signal: o.signal ? AbortSignal.any([o.signal, deadline]) : deadline,

@@ -5,7 +5,8 @@
  * deployment's operator certificate, a CVM of the cluster).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { Agent, fetch as ufetch } from 'undici';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestFoundation } from './foundation-driver.ts';
@@ -21,23 +22,50 @@ export class VmLab {
   cvmIp: string;
   private identity: Identity | undefined;
 
-  private constructor(readonly t: TestFoundation, readonly guestImage: string, readonly hosts: string[], readonly cvms: string[]) {
+  private prismAgent: Agent | undefined;
+
+  private constructor(readonly t: TestFoundation, readonly guestImage: string, readonly hosts: string[], readonly cvms: string[], readonly vip: string, private readonly prismCa: string) {
     this.cvmIp = cvms[0] ?? '';
   }
 
-  /** Deploys 3 nodes (hosts `<net>.0.x`, CVMs `<net>.1.x`) in cluster `lab` at RF2, and builds the guest image meanwhile. */
+  /** Prism's admin password in the lab. */
+  static readonly PRISM_PASSWORD = 'lab-secret-1';
+
+  /** Deploys 3 nodes (hosts `<net>.0.x`, CVMs `<net>.1.x`, Prism on `<net>.2.1`) in cluster `lab` at RF2, and builds the guest image meanwhile. */
   static async start(rackNet: string, port: number, net: string): Promise<VmLab> {
     const cvms = [1, 2, 3].map((i) => `${net}.1.${i}`);
     const dir = mkdtempSync(join(tmpdir(), 'cvg-vm-lab-'));
     const [t, guest] = await Promise.all([TestFoundation.start(rackNet, port, 3), buildTestGuest(join(dir, 'guest.img'))]);
     await t.upload();
     const r = await t.call('POST', '/foundation/image_nodes', t.imageBody(net, [0, 1, 2], {
-      clusters: [{ cluster_name: 'lab', cluster_members: cvms, cluster_init_now: true, redundancy_factor: 2, cvm_dns_servers: '127.0.0.53', cvm_ntp_servers: '127.0.0.123' }],
+      clusters: [{
+        cluster_name: 'lab', cluster_members: cvms, cluster_init_now: true, redundancy_factor: 2, cvm_dns_servers: '127.0.0.53', cvm_ntp_servers: '127.0.0.123',
+        cluster_external_ip: `${net}.2.1`, admin_password: VmLab.PRISM_PASSWORD,
+      }],
     }));
     assert.equal(r.status, 200, r.text);
     const p = await t.waitStopped(r.json.session_id as string, 240_000);
     assert.equal(p.aggregate_percent_complete, 100, JSON.stringify(p.clusters));
-    return new VmLab(t, guest.file, [1, 2, 3].map((i) => `${net}.0.${i}`), cvms);
+    const ca = readFileSync((p.clusters as { prism: { ca_file: string } }[])[0]?.prism.ca_file ?? '', 'utf8');
+    return new VmLab(t, guest.file, [1, 2, 3].map((i) => `${net}.0.${i}`), cvms, `${net}.2.1`, ca);
+  }
+
+  /** Prism's API on the cluster's virtual IP as admin (HTTP Basic; the cluster CA trusted): status and parsed body. */
+  async prism(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+    this.prismAgent ??= new Agent({ connect: { ca: this.prismCa } });
+    const r = await ufetch(`https://${this.vip}:9440${path}`, {
+      dispatcher: this.prismAgent, method, redirect: 'manual',
+      headers: { Authorization: `Basic ${Buffer.from(`admin:${VmLab.PRISM_PASSWORD}`).toString('base64')}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await r.text();
+    let json: any;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = text;
+    }
+    return { status: r.status, json };
   }
 
   /** `converge <args> --cvm-ip … --data-dir … --json`, its output parsed. */
@@ -114,7 +142,8 @@ export class VmLab {
     return this.waitConsole(name, re, mark, timeoutMs);
   }
 
-  stop(): Promise<void> {
-    return this.t.stop();
+  async stop(): Promise<void> {
+    await this.prismAgent?.close();
+    await this.t.stop();
   }
 }

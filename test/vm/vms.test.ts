@@ -121,6 +121,89 @@ test('bad input is refused naming the field, and nothing is half-made', async ()
   assert.notEqual(inUse.code, 0, 'an image a VM was made from is not deleted');
 });
 
+test("Prism v3 as Nutanix's Ansible and Terraform clients drive it: look up, create from an image, watch the task, boot, power off, delete", async () => {
+  const prism = (method: string, path: string, body?: unknown): ReturnType<VmLab['prism']> => lab.prism(method, `/api/nutanix/v3${path}`, body);
+  // Ansible's name lookups (entity.py get_uuid): length 1 and a filter the server must apply
+  const sub = await prism('POST', '/subnets/list', { filter: 'name==red', length: 1 });
+  assert.equal(sub.status, 200, JSON.stringify(sub.json));
+  assert.deepEqual(sub.json.entities.map((e: any) => [e.spec.name, e.spec.resources.vlan_id, e.spec.resources.ip_config.subnet_ip]), [['red', 10, '10.10.0.0']]);
+  const subnet = sub.json.entities[0].metadata.uuid as string;
+  // Terraform's ListAllImage: an empty filter, kind, length 100
+  const imgs = await prism('POST', '/images/list', { filter: '', kind: 'image', length: 100 });
+  assert.equal(imgs.status, 200, JSON.stringify(imgs.json));
+  assert.equal(imgs.json.metadata.total_matches, 1);
+  const img = imgs.json.entities[0];
+  assert.deepEqual([img.spec.name, img.status.state, img.status.resources.image_type], ['guest', 'COMPLETE', 'DISK_IMAGE']);
+  const cluster = (await prism('POST', '/clusters/list', {})).json.entities[0].metadata.uuid as string;
+
+  // ntnx_vms: the module's default spec, a boot disk from the image and a NIC on red, powered on
+  const spec = {
+    name: 'v3vm', cluster_reference: { kind: 'cluster', uuid: cluster },
+    resources: {
+      num_sockets: 1, num_vcpus_per_socket: 1, num_threads_per_core: 1, memory_size_mib: 256, power_state: 'ON', power_state_mechanism: { mechanism: 'HARD' },
+      hardware_clock_timezone: 'UTC', boot_config: { boot_type: 'LEGACY', boot_device_order_list: ['CDROM', 'DISK', 'NETWORK'] },
+      disk_list: [{ device_properties: { device_type: 'DISK', disk_address: { adapter_type: 'SCSI', device_index: 0 } }, data_source_reference: { kind: 'image', uuid: img.metadata.uuid } }],
+      nic_list: [{ nic_type: 'NORMAL_NIC', vlan_mode: 'ACCESS', is_connected: true, subnet_reference: { kind: 'subnet', uuid: subnet } }],
+    },
+  };
+  const created = await prism('POST', '/vms', { api_version: '3.1.0', metadata: { kind: 'vm', categories_mapping: {}, use_categories_mapping: true }, spec });
+  assert.equal(created.status, 202, JSON.stringify(created.json));
+  assert.equal(created.json.status.state, 'PENDING');
+  assert.equal(typeof created.json.status.execution_context.task_uuid, 'string', 'a string in a create answer (Terraform asserts it)');
+  const uuid = created.json.metadata.uuid as string;
+  /** Ansible's wait_for_completion: GET the task until SUCCEEDED; FAILED carries error_detail and error_code. */
+  const waitTask = async (task: string): Promise<any> => {
+    for (let i = 0; i < 600; i++) {
+      const t = await prism('GET', `/tasks/${task}`);
+      assert.equal(t.status, 200, JSON.stringify(t.json));
+      assert.ok(['QUEUED', 'RUNNING', 'SUCCEEDED'].includes(t.json.status), `task ${task}: ${t.json.status}: ${t.json.error_detail} (${t.json.error_code})`);
+      if (t.json.status === 'SUCCEEDED') return t.json;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.fail(`task ${task} did not end`);
+  };
+  const done = await waitTask(created.json.status.execution_context.task_uuid);
+  assert.equal(done.entity_reference_list[0].uuid, uuid);
+
+  const got = await prism('GET', `/vms/${uuid}`);
+  assert.equal(got.status, 200, JSON.stringify(got.json));
+  const r = got.json.status.resources;
+  assert.equal(r.power_state, 'ON');
+  assert.equal(got.json.status.state, 'COMPLETE');
+  assert.ok(Array.isArray(got.json.status.execution_context.task_uuid), 'a list in an entity');
+  assert.ok(r.host_reference?.uuid, 'placed on a host');
+  assert.deepEqual(r.vnuma_config, { num_vnuma_nodes: 0 });
+  assert.equal(r.disk_list[0].data_source_reference.uuid, img.metadata.uuid);
+  assert.ok(r.disk_list[0].uuid && r.disk_list[0].disk_size_bytes > 0 && r.disk_list[0].disk_size_mib > 0);
+  assert.match(r.nic_list[0].ip_endpoint_list[0].ip, /^10\.10\.0\.\d+$/, "Terraform's wait for an IP");
+  await waitConsole('v3vm', /converge-guest: booted /);
+  const byName = await prism('POST', '/vms/list', { filter: 'vm_name==v3vm', length: 1 });
+  assert.deepEqual(byName.json.entities.map((e: any) => e.metadata.uuid), [uuid]);
+
+  // Terraform's update: metadata from the GET, spec from its status; a stale spec_version first
+  const put = (metadata: any, resources: any): ReturnType<VmLab['prism']> => prism('PUT', `/vms/${uuid}`, { api_version: '3.1', metadata, spec: { name: got.json.status.name, cluster_reference: got.json.status.cluster_reference, resources } });
+  const stale = await put({ ...got.json.metadata, spec_version: got.json.metadata.spec_version + 5 }, { ...r, power_state: 'OFF' });
+  assert.equal(stale.status, 409, JSON.stringify(stale.json));
+  assert.equal(stale.json.state, 'ERROR');
+  assert.match(stale.json.message_list[0].message, /metadata\.spec_version/);
+  const unknown = await put(got.json.metadata, { ...r, colour: 'red' });
+  assert.ok(unknown.status >= 400 && unknown.status < 500, JSON.stringify(unknown.json));
+  assert.deepEqual(Object.keys(unknown.json.message_list[0].details), ['spec.resources.colour']);
+  assert.equal((await lab.vm('v3vm')).powerState, 'on', 'refused changes changed nothing');
+  const off = await put(got.json.metadata, { ...r, power_state: 'OFF' });
+  assert.equal(off.status, 202, JSON.stringify(off.json));
+  await waitTask(off.json.status.execution_context.task_uuid);
+  assert.equal((await prism('GET', `/vms/${uuid}`)).json.status.resources.power_state, 'OFF');
+
+  const del = await prism('DELETE', `/vms/${uuid}`);
+  assert.equal(del.status, 202, JSON.stringify(del.json));
+  assert.equal(typeof del.json.spec, 'string', 'Terraform reads a delete answer\'s spec as a string');
+  await waitTask(del.json.status.execution_context.task_uuid);
+  const gone = await prism('GET', `/vms/${uuid}`);
+  assert.equal(gone.status, 404);
+  assert.equal(gone.json.message_list[0].reason, 'ENTITY_NOT_FOUND', 'what Terraform looks for to know it is gone');
+});
+
 test('two VMs on one subnet on different hosts reach each other; a VM on another subnet does not', async () => {
   // vm1 (on red) is the first; red-2 goes to another host
   await ok('vm', 'create', '--name', 'red-2', '--memory', '192M', '--image', 'guest', '--nic', 'red', '--power-on');

@@ -2,16 +2,16 @@
  * @module
  * The VM service's routes on the CVM API (protocol/vms.ts). Reads are answered from the store by
  * any CVM (the host inventory by the leader); a mutation sent to a follower is passed on to the
- * leader's CVM API with this CVM's member certificate (role `cvm`), and answered as the leader
- * answered. A forwarded call that reaches a CVM that no longer leads is refused (503), not passed on
- * again. Roles: the operator; `cvm` for forwarded calls (console input: the operator only).
+ * leader's CVM API with this CVM's member certificate (role `cvm`) and FORWARDED_HEADER, and answered
+ * as the leader answered. A forwarded call that reaches a CVM that no longer leads is refused (503),
+ * not passed on again; a `cvm` caller without the header (Prism) is passed on like the operator. Roles: the operator; `cvm` for forwarded calls (console input: the operator only).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { Role } from '../../shared/identity.ts';
 import { parseWith } from '../../shared/schema.ts';
-import type { Accepted } from '../protocol/vms.ts';
+import { FORWARDED_HEADER, type Accepted } from '../protocol/vms.ts';
 import type { VmService } from './acropolis.ts';
 
 const ROLES: readonly Role[] = ['operator', 'cvm'];
@@ -32,7 +32,7 @@ export function registerVmServiceRoutes(app: FastifyInstance, service: () => VmS
   /** Runs `local` on the leader; elsewhere passes the request on to it (a cvm caller is already a forward). */
   const mutate = async <T>(req: FastifyRequest, local: (s: VmService) => Promise<T>): Promise<T> => {
     const s = service();
-    if (s.isLeader || req.peer?.role === 'cvm') return local(s);
+    if (s.isLeader || (req.peer?.role === 'cvm' && req.headers[FORWARDED_HEADER] === '1')) return local(s);
     return s.forward<T>(req.method, req.url, req.body ?? undefined);
   };
 
@@ -59,7 +59,7 @@ export function registerVmServiceRoutes(app: FastifyInstance, service: () => VmS
     sub.put('/images/upload', { config: { roles: ROLES, longBody: true }, bodyLimit: o.uploadLimitBytes ?? 8 * 1024 ** 3 }, async (req, reply) => {
       const s = service();
       const body = req.body as Readable;
-      const answer = s.isLeader || req.peer?.role === 'cvm'
+      const answer = s.isLeader || (req.peer?.role === 'cvm' && req.headers[FORWARDED_HEADER] === '1')
         ? await s.uploadImage(req.query, body)
         : await s.forwardUpload<Accepted>(req.url, body, { 'content-type': 'application/octet-stream', ...(req.headers['content-length'] ? { 'content-length': req.headers['content-length'] } : {}) });
       return reply.status(202).send(answer);

@@ -39,7 +39,7 @@ import type { Identity } from '../../shared/identity.ts';
 import { cvmCall } from '../protocol/client.ts';
 import { CVM_API_PORT } from '../protocol/cluster.ts';
 import type { ConsoleChunk, HostNetwork, HostVm, HostVmSpec, MigrationResult, PowerAction } from '../../hypervisor/protocol/vms.ts';
-import { IMAGE_CONTAINER, VM_ELECTION, type Accepted, type Image, type Subnet, type Task, type TaskEntity, type Vm, type VmCreateRequest, type VmDisk, type VmDiskRequest, type VmHost, type VmNic, type VmNicRequest, type VmPowerAction } from '../protocol/vms.ts';
+import { FORWARDED_HEADER, IMAGE_CONTAINER, VM_ELECTION, type Accepted, type Image, type Subnet, type Task, type TaskEntity, type Vm, type VmCreateRequest, type VmDisk, type VmDiskRequest, type VmHost, type VmNic, type VmNicRequest, type VmPowerAction } from '../protocol/vms.ts';
 import { DEFAULT_CONTAINER, type Vdisk } from '../core/storage.ts';
 import { checkFixed, checkSubnet, nextFree } from '../core/ipam.ts';
 import { failTask, isFinished, newTask, progressTask, runnable, startTask, succeedTask } from '../core/tasks.ts';
@@ -334,13 +334,13 @@ export class VmService {
   /** Passes a JSON request on to the leader's CVM API and returns its answer. */
   async forward<T>(method: string, path: string, body?: unknown): Promise<T> {
     const ip = await this.leaderToForwardTo();
-    return cvmCall<T>(ip, path, { method, ...(body === undefined ? {} : { body }), identity: this.d.identity, timeoutMs: 30_000 });
+    return cvmCall<T>(ip, path, { method, ...(body === undefined ? {} : { body }), identity: this.d.identity, timeoutMs: 30_000, headers: { [FORWARDED_HEADER]: '1' } });
   }
 
   /** Streams an upload on to the leader (PUT /images/upload), body and all. */
   async forwardUpload<T>(path: string, body: Readable, headers: Record<string, string>): Promise<T> {
     const ip = await this.leaderToForwardTo();
-    const r = await request(`https://${ip}:${CVM_API_PORT}${path}`, { method: 'PUT', body, headers, dispatcher: agentOf(this.d.identity), headersTimeout: 0, bodyTimeout: 0 }).catch((e: unknown) => {
+    const r = await request(`https://${ip}:${CVM_API_PORT}${path}`, { method: 'PUT', body, headers: { ...headers, [FORWARDED_HEADER]: '1' }, dispatcher: agentOf(this.d.identity), headersTimeout: 0, bodyTimeout: 0 }).catch((e: unknown) => {
       throw new UnavailableError(`the VM service leader ${ip} does not answer (${errorMessage((e as { cause?: unknown }).cause ?? e)})`);
     });
     const j = (await r.body.json().catch(() => undefined)) as (T & { error?: { code?: string; message?: string; field?: string } }) | undefined;

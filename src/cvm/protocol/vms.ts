@@ -210,6 +210,13 @@ export interface VmHost {
   vms: number;
 }
 
+/**
+ * Set on a mutation a follower passes on to the leader: the leader runs it, and a CVM that no longer
+ * leads refuses it (503) rather than passing it on again. A call without it from another CVM's
+ * member certificate (Prism, which runs beside any CVM) is passed on like the operator's.
+ */
+export const FORWARDED_HEADER = 'x-converge-forwarded';
+
 /** Where the VM service keeps its records in the cluster's etcd. */
 export const ACROPOLIS_PREFIX = 'acropolis/';
 export const VM_ELECTION = 'acropolis-leader';

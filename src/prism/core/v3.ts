@@ -137,16 +137,27 @@ export const hostAttrs = (e: V3Entity): Record<(typeof HOST_ATTRIBUTES)[number],
   return { name: String(e.metadata['name']), uuid: String(e.metadata['uuid']), serial_number: r.serial_number ?? '', hypervisor_ip: r.hypervisor?.ip ?? '', controller_vm_ip: r.controller_vm?.ip ?? '' };
 };
 
-/** GET /tasks/{uuid}: the reference platform's task shape. */
+/**
+ * GET /tasks/{uuid}: the reference platform's task shape (Ansible reads error_code of a failed
+ * task; Terraform's struct names the end `completion_timev`).
+ */
 export function taskOf(t: PrismTask, clusterId: string): Record<string, unknown> {
   return {
     uuid: t.uuid, status: t.status, percentage_complete: t.percentage, progress_message: t.message, operation_type: t.operationType,
     entity_reference_list: t.entities.map((e) => ({ kind: e.kind, uuid: e.uuid, name: e.name })),
-    cluster_reference: { kind: 'cluster', uuid: clusterId },
-    error_detail: t.error ?? '', creation_time: t.createdAt, start_time: t.startedAt ?? '', completion_time: t.completedAt ?? '',
+    cluster_reference: { kind: 'cluster', uuid: clusterId }, subtask_reference_list: [],
+    error_detail: t.error ?? '', error_code: t.error ? 'CVG_ERR_TASK' : '', creation_time: t.createdAt, start_time: t.startedAt ?? '',
+    last_update_time: t.completedAt ?? t.startedAt ?? t.createdAt, completion_time: t.completedAt ?? '', completion_timev: t.completedAt ?? '',
     api_version: API_VERSION,
   };
 }
+
+/** What tasks can be filtered and sorted by. */
+export const TASK_ATTRIBUTES = ['uuid', 'status', 'operation_type', 'entity_uuid', 'creation_time'] as const;
+export const taskAttrs = (t: Record<string, unknown>): Record<(typeof TASK_ATTRIBUTES)[number], string> => ({
+  uuid: String(t['uuid']), status: String(t['status']), operation_type: String(t['operation_type']),
+  entity_uuid: String((t['entity_reference_list'] as { uuid?: string }[] | undefined)?.[0]?.uuid ?? ''), creation_time: String(t['creation_time']),
+});
 
 /** The v3 error body. */
 export function v3Error(code: number, kind: string, message: string, reason: string, details: Record<string, unknown> = {}): Record<string, unknown> {

@@ -71,7 +71,7 @@ test('a logged-in user\'s malformed request is a 400 or 415 in Prism\'s shape na
   assertV3Error(await app.inject({ method: 'POST', url: `${V3}/hosts/list`, headers: { ...JSON_CT, ...auth }, payload: '{"__proto__":{"x":1}}' }), 400, /^body: /);
   assertV3Error(await app.inject({ method: 'POST', url: `${V3}/hosts/list`, headers: { 'content-type': 'text/plain', ...auth }, payload: 'length=5' }), 415, /^Content-Type: must be application\/json/);
   assertV3Error(await app.inject({ method: 'POST', url: `${V3}/hosts/list`, headers: auth, payload: Buffer.from('{}') }), 415, /^Content-Type: /);
-  assertV3Error(await app.inject({ method: 'GET', url: `${V3}/vms/list`, headers: auth }), 404, /endpoint not found: GET \/api\/nutanix\/v3\/vms\/list/);
+  assertV3Error(await app.inject({ method: 'GET', url: `${V3}/volume_groups/list`, headers: auth }), 404, /endpoint not found: GET \/api\/nutanix\/v3\/volume_groups\/list/);
   assertV3Error(await app.inject({ method: 'GET', url: `${V3}/hosts/%E0%A4%A`, headers: auth }), 400, /^url: /);
   assertV3Error(await app.inject({ method: 'GET', url: `${V3}/hosts/${'x'.repeat(200)}`, headers: auth }), 400, /^url: has a path segment longer than/);
   const v2 = await app.inject({ method: 'POST', url: `${V2}/storage_containers`, headers: { ...JSON_CT, ...auth }, payload: '[' });

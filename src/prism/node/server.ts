@@ -6,7 +6,9 @@
  *   GET  /console/                                   the cluster summary page
  *   POST /api/nutanix/v3/clusters/list, GET /api/nutanix/v3/clusters/{uuid}
  *   POST /api/nutanix/v3/hosts/list,    GET /api/nutanix/v3/hosts/{uuid}
- *   GET  /api/nutanix/v3/tasks/{uuid}
+ *   GET  /api/nutanix/v3/tasks/{uuid},   POST /api/nutanix/v3/tasks/list
+ *   POST /api/nutanix/v3/{vms,images,subnets}/list, GET …/{uuid}, POST (create), DELETE …/{uuid}; PUT /api/nutanix/v3/vms/{uuid}
+ *        (the VM service's entities in v3 shapes: core/v3-vms.ts; docs/prism.md)
  *   GET  /api/nutanix/v2.0/{storage_pools,storage_containers,virtual_disks,disks}[/{id}]
  *   POST /api/nutanix/v2.0/storage_containers        { name, replication_factor } → { value: true }
  *   POST /api/nutanix/v2.0/virtual_disks             { name, disk_capacity_in_bytes, storage_container_uuid } → { task_uuid }
@@ -28,12 +30,17 @@ import { randomBytes } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
 import type { Duplex } from 'node:stream';
-import { AuthError, ConvergeError, InputError, NotFoundError, PreconditionError, TimeoutError, UnavailableError, errorMessage, isConvergeError } from '../../shared/errors.ts';
+import { AuthError, ConflictError, ConvergeError, InputError, NotFoundError, PreconditionError, TimeoutError, UnavailableError, errorMessage, isConvergeError } from '../../shared/errors.ts';
 import { cvmCall, type CallOptions } from '../../cvm/protocol/client.ts';
 import type { Vdisk } from '../../cvm/protocol/storage.ts';
 import { LoginThrottle, parseBasic } from '../core/auth.ts';
 import type { SharedSessions } from './sessions.ts';
-import { CLUSTER_ATTRIBUTES, HOST_ATTRIBUTES, clusterAttrs, clusterEntity, hostAttrs, hostEntity, listOf, parseListRequest, taskOf, v3Error } from '../core/v3.ts';
+import { CLUSTER_ATTRIBUTES, HOST_ATTRIBUTES, TASK_ATTRIBUTES, clusterAttrs, clusterEntity, hostAttrs, hostEntity, listOf, parseListRequest, taskAttrs, taskOf, v3Error } from '../core/v3.ts';
+import {
+  IMAGE_ATTRIBUTES, SUBNET_ATTRIBUTES, VM_ATTRIBUTES, accepted, deleting, imageAttrs, imageEntity, parseV3ImageCreate, parseV3SubnetCreate, parseV3VmCreate, parseV3VmUpdate,
+  subnetAttrs, subnetEntity, vmAttrs, vmEntity, vmTaskOf, type V3VmContext,
+} from '../core/v3-vms.ts';
+import type { Accepted, Image, Subnet, Task, Vm } from '../../cvm/protocol/vms.ts';
 import { disks, storageContainers, storagePools, v2Error, v2List, virtualDisks } from '../core/v2.ts';
 import { summaryPage } from '../core/page.ts';
 import { PRISM_PORT } from '../protocol/prism.ts';
@@ -191,6 +198,28 @@ function domainError(err: unknown, req: FastifyRequest): unknown {
 }
 
 const kindOf = (url: string): string => /\/v3\/([a-z_]+?)s?(\/|$)/.exec(url)?.[1] ?? 'prism';
+/** How long a task of Prism's waits for a step of the VM service (a shutdown the guest ignores, a slow migration). */
+const VM_TASK_WAIT_MS = 30 * 60_000;
+/** The entities whose 404 says ENTITY_NOT_FOUND, as the reference platform's does (Terraform looks for it to know an entity is gone). */
+const ENTITY_KINDS = new Set(['vm', 'image', 'subnet', 'task', 'host', 'cluster']);
+
+/** A VM service 404 as this API's own: the entity, by the uuid asked. */
+const notFoundAs = (what: string, uuid: string) => (e: unknown): never => {
+  throw e instanceof NotFoundError ? new NotFoundError(what, uuid) : e;
+};
+
+/** A VM service InputError's field as the v3 request named it. */
+const v3Field = (rename: (field: string) => string) => (e: unknown): never => {
+  throw e instanceof InputError ? new InputError(rename(e.field), e.reason) : e;
+};
+const RESOURCES = 'spec.resources';
+function vmCreateField(f: string): string {
+  const m = /^(disks|nics)\[(\d+)\](?:\.(\w+))?$/.exec(f);
+  if (m) return `${RESOURCES}.${m[1] === 'disks' ? 'disk_list' : 'nic_list'}[${m[2] ?? 0}]${m[3] === 'subnet' ? '.subnet_reference' : m[3] === 'ip' ? '.ip_endpoint_list' : m[3] === 'image' || m[3] === 'cdromImage' ? '.data_source_reference' : ''}`;
+  return ({ name: 'spec.name', vcpus: `${RESOURCES}.num_sockets`, memoryMiB: `${RESOURCES}.memory_size_mib`, disks: `${RESOURCES}.disk_list`, nics: `${RESOURCES}.nic_list` } as Record<string, string>)[f] ?? f;
+}
+const vmUpdateField = (f: string): string => (f === 'specVersion' ? 'metadata.spec_version' : vmCreateField(f.replace(/^add(Disks|Nics)/, (_m, x: string) => x.toLowerCase())));
+const subnetField = (f: string): string => ({ name: 'spec.name', vlanId: `${RESOURCES}.vlan_id`, cidr: `${RESOURCES}.ip_config.subnet_ip`, gateway: `${RESOURCES}.ip_config.default_gateway_ip`, pool: `${RESOURCES}.ip_config.pool_list` } as Record<string, string>)[f.split('.')[0] ?? f] ?? f;
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -227,10 +256,12 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
     if (status >= 500) d.log(`${req.method} ${req.url}: ${errorMessage(e)}`);
     if (e instanceof TooManyAttempts) void reply.header('Retry-After', String(e.retryAfterS));
     if (e instanceof AuthError && !(e instanceof TooManyAttempts)) void reply.header('WWW-Authenticate', 'Basic realm="Prism"');
-    const reason = isConvergeError(e) ? e.code : 'CVG_ERR_INTERNAL';
-    const details = e instanceof InputError ? { [e.field]: e.reason } : {};
+    const kind = kindOf(req.url);
+    const reason = e instanceof NotFoundError && ENTITY_KINDS.has(kind) ? 'ENTITY_NOT_FOUND' : isConvergeError(e) ? e.code : 'CVG_ERR_INTERNAL';
+    const field = e instanceof InputError ? e.field : (e as { field?: unknown }).field;
+    const details = e instanceof InputError ? { [e.field]: e.reason } : typeof field === 'string' ? { [field]: errorMessage(e) } : {};
     if (req.url.startsWith('/api/nutanix/v2.0/')) return reply.status(status).send(v2Error(status, errorMessage(e), e instanceof InputError ? e.field : undefined));
-    return reply.status(status).send(v3Error(status, kindOf(req.url), errorMessage(e), reason, details));
+    return reply.status(status).send(v3Error(status, kind, errorMessage(e), reason, details));
   };
   app.setErrorHandler(answer);
 
@@ -333,7 +364,137 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
     if (!m) throw new NotFoundError('host', param(req, 'uuid'));
     return hostEntity(m, s);
   });
-  app.get(`${V3}/tasks/:uuid`, async (req) => taskOf(await d.tasks.get(param(req, 'uuid')), (await d.source.get()).cluster.clusterId));
+  app.get(`${V3}/tasks/:uuid`, async (req) => {
+    const uuid = param(req, 'uuid');
+    const clusterId = (await d.source.get()).cluster.clusterId;
+    try {
+      return taskOf(await d.tasks.get(uuid), clusterId);
+    } catch (e) {
+      if (!(e instanceof NotFoundError)) throw e;
+      return vmTaskOf(await cvm<Task>(`/tasks/${encodeURIComponent(uuid)}`).catch(notFoundAs('task', uuid)), clusterId); // the VM service's
+    }
+  });
+  app.post(`${V3}/tasks/list`, async (req) => {
+    const r = parseListRequest(req.body, 'task', TASK_ATTRIBUTES);
+    const clusterId = (await d.source.get()).cluster.clusterId;
+    const tasks = (await cvm<Task[]>('/tasks')).map((t) => vmTaskOf(t, clusterId));
+    return { api_version: '3.1', ...listOf(tasks, r, taskAttrs) };
+  });
+
+  // ---- v3: the VM service's VMs, images and subnets (core/v3-vms.ts) ----
+  const vmContext = async (): Promise<V3VmContext> => {
+    const [s, subnets, images] = await Promise.all([d.source.get(), cvm<Subnet[]>('/subnets'), cvm<Image[]>('/images')]);
+    return {
+      cluster: { uuid: s.cluster.clusterId, name: s.cluster.name },
+      hosts: s.members.map((m) => ({ serial: m.serial, hostIp: m.hostIp, uuid: m.hostUuid, name: m.host?.hostname ?? m.hostIp })),
+      subnets, images, containers: s.containers.map((c) => ({ uuid: c.uuid, name: c.name })),
+    };
+  };
+  const getVm = (uuid: string): Promise<Vm> => cvm<Vm>(`/vms/${encodeURIComponent(uuid)}`).catch(notFoundAs('vm', uuid));
+  /** A task of Prism's own that is done when `work` is (a step of the VM service taken synchronously, or several in a row). */
+  const prismTask = (op: string, entity: { kind: string; uuid: string; name: string }, work: () => Promise<void> = () => Promise.resolve()): Promise<string> =>
+    d.tasks.start(op, [entity], async () => {
+      await work();
+    });
+  /** Waits for a VM service task to end; a failed one fails the caller with its reason. */
+  const vmServiceTask = async (uuid: string): Promise<void> => {
+    const deadline = Date.now() + VM_TASK_WAIT_MS;
+    for (;;) {
+      if (Date.now() > deadline) throw new TimeoutError(`the VM service's task ${uuid} did not end within ${VM_TASK_WAIT_MS / 60_000} minutes`);
+      const t = await cvm<Task>(`/tasks/${encodeURIComponent(uuid)}`);
+      if (t.state === 'succeeded') return;
+      if (t.state === 'failed' || t.state === 'aborted') throw new ConflictError(`${t.operation} failed: ${t.error?.message ?? t.state}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  };
+  app.post(`${V3}/vms/list`, async (req) => {
+    const r = parseListRequest(req.body, 'vm', VM_ATTRIBUTES);
+    const [vms, ctx] = await Promise.all([cvm<Vm[]>('/vms'), vmContext()]);
+    return { api_version: '3.1', ...listOf(vms.map((v) => vmEntity(v, ctx)), r, vmAttrs) };
+  });
+  app.get(`${V3}/vms/:uuid`, async (req) => {
+    const [vm, ctx] = await Promise.all([getVm(param(req, 'uuid')), vmContext()]);
+    return vmEntity(vm, ctx);
+  });
+  app.post(`${V3}/vms`, async (req, reply) => {
+    const { request, spec } = parseV3VmCreate(req.body, await vmContext());
+    const a = await cvm<Accepted>('/vms', { body: request }).catch(v3Field(vmCreateField));
+    return reply.status(202).send(accepted('vm', a.entityUuid, 0, spec, a.taskUuid));
+  });
+  app.put(`${V3}/vms/:uuid`, async (req, reply) => {
+    const vm = await getVm(param(req, 'uuid'));
+    const { update, power, spec } = parseV3VmUpdate(req.body, vm, await vmContext());
+    const path = `/vms/${encodeURIComponent(vm.uuid)}`;
+    const entity = { kind: 'vm', uuid: vm.uuid, name: vm.name };
+    let task: string;
+    if (update && !power) task = (await cvm<Accepted>(path, { method: 'PUT', body: update }).catch(v3Field(vmUpdateField))).taskUuid;
+    else if (power && !update) task = (await cvm<Accepted>(`${path}/power`, { body: { action: power } })).taskUuid;
+    else if (update && power) {
+      // what needs the VM off is done while it is off: powered off first, or powered on after
+      const change = async (): Promise<void> => vmServiceTask((await cvm<Accepted>(path, { method: 'PUT', body: { ...update, specVersion: (await getVm(vm.uuid)).specVersion } }).catch(v3Field(vmUpdateField))).taskUuid);
+      const switchPower = async (): Promise<void> => vmServiceTask((await cvm<Accepted>(`${path}/power`, { body: { action: power } })).taskUuid);
+      task = await prismTask('kVmUpdate', entity, async () => {
+        if (power === 'on') {
+          await change();
+          await switchPower();
+        } else {
+          await switchPower();
+          await change();
+        }
+      });
+    } else task = await prismTask('kVmUpdate', entity);
+    return reply.status(202).send(accepted('vm', vm.uuid, vm.specVersion, spec, task));
+  });
+  app.delete(`${V3}/vms/:uuid`, async (req, reply) => {
+    const vm = await getVm(param(req, 'uuid'));
+    const a = await cvm<Accepted>(`/vms/${encodeURIComponent(vm.uuid)}`, { method: 'DELETE' });
+    return reply.status(202).send(deleting('vm', vm.uuid, a.taskUuid));
+  });
+
+  const base = (req: FastifyRequest): string => `https://${req.headers.host ?? `${d.cvmIp}:${PRISM_PORT}`}`;
+  const getImage = async (uuid: string): Promise<Image> => {
+    const img = (await cvm<Image[]>('/images')).find((i) => i.uuid === uuid);
+    if (!img) throw new NotFoundError('image', uuid);
+    return img;
+  };
+  app.post(`${V3}/images/list`, async (req) => {
+    const r = parseListRequest(req.body, 'image', IMAGE_ATTRIBUTES);
+    const ctx = await vmContext();
+    return { api_version: '3.1', ...listOf(ctx.images.map((i) => imageEntity(i, ctx, base(req))), r, imageAttrs) };
+  });
+  app.get(`${V3}/images/:uuid`, async (req) => imageEntity(await getImage(param(req, 'uuid')), await vmContext(), base(req)));
+  app.post(`${V3}/images`, async (req, reply) => {
+    const { request, spec } = parseV3ImageCreate(req.body);
+    const a = await cvm<Accepted>('/images', { body: request }).catch(v3Field((f) => (f === 'url' ? 'spec.resources.source_uri' : f === 'name' ? 'spec.name' : f)));
+    return reply.status(202).send(accepted('image', a.entityUuid, 0, spec, a.taskUuid));
+  });
+  app.delete(`${V3}/images/:uuid`, async (req, reply) => {
+    const img = await getImage(param(req, 'uuid'));
+    await cvm(`/images/${encodeURIComponent(img.uuid)}`, { method: 'DELETE' });
+    return reply.status(202).send(deleting('image', img.uuid, await prismTask('kImageDelete', { kind: 'image', uuid: img.uuid, name: img.name })));
+  });
+
+  const getSubnet = async (uuid: string): Promise<Subnet> => {
+    const s = (await cvm<Subnet[]>('/subnets')).find((x) => x.uuid === uuid);
+    if (!s) throw new NotFoundError('subnet', uuid);
+    return s;
+  };
+  app.post(`${V3}/subnets/list`, async (req) => {
+    const r = parseListRequest(req.body, 'subnet', SUBNET_ATTRIBUTES);
+    const ctx = await vmContext();
+    return { api_version: '3.1', ...listOf(ctx.subnets.map((x) => subnetEntity(x, ctx)), r, subnetAttrs) };
+  });
+  app.get(`${V3}/subnets/:uuid`, async (req) => subnetEntity(await getSubnet(param(req, 'uuid')), await vmContext()));
+  app.post(`${V3}/subnets`, async (req, reply) => {
+    const { request, spec } = parseV3SubnetCreate(req.body, await vmContext());
+    const subnet = await cvm<Subnet>('/subnets', { body: request }).catch(v3Field(subnetField));
+    return reply.status(202).send(accepted('subnet', subnet.uuid, 0, spec, await prismTask('kSubnetCreate', { kind: 'subnet', uuid: subnet.uuid, name: subnet.name })));
+  });
+  app.delete(`${V3}/subnets/:uuid`, async (req, reply) => {
+    const subnet = await getSubnet(param(req, 'uuid'));
+    await cvm(`/subnets/${encodeURIComponent(subnet.uuid)}`, { method: 'DELETE' });
+    return reply.status(202).send(deleting('subnet', subnet.uuid, await prismTask('kSubnetDelete', { kind: 'subnet', uuid: subnet.uuid, name: subnet.name })));
+  });
 
   // ---- v2.0 storage ----
   const V2 = '/api/nutanix/v2.0';
