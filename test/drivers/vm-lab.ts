@@ -51,11 +51,11 @@ export class VmLab {
   }
 
   /** Prism's API on the cluster's virtual IP as admin (HTTP Basic; the cluster CA trusted): status and parsed body. */
-  async prism(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+  async prism(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any; headers: Headers }> {
     this.prismAgent ??= new Agent({ connect: { ca: this.prismCa } });
     const r = await ufetch(`https://${this.vip}:9440${path}`, {
       dispatcher: this.prismAgent, method, redirect: 'manual',
-      headers: { Authorization: `Basic ${Buffer.from(`admin:${VmLab.PRISM_PASSWORD}`).toString('base64')}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
+      headers: { Authorization: `Basic ${Buffer.from(`admin:${VmLab.PRISM_PASSWORD}`).toString('base64')}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }), ...headers },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     const text = await r.text();
@@ -65,7 +65,7 @@ export class VmLab {
     } catch {
       json = text;
     }
-    return { status: r.status, json };
+    return { status: r.status, json, headers: r.headers as unknown as Headers };
   }
 
   /** `converge <args> --cvm-ip … --data-dir … --json`, its output parsed. */

@@ -204,6 +204,66 @@ test("Prism v3 as Nutanix's Ansible and Terraform clients drive it: look up, cre
   assert.equal(gone.json.message_list[0].reason, 'ENTITY_NOT_FOUND', 'what Terraform looks for to know it is gone');
 });
 
+test("Prism v4 as Nutanix's v4 SDKs drive it: negotiate, list clusters, hosts and VMs, create, power on with If-Match, delete", async () => {
+  const v4 = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}): ReturnType<VmLab['prism']> => lab.prism(method, path, body, headers);
+  const info = await v4('OPTIONS', '/api/vmm/unversioned/info');
+  assert.equal(info.status, 200);
+  const version = info.json.data as string;
+  assert.match(version, /^v4\.[2-9]/, 'the SDKs negotiate only with v4.2 or later');
+  const clusters = await v4('GET', `/api/clustermgmt/${version}/config/clusters`);
+  assert.equal(clusters.status, 200, JSON.stringify(clusters.json));
+  assert.equal(clusters.json.data[0].$objectType, 'clustermgmt.v4.config.Cluster');
+  const cluster = clusters.json.data[0].extId as string;
+  const hosts = await v4('GET', `/api/clustermgmt/${version}/config/clusters/${cluster}/hosts`);
+  assert.equal(hosts.json.metadata.totalAvailableResults, 3);
+  assert.ok(hosts.json.data.every((h: any) => h.$objectType === 'clustermgmt.v4.config.Host' && h.hypervisor.type === 'AHV'));
+  const image = (await v4('GET', `/api/vmm/${version}/content/images?$filter=${encodeURIComponent("name eq 'guest'")}`)).json.data[0].extId as string;
+  const subnet = (await v4('GET', `/api/networking/${version}/config/subnets?$filter=${encodeURIComponent("name eq 'red'")}`)).json.data[0].extId as string;
+  const before = (await v4('GET', `/api/vmm/${version}/ahv/config/vms`)).json.metadata.totalAvailableResults as number;
+
+  const created = await v4('POST', `/api/vmm/${version}/ahv/config/vms`, {
+    name: 'v4vm', numSockets: 1, numCoresPerSocket: 1, memorySizeBytes: 256 * 2 ** 20, cluster: { extId: cluster },
+    disks: [{ diskAddress: { busType: 'SCSI', index: 0 }, backingInfo: { $objectType: 'vmm.v4.ahv.config.VmDisk', dataSource: { reference: { $objectType: 'vmm.v4.ahv.config.ImageReference', imageExtId: image } } } }],
+    nics: [{ networkInfo: { subnet: { extId: subnet } } }],
+  }, { 'NTNX-Request-Id': 'a7d5bd5e-4f5e-4b7e-9a59-000000000001' });
+  assert.equal(created.status, 202, JSON.stringify(created.json));
+  assert.equal(created.json.data.$objectType, 'prism.v4.config.TaskReference');
+  /** The SDK's task wait: GET the task until SUCCEEDED; a FAILED one has its error messages. */
+  const waitTask = async (ext: string): Promise<any> => {
+    for (let i = 0; i < 600; i++) {
+      const t = (await v4('GET', `/api/prism/${version}/config/tasks/${encodeURIComponent(ext)}`)).json.data;
+      assert.ok(['QUEUED', 'RUNNING', 'SUCCEEDED'].includes(t.status), `task ${ext}: ${t.status}: ${JSON.stringify(t.errorMessages)}`);
+      if (t.status === 'SUCCEEDED') return t;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.fail(`task ${ext} did not end`);
+  };
+  const task = await waitTask(created.json.data.extId);
+  const uuid = task.entitiesAffected.find((e: any) => e.rel === 'vmm:ahv:config:vm').extId as string;
+  const listed = await v4('GET', `/api/vmm/${version}/ahv/config/vms`);
+  assert.equal(listed.json.metadata.totalAvailableResults, before + 1);
+  const got = await v4('GET', `/api/vmm/${version}/ahv/config/vms/${uuid}`);
+  assert.equal(got.json.data.powerState, 'OFF', 'a v4 VM is created off');
+  const etag = got.headers.get('etag') ?? '';
+  assert.ok(etag, 'an ETag');
+  assert.equal((await v4('POST', `/api/vmm/${version}/ahv/config/vms/${uuid}/$actions/power-on`)).status, 428, 'no If-Match: 428');
+  const on = await v4('POST', `/api/vmm/${version}/ahv/config/vms/${uuid}/$actions/power-on`, undefined, { 'If-Match': etag });
+  assert.equal(on.status, 202, JSON.stringify(on.json));
+  await waitTask(on.json.data.extId);
+  await waitConsole('v4vm', /converge-guest: booted /);
+  const running = await v4('GET', `/api/vmm/${version}/ahv/config/vms/${uuid}`);
+  assert.equal(running.json.data.powerState, 'ON');
+  assert.ok(running.json.data.host?.extId, 'on a host');
+  assert.match(running.json.data.nics[0].networkInfo.ipv4Config.ipAddress.value, /^10\.10\.0\.\d+$/);
+  assert.equal((await v4('DELETE', `/api/vmm/${version}/ahv/config/vms/${uuid}`, undefined, { 'If-Match': etag })).status, 412, 'a stale ETag: 412');
+  const del = await v4('DELETE', `/api/vmm/${version}/ahv/config/vms/${uuid}`, undefined, { 'If-Match': running.headers.get('etag') ?? '' });
+  assert.equal(del.status, 202, JSON.stringify(del.json));
+  await waitTask(del.json.data.extId);
+  const gone = await v4('GET', `/api/vmm/${version}/ahv/config/vms/${uuid}`);
+  assert.equal(gone.status, 404);
+  assert.equal(gone.json.data.$objectType, 'vmm.v4.error.ErrorResponse');
+});
+
 test('two VMs on one subnet on different hosts reach each other; a VM on another subnet does not', async () => {
   // vm1 (on red) is the first; red-2 goes to another host
   await ok('vm', 'create', '--name', 'red-2', '--memory', '192M', '--image', 'guest', '--nic', 'red', '--power-on');

@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { InputError, NotFoundError } from '../../shared/errors.ts';
 import { createCa, type Pem } from '../../shared/tls.ts';
 import type { Vdisk } from '../../cvm/protocol/storage.ts';
+import type { Accepted, Image, Subnet, Task, Vm, VmCreateRequest, VmDisk } from '../../cvm/protocol/vms.ts';
 import type { CallOptions } from '../../cvm/protocol/client.ts';
 import { SessionStore, type Session } from '../core/auth.ts';
 import { snapshot } from '../core/fixtures.ts';
@@ -91,6 +92,67 @@ export const fakeCvm = <T>(path: string, o: CallOptions = {}): Promise<T> => {
   if (path.startsWith('/storage/vdisks/') && o.method === 'DELETE') return Promise.resolve({} as T);
   return Promise.reject(new NotFoundError('CVM API path', path));
 };
+
+/**
+ * The VM service's API as Prism calls it (GET/POST /vms, /vms/:uuid, power, /images, /subnets,
+ * /tasks), in memory: a create makes the VM at once and a task that has succeeded; a power
+ * action changes the state; unknown images and subnets are refused naming the field.
+ */
+export class FakeVmService {
+  readonly vms = new Map<string, Vm>();
+  readonly tasks = new Map<string, Task>();
+  readonly subnets: Subnet[] = [{ uuid: '5ab0e7e1-0000-4000-8000-000000000001', name: 'red', vlanId: 10, cidr: '10.10.0.0/24', gateway: '10.10.0.1', pool: { start: '10.10.0.10', end: '10.10.0.99' }, dns: [], leases: {} }];
+  readonly images: Image[] = [{ uuid: '1a6e0000-0000-4000-8000-000000000001', name: 'guest', format: 'raw', vdisk: 'image-guest', sizeBytes: 64 << 20, state: 'ready', source: 'file', createdAt: '2026-12-01T00:00:00.000Z' }];
+  /** Calls by path, for tests that count them. */
+  readonly calls: string[] = [];
+
+  private task(operation: string, vm: Vm): Accepted {
+    const t: Task = { uuid: randomUUID(), operation, entity: { kind: 'vm', uuid: vm.uuid, name: vm.name }, state: 'succeeded', percent: 100, message: 'done', error: null, result: null, createdAt: '2026-12-01T00:00:00.000Z', startedAt: '2026-12-01T00:00:00.000Z', finishedAt: '2026-12-01T00:00:01.000Z', parent: null, request: {} };
+    this.tasks.set(t.uuid, t);
+    return { taskUuid: t.uuid, entityUuid: vm.uuid };
+  }
+
+  readonly call = <T>(path: string, o: CallOptions = {}): Promise<T> => {
+    const method = o.method ?? (o.body === undefined ? 'GET' : 'POST');
+    this.calls.push(`${method} ${path}`);
+    const body = (o.body ?? {}) as Partial<VmCreateRequest> & { action?: string };
+    const ok = (x: unknown): Promise<T> => Promise.resolve(x as T);
+    const m = /^\/vms\/([^/]+)(\/power)?$/.exec(path);
+    if (path === '/vms' && method === 'GET') return ok([...this.vms.values()]);
+    if (path === '/images') return ok(this.images);
+    if (path === '/subnets' && method === 'GET') return ok(this.subnets);
+    if (path === '/tasks') return ok([...this.tasks.values()]);
+    if (path.startsWith('/tasks/')) {
+      const t = this.tasks.get(path.slice(7));
+      return t ? ok(t) : Promise.reject(new NotFoundError('task', path.slice(7)));
+    }
+    if (path === '/vms' && method === 'POST') {
+      const disks: VmDisk[] = (body.disks ?? []).map((d, i) => {
+        const image = 'image' in d ? d.image : 'cdromImage' in d ? d.cdromImage : undefined;
+        if (image !== undefined && !this.images.some((x) => x.uuid === image || x.name === image)) throw new InputError(`disks[${i}].image`, `no image ${image}`);
+        return { vdisk: `vm-${body.name ?? ''}-${i}`, bus: 'cdromImage' in d ? 'cdrom' : ('bus' in d && d.bus) || 'virtio-scsi', sizeBytes: ('sizeBytes' in d ? d.sizeBytes : undefined) ?? 64 << 20, image: image ?? null };
+      });
+      const vm: Vm = { uuid: randomUUID(), name: body.name ?? '', specVersion: 1, vcpus: body.vcpus ?? 1, memoryMiB: body.memoryMiB ?? 256, disks, nics: [], ha: true, powerState: body.powerOn ? 'on' : 'off', host: null, epoch: 0, runtimeState: body.powerOn ? 'running' : 'off', createdAt: '2026-12-01T00:00:00.000Z' };
+      this.vms.set(vm.uuid, vm);
+      return ok(this.task('vm.create', vm));
+    }
+    if (m) {
+      const vm = this.vms.get(m[1] ?? '');
+      if (!vm) return Promise.reject(new NotFoundError('VM', m[1] ?? ''));
+      if (m[2] && method === 'POST') {
+        const on = body.action === 'on';
+        Object.assign(vm, { powerState: on ? 'on' : 'off', runtimeState: on ? 'running' : 'off' });
+        return ok(this.task(`vm.power.${body.action ?? ''}`, vm));
+      }
+      if (method === 'GET') return ok(vm);
+      if (method === 'DELETE') {
+        this.vms.delete(vm.uuid);
+        return ok(this.task('vm.delete', vm));
+      }
+    }
+    return Promise.reject(new NotFoundError('CVM API path', `${method} ${path}`));
+  };
+}
 
 let tls: Promise<Pem> | undefined;
 /** A certificate for the test server (a self-signed CA's own: inject() does no TLS, clients pass it as their CA). */

@@ -102,6 +102,15 @@ function assertErrorShape(sent: string, r: LightMyRequestResponse): void {
   } catch {
     return assert.fail(`${r.statusCode} with a body that is not JSON: ${r.body.slice(0, 200)}`);
   }
+  const v4 = /^\/api\/(clustermgmt|vmm|networking|prism)\/(v[0-9][^/]*|unversioned)\//.exec(url)?.[1];
+  if (v4) {
+    // the v4 error body: the SDKs pick its type by $objectType
+    assert.equal(j['$objectType'], `${v4}.v4.error.ErrorResponse`, r.body);
+    assert.equal(j['data']?.['$objectType'], `${v4}.v4.error.ErrorResponse`, r.body);
+    assert.equal(typeof j['data']?.error?.[0]?.message, 'string', r.body);
+    assert.match(j['data'].error[0].code, /^(CVG_ERR_[A-Z_]+|ENTITY_NOT_FOUND)$/, r.body);
+    return;
+  }
   if (url.startsWith('/api/nutanix/v2.0/')) {
     assert.equal(typeof j['message'], 'string', r.body);
     assert.equal(j['error_code']?.code, r.statusCode, r.body);

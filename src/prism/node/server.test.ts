@@ -24,8 +24,10 @@ function assertV3Error(r: LightMyRequestResponse, status: number, message?: RegE
 test('an empty JSON body is no body: the v4 SDKs\' OPTIONS and DELETE with Content-Type: application/json and nothing after it', async () => {
   const { app, tasks } = await testPrism();
   const info = await app.inject({ method: 'OPTIONS', url: '/api/vmm/unversioned/info', headers: { ...JSON_CT, authorization: basicAuth(), 'content-length': '0' } });
-  const j = assertV3Error(info, 404, /^v4 API not found: vmm /);
-  assert.equal(j['message_list'][0].reason, 'CVG_ERR_NOT_FOUND');
+  assert.equal(info.statusCode, 200, info.body);
+  assert.deepEqual(info.json(), { data: 'v4.3' }, 'the version the v4 SDKs negotiate with (they use v4.2 or later)');
+  const other = await app.inject({ method: 'OPTIONS', url: '/api/lcm/unversioned/info', headers: { ...JSON_CT, authorization: basicAuth(), 'content-length': '0' } });
+  assertV3Error(other, 404, /^v4 API namespace not found: lcm /);
   const vd = (await app.inject({ method: 'GET', url: `${V2}/virtual_disks`, headers: { authorization: basicAuth() } })).json<{ entities: { uuid: string }[] }>().entities[0]?.uuid ?? '';
   const del = await app.inject({ method: 'DELETE', url: `${V2}/virtual_disks/${vd}`, headers: { ...JSON_CT, authorization: basicAuth() } });
   assert.equal(del.statusCode, 200, del.body);
@@ -57,6 +59,7 @@ test('authentication comes first: without credentials every method and path is a
     assert.equal(r.statusCode, 401, `${c.method} ${c.url}: ${r.body}`);
     assert.match(String(r.headers['www-authenticate']), /^Basic realm="Prism"/);
     if (c.url.startsWith(V2)) assert.match(r.json<{ message: string }>().message, /authentication required/);
+    else if (c.url.startsWith('/api/vmm/')) assert.match(r.json<{ data: { error: { message: string }[] } }>().data.error[0]?.message ?? '', /authentication required/, 'v4 paths answer the v4 error body');
     else assertV3Error(r, 401, /authentication required/);
   }
   const who = await app.inject({ method: 'GET', url: '/api/converge/v1/prism' });

@@ -16,7 +16,8 @@
  *   POST /PrismGateway/services/rest/v1/utils/change_default_system_password   { oldPassword, newPassword }
  *   GET  /api/converge/v1/prism                      who leads (no authentication)
  *   POST /api/converge/v1/logout
- *   OPTIONS /api/{namespace}/unversioned/info        a v4 SDK's version question: 404, no v4 here (docs/prism.md)
+ *   OPTIONS /api/{namespace}/unversioned/info        a v4 SDK's version question: { data: "v4.3" } for the namespaces served
+ *   /api/{clustermgmt,vmm,networking,prism}/v4.x/…   v4 (node/v4-routes.ts)
  *
  * Every request, in this order: a Prism that does not lead redirects it; then authentication — HTTP
  * Basic, or the session cookie a successful Basic login sets; wrong passwords are rate-limited per
@@ -41,6 +42,8 @@ import {
   subnetAttrs, subnetEntity, vmAttrs, vmEntity, vmTaskOf, type V3VmContext,
 } from '../core/v3-vms.ts';
 import type { Accepted, Image, Subnet, Task, Vm } from '../../cvm/protocol/vms.ts';
+import { v4Error } from '../core/v4.ts';
+import { IfMatchError, registerV4Routes } from './v4-routes.ts';
 import { disks, storageContainers, storagePools, v2Error, v2List, virtualDisks } from '../core/v2.ts';
 import { summaryPage } from '../core/page.ts';
 import { PRISM_PORT } from '../protocol/prism.ts';
@@ -167,6 +170,7 @@ export function createVipServer(app: FastifyInstance, tls: PrismDeps['tls'], l: 
 
 /** Prism's statuses are Converge's (shared/http-status.ts), but where the reference's v3 differs: a stale spec_version is a 409, a slow backend a 503. */
 function statusOf(e: unknown): number {
+  if (e instanceof IfMatchError) return e.httpStatus;
   if (e instanceof PreconditionError) return 409;
   if (e instanceof TimeoutError) return 503;
   return httpStatusOf(e);
@@ -197,6 +201,8 @@ function domainError(err: unknown, req: FastifyRequest): unknown {
   return err;
 }
 
+/** A v4 path (or the version question), and its namespace: answered in the v4 error body. */
+const V4_PATH = /^\/api\/(clustermgmt|vmm|networking|prism)\/(?:v[0-9][^/]*|unversioned)\//;
 const kindOf = (url: string): string => /\/v3\/([a-z_]+?)s?(\/|$)/.exec(url)?.[1] ?? 'prism';
 /** How long a task of Prism's waits for a step of the VM service (a shutdown the guest ignores, a slow migration). */
 const VM_TASK_WAIT_MS = 30 * 60_000;
@@ -260,6 +266,8 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
     const reason = e instanceof NotFoundError && ENTITY_KINDS.has(kind) ? 'ENTITY_NOT_FOUND' : isConvergeError(e) ? e.code : 'CVG_ERR_INTERNAL';
     const field = e instanceof InputError ? e.field : (e as { field?: unknown }).field;
     const details = e instanceof InputError ? { [e.field]: e.reason } : typeof field === 'string' ? { [field]: errorMessage(e) } : {};
+    const v4ns = V4_PATH.exec(req.url)?.[1];
+    if (v4ns) return reply.status(status).send(v4Error(v4ns, status, errorMessage(e), reason, e instanceof InputError ? { field: e.field } : {}));
     if (req.url.startsWith('/api/nutanix/v2.0/')) return reply.status(status).send(v2Error(status, errorMessage(e), e instanceof InputError ? e.field : undefined));
     return reply.status(status).send(v3Error(status, kind, errorMessage(e), reason, details));
   };
@@ -337,10 +345,6 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
   app.get('/', (_req, reply) => reply.redirect('/console/', 302));
   app.get('/console/', async (req, reply) => reply.type('text/html; charset=utf-8').header('Cache-Control', 'no-store').send(summaryPage(await d.source.get(), req.user ?? '')));
 
-  // ---- v4 version negotiation (docs/prism.md): this Prism serves no v4 namespace; a v4 SDK then uses its own default version ----
-  app.options('/api/:namespace/unversioned/info', (req) => {
-    throw new NotFoundError('v4 API', `${param(req, 'namespace')} (this Prism serves /api/nutanix/v3 and /api/nutanix/v2.0)`);
-  });
 
   // ---- v3 ----
   const V3 = '/api/nutanix/v3';
@@ -554,6 +558,9 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
   });
   app.get(`${V2}/disks`, async (req) => v2List(disks(await d.source.get()), req.query as Record<string, unknown>));
   app.get(`${V2}/disks/:id`, async (req) => one('disk', disks(await d.source.get()), 'disk_uuid', param(req, 'id')));
+
+  // ---- v4 (node/v4-routes.ts) ----
+  registerV4Routes(app, { source: d.source, tasks: d.tasks, cvm, vmContext });
 
   app.setNotFoundHandler((req) => {
     throw new NotFoundError('endpoint', `${req.method} ${req.url.split('?')[0] ?? ''}`);

@@ -1,0 +1,127 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { LightMyRequestResponse } from 'fastify';
+import { FakeVmService, basicAuth, testPrism } from './fakes.ts';
+
+const auth = { authorization: basicAuth() };
+const JSON_CT = { 'content-type': 'application/json' };
+
+/** What the Go SDK's OneOf decoder needs: a $objectType on data and on every list item. */
+function assertTyped(j: any, objectType: string, itemType?: string): void {
+  assert.equal(j.$objectType, objectType);
+  assert.ok(j.$reserved, 'a $reserved object (the SDK puts the ETag there)');
+  if (itemType) {
+    assert.ok(Array.isArray(j.data));
+    for (const x of j.data) {
+      assert.equal(x.$objectType, itemType);
+      assert.ok(x.$reserved);
+    }
+  }
+}
+
+test('v4: version negotiation, clusters and hosts in the SDKs\' envelope, any v4.x version; paging, $filter, $orderby, $select', async () => {
+  const vms = new FakeVmService();
+  const { app } = await testPrism({ cvm: vms.call });
+  const info = await app.inject({ method: 'OPTIONS', url: '/api/clustermgmt/unversioned/info', headers: { ...auth, ...JSON_CT } });
+  assert.deepEqual(info.json(), { data: 'v4.3' });
+  for (const v of ['v4.0', 'v4.0.b1', 'v4.3']) {
+    const r = await app.inject({ method: 'GET', url: `/api/clustermgmt/${v}/config/clusters`, headers: auth });
+    assert.equal(r.statusCode, 200, r.body);
+    const j = r.json();
+    assertTyped(j, 'clustermgmt.v4.config.ListClustersApiResponse', 'clustermgmt.v4.config.Cluster');
+    assert.deepEqual(j.data[0].config.clusterFunction, ['AOS'], 'never empty: Terraform filters on it');
+    assert.equal(j.metadata.totalAvailableResults, 1);
+  }
+  const bad = await app.inject({ method: 'GET', url: '/api/clustermgmt/v5.0/config/clusters', headers: auth });
+  assert.equal(bad.statusCode, 404);
+  assert.equal(bad.json().$objectType, 'clustermgmt.v4.error.ErrorResponse');
+  const hosts = (await app.inject({ method: 'GET', url: '/api/clustermgmt/v4.3/config/hosts?$limit=2&$orderby=hostName desc', headers: auth })).json();
+  assertTyped(hosts, 'clustermgmt.v4.config.ListHostsApiResponse', 'clustermgmt.v4.config.Host');
+  assert.equal(hosts.data.length, 2);
+  assert.equal(hosts.metadata.totalAvailableResults, 3);
+  assert.ok(hosts.data[0].hostName > hosts.data[1].hostName);
+  assert.ok(hosts.metadata.links.some((l: any) => l.rel === 'next'));
+  const one = (await app.inject({ method: 'GET', url: `/api/clustermgmt/v4.3/config/hosts?$filter=${encodeURIComponent(`hostName eq '${String(hosts.data[0].hostName)}'`)}&$select=hostName`, headers: auth })).json();
+  assert.equal(one.data.length, 1);
+  assert.deepEqual(Object.keys(one.data[0]).filter((k) => !k.startsWith('$')).sort(), ['extId', 'hostName']);
+  const wrong = await app.inject({ method: 'GET', url: '/api/clustermgmt/v4.3/config/hosts?$filter=hostName%20eqq%201', headers: auth });
+  assert.equal(wrong.statusCode, 400);
+  assert.match(wrong.json().data.error[0].message, /^\$filter: /);
+  const limit = await app.inject({ method: 'GET', url: '/api/clustermgmt/v4.3/config/hosts?$limit=101', headers: auth });
+  assert.equal(limit.statusCode, 400);
+  assert.match(limit.json().data.error[0].message, /^\$limit: /);
+  await app.close();
+});
+
+test('v4 VMs: create → task reference; the task\'s entitiesAffected names the VM; ETag and If-Match (428 without, 412 stale); NTNX-Request-Id makes a retry do nothing twice', async () => {
+  const vms = new FakeVmService();
+  const { app } = await testPrism({ cvm: vms.call });
+  const body = { name: 'v4vm', numSockets: 1, numCoresPerSocket: 2, memorySizeBytes: 512 * 2 ** 20, disks: [{ diskAddress: { busType: 'SCSI', index: 0 }, backingInfo: { $objectType: 'vmm.v4.ahv.config.VmDisk', dataSource: { reference: { $objectType: 'vmm.v4.ahv.config.ImageReference', imageExtId: vms.images[0]?.uuid } } } }] };
+  const headers = { ...auth, ...JSON_CT, 'ntnx-request-id': 'req-1' };
+  const created = await app.inject({ method: 'POST', url: '/api/vmm/v4.3/ahv/config/vms', headers, payload: JSON.stringify(body) });
+  assert.equal(created.statusCode, 202, created.body);
+  assertTyped(created.json(), 'vmm.v4.ahv.config.CreateVmApiResponse');
+  assert.equal(created.json().data.$objectType, 'prism.v4.config.TaskReference');
+  const ext = created.json().data.extId as string;
+  assert.match(ext, /^ZXJnb24=:[0-9a-f-]{36}$/);
+  const again = await app.inject({ method: 'POST', url: '/api/vmm/v4.3/ahv/config/vms', headers, payload: JSON.stringify(body) });
+  assert.equal(again.json().data.extId, ext, 'the same answer for the same NTNX-Request-Id');
+  assert.equal(vms.vms.size, 1, 'and the VM made once');
+
+  const task = (await app.inject({ method: 'GET', url: `/api/prism/v4.3/config/tasks/${encodeURIComponent(ext)}`, headers: auth })).json();
+  assertTyped(task, 'prism.v4.config.GetTaskApiResponse');
+  assert.equal(task.data.status, 'SUCCEEDED');
+  const vmId = task.data.entitiesAffected.find((e: any) => e.rel === 'vmm:ahv:config:vm').extId as string;
+  assert.equal(vmId, [...vms.vms.keys()][0]);
+  assert.equal(vms.vms.get(vmId)?.vcpus, 2);
+
+  const got = await app.inject({ method: 'GET', url: `/api/vmm/v4.3/ahv/config/vms/${vmId}`, headers: auth });
+  assertTyped(got.json(), 'vmm.v4.ahv.config.GetVmApiResponse');
+  assert.equal(got.json().data.powerState, 'OFF');
+  const etag = String(got.headers['etag']);
+  assert.ok(etag.length > 2);
+  const on = (h: Record<string, string>): Promise<LightMyRequestResponse> => app.inject({ method: 'POST', url: `/api/vmm/v4.3/ahv/config/vms/${vmId}/$actions/power-on`, headers: { ...auth, ...h } });
+  const none = await on({});
+  assert.equal(none.statusCode, 428, none.body);
+  assert.match(none.json().data.error[0].message, /^If-Match: required/);
+  const stale = await on({ 'if-match': '"old"' });
+  assert.equal(stale.statusCode, 412, stale.body);
+  assert.equal(vms.vms.get(vmId)?.powerState, 'off', 'refused: nothing changed');
+  const ok = await on({ 'if-match': etag });
+  assert.equal(ok.statusCode, 202, ok.body);
+  assert.equal(ok.json().$objectType, 'vmm.v4.ahv.config.PowerOnVmApiResponse');
+  assert.equal(vms.vms.get(vmId)?.powerState, 'on');
+  const del = await app.inject({ method: 'DELETE', url: `/api/vmm/v4.3/ahv/config/vms/${vmId}`, headers: { ...auth, 'if-match': etag } });
+  assert.equal(del.statusCode, 412, 'the ETag changed with the power state');
+  const etag2 = String((await app.inject({ method: 'GET', url: `/api/vmm/v4.3/ahv/config/vms/${vmId}`, headers: auth })).headers['etag']);
+  const gone = await app.inject({ method: 'DELETE', url: `/api/vmm/v4.3/ahv/config/vms/${vmId}`, headers: { ...auth, 'if-match': etag2 } });
+  assert.equal(gone.statusCode, 202, gone.body);
+  const missing = await app.inject({ method: 'GET', url: `/api/vmm/v4.3/ahv/config/vms/${vmId}`, headers: auth });
+  assert.equal(missing.statusCode, 404);
+  assert.equal(missing.json().data.$objectType, 'vmm.v4.error.ErrorResponse');
+  await app.close();
+});
+
+test('v4 bad input: unknown fields, wrong types, what the cluster does not do — a 400 in the v4 error body naming the field; nothing made', async () => {
+  const vms = new FakeVmService();
+  const { app } = await testPrism({ cvm: vms.call });
+  const post = (b: unknown): Promise<LightMyRequestResponse> => app.inject({ method: 'POST', url: '/api/vmm/v4.3/ahv/config/vms', headers: { ...auth, ...JSON_CT }, payload: JSON.stringify(b) });
+  const base = { name: 'x', memorySizeBytes: 2 ** 30 };
+  for (const [b, field] of [
+    [{ ...base, colour: 'red' }, 'colour'],
+    [{ ...base, memorySizeBytes: '1G' }, 'memorySizeBytes'],
+    [{ ...base, name: 7 }, 'name'],
+    [{ ...base, gpus: [{}] }, 'gpus'],
+    [{ ...base, disks: [{ backingInfo: { diskSizeBytes: -1 } }] }, 'disks[0].backingInfo.diskSizeBytes'],
+    [{ ...base, disks: [{ diskAddress: { busType: 'SATA' }, backingInfo: { diskSizeBytes: 1 } }] }, 'disks[0].diskAddress.busType'],
+    [{ ...base, nics: [{ networkInfo: { subnet: { extId: 'nope' } } }] }, 'nics[0].networkInfo.subnet.extId'],
+    [{ ...base, cluster: { extId: 'elsewhere' } }, 'cluster.extId'],
+  ] as const) {
+    const r = await post(b);
+    assert.equal(r.statusCode, 400, `${field}: ${r.body}`);
+    assert.equal(r.json().$objectType, 'vmm.v4.error.ErrorResponse');
+    assert.equal(r.json().data.error[0].argumentsMap.field, field, r.body);
+  }
+  assert.equal(vms.vms.size, 0);
+  await app.close();
+});

@@ -1,0 +1,209 @@
+/**
+ * @module
+ * Prism's v4 routes (core/v4.ts; docs/prism.md "v4"): version negotiation, clustermgmt clusters
+ * and hosts, vmm AHV VMs (list, get, create, delete, power actions) and images, networking
+ * subnets, prism tasks; any v4.x version segment. Mutations answer 202 with a task reference;
+ * `NTNX-Request-Id` makes a retried mutation answer what the first did without doing it twice;
+ * DELETE and `$actions` need `If-Match` with the entity's ETag (428 without, 412 when stale).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ConflictError, InputError, NotFoundError, PreconditionError } from '../../shared/errors.ts';
+import type { Accepted, Image, Subnet, Task, Vm } from '../../cvm/protocol/vms.ts';
+import type { PrismTask } from '../protocol/prism.ts';
+import type { ClusterSnapshot } from '../core/snapshot.ts';
+import type { V3VmContext } from '../core/v3-vms.ts';
+import {
+  V4_NAMESPACES, V4_POWER_ACTIONS, V4_VERSION, isV4Version, parseV4ImageCreate, parseV4Query, parseV4SubnetCreate, parseV4VmCreate, taskUuidOf,
+  v4Accepted, v4Cluster, v4Host, v4Image, v4List, v4One, v4Subnet, v4TaskOfPrism, v4TaskOfVm, v4Vm, vmEtag,
+} from '../core/v4.ts';
+import type { CvmCaller } from './server.ts';
+
+/** An `If-Match` missing (428) or not the entity's ETag (412). */
+export class IfMatchError extends PreconditionError {
+  constructor(readonly httpStatus: 412 | 428, message: string) {
+    super(message);
+  }
+}
+
+export interface V4Deps {
+  source: { get(): Promise<ClusterSnapshot> };
+  tasks: { get(uuid: string): Promise<PrismTask>; start(op: string, entities: PrismTask['entities'], work: () => Promise<PrismTask['entities'] | void>): Promise<string> };
+  cvm: CvmCaller;
+  vmContext: () => Promise<V3VmContext>;
+}
+
+/** Answers remembered by NTNX-Request-Id, for an hour, at most this many. */
+const REQUEST_IDS = 10_000;
+const REQUEST_ID_TTL_MS = 3_600_000;
+
+export function registerV4Routes(app: FastifyInstance, d: V4Deps): void {
+  const param = (req: FastifyRequest, name: string): string => (req.params as Record<string, string>)[name] ?? '';
+  const query = (req: FastifyRequest): ReturnType<typeof parseV4Query> => parseV4Query((req.query ?? {}) as Record<string, unknown>);
+  const seen = new Map<string, { key: string; at: number; answer: Promise<{ status: number; body: unknown }> }>();
+
+  /** A mutation run once per NTNX-Request-Id: a retry with the same id gets the first answer. */
+  const once = async (req: FastifyRequest, reply: FastifyReply, run: () => Promise<{ status: number; body: unknown }>): Promise<FastifyReply> => {
+    const raw = req.headers['ntnx-request-id'];
+    const id = typeof raw === 'string' && raw.length > 0 && raw.length <= 128 ? raw : undefined;
+    const key = `${req.method} ${req.url}`;
+    const now = Date.now();
+    for (const [k, v] of seen) {
+      if (seen.size <= REQUEST_IDS && now - v.at < REQUEST_ID_TTL_MS) break;
+      seen.delete(k);
+    }
+    let entry = id ? seen.get(id) : undefined;
+    if (entry && entry.key !== key) throw new ConflictError(`NTNX-Request-Id ${id ?? ''} was used for another request (${entry.key})`);
+    if (!entry) {
+      entry = { key, at: now, answer: run() };
+      if (id) {
+        seen.set(id, entry);
+        entry.answer.catch(() => seen.delete(id)); // a refused request may be sent again with the same id
+      }
+    }
+    const a = await entry.answer;
+    return reply.status(a.status).send(a.body);
+  };
+
+  // every v4 path: a version the SDKs use
+  app.addHook('preHandler', (req, _reply, done) => {
+    const v = (req.params as Record<string, string> | undefined)?.['version'];
+    done(v !== undefined && req.url.startsWith('/api/') && !isV4Version(v) ? new NotFoundError('v4 API version', `${v} (v4.0 to v4.3 are served)`) : undefined);
+  });
+
+  app.options('/api/:namespace/unversioned/info', (req) => {
+    const ns = param(req, 'namespace');
+    if (!(V4_NAMESPACES as readonly string[]).includes(ns)) throw new NotFoundError('v4 API namespace', `${ns} (this Prism serves ${V4_NAMESPACES.join(', ')})`);
+    return { data: V4_VERSION };
+  });
+
+  // ---- clustermgmt ----
+  const CM = '/api/clustermgmt/:version/config';
+  const clusterOf = async (extId: string): Promise<ClusterSnapshot> => {
+    const s = await d.source.get();
+    if (extId !== s.cluster.clusterId) throw new NotFoundError('cluster', extId);
+    return s;
+  };
+  const hostsOf = async (s: ClusterSnapshot): Promise<Record<string, unknown>[]> => {
+    const vms = await d.cvm<Vm[]>('/vms').catch(() => [] as Vm[]);
+    return s.members.map((m) => v4Host(m, s, vms.filter((v) => v.host?.serial === m.serial).length));
+  };
+  app.get(`${CM}/clusters`, async (req) => v4List('clustermgmt.v4.config.ListClustersApiResponse', [v4Cluster(await d.source.get())], query(req), req.url));
+  app.get(`${CM}/clusters/:extId`, async (req) => v4One('clustermgmt.v4.config.GetClusterApiResponse', v4Cluster(await clusterOf(param(req, 'extId')))));
+  app.get(`${CM}/hosts`, async (req) => v4List('clustermgmt.v4.config.ListHostsApiResponse', await hostsOf(await d.source.get()), query(req), req.url));
+  app.get(`${CM}/clusters/:cluster/hosts`, async (req) => v4List('clustermgmt.v4.config.ListHostsApiResponse', await hostsOf(await clusterOf(param(req, 'cluster'))), query(req), req.url));
+  app.get(`${CM}/clusters/:cluster/hosts/:extId`, async (req) => {
+    const h = (await hostsOf(await clusterOf(param(req, 'cluster')))).find((x) => x['extId'] === param(req, 'extId'));
+    if (!h) throw new NotFoundError('host', param(req, 'extId'));
+    return v4One('clustermgmt.v4.config.GetHostApiResponse', h);
+  });
+
+  // ---- vmm: VMs ----
+  const VMS = '/api/vmm/:version/ahv/config/vms';
+  const getVm = (uuid: string): Promise<Vm> => d.cvm<Vm>(`/vms/${encodeURIComponent(uuid)}`).catch((e: unknown) => {
+    throw e instanceof NotFoundError ? new NotFoundError('VM', uuid) : e;
+  });
+  /** The VM, if the request's If-Match is its ETag. */
+  const matching = async (req: FastifyRequest): Promise<Vm> => {
+    const vm = await getVm(param(req, 'extId'));
+    const want = req.headers['if-match'];
+    if (want === undefined) throw new IfMatchError(428, `If-Match: required: the VM's ETag, from GET ${req.url.split('/$actions')[0] ?? ''}`);
+    if (want !== vmEtag(vm) && want !== '*') throw new IfMatchError(412, `If-Match: ${want} is not the VM's ETag (${vmEtag(vm)}): it changed; GET it again`);
+    return vm;
+  };
+  app.get(VMS, async (req) => {
+    const [vms, ctx] = await Promise.all([d.cvm<Vm[]>('/vms'), d.vmContext()]);
+    return v4List('vmm.v4.ahv.config.ListVmsApiResponse', vms.map((v) => v4Vm(v, ctx)), query(req), req.url);
+  });
+  app.get(`${VMS}/:extId`, async (req, reply) => {
+    const [vm, ctx] = await Promise.all([getVm(param(req, 'extId')), d.vmContext()]);
+    return reply.header('ETag', vmEtag(vm)).send(v4One('vmm.v4.ahv.config.GetVmApiResponse', v4Vm(vm, ctx)));
+  });
+  app.post(VMS, (req, reply) => once(req, reply, async () => {
+    const request = parseV4VmCreate(req.body, await d.vmContext());
+    const a = await d.cvm<Accepted>('/vms', { body: request });
+    return { status: 202, body: v4Accepted('vmm.v4.ahv.config.CreateVmApiResponse', a.taskUuid) };
+  }));
+  app.delete(`${VMS}/:extId`, (req, reply) => once(req, reply, async () => {
+    const vm = await matching(req);
+    const a = await d.cvm<Accepted>(`/vms/${encodeURIComponent(vm.uuid)}`, { method: 'DELETE' });
+    return { status: 202, body: v4Accepted('vmm.v4.ahv.config.DeleteVmApiResponse', a.taskUuid) };
+  }));
+  app.post(`${VMS}/:extId/$actions/:action`, (req, reply) => once(req, reply, async () => {
+    const name = param(req, 'action');
+    const action = V4_POWER_ACTIONS[name];
+    if (!action) throw new NotFoundError('VM action', `${name} (one of ${Object.keys(V4_POWER_ACTIONS).join(', ')})`);
+    const vm = await matching(req);
+    const a = await d.cvm<Accepted>(`/vms/${encodeURIComponent(vm.uuid)}/power`, { body: { action } });
+    const op = name.replace(/(^|-)([a-z])/g, (_m, _d: string, c: string) => c.toUpperCase());
+    return { status: 202, body: v4Accepted(`vmm.v4.ahv.config.${op}VmApiResponse`, a.taskUuid) };
+  }));
+
+  // ---- vmm: images ----
+  const IMAGES = '/api/vmm/:version/content/images';
+  const getImage = async (uuid: string): Promise<Image> => {
+    const img = (await d.cvm<Image[]>('/images')).find((i) => i.uuid === uuid);
+    if (!img) throw new NotFoundError('image', uuid);
+    return img;
+  };
+  app.get(IMAGES, async (req) => {
+    const ctx = await d.vmContext();
+    return v4List('vmm.v4.content.ListImagesApiResponse', ctx.images.map((i) => v4Image(i, ctx)), query(req), req.url);
+  });
+  app.get(`${IMAGES}/:extId`, async (req) => v4One('vmm.v4.content.GetImageApiResponse', v4Image(await getImage(param(req, 'extId')), await d.vmContext())));
+  app.post(IMAGES, (req, reply) => once(req, reply, async () => {
+    const a = await d.cvm<Accepted>('/images', { body: parseV4ImageCreate(req.body) }).catch((e: unknown) => {
+      throw e instanceof InputError && e.field === 'url' ? new InputError('source.url', e.reason) : e;
+    });
+    return { status: 202, body: v4Accepted('vmm.v4.content.CreateImageApiResponse', a.taskUuid) };
+  }));
+  app.delete(`${IMAGES}/:extId`, (req, reply) => once(req, reply, async () => {
+    const img = await getImage(param(req, 'extId'));
+    await d.cvm(`/images/${encodeURIComponent(img.uuid)}`, { method: 'DELETE' });
+    const task = await d.tasks.start('ImageDelete', [{ kind: 'image', uuid: img.uuid, name: img.name }], () => Promise.resolve());
+    return { status: 202, body: v4Accepted('vmm.v4.content.DeleteImageApiResponse', task) };
+  }));
+
+  // ---- networking: subnets ----
+  const SUBNETS = '/api/networking/:version/config/subnets';
+  const getSubnet = async (uuid: string): Promise<Subnet> => {
+    const s = (await d.cvm<Subnet[]>('/subnets')).find((x) => x.uuid === uuid);
+    if (!s) throw new NotFoundError('subnet', uuid);
+    return s;
+  };
+  app.get(SUBNETS, async (req) => {
+    const ctx = await d.vmContext();
+    return v4List('networking.v4.config.ListSubnetsApiResponse', ctx.subnets.map((s) => v4Subnet(s, ctx)), query(req), req.url);
+  });
+  app.get(`${SUBNETS}/:extId`, async (req) => v4One('networking.v4.config.GetSubnetApiResponse', v4Subnet(await getSubnet(param(req, 'extId')), await d.vmContext())));
+  app.post(SUBNETS, (req, reply) => once(req, reply, async () => {
+    const subnet = await d.cvm<Subnet>('/subnets', { body: parseV4SubnetCreate(req.body, await d.vmContext()) });
+    const task = await d.tasks.start('SubnetCreate', [{ kind: 'subnet', uuid: subnet.uuid, name: subnet.name }], () => Promise.resolve());
+    return { status: 202, body: v4Accepted('networking.v4.config.CreateSubnetApiResponse', task) };
+  }));
+  app.delete(`${SUBNETS}/:extId`, (req, reply) => once(req, reply, async () => {
+    const subnet = await getSubnet(param(req, 'extId'));
+    await d.cvm(`/subnets/${encodeURIComponent(subnet.uuid)}`, { method: 'DELETE' });
+    const task = await d.tasks.start('SubnetDelete', [{ kind: 'subnet', uuid: subnet.uuid, name: subnet.name }], () => Promise.resolve());
+    return { status: 202, body: v4Accepted('networking.v4.config.DeleteSubnetApiResponse', task) };
+  }));
+
+  // ---- prism: tasks ----
+  const TASKS = '/api/prism/:version/config/tasks';
+  app.get(`${TASKS}/:extId`, async (req) => {
+    const uuid = taskUuidOf(param(req, 'extId'));
+    const cluster = (await d.source.get()).cluster.clusterId;
+    try {
+      return v4One('prism.v4.config.GetTaskApiResponse', v4TaskOfPrism(await d.tasks.get(uuid), cluster));
+    } catch (e) {
+      if (!(e instanceof NotFoundError)) throw e;
+      const t = await d.cvm<Task>(`/tasks/${encodeURIComponent(uuid)}`).catch((err: unknown) => {
+        throw err instanceof NotFoundError ? new NotFoundError('task', param(req, 'extId')) : err;
+      });
+      return v4One('prism.v4.config.GetTaskApiResponse', v4TaskOfVm(t, cluster));
+    }
+  });
+  app.get(TASKS, async (req) => {
+    const cluster = (await d.source.get()).cluster.clusterId;
+    return v4List('prism.v4.config.ListTasksApiResponse', (await d.cvm<Task[]>('/tasks')).map((t) => v4TaskOfVm(t, cluster)), query(req), req.url);
+  });
+}
