@@ -1,10 +1,13 @@
 /**
  * @module
- * The v2.0 API shapes Prism answers under /api/nutanix/v2.0 for storage (pure): storage pools,
- * containers, virtual disks and disks, in the reference platform's list envelope.
+ * The v2.0 API shapes Prism answers under /api/nutanix/v2.0 (and /PrismGateway/services/rest/v2.0)
+ * (pure): storage pools, containers, virtual disks and disks, VMs, hosts, the cluster and tasks, in
+ * the reference platform's list envelope.
  */
 import { InputError } from '../../shared/errors.ts';
-import type { ClusterSnapshot } from './snapshot.ts';
+import type { ClusterSnapshot, MemberView } from './snapshot.ts';
+import type { Vm, VmPowerAction } from '../../cvm/protocol/vms.ts';
+import { diskUuid, type V3VmContext } from './v3-vms.ts';
 
 export interface V2List<T> {
   metadata: { grand_total_entities: number; total_entities: number; count: number; start_index: number; end_index: number; page?: number };
@@ -95,4 +98,68 @@ export function disks(s: ClusterSnapshot): Record<string, unknown>[] {
 /** The v2.0 error body (the reference platform answers `{ message, error_code }`). */
 export function v2Error(status: number, message: string, field?: string): Record<string, unknown> {
   return { message, error_code: { code: status, validation_errors: field ? [{ field, message }] : [] }, detailed_message: message };
+}
+
+// ---- VMs, hosts and the cluster (older tools: virt-who, scripts of the v2.0 era) ----
+
+const v2Power = (vm: Vm): string => (vm.powerState === 'off' ? 'off' : vm.powerState === 'paused' ? 'paused' : 'on');
+
+/** A VM as v2.0 shows it (`host_uuid` only while it runs, as virt-who expects). */
+export function v2Vm(vm: Vm, ctx: V3VmContext): Record<string, unknown> {
+  const host = vm.host ? ctx.hosts.find((h) => h.serial === vm.host?.serial) : undefined;
+  const idx = new Map<string, number>();
+  return {
+    uuid: vm.uuid, name: vm.name, description: '', power_state: v2Power(vm), num_vcpus: vm.vcpus, num_cores_per_vcpu: 1, memory_mb: vm.memoryMiB,
+    ...(host && vm.powerState !== 'off' ? { host_uuid: host.uuid } : {}), timezone: 'UTC', machine_type: 'pc', allow_live_migrate: true, ha_priority: vm.ha ? 0 : -1,
+    boot: { uefi_boot: false }, vm_features: { AGENT_VM: false, VGA_CONSOLE: false }, gpus_assigned: false, vm_logical_timestamp: vm.specVersion,
+    vm_disk_info: vm.disks.map((d) => {
+      const bus = d.bus === 'cdrom' ? 'ide' : d.bus === 'virtio-scsi' ? 'scsi' : 'pci';
+      const i = idx.get(bus) ?? 0;
+      idx.set(bus, i + 1);
+      return { is_cdrom: d.bus === 'cdrom', is_empty: false, size: d.sizeBytes, disk_address: { device_bus: bus, device_index: i, vmdisk_uuid: diskUuid(vm.uuid, d.vdisk), device_uuid: diskUuid(vm.uuid, d.vdisk) }, ...(d.image ? { source_disk_address: { vmdisk_uuid: d.image } } : {}) };
+    }),
+    vm_nics: vm.nics.map((n) => ({ mac_address: n.mac.toLowerCase(), network_uuid: n.subnetUuid, ...(n.ip ? { ip_address: n.ip, requested_ip_address: n.ip } : {}), is_connected: true, model: 'virtio', vlan_mode: 'Access' })),
+  };
+}
+
+/** `POST /vms/{uuid}/set_power_state` `{ "transition" }`: the VM service's power action. */
+export function parseV2Transition(body: unknown): VmPowerAction {
+  const t = (body as { transition?: unknown } | null)?.transition;
+  const map: Record<string, VmPowerAction> = { on: 'on', off: 'off', acpi_shutdown: 'shutdown', powercycle: 'reset', reset: 'reset', acpi_reboot: 'reset', pause: 'pause', suspend: 'pause', resume: 'resume' };
+  const a = typeof t === 'string' ? map[t.toLowerCase()] : undefined;
+  if (!a) throw new InputError('transition', 'must be one of ON, OFF, ACPI_SHUTDOWN, RESET, POWERCYCLE, ACPI_REBOOT, PAUSE, RESUME');
+  return a;
+}
+
+export function v2Host(m: MemberView, s: ClusterSnapshot, vms: number): Record<string, unknown> {
+  const h = m.host;
+  return {
+    uuid: m.hostUuid, name: h?.hostname ?? m.serial, serial: m.serial, cluster_uuid: s.cluster.clusterId, state: m.cvm && h ? 'NORMAL' : 'DETACHED',
+    hypervisor_type: 'kKvm', hypervisor_full_name: `Converge AHV ${h?.hypervisorVersion ?? m.cvm?.hypervisorVersion ?? ''}`.trim(), hypervisor_address: m.hostIp,
+    service_vmexternal_ip: m.cvmIp, ipmi_address: h?.hardware.bmcIp ?? '', block_serial: h?.hardware.block.serial ?? '', block_model_name: h?.hardware.model ?? '',
+    cpu_model: h?.hardware.cpu.model ?? '', num_cpu_sockets: h?.hardware.cpu.sockets ?? 0, num_cpu_cores: h?.hardware.cpu.cores ?? 0, num_cpu_threads: h?.hardware.cpu.threads ?? 0,
+    memory_capacity_in_bytes: (h?.hardware.memoryMiB ?? 0) * 2 ** 20, num_vms: vms, disk_hardware_configs: Object.fromEntries((m.cvm?.disks ?? []).map((d, i) => [String(i + 1), { serial_number: d.serial }])),
+  };
+}
+
+export function v2Cluster(s: ClusterSnapshot): Record<string, unknown> {
+  const c = s.cluster;
+  const nos = s.members.find((m) => m.cvm)?.cvm?.nosVersion ?? '';
+  return {
+    uuid: c.clusterId, id: `${c.clusterId}::${c.clusterId}`, name: c.name, cluster_external_ipaddress: c.vip ?? null, num_nodes: s.members.length, version: nos, full_version: `converge-aos-${nos}`,
+    hypervisor_types: ['kKvm'], timezone: 'UTC', name_servers: c.dns ?? [], ntp_servers: c.ntp ?? [], cluster_redundancy_state: { current_redundancy_factor: c.redundancyFactor, desired_redundancy_factor: c.redundancyFactor },
+    storage_type: 'mixed', operation_mode: s.store && !s.store.quorum ? 'ReadOnly' : 'Normal',
+  };
+}
+
+const V2_TASK: Record<string, string> = { queued: 'Queued', running: 'Running', succeeded: 'Succeeded', failed: 'Failed', aborted: 'Aborted', QUEUED: 'Queued', RUNNING: 'Running', SUCCEEDED: 'Succeeded', FAILED: 'Failed' };
+const usecs = (iso: string | null): number | undefined => (iso ? Date.parse(iso) * 1000 : undefined);
+
+/** A task (the VM service's or Prism's) as v2.0's GET /tasks/{uuid}. */
+export function v2Task(t: { uuid: string; state: string; percent: number; operation: string; entities: { kind: string; uuid: string }[]; error: string | null; createdAt: string; finishedAt: string | null }): Record<string, unknown> {
+  return {
+    uuid: t.uuid, progress_status: V2_TASK[t.state] ?? t.state, percentage_complete: t.percent, operation_type: t.operation,
+    entity_list: t.entities.map((e) => ({ entity_id: e.uuid, entity_type: e.kind })), create_time_usecs: usecs(t.createdAt), complete_time_usecs: usecs(t.finishedAt),
+    meta_response: { error_code: t.error ? 1 : 0, error_detail: t.error ?? '' },
+  };
 }

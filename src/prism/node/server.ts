@@ -9,7 +9,9 @@
  *   GET  /api/nutanix/v3/tasks/{uuid},   POST /api/nutanix/v3/tasks/list
  *   POST /api/nutanix/v3/{vms,images,subnets}/list, GET …/{uuid}, POST (create), DELETE …/{uuid}; PUT /api/nutanix/v3/vms/{uuid}
  *        (the VM service's entities in v3 shapes: core/v3-vms.ts; docs/prism.md)
- *   GET  /api/nutanix/v2.0/{storage_pools,storage_containers,virtual_disks,disks}[/{id}]
+ *   GET  /api/nutanix/v2.0/{storage_pools,storage_containers,virtual_disks,disks,hosts,vms}[/{id}], /cluster, /tasks/{uuid}
+ *   POST /api/nutanix/v2.0/vms/{uuid}/set_power_state   { transition } → { task_uuid }
+ *        (/PrismGateway/services/rest/v2.0/… is the same API)
  *   POST /api/nutanix/v2.0/storage_containers        { name, replication_factor } → { value: true }
  *   POST /api/nutanix/v2.0/virtual_disks             { name, disk_capacity_in_bytes, storage_container_uuid } → { task_uuid }
  *   DELETE /api/nutanix/v2.0/virtual_disks/{uuid}    → { task_uuid }
@@ -44,7 +46,7 @@ import {
 import type { Accepted, Image, Subnet, Task, Vm } from '../../cvm/protocol/vms.ts';
 import { v4Error } from '../core/v4.ts';
 import { IfMatchError, registerV4Routes } from './v4-routes.ts';
-import { disks, storageContainers, storagePools, v2Error, v2List, virtualDisks } from '../core/v2.ts';
+import { disks, parseV2Transition, storageContainers, storagePools, v2Cluster, v2Error, v2Host, v2List, v2Task, v2Vm, virtualDisks } from '../core/v2.ts';
 import { summaryPage } from '../core/page.ts';
 import { PRISM_PORT } from '../protocol/prism.ts';
 import type { Accounts, Tasks } from './accounts.ts';
@@ -201,6 +203,8 @@ function domainError(err: unknown, req: FastifyRequest): unknown {
   return err;
 }
 
+/** The Prism gateway's v2.0 prefix, an alias of /api/nutanix/v2.0/. */
+const GATEWAY_V2 = '/PrismGateway/services/rest/v2.0/';
 /** A v4 path (or the version question), and its namespace: answered in the v4 error body. */
 const V4_PATH = /^\/api\/(clustermgmt|vmm|networking|prism)\/(?:v[0-9][^/]*|unversioned)\//;
 const kindOf = (url: string): string => /\/v3\/([a-z_]+?)s?(\/|$)/.exec(url)?.[1] ?? 'prism';
@@ -248,6 +252,8 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
     requestTimeout: l.requestMs, keepAliveTimeout: l.keepAliveMs, connectionTimeout: l.idleSocketMs,
     handlerTimeout: l.handlerMs, clientErrorHandler: answerClientError,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // older tools call v2.0 under the Prism gateway's path: the same API
+    rewriteUrl: (req) => (req.url?.startsWith(GATEWAY_V2) ? `/api/nutanix/v2.0/${req.url.slice(GATEWAY_V2.length)}` : req.url ?? '/'),
     // a URL the router cannot take (a bad %-escape, an overlong segment) is answered like any bad request: after authentication
     frameworkErrors: (err, req, reply) => {
       authenticate(req, reply).then(() => answer(err, req, reply), (e: unknown) => answer(e, req, reply));
@@ -558,6 +564,36 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
   });
   app.get(`${V2}/disks`, async (req) => v2List(disks(await d.source.get()), req.query as Record<string, unknown>));
   app.get(`${V2}/disks/:id`, async (req) => one('disk', disks(await d.source.get()), 'disk_uuid', param(req, 'id')));
+  app.get(`${V2}/cluster`, async () => v2Cluster(await d.source.get()));
+  app.get(`${V2}/clusters`, async (req) => v2List([v2Cluster(await d.source.get())], req.query as Record<string, unknown>));
+  const v2Hosts = async (): Promise<Record<string, unknown>[]> => {
+    const [s, vms] = await Promise.all([d.source.get(), cvm<Vm[]>('/vms').catch(() => [] as Vm[])]);
+    return s.members.map((m) => v2Host(m, s, vms.filter((v) => v.host?.serial === m.serial).length));
+  };
+  app.get(`${V2}/hosts`, async (req) => v2List(await v2Hosts(), req.query as Record<string, unknown>));
+  app.get(`${V2}/hosts/:id`, async (req) => one('host', await v2Hosts(), 'uuid', param(req, 'id')));
+  app.get(`${V2}/vms`, async (req) => {
+    const [vms, ctx] = await Promise.all([cvm<Vm[]>('/vms'), vmContext()]);
+    const { include_vm_disk_config: _d, include_vm_nic_config: _n, ...paging } = req.query as Record<string, unknown>;
+    return v2List(vms.map((v) => v2Vm(v, ctx)), paging);
+  });
+  app.get(`${V2}/vms/:id`, async (req) => v2Vm(await getVm(param(req, 'id')), await vmContext()));
+  app.post(`${V2}/vms/:id/set_power_state`, async (req) => {
+    const action = parseV2Transition(req.body);
+    const vm = await getVm(param(req, 'id'));
+    return { task_uuid: (await cvm<Accepted>(`/vms/${encodeURIComponent(vm.uuid)}/power`, { body: { action } })).taskUuid };
+  });
+  app.get(`${V2}/tasks/:uuid`, async (req) => {
+    const uuid = param(req, 'uuid');
+    try {
+      const t = await d.tasks.get(uuid);
+      return v2Task({ uuid: t.uuid, state: t.status, percent: t.percentage, operation: t.operationType, entities: t.entities, error: t.error, createdAt: t.createdAt, finishedAt: t.completedAt });
+    } catch (e) {
+      if (!(e instanceof NotFoundError)) throw e;
+      const t = await cvm<Task>(`/tasks/${encodeURIComponent(uuid)}`).catch(notFoundAs('task', uuid));
+      return v2Task({ uuid: t.uuid, state: t.state, percent: t.percent, operation: t.operation, entities: [t.entity], error: t.error?.message ?? null, createdAt: t.createdAt, finishedAt: t.finishedAt });
+    }
+  });
 
   // ---- v4 (node/v4-routes.ts) ----
   registerV4Routes(app, { source: d.source, tasks: d.tasks, cvm, vmContext });

@@ -125,3 +125,38 @@ test('v4 bad input: unknown fields, wrong types, what the cluster does not do â€
   assert.equal(vms.vms.size, 0);
   await app.close();
 });
+
+test('v2.0 VMs, hosts, cluster and tasks, also under /PrismGateway/services/rest/v2.0; set_power_state; a bad transition names its field', async () => {
+  const vms = new FakeVmService();
+  const { app } = await testPrism({ cvm: vms.call });
+  await vms.call('/vms', { body: { name: 'old', vcpus: 2, memoryMiB: 512, disks: [{ image: 'guest' }], powerOn: false } });
+  for (const base of ['/api/nutanix/v2.0', '/PrismGateway/services/rest/v2.0']) {
+    const list = await app.inject({ method: 'GET', url: `${base}/vms?include_vm_disk_config=true&include_vm_nic_config=true`, headers: auth });
+    assert.equal(list.statusCode, 200, list.body);
+    const j = list.json();
+    assert.equal(j.metadata.grand_total_entities, 1);
+    const vm = j.entities[0];
+    assert.deepEqual([vm.name, vm.power_state, vm.num_vcpus, vm.memory_mb, vm.host_uuid], ['old', 'off', 2, 512, undefined], 'no host_uuid while off (virt-who)');
+    assert.equal(vm.vm_disk_info[0].disk_address.device_bus, 'scsi');
+    const hosts = (await app.inject({ method: 'GET', url: `${base}/hosts`, headers: auth })).json();
+    assert.equal(hosts.entities.length, 3);
+    assert.equal(hosts.entities[0].hypervisor_type, 'kKvm');
+    const cluster = (await app.inject({ method: 'GET', url: `${base}/cluster`, headers: auth })).json();
+    assert.equal(cluster.num_nodes, 3);
+    assert.deepEqual(cluster.hypervisor_types, ['kKvm']);
+  }
+  const uuid = [...vms.vms.keys()][0] ?? '';
+  const on = await app.inject({ method: 'POST', url: `/PrismGateway/services/rest/v2.0/vms/${uuid}/set_power_state`, headers: { ...auth, ...JSON_CT }, payload: '{"transition":"ON"}' });
+  assert.equal(on.statusCode, 200, on.body);
+  const task = (await app.inject({ method: 'GET', url: `/api/nutanix/v2.0/tasks/${String(on.json().task_uuid)}`, headers: auth })).json();
+  assert.equal(task.progress_status, 'Succeeded');
+  assert.deepEqual(task.entity_list, [{ entity_id: uuid, entity_type: 'vm' }]);
+  assert.equal(vms.vms.get(uuid)?.powerState, 'on');
+  const bad = await app.inject({ method: 'POST', url: `/api/nutanix/v2.0/vms/${uuid}/set_power_state`, headers: { ...auth, ...JSON_CT }, payload: '{"transition":"SIDEWAYS"}' });
+  assert.equal(bad.statusCode, 400);
+  assert.equal(bad.json().error_code.validation_errors[0].field, 'transition');
+  const gone = await app.inject({ method: 'GET', url: '/PrismGateway/services/rest/v2.0/vms/nope', headers: auth });
+  assert.equal(gone.statusCode, 404);
+  assert.equal(typeof gone.json().message, 'string', 'the v2.0 error body under the gateway path too');
+  await app.close();
+});
