@@ -20,6 +20,8 @@ import { SnapshotSource } from './node/source.ts';
 import { Leadership } from '../shared/leadership.ts';
 import { createPrismApi, createVipServer } from './node/server.ts';
 import { SharedSessions } from './node/sessions.ts';
+import { Health } from './node/health.ts';
+import { cvmCall } from '../cvm/protocol/client.ts';
 
 const cfg = JSON.parse(process.env['CONVERGE_PRISM_CONFIG'] ?? '{}') as PrismConfig;
 const log = (m: string): void => console.log(`prism: ${m}`);
@@ -75,11 +77,14 @@ async function main(): Promise<void> {
   });
   const accounts = new Accounts(etcd);
   await accounts.follow(log);
+  const source = new SnapshotSource(etcd, cfg.cvmIp);
+  const health = new Health(etcd, source, (path, o) => cvmCall(cfg.cvmIp, path, o), tls.cert, log);
   const app = createPrismApi({
-    cvmIp: cfg.cvmIp, vip: cfg.vip, source: new SnapshotSource(etcd, cfg.cvmIp), accounts, tasks: new Tasks(etcd, log),
-    sessions,
+    cvmIp: cfg.cvmIp, vip: cfg.vip, source, accounts, tasks: new Tasks(etcd, log),
+    sessions, health,
     leadership, sessionTtlS, log, tls,
   });
+  const stopHealth = health.loop(() => leadership.isLeader);
   await app.ready();
   // the leader binds the virtual IP; an old leader may still hold it for a moment: try until it is free
   const takeVip = (): void => {
@@ -112,6 +117,7 @@ async function main(): Promise<void> {
     stopping = true;
     setTimeout(() => process.exit(0), 5000).unref();
     void (async () => {
+      stopHealth();
       await leadership.stop();
       await releaseVip();
       await app.close();

@@ -142,7 +142,7 @@ test('authentication: none or a wrong password is refused; a session cookie stan
   assert.equal((await prism('/api/nutanix/v3/clusters/list', { body: {} })).status, 200, 'the admin is not locked out by another user\'s failures');
 });
 
-test('a v4 SDK\'s first call on the virtual IP — OPTIONS with Basic auth, Content-Type: application/json and no body — is answered (404: no v4 here), and without credentials a 401', async () => {
+test('a v4 SDK\'s first call on the virtual IP — OPTIONS with Basic auth, Content-Type: application/json and no body — is answered with the version (v4.2 or later: the SDKs use it), and without credentials a 401', async () => {
   const ask = async (auth: boolean): Promise<{ status: number; json: any }> => {
     const r = await ufetch(`https://${VIP}:9440/api/vmm/unversioned/info`, {
       dispatcher: agent, method: 'OPTIONS',
@@ -151,10 +151,39 @@ test('a v4 SDK\'s first call on the virtual IP — OPTIONS with Basic auth, Cont
     return { status: r.status, json: await r.json() };
   };
   const known = await ask(true);
-  assert.equal(known.status, 404);
-  assert.equal(known.json.state, 'ERROR');
-  assert.match(known.json.message_list[0].message, /^v4 API not found: vmm/);
+  assert.equal(known.status, 200);
+  assert.deepEqual(known.json, { data: 'v4.3' });
   assert.equal((await ask(false)).status, 401);
+});
+
+test('health checks and alerts: a disk failed through the rack raises a critical alert naming it, with a cause and a resolution; repaired, it resolves on its own', async () => {
+  const disk = (await prism('/api/nutanix/v2.0/disks')).json.entities[0];
+  const serial = String(disk.disk_uuid);
+  const node = { serial: String(disk.node_serial) };
+  const openAlerts = async (): Promise<any[]> => (await prism('/api/nutanix/v2.0/alerts?resolved=false')).json.entities.filter((a: any) => a.check_id === 'hardware/disk_online_check');
+  assert.deepEqual(await openAlerts(), []);
+  await t.tr.rack.setFaults(node.serial, { failedDisks: [serial] });
+  try {
+    await t.tr.until(async () => {
+      await prism('/api/converge/v1/health');
+      return (await openAlerts()).length === 1;
+    }, 60_000, 'an alert for the failed disk');
+    const [a] = await openAlerts();
+    assert.equal(a.severity, 'kCritical');
+    assert.equal(a.affected_entities[0].id, serial);
+    assert.match(a.possible_causes[0].cause[0], /failed/);
+    const text = await prism('/api/converge/v1/health?format=text');
+    assert.match(text.text, new RegExp(`hardware/disk_online_check +disk ${serial} on \\S+ +\\[ FAIL \\]`));
+    assert.match(text.text, /Resolution: Replace the disk/);
+  } finally {
+    await t.tr.rack.setFaults(node.serial, { failedDisks: [] });
+  }
+  await t.tr.until(async () => {
+    await prism('/api/converge/v1/health');
+    return (await openAlerts()).length === 0;
+  }, 60_000, 'the alert resolved once the disk is back');
+  const resolved = (await prism('/api/nutanix/v2.0/alerts?resolved=true')).json.entities.find((x: any) => x.check_id === 'hardware/disk_online_check');
+  assert.equal(resolved.resolved_by_username, 'auto');
 });
 
 test('v2.0 storage: pool, containers, disks; a container and a vdisk created, the vdisk through a task', async () => {

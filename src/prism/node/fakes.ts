@@ -18,6 +18,8 @@ import type { ClusterSnapshot } from '../core/snapshot.ts';
 import type { PrismTask } from '../protocol/prism.ts';
 import { checkNewPassword } from './accounts.ts';
 import { createPrismApi, type PrismDeps } from './server.ts';
+import type { HealthPort } from './health.ts';
+import { changeAlert, reconcile, runChecks, type Alert, type CheckResult, type HealthInput } from '../core/health.ts';
 
 export const ADMIN = { user: 'admin', password: 'lab-secret-1' } as const;
 export const basicAuth = (user: string = ADMIN.user, password: string = ADMIN.password): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
@@ -152,6 +154,31 @@ export class FakeVmService {
     }
     return Promise.reject(new NotFoundError('CVM API path', `${method} ${path}`));
   };
+}
+
+/** Health checks over a snapshot the test changes, alerts in memory (node/health.ts keeps them in the store). */
+export class FakeHealth implements HealthPort {
+  readonly byId = new Map<string, Alert>();
+  now = Date.parse('2026-12-04T00:00:00Z');
+
+  constructor(public input: () => Omit<HealthInput, 'now'>) {}
+
+  run(): Promise<CheckResult[]> {
+    this.now += 30_000;
+    const results = runChecks({ ...this.input(), now: this.now });
+    for (const a of reconcile([...this.byId.values()], results, this.now)) this.byId.set(a.id, a);
+    return Promise.resolve(results);
+  }
+
+  alerts(): Promise<Alert[]> {
+    return Promise.resolve([...this.byId.values()]);
+  }
+
+  update(ids: readonly string[], change: 'acknowledge' | 'resolve', user: string): Promise<{ done: string[]; missing: string[] }> {
+    const done = ids.filter((id) => this.byId.has(id));
+    for (const id of done) this.byId.set(id, changeAlert(this.byId.get(id)!, change, user, new Date(this.now).toISOString()));
+    return Promise.resolve({ done, missing: ids.filter((id) => !done.includes(id)) });
+  }
 }
 
 let tls: Promise<Pem> | undefined;

@@ -11,6 +11,9 @@
  *        (the VM service's entities in v3 shapes: core/v3-vms.ts; docs/prism.md)
  *   GET  /api/nutanix/v2.0/{storage_pools,storage_containers,virtual_disks,disks,hosts,vms}[/{id}], /cluster, /tasks/{uuid}
  *   POST /api/nutanix/v2.0/vms/{uuid}/set_power_state   { transition } → { task_uuid }
+ *   GET  /api/nutanix/v2.0/health_checks (runs them), /alerts[?resolved=&acknowledged=&severity=], /alerts/{id}
+ *   POST /api/nutanix/v2.0/alerts/{acknowledge,resolve}  { alert_ids } → { successful_alert_ids, unsuccessful_alert_ids }
+ *   GET  /api/converge/v1/health[?format=text]        the checks now (text: NCC's report)
  *        (/PrismGateway/services/rest/v2.0/… is the same API)
  *   POST /api/nutanix/v2.0/storage_containers        { name, replication_factor } → { value: true }
  *   POST /api/nutanix/v2.0/virtual_disks             { name, disk_capacity_in_bytes, storage_container_uuid } → { task_uuid }
@@ -46,6 +49,8 @@ import {
 import type { Accepted, Image, Subnet, Task, Vm } from '../../cvm/protocol/vms.ts';
 import { v4Error } from '../core/v4.ts';
 import { IfMatchError, registerV4Routes } from './v4-routes.ts';
+import { alertById, type HealthPort } from './health.ts';
+import { nccReport, type Alert, type CheckResult } from '../core/health.ts';
 import { disks, parseV2Transition, storageContainers, storagePools, v2Cluster, v2Error, v2Host, v2List, v2Task, v2Vm, virtualDisks } from '../core/v2.ts';
 import { summaryPage } from '../core/page.ts';
 import { PRISM_PORT } from '../protocol/prism.ts';
@@ -79,6 +84,8 @@ export interface PrismDeps {
   tls: { key: string; cert: string };
   /** Calls this CVM's API (default: cvmCall to cvmIp). */
   cvm?: CvmCaller;
+  /** Health checks and alerts (node/health.ts); without it those routes answer 503. */
+  health?: HealthPort;
   /** How long a client may take (default CONNECTION_LIMITS; tests shorten them). */
   limits?: ConnectionLimits;
 }
@@ -202,6 +209,22 @@ function domainError(err: unknown, req: FastifyRequest): unknown {
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) return new InputError('request', typeof fe.message === 'string' ? fe.message : 'is not valid');
   return err;
 }
+
+const usecs = (iso: string | null): number | null => (iso ? Date.parse(iso) * 1000 : null);
+/** An alert in v2.0's shape. */
+function v2Alert(a: Alert): Record<string, unknown> {
+  return {
+    id: a.id, alert_title: a.title, message: a.message, severity: a.severity === 'critical' ? 'kCritical' : a.severity === 'warning' ? 'kWarning' : 'kInfo',
+    check_id: a.check, alert_type_uuid: a.check, classifications: [a.check.split('/')[0] ?? ''],
+    created_time_stamp_in_usecs: usecs(a.createdAt), last_occurrence_time_stamp_in_usecs: usecs(a.lastSeenAt),
+    acknowledged: a.acknowledged, acknowledged_time_stamp_in_usecs: usecs(a.acknowledgedAt), acknowledged_by_username: a.acknowledgedBy,
+    resolved: a.resolved, resolved_time_stamp_in_usecs: usecs(a.resolvedAt), resolved_by_username: a.resolvedBy,
+    affected_entities: [{ entity_type: a.entity.kind, id: a.entity.id, entity_name: a.entity.name }],
+    possible_causes: [{ cause: [a.cause], resolution: [a.resolution] }],
+  };
+}
+/** A health check's result in v2.0's list. */
+const v2Check = (r: CheckResult): Record<string, unknown> => ({ id: r.check, name: r.title, status: r.status, entity: { entity_type: r.entity.kind, id: r.entity.id, entity_name: r.entity.name }, detail: r.detail, cause: r.cause, resolution: r.resolution });
 
 /** The Prism gateway's v2.0 prefix, an alias of /api/nutanix/v2.0/. */
 const GATEWAY_V2 = '/PrismGateway/services/rest/v2.0/';
@@ -594,6 +617,43 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
       return v2Task({ uuid: t.uuid, state: t.state, percent: t.percent, operation: t.operation, entities: [t.entity], error: t.error?.message ?? null, createdAt: t.createdAt, finishedAt: t.finishedAt });
     }
   });
+
+  // ---- health checks and alerts (core/health.ts) ----
+  const health = (): HealthPort => {
+    if (!d.health) throw new UnavailableError('health checks are not running in this Prism');
+    return d.health;
+  };
+  app.get(`${V2}/health_checks`, async (req) => v2List((await health().run()).map(v2Check), req.query as Record<string, unknown>));
+  app.get('/api/converge/v1/health', async (req, reply) => {
+    const results = await health().run();
+    if ((req.query as Record<string, unknown>)['format'] === 'text') return reply.type('text/plain; charset=utf-8').send(nccReport(results));
+    return { results };
+  });
+  const flag = (q: Record<string, unknown>, k: string): boolean | undefined => {
+    const v = q[k];
+    if (v === undefined) return undefined;
+    if (v !== 'true' && v !== 'false') throw new InputError(k, 'must be true or false');
+    return v === 'true';
+  };
+  app.get(`${V2}/alerts`, async (req) => {
+    const q = req.query as Record<string, unknown>;
+    const resolved = flag(q, 'resolved');
+    const acknowledged = flag(q, 'acknowledged');
+    const severity = q['severity'];
+    if (severity !== undefined && severity !== 'critical' && severity !== 'warning' && severity !== 'info') throw new InputError('severity', 'must be critical, warning or info');
+    const { resolved: _r, acknowledged: _a, severity: _s, ...paging } = q;
+    const alerts = (await health().alerts()).filter((a) => (resolved === undefined || a.resolved === resolved) && (acknowledged === undefined || a.acknowledged === acknowledged) && (severity === undefined || a.severity === severity));
+    return v2List(alerts.map(v2Alert), paging);
+  });
+  app.get(`${V2}/alerts/:id`, async (req) => v2Alert(await alertById(health(), param(req, 'id'))));
+  for (const change of ['acknowledge', 'resolve'] as const) {
+    app.post(`${V2}/alerts/${change}`, async (req) => {
+      const ids = body(req)['alert_ids'];
+      if (!Array.isArray(ids) || ids.length === 0 || ids.length > 1000 || !ids.every((x) => typeof x === 'string' && x.length <= 64)) throw new InputError('alert_ids', 'must be a list of 1 to 1,000 alert ids');
+      const r = await health().update(ids as string[], change, req.user ?? '');
+      return { successful_alert_ids: r.done, unsuccessful_alert_ids: r.missing };
+    });
+  }
 
   // ---- v4 (node/v4-routes.ts) ----
   registerV4Routes(app, { source: d.source, tasks: d.tasks, cvm, vmContext });
