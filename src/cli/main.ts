@@ -10,6 +10,7 @@ import { registerCluster } from './cluster.ts';
 import { registerStorage } from './storage.ts';
 import { registerDemo } from './demo.ts';
 import { registerCompute } from './compute.ts';
+import { registerHealth } from './health.ts';
 
 const program = new Command();
 program.name('converge').description('Converge: an open-source hyperconverged infrastructure platform').version('0.1.0').enablePositionalOptions();
@@ -18,5 +19,6 @@ registerFoundation(program);
 registerCluster(program);
 registerStorage(program);
 registerCompute(program);
+registerHealth(program);
 registerDemo(program);
 await program.parseAsync(process.argv);

@@ -15,6 +15,7 @@ import { TestFoundation } from '../drivers/foundation-driver.ts';
 import { hashPassword } from '../../src/shared/passwords.ts';
 import { ADMIN_USER, PRISM_USERS_PREFIX } from '../../src/prism/protocol/prism.ts';
 import { hostCall } from '../../src/hypervisor/protocol/client.ts';
+import { cvg } from '../drivers/cli.ts';
 
 const VIP = '127.66.2.1';
 const CVMS = ['127.66.1.1', '127.66.1.2', '127.66.1.3'];
@@ -184,6 +185,24 @@ test('health checks and alerts: a disk failed through the rack raises a critical
   }, 60_000, 'the alert resolved once the disk is back');
   const resolved = (await prism('/api/nutanix/v2.0/alerts?resolved=true')).json.entities.find((x: any) => x.check_id === 'hardware/disk_online_check');
   assert.equal(resolved.resolved_by_username, 'auto');
+
+  // the same through the command: NCC's report, and the alerts
+  process.env['CONVERGE_ADMIN_PASSWORD'] = password;
+  try {
+    const run = await cvg('health', 'run', '--cvm-ip', CVMS[0] ?? '', '--data-dir', t.dir);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.match(run.stdout, /^\/health_checks\/hardware\/disk_online_check +disk \S+ on \S+ +\[ PASS \]$/m);
+    assert.match(run.stdout, /^\| FAIL {4}\| 0 +\|$/m);
+    const alerts = await cvg('health', 'alerts', '--all', '--cvm-ip', CVMS[0] ?? '', '--data-dir', t.dir, '--json');
+    assert.equal(alerts.code, 0, alerts.stderr);
+    assert.ok((JSON.parse(alerts.stdout) as any[]).some((a) => a.check_id === 'hardware/disk_online_check' && a.resolved));
+    process.env['CONVERGE_ADMIN_PASSWORD'] = 'not-the-password';
+    const wrong = await cvg('health', 'run', '--cvm-ip', CVMS[0] ?? '', '--data-dir', t.dir, '--json');
+    assert.equal(wrong.code, 2, wrong.stdout);
+    assert.match(wrong.stdout, /"field": "CONVERGE_ADMIN_PASSWORD"/);
+  } finally {
+    delete process.env['CONVERGE_ADMIN_PASSWORD'];
+  }
 });
 
 test('v2.0 storage: pool, containers, disks; a container and a vdisk created, the vdisk through a task', async () => {
