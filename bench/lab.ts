@@ -29,8 +29,8 @@ export interface BenchLab {
   stop(): Promise<void>;
 }
 
-/** A 3-node cluster (RF2 default container, and an `rf1` container). */
-export async function startBenchLab(name = 'bench'): Promise<BenchLab> {
+/** A 3-node cluster (RF2 default container, and an `rf1` container); Prism's admin password as given (else generated and not kept). */
+export async function startBenchLab(name = 'bench', o: { adminPassword?: string } = {}): Promise<BenchLab> {
   const t = await TestFoundation.start('127.122', 18122, 3);
   try {
     await t.upload();
@@ -41,7 +41,7 @@ export async function startBenchLab(name = 'bench'): Promise<BenchLab> {
     const p = await t.waitStopped(r.json.session_id as string, 180_000);
     if (p.aggregate_percent_complete !== 100) throw new Error('imaging failed');
     const cvms = [0, 1, 2].map(CVM);
-    await cvmCall(CVM(0), '/cluster/create', { body: { name, cvmIps: cvms, redundancyFactor: 2 }, timeoutMs: 120_000 });
+    await cvmCall(CVM(0), '/cluster/create', { body: { name, cvmIps: cvms, redundancyFactor: 2, ...(o.adminPassword ? { adminPassword: o.adminPassword } : {}) }, timeoutMs: 120_000 });
     await cvmCall(CVM(0), '/storage/containers', { body: { name: 'rf1', replicationFactor: 1 } });
     const { vdiskSocket } = await hostCall<{ vdiskSocket: string }>(HOST(0), '/status');
     return { t, hosts: [0, 1, 2].map(HOST), cvms, vdiskSocket, linkSocket: join(dirname(vdiskSocket), 'cvm-nbd.sock'), stop: () => t.stop() };

@@ -8,6 +8,7 @@
 import type { Etcd3 } from 'etcd3';
 import { ConflictError } from '../../shared/errors.ts';
 import { ACROPOLIS_PREFIX } from '../protocol/vms.ts';
+import { rangeAll } from '../../shared/etcd-range.ts';
 
 export type Kind = 'vms' | 'images' | 'subnets' | 'tasks' | 'hosts' | 'claims' | 'subnet-names';
 
@@ -35,8 +36,8 @@ export class AcropolisStore {
   /** Every record of a kind, in the order they were created. */
   async list<T>(kind: Kind): Promise<Versioned<T>[]> {
     const prefix = keyOf(kind, '');
-    const r = await this.etcd.getAll().prefix(prefix).sort('Create', 'Ascend').exec();
-    return r.kvs.map((kv) => ({ value: JSON.parse(kv.value.toString()) as T, rev: kv.mod_revision, id: kv.key.toString().slice(prefix.length) }));
+    const kvs = (await rangeAll(this.etcd, prefix)).sort((a, b) => Number(BigInt(a.create_revision) - BigInt(b.create_revision)));
+    return kvs.map((kv) => ({ value: JSON.parse(kv.value.toString()) as T, rev: kv.mod_revision, id: kv.key.toString().slice(prefix.length) }));
   }
 
   /** Writes when the key is still at `rev` ('0': when it does not exist); the new revision, or undefined when it moved on. */

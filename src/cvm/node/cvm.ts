@@ -52,6 +52,7 @@ import { DEFAULT_CONTAINER, poolOf, type PoolDisk } from '../core/storage.ts';
 import { VmService } from './acropolis.ts';
 import { registerVmServiceRoutes } from './acropolis-routes.ts';
 import { hostApiOf } from './host-api.ts';
+import { rangeStrings } from '../../shared/etcd-range.ts';
 
 
 interface SavedState {
@@ -488,7 +489,7 @@ export class Cvm {
     this.repairer = new EngineRepairer({
       clock, node: this.cfg.serial, owners, liveness, budget, log: this.log,
       members: () => cluster.members.map((x) => x.serial),
-      list: (prefix) => etcd.getAll().prefix(prefix).strings(),
+      list: (prefix) => rangeStrings(etcd, prefix),
       pool: async () => (await this.space()).filter((d) => d.ok).map((d) => balanceDiskOf({ ...d, mediaType: d.mediaType ?? 'hdd', capacityBytes: d.capacityBytes ?? this.poolCapacity.get(d.serial) ?? 0 })),
       vdisks: async () => {
         const [v, c] = await Promise.all([meta.vdisks(), meta.containers()]);

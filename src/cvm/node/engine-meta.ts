@@ -21,6 +21,7 @@ import type { Clock } from '../../shared/clock.ts';
 import { ConflictError, ConvergeError, UnavailableError, errorMessage } from '../../shared/errors.ts';
 import { KEYS, type EgroupRecord, type OwnerRecord } from '../core/engine/layout.ts';
 import type { CasResult, MetaStore, Versioned } from '../core/engine/ports.ts';
+import { rangeAll } from '../../shared/etcd-range.ts';
 
 /** The default TTL of the owner lease (seconds); as liveness's (LIVENESS_TTL_S). */
 export const OWNER_LEASE_TTL_S = 3;
@@ -178,9 +179,9 @@ export class EtcdMetaStore implements MetaStore {
 
   async listEgroups(vdisk: string): Promise<Map<number, Versioned<EgroupRecord>>> {
     const prefix = KEYS.egroupsOf(vdisk);
-    const r = await etcdCall(`list ${prefix}`, () => this.o.etcd.getAll().prefix(prefix).exec());
+    const kvs = await etcdCall(`list ${prefix}`, () => rangeAll(this.o.etcd, prefix));
     const out = new Map<number, Versioned<EgroupRecord>>();
-    for (const kv of r.kvs) {
+    for (const kv of kvs) {
       const rest = kv.key.toString().slice(prefix.length);
       if (!/^\d+$/.test(rest)) continue; // not an extent-group key of this vdisk
       out.set(Number(rest), parseRecord(kv));

@@ -18,6 +18,7 @@ import { checkName, checkRf, parseSize, type Container, type Pool, type Vdisk } 
 import { EGROUP_BYTES, KEYS, type EgroupRecord } from '../core/engine/layout.ts';
 import type { ReplicaMap } from '../protocol/cluster.ts';
 import type { StoredEgroup } from '../core/resiliency.ts';
+import { rangeStrings } from '../../shared/etcd-range.ts';
 
 const POOL = '/converge/pool';
 const CONTAINERS = '/converge/containers/';
@@ -65,7 +66,7 @@ export class StorageMeta {
 
   /** Every extent group's record: its vdisk (uuid), index and replicas (what resiliency is measured from). */
   async egroupRecords(): Promise<StoredEgroup[]> {
-    const all = await this.etcd.getAll().prefix(V2_EGROUPS).strings();
+    const all = await rangeStrings(this.etcd, V2_EGROUPS);
     return Object.entries(all).map(([k, v]) => {
       const [vdisk = '', egroup = ''] = k.slice(V2_EGROUPS.length).split('/');
       return { vdisk, egroup: Number(egroup), record: parseRecord(k, v) };
@@ -80,13 +81,13 @@ export class StorageMeta {
     const v = JSON.parse(raw) as Vdisk;
     const c = (await this.containers()).find((x) => x.name === v.container);
     const prefix = KEYS.egroupsOf(v.uuid);
-    const all = await this.etcd.getAll().prefix(prefix).strings();
+    const all = await rangeStrings(this.etcd, prefix);
     const egroups = Object.entries(all).map(([k, val]) => ({ egroup: Number(k.slice(prefix.length)), ...parseRecord(k, val) })).sort((a, b) => a.egroup - b.egroup);
     return { vdisk: name, uuid: v.uuid, replicationFactor: c?.replicationFactor ?? this.clusterRf(), egroupBytes: EGROUP_BYTES, egroups };
   }
 
   async containers(): Promise<Container[]> {
-    const all = await this.etcd.getAll().prefix(CONTAINERS).strings();
+    const all = await rangeStrings(this.etcd, CONTAINERS);
     return Object.values(all).map((v) => JSON.parse(v) as Container).sort((a, b) => a.name.localeCompare(b.name));
   }
 
@@ -105,7 +106,7 @@ export class StorageMeta {
   }
 
   async vdisks(): Promise<Vdisk[]> {
-    const all = await this.etcd.getAll().prefix(VDISKS).strings();
+    const all = await rangeStrings(this.etcd, VDISKS);
     return Object.values(all).map((v) => JSON.parse(v) as Vdisk).sort((a, b) => a.name.localeCompare(b.name));
   }
 

@@ -13,6 +13,7 @@ import type { Vm } from '../../cvm/protocol/vms.ts';
 import { changeAlert, reconcile, runChecks, type Alert, type CheckResult } from '../core/health.ts';
 import type { ClusterSnapshot } from '../core/snapshot.ts';
 import type { CvmCaller } from './server.ts';
+import { rangeStrings } from '../../shared/etcd-range.ts';
 
 export const ALERTS_PREFIX = '/converge/prism/alerts/';
 export const HEALTH_INTERVAL_MS = 30_000;
@@ -73,7 +74,7 @@ export class Health implements HealthPort {
   }
 
   async alerts(): Promise<Alert[]> {
-    const all = await this.etcd.getAll().prefix(ALERTS_PREFIX).strings();
+    const all = await rangeStrings(this.etcd, ALERTS_PREFIX);
     return Object.values(all).map((v) => JSON.parse(v) as Alert).sort((a, b) => b.createdAt.localeCompare(a.createdAt));
   }
 
