@@ -50,6 +50,7 @@ import type { Accepted, Image, Subnet, Task, Vm } from '../../cvm/protocol/vms.t
 import { v4Error } from '../core/v4.ts';
 import { IfMatchError, registerV4Routes } from './v4-routes.ts';
 import { alertById, type HealthPort } from './health.ts';
+import { VmListView } from './vm-view.ts';
 import { nccReport, type Alert, type CheckResult } from '../core/health.ts';
 import { disks, parseV2Transition, storageContainers, storagePools, v2Cluster, v2Error, v2Host, v2List, v2Task, v2Vm, virtualDisks } from '../core/v2.ts';
 import { summaryPage } from '../core/page.ts';
@@ -440,10 +441,20 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
       await new Promise((r) => setTimeout(r, 250));
     }
   };
+  // lists come from a read model refreshed at most every second (node/vm-view.ts); a change made here invalidates it
+  const vmView = new VmListView(async () => {
+    const [vms, ctx] = await Promise.all([cvm<Vm[]>('/vms'), vmContext()]);
+    return { vms, ctx };
+  });
+  const changed = <T>(x: T): T => {
+    vmView.invalidate();
+    return x;
+  };
   app.post(`${V3}/vms/list`, async (req) => {
     const r = parseListRequest(req.body, 'vm', VM_ATTRIBUTES);
-    const [vms, ctx] = await Promise.all([cvm<Vm[]>('/vms'), vmContext()]);
-    return { api_version: '3.1', ...listOf(vms.map((v) => vmEntity(v, ctx)), r, vmAttrs) };
+    const v = await vmView.get();
+    const entities = vmView.shapes(v, 'v3', vmEntity);
+    return { api_version: '3.1', ...listOf(entities, r, vmAttrs) };
   });
   app.get(`${V3}/vms/:uuid`, async (req) => {
     const [vm, ctx] = await Promise.all([getVm(param(req, 'uuid')), vmContext()]);
@@ -451,7 +462,7 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
   });
   app.post(`${V3}/vms`, async (req, reply) => {
     const { request, spec } = parseV3VmCreate(req.body, await vmContext());
-    const a = await cvm<Accepted>('/vms', { body: request }).catch(v3Field(vmCreateField));
+    const a = changed(await cvm<Accepted>('/vms', { body: request }).catch(v3Field(vmCreateField)));
     return reply.status(202).send(accepted('vm', a.entityUuid, 0, spec, a.taskUuid));
   });
   app.put(`${V3}/vms/:uuid`, async (req, reply) => {
@@ -476,11 +487,12 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
         }
       });
     } else task = await prismTask('kVmUpdate', entity);
+    vmView.invalidate();
     return reply.status(202).send(accepted('vm', vm.uuid, vm.specVersion, spec, task));
   });
   app.delete(`${V3}/vms/:uuid`, async (req, reply) => {
     const vm = await getVm(param(req, 'uuid'));
-    const a = await cvm<Accepted>(`/vms/${encodeURIComponent(vm.uuid)}`, { method: 'DELETE' });
+    const a = changed(await cvm<Accepted>(`/vms/${encodeURIComponent(vm.uuid)}`, { method: 'DELETE' }));
     return reply.status(202).send(deleting('vm', vm.uuid, a.taskUuid));
   });
 
@@ -604,7 +616,7 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
   app.post(`${V2}/vms/:id/set_power_state`, async (req) => {
     const action = parseV2Transition(req.body);
     const vm = await getVm(param(req, 'id'));
-    return { task_uuid: (await cvm<Accepted>(`/vms/${encodeURIComponent(vm.uuid)}/power`, { body: { action } })).taskUuid };
+    return { task_uuid: changed(await cvm<Accepted>(`/vms/${encodeURIComponent(vm.uuid)}/power`, { body: { action } })).taskUuid };
   });
   app.get(`${V2}/tasks/:uuid`, async (req) => {
     const uuid = param(req, 'uuid');
@@ -656,7 +668,7 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
   }
 
   // ---- v4 (node/v4-routes.ts) ----
-  registerV4Routes(app, { source: d.source, tasks: d.tasks, cvm, vmContext });
+  registerV4Routes(app, { source: d.source, tasks: d.tasks, cvm, vmContext, vmView });
 
   app.setNotFoundHandler((req) => {
     throw new NotFoundError('endpoint', `${req.method} ${req.url.split('?')[0] ?? ''}`);

@@ -17,6 +17,7 @@ import {
   v4Accepted, v4Cluster, v4Host, v4Image, v4List, v4One, v4Subnet, v4TaskOfPrism, v4TaskOfVm, v4Vm, vmEtag,
 } from '../core/v4.ts';
 import type { CvmCaller } from './server.ts';
+import type { VmListView } from './vm-view.ts';
 
 /** An `If-Match` missing (428) or not the entity's ETag (412). */
 export class IfMatchError extends PreconditionError {
@@ -30,6 +31,8 @@ export interface V4Deps {
   tasks: { get(uuid: string): Promise<PrismTask>; start(op: string, entities: PrismTask['entities'], work: () => Promise<PrismTask['entities'] | void>): Promise<string> };
   cvm: CvmCaller;
   vmContext: () => Promise<V3VmContext>;
+  /** The read model lists come from (node/vm-view.ts); mutations here invalidate it. */
+  vmView: VmListView;
 }
 
 /** Answers remembered by NTNX-Request-Id, for an hour, at most this many. */
@@ -111,8 +114,9 @@ export function registerV4Routes(app: FastifyInstance, d: V4Deps): void {
     return vm;
   };
   app.get(VMS, async (req) => {
-    const [vms, ctx] = await Promise.all([d.cvm<Vm[]>('/vms'), d.vmContext()]);
-    return v4List('vmm.v4.ahv.config.ListVmsApiResponse', vms.map((v) => v4Vm(v, ctx)), query(req), req.url);
+    const q = query(req);
+    const v = await d.vmView.get();
+    return v4List('vmm.v4.ahv.config.ListVmsApiResponse', d.vmView.shapes(v, 'v4', v4Vm), q, req.url);
   });
   app.get(`${VMS}/:extId`, async (req, reply) => {
     const [vm, ctx] = await Promise.all([getVm(param(req, 'extId')), d.vmContext()]);
@@ -121,11 +125,13 @@ export function registerV4Routes(app: FastifyInstance, d: V4Deps): void {
   app.post(VMS, (req, reply) => once(req, reply, async () => {
     const request = parseV4VmCreate(req.body, await d.vmContext());
     const a = await d.cvm<Accepted>('/vms', { body: request });
+    d.vmView.invalidate();
     return { status: 202, body: v4Accepted('vmm.v4.ahv.config.CreateVmApiResponse', a.taskUuid) };
   }));
   app.delete(`${VMS}/:extId`, (req, reply) => once(req, reply, async () => {
     const vm = await matching(req);
     const a = await d.cvm<Accepted>(`/vms/${encodeURIComponent(vm.uuid)}`, { method: 'DELETE' });
+    d.vmView.invalidate();
     return { status: 202, body: v4Accepted('vmm.v4.ahv.config.DeleteVmApiResponse', a.taskUuid) };
   }));
   app.post(`${VMS}/:extId/$actions/:action`, (req, reply) => once(req, reply, async () => {
@@ -134,6 +140,7 @@ export function registerV4Routes(app: FastifyInstance, d: V4Deps): void {
     if (!action) throw new NotFoundError('VM action', `${name} (one of ${Object.keys(V4_POWER_ACTIONS).join(', ')})`);
     const vm = await matching(req);
     const a = await d.cvm<Accepted>(`/vms/${encodeURIComponent(vm.uuid)}/power`, { body: { action } });
+    d.vmView.invalidate();
     const op = name.replace(/(^|-)([a-z])/g, (_m, _d: string, c: string) => c.toUpperCase());
     return { status: 202, body: v4Accepted(`vmm.v4.ahv.config.${op}VmApiResponse`, a.taskUuid) };
   }));
