@@ -146,6 +146,12 @@ test("Prism v3 as Nutanix's Ansible and Terraform clients drive it: look up, cre
       nic_list: [{ nic_type: 'NORMAL_NIC', vlan_mode: 'ACCESS', is_connected: true, subnet_reference: { kind: 'subnet', uuid: subnet } }],
     },
   };
+  // a VM no host can take: refused naming the field, in v3's error body, and nothing made
+  const huge = await prism('POST', '/vms', { metadata: { kind: 'vm' }, spec: { ...spec, name: 'v3huge', resources: { ...spec.resources, memory_size_mib: 4 * 1024 * 1024 } } });
+  assert.ok(huge.status >= 400 && huge.status < 500, JSON.stringify(huge.json));
+  assert.equal(huge.json.state, 'ERROR');
+  assert.deepEqual(Object.keys(huge.json.message_list[0].details), ['spec.resources.memory_size_mib'], JSON.stringify(huge.json));
+  assert.equal((await prism('POST', '/vms/list', { filter: 'vm_name==v3huge' })).json.metadata.total_matches, 0);
   const created = await prism('POST', '/vms', { api_version: '3.1.0', metadata: { kind: 'vm', categories_mapping: {}, use_categories_mapping: true }, spec });
   assert.equal(created.status, 202, JSON.stringify(created.json));
   assert.equal(created.json.status.state, 'PENDING');
@@ -262,6 +268,34 @@ test("Prism v4 as Nutanix's v4 SDKs drive it: negotiate, list clusters, hosts an
   const gone = await v4('GET', `/api/vmm/${version}/ahv/config/vms/${uuid}`);
   assert.equal(gone.status, 404);
   assert.equal(gone.json.data.$objectType, 'vmm.v4.error.ErrorResponse');
+});
+
+test("Prism's performance series: the guest's write-and-verify loop shows as write throughput for its VM, its host and the cluster", async () => {
+  const v = await vm('vm1');
+  assert.ok(v.host);
+  const hosts = (await lab.prism('POST', '/api/nutanix/v3/hosts/list', {})).json.entities as any[];
+  const host = hosts.find((h) => h.status.resources.hypervisor.ip === v.host?.hostIp).metadata.uuid as string;
+  const stats = async (entity: string): Promise<any> => {
+    const r = await lab.prism('GET', `/api/converge/v1/stats?entity=${entity}&minutes=5`);
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    return r.json;
+  };
+  const writing = (j: any): boolean => j.points.some((p: any) => p.writeBps > 0 && p.writeIops > 0 && p.writeLatUs > 0);
+  const deadline = Date.now() + 60_000;
+  while (!writing(await stats(`vm:${v.uuid}`))) {
+    assert.ok(Date.now() < deadline, 'write throughput within a minute (a sample every 5 s)');
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  const mine = await stats(`vm:${v.uuid}`);
+  assert.equal(mine.stepMs, 5000);
+  assert.ok(writing(await stats(`host:${host}`)), 'its host');
+  const cluster = await stats('cluster');
+  assert.ok(writing(cluster), 'the cluster');
+  const peak = (j: any): number => Math.max(...j.points.map((p: any) => p.writeBps));
+  assert.ok(peak(cluster) >= peak(mine) * 0.99, 'the cluster has at least the VM\'s writes');
+  const bad = await lab.prism('GET', '/api/converge/v1/stats?entity=vm:../../etc');
+  assert.equal(bad.status, 400);
+  assert.deepEqual(Object.keys(bad.json.message_list[0].details), ['entity']);
 });
 
 test('two VMs on one subnet on different hosts reach each other; a VM on another subnet does not', async () => {

@@ -53,6 +53,8 @@ import { VmService } from './acropolis.ts';
 import { registerVmServiceRoutes } from './acropolis-routes.ts';
 import { hostApiOf } from './host-api.ts';
 import { rangeStrings } from '../../shared/etcd-range.ts';
+import { IoStats, STEP_MS as STATS_STEP_MS } from '../core/io-stats.ts';
+import { withIoStats } from './io-stats-backend.ts';
 
 
 interface SavedState {
@@ -73,6 +75,8 @@ const prepareSchema = z.object({
   identities: z.object({ ca: pemSchema, cvm: z.object({ cert: pemSchema, key: pemSchema }), host: z.object({ cert: pemSchema, key: pemSchema }) }),
 });
 const clusterIdSchema = z.object({ clusterId: z.string().max(64).optional() }).optional();
+/** GET /stats/vdisks: since when (ms since the epoch), and which vdisks (repeatable). */
+const statsQuery = z.object({ since: z.coerce.number().int().min(0).optional(), vdisk: z.union([z.string().max(64), z.array(z.string().max(64)).max(256)]).optional() });
 const nameParam = z.object({ name: z.string().min(1).max(255) });
 
 /** Who may call what (ADR 013): the operator everything; nodes of the deployment take part in forming clusters; members and hosts serve the fabric. */
@@ -104,6 +108,9 @@ export class Cvm {
   private nbd: NbdServer | undefined;
   private nbdLink: NbdServer | undefined;
   private owners: OwnerRegistry | undefined;
+  /** Client I/O per vdisk through this CVM's NBD front end (Prism's performance charts). */
+  private readonly ioStats = new IoStats(() => Date.now());
+  private statsTimer: NodeJS.Timeout | undefined;
   private repairer: EngineRepairer | undefined;
   private spaceCache: { at: number; disks: DiskSpace[] } | undefined;
   private committedCache: { at: number; bytes: Map<string, number> } | undefined;
@@ -468,7 +475,7 @@ export class Cvm {
       list: async () => (await meta.vdisks()).map((v) => v.name),
       open: async (name: string) => {
         const vd = (await meta.vdisks()).find((v) => v.name === name);
-        return vd ? owners.open(vd, { local }) : undefined;
+        return vd ? withIoStats(owners.open(vd, { local }), vd.uuid, this.ioStats) : undefined;
       },
       description: (name: string) => `Converge vdisk ${name}`,
     });
@@ -484,6 +491,13 @@ export class Cvm {
       await link.listenPath(this.cfg.link.nbd);
       this.nbdLink = link;
     }
+    // a sample of the I/O rates every step, at the step's boundaries
+    const sample = (): void => {
+      this.ioStats.sample();
+      this.statsTimer = setTimeout(sample, STATS_STEP_MS - (Date.now() % STATS_STEP_MS) + 5);
+    };
+    clearTimeout(this.statsTimer);
+    this.statsTimer = setTimeout(sample, STATS_STEP_MS - (Date.now() % STATS_STEP_MS) + 5);
     this.nbd = server;
     // re-protection, rebalancing, scrub and the orphan sweep (the owners this CVM holds; the leader takes the unowned)
     this.repairer = new EngineRepairer({
@@ -551,6 +565,7 @@ export class Cvm {
 
   private async stopStargate(): Promise<void> {
     this.stargateError = undefined;
+    clearTimeout(this.statsTimer);
     const n = this.nbd;
     this.nbd = undefined;
     await n?.close();
@@ -715,6 +730,10 @@ export class Cvm {
     app.get('/status', roles(ANY), () => this.status());
     app.get('/storage/pool', roles(ANY), () => this.poolView());
     app.get('/storage/resiliency', roles(ANY), () => this.resiliency());
+    app.get('/stats/vdisks', roles(ANY), (req) => {
+      const q = parseWith(statsQuery, req.query);
+      return this.ioStats.query(q.since ?? Date.now() - 3_600_000, q.vdisk === undefined ? undefined : [q.vdisk].flat());
+    });
     app.get('/storage/containers', roles(ANY), () => this.meta().containers());
     app.post('/storage/containers', roles(STORAGE_WRITE), async (req, reply) => reply.status(201).send(await this.meta().createContainer(objectOf(req.body))));
     app.delete('/storage/containers/:name', roles(STORAGE_WRITE), async (req) => {

@@ -14,6 +14,7 @@
  *   GET  /api/nutanix/v2.0/health_checks (runs them), /alerts[?resolved=&acknowledged=&severity=], /alerts/{id}
  *   POST /api/nutanix/v2.0/alerts/{acknowledge,resolve}  { alert_ids } → { successful_alert_ids, unsuccessful_alert_ids }
  *   GET  /api/converge/v1/health[?format=text]        the checks now (text: NCC's report)
+ *   GET  /api/converge/v1/stats?entity=cluster|vm:<uuid>|host:<uuid>|vdisk:<uuid>&minutes=N   IOPS, throughput, latency over time
  *        (/PrismGateway/services/rest/v2.0/… is the same API)
  *   POST /api/nutanix/v2.0/storage_containers        { name, replication_factor } → { value: true }
  *   POST /api/nutanix/v2.0/virtual_disks             { name, disk_capacity_in_bytes, storage_container_uuid } → { task_uuid }
@@ -51,6 +52,8 @@ import { v4Error } from '../core/v4.ts';
 import { IfMatchError, registerV4Routes } from './v4-routes.ts';
 import { alertById, type HealthPort } from './health.ts';
 import { VmListView } from './vm-view.ts';
+import { parseStatsEntity, seriesOf, vdisksOf } from '../core/stats.ts';
+import type { StatsAnswer } from '../../cvm/protocol/stats.ts';
 import { nccReport, type Alert, type CheckResult } from '../core/health.ts';
 import { disks, parseV2Transition, storageContainers, storagePools, v2Cluster, v2Error, v2Host, v2List, v2Task, v2Vm, virtualDisks } from '../core/v2.ts';
 import { summaryPage } from '../core/page.ts';
@@ -85,6 +88,8 @@ export interface PrismDeps {
   tls: { key: string; cert: string };
   /** Calls this CVM's API (default: cvmCall to cvmIp). */
   cvm?: CvmCaller;
+  /** Calls a member CVM's API by address (default: cvmCall). */
+  cvmAt?: <T>(ip: string, path: string, o?: CallOptions) => Promise<T>;
   /** Health checks and alerts (node/health.ts); without it those routes answer 503. */
   health?: HealthPort;
   /** How long a client may take (default CONNECTION_LIMITS; tests shorten them). */
@@ -666,6 +671,24 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
       return { successful_alert_ids: r.done, unsuccessful_alert_ids: r.missing };
     });
   }
+
+  // ---- performance (core/stats.ts): every CVM's per-vdisk samples, summed for the entity ----
+  app.get('/api/converge/v1/stats', async (req) => {
+    const q = req.query as Record<string, unknown>;
+    const entity = parseStatsEntity(q['entity']);
+    const minutes = q['minutes'] === undefined ? 60 : Number(q['minutes']);
+    if (!Number.isInteger(minutes) || minutes < 1 || minutes > 1440) throw new InputError('minutes', 'must be a whole number from 1 to 1440');
+    const s = await d.source.get();
+    const vms = entity.kind === 'vm' || entity.kind === 'host' ? await cvm<Vm[]>('/vms') : [];
+    if (entity.kind === 'vm' && !vms.some((v) => v.uuid === entity.uuid)) throw new NotFoundError('VM', entity.uuid);
+    if (entity.kind === 'host' && !s.members.some((m) => m.hostUuid === entity.uuid)) throw new NotFoundError('host', entity.uuid);
+    const vdisks = vdisksOf(entity, vms, (h) => s.members.find((m) => m.hostUuid === h)?.serial, (name) => s.vdisks.find((v) => v.name === name)?.uuid);
+    const since = Date.now() - minutes * 60_000;
+    // every CVM: a VM's I/O enters through whichever CVM its host reaches (a CVM that does not answer is left out)
+    const at = d.cvmAt ?? cvmCall;
+    const answers = await Promise.all(s.members.map((m) => at<StatsAnswer>(m.cvmIp, `/stats/vdisks?since=${since}`, { timeoutMs: 5000 }).catch(() => null)));
+    return { entity: q['entity'] ?? 'cluster', ...seriesOf(answers.filter((a): a is StatsAnswer => a !== null), vdisks) };
+  });
 
   // ---- v4 (node/v4-routes.ts) ----
   registerV4Routes(app, { source: d.source, tasks: d.tasks, cvm, vmContext, vmView });
