@@ -82,8 +82,8 @@ function nicList(vm: Vm, ctx: V3VmContext): Record<string, unknown>[] {
   });
 }
 
-/** What the VM is now, as v3 says it: the host's report, else what it should be. */
-function runtimePower(vm: Vm): 'ON' | 'OFF' | 'PAUSED' {
+/** What the VM is, as its host last reported it (undefined while the host does not answer). */
+export function reportedPower(vm: Vm): 'ON' | 'OFF' | 'PAUSED' | undefined {
   switch (vm.runtimeState) {
     case 'running': case 'starting': case 'migrating': case 'incoming': case 'shutting-down':
       return 'ON';
@@ -92,9 +92,12 @@ function runtimePower(vm: Vm): 'ON' | 'OFF' | 'PAUSED' {
     case 'off': case 'crashed': case 'migrated':
       return 'OFF';
     default:
-      return vm.powerState === 'off' ? 'OFF' : vm.powerState === 'paused' ? 'PAUSED' : 'ON';
+      return undefined;
   }
 }
+
+/** What the VM is now, as v3 says it: the host's report, else what it should be. */
+const runtimePower = (vm: Vm): 'ON' | 'OFF' | 'PAUSED' => reportedPower(vm) ?? (vm.powerState === 'off' ? 'OFF' : vm.powerState === 'paused' ? 'PAUSED' : 'ON');
 
 function vmResources(vm: Vm, ctx: V3VmContext, status: boolean): Record<string, unknown> {
   const r: Record<string, unknown> = {
@@ -301,17 +304,27 @@ function nicRequest(raw: unknown, f: string, ctx: V3VmContext): VmNicRequest {
   return { subnet, ...(ip ? { ip } : {}), ...(mac ? { mac } : {}) };
 }
 
-/** POST /vms: the VM service's create request; `spec` is echoed in the answer. */
-export function parseV3VmCreate(body: unknown, ctx: V3VmContext): { request: VmCreateRequest; spec: Obj } {
+/**
+ * A create or update body of `kind` checked down to its spec's resources (whose keys are checked
+ * against `keys`): the spec, its name, the resources and their field path; and the metadata's
+ * spec_version (required on update).
+ */
+function openSpec(body: unknown, kind: string, ctx: V3VmContext, create: boolean, keys: readonly string[]): { spec: Obj; name: string | undefined; r: Obj; f: string; specVersion: number | undefined } {
   const b = checkTop(body);
-  checkMetadata(b, 'vm', true);
+  const specVersion = checkMetadata(b, kind, create);
   const spec = objectAt(b['spec'], 'spec', true)!;
   known(spec, 'spec', ['name', 'description', 'cluster_reference', 'resources', 'availability_zone_reference']);
-  const name = stringAt(spec, 'name', 'spec', true, 80)!;
+  const name = stringAt(spec, 'name', 'spec', create, 80);
   checkCluster(spec, 'spec', ctx);
-  const r = objectAt(spec['resources'], 'spec.resources', true)!;
   const f = 'spec.resources';
-  known(r, f, RESOURCE_KEYS);
+  const r = objectAt(spec['resources'], f, true)!;
+  known(r, f, keys);
+  return { spec, name, r, f, specVersion };
+}
+
+/** POST /vms: the VM service's create request; `spec` is echoed in the answer. */
+export function parseV3VmCreate(body: unknown, ctx: V3VmContext): { request: VmCreateRequest; spec: Obj } {
+  const { spec, name = '', r, f } = openSpec(body, 'vm', ctx, true, RESOURCE_KEYS);
   checkUnsupported(r, f);
   const request: VmCreateRequest = {
     name, vcpus: vcpusOf(r, f), memoryMiB: intAt(r, 'memory_size_mib', f, 16, 4 * 2 ** 20),
@@ -324,18 +337,10 @@ export function parseV3VmCreate(body: unknown, ctx: V3VmContext): { request: VmC
 
 /** PUT /vms/{uuid}: what changes (an update of the VM service, a power action), against the VM as it is. */
 export function parseV3VmUpdate(body: unknown, vm: Vm, ctx: V3VmContext): { update: VmUpdateRequest | null; power: VmPowerAction | null; spec: Obj } {
-  const b = checkTop(body);
-  const sv = checkMetadata(b, 'vm', false)!;
+  const { spec, name, r, f, specVersion: sv = 0 } = openSpec(body, 'vm', ctx, false, RESOURCE_KEYS);
   if (sv !== vm.specVersion) throw new SpecVersionError(vm.specVersion, sv);
-  const spec = objectAt(b['spec'], 'spec', true)!;
-  known(spec, 'spec', ['name', 'description', 'cluster_reference', 'resources', 'availability_zone_reference']);
-  checkCluster(spec, 'spec', ctx);
-  const r = objectAt(spec['resources'], 'spec.resources', true)!;
-  const f = 'spec.resources';
-  known(r, f, RESOURCE_KEYS);
   checkUnsupported(r, f);
   const u: VmUpdateRequest = { specVersion: vm.specVersion };
-  const name = stringAt(spec, 'name', 'spec', false, 80);
   if (name !== undefined && name !== vm.name) u.name = name;
   const vcpus = vcpusOf(r, f);
   if (vcpus !== vm.vcpus) u.vcpus = vcpus;
@@ -476,15 +481,7 @@ export const subnetAttrs = (e: V3Entity): Record<(typeof SUBNET_ATTRIBUTES)[numb
 
 /** POST /subnets: a VLAN subnet, with IPAM when ip_config is given. */
 export function parseV3SubnetCreate(body: unknown, ctx: V3VmContext): { request: SubnetCreateRequest; spec: Obj } {
-  const b = checkTop(body);
-  checkMetadata(b, 'subnet', true);
-  const spec = objectAt(b['spec'], 'spec', true)!;
-  known(spec, 'spec', ['name', 'description', 'cluster_reference', 'resources', 'availability_zone_reference']);
-  const name = stringAt(spec, 'name', 'spec', true, 80)!;
-  checkCluster(spec, 'spec', ctx);
-  const r = objectAt(spec['resources'], 'spec.resources', true)!;
-  const f = 'spec.resources';
-  known(r, f, ['subnet_type', 'vlan_id', 'is_external', 'virtual_switch_uuid', 'vswitch_name', 'ip_config', 'enable_nat', 'network_function_chain_reference', 'vpc_reference']);
+  const { spec, name = '', r, f } = openSpec(body, 'subnet', ctx, true, ['subnet_type', 'vlan_id', 'is_external', 'virtual_switch_uuid', 'vswitch_name', 'ip_config', 'enable_nat', 'network_function_chain_reference', 'vpc_reference']);
   if (r['subnet_type'] !== undefined && r['subnet_type'] !== 'VLAN') throw new InputError(`${f}.subnet_type`, 'only VLAN subnets are supported');
   if (r['is_external'] === true) throw new InputError(`${f}.is_external`, 'external subnets are not supported');
   const vlanId = intAt(r, 'vlan_id', f, 0, 4094);

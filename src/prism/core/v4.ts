@@ -12,7 +12,7 @@ import type { Image, Subnet, Task, Vm, VmCreateRequest, VmDiskRequest, VmNicRequ
 import type { PrismTask } from '../protocol/prism.ts';
 import { healthOf, type ClusterSnapshot, type MemberView } from './snapshot.ts';
 import { matchesOData, parseODataFilter, parseOrderBy } from './odata.ts';
-import { diskUuid, nicUuid, type V3VmContext } from './v3-vms.ts';
+import { diskUuid, nicUuid, reportedPower, type V3VmContext } from './v3-vms.ts';
 
 /** The version this Prism reports to `OPTIONS /api/<namespace>/unversioned/info`; it serves v4.0 to v4.3 paths. */
 export const V4_VERSION = 'v4.3';
@@ -145,18 +145,7 @@ export function v4Host(m: MemberView, s: ClusterSnapshot, vms: number): Obj {
 
 const BUS: Record<string, string> = { 'virtio-scsi': 'SCSI', 'virtio-blk': 'PCI', cdrom: 'IDE' };
 
-function v4PowerState(vm: Vm): string {
-  switch (vm.runtimeState) {
-    case 'running': case 'starting': case 'migrating': case 'incoming': case 'shutting-down':
-      return 'ON';
-    case 'paused':
-      return 'PAUSED';
-    case 'off': case 'crashed': case 'migrated':
-      return 'OFF';
-    default:
-      return 'UNDETERMINED';
-  }
-}
+const v4PowerState = (vm: Vm): string => reportedPower(vm) ?? 'UNDETERMINED';
 
 /** A VM's ETag: it changes with every spec change and power state. */
 export const vmEtag = (vm: Vm): string => `"${vm.uuid.slice(0, 8)}-${vm.specVersion}-${vm.powerState}"`;
