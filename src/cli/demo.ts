@@ -40,16 +40,20 @@ function step(title: string, args: string[], capture = false, quiet = false): Pr
   });
 }
 
-/** Waits (up to 3 minutes) for the demo VM's console to print the guest's boot line, and returns it. */
+/**
+ * Waits (up to 5 minutes: a guest under software emulation on a busy 2-core machine) for the demo
+ * VM's console to print the guest's boot line, and returns it. It looks every 3 s: each look is a
+ * `converge` process, whose second of CPU the guest would otherwise have.
+ */
 async function waitForBoot(cvmArgs: string[]): Promise<string> {
-  const deadline = Date.now() + 180_000;
+  const deadline = Date.now() + 300_000;
   while (Date.now() < deadline) {
     const text = await step('', ['vm', 'console', 'demo-vm', ...cvmArgs], true, true).catch(() => '');
     const line = /converge-guest: booted[^\r\n]*/.exec(text)?.[0];
     if (line) return line;
-    await new Promise((r) => setTimeout(r, 1000));
+    await new Promise((r) => setTimeout(r, 3000));
   }
-  throw new Error('the demo VM printed no boot line on its console within 3 minutes (converge vm console demo-vm shows what it did print)');
+  throw new Error('the demo VM printed no boot line on its console within 5 minutes (converge vm console demo-vm shows what it did print)');
 }
 
 export function registerDemo(program: Command): void {

@@ -21,6 +21,7 @@ import { Leadership } from '../shared/leadership.ts';
 import { createPrismApi, createVipServer } from './node/server.ts';
 import { SharedSessions } from './node/sessions.ts';
 import { Health } from './node/health.ts';
+import { VmRecords } from './node/vm-records.ts';
 import { cvmCall } from '../cvm/protocol/client.ts';
 
 const cfg = JSON.parse(process.env['CONVERGE_PRISM_CONFIG'] ?? '{}') as PrismConfig;
@@ -78,10 +79,11 @@ async function main(): Promise<void> {
   const accounts = new Accounts(etcd);
   await accounts.follow(log);
   const source = new SnapshotSource(etcd, cfg.cvmIp);
+  const vmRecords = new VmRecords(etcd, log);
   const health = new Health(etcd, source, (path, o) => cvmCall(cfg.cvmIp, path, o), tls.cert, log);
   const app = createPrismApi({
     cvmIp: cfg.cvmIp, vip: cfg.vip, source, accounts, tasks: new Tasks(etcd, log),
-    sessions, health,
+    sessions, health, vmRecords: () => vmRecords.list(),
     leadership, sessionTtlS, log, tls,
   });
   const stopHealth = health.loop(() => leadership.isLeader);
@@ -118,6 +120,7 @@ async function main(): Promise<void> {
     setTimeout(() => process.exit(0), 5000).unref();
     void (async () => {
       stopHealth();
+      await vmRecords.stop();
       await leadership.stop();
       await releaseVip();
       await app.close();

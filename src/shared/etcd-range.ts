@@ -12,17 +12,22 @@ export const PAGE = 500;
 
 /** Every key-value under `prefix`, in key order, read page by page at one revision. */
 export async function rangeAll(etcd: Etcd3 | Namespace, prefix: string, page = PAGE): Promise<IKeyValue[]> {
+  return (await rangeAt(etcd, prefix, page)).kvs;
+}
+
+/** `rangeAll`, with the revision it was read at (a watch from the next one misses nothing). */
+export async function rangeAt(etcd: Etcd3 | Namespace, prefix: string, page = PAGE): Promise<{ kvs: IKeyValue[]; revision: string }> {
   const { start: first, end } = Range.prefix(prefix);
-  const out: IKeyValue[] = [];
+  const kvs: IKeyValue[] = [];
   let start = first;
   let revision: string | undefined;
   for (;;) {
     const b = etcd.getAll().inRange(new Range(start, end)).sort('Key', 'Ascend').limit(page);
     const r = await (revision === undefined ? b : b.revision(revision)).exec();
     revision ??= r.header.revision;
-    out.push(...r.kvs);
+    kvs.push(...r.kvs);
     const last = r.kvs[r.kvs.length - 1];
-    if (!r.more || !last) return out;
+    if (!r.more || !last) return { kvs, revision };
     start = Buffer.concat([last.key, Buffer.from([0])]);
   }
 }

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { cvg, cvgWithin } from '../drivers/cli.ts';
 
 test('converge demo --exit: rack, Foundation, imaging, cluster and validation, a VM booted on it, then everything stopped', async () => {
-  const r = await cvgWithin(400_000, 'demo', '--exit', '--nodes', '3', '--port', '18057', '--network', '127.57', '--bmc-network', '127.54');
+  const r = await cvgWithin(600_000, 'demo', '--exit', '--nodes', '3', '--port', '18057', '--network', '127.57', '--bmc-network', '127.54');
   assert.equal(r.code, 0, r.stderr + r.stdout.slice(-3000));
   for (const n of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) assert.match(r.stdout, new RegExp(`▶ ${n}/10 `));
   assert.match(r.stdout, /└─ cluster converge-lab \(3 nodes\)\n {4}✔ 1 Foundation\n {4}✔ 2 Imaging\n {4}✔ 3 Bootstrap\n {4}✔ 4 Activation\ncluster converge-lab: cluster converge-lab created and validated \(6 checks passed\)/);

@@ -88,6 +88,8 @@ export interface PrismDeps {
   tls: { key: string; cert: string };
   /** Calls this CVM's API (default: cvmCall to cvmIp). */
   cvm?: CvmCaller;
+  /** The VM service's VMs for lists, from a mirror of its records (node/vm-records.ts); default: its API's list. */
+  vmRecords?: () => Promise<Vm[]>;
   /** Calls a member CVM's API by address (default: cvmCall). */
   cvmAt?: <T>(ip: string, path: string, o?: CallOptions) => Promise<T>;
   /** Health checks and alerts (node/health.ts); without it those routes answer 503. */
@@ -448,7 +450,7 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
   };
   // lists come from a read model refreshed at most every second (node/vm-view.ts); a change made here invalidates it
   const vmView = new VmListView(async () => {
-    const [vms, ctx] = await Promise.all([cvm<Vm[]>('/vms'), vmContext()]);
+    const [vms, ctx] = await Promise.all([d.vmRecords ? d.vmRecords() : cvm<Vm[]>('/vms'), vmContext()]);
     return { vms, ctx };
   });
   const changed = <T>(x: T): T => {
