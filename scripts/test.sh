@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh python3-sushy python3-requests ca-certificates libnbd-bin nbdkit fio qemu-utils qemu-system-x86 etcd-server chromium
-echo "== typecheck"; npx tsc -p tsconfig.json --noEmit && npx tsc -p web/tsconfig.json --noEmit
+# (one command a line: under `set -e` a failure on the left of && does not stop the script)
+echo "== typecheck"
+npx tsc -p tsconfig.json --noEmit
+npx tsc -p web/tsconfig.json --noEmit
 echo "== lint"; npx eslint .
 echo "== tests"; exec node scripts/run-tests.mjs src web test

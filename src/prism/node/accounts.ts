@@ -11,6 +11,7 @@ import type { Etcd3, Watcher } from 'etcd3';
 import { hashPassword, verifyPassword } from '../../shared/passwords.ts';
 import { InputError, NotFoundError, errorMessage } from '../../shared/errors.ts';
 import { PASSWORD_RULE, PRISM_USERS_PREFIX, TASKS_PREFIX, type PrismTask, type PrismUser } from '../protocol/prism.ts';
+import { rangeStrings } from '../../shared/etcd-range.ts';
 
 export function checkNewPassword(field: string, v: unknown): string {
   if (typeof v !== 'string' || v.length < PASSWORD_RULE.min || v.length > PASSWORD_RULE.max) throw new InputError(field, `must be ${PASSWORD_RULE.min} to ${PASSWORD_RULE.max} characters`);
@@ -98,6 +99,12 @@ export class Tasks {
     const raw = await this.etcd.get(TASKS_PREFIX + uuid).string();
     if (!raw) throw new NotFoundError('task', uuid);
     return JSON.parse(raw) as PrismTask;
+  }
+
+  /** Every task started through Prism (newest first). */
+  async list(): Promise<PrismTask[]> {
+    const all = await rangeStrings(this.etcd, TASKS_PREFIX);
+    return Object.values(all).map((v) => JSON.parse(v) as PrismTask).sort((a, b) => b.createdAt.localeCompare(a.createdAt));
   }
 
   private async put(t: PrismTask): Promise<void> {

@@ -40,8 +40,12 @@ export class FakeAccounts implements Pick<PrismDeps['accounts'], 'check' | 'chan
   }
 }
 
-export class FakeTasks implements Pick<PrismDeps['tasks'], 'get' | 'start'> {
+export class FakeTasks implements Pick<PrismDeps['tasks'], 'get' | 'start' | 'list'> {
   readonly tasks = new Map<string, PrismTask>();
+
+  list(): Promise<PrismTask[]> {
+    return Promise.resolve([...this.tasks.values()].reverse());
+  }
 
   get(uuid: string): Promise<PrismTask> {
     const t = this.tasks.get(uuid);

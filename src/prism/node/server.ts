@@ -79,7 +79,7 @@ export interface PrismDeps {
   vip: string | null;
   source: Pick<SnapshotSource, 'get' | 'invalidate'>;
   accounts: Pick<Accounts, 'check' | 'changePassword'>;
-  tasks: Pick<Tasks, 'get' | 'start'>;
+  tasks: Pick<Tasks, 'get' | 'start' | 'list'>;
   /** Login sessions, shared with the next leader (node/sessions.ts). */
   sessions: Pick<SharedSessions, 'use' | 'open' | 'close' | 'closeAllOf'>;
   leadership: Pick<Leadership, 'isLeader' | 'leader'>;
@@ -418,7 +418,9 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
   app.post(`${V3}/tasks/list`, async (req) => {
     const r = parseListRequest(req.body, 'task', TASK_ATTRIBUTES);
     const clusterId = (await d.source.get()).cluster.clusterId;
-    const tasks = (await cvm<Task[]>('/tasks')).map((t) => vmTaskOf(t, clusterId));
+    // the VM service's tasks and Prism's own (storage, image and subnet deletes, updates in steps), newest first
+    const [vmTasks, mine] = await Promise.all([cvm<Task[]>('/tasks'), d.tasks.list()]);
+    const tasks = [...vmTasks.map((t) => vmTaskOf(t, clusterId)), ...mine.map((t) => taskOf(t, clusterId))].sort((a, b) => String(b['creation_time']).localeCompare(String(a['creation_time'])));
     return { api_version: '3.1', ...listOf(tasks, r, taskAttrs) };
   });
 

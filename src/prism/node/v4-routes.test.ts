@@ -160,3 +160,18 @@ test('v2.0 VMs, hosts, cluster and tasks, also under /PrismGateway/services/rest
   assert.equal(typeof gone.json().message, 'string', 'the v2.0 error body under the gateway path too');
   await app.close();
 });
+
+test("task lists hold the VM service's tasks and Prism's own, newest first, in v3 and v4", async () => {
+  const vms = new FakeVmService();
+  const { app, tasks } = await testPrism({ cvm: vms.call });
+  await vms.call('/vms', { body: { name: 'x', vcpus: 1, memoryMiB: 256, disks: [], powerOn: false } });
+  const mine = await tasks.start('kVDiskCreate', [{ kind: 'virtual_disk', uuid: 'vd-9', name: 'vd9' }]);
+  const v3 = (await app.inject({ method: 'POST', url: '/api/nutanix/v3/tasks/list', headers: { ...auth, ...JSON_CT }, payload: '{}' })).json();
+  assert.deepEqual(v3.entities.map((t: any) => t.operation_type).sort(), ['VmCreate', 'kVDiskCreate']);
+  const filtered = (await app.inject({ method: 'POST', url: '/api/nutanix/v3/tasks/list', headers: { ...auth, ...JSON_CT }, payload: JSON.stringify({ filter: 'entity_uuid==vd-9' }) })).json();
+  assert.deepEqual(filtered.entities.map((t: any) => t.uuid), [mine]);
+  const v4 = (await app.inject({ method: 'GET', url: '/api/prism/v4.3/config/tasks', headers: auth })).json();
+  assert.equal(v4.metadata.totalAvailableResults, 2);
+  assert.ok(v4.data.some((t: any) => t.extId === `ZXJnb24=:${mine}` && t.$objectType === 'prism.v4.config.Task'));
+  await app.close();
+});

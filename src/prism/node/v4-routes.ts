@@ -28,7 +28,7 @@ export class IfMatchError extends PreconditionError {
 
 export interface V4Deps {
   source: { get(): Promise<ClusterSnapshot> };
-  tasks: { get(uuid: string): Promise<PrismTask>; start(op: string, entities: PrismTask['entities'], work: () => Promise<PrismTask['entities'] | void>): Promise<string> };
+  tasks: { get(uuid: string): Promise<PrismTask>; list(): Promise<PrismTask[]>; start(op: string, entities: PrismTask['entities'], work: () => Promise<PrismTask['entities'] | void>): Promise<string> };
   cvm: CvmCaller;
   vmContext: () => Promise<V3VmContext>;
   /** The read model lists come from (node/vm-view.ts); mutations here invalidate it. */
@@ -211,6 +211,8 @@ export function registerV4Routes(app: FastifyInstance, d: V4Deps): void {
   });
   app.get(TASKS, async (req) => {
     const cluster = (await d.source.get()).cluster.clusterId;
-    return v4List('prism.v4.config.ListTasksApiResponse', (await d.cvm<Task[]>('/tasks')).map((t) => v4TaskOfVm(t, cluster)), query(req), req.url);
+    const [vmTasks, mine] = await Promise.all([d.cvm<Task[]>('/tasks'), d.tasks.list()]);
+    const all = [...vmTasks.map((t) => v4TaskOfVm(t, cluster)), ...mine.map((t) => v4TaskOfPrism(t, cluster))].sort((a, b) => String(b['createdTime']).localeCompare(String(a['createdTime'])));
+    return v4List('prism.v4.config.ListTasksApiResponse', all, query(req), req.url);
   });
 }

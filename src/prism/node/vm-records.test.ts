@@ -11,7 +11,9 @@ const etcd = etcdFixture('127.137.0.1', 'vm-records');
 
 test('the records as they are, then every change after, in creation order', etcd.opts, async () => {
   const c = etcd.client();
-  const put = (uuid: string, name: string, specVersion = 1): Promise<unknown> => c.put(`${VMS_PREFIX}${uuid}`).value(JSON.stringify({ uuid, name, specVersion }));
+  const put = async (uuid: string, name: string, specVersion = 1): Promise<void> => {
+    await c.put(`${VMS_PREFIX}${uuid}`).value(JSON.stringify({ uuid, name, specVersion }));
+  };
   await put('b-2', 'first');
   await put('a-1', 'second');
   await c.put('acropolis/images/x').value('{}'); // not a VM
