@@ -79,8 +79,12 @@ export async function followTask(ip: string, uuid: string, json: boolean, timeou
   }
 }
 
-/** Runs a mutation and, unless --no-wait, follows its task; prints the task (JSON) or `done`. */
-async function mutate(o: Common, path: string, body: unknown, done: (t: Task) => string, method?: string): Promise<void> {
+/**
+ * Runs a mutation and, unless --no-wait, follows its task (and, with `children`, the tasks it
+ * started: a create with --power-on powers the VM on in a task of its own); prints the task (JSON)
+ * or `done`.
+ */
+async function mutate(o: Common, path: string, body: unknown, done: (t: Task) => string, method?: string, children = false): Promise<void> {
   const ip = cvmTarget(o);
   const a = await cvm<Accepted>(ip, path, body, 60_000, method);
   if (o.wait === false) {
@@ -89,6 +93,10 @@ async function mutate(o: Common, path: string, body: unknown, done: (t: Task) =>
     return;
   }
   const t = await followTask(ip, a.taskUuid, o.json === true);
+  if (children) {
+    const started = (await cvm<Task[]>(ip, `/tasks?entity=${encodeURIComponent(t.entity.uuid)}`)).filter((c) => c.parent === t.uuid);
+    for (const c of started) await followTask(ip, c.uuid, o.json === true);
+  }
   if (o.json) printJson(t);
   else process.stdout.write(done(t) + '\n');
 }
@@ -163,7 +171,7 @@ export function registerCompute(program: Command): void {
           name: o.name, vcpus: positiveInt(o.vcpus, 'vcpus'), memoryMiB: parseMiB(o.memory, 'memory'), disks,
           nics: (o.nic ?? []).map(parseNic), ha: o.ha, powerOn: o.powerOn === true,
         };
-        await mutate(o, '/vms', req, (t) => `VM ${o.name} created (${t.entity.uuid})${o.powerOn ? ' and powered on' : ''}`);
+        await mutate(o, '/vms', req, (t) => `VM ${o.name} created (${t.entity.uuid})${o.powerOn ? ' and powered on' : ''}`, undefined, o.powerOn === true);
       } catch (e) {
         fail(e, o.json === true);
       }

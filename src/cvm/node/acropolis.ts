@@ -1218,6 +1218,9 @@ export class VmService {
     const host = rec.host;
     if (!host) throw new ConflictError(`VM ${vm.name} lost its placement`);
     r.progress(30, `starting on host ${host.serial} (${host.hostIp})`);
+    // the host's switch must know the VM's subnets: one created a moment ago reaches the hosts at the
+    // leader's next poll, and a VM started before then failed ("subnet not found")
+    await this.pushNetwork();
     try {
       await this.d.hosts.define(host.hostIp, this.hostSpecOf(rec, rec.epoch));
     } catch (e) {
