@@ -63,13 +63,16 @@ export class Health implements HealthPort {
       days = null;
     }
     const results = runChecks({ snapshot, resiliency, vms, certificateDaysLeft: days, now: this.now() });
-    const changed = reconcile(await this.alerts(), results, this.now());
+    const before = await this.alerts();
+    const changed = reconcile(before, results, this.now());
     for (const a of changed) {
       await this.etcd.put(ALERTS_PREFIX + a.id).value(JSON.stringify(a));
       if (!a.resolved && a.createdAt === a.lastSeenAt) this.log(`alert raised: ${a.severity} ${a.check}: ${a.entity.name}: ${a.message}`);
       else if (a.resolved && a.resolvedBy === 'auto') this.log(`alert resolved: ${a.check}: ${a.entity.name}`);
     }
-    await this.prune();
+    const byId = new Map(before.map((a) => [a.id, a]));
+    for (const a of changed) byId.set(a.id, a);
+    await this.prune([...byId.values()]);
     return results;
   }
 
@@ -94,9 +97,9 @@ export class Health implements HealthPort {
     return { done, missing };
   }
 
-  /** Keeps the newest KEEP_RESOLVED resolved alerts. */
-  private async prune(): Promise<void> {
-    const resolved = (await this.alerts()).filter((a) => a.resolved);
+  /** Keeps the newest KEEP_RESOLVED resolved alerts of `all` (every alert as this run left them). */
+  private async prune(all: readonly Alert[]): Promise<void> {
+    const resolved = [...all].filter((a) => a.resolved).sort((a, b) => b.createdAt.localeCompare(a.createdAt));
     for (const a of resolved.slice(KEEP_RESOLVED)) await this.etcd.delete().key(ALERTS_PREFIX + a.id);
   }
 

@@ -52,6 +52,7 @@ import { v4Error } from '../core/v4.ts';
 import { IfMatchError, registerV4Routes } from './v4-routes.ts';
 import { alertById, type HealthPort } from './health.ts';
 import { VmListView } from './vm-view.ts';
+import { byUuid, vmOf } from './vm-service.ts';
 import { parseStatsEntity, seriesOf, vdisksOf } from '../core/stats.ts';
 import type { StatsAnswer } from '../../cvm/protocol/stats.ts';
 import { nccReport, type Alert, type CheckResult } from '../core/health.ts';
@@ -433,7 +434,7 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
       subnets, images, containers: s.containers.map((c) => ({ uuid: c.uuid, name: c.name })),
     };
   };
-  const getVm = (uuid: string): Promise<Vm> => cvm<Vm>(`/vms/${encodeURIComponent(uuid)}`).catch(notFoundAs('vm', uuid));
+  const getVm = (uuid: string): Promise<Vm> => vmOf(cvm, uuid, 'vm');
   /** A task of Prism's own that is done when `work` is (a step of the VM service taken synchronously, or several in a row). */
   const prismTask = (op: string, entity: { kind: string; uuid: string; name: string }, work: () => Promise<void> = () => Promise.resolve()): Promise<string> =>
     d.tasks.start(op, [entity], async () => {
@@ -506,17 +507,16 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
   });
 
   const base = (req: FastifyRequest): string => `https://${req.headers.host ?? `${d.cvmIp}:${PRISM_PORT}`}`;
-  const getImage = async (uuid: string): Promise<Image> => {
-    const img = (await cvm<Image[]>('/images')).find((i) => i.uuid === uuid);
-    if (!img) throw new NotFoundError('image', uuid);
-    return img;
-  };
+  const getImage = async (uuid: string): Promise<Image> => byUuid(await cvm<Image[]>('/images'), uuid, 'image');
   app.post(`${V3}/images/list`, async (req) => {
     const r = parseListRequest(req.body, 'image', IMAGE_ATTRIBUTES);
     const ctx = await vmContext();
     return { api_version: '3.1', ...listOf(ctx.images.map((i) => imageEntity(i, ctx, base(req))), r, imageAttrs) };
   });
-  app.get(`${V3}/images/:uuid`, async (req) => imageEntity(await getImage(param(req, 'uuid')), await vmContext(), base(req)));
+  app.get(`${V3}/images/:uuid`, async (req) => {
+    const ctx = await vmContext(); // it holds the images: one read
+    return imageEntity(byUuid(ctx.images, param(req, 'uuid'), 'image'), ctx, base(req));
+  });
   app.post(`${V3}/images`, async (req, reply) => {
     const { request, spec } = parseV3ImageCreate(req.body);
     const a = await cvm<Accepted>('/images', { body: request }).catch(v3Field((f) => (f === 'url' ? 'spec.resources.source_uri' : f === 'name' ? 'spec.name' : f)));
@@ -528,17 +528,16 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
     return reply.status(202).send(deleting('image', img.uuid, await prismTask('kImageDelete', { kind: 'image', uuid: img.uuid, name: img.name })));
   });
 
-  const getSubnet = async (uuid: string): Promise<Subnet> => {
-    const s = (await cvm<Subnet[]>('/subnets')).find((x) => x.uuid === uuid);
-    if (!s) throw new NotFoundError('subnet', uuid);
-    return s;
-  };
+  const getSubnet = async (uuid: string): Promise<Subnet> => byUuid(await cvm<Subnet[]>('/subnets'), uuid, 'subnet');
   app.post(`${V3}/subnets/list`, async (req) => {
     const r = parseListRequest(req.body, 'subnet', SUBNET_ATTRIBUTES);
     const ctx = await vmContext();
     return { api_version: '3.1', ...listOf(ctx.subnets.map((x) => subnetEntity(x, ctx)), r, subnetAttrs) };
   });
-  app.get(`${V3}/subnets/:uuid`, async (req) => subnetEntity(await getSubnet(param(req, 'uuid')), await vmContext()));
+  app.get(`${V3}/subnets/:uuid`, async (req) => {
+    const ctx = await vmContext(); // it holds the subnets: one read
+    return subnetEntity(byUuid(ctx.subnets, param(req, 'uuid'), 'subnet'), ctx);
+  });
   app.post(`${V3}/subnets`, async (req, reply) => {
     const { request, spec } = parseV3SubnetCreate(req.body, await vmContext());
     const subnet = await cvm<Subnet>('/subnets', { body: request }).catch(v3Field(subnetField));

@@ -18,6 +18,7 @@ import {
 } from '../core/v4.ts';
 import type { CvmCaller } from './server.ts';
 import type { VmListView } from './vm-view.ts';
+import { byUuid, vmOf } from './vm-service.ts';
 
 /** An `If-Match` missing (428) or not the entity's ETag (412). */
 export class IfMatchError extends PreconditionError {
@@ -102,9 +103,7 @@ export function registerV4Routes(app: FastifyInstance, d: V4Deps): void {
 
   // ---- vmm: VMs ----
   const VMS = '/api/vmm/:version/ahv/config/vms';
-  const getVm = (uuid: string): Promise<Vm> => d.cvm<Vm>(`/vms/${encodeURIComponent(uuid)}`).catch((e: unknown) => {
-    throw e instanceof NotFoundError ? new NotFoundError('VM', uuid) : e;
-  });
+  const getVm = (uuid: string): Promise<Vm> => vmOf(d.cvm, uuid, 'VM');
   /** The VM, if the request's If-Match is its ETag. */
   const matching = async (req: FastifyRequest): Promise<Vm> => {
     const vm = await getVm(param(req, 'extId'));
@@ -147,16 +146,15 @@ export function registerV4Routes(app: FastifyInstance, d: V4Deps): void {
 
   // ---- vmm: images ----
   const IMAGES = '/api/vmm/:version/content/images';
-  const getImage = async (uuid: string): Promise<Image> => {
-    const img = (await d.cvm<Image[]>('/images')).find((i) => i.uuid === uuid);
-    if (!img) throw new NotFoundError('image', uuid);
-    return img;
-  };
+  const getImage = async (uuid: string): Promise<Image> => byUuid(await d.cvm<Image[]>('/images'), uuid, 'image');
   app.get(IMAGES, async (req) => {
     const ctx = await d.vmContext();
     return v4List('vmm.v4.content.ListImagesApiResponse', ctx.images.map((i) => v4Image(i, ctx)), query(req), req.url);
   });
-  app.get(`${IMAGES}/:extId`, async (req) => v4One('vmm.v4.content.GetImageApiResponse', v4Image(await getImage(param(req, 'extId')), await d.vmContext())));
+  app.get(`${IMAGES}/:extId`, async (req) => {
+    const ctx = await d.vmContext(); // it holds the images: one read
+    return v4One('vmm.v4.content.GetImageApiResponse', v4Image(byUuid(ctx.images, param(req, 'extId'), 'image'), ctx));
+  });
   app.post(IMAGES, (req, reply) => once(req, reply, async () => {
     const a = await d.cvm<Accepted>('/images', { body: parseV4ImageCreate(req.body) }).catch((e: unknown) => {
       throw e instanceof InputError && e.field === 'url' ? new InputError('source.url', e.reason) : e;
@@ -172,16 +170,15 @@ export function registerV4Routes(app: FastifyInstance, d: V4Deps): void {
 
   // ---- networking: subnets ----
   const SUBNETS = '/api/networking/:version/config/subnets';
-  const getSubnet = async (uuid: string): Promise<Subnet> => {
-    const s = (await d.cvm<Subnet[]>('/subnets')).find((x) => x.uuid === uuid);
-    if (!s) throw new NotFoundError('subnet', uuid);
-    return s;
-  };
+  const getSubnet = async (uuid: string): Promise<Subnet> => byUuid(await d.cvm<Subnet[]>('/subnets'), uuid, 'subnet');
   app.get(SUBNETS, async (req) => {
     const ctx = await d.vmContext();
     return v4List('networking.v4.config.ListSubnetsApiResponse', ctx.subnets.map((s) => v4Subnet(s, ctx)), query(req), req.url);
   });
-  app.get(`${SUBNETS}/:extId`, async (req) => v4One('networking.v4.config.GetSubnetApiResponse', v4Subnet(await getSubnet(param(req, 'extId')), await d.vmContext())));
+  app.get(`${SUBNETS}/:extId`, async (req) => {
+    const ctx = await d.vmContext(); // it holds the subnets: one read
+    return v4One('networking.v4.config.GetSubnetApiResponse', v4Subnet(byUuid(ctx.subnets, param(req, 'extId'), 'subnet'), ctx));
+  });
   app.post(SUBNETS, (req, reply) => once(req, reply, async () => {
     const subnet = await d.cvm<Subnet>('/subnets', { body: parseV4SubnetCreate(req.body, await d.vmContext()) });
     const task = await d.tasks.start('SubnetCreate', [{ kind: 'subnet', uuid: subnet.uuid, name: subnet.name }], () => Promise.resolve());
