@@ -569,20 +569,22 @@ export class ExtentStore {
   private appendable(v: DiskVolume, h: Header, next: Buffer, w: ExtentWrite, pages: number): DiskLog | undefined {
     const log = this.logs.get(v.serial);
     if (!log || log.segBytes === 0 || log.paused > 0 || pages === 0 || pages > OPLOG_MAX_PAGES || w.sync || !h.exists || h.corrupt) return undefined;
-    let emptied = true;
-    for (let i = 0; i < 32 && emptied; i++) emptied = next[BITMAP_NOW + i] === 0xff;
-    if (emptied) return undefined;
+    if (allZero(next)) return undefined;
     const bytes = recordBytes(HEADER_BYTES, pages);
-    let seg = log.segs[log.active];
-    if (seg.end + bytes > log.segBytes || seg.broken !== undefined) {
-      const other = log.segs[log.active === 0 ? 1 : 0];
-      if (log.draining || other.end > 0 || other.broken !== undefined) return undefined;
-      const full = seg;
-      log.active = log.active === 0 ? 1 : 0;
-      this.startDrain(v, log, full);
-      seg = other;
-    }
-    return bytes <= log.segBytes ? log : undefined;
+    if (bytes > log.segBytes) return undefined;
+    const seg = log.segs[log.active];
+    if (seg.end + bytes > log.segBytes || seg.broken !== undefined) return this.swapSegments(v, log) ? log : undefined;
+    return log;
+  }
+
+  /** The other (empty) segment takes the appends and the active one is drained; false while the other is not free yet. */
+  private swapSegments(v: DiskVolume, log: DiskLog): boolean {
+    const other = log.segs[log.active === 0 ? 1 : 0];
+    if (log.draining || other.end > 0 || other.broken !== undefined) return false;
+    const full = log.segs[log.active];
+    log.active = log.active === 0 ? 1 : 0;
+    this.startDrain(v, log, full);
+    return true;
   }
 
   /** A write appended to the disk's oplog; its pages kept in memory until drained. */
@@ -636,15 +638,8 @@ export class ExtentStore {
         log.idle = this.clock.setTimeout(check, idleMs - quiet);
         return;
       }
-      const seg = log.segs[log.active];
-      const other = log.segs[log.active === 0 ? 1 : 0];
-      if (seg.end === 0) return;
-      if (log.draining || other.end > 0) {
-        log.idle = this.clock.setTimeout(check, idleMs); // the other segment first
-        return;
-      }
-      log.active = log.active === 0 ? 1 : 0;
-      this.startDrain(v, log, seg);
+      if (log.segs[log.active].end === 0) return;
+      if (!this.swapSegments(v, log)) log.idle = this.clock.setTimeout(check, idleMs); // the other segment first
     };
     log.idle = this.clock.setTimeout(check, idleMs);
   }
@@ -820,8 +815,7 @@ export class ExtentStore {
     const slot = seqOf(next) % 2;
     const file = ExtentStore.fileOf(r);
     const tear = this.opts.tear?.(r);
-    let emptied = true;
-    for (let i = 0; i < 32 && emptied; i++) emptied = next[BITMAP_NOW + i] === 0xff;
+    const emptied = allZero(next);
     const sync = (w.sync ?? false) || (emptied && h.exists);
     const other = h.cur; // in slot 1 (its seq is odd) when this one goes to slot 0
     if (tear === 'data-only') {
@@ -1071,6 +1065,12 @@ export class ExtentStore {
     }
     return out;
   }
+}
+
+/** Every page of the header's extent reads as zeros (its data can go). */
+function allZero(h: Buffer): boolean {
+  for (let i = 0; i < 32; i++) if (h[BITMAP_NOW + i] !== 0xff) return false;
+  return true;
 }
 
 /** The extent of a key (`disk/vdisk/block`; neither a disk serial nor a vdisk id holds a slash). */
