@@ -19,7 +19,7 @@ import { bearerOf } from './credentials.ts';
 import { FieldConflictError, PayloadTooLargeError } from './errors.ts';
 import { Foundation, FOUNDATION_VERSION } from './foundation.ts';
 import { OPENAPI } from './openapi.ts';
-import { registerWebUi } from './web-ui.ts';
+import { registerWebUi } from '../../shared/web-ui.ts';
 import { httpStatusOf } from '../../shared/http-status.ts';
 import type { Logger } from 'pino';
 import { acceptEmptyJson } from '../../shared/http-api.ts';

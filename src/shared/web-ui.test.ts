@@ -77,3 +77,27 @@ test('a UI folder that does not exist yet: 503, not a failure to start', async (
     await app.close();
   }
 });
+
+test('a single-page app under a base path: its own paths answer index.html, a missing asset is still 404', async () => {
+  const dir = built();
+  const app = Fastify();
+  registerWebUi(app, dir, { base: '/console/', spa: true, what: "Prism's console" });
+  try {
+    for (const p of ['/console/', '/console/vms/1234', '/console/alerts']) {
+      const r = await app.inject({ url: p });
+      assert.equal(r.statusCode, 200, p);
+      assert.match(r.body, /id="root"/, p);
+    }
+    assert.equal((await app.inject({ url: '/console/assets/index-abc.js' })).body, 'console.log(1)');
+    assert.equal((await app.inject({ url: '/console/assets/nope.js' })).statusCode, 404);
+    assert.equal((await app.inject({ url: '/console/assets/..%2f..%2fsecret.txt' })).statusCode, 404);
+    assert.equal((await app.inject({ url: '/' })).statusCode, 404, 'nothing outside the base');
+    rmSync(join(dir, 'index.html'));
+    const missing = await app.inject({ url: '/console/vms' });
+    assert.equal(missing.statusCode, 503);
+    assert.match(missing.body, /Prism's console is not built/);
+  } finally {
+    await app.close();
+    rmSync(join(dir, '..'), { recursive: true, force: true });
+  }
+});
