@@ -11,7 +11,10 @@ import { dirname } from 'node:path';
 import * as x509 from '@peculiar/x509';
 
 type CryptoKey = webcrypto.CryptoKey;
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+// Node's WebCrypto is the provider (typed as unknown first: under the browser's lib, as the web UI
+// type-checks what it imports, the DOM's Crypto type differs from Node's)
+const provider: unknown = webcrypto;
+x509.cryptoProvider.set(x509.CryptoProvider.DEFAULT, provider as Parameters<typeof x509.cryptoProvider.set>[1]);
 
 const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY = 86_400_000;
