@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:https';
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Etcd3 } from 'etcd3';
 import { ensureServerCert, type Pem } from '../shared/tls.ts';
 import { errorMessage } from '../shared/errors.ts';
@@ -25,6 +25,9 @@ import { VmRecords } from './node/vm-records.ts';
 import { cvmCall } from '../cvm/protocol/client.ts';
 
 const cfg = JSON.parse(process.env['CONVERGE_PRISM_CONFIG'] ?? '{}') as PrismConfig;
+/** The browser console: beside prism.mjs in the release bundle, or as the repository builds it (running from source). */
+const CONSOLE_DIRS = [join(import.meta.dirname, 'console'), join(import.meta.dirname, '..', '..', 'web', 'prism', 'dist')];
+const consoleDir = CONSOLE_DIRS.find((d) => existsSync(join(d, 'index.html'))) ?? CONSOLE_DIRS[0] ?? 'console';
 const log = (m: string): void => console.log(`prism: ${m}`);
 
 async function caOf(etcd: Etcd3): Promise<Pem> {
@@ -84,7 +87,7 @@ async function main(): Promise<void> {
   const app = createPrismApi({
     cvmIp: cfg.cvmIp, vip: cfg.vip, source, accounts, tasks: new Tasks(etcd, log),
     sessions, health, vmRecords: () => vmRecords.list(),
-    leadership, sessionTtlS, log, tls,
+    leadership, sessionTtlS, log, tls, consoleDir,
   });
   const stopHealth = health.loop(() => leadership.isLeader);
   await app.ready();

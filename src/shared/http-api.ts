@@ -33,7 +33,8 @@ declare module 'fastify' {
     roles?: readonly Role[];
     /**
      * The body may take as long as it keeps arriving (an upload), each chunk within the API's
-     * `longBodyIdleMs`; only on an API made with that option (otherwise the request timeout holds).
+     * `longBodyIdleMs`; only on an app bounded by boundRequestArrival (an API made with that
+     * option, Prism); otherwise the request timeout holds.
      */
     longBody?: boolean;
   }
@@ -118,7 +119,7 @@ export function acceptEmptyJson(app: FastifyInstance, bodyLimit?: number): void 
 }
 
 /** A body stream that fails (and so ends the request) when no chunk arrives for `idleMs`. */
-function idleGuard(payload: NodeJS.ReadableStream, idleMs: number, destroy: (e: Error) => void): Transform {
+export function idleGuard(payload: NodeJS.ReadableStream, idleMs: number, destroy: (e: Error) => void): Transform {
   let timer: NodeJS.Timeout | undefined;
   const arm = (): void => {
     clearTimeout(timer);
@@ -147,6 +148,43 @@ function idleGuard(payload: NodeJS.ReadableStream, idleMs: number, destroy: (e: 
   payload.on('error', (e: Error) => out.destroy(e));
   payload.pipe(out);
   return out;
+}
+
+export interface RequestDeadlines {
+  /** How long a request may take to arrive once its headers are in (0: no bound). */
+  requestTimeoutMs: number;
+  /** On a `longBody` route: the longest wait for the next chunk of the body. */
+  longBodyIdleMs: number;
+  /** What ends a request still arriving at its deadline (default: its connection is destroyed). */
+  onExpired?: (req: FastifyRequest, reply: FastifyReply) => void;
+}
+
+/**
+ * The request deadline per route, for an app whose Node server has none (`requestTimeout: 0`; Node's
+ * bound is one for every request): a request still arriving `requestTimeoutMs` after its headers
+ * is ended by `onExpired`, except on routes whose config says `longBody: true` (an upload), whose
+ * body may take as long as it keeps arriving, with at most `longBodyIdleMs` between two chunks
+ * (idleGuard: then its connection is destroyed).
+ */
+export function boundRequestArrival(app: FastifyInstance, o: RequestDeadlines): void {
+  const expire = o.onExpired ?? ((req: FastifyRequest): void => {
+    req.raw.socket.destroy();
+  });
+  app.addHook('onRequest', (req, reply, done) => {
+    if (req.routeOptions.config.longBody || o.requestTimeoutMs <= 0) return done();
+    // what Node's requestTimeout does: a request still arriving after the bound loses its connection
+    const t = setTimeout(() => {
+      // (a request made by inject() has no `complete`, and no socket to end)
+      if (req.raw.complete === false) expire(req, reply);
+    }, o.requestTimeoutMs);
+    t.unref();
+    req.raw.once('close', () => clearTimeout(t));
+    done();
+  });
+  app.addHook('preParsing', (req, _reply, payload, done) => {
+    if (!req.routeOptions.config.longBody) return done(null, payload);
+    done(null, idleGuard(payload, o.longBodyIdleMs, () => req.raw.socket.destroy()));
+  });
 }
 
 export function createInternalApi(o: InternalApiOptions): FastifyInstance {
@@ -185,23 +223,7 @@ export function createInternalApi(o: InternalApiOptions): FastifyInstance {
     else if (roles && !roles.includes(req.peer.role)) done(new ForbiddenError(`${req.method} ${req.routeOptions.url ?? req.url} is not open to ${req.peer.role} certificates (it takes ${roles.join(', ')})`));
     else done();
   });
-  if (longBodies) {
-    const idleMs = o.longBodyIdleMs ?? 60_000;
-    app.addHook('onRequest', (req, _reply, done) => {
-      if (req.routeOptions.config.longBody || requestTimeoutMs <= 0) return done();
-      // what Node's requestTimeout does: a request still arriving after the bound loses its connection
-      const t = setTimeout(() => {
-        if (!req.raw.complete) req.raw.socket.destroy();
-      }, requestTimeoutMs);
-      t.unref();
-      req.raw.once('close', () => clearTimeout(t));
-      done();
-    });
-    app.addHook('preParsing', (req, _reply, payload, done) => {
-      if (!req.routeOptions.config.longBody) return done(null, payload);
-      done(null, idleGuard(payload, idleMs, () => req.raw.socket.destroy()));
-    });
-  }
+  if (longBodies) boundRequestArrival(app, { requestTimeoutMs, longBodyIdleMs: o.longBodyIdleMs ?? 60_000 });
   // an answer before the request's body was read to its end (refused from its headers): the
   // connection cannot carry another request, and closing it is how the body is left unread
   app.addHook('onSend', (req, reply, payload, done) => {

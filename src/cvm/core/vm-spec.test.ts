@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConflictError, InputError } from '../../shared/errors.ts';
-import { checkPowerAction, checkUpdate, parseConsoleInput, parseImageCreate, parseMigrate, parseSubnetCreate, parseVmCreate, parseVmUpdate } from './vm-spec.ts';
+import { checkPowerAction, checkUpdate, parseConsoleInput, parseImageCreate, parseImageUpload, parseMigrate, parseSubnetCreate, parseVmCreate, parseVmUpdate } from './vm-spec.ts';
 
 function fieldOf(fn: () => unknown): string {
   try {
@@ -64,6 +64,14 @@ test('image and subnet requests', () => {
   assert.equal(fieldOf(() => parseSubnetCreate({ name: 'lan', vlanId: 5000 })), 'vlanId');
   assert.equal(fieldOf(() => parseSubnetCreate({ name: 'lan', vlanId: 1, gateway: '10.0.0.1' })), 'gateway');
   assert.deepEqual(parseSubnetCreate({ name: 'lan', vlanId: 1 }), { name: 'lan', vlanId: 1, dns: [] });
+});
+
+test('an upload\'s query: a name, a format, and the uuid the caller chose (Prism\'s two-step upload), which must be a UUID', () => {
+  assert.deepEqual(parseImageUpload({ name: 'disk', format: 'qcow2' }), { name: 'disk', format: 'qcow2' });
+  const uuid = '0b5e4a3c-1d2e-4f60-8a9b-0c1d2e3f4a5b';
+  assert.deepEqual(parseImageUpload({ name: 'disk', uuid }), { name: 'disk', uuid });
+  for (const bad of ['nope', uuid.toUpperCase(), `${uuid}0`, '../../etc/passwd']) assert.equal(fieldOf(() => parseImageUpload({ name: 'disk', uuid: bad })), 'uuid', bad);
+  assert.equal(fieldOf(() => parseImageUpload({ uuid })), 'name');
 });
 
 test('migrate and console input bodies: errors name the field', () => {

@@ -132,12 +132,17 @@ export function parseImageCreate(body: unknown): ImageCreateRequest {
   return { name: b.name, url: b.url, ...(b.format ? { format: b.format } : {}), ...(b.container ? { container: b.container } : {}) };
 }
 
-const uploadSchema = z.object({ name, format: z.enum(['raw', 'qcow2', 'iso']).optional() });
+const uploadSchema = z.object({
+  name,
+  format: z.enum(['raw', 'qcow2', 'iso']).optional(),
+  /** The image's uuid, chosen by the caller (Prism's v3 two-step upload gives the one its create answered). */
+  uuid: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'a UUID in lower case (8-4-4-4-12 hex digits)').optional(),
+});
 
 /** The query of PUT /images/upload. */
-export function parseImageUpload(query: unknown): { name: string; format?: 'raw' | 'qcow2' | 'iso' } {
+export function parseImageUpload(query: unknown): { name: string; format?: 'raw' | 'qcow2' | 'iso'; uuid?: string } {
   const b = parseWith(uploadSchema, query);
-  return { name: b.name, ...(b.format ? { format: b.format } : {}) };
+  return { name: b.name, ...(b.format ? { format: b.format } : {}), ...(b.uuid ? { uuid: b.uuid } : {}) };
 }
 
 const subnetSchema = z.object({

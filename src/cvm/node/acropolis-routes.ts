@@ -4,7 +4,7 @@
  * any CVM (the host inventory by the leader); a mutation sent to a follower is passed on to the
  * leader's CVM API with this CVM's member certificate (role `cvm`) and FORWARDED_HEADER, and answered
  * as the leader answered. A forwarded call that reaches a CVM that no longer leads is refused (503),
- * not passed on again; a `cvm` caller without the header (Prism) is passed on like the operator. Roles: the operator; `cvm` for forwarded calls (console input: the operator only).
+ * not passed on again; a `cvm` caller without the header (Prism) is passed on like the operator. Roles: the operator; `cvm` for forwarded calls and Prism's (console input included: Prism types for the users it authenticates).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
@@ -45,8 +45,9 @@ export function registerVmServiceRoutes(app: FastifyInstance, service: () => VmS
   app.post('/vms/:uuid/clone', cfg, async (req, reply) => reply.status(202).send(await mutate(req, (s) => s.cloneVm(uuid(req), req.body))));
   app.post('/vms/:uuid/migrate', cfg, async (req, reply) => reply.status(202).send(await mutate(req, (s) => s.migrateVm(uuid(req), req.body))));
   app.get('/vms/:uuid/console', cfg, (req) => service().console(uuid(req), parseWith(consoleQuery, req.query).offset));
-  // typed on the guest's console: the operator only, relayed by whichever CVM is asked (nothing stored)
-  app.post('/vms/:uuid/console/input', { config: { roles: ['operator'] }, bodyLimit: 16 << 10 }, (req) => service().consoleInput(uuid(req), req.body));
+  // typed on the guest's console: the operator, or Prism for a user it authenticated (its browser
+  // console; role cvm), relayed by whichever CVM is asked (nothing stored)
+  app.post('/vms/:uuid/console/input', { config: { roles: ['operator', 'cvm'] }, bodyLimit: 16 << 10 }, (req) => service().consoleInput(uuid(req), req.body));
 
   app.get('/images', cfg, () => service().listImages());
   app.post('/images', cfg, async (req, reply) => reply.status(202).send(await mutate(req, (s) => s.createImage(req.body))));

@@ -668,7 +668,10 @@ export class VmService {
   async uploadImage(query: unknown, body: Readable): Promise<Accepted> {
     this.requireLeader();
     const q = parseImageUpload(query);
-    const uuid = randomUUID();
+    // what would refuse the import is refused before the body is read, not after gigabytes of it
+    if (q.uuid && (await this.store.get<Image>('images', q.uuid))) throw new ConflictError(`uuid: an image ${q.uuid} exists`);
+    if ((await this.listImages()).some((i) => i.name === q.name)) throw new ConflictError(`name: an image named ${q.name} exists`);
+    const uuid = q.uuid ?? randomUUID();
     const file = join(this.d.tmpDir, `${uuid}.upload`);
     let bytes = 0;
     const limit = this.o.uploadLimitBytes;

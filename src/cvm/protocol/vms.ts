@@ -14,9 +14,10 @@
  *   POST /vms/:uuid/migrate         { host?: serial or host IP } → 202 (live; task vm.migrate, its result
  *                                   { hostIp, serial, downtimeMs, totalMs, transferredBytes })
  *   GET  /vms/:uuid/console?offset=N ConsoleChunk (from the host that runs it)
- *   POST /vms/:uuid/console/input   { data } (≤ 4 KiB, operator only) → 200: typed on its serial console
+ *   POST /vms/:uuid/console/input   { data } (≤ 4 KiB; the operator or Prism) → 200: typed on its serial console
  *   GET  /images  POST /images      ImageCreateRequest (from a URL) → 202
- *   PUT  /images/upload?name=&format=  octet-stream body → 202 (the file streamed to the importer)
+ *   PUT  /images/upload?name=&format=&uuid=  octet-stream body → 202 (the file streamed to the importer;
+ *                                   `uuid` optional, the image's: 409 when an image has it or the name)
  *   DELETE /images/:uuid            → 200 (409 while a VM disk was made from it and… see ADR 014)
  *   GET  /subnets  POST /subnets    SubnetCreateRequest → 201;  DELETE /subnets/:uuid (409 in use)
  *   GET  /tasks?entity=uuid   GET /tasks/:uuid   Task

@@ -198,8 +198,12 @@ test("subnets: Ansible's VLAN create with IPAM, and the entity it reads back", (
 });
 
 test('images: created from a URL (ISO or disk), shown with their size and where to download them', () => {
-  assert.deepEqual(parseV3ImageCreate({ api_version: '3.1.0', metadata: { kind: 'image' }, spec: { name: 'debian', description: 'd', resources: { image_type: 'ISO_IMAGE', source_uri: 'https://x/d.iso', architecture: 'X86_64' } } }).request, { name: 'debian', url: 'https://x/d.iso', format: 'iso' });
-  assert.throws(() => parseV3ImageCreate({ spec: { name: 'x', resources: {} } }), (e: unknown) => e instanceof InputError && e.field === 'spec.resources.source_uri');
+  const fromUrl = parseV3ImageCreate({ api_version: '3.1.0', metadata: { kind: 'image' }, spec: { name: 'debian', description: 'd', resources: { image_type: 'ISO_IMAGE', source_uri: 'https://x/d.iso', architecture: 'X86_64' } } });
+  assert.deepEqual('request' in fromUrl && fromUrl.request, { name: 'debian', url: 'https://x/d.iso', format: 'iso' });
+  // without source_uri: an image whose file the client uploads next (PUT /images/{uuid}/file)
+  const toUpload = parseV3ImageCreate({ spec: { name: 'x', description: 'mine', resources: {} } });
+  assert.deepEqual('upload' in toUpload && toUpload.upload, { name: 'x', description: 'mine' });
+  assert.throws(() => parseV3ImageCreate({ spec: { name: 'x', resources: { source_uri: 42 } } }), (e: unknown) => e instanceof InputError && e.field === 'spec.resources.source_uri');
   assert.throws(() => parseV3ImageCreate({ spec: { name: 'x', resources: { source_uri: 'http://a', image_type: 'VM' } } }), (e: unknown) => e instanceof InputError && e.field === 'spec.resources.image_type');
   const e = imageEntity({ ...image, lastTask: 't9' }, ctx, 'https://10.0.9.1:9440') as any;
   assert.equal(e.status.state, 'COMPLETE');

@@ -406,15 +406,17 @@ export class SpecVersionError extends ConflictError {
 
 // ---- images ----
 
-export function imageEntity(img: Image & { lastTask?: string }, ctx: V3VmContext, base: string): V3Entity {
+/** An image as v3 shows it (`lastTask`: its last task, if known; `description`: what a create gave, while Prism holds it). */
+export function imageEntity(img: Image & { lastTask?: string; description?: string }, ctx: V3VmContext, base: string): V3Entity {
   const type = img.format === 'iso' ? 'ISO_IMAGE' : 'DISK_IMAGE';
   const resources = { image_type: type, architecture: 'X86_64', ...(img.source.startsWith('http') ? { source_uri: img.source } : {}) };
+  const description = img.description === undefined ? {} : { description: img.description };
   return {
     api_version: API_VERSION,
     metadata: metadataOf('image', img.uuid, img.name, 0, img.createdAt),
-    spec: { name: img.name, resources },
+    spec: { name: img.name, ...description, resources },
     status: {
-      state: img.state === 'ready' ? 'COMPLETE' : 'PENDING', name: img.name,
+      state: img.state === 'ready' ? 'COMPLETE' : 'PENDING', name: img.name, ...description,
       execution_context: { task_uuid: img.lastTask ? [img.lastTask] : [] },
       resources: { ...resources, size_bytes: img.sizeBytes, retrieval_uri_list: [`${base}/api/nutanix/v3/images/${img.uuid}/file`], current_cluster_reference_list: [ref('cluster', ctx.cluster.uuid)] },
     },
@@ -427,22 +429,60 @@ export const imageAttrs = (e: V3Entity): Record<(typeof IMAGE_ATTRIBUTES)[number
   image_type: String((e.spec['resources'] as { image_type?: string } | undefined)?.image_type ?? ''), state: String(e.status['state']),
 });
 
-/** POST /images: from a URL (an upload comes later: PUT /images/{uuid}/file is not served yet). */
-export function parseV3ImageCreate(body: unknown): { request: ImageCreateRequest; spec: Obj } {
+/** A file's checksum as v3 gives it (`spec.resources.checksum`, or an upload's X-Nutanix-Checksum-* headers). */
+export interface V3Checksum {
+  algorithm: 'SHA_1' | 'SHA_256';
+  /** Lower-case hex. */
+  value: string;
+}
+
+const CHECKSUM_HEX = { SHA_1: 40, SHA_256: 64 } as const;
+
+/** A checksum's algorithm and value, each error naming the field it came from. */
+export function parseChecksum(algorithm: unknown, value: unknown, fields: { algorithm: string; value: string }): V3Checksum {
+  if (algorithm !== 'SHA_1' && algorithm !== 'SHA_256') throw new InputError(fields.algorithm, 'must be SHA_1 or SHA_256');
+  const hex = CHECKSUM_HEX[algorithm];
+  if (typeof value !== 'string' || !new RegExp(`^[0-9a-fA-F]{${hex}}$`).test(value)) throw new InputError(fields.value, `must be the ${algorithm} of the file: ${hex} hex digits`);
+  return { algorithm, value: value.toLowerCase() };
+}
+
+/** An image whose file comes later, by PUT /images/{uuid}/file (a v3 create without `source_uri`). */
+export interface V3ImageUpload {
+  name: string;
+  format?: 'iso';
+  description?: string;
+  /** What the uploaded file must hash to. */
+  checksum?: V3Checksum;
+}
+
+/**
+ * POST /images: an import from `spec.resources.source_uri`, or without it an image whose file the
+ * client uploads next (`upload`; node/image-upload.ts).
+ */
+export function parseV3ImageCreate(body: unknown): { request: ImageCreateRequest; spec: Obj } | { upload: V3ImageUpload; spec: Obj } {
   const b = checkTop(body);
   checkMetadata(b, 'image', true);
   const spec = objectAt(b['spec'], 'spec', true)!;
   known(spec, 'spec', ['name', 'description', 'resources']);
   const name = stringAt(spec, 'name', 'spec', true, 80)!;
+  const description = stringAt(spec, 'description', 'spec', false, 1000);
   const r = objectAt(spec['resources'], 'spec.resources', true)!;
   known(r, 'spec.resources', ['image_type', 'source_uri', 'architecture', 'checksum', 'initial_placement_ref_list', 'version', 'data_source_reference', 'source_options']);
   const type = r['image_type'] ?? 'DISK_IMAGE';
   if (type !== 'DISK_IMAGE' && type !== 'ISO_IMAGE') throw new InputError('spec.resources.image_type', 'must be DISK_IMAGE or ISO_IMAGE');
   if (r['architecture'] !== undefined && r['architecture'] !== 'X86_64') throw new InputError('spec.resources.architecture', 'only X86_64 is supported');
   if (r['data_source_reference'] !== undefined) throw new InputError('spec.resources.data_source_reference', 'images from VM disks are not supported; give source_uri');
-  if (r['checksum'] !== undefined) throw new InputError('spec.resources.checksum', 'checksum verification is not supported yet; leave it out');
-  const url = stringAt(r, 'source_uri', 'spec.resources', true, 2048)!;
-  return { request: { name, url, ...(type === 'ISO_IMAGE' ? { format: 'iso' as const } : {}) }, spec };
+  const format = type === 'ISO_IMAGE' ? { format: 'iso' as const } : {};
+  const url = stringAt(r, 'source_uri', 'spec.resources', false, 2048);
+  const c = objectAt(r['checksum'], 'spec.resources.checksum');
+  if (url === undefined) {
+    // an upload's checksum is checked as the file goes through (an import from a URL's is not, yet)
+    if (c) known(c, 'spec.resources.checksum', ['checksum_algorithm', 'checksum_value']);
+    const checksum = c ? parseChecksum(c['checksum_algorithm'], c['checksum_value'], { algorithm: 'spec.resources.checksum.checksum_algorithm', value: 'spec.resources.checksum.checksum_value' }) : undefined;
+    return { upload: { name, ...format, ...(description ? { description } : {}), ...(checksum ? { checksum } : {}) }, spec };
+  }
+  if (c) throw new InputError('spec.resources.checksum', 'is checked on uploads only, not yet on an import from a URL; leave it out');
+  return { request: { name, url, ...format }, spec };
 }
 
 // ---- subnets ----

@@ -8,7 +8,7 @@
  * AHV VMs and images, networking subnets, prism tasks.
  */
 import { InputError } from '../../shared/errors.ts';
-import type { Image, Subnet, Task, Vm, VmCreateRequest, VmDiskRequest, VmNicRequest, VmPowerAction, ImageCreateRequest, SubnetCreateRequest } from '../../cvm/protocol/vms.ts';
+import type { Image, Subnet, Task, Vm, VmHost, VmCreateRequest, VmUpdateRequest, VmDiskRequest, VmNicRequest, VmPowerAction, ImageCreateRequest, SubnetCreateRequest } from '../../cvm/protocol/vms.ts';
 import type { PrismTask } from '../protocol/prism.ts';
 import { healthOf, type ClusterSnapshot, type MemberView } from './snapshot.ts';
 import { matchesOData, parseODataFilter, parseOrderBy } from './odata.ts';
@@ -126,7 +126,10 @@ export function v4Cluster(s: ClusterSnapshot): Obj {
   });
 }
 
-export function v4Host(m: MemberView, s: ClusterSnapshot, vms: number): Obj {
+/** A host's maintenance state as v4 reports it, from the VM service's host state. */
+const MAINTENANCE: Record<VmHost['state'], string> = { up: 'NORMAL', down: 'NORMAL', fenced: 'NORMAL', 'entering-maintenance': 'ENTERING_MAINTENANCE_MODE', maintenance: 'IN_MAINTENANCE_MODE' };
+
+export function v4Host(m: MemberView, s: ClusterSnapshot, vms: number, state?: VmHost['state']): Obj {
   const h = m.host;
   return obj('clustermgmt.v4.config.Host', {
     extId: m.hostUuid, hostName: h?.hostname ?? m.serial, hostType: 'HYPER_CONVERGED',
@@ -137,7 +140,7 @@ export function v4Host(m: MemberView, s: ClusterSnapshot, vms: number): Obj {
     blockSerial: h?.hardware.block.serial ?? '', blockModel: h?.hardware.model ?? '', nodeSerial: m.serial,
     cpuModel: h?.hardware.cpu.model ?? '', numberOfCpuSockets: h?.hardware.cpu.sockets ?? 0, numberOfCpuCores: h?.hardware.cpu.cores ?? 0, numberOfCpuThreads: h?.hardware.cpu.threads ?? 0,
     cpuFrequencyHz: (h?.hardware.cpu.speedMHz ?? 0) * 1e6, memorySizeBytes: (h?.hardware.memoryMiB ?? 0) * 2 ** 20,
-    isDegraded: m.problems.length > 0, isHardwareVirtualized: false, maintenanceState: 'NORMAL',
+    isDegraded: m.problems.length > 0, isHardwareVirtualized: false, maintenanceState: state ? MAINTENANCE[state] : 'NORMAL',
   });
 }
 
@@ -224,6 +227,38 @@ const VM_KEYS = [
 ];
 
 /** POST /vmm/…/ahv/config/vms: the VM service's create request (a v4 VM is created off). */
+/**
+ * PUT …/vms/{extId}: the VM as GET gave it, changed. What it changes: the name and the size
+ * (numSockets × numCoresPerSocket × numThreadsPerCore, memorySizeBytes); disks and NICs have their
+ * own v4 endpoints, so lists that differ from the VM's are refused naming them, as is a power state
+ * (the `$actions`) or any field the schema does not have. Null when nothing changes.
+ */
+export function parseV4VmUpdate(body: unknown, vm: Vm): VmUpdateRequest | null {
+  const b = v4Obj(body, 'body', true)!;
+  v4Known(b, '', VM_KEYS);
+  if (b['extId'] !== undefined && b['extId'] !== vm.uuid) throw new InputError('extId', `is not this VM's (${vm.uuid})`);
+  const u: VmUpdateRequest = { specVersion: vm.specVersion };
+  const name = b['name'] ?? vm.name;
+  if (typeof name !== 'string' || name.length === 0 || name.length > 80) throw new InputError('name', 'must be 1 to 80 characters');
+  if (name !== vm.name) u.name = name;
+  const n = (k: string): number => (b[k] === undefined ? 1 : v4Int(b, k, '', 1, 256));
+  const vcpus = b['numSockets'] === undefined ? vm.vcpus : v4Int(b, 'numSockets', '', 1, 256) * n('numCoresPerSocket') * n('numThreadsPerCore');
+  if (vcpus !== vm.vcpus) u.vcpus = vcpus;
+  const mem = b['memorySizeBytes'] === undefined ? vm.memoryMiB : Math.ceil(v4Int(b, 'memorySizeBytes', '', 16 * 2 ** 20, 4 * 2 ** 40) / 2 ** 20);
+  if (mem !== vm.memoryMiB) u.memoryMiB = mem;
+  const ids = (k: string): string[] | undefined => (b[k] === undefined ? undefined : listAt(b[k], k).map((x, i) => {
+    const id = v4Obj(x, `${k}[${i}]`, true)!['extId'];
+    return typeof id === 'string' ? id : '';
+  }).sort());
+  const same = (a: string[] | undefined, want: string[]): boolean => a === undefined || (a.length === want.length && a.every((x, i) => x === want[i]));
+  if (!same(ids('disks'), vm.disks.filter((d) => d.bus !== 'cdrom').map((d) => diskUuid(vm.uuid, d.vdisk)).sort())) throw new InputError('disks', 'disks are added and removed through …/vms/{extId}/disks, not by an update of the VM');
+  if (!same(ids('cdRoms'), vm.disks.filter((d) => d.bus === 'cdrom').map((d) => diskUuid(vm.uuid, d.vdisk)).sort())) throw new InputError('cdRoms', 'CD-ROMs are changed through …/vms/{extId}/cd-roms, not by an update of the VM');
+  if (!same(ids('nics'), vm.nics.map((x) => nicUuid(vm.uuid, x.mac)).sort())) throw new InputError('nics', 'NICs are added and removed through …/vms/{extId}/nics, not by an update of the VM');
+  const power = b['powerState'];
+  if (power !== undefined && power !== v4PowerState(vm)) throw new InputError('powerState', 'is changed by the power $actions (power-on, power-off, shutdown, …), not by an update');
+  return Object.keys(u).length > 1 ? u : null;
+}
+
 export function parseV4VmCreate(body: unknown, ctx: V3VmContext): VmCreateRequest {
   const b = v4Obj(body, 'body', true)!;
   v4Known(b, '', VM_KEYS);

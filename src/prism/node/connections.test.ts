@@ -53,7 +53,8 @@ test('the production limits: headers in 10 s, a request in 30 s, an answer in 30
   assert.deepEqual(CONNECTION_LIMITS, { tlsHandshakeMs: 10_000, headersMs: 10_000, requestMs: 30_000, handlerMs: 30_000, keepAliveMs: 10_000, idleSocketMs: 60_000, checkEveryMs: 1_000 });
   const { app } = await testPrism();
   const s = app.server;
-  assert.deepEqual([s.headersTimeout, s.requestTimeout, s.keepAliveTimeout, s.timeout], [10_000, 30_000, 10_000, 60_000]);
+  // the request deadline is the app's, per route (boundRequestArrival), not Node's: an image upload outlasts it (image-upload.test.ts)
+  assert.deepEqual([s.headersTimeout, s.requestTimeout, s.keepAliveTimeout, s.timeout], [10_000, 0, 10_000, 60_000]);
   await app.close();
 });
 
@@ -176,7 +177,7 @@ test('the virtual IP\'s server holds the same limits: slow-loris is cut off ther
   assert.ok(ms < CUT_OFF_WITHIN_MS, `cut off after ${ms.toFixed(0)} ms`);
   assertPrism408(text);
   const d = createVipServer(app, tls);
-  assert.deepEqual([d.headersTimeout, d.requestTimeout, d.keepAliveTimeout, d.timeout], [10_000, 30_000, 10_000, 60_000]);
+  assert.deepEqual([d.headersTimeout, d.requestTimeout, d.keepAliveTimeout, d.timeout], [10_000, 0, 10_000, 60_000]);
   vip.close();
   await app.close();
 });

@@ -6,11 +6,12 @@
  * with them; tests call it with `inject()` or listen on a loopback port.
  */
 import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import { InputError, NotFoundError } from '../../shared/errors.ts';
+import { ConflictError, InputError, NotFoundError, PreconditionError } from '../../shared/errors.ts';
 import { createCa, type Pem } from '../../shared/tls.ts';
 import type { Vdisk } from '../../cvm/protocol/storage.ts';
-import type { Accepted, Image, Subnet, Task, Vm, VmCreateRequest, VmDisk } from '../../cvm/protocol/vms.ts';
+import type { Accepted, Image, Subnet, Task, Vm, VmCreateRequest, VmDisk, VmUpdateRequest } from '../../cvm/protocol/vms.ts';
 import type { CallOptions } from '../../cvm/protocol/client.ts';
 import { SessionStore, type Session } from '../core/auth.ts';
 import { snapshot } from '../core/fixtures.ts';
@@ -100,7 +101,7 @@ export const fakeCvm = <T>(path: string, o: CallOptions = {}): Promise<T> => {
 };
 
 /**
- * The VM service's API as Prism calls it (GET/POST /vms, /vms/:uuid, power, /images, /subnets,
+ * The VM service's API as Prism calls it (GET/POST /vms, GET/PUT/DELETE /vms/:uuid, power, /images, /subnets,
  * /tasks), in memory: a create makes the VM at once and a task that has succeeded; a power
  * action changes the state; unknown images and subnets are refused naming the field.
  */
@@ -109,6 +110,8 @@ export class FakeVmService {
   readonly tasks = new Map<string, Task>();
   readonly subnets: Subnet[] = [{ uuid: '5ab0e7e1-0000-4000-8000-000000000001', name: 'red', vlanId: 10, cidr: '10.10.0.0/24', gateway: '10.10.0.1', pool: { start: '10.10.0.10', end: '10.10.0.99' }, dns: [], leases: {} }];
   readonly images: Image[] = [{ uuid: '1a6e0000-0000-4000-8000-000000000001', name: 'guest', format: 'raw', vdisk: 'image-guest', sizeBytes: 64 << 20, state: 'ready', source: 'file', createdAt: '2026-12-01T00:00:00.000Z' }];
+  /** Hosts in maintenance mode, by serial. */
+  readonly maintenance = new Map<string, boolean>();
   /** Calls by path, for tests that count them. */
   readonly calls: string[] = [];
 
@@ -128,6 +131,15 @@ export class FakeVmService {
     if (path === '/images') return ok(this.images);
     if (path === '/subnets' && method === 'GET') return ok(this.subnets);
     if (path === '/tasks') return ok([...this.tasks.values()]);
+    const maint = /^\/hosts\/([^/]+)\/maintenance$/.exec(path);
+    if (maint && method === 'POST') {
+      const enter = (o.body as { enter?: unknown }).enter === true;
+      this.maintenance.set(maint[1] ?? '', enter);
+      const t: Task = { uuid: randomUUID(), operation: 'host.maintenance', entity: { kind: 'host', uuid: maint[1] ?? '', name: maint[1] ?? '' }, state: 'succeeded', percent: 100, message: enter ? 'entered' : 'left', error: null, result: null, createdAt: '2026-12-01T00:00:00.000Z', startedAt: '2026-12-01T00:00:00.000Z', finishedAt: '2026-12-01T00:00:01.000Z', parent: null, request: {} };
+      this.tasks.set(t.uuid, t);
+      return ok({ taskUuid: t.uuid, entityUuid: maint[1] ?? '' });
+    }
+    if (path === '/hosts') return ok(['SN1', 'SN2', 'SN3'].map((serial, i) => ({ serial, hostIp: `10.0.0.${i + 1}`, cvmIp: `10.0.1.${i + 1}`, state: this.maintenance.get(serial) ? 'maintenance' : 'up', memoryMiB: 65536, freeMemoryMiB: 60000, vcpus: 32, freeVcpus: 30, vms: 0 })));
     if (path.startsWith('/tasks/')) {
       const t = this.tasks.get(path.slice(7));
       return t ? ok(t) : Promise.reject(new NotFoundError('task', path.slice(7)));
@@ -151,6 +163,13 @@ export class FakeVmService {
         return ok(this.task(`vm.power.${body.action ?? ''}`, vm));
       }
       if (method === 'GET') return ok(vm);
+      if (method === 'PUT') {
+        const u = o.body as VmUpdateRequest;
+        if (u.specVersion !== vm.specVersion) return Promise.reject(new PreconditionError(`specVersion: ${u.specVersion} is not the VM's (${vm.specVersion})`));
+        if ((u.vcpus !== undefined || u.memoryMiB !== undefined) && vm.powerState !== 'off') return Promise.reject(new ConflictError(`VM ${vm.name}: changing its size needs it powered off`));
+        Object.assign(vm, { ...(u.name ? { name: u.name } : {}), ...(u.vcpus ? { vcpus: u.vcpus } : {}), ...(u.memoryMiB ? { memoryMiB: u.memoryMiB } : {}), specVersion: vm.specVersion + 1 });
+        return ok(this.task('vm.update', vm));
+      }
       if (method === 'DELETE') {
         this.vms.delete(vm.uuid);
         return ok(this.task('vm.delete', vm));
@@ -185,6 +204,9 @@ export class FakeHealth implements HealthPort {
   }
 }
 
+/** The console as the repository builds it (web/prism/dist; scripts/build-web.mjs). */
+export const CONSOLE_DIR = fileURLToPath(new URL('../../../web/prism/dist', import.meta.url));
+
 let tls: Promise<Pem> | undefined;
 /** A certificate for the test server (a self-signed CA's own: inject() does no TLS, clients pass it as their CA). */
 export const testTls = (): Promise<Pem> => (tls ??= createCa('prism-test'));
@@ -200,7 +222,7 @@ export interface TestPrism {
 }
 
 /** Prism's API over fakes, leading, with the given snapshot; not listening. */
-export async function testPrism(o: Partial<Omit<PrismDeps, 'tls'>> & { snapshot?: ClusterSnapshot } = {}): Promise<TestPrism> {
+export async function testPrism(o: Partial<PrismDeps> & { snapshot?: ClusterSnapshot } = {}): Promise<TestPrism> {
   const { snapshot: given, ...deps } = o;
   const snap = given ?? snapshot();
   const logs: string[] = [];
@@ -208,11 +230,11 @@ export async function testPrism(o: Partial<Omit<PrismDeps, 'tls'>> & { snapshot?
   const tasks = new FakeTasks();
   const sessions = new FakeSessions();
   const leadership = { isLeader: true, leader: '10.0.1.2' };
-  const pem = await testTls();
+  const pem = o.tls ?? (await testTls());
   const app = createPrismApi({
     cvmIp: '10.0.1.2', vip: '10.0.9.1', sessionTtlS: 900, log: (m) => logs.push(m),
     source: { get: () => Promise.resolve(snap), invalidate: () => undefined },
-    accounts, tasks, sessions, leadership, cvm: fakeCvm,
+    accounts, tasks, sessions, leadership, cvm: fakeCvm, consoleDir: CONSOLE_DIR,
     ...deps,
     tls: pem,
   });

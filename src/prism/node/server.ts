@@ -3,11 +3,16 @@
  * Prism's HTTPS API and web page (Fastify). Every Prism serves on its CVM's address; the leader
  * also on the cluster virtual IP. A Prism that does not lead redirects (307) to the leader.
  *
- *   GET  /console/                                   the cluster summary page
+ *   GET  /console/…                                  the browser console (node/console-routes.ts; no credentials: it logs in)
+ *   POST /api/converge/v1/login                      { username, password } → { username } and the session cookie
+ *   GET  /api/converge/v1/session                    { username } of the session
+ *   GET  /api/converge/v1/cluster                    the cluster snapshot (core/snapshot.ts) and its health verdict
+ *   GET  /api/converge/v1/vms/{uuid}/console/stream  websocket: the VM's serial console (node/console-routes.ts)
  *   POST /api/nutanix/v3/clusters/list, GET /api/nutanix/v3/clusters/{uuid}
  *   POST /api/nutanix/v3/hosts/list,    GET /api/nutanix/v3/hosts/{uuid}
  *   GET  /api/nutanix/v3/tasks/{uuid},   POST /api/nutanix/v3/tasks/list
  *   POST /api/nutanix/v3/{vms,images,subnets}/list, GET …/{uuid}, POST (create), DELETE …/{uuid}; PUT /api/nutanix/v3/vms/{uuid}
+ *   PUT  /api/nutanix/v3/images/{uuid}/file          octet-stream: the file of an image created without source_uri (node/image-upload.ts)
  *        (the VM service's entities in v3 shapes: core/v3-vms.ts; docs/prism.md)
  *   GET  /api/nutanix/v2.0/{storage_pools,storage_containers,virtual_disks,disks,hosts,vms}[/{id}], /cluster, /tasks/{uuid}
  *   POST /api/nutanix/v2.0/vms/{uuid}/set_power_state   { transition } → { task_uuid }
@@ -28,7 +33,8 @@
  * Every request, in this order: a Prism that does not lead redirects it; then authentication — HTTP
  * Basic, or the session cookie a successful Basic login sets; wrong passwords are rate-limited per
  * client address and user (429 with Retry-After) — before its body is read or its route looked up;
- * then its body: JSON only (415 otherwise), at most BODY_LIMIT bytes (413), an empty one is none;
+ * then its body: JSON only (415 otherwise), at most BODY_LIMIT bytes (413), an empty one is none
+ * (but an image's file: octet-stream, up to 8 GiB, as long as it keeps arriving; image-upload.ts);
  * then the route (404). Errors are translated once, here (`answer`): v2.0 paths answer the v2.0
  * error body, every other path the v3 one.
  */
@@ -53,18 +59,20 @@ import { IfMatchError, registerV4Routes } from './v4-routes.ts';
 import { alertById, type HealthPort } from './health.ts';
 import { VmListView } from './vm-view.ts';
 import { byUuid, vmOf } from './vm-service.ts';
+import { healthOf } from '../core/snapshot.ts';
 import { parseStatsEntity, seriesOf, vdisksOf } from '../core/stats.ts';
 import type { StatsAnswer } from '../../cvm/protocol/stats.ts';
 import { nccReport, type Alert, type CheckResult } from '../core/health.ts';
 import { disks, parseV2Transition, storageContainers, storagePools, v2Cluster, v2Error, v2Host, v2List, v2Task, v2Vm, virtualDisks } from '../core/v2.ts';
-import { summaryPage } from '../core/page.ts';
+import { isConsoleAsset, registerConsole } from './console-routes.ts';
 import { PRISM_PORT } from '../protocol/prism.ts';
 import type { Accounts, Tasks } from './accounts.ts';
 import type { SnapshotSource } from './source.ts';
 import type { Leadership } from '../../shared/leadership.ts';
 import { httpStatusOf } from '../../shared/http-status.ts';
 import { PayloadTooLargeError, RequestTimeoutError, TooManyAttemptsError, UnsupportedMediaTypeError } from '../../shared/errors.ts';
-import { acceptEmptyJson } from '../../shared/http-api.ts';
+import { acceptEmptyJson, boundRequestArrival } from '../../shared/http-api.ts';
+import { ImageUploads, registerImageUpload, type UploadLimits } from './image-upload.ts';
 
 export const SESSION_COOKIE = 'NTNX_IGW_SESSION';
 
@@ -97,6 +105,10 @@ export interface PrismDeps {
   health?: HealthPort;
   /** How long a client may take (default CONNECTION_LIMITS; tests shorten them). */
   limits?: ConnectionLimits;
+  /** How large and slow an image upload may be (default UPLOAD_LIMITS, node/image-upload.ts; tests shorten them). */
+  uploadLimits?: Partial<UploadLimits>;
+  /** The built browser console (web/prism/dist, or console/ beside prism.mjs in the bundle; node/console-routes.ts). */
+  consoleDir: string;
 }
 
 /** A call of the local CVM's API (cvm/protocol/client.ts). */
@@ -131,7 +143,7 @@ const MAX_PARAM_LENGTH = 100;
 /**
  * How long a client may hold a connection over each part of a request, so that a slow or silent
  * client (slow-loris) cannot keep Prism's connections — and the VIP — busy. Node checks the header
- * and request deadlines every `checkEveryMs`, so one may run over by up to that much. There is no
+ * deadline every `checkEveryMs`, so it may run over by up to that much. There is no
  * cap on requests per connection: a connection busy with requests is a client being served, each
  * request is bounded by these deadlines, and Node would answer a pipelining client's requests past
  * the cap with a bare 503.
@@ -141,7 +153,11 @@ export interface ConnectionLimits {
   tlsHandshakeMs: number;
   /** To send a request's headers, from its first byte. */
   headersMs: number;
-  /** To send a whole request, headers and body (a 1 MiB body must come at 35 KB/s or faster). */
+  /**
+   * To send a whole request once its headers are in (a 1 MiB body must come at 35 KB/s or faster);
+   * bounded per route by boundRequestArrival (shared/http-api.ts), not by Node's server, so that an
+   * image's file (image-upload.ts) may take as long as it keeps arriving.
+   */
   requestMs: number;
   /** For Prism to answer once a request is routed; past it the answer is a 503 and the work is told to stop. */
   handlerMs: number;
@@ -149,7 +165,7 @@ export interface ConnectionLimits {
   keepAliveMs: number;
   /** A connection with no traffic either way is destroyed after this. */
   idleSocketMs: number;
-  /** How often the header and request deadlines are checked. */
+  /** How often Node checks the header deadline. */
   checkEveryMs: number;
 }
 
@@ -158,9 +174,9 @@ export const CONNECTION_LIMITS: ConnectionLimits = {
   keepAliveMs: 10_000, idleSocketMs: 60_000, checkEveryMs: 1_000,
 };
 
-/** The options that carry the limits into an HTTPS server (the API's own, and the virtual IP's). */
+/** The options that carry the limits into an HTTPS server (the API's own, and the virtual IP's); the request deadline is the app's (requestMs). */
 const httpsOptions = (tls: PrismDeps['tls'], l: ConnectionLimits): HttpsServerOptions => ({
-  ...tls, handshakeTimeout: l.tlsHandshakeMs, headersTimeout: l.headersMs, requestTimeout: l.requestMs, keepAliveTimeout: l.keepAliveMs, connectionsCheckingInterval: l.checkEveryMs,
+  ...tls, handshakeTimeout: l.tlsHandshakeMs, headersTimeout: l.headersMs, requestTimeout: 0, keepAliveTimeout: l.keepAliveMs, connectionsCheckingInterval: l.checkEveryMs,
 });
 
 /**
@@ -181,6 +197,8 @@ export function answerClientError(err: Error & { code?: string }, socket: Duplex
 /** The server of the cluster's virtual IP (the leader's second address): the same app, the same limits. */
 export function createVipServer(app: FastifyInstance, tls: PrismDeps['tls'], l: ConnectionLimits = CONNECTION_LIMITS): HttpsServer {
   const s = createHttpsServer(httpsOptions(tls, l), (req, res) => app.routing(req, res));
+  // a websocket (the VM console) is routed by the app's own server
+  s.on('upgrade', (req, socket, head) => app.server.emit('upgrade', req, socket, head));
   s.setTimeout(l.idleSocketMs);
   s.on('clientError', answerClientError);
   return s;
@@ -275,13 +293,16 @@ const sessionTokenOf = (req: FastifyRequest): string | undefined => SESSION_TOKE
 
 /** The paths anyone may call: who leads. */
 const OPEN_ROUTES = new Set(['/api/converge/v1/prism']);
+/** The console's login: a user name and password for the session cookie (the leader's). */
+const LOGIN = '/api/converge/v1/login';
 
 export function createPrismApi(d: PrismDeps): FastifyInstance {
   const cvm: CvmCaller = d.cvm ?? (<T>(path: string, o?: CallOptions): Promise<T> => cvmCall<T>(d.cvmIp, path, o));
   const l = d.limits ?? CONNECTION_LIMITS;
   const app = Fastify({
     logger: false, https: httpsOptions(d.tls, l), bodyLimit: BODY_LIMIT,
-    requestTimeout: l.requestMs, keepAliveTimeout: l.keepAliveMs, connectionTimeout: l.idleSocketMs,
+    // the request deadline is per route (boundRequestArrival, below): Node's would cut an image upload
+    requestTimeout: 0, keepAliveTimeout: l.keepAliveMs, connectionTimeout: l.idleSocketMs,
     handlerTimeout: l.handlerMs, clientErrorHandler: answerClientError,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // older tools call v2.0 under the Prism gateway's path: the same API
@@ -299,7 +320,8 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
     const status = statusOf(e);
     if (status >= 500) d.log(`${req.method} ${req.url}: ${errorMessage(e)}`);
     if (e instanceof TooManyAttempts) void reply.header('Retry-After', String(e.retryAfterS));
-    if (e instanceof AuthError && !(e instanceof TooManyAttempts)) void reply.header('WWW-Authenticate', 'Basic realm="Prism"');
+    // the browser console asks with X-Requested-With and shows its own login page: no Basic prompt for it
+    if (e instanceof AuthError && !(e instanceof TooManyAttempts) && req.headers['x-requested-with'] === undefined) void reply.header('WWW-Authenticate', 'Basic realm="Prism"');
     const kind = kindOf(req.url);
     const reason = e instanceof NotFoundError && ENTITY_KINDS.has(kind) ? 'ENTITY_NOT_FOUND' : isConvergeError(e) ? e.code : 'CVG_ERR_INTERNAL';
     const field = e instanceof InputError ? e.field : (e as { field?: unknown }).field;
@@ -315,6 +337,17 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
   // application/json without a body on OPTIONS and DELETE); the body limit holds as before
   app.removeAllContentTypeParsers();
   acceptEmptyJson(app, BODY_LIMIT);
+  // but an image's file (node/image-upload.ts): octet-stream, on its own route, which alone may take
+  // as long as its body keeps arriving; so the request deadline is per route, not Node's server's
+  const uploads = new ImageUploads({ cvm, tasks: d.tasks, ...(d.uploadLimits ? { limits: d.uploadLimits } : {}) });
+  boundRequestArrival(app, {
+    requestTimeoutMs: l.requestMs, longBodyIdleMs: uploads.limits.idleMs,
+    // as Node's own deadline answered (clientError): a 408 in Prism's shape, and the connection closed
+    onExpired: (req, reply) => {
+      if (reply.raw.headersSent) req.raw.socket.destroy();
+      else answerClientError(Object.assign(new Error('request not received in time'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), req.raw.socket);
+    },
+  });
 
   // authentication: the session cookie, or Basic credentials (which open a session)
   const authenticate = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
@@ -326,17 +359,21 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
     }
     const cred = parseBasic(req.headers.authorization);
     if (!cred) throw new AuthError('authentication required: HTTP Basic credentials or a session cookie');
-    const key = `${req.ip}|${cred.user}`;
+    await logIn(req, reply, cred.user, cred.password);
+  };
+  /** Checks a user's password (failures rate-limited per client address and user) and opens a session in the cookie. */
+  const logIn = async (req: FastifyRequest, reply: FastifyReply, user: string, password: string): Promise<void> => {
+    const key = `${req.ip}|${user}`;
     const wait = throttle.retryAfterMs(key);
     if (wait > 0) throw new TooManyAttempts(Math.ceil(wait / 1000));
-    if (!(await d.accounts.check(cred.user, cred.password))) {
+    if (!(await d.accounts.check(user, password))) {
       throttle.failure(key);
-      d.log(`failed login for ${JSON.stringify(cred.user.slice(0, 64))} from ${req.ip}`);
+      d.log(`failed login for ${JSON.stringify(user.slice(0, 64))} from ${req.ip}`);
       throw new AuthError('wrong user name or password');
     }
     throttle.success(key);
-    req.user = cred.user;
-    const opened = d.sessions.open(cred.user);
+    req.user = user;
+    const opened = d.sessions.open(user);
     void reply.header('Set-Cookie', `${SESSION_COOKIE}=${opened.token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=${d.sessionTtlS}`);
   };
 
@@ -350,6 +387,8 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
       if (!leader || leader === d.cvmIp || onVip) throw new UnavailableError('no Prism leader is elected yet; try again in a few seconds');
       return reply.redirect(`https://${d.vip ?? leader}:${PRISM_PORT}${req.url}`, 307);
     }
+    // the console's files and its login: no credentials yet
+    if (isConsoleAsset(req.url.split('?')[0] ?? '') || req.routeOptions.url === LOGIN) return;
     await authenticate(req, reply);
   });
 
@@ -361,6 +400,21 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
   const param = (req: FastifyRequest, name: string): string => (req.params as Record<string, string>)[name] ?? '';
 
   app.get('/api/converge/v1/prism', () => ({ cvmIp: d.cvmIp, vip: d.vip, leader: d.leadership.leader, isLeader: d.leadership.isLeader }));
+  app.post(LOGIN, async (req, reply) => {
+    const b = body(req);
+    for (const k of ['username', 'password']) {
+      const v = b[k];
+      if (typeof v !== 'string' || v.length === 0 || v.length > 256) throw new InputError(k, 'must be a string of 1 to 256 characters');
+    }
+    await logIn(req, reply, b['username'] as string, b['password'] as string);
+    return { username: req.user };
+  });
+  app.get('/api/converge/v1/session', (req) => ({ username: req.user }));
+  // the console's dashboard, hosts and storage pages: what Prism knows of the cluster now, and its verdict
+  app.get('/api/converge/v1/cluster', async () => {
+    const s = await d.source.get();
+    return { ...s, health: healthOf(s) };
+  });
   app.post('/api/converge/v1/logout', async (req, reply) => {
     const token = sessionTokenOf(req);
     // the cookie and this Prism's session end whatever the store says; a stored copy left behind expires with its lease
@@ -379,9 +433,9 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
     return { value: true };
   });
 
-  // ---- the web page ----
+  // ---- the browser console (node/console-routes.ts) ----
   app.get('/', (_req, reply) => reply.redirect('/console/', 302));
-  app.get('/console/', async (req, reply) => reply.type('text/html; charset=utf-8').header('Cache-Control', 'no-store').send(summaryPage(await d.source.get(), req.user ?? '')));
+  registerConsole(app, { dir: d.consoleDir, cvm, log: d.log });
 
 
   // ---- v3 ----
@@ -508,21 +562,27 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
 
   const base = (req: FastifyRequest): string => `https://${req.headers.host ?? `${d.cvmIp}:${PRISM_PORT}`}`;
   const getImage = async (uuid: string): Promise<Image> => byUuid(await cvm<Image[]>('/images'), uuid, 'image');
+  // images waiting for their file (node/image-upload.ts) show PENDING beside the VM service's
   app.post(`${V3}/images/list`, async (req) => {
     const r = parseListRequest(req.body, 'image', IMAGE_ATTRIBUTES);
     const ctx = await vmContext();
-    return { api_version: '3.1', ...listOf(ctx.images.map((i) => imageEntity(i, ctx, base(req))), r, imageAttrs) };
+    return { api_version: '3.1', ...listOf(uploads.withPending(ctx.images).map((i) => imageEntity(i, ctx, base(req))), r, imageAttrs) };
   });
   app.get(`${V3}/images/:uuid`, async (req) => {
     const ctx = await vmContext(); // it holds the images: one read
-    return imageEntity(byUuid(ctx.images, param(req, 'uuid'), 'image'), ctx, base(req));
+    return imageEntity(byUuid(uploads.withPending(ctx.images), param(req, 'uuid'), 'image'), ctx, base(req));
   });
   app.post(`${V3}/images`, async (req, reply) => {
-    const { request, spec } = parseV3ImageCreate(req.body);
+    const create = parseV3ImageCreate(req.body);
+    if ('upload' in create) return reply.status(202).send(await uploads.create(create.upload, create.spec)); // the file comes by PUT …/file
+    const { request, spec } = create;
     const a = await cvm<Accepted>('/images', { body: request }).catch(v3Field((f) => (f === 'url' ? 'spec.resources.source_uri' : f === 'name' ? 'spec.name' : f)));
     return reply.status(202).send(accepted('image', a.entityUuid, 0, spec, a.taskUuid));
   });
+  registerImageUpload(app, uploads);
   app.delete(`${V3}/images/:uuid`, async (req, reply) => {
+    const pending = await uploads.delete(param(req, 'uuid'));
+    if (pending) return reply.status(202).send(pending);
     const img = await getImage(param(req, 'uuid'));
     await cvm(`/images/${encodeURIComponent(img.uuid)}`, { method: 'DELETE' });
     return reply.status(202).send(deleting('image', img.uuid, await prismTask('kImageDelete', { kind: 'image', uuid: img.uuid, name: img.name })));

@@ -102,6 +102,75 @@ test('v4 VMs: create → task reference; the task\'s entitiesAffected names the 
   await app.close();
 });
 
+test('v4 VM update by PUT: the VM as GET gave it, changed, with its ETag; stale or missing If-Match, disks, NICs, power and unknown fields refused by name; a size change of a running VM is a 409', async () => {
+  const vms = new FakeVmService();
+  const { app } = await testPrism({ cvm: vms.call });
+  const { entityUuid: id } = await vms.call<{ entityUuid: string }>('/vms', { body: { name: 'upd', vcpus: 1, memoryMiB: 256, disks: [{ image: 'guest' }] } });
+  const url = `/api/vmm/v4.3/ahv/config/vms/${id}`;
+  const get = async (): Promise<{ vm: any; etag: string }> => {
+    const r = await app.inject({ method: 'GET', url, headers: auth });
+    return { vm: r.json().data, etag: String(r.headers['etag']) };
+  };
+  const put = (vm: unknown, etag?: string): Promise<LightMyRequestResponse> => app.inject({ method: 'PUT', url, headers: { ...auth, ...JSON_CT, ...(etag ? { 'if-match': etag } : {}) }, payload: JSON.stringify(vm) });
+  const { vm, etag } = await get();
+  assert.equal((await put({ ...vm, name: 'x' })).statusCode, 428);
+  assert.equal((await put({ ...vm, name: 'x' }, '"stale"')).statusCode, 412);
+  const changed = await put({ ...vm, name: 'upd-2', numSockets: 2, memorySizeBytes: 1024 * 2 ** 20 }, etag);
+  assert.equal(changed.statusCode, 202, changed.body);
+  assertTyped(changed.json(), 'vmm.v4.ahv.config.UpdateVmApiResponse');
+  assert.equal(changed.json().data.$objectType, 'prism.v4.config.TaskReference');
+  assert.deepEqual([vms.vms.get(id)?.name, vms.vms.get(id)?.vcpus, vms.vms.get(id)?.memoryMiB], ['upd-2', 2, 1024]);
+  assert.equal((await put({ ...vm, name: 'upd-3' }, etag)).statusCode, 412, 'the ETag moved with the change');
+  const now = await get();
+  const refused: [unknown, string][] = [
+    [{ ...now.vm, colour: 'red' }, 'colour'],
+    [{ ...now.vm, numSockets: 'two' }, 'numSockets'],
+    [{ ...now.vm, disks: [] }, 'disks'],
+    [{ ...now.vm, nics: [{ extId: 'new' }] }, 'nics'],
+    [{ ...now.vm, powerState: 'ON' }, 'powerState'],
+    [{ ...now.vm, extId: '00000000-0000-4000-8000-000000000000' }, 'extId'],
+  ];
+  for (const [body, field] of refused) {
+    const r = await put(body, now.etag);
+    assert.equal(r.statusCode, 400, `${field}: ${r.body}`);
+    assert.equal(r.json().data.error[0].argumentsMap.field, field);
+  }
+  assert.equal(vms.vms.get(id)?.specVersion, 2, 'refused updates changed nothing');
+  await vms.call(`/vms/${id}/power`, { body: { action: 'on' } });
+  const on = await get();
+  const big = await put({ ...on.vm, numSockets: 4 }, on.etag);
+  assert.equal(big.statusCode, 409, big.body);
+  assert.equal(big.json().$objectType, 'vmm.v4.error.ErrorResponse');
+  const renamed = await put({ ...on.vm, name: 'upd-on' }, on.etag);
+  assert.equal(renamed.statusCode, 202, 'a rename needs no power off');
+  await app.close();
+});
+
+test('v4 host maintenance: enter and exit through $actions → a task reference; the host shows its maintenance state; an unknown host, action or cluster is a 404, a bad body a 400 naming its field', async () => {
+  const vms = new FakeVmService();
+  const { app } = await testPrism({ cvm: vms.call });
+  const act = (action: string, host = 'host-2', cluster = 'c1', payload: unknown = {}): Promise<LightMyRequestResponse> =>
+    app.inject({ method: 'POST', url: `/api/clustermgmt/v4.3/operations/clusters/${cluster}/hosts/${host}/$actions/${action}`, headers: { ...auth, ...JSON_CT }, payload: JSON.stringify(payload) });
+  const state = async (): Promise<string> => (await app.inject({ method: 'GET', url: '/api/clustermgmt/v4.3/config/clusters/c1/hosts/host-2', headers: auth })).json().data.maintenanceState;
+  assert.equal(await state(), 'NORMAL');
+  const enter = await act('enter-host-maintenance', 'host-2', 'c1', { timeoutSeconds: 600 });
+  assert.equal(enter.statusCode, 202, enter.body);
+  assertTyped(enter.json(), 'clustermgmt.v4.config.EnterHostMaintenanceApiResponse');
+  assert.match(enter.json().data.extId, /^ZXJnb24=:/);
+  assert.equal(vms.maintenance.get('SN2'), true, 'the VM service was asked for the host by its serial');
+  assert.equal(await state(), 'IN_MAINTENANCE_MODE');
+  assert.equal((await act('exit-host-maintenance')).statusCode, 202);
+  assert.equal(await state(), 'NORMAL');
+  assert.equal((await act('enter-host-maintenance', 'host-9')).statusCode, 404);
+  assert.equal((await act('enter-host-maintenance', 'host-2', 'other')).statusCode, 404);
+  assert.equal((await act('reboot-host')).statusCode, 404);
+  const bad = await act('enter-host-maintenance', 'host-2', 'c1', { timeoutSeconds: 'soon' });
+  assert.equal(bad.statusCode, 400);
+  assert.equal(bad.json().data.error[0].argumentsMap.field, 'timeoutSeconds');
+  assert.equal(vms.maintenance.get('SN2'), false, 'refused: nothing changed');
+  await app.close();
+});
+
 test('v4 bad input: unknown fields, wrong types, what the cluster does not do — a 400 in the v4 error body naming the field; nothing made', async () => {
   const vms = new FakeVmService();
   const { app } = await testPrism({ cvm: vms.call });

@@ -2,18 +2,20 @@
  * @module
  * Prism's v4 routes (core/v4.ts; docs/prism.md "v4"): version negotiation, clustermgmt clusters
  * and hosts, vmm AHV VMs (list, get, create, delete, power actions) and images, networking
- * subnets, prism tasks; any v4.x version segment. Mutations answer 202 with a task reference;
+ * subnets, prism tasks, host maintenance (`$actions/enter-host-maintenance`, `exit-host-maintenance`);
+ * any v4.x version segment. Mutations answer 202 with a task reference;
  * `NTNX-Request-Id` makes a retried mutation answer what the first did without doing it twice;
- * DELETE and `$actions` need `If-Match` with the entity's ETag (428 without, 412 when stale).
+ * PUT (a VM's name and size), DELETE and `$actions` need `If-Match` with the entity's ETag (428
+ * without, 412 when stale).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ConflictError, InputError, NotFoundError, PreconditionError } from '../../shared/errors.ts';
-import type { Accepted, Image, Subnet, Task, Vm } from '../../cvm/protocol/vms.ts';
+import type { Accepted, Image, Subnet, Task, Vm, VmHost } from '../../cvm/protocol/vms.ts';
 import type { PrismTask } from '../protocol/prism.ts';
 import type { ClusterSnapshot } from '../core/snapshot.ts';
 import type { V3VmContext } from '../core/v3-vms.ts';
 import {
-  V4_NAMESPACES, V4_POWER_ACTIONS, V4_VERSION, isV4Version, parseV4ImageCreate, parseV4Query, parseV4SubnetCreate, parseV4VmCreate, taskUuidOf,
+  V4_NAMESPACES, V4_POWER_ACTIONS, V4_VERSION, isV4Version, parseV4ImageCreate, parseV4Query, parseV4SubnetCreate, parseV4VmCreate, parseV4VmUpdate, taskUuidOf,
   v4Accepted, v4Cluster, v4Host, v4Image, v4List, v4One, v4Subnet, v4TaskOfPrism, v4TaskOfVm, v4Vm, vmEtag,
 } from '../core/v4.ts';
 import type { CvmCaller } from './server.ts';
@@ -35,6 +37,13 @@ export interface V4Deps {
   /** The read model lists come from (node/vm-view.ts); mutations here invalidate it. */
   vmView: VmListView;
 }
+
+/** The VM service's fields of a VM update as v4 names them. */
+const V4_VM_FIELDS: Record<string, string> = { name: 'name', vcpus: 'numSockets', memoryMiB: 'memorySizeBytes', specVersion: 'If-Match' };
+/** A VM service InputError's field as the v4 request named it. */
+const renamed = (fields: Record<string, string>) => (e: unknown): never => {
+  throw e instanceof InputError ? new InputError(fields[e.field] ?? e.field, e.reason) : e;
+};
 
 /** Answers remembered by NTNX-Request-Id, for an hour, at most this many. */
 const REQUEST_IDS = 10_000;
@@ -88,8 +97,8 @@ export function registerV4Routes(app: FastifyInstance, d: V4Deps): void {
     return s;
   };
   const hostsOf = async (s: ClusterSnapshot): Promise<Record<string, unknown>[]> => {
-    const vms = await d.cvm<Vm[]>('/vms').catch(() => [] as Vm[]);
-    return s.members.map((m) => v4Host(m, s, vms.filter((v) => v.host?.serial === m.serial).length));
+    const [vms, hosts] = await Promise.all([d.cvm<Vm[]>('/vms').catch(() => [] as Vm[]), d.cvm<VmHost[]>('/hosts').catch(() => [] as VmHost[])]);
+    return s.members.map((m) => v4Host(m, s, vms.filter((v) => v.host?.serial === m.serial).length, hosts.find((h) => h.serial === m.serial)?.state));
   };
   app.get(`${CM}/clusters`, async (req) => v4List('clustermgmt.v4.config.ListClustersApiResponse', [v4Cluster(await d.source.get())], query(req), req.url));
   app.get(`${CM}/clusters/:extId`, async (req) => v4One('clustermgmt.v4.config.GetClusterApiResponse', v4Cluster(await clusterOf(param(req, 'extId')))));
@@ -100,6 +109,22 @@ export function registerV4Routes(app: FastifyInstance, d: V4Deps): void {
     if (!h) throw new NotFoundError('host', param(req, 'extId'));
     return v4One('clustermgmt.v4.config.GetHostApiResponse', h);
   });
+
+  // a host in or out of maintenance mode: the VM service moves its VMs away (and back on exit) as a task
+  app.post('/api/clustermgmt/:version/operations/clusters/:cluster/hosts/:extId/$actions/:action', (req, reply) => once(req, reply, async () => {
+    const action = param(req, 'action');
+    if (action !== 'enter-host-maintenance' && action !== 'exit-host-maintenance') throw new NotFoundError('host action', `${action} (enter-host-maintenance or exit-host-maintenance)`);
+    const b = req.body ?? {};
+    if (typeof b !== 'object' || Array.isArray(b)) throw new InputError('body', 'must be a JSON object');
+    const timeout = (b as Record<string, unknown>)['timeoutSeconds'];
+    if (timeout !== undefined && (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 1)) throw new InputError('timeoutSeconds', 'must be a whole number of seconds above 0');
+    const s = await clusterOf(param(req, 'cluster'));
+    const m = s.members.find((x) => x.hostUuid === param(req, 'extId'));
+    if (!m) throw new NotFoundError('host', param(req, 'extId'));
+    const a = await d.cvm<Accepted>(`/hosts/${encodeURIComponent(m.serial)}/maintenance`, { body: { enter: action === 'enter-host-maintenance' } });
+    const op = action === 'enter-host-maintenance' ? 'EnterHostMaintenance' : 'ExitHostMaintenance';
+    return { status: 202, body: v4Accepted(`clustermgmt.v4.config.${op}ApiResponse`, a.taskUuid) };
+  }));
 
   // ---- vmm: VMs ----
   const VMS = '/api/vmm/:version/ahv/config/vms';
@@ -126,6 +151,15 @@ export function registerV4Routes(app: FastifyInstance, d: V4Deps): void {
     const a = await d.cvm<Accepted>('/vms', { body: request });
     d.vmView.invalidate();
     return { status: 202, body: v4Accepted('vmm.v4.ahv.config.CreateVmApiResponse', a.taskUuid) };
+  }));
+  app.put(`${VMS}/:extId`, (req, reply) => once(req, reply, async () => {
+    const vm = await matching(req);
+    const update = parseV4VmUpdate(req.body, vm);
+    const task = update
+      ? (await d.cvm<Accepted>(`/vms/${encodeURIComponent(vm.uuid)}`, { method: 'PUT', body: update }).catch(renamed(V4_VM_FIELDS))).taskUuid
+      : await d.tasks.start('VmUpdate', [{ kind: 'vm', uuid: vm.uuid, name: vm.name }], () => Promise.resolve());
+    d.vmView.invalidate();
+    return { status: 202, body: v4Accepted('vmm.v4.ahv.config.UpdateVmApiResponse', task) };
   }));
   app.delete(`${VMS}/:extId`, (req, reply) => once(req, reply, async () => {
     const vm = await matching(req);
