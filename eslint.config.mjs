@@ -29,7 +29,7 @@ const boundaryRules = components.map((c) => ({
 }));
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'web/dist/**', 'scripts/*.mjs', 'bin/**', 'eslint.config.mjs'] },
+  { ignores: ['node_modules/**', 'dist/**', 'web/dist/**', 'web/prism/dist/**', 'scripts/*.mjs', 'bin/**', 'eslint.config.mjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -49,8 +49,8 @@ export default tseslint.config(
   },
   ...boundaryRules,
   {
-    files: ['web/src/**/*.{ts,tsx}'],
-    ignores: ['web/src/**/*.test.ts', 'web/src/**/fixtures/**'],
+    files: ['web/src/**/*.{ts,tsx}', 'web/prism/src/**/*.{ts,tsx}'],
+    ignores: ['web/src/**/*.test.ts', 'web/src/**/fixtures/**', 'web/prism/src/**/*.test.ts'],
     rules: {
       'no-restricted-imports': ['error', {
         patterns: [
@@ -61,8 +61,8 @@ export default tseslint.config(
     },
   },
   {
-    files: ['web/src/model/**/*.ts'],
-    ignores: ['web/src/model/**/*.test.ts', 'web/src/model/fixtures/**'],
+    files: ['web/src/model/**/*.ts', 'web/prism/src/model/**/*.ts'],
+    ignores: ['web/src/model/**/*.test.ts', 'web/src/model/fixtures/**', 'web/prism/src/model/**/*.test.ts'],
     rules: {
       'no-restricted-imports': ['error', {
         patterns: [
@@ -78,13 +78,13 @@ export default tseslint.config(
     },
   },
   {
-    files: ['web/src/**/*.tsx'],
+    files: ['web/src/**/*.tsx', 'web/prism/src/**/*.tsx'],
     plugins: { 'react-hooks': reactHooks },
     rules: reactHooks.configs.flat['recommended-latest'].rules,
   },
   {
     // Vite reads the config's default export; import-x cannot follow vite's own package layout
-    files: ['web/vite.config.ts'],
+    files: ['web/vite.config.ts', 'web/prism/vite.config.ts'],
     rules: { 'import-x/no-default-export': 'off', 'import-x/no-cycle': 'off' },
   },
   {

@@ -4,12 +4,12 @@
  * by esbuild into one self-contained JavaScript module) with a manifest into a release bundle.
  */
 import { fileURLToPath } from 'node:url';
-import { basename, dirname, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { build } from 'esbuild';
 import { InputError } from '../shared/errors.ts';
 import { writeBundle, sha256Of, openBundle } from '../shared/bundle/archive.ts';
 import { bundleFileName, type BundleManifest } from '../shared/bundle/manifest.ts';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -57,6 +57,15 @@ async function bundleEntry(entry: string, at: string): Promise<[string, Buffer][
   return [[at, Buffer.from(out.contents)], ...addons];
 }
 
+/** Prism's browser console as scripts/build-web.mjs builds it: shipped at cvm/console/, beside prism.mjs, where Prism looks for it. */
+const CONSOLE_DIST = resolve(SRC, '..', 'web', 'prism', 'dist');
+
+function consoleFiles(): [string, Buffer][] {
+  if (!existsSync(join(CONSOLE_DIST, 'index.html'))) throw new InputError('console', `Prism's console is not built (no ${join(CONSOLE_DIST, 'index.html')}); build it with: npm run build:web`);
+  const walk = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
+  return walk(CONSOLE_DIST).map((f): [string, Buffer] => [`cvm/console/${relative(CONSOLE_DIST, f).split(sep).join('/')}`, readFileSync(f)]);
+}
+
 /** Files that bundled code reads at run time, shipped at these paths (relative to the boot disk root). */
 const DATA_FILES: [string, string][] = ['rpc.proto', 'kv.proto', 'auth.proto'].map((f) => [`proto/${f}`, `etcd3/proto/${f}`]);
 
@@ -73,6 +82,7 @@ export async function buildBundle(o: BuildOptions): Promise<{ file: string; mani
     ...(await bundleEntry('prism/main.ts', 'cvm/prism.mjs')),
     ...(await bundleEntry('installer/main.ts', 'installer/installer.mjs')),
     ...DATA_FILES.map(([to, from]): [string, Buffer] => [to, readFileSync(require.resolve(from))]),
+    ...consoleFiles(),
   ]);
   const minFirmware: BundleManifest['minFirmware'] = {};
   if (o.minBios) minFirmware.bios = o.minBios;

@@ -236,40 +236,58 @@ test('v2.0 storage: pool, containers, disks; a container and a vdisk created, th
   assert.equal(noTask.status, 404);
 });
 
-test('a Prism that does not lead redirects to the virtual IP; the summary page shows hosts, CVMs, services and storage', async () => {
+test('a Prism that does not lead redirects to the virtual IP; the console comes from the release bundle; the cluster view shows hosts, CVMs, services and storage', async () => {
   const who = (await prism('/api/converge/v1/prism', { auth: false })).json;
   assert.equal(who.isLeader, true);
   const other = CVMS.find((ip) => ip !== who.leader) ?? '';
   const r = await prism('/api/nutanix/v3/clusters/list', { host: other, body: {} });
   assert.equal(r.status, 307);
   assert.equal(r.headers.get('location'), `https://${VIP}:9440/api/nutanix/v3/clusters/list`);
-  const page = await prism('/console/');
+  // the console's page needs no credentials (it is the login page), but holds no data
+  const page = await prism('/console/', { auth: false });
   assert.equal(page.status, 200);
   assert.match(page.headers.get('content-type') ?? '', /text\/html/);
-  assert.match(page.text, /<h1>prism-lab<\/h1>/);
-  assert.equal(page.text.match(/<tr data-serial=/g)?.length, 3);
-  assert.match(page.text, /Prism leader/);
-  for (const s of ['genesis', 'etcd', 'stargate', 'prism']) assert.match(page.text, new RegExp(`UP</span> ${s}`));
-  assert.match(page.text, /RF2/);
+  assert.match(page.text, /<title>Prism<\/title>/);
+  const script = /src="(\/console\/assets\/[^"]+\.js)"/.exec(page.text)?.[1] ?? '';
+  assert.equal((await prism(script, { auth: false })).status, 200, 'its script, from cvm/console/ in the bundle');
+  assert.equal((await prism('/api/converge/v1/cluster', { auth: false })).status, 401);
+  const view = (await prism('/api/converge/v1/cluster')).json;
+  assert.equal(view.cluster.name, 'prism-lab');
+  assert.equal(view.members.length, 3);
+  assert.equal(view.leader, who.leader);
+  assert.equal(view.health.state, 'OK', JSON.stringify(view.health));
+  for (const m of view.members) for (const s of ['genesis', 'etcd', 'stargate', 'prism']) assert.equal(m.cvm.services.find((x: any) => x.name === s)?.state, 'up', `${s} on ${m.cvmIp}`);
+  assert.equal(view.containers.find((c: any) => c.name === 'default-container')?.replicationFactor, 2);
 });
 
-test('the summary page in Chromium: the browser asks for credentials, then shows health, hosts with services, storage', async () => {
+test('the console in Chromium: a login page, not the browser\'s prompt; a wrong password is refused; then the dashboard and the hosts with their services', async () => {
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
   try {
     // the lab CA is not in Chromium's trust store: the page's certificate was checked against it above
-    const refused = await browser.newContext({ ignoreHTTPSErrors: true });
-    // a 401 with WWW-Authenticate: Basic makes the browser ask; headless, nobody answers
-    await assert.rejects((await refused.newPage()).goto(`https://${VIP}:9440/console/`), /ERR_INVALID_AUTH_CREDENTIALS/);
-    await refused.close();
-    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, httpCredentials: { username: 'admin', password }, viewport: { width: 1280, height: 800 } });
+    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1400, height: 900 } });
     const page = await ctx.newPage();
     await page.goto(`https://${VIP}:9440/console/`);
-    assert.equal(await page.locator('h1').textContent(), 'prism-lab');
-    assert.equal(await page.locator('#hosts tr[data-serial]').count(), 3);
-    assert.equal(await page.locator('#health .big').textContent(), 'OK');
-    assert.match(await page.locator('#containers').textContent() ?? '', /default-containerRF2/);
-    assert.equal(await page.locator('.b.leader').count(), 1, 'one leader');
-    await page.screenshot({ path: join(SHOTS, 'prism-summary.png') });
+    await page.locator('input[name=password]').fill('not-the-password');
+    await page.locator('button[type=submit]').click();
+    await page.locator('[role=alert]').waitFor();
+    assert.match(await page.locator('[role=alert]').textContent() ?? '', /wrong user name or password/);
+    await page.screenshot({ path: join(SHOTS, 'prism-login.png') });
+    await page.locator('input[name=password]').fill(password);
+    await page.locator('button[type=submit]').click();
+    await page.locator('[data-testid=health] .badge').waitFor();
+    assert.equal(await page.locator('[data-testid=user]').textContent(), 'admin');
+    await page.waitForFunction('document.querySelector("[data-testid=health]")?.textContent === "OK"', undefined, { timeout: 30_000 });
+    await page.locator('nav >> text=Hosts').click();
+    await page.locator('[data-testid=hosts] tr[data-host]').first().waitFor();
+    assert.equal(await page.locator('[data-testid=hosts] tr[data-host]').count(), 3);
+    assert.equal(await page.locator('text=Prism leader').count(), 1, 'one leader');
+    for (const s of ['genesis', 'etcd', 'stargate', 'prism']) assert.equal(await page.locator(`[data-testid=hosts] .badge.ok:text-is("${s}")`).count(), 3, s);
+    // a reload keeps the page and the session (the cookie); logging out ends it
+    await page.reload();
+    await page.locator('[data-testid=hosts] tr[data-host]').first().waitFor();
+    await page.locator('text=Log out').click();
+    await page.locator('input[name=password]').waitFor();
+    assert.equal((await page.evaluate(async () => (await fetch('/api/converge/v1/session', { headers: { 'X-Requested-With': 'XMLHttpRequest' } })).status)), 401);
   } finally {
     await browser.close();
   }

@@ -210,7 +210,7 @@ test("Prism v3 as Nutanix's Ansible and Terraform clients drive it: look up, cre
   assert.equal(gone.json.message_list[0].reason, 'ENTITY_NOT_FOUND', 'what Terraform looks for to know it is gone');
 });
 
-test("Prism v4 as Nutanix's v4 SDKs drive it: negotiate, list clusters, hosts and VMs, create, power on with If-Match, delete", async () => {
+test("Prism v4 as Nutanix's v4 SDKs drive it: negotiate, list clusters, hosts and VMs, create, update, power on with If-Match, delete", async () => {
   const v4 = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}): ReturnType<VmLab['prism']> => lab.prism(method, path, body, headers);
   const info = await v4('OPTIONS', '/api/vmm/unversioned/info');
   assert.equal(info.status, 200);
@@ -250,8 +250,16 @@ test("Prism v4 as Nutanix's v4 SDKs drive it: negotiate, list clusters, hosts an
   assert.equal(listed.json.metadata.totalAvailableResults, before + 1);
   const got = await v4('GET', `/api/vmm/${version}/ahv/config/vms/${uuid}`);
   assert.equal(got.json.data.powerState, 'OFF', 'a v4 VM is created off');
-  const etag = got.headers.get('etag') ?? '';
-  assert.ok(etag, 'an ETag');
+  const first = got.headers.get('etag') ?? '';
+  assert.ok(first, 'an ETag');
+  // an update as the SDK makes it: the VM it got, changed, with its ETag (while off: a size change)
+  const put = await v4('PUT', `/api/vmm/${version}/ahv/config/vms/${uuid}`, { ...got.json.data, memorySizeBytes: 384 * 2 ** 20 }, { 'If-Match': first });
+  assert.equal(put.status, 202, JSON.stringify(put.json));
+  await waitTask(put.json.data.extId);
+  const updated = await v4('GET', `/api/vmm/${version}/ahv/config/vms/${uuid}`);
+  assert.equal(updated.json.data.memorySizeBytes, 384 * 2 ** 20);
+  const etag = updated.headers.get('etag') ?? '';
+  assert.notEqual(etag, first, 'the ETag moved with the update');
   assert.equal((await v4('POST', `/api/vmm/${version}/ahv/config/vms/${uuid}/$actions/power-on`)).status, 428, 'no If-Match: 428');
   const on = await v4('POST', `/api/vmm/${version}/ahv/config/vms/${uuid}/$actions/power-on`, undefined, { 'If-Match': etag });
   assert.equal(on.status, 202, JSON.stringify(on.json));
