@@ -99,6 +99,8 @@ function hostApp(h: FakeHost, id: Identity, anchors: { deployment: string; clust
   return app;
 }
 
+/** A CVM member's identity, as Prism beside that CVM calls the VM service. */
+let prismIdentity: Identity | undefined;
 const call = <T>(ip: string, path: string, o: { method?: string; body?: unknown } = {}): Promise<T> => callInternal<T>(ip, CVM_API_PORT, path, { ...o, identity: operator });
 
 function finished(ip: string, taskUuid: string, ms = 30_000): Promise<Task> {
@@ -145,6 +147,7 @@ before(async () => {
     const node = await issueCert(dca, { cn: m.serial, ou: 'node', ips: [m.cvmIp], usage: 'both' });
     const mid = await memberIdentities(cca, m);
     const identity: Identity = { cert: mid.cvm.cert, key: mid.cvm.key, ca: [dca.cert, cca.cert] };
+    prismIdentity ??= identity; // Prism calls with its CVM's member certificate
     const etcd = new Etcd3({ hosts: `http://${ETCD_IP}:2379` });
     clients.push(etcd);
     const svc = new VmService({
@@ -209,6 +212,8 @@ test('one of two VM services leads; the other forwards a subnet to it, and every
   assert.deepEqual(fakeHosts[0]?.network?.peers, [HOSTS[1]]);
   const hosts = await call<VmHost[]>(follower(), '/hosts');
   assert.deepEqual(hosts.map((h) => [h.serial, h.state, h.freeMemoryMiB]), [['N1', 'up', 3072], ['N2', 'up', 2048]]);
+  const asPrism = await callInternal<VmHost[]>(follower(), CVM_API_PORT, '/hosts', { identity: prismIdentity! });
+  assert.deepEqual(asPrism.map((h) => h.serial), ['N1', 'N2'], 'Prism (a member certificate, no forwarded header) gets the leader\'s view from a follower');
 });
 
 test('an image imported from a URL through qemu-img onto a vdisk over NBD (the task made on the follower, run by the leader)', async () => {

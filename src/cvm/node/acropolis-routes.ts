@@ -75,9 +75,11 @@ export function registerVmServiceRoutes(app: FastifyInstance, service: () => VmS
   app.get('/tasks', cfg, (req) => service().listTasks(parseWith(tasksQuery, req.query).entity));
   app.get('/tasks/:uuid', cfg, (req) => service().getTask(uuid(req)));
 
+  // the leader's view of the hosts: asked of a follower, passed on like a mutation (Prism, beside any
+  // CVM, calls without the forwarded header; a forwarded call reaching a follower is answered 503)
   app.get('/hosts', cfg, (req) => {
     const s = service();
-    return s.isLeader || req.peer?.role === 'cvm' ? s.hosts() : s.forward('GET', req.url);
+    return s.isLeader || (req.peer?.role === 'cvm' && req.headers[FORWARDED_HEADER] === '1') ? s.hosts() : s.forward('GET', req.url);
   });
   app.post('/hosts/:id/maintenance', cfg, async (req, reply) => reply.status(202).send(await mutate(req, (s) => s.setMaintenance(parseWith(idParam, req.params).id, req.body))));
   app.post('/hosts/:id/power-on', cfg, async (req, reply) => reply.status(202).send(await mutate(req, (s) => s.powerOnHost(parseWith(idParam, req.params).id))));
