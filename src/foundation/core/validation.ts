@@ -42,6 +42,7 @@
  * Firmware versions compare by their numeric parts (see {@link compareVersions}); a bundle minimum
  * applies to every node's firmware whatever its prefix.
  */
+import { compareVersions } from '../../shared/versions.ts';
 import type { CheckResult, DiscoveredNode, NodeReport, Profile, ValidationOptions, ValidationReport, Verdict } from './types.ts';
 
 /** The thresholds of one profile (see the module's table). */
@@ -86,31 +87,6 @@ export const THRESHOLDS: Readonly<Record<Profile, Readonly<Thresholds>>> = Objec
 
 /** Nodes a cluster needs for each redundancy factor. */
 export const MIN_NODES_FOR_RF: Readonly<Record<ValidationOptions['redundancyFactor'], number>> = Object.freeze({ 1: 1, 2: 3, 3: 5 });
-
-/**
- * The numeric parts of a version: the first dotted run of digits ("CVGB-2.4.1" → [2, 4, 1],
- * "v1.2.3-rc4" → [1, 2, 3]); with no dotted run, the first number ("build 7" → [7]); none → [].
- */
-function numericParts(v: string): number[] {
-  const run = /\d+(?:\.\d+)+/.exec(v) ?? /\d+/.exec(v);
-  return run ? run[0].split('.').map(Number) : [];
-}
-
-/**
- * Compares two dotted numeric versions by their numeric parts, ignoring prefixes and suffixes:
- * -1 if a < b, 0 if equal, 1 if a > b. Missing parts count as 0 ("2.4" = "2.4.0"); each part
- * compares as a number ("3.10" > "3.9"). A version without digits compares as lowest.
- */
-export function compareVersions(a: string, b: string): -1 | 0 | 1 {
-  const pa = numericParts(a);
-  const pb = numericParts(b);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const x = pa[i] ?? 0;
-    const y = pb[i] ?? 0;
-    if (x !== y) return x < y ? -1 : 1;
-  }
-  return 0;
-}
 
 const GiB = 1024 ** 3;
 const RANK: Record<Verdict, number> = { PASS: 0, WARN: 1, FAIL: 2 };

@@ -12,7 +12,7 @@ import { Readable } from 'node:stream';
 import { InputError, NotFoundError } from '../../shared/errors.ts';
 import { openBundle, type Bundle } from '../../shared/bundle/archive.ts';
 import { selfCompatible, bundleFileName } from '../../shared/bundle/manifest.ts';
-import { compareVersions } from '../core/validation.ts';
+import { compareVersions } from '../../shared/versions.ts';
 import { PayloadTooLargeError } from './errors.ts';
 
 /** The largest bundle Foundation takes by default (it verifies a bundle in memory). */
