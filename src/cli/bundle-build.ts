@@ -25,6 +25,10 @@ export interface BuildOptions {
   minBmc?: string;
   /** Extra storage-OS → hypervisor pairs to declare compatible. */
   compatible?: Record<string, string[]>;
+  /** Bundle versions it upgrades from (absent: any older one). */
+  upgradeFrom?: string[];
+  /** The CVM protocol it speaks and the oldest it works beside (absent: 1 and 1). */
+  cvmProtocol?: { version: number; compatibleFrom: number };
 }
 
 /**
@@ -71,8 +75,11 @@ const DATA_FILES: [string, string][] = ['rpc.proto', 'kv.proto', 'auth.proto'].m
 
 export async function buildBundle(o: BuildOptions): Promise<{ file: string; manifest: BundleManifest; sha256: string; bytes: number }> {
   const vre = /^\d+\.\d+\.\d+([-.][0-9A-Za-z.-]+)?$/;
-  for (const [f, v] of [['version', o.version], ['hypervisor-version', o.hypervisorVersion], ['nos-version', o.nosVersion]] as const) {
+  for (const [f, v] of [['version', o.version], ['hypervisor-version', o.hypervisorVersion], ['nos-version', o.nosVersion], ...(o.upgradeFrom ?? []).map((x) => ['upgrade-from', x] as const)] as const) {
     if (v !== undefined && !vre.test(v)) throw new InputError(f, `"${v}" is not a version like 1.2.3`);
+  }
+  if (o.cvmProtocol && (!Number.isInteger(o.cvmProtocol.version) || !Number.isInteger(o.cvmProtocol.compatibleFrom) || o.cvmProtocol.compatibleFrom < 1 || o.cvmProtocol.compatibleFrom > o.cvmProtocol.version)) {
+    throw new InputError('cvm-protocol', 'must be whole numbers, the oldest protocol (1 or more) not above the protocol');
   }
   const hv = o.hypervisorVersion ?? o.version;
   const nos = o.nosVersion ?? o.version;
@@ -100,6 +107,8 @@ export async function buildBundle(o: BuildOptions): Promise<{ file: string; mani
     files: Object.fromEntries([...files].map(([p, b]) => [p, sha256Of(b)])),
     minFirmware,
     compatibility: { [nos]: [hv], ...(o.compatible ?? {}) },
+    ...(o.upgradeFrom && o.upgradeFrom.length > 0 ? { upgradeFrom: o.upgradeFrom } : {}),
+    cvmProtocol: o.cvmProtocol ?? { version: 1, compatibleFrom: 1 },
   };
   const file = resolve(o.out, bundleFileName(o.version));
   await writeBundle(file, manifest, files);

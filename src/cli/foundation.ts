@@ -139,14 +139,22 @@ export function registerFoundation(program: Command): void {
     .option('--nos-version <v>', 'storage OS version (default: the bundle version)')
     .option('--min-bmc <v>', 'minimum BMC firmware')
     .option('--min-bios <v>', 'minimum BIOS firmware')
+    .option('--upgrade-from <versions>', 'bundle versions a cluster may upgrade from to this one, comma-separated (default: any older one)')
+    .option('--cvm-protocol <n[/oldest]>', 'the CVM protocol it speaks and the oldest it works beside during an upgrade (default 1/1)')
     .option('--json', 'machine-readable output')
-    .action(async (o: { version: string; out: string; hypervisorVersion?: string; nosVersion?: string; minBmc?: string; minBios?: string; json?: boolean }) => {
+    .action(async (o: { version: string; out: string; hypervisorVersion?: string; nosVersion?: string; minBmc?: string; minBios?: string; upgradeFrom?: string; cvmProtocol?: string; json?: boolean }) => {
       try {
         const b: Parameters<typeof buildBundle>[0] = { version: o.version, out: resolve(o.out) };
         if (o.hypervisorVersion) b.hypervisorVersion = o.hypervisorVersion;
         if (o.nosVersion) b.nosVersion = o.nosVersion;
         if (o.minBmc) b.minBmc = o.minBmc;
         if (o.minBios) b.minBios = o.minBios;
+        if (o.upgradeFrom) b.upgradeFrom = o.upgradeFrom.split(',').map((x) => x.trim()).filter((x) => x !== '');
+        if (o.cvmProtocol) {
+          const m = /^(\d+)(?:\/(\d+))?$/.exec(o.cvmProtocol);
+          if (!m) throw new InputError('cvm-protocol', 'must be N or N/OLDEST, e.g. 2/1');
+          b.cvmProtocol = { version: Number(m[1]), compatibleFrom: Number(m[2] ?? m[1]) };
+        }
         const r = await (await import('./bundle-build.ts')).buildBundle(b);
         if (o.json) printJson({ file: r.file, sha256: r.sha256, bytes: r.bytes, manifest: r.manifest });
         else process.stdout.write(`${r.file}\n  ${(r.bytes / 1024).toFixed(0)} KiB, sha256 ${r.sha256}\n  hypervisor ${r.manifest.components.hypervisor.version}, storage OS ${r.manifest.components.cvm.version}\n`);

@@ -11,6 +11,7 @@ import { registerStorage } from './storage.ts';
 import { registerDemo } from './demo.ts';
 import { registerCompute } from './compute.ts';
 import { registerHealth } from './health.ts';
+import { registerLcm } from './lcm.ts';
 
 const program = new Command();
 program.name('converge').description('Converge: an open-source hyperconverged infrastructure platform').version('0.1.0').enablePositionalOptions();
@@ -20,5 +21,6 @@ registerCluster(program);
 registerStorage(program);
 registerCompute(program);
 registerHealth(program);
+registerLcm(program);
 registerDemo(program);
 await program.parseAsync(process.argv);

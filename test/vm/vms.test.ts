@@ -19,6 +19,12 @@ import type { HostStatus } from '../../src/hypervisor/protocol/node-config.ts';
 import type { HostVm } from '../../src/hypervisor/protocol/vms.ts';
 import type { Image, Subnet, Task, Vm, VmHost } from '../../src/cvm/protocol/vms.ts';
 import type { Vdisk } from '../../src/cvm/core/storage.ts';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildBundle } from '../../src/cli/bundle-build.ts';
+import { openBundle, writeBundle } from '../../src/shared/bundle/archive.ts';
+import type { NodeInventory, PrecheckResult, Refusal, UpgradePlan } from '../../src/lcm/protocol/lcm.ts';
 
 let lab: VmLab;
 let http: Server;
@@ -69,6 +75,35 @@ test('an image imported from a file; a VM created from it boots from its vdisk, 
   // its host may be another one (a new log there) or the same (the log goes on): the second boot is the one that resumes
   const again = await waitConsole('vm1', /converge-guest: verify resumed pass (\d+): \d+ blocks ok/);
   assert.ok(Number(/verify resumed pass (\d+)/.exec(again)?.[1]) >= 2, 'the pass it had recorded before the power off reads back intact');
+});
+
+test('converge lcm: the inventory, a plan to 1.1.0 one node at a time, a bundle that does not upgrade from 1.0.0 refused naming the pair, the pre-checks', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cvg-lcm-'));
+  const next = await buildBundle({ version: '1.1.0', out: dir });
+  const inv = await ok<NodeInventory[]>('lcm', 'inventory');
+  assert.deepEqual(inv.map((n) => [n.hypervisor, n.nos]), [['1.0.0', '1.0.0'], ['1.0.0', '1.0.0'], ['1.0.0', '1.0.0']]);
+  const planned = await lab.cli<{ plan: UpgradePlan; refusals: Refusal[] }>('lcm', 'plan', '--bundle', next.file);
+  assert.equal(planned.code, 0, planned.stderr);
+  assert.deepEqual(planned.out.refusals, []);
+  assert.deepEqual(planned.out.plan.nodes.map((n) => n.serial), inv.map((n) => n.serial).sort());
+  assert.deepEqual(planned.out.plan.nodes[0]?.steps.map((x) => x.kind), ['enter-maintenance', 'stop-cvm', 'install', 'restart', 'rejoin', 'resiliency', 'exit-maintenance']);
+  // the same software, but its manifest says it upgrades only from 1.0.5: refused, the pair named
+  const b = await openBundle(readFileSync(next.file));
+  const strict = join(dir, 'strict.tar.gz');
+  await writeBundle(strict, { ...b.manifest, upgradeFrom: ['1.0.5'] }, new Map([...b.files].filter(([p]) => p !== 'manifest.json')));
+  const refused = await lab.cli<{ refusals: Refusal[] }>('lcm', 'plan', '--bundle', strict);
+  assert.equal(refused.code, 1, 'a refused plan exits 1');
+  assert.deepEqual(refused.out.refusals.map((r) => r.field), ['bundle', 'bundle', 'bundle']);
+  assert.match(refused.out.refusals[0]?.reason ?? '', /1\.1\.0 does not upgrade from 1\.0\.0 \(\S+\); it upgrades from 1\.0\.5/);
+  const pre = await lab.cli<PrecheckResult[]>('lcm', 'precheck', '--bundle', next.file);
+  assert.equal(pre.code, 0, JSON.stringify(pre.out));
+  assert.deepEqual(pre.out.filter((r) => r.status === 'FAIL'), []);
+  assert.ok(['cluster/nodes_up', 'storage/data_resiliency', 'capacity/evacuation', 'lcm/bundle_checksums'].every((id) => pre.out.some((r) => r.id === id && r.status === 'PASS')));
+  writeFileSync(join(dir, 'broken.tar.gz'), 'not a bundle');
+  const broken = await lab.cli<PrecheckResult[]>('lcm', 'precheck', '--bundle', join(dir, 'broken.tar.gz'));
+  assert.equal(broken.code, 1);
+  assert.equal(broken.out.find((r) => r.id === 'lcm/bundle_checksums')?.status, 'FAIL');
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test("kill -9 of the VM's local CVM under the guest's write-and-verify loop: no I/O error, no verify failure", async () => {

@@ -2,8 +2,9 @@
  * @module
  * The release bundle's manifest: one versioned archive holds the hypervisor, the CVM software (the
  * storage OS) and the installer, with the sha256 of every file, the minimum firmware it needs and
- * which hypervisor versions each storage-OS version supports. Foundation, the installer and LCM
- * all read it through this module. Pure.
+ * which hypervisor versions each storage-OS version supports, which bundles it upgrades from and the
+ * CVM protocol it speaks (mixed versions during an upgrade, ADR 018). Foundation, the installer and
+ * LCM all read it through this module. Pure.
  *
  * Archive layout (`converge-<version>.tar.gz`):
  * ```
@@ -34,6 +35,15 @@ export const manifestSchema = z.object({
   minFirmware: z.object({ bios: z.string().optional(), bmc: z.string().optional() }),
   /** Storage-OS version → hypervisor versions it supports. */
   compatibility: z.record(z.string(), z.array(z.string()).min(1)),
+  /** Bundle versions a cluster may upgrade from to this one (LCM); absent: any older one. */
+  upgradeFrom: z.array(version).min(1).optional(),
+  /**
+   * The CVM protocol this bundle's CVMs speak, and the oldest they work beside: during a rolling
+   * upgrade a CVM of this bundle runs beside CVMs of the one before (LCM refuses a plan otherwise).
+   * Absent: protocol 1, beside 1.
+   */
+  cvmProtocol: z.object({ version: z.number().int().min(1), compatibleFrom: z.number().int().min(1) })
+    .refine((p) => p.compatibleFrom <= p.version, 'compatibleFrom must not be above version').optional(),
 });
 
 export type BundleManifest = z.infer<typeof manifestSchema>;
