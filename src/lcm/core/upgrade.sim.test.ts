@@ -150,6 +150,20 @@ function drive(seed: number, o: { nodes?: number; deaths?: number; broken?: stri
   return { record, cluster, drivers: driver + 1, order };
 }
 
+/** Resumes a stopped run and drives it (one driver) until it stops again. */
+function resumed(r: Run, driver: string): UpgradeRecord {
+  let rec = resumeUpgrade(r.record, Date.parse(r.record.updatedAt));
+  let now = Date.parse(rec.updatedAt);
+  for (let t = 0; t < 4000 && rec.state === 'running'; t++) {
+    now += TICK;
+    r.cluster.tick(now);
+    const { record, actions } = advance(rec, r.cluster.look(now), target, driver);
+    rec = record;
+    for (const a of actions) r.cluster.act(a, now, rec.token);
+  }
+  return rec;
+}
+
 test('every node reaches the target one at a time, in the plan\'s order, whoever drives and whenever the driver dies', () => {
   for (let i = 0; i < RUNS; i++) {
     const seed = SEED0 + i;
@@ -178,15 +192,7 @@ test('a node that does not come back stops the upgrade at it, naming it and what
     const m = r.cluster.nodes.find((x) => x.serial === 'SN2')!;
     m.broken = false;
     Object.assign(m, { hostUp: true, hypervisor: '1.1.0', cvmUp: true, nos: '1.1.0' });
-    let rec = resumeUpgrade(r.record, Date.parse(r.record.updatedAt));
-    let now = Date.parse(rec.updatedAt);
-    for (let t = 0; t < 2000 && rec.state === 'running'; t++) {
-      now += TICK;
-      r.cluster.tick(now);
-      const { record, actions } = advance(rec, r.cluster.look(now), target, 'after');
-      rec = record;
-      for (const a of actions) r.cluster.act(a, now, rec.token);
-    }
+    const rec = resumed(r, 'after');
     assert.equal(rec.state, 'succeeded', `seed ${seed}: after resume: ${rec.error ?? ''}`);
   }
 });
@@ -199,16 +205,7 @@ test('a pause takes effect between nodes, never with a node down; resume goes on
     assert.equal(r.record.token, null);
     assert.ok(r.cluster.nodes.every((m) => m.cvmUp && m.hostUp && m.hostState === 'up'), 'paused with every node serving');
     assert.equal(r.record.nodes.filter((n) => n.state === 'done').length, 1, 'the node in progress finished first');
-    let rec = resumeUpgrade(r.record, Date.parse(r.record.updatedAt));
-    let now = Date.parse(rec.updatedAt);
-    for (let t = 0; t < 4000 && rec.state === 'running'; t++) {
-      now += TICK;
-      r.cluster.tick(now);
-      const { record, actions } = advance(rec, r.cluster.look(now), target, 'd');
-      rec = record;
-      for (const a of actions) r.cluster.act(a, now, rec.token);
-    }
-    assert.equal(rec.state, 'succeeded');
+    assert.equal(resumed(r, 'd').state, 'succeeded', `seed ${seed}`);
   }
 });
 
