@@ -15,9 +15,9 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { DiskVolume } from '../shared/disk-volume.ts';
-import { ConflictError, errorMessage } from '../shared/errors.ts';
+import { ConflictError, InputError, errorMessage } from '../shared/errors.ts';
 import { createInternalApi, setAnchors } from '../shared/http-api.ts';
 import { useIdentity } from '../shared/http-client.ts';
 import { readIdentity, writeIdentity, type Anchors, type Identity, type MemberIdentities } from '../shared/identity.ts';
@@ -25,7 +25,8 @@ import { parseWith } from '../shared/schema.ts';
 import { cvmCall } from '../cvm/protocol/client.ts';
 import { MEMBER_IDENTITIES_FILE } from '../cvm/protocol/cluster.ts';
 import { onLines } from '../shared/lines.ts';
-import { HARDWARE_ENV, stopOnPowerLoss, type NodeHardware } from '../rack/protocol/hardware.ts';
+import { EXIT_REBOOT, HARDWARE_ENV, stopOnPowerLoss, type NodeHardware } from '../rack/protocol/hardware.ts';
+import { stageBundle, stagedVersions, switchTo } from './slots.ts';
 import { NODE_CONFIG_PATH, NODE_IDENTITY_PATH, CVM_ENTRY, HOST_AGENT_PORT, HOST_VDISK_SOCKET, type NodeConfig, type CvmConfig, type HostStatus } from './protocol/node-config.ts';
 import { Redirector } from './redirector.ts';
 import { VirtualSwitch } from './vswitch/node/virtual-switch.ts';
@@ -35,6 +36,8 @@ import { registerVmRoutes } from './vm/routes.ts';
 import { VmRuntime, accelSetting, socketDir } from './vm/runtime.ts';
 
 const root = process.cwd();
+/** This release's software: the boot disk's root as the installer laid it out, or a staged release's slot (slots.ts). */
+const release = resolve(dirname(process.argv[1] ?? join(root, 'hypervisor', 'hypervisor.mjs')), '..');
 const hw = JSON.parse(readFileSync(process.env[HARDWARE_ENV] ?? '', 'utf8')) as NodeHardware;
 let cfg = JSON.parse(readFileSync(join(root, NODE_CONFIG_PATH), 'utf8')) as NodeConfig;
 const log = (m: string): void => console.log(`hypervisor: ${m}`);
@@ -157,7 +160,7 @@ async function writeCvmConfig(): Promise<string> {
 
 function startCvm(configPath: string): void {
   if (stopping) return;
-  const entry = resolve(root, CVM_ENTRY);
+  const entry = resolve(release, CVM_ENTRY);
   log(`starting the CVM (${cfg.cvm.vcpus} vCPU, ${cfg.cvm.ramGiB} GiB, HBA ${cfg.hbaPciAddress} passed through: ${hw.disks.length} disks) at ${cfg.cvmIp}`);
   // CONVERGE_CVM_EXEC_ARGV: extra node flags for the CVM (profiling: "--cpu-prof --cpu-prof-dir=/tmp/prof")
   const execArgv = (process.env['CONVERGE_CVM_EXEC_ARGV'] ?? '').split(' ').filter((x) => x !== '');
@@ -304,9 +307,13 @@ async function hostStatus(): Promise<HostStatus> {
   };
 }
 
+/** The largest release bundle the agent stages. */
+const STAGE_LIMIT = 1 << 30;
+const switchSchema = z.object({ version: z.string().max(64) }).strict();
+
 /** The host agent's API on hostIp:8100: HTTPS, a client certificate required. */
 function buildAgent(): FastifyInstance {
-  const app = createInternalApi({ tls: { identity: nodeId, anchors: anchors() }, bodyLimit: 64 << 10, log });
+  const app = createInternalApi({ tls: { identity: nodeId, anchors: anchors() }, bodyLimit: 64 << 10, longBodyIdleMs: 60_000, log });
   // a client certificate refused: perhaps of the cluster just created, whose CA the 5 s refresh has
   // not read yet (Prism asked within seconds of the create); the next handshake finds it trusted
   app.server.on('tlsClientError', () => trustCurrentCluster());
@@ -315,6 +322,24 @@ function buildAgent(): FastifyInstance {
   app.put('/network', { config: { roles: ['cvm', 'operator'] } }, async (req) => {
     await vswitch.configure(parseWith(networkSchema, req.body));
     return vswitch.stats();
+  });
+  // LCM (ADR 018): a release staged beside the running one, then switched to at a restart
+  const lcm = { config: { roles: ['operator', 'cvm'] as const } };
+  app.get('/lcm/slots', lcm, async () => ({ running: cfg.versions.bundle, staged: await stagedVersions(DiskVolume.open(hw.bootDevice.path)) }));
+  app.put('/lcm/stage', { config: { roles: ['operator', 'cvm'], longBody: true }, bodyLimit: STAGE_LIMIT }, async (req) => {
+    if (!Buffer.isBuffer(req.body)) throw new InputError('body', 'must be the release bundle (application/octet-stream)');
+    const staged = await stageBundle(DiskVolume.open(hw.bootDevice.path), req.body, cfg.versions.bundle);
+    log(`staged release ${staged.version} (hypervisor ${staged.hypervisor}, storage OS ${staged.nos}, ${staged.files} files)`);
+    return staged;
+  });
+  app.post('/lcm/switch', lcm, async (req, reply) => {
+    const { version } = parseWith(switchSchema, req.body);
+    if (vms.live > 0) throw new ConflictError(`${vms.live} VM(s) run on this host: put it in maintenance first`);
+    // this process goes on reporting what it runs; the node's next start reads the new configuration
+    await switchTo(DiskVolume.open(hw.bootDevice.path), version, cfg);
+    log(`switched to release ${version}: restarting the node into it`);
+    reply.raw.once('finish', () => shutdown(EXIT_REBOOT));
+    return reply.status(202).send({ version, restarting: true });
   });
   app.post('/configure', { config: { roles: ['operator'] } }, async (req, reply) => {
     const b = parseWith(configureSchema, req.body);
@@ -376,10 +401,11 @@ const redirector = new Redirector({
   log,
 });
 
-function shutdown(): void {
+/** Stops the VMs and the CVM, then exits: powered off (0), or restarted by the node's firmware (EXIT_REBOOT). */
+function shutdown(code = 0): void {
   if (stopping) return;
   stopping = true;
-  log(`shutdown requested: stopping ${vms.live} VM(s) and the CVM`);
+  log(`${code === EXIT_REBOOT ? 'restart' : 'shutdown'} requested: stopping ${vms.live} VM(s) and the CVM`);
   vms.killAll();
   if (restartTimer) clearTimeout(restartTimer);
   clearInterval(clusterTimer);
@@ -387,18 +413,18 @@ function shutdown(): void {
   void vswitch.close();
   void agent.close();
   const child = cvm;
-  if (!child) process.exit(0);
+  if (!child) process.exit(code);
   const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
   child.once('exit', () => {
     clearTimeout(killer);
-    log('host halted');
-    process.exit(0);
+    log(code === EXIT_REBOOT ? 'host restarting' : 'host halted');
+    process.exit(code);
   });
   child.kill('SIGTERM');
 }
 
-process.on('SIGTERM', shutdown);
-process.on('SIGINT', shutdown);
+process.on('SIGTERM', () => shutdown());
+process.on('SIGINT', () => shutdown());
 process.on('SIGUSR2', () => log(`NMI: cvm ${cvmState}, pid ${cvm?.pid ?? '-'}, restarts ${restarts}`));
 
 agent.listen({ port: HOST_AGENT_PORT, host: cfg.hostIp }).then(() => {

@@ -19,7 +19,8 @@ import type { HostStatus } from '../../src/hypervisor/protocol/node-config.ts';
 import type { HostVm } from '../../src/hypervisor/protocol/vms.ts';
 import type { Image, Subnet, Task, Vm, VmHost } from '../../src/cvm/protocol/vms.ts';
 import type { Vdisk } from '../../src/cvm/core/storage.ts';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cvmCall } from '../../src/cvm/protocol/client.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBundle } from '../../src/cli/bundle-build.ts';
@@ -27,6 +28,8 @@ import { openBundle, writeBundle } from '../../src/shared/bundle/archive.ts';
 import type { NodeInventory, PrecheckResult, Refusal, UpgradePlan } from '../../src/lcm/protocol/lcm.ts';
 
 let lab: VmLab;
+/** The 1.1.0 bundle the LCM tests build. */
+let nextBundle = '';
 let http: Server;
 const cli = <T>(...a: string[]): ReturnType<VmLab['cli']> => lab.cli<T>(...a);
 const ok = <T>(...a: string[]): Promise<T> => lab.ok<T>(...a);
@@ -80,6 +83,7 @@ test('an image imported from a file; a VM created from it boots from its vdisk, 
 test('converge lcm: the inventory, a plan to 1.1.0 one node at a time, a bundle that does not upgrade from 1.0.0 refused naming the pair, the pre-checks', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cvg-lcm-'));
   const next = await buildBundle({ version: '1.1.0', out: dir });
+  nextBundle = next.file;
   const inv = await ok<NodeInventory[]>('lcm', 'inventory');
   assert.deepEqual(inv.map((n) => [n.hypervisor, n.nos]), [['1.0.0', '1.0.0'], ['1.0.0', '1.0.0'], ['1.0.0', '1.0.0']]);
   const planned = await lab.cli<{ plan: UpgradePlan; refusals: Refusal[] }>('lcm', 'plan', '--bundle', next.file);
@@ -103,7 +107,42 @@ test('converge lcm: the inventory, a plan to 1.1.0 one node at a time, a bundle 
   const broken = await lab.cli<PrecheckResult[]>('lcm', 'precheck', '--bundle', join(dir, 'broken.tar.gz'));
   assert.equal(broken.code, 1);
   assert.equal(broken.out.find((r) => r.id === 'lcm/bundle_checksums')?.status, 'FAIL');
-  rmSync(dir, { recursive: true, force: true });
+});
+
+test('one node by hand as LCM will do it: in maintenance, 1.1.0 staged beside 1.0.0 and switched to; it restarts into it, its CVM rejoins at 1.1.0, the data is back at RF, the guest elsewhere saw no error', async () => {
+  const v = await vm('vm1');
+  const h = (await lab.api<VmHost[]>('/hosts')).find((x) => x.serial !== v.host?.serial && x.vms === 0);
+  assert.ok(h, 'a host without VMs');
+  const id = { identity: lab.operator };
+  await ok('host', 'enter-maintenance', h.serial);
+  const staged = await hostCall<{ version: string; files: number }>(h.hostIp, '/lcm/stage', { ...id, method: 'PUT', stream: readFileSync(nextBundle), timeoutMs: 120_000 });
+  assert.equal(staged.version, '1.1.0');
+  assert.deepEqual(await hostCall(h.hostIp, '/lcm/slots', id), { running: '1.0.0', staged: ['1.1.0'] });
+  await assert.rejects(hostCall(h.hostIp, '/lcm/switch', { ...id, body: { version: '9.9.9' } }), /not found/);
+  const switchedAt = Date.now();
+  const sw = await hostCall<{ restarting: boolean }>(h.hostIp, '/lcm/switch', { ...id, body: { version: '1.1.0' } });
+  assert.equal(sw.restarting, true);
+  const deadline = Date.now() + 240_000;
+  for (;;) {
+    const st = await hostCall<HostStatus>(h.hostIp, '/status', { ...id, timeoutMs: 3000 }).catch(() => null);
+    const cvmSt = await lab.api<{ nosVersion: string; services: { state: string }[] }>('/status').catch(() => null);
+    const mine = st ? await cvmCall<{ nosVersion: string; services: { name: string; state: string }[] }>(h.cvmIp, '/status', { identity: lab.operator, timeoutMs: 3000 }).catch(() => null) : null;
+    if (st?.bundleVersion === '1.1.0' && st.hypervisorVersion === '1.1.0' && mine?.nosVersion === '1.1.0' && mine.services.every((x) => x.state === 'up') && cvmSt) {
+      assert.ok(st.uptimeS <= (Date.now() - switchedAt) / 1000 + 1, `the host restarted (up ${st.uptimeS} s)`);
+      break;
+    }
+    assert.ok(Date.now() < deadline, `the node did not come back at 1.1.0 within 4 minutes (host: ${JSON.stringify(st?.bundleVersion)}, CVM: ${JSON.stringify(mine?.nosVersion)})`);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  for (const end = Date.now() + 180_000; !(await lab.api<{ ok: boolean }>('/storage/resiliency')).ok;) {
+    assert.ok(Date.now() < end, 'data resiliency OK within 3 minutes of the CVM\'s return');
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  await ok('host', 'exit-maintenance', h.serial);
+  const inv = await ok<NodeInventory[]>('lcm', 'inventory');
+  assert.deepEqual(inv.find((n) => n.serial === h.serial)?.nos, '1.1.0', 'the inventory shows the mixed versions');
+  assert.equal(inv.filter((n) => n.nos === '1.0.0').length, 2);
+  assert.doesNotMatch(await consoleOf('vm1'), /converge-guest: ERROR/);
 });
 
 test("kill -9 of the VM's local CVM under the guest's write-and-verify loop: no I/O error, no verify failure", async () => {
