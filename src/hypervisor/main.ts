@@ -307,8 +307,8 @@ async function hostStatus(): Promise<HostStatus> {
   };
 }
 
-/** The largest release bundle the agent stages. */
-const STAGE_LIMIT = 1 << 30;
+/** The largest release bundle the agent stages (held in memory while it is verified; a bundle is ~10 MB). */
+const STAGE_LIMIT = 256 << 20;
 const switchSchema = z.object({ version: z.string().max(64) }).strict();
 
 /** The host agent's API on hostIp:8100: HTTPS, a client certificate required. */
