@@ -58,7 +58,7 @@ import { v4Error } from '../core/v4.ts';
 import { IfMatchError, registerV4Routes } from './v4-routes.ts';
 import { alertById, type HealthPort } from './health.ts';
 import { VmListView } from './vm-view.ts';
-import { byUuid, vmOf } from './vm-service.ts';
+import { byUuid, fieldAs, notFoundAs, vmOf } from './vm-service.ts';
 import { healthOf } from '../core/snapshot.ts';
 import { parseStatsEntity, seriesOf, vdisksOf } from '../core/stats.ts';
 import type { StatsAnswer } from '../../cvm/protocol/stats.ts';
@@ -263,15 +263,6 @@ const VM_TASK_WAIT_MS = 30 * 60_000;
 /** The entities whose 404 says ENTITY_NOT_FOUND, as the reference platform's does (Terraform looks for it to know an entity is gone). */
 const ENTITY_KINDS = new Set(['vm', 'image', 'subnet', 'task', 'host', 'cluster']);
 
-/** A VM service 404 as this API's own: the entity, by the uuid asked. */
-const notFoundAs = (what: string, uuid: string) => (e: unknown): never => {
-  throw e instanceof NotFoundError ? new NotFoundError(what, uuid) : e;
-};
-
-/** A VM service InputError's field as the v3 request named it. */
-const v3Field = (rename: (field: string) => string) => (e: unknown): never => {
-  throw e instanceof InputError ? new InputError(rename(e.field), e.reason) : e;
-};
 const RESOURCES = 'spec.resources';
 function vmCreateField(f: string): string {
   const m = /^(disks|nics)\[(\d+)\](?:\.(\w+))?$/.exec(f);
@@ -526,7 +517,7 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
   });
   app.post(`${V3}/vms`, async (req, reply) => {
     const { request, spec } = parseV3VmCreate(req.body, await vmContext());
-    const a = changed(await cvm<Accepted>('/vms', { body: request }).catch(v3Field(vmCreateField)));
+    const a = changed(await cvm<Accepted>('/vms', { body: request }).catch(fieldAs(vmCreateField)));
     return reply.status(202).send(accepted('vm', a.entityUuid, 0, spec, a.taskUuid));
   });
   app.put(`${V3}/vms/:uuid`, async (req, reply) => {
@@ -535,11 +526,11 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
     const path = `/vms/${encodeURIComponent(vm.uuid)}`;
     const entity = { kind: 'vm', uuid: vm.uuid, name: vm.name };
     let task: string;
-    if (update && !power) task = (await cvm<Accepted>(path, { method: 'PUT', body: update }).catch(v3Field(vmUpdateField))).taskUuid;
+    if (update && !power) task = (await cvm<Accepted>(path, { method: 'PUT', body: update }).catch(fieldAs(vmUpdateField))).taskUuid;
     else if (power && !update) task = (await cvm<Accepted>(`${path}/power`, { body: { action: power } })).taskUuid;
     else if (update && power) {
       // what needs the VM off is done while it is off: powered off first, or powered on after
-      const change = async (): Promise<void> => vmServiceTask((await cvm<Accepted>(path, { method: 'PUT', body: { ...update, specVersion: (await getVm(vm.uuid)).specVersion } }).catch(v3Field(vmUpdateField))).taskUuid);
+      const change = async (): Promise<void> => vmServiceTask((await cvm<Accepted>(path, { method: 'PUT', body: { ...update, specVersion: (await getVm(vm.uuid)).specVersion } }).catch(fieldAs(vmUpdateField))).taskUuid);
       const switchPower = async (): Promise<void> => vmServiceTask((await cvm<Accepted>(`${path}/power`, { body: { action: power } })).taskUuid);
       task = await prismTask('kVmUpdate', entity, async () => {
         if (power === 'on') {
@@ -576,7 +567,7 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
     const create = parseV3ImageCreate(req.body);
     if ('upload' in create) return reply.status(202).send(await uploads.create(create.upload, create.spec)); // the file comes by PUT …/file
     const { request, spec } = create;
-    const a = await cvm<Accepted>('/images', { body: request }).catch(v3Field((f) => (f === 'url' ? 'spec.resources.source_uri' : f === 'name' ? 'spec.name' : f)));
+    const a = await cvm<Accepted>('/images', { body: request }).catch(fieldAs((f) => (f === 'url' ? 'spec.resources.source_uri' : f === 'name' ? 'spec.name' : f)));
     return reply.status(202).send(accepted('image', a.entityUuid, 0, spec, a.taskUuid));
   });
   registerImageUpload(app, uploads);
@@ -600,7 +591,7 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
   });
   app.post(`${V3}/subnets`, async (req, reply) => {
     const { request, spec } = parseV3SubnetCreate(req.body, await vmContext());
-    const subnet = await cvm<Subnet>('/subnets', { body: request }).catch(v3Field(subnetField));
+    const subnet = await cvm<Subnet>('/subnets', { body: request }).catch(fieldAs(subnetField));
     return reply.status(202).send(accepted('subnet', subnet.uuid, 0, spec, await prismTask('kSubnetCreate', { kind: 'subnet', uuid: subnet.uuid, name: subnet.name })));
   });
   app.delete(`${V3}/subnets/:uuid`, async (req, reply) => {

@@ -20,7 +20,7 @@ import {
 } from '../core/v4.ts';
 import type { CvmCaller } from './server.ts';
 import type { VmListView } from './vm-view.ts';
-import { byUuid, vmOf } from './vm-service.ts';
+import { byUuid, fieldAs, notFoundAs, vmOf } from './vm-service.ts';
 
 /** An `If-Match` missing (428) or not the entity's ETag (412). */
 export class IfMatchError extends PreconditionError {
@@ -40,10 +40,6 @@ export interface V4Deps {
 
 /** The VM service's fields of a VM update as v4 names them. */
 const V4_VM_FIELDS: Record<string, string> = { name: 'name', vcpus: 'numSockets', memoryMiB: 'memorySizeBytes', specVersion: 'If-Match' };
-/** A VM service InputError's field as the v4 request named it. */
-const renamed = (fields: Record<string, string>) => (e: unknown): never => {
-  throw e instanceof InputError ? new InputError(fields[e.field] ?? e.field, e.reason) : e;
-};
 
 /** Answers remembered by NTNX-Request-Id, for an hour, at most this many. */
 const REQUEST_IDS = 10_000;
@@ -156,7 +152,7 @@ export function registerV4Routes(app: FastifyInstance, d: V4Deps): void {
     const vm = await matching(req);
     const update = parseV4VmUpdate(req.body, vm);
     const task = update
-      ? (await d.cvm<Accepted>(`/vms/${encodeURIComponent(vm.uuid)}`, { method: 'PUT', body: update }).catch(renamed(V4_VM_FIELDS))).taskUuid
+      ? (await d.cvm<Accepted>(`/vms/${encodeURIComponent(vm.uuid)}`, { method: 'PUT', body: update }).catch(fieldAs((f) => V4_VM_FIELDS[f] ?? f))).taskUuid
       : await d.tasks.start('VmUpdate', [{ kind: 'vm', uuid: vm.uuid, name: vm.name }], () => Promise.resolve());
     d.vmView.invalidate();
     return { status: 202, body: v4Accepted('vmm.v4.ahv.config.UpdateVmApiResponse', task) };
@@ -190,9 +186,7 @@ export function registerV4Routes(app: FastifyInstance, d: V4Deps): void {
     return v4One('vmm.v4.content.GetImageApiResponse', v4Image(byUuid(ctx.images, param(req, 'extId'), 'image'), ctx));
   });
   app.post(IMAGES, (req, reply) => once(req, reply, async () => {
-    const a = await d.cvm<Accepted>('/images', { body: parseV4ImageCreate(req.body) }).catch((e: unknown) => {
-      throw e instanceof InputError && e.field === 'url' ? new InputError('source.url', e.reason) : e;
-    });
+    const a = await d.cvm<Accepted>('/images', { body: parseV4ImageCreate(req.body) }).catch(fieldAs((f) => (f === 'url' ? 'source.url' : f)));
     return { status: 202, body: v4Accepted('vmm.v4.content.CreateImageApiResponse', a.taskUuid) };
   }));
   app.delete(`${IMAGES}/:extId`, (req, reply) => once(req, reply, async () => {
@@ -234,9 +228,7 @@ export function registerV4Routes(app: FastifyInstance, d: V4Deps): void {
       return v4One('prism.v4.config.GetTaskApiResponse', v4TaskOfPrism(await d.tasks.get(uuid), cluster));
     } catch (e) {
       if (!(e instanceof NotFoundError)) throw e;
-      const t = await d.cvm<Task>(`/tasks/${encodeURIComponent(uuid)}`).catch((err: unknown) => {
-        throw err instanceof NotFoundError ? new NotFoundError('task', param(req, 'extId')) : err;
-      });
+      const t = await d.cvm<Task>(`/tasks/${encodeURIComponent(uuid)}`).catch(notFoundAs('task', param(req, 'extId')));
       return v4One('prism.v4.config.GetTaskApiResponse', v4TaskOfVm(t, cluster));
     }
   });
