@@ -25,19 +25,22 @@ export function onUnauthorized(l: Listener): () => void {
 
 const HEADERS = { 'X-Requested-With': 'XMLHttpRequest' };
 
+/** An answer's body: its JSON, or its text when it is not JSON (a proxy's error page), or nothing. */
+function parsed(text: string): unknown {
+  try {
+    return text ? JSON.parse(text) : undefined;
+  } catch {
+    return text;
+  }
+}
+
 export async function call<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
   const r = await fetch(path, {
     method, credentials: 'same-origin',
     headers: { ...HEADERS, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }), ...headers },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
-  const text = await r.text();
-  let json: unknown;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = text;
-  }
+  const json = parsed(await r.text());
   if (r.status === 401 && path !== LOGIN) for (const l of unauthorized) l();
   if (!r.ok) {
     const e = errorOf(json);
@@ -87,13 +90,7 @@ export async function uploadImage(name: string, file: File, progress: (sent: num
     x.upload.onprogress = (e) => progress(e.loaded, e.lengthComputable ? e.total : file.size);
     x.onload = () => {
       if (x.status >= 200 && x.status < 300) return resolve();
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(x.responseText);
-      } catch {
-        parsed = x.responseText;
-      }
-      const e = errorOf(parsed);
+      const e = errorOf(parsed(x.responseText));
       reject(new ApiError(x.status, e.message || `upload: ${x.status}`, e.field));
     };
     x.onerror = () => reject(new ApiError(0, 'upload: the connection failed'));
