@@ -29,7 +29,7 @@ for (const r of roots.length ? roots : ['src', 'web', 'test']) {
 }
 // the slowest files first (the VM tests boot guests under software emulation for minutes): two
 // files run at a time, and a long one started last would run alone at the end
-const SLOW = ['test/vm/', 'test/cvm/pool-full.test.ts', 'test/cvm/cluster.test.ts', 'test/cvm/owners.test.ts'];
+const SLOW = ['test/lcm/', 'test/vm/', 'test/cvm/pool-full.test.ts', 'test/cvm/cluster.test.ts', 'test/cvm/owners.test.ts'];
 const rank = (f) => {
   const i = SLOW.findIndex((s) => f.includes(s));
   return i < 0 ? SLOW.length : i;

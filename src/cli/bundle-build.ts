@@ -87,6 +87,7 @@ export async function buildBundle(o: BuildOptions): Promise<{ file: string; mani
     ...(await bundleEntry('hypervisor/main.ts', 'hypervisor/hypervisor.mjs')),
     ...(await bundleEntry('cvm/main.ts', 'cvm/cvm.mjs')),
     ...(await bundleEntry('prism/main.ts', 'cvm/prism.mjs')),
+    ...(await bundleEntry('lcm/main.ts', 'cvm/lcm.mjs')),
     ...(await bundleEntry('installer/main.ts', 'installer/installer.mjs')),
     ...DATA_FILES.map(([to, from]): [string, Buffer] => [to, readFileSync(require.resolve(from))]),
     ...consoleFiles(),

@@ -36,7 +36,7 @@ export function withDataDir(c: Command): Command {
 let operatorRead: { dir: string; id: Identity } | undefined;
 
 /** The operator's identity of the deployment (pki/operator.json in the data dir, made by Foundation). */
-function operator(): Identity {
+export function operator(): Identity {
   const dir = resolve(dataDir ?? process.env['CONVERGE_DATA_DIR'] ?? defaultDataDir());
   if (operatorRead?.dir === dir) return operatorRead.id;
   const id = DeploymentPki.operatorOf(dir);

@@ -62,6 +62,8 @@ let restarts = 0;
 let stopping = false;
 let backoffMs = 1000;
 let restartTimer: NodeJS.Timeout | undefined;
+/** Stopped on purpose (LCM's stop-cvm step, POST /lcm/cvm): not restarted until asked or the node restarts. */
+let cvmHeld = false;
 
 /** The host↔CVM link's sockets: under the node's own disk, or (a path too long for a socket) a private temp dir. */
 function linkDir(bootRoot: string): string {
@@ -159,7 +161,7 @@ async function writeCvmConfig(): Promise<string> {
 }
 
 function startCvm(configPath: string): void {
-  if (stopping) return;
+  if (stopping || cvmHeld) return;
   const entry = resolve(release, CVM_ENTRY);
   log(`starting the CVM (${cfg.cvm.vcpus} vCPU, ${cfg.cvm.ramGiB} GiB, HBA ${cfg.hbaPciAddress} passed through: ${hw.disks.length} disks) at ${cfg.cvmIp}`);
   // CONVERGE_CVM_EXEC_ARGV: extra node flags for the CVM (profiling: "--cpu-prof --cpu-prof-dir=/tmp/prof")
@@ -190,7 +192,7 @@ function startCvm(configPath: string): void {
       }
     }
     if (restarting) return;
-    if (stopping) {
+    if (stopping || cvmHeld) {
       cvmState = 'stopped';
       return;
     }
@@ -310,6 +312,35 @@ async function hostStatus(): Promise<HostStatus> {
 /** The largest release bundle the agent stages (held in memory while it is verified; a bundle is ~10 MB). */
 const STAGE_LIMIT = 256 << 20;
 const switchSchema = z.object({ version: z.string().max(64) }).strict();
+const cvmPowerSchema = z.object({ state: z.enum(['stopped', 'running']) }).strict();
+
+/** Stops the CVM and holds it stopped (LCM's stop-cvm step), or lets it run again. */
+async function holdCvm(state: 'stopped' | 'running'): Promise<void> {
+  if (state === 'running') {
+    if (!cvmHeld) return;
+    cvmHeld = false;
+    log('the CVM is let run again');
+    if (!cvm) startCvm(join(bootRoot, 'config/cvm.json'));
+    return;
+  }
+  if (vms.live > 0) throw new ConflictError(`${vms.live} VM(s) run on this host: put it in maintenance first`);
+  if (!cvmHeld) log('stopping the CVM and holding it stopped (LCM)');
+  cvmHeld = true;
+  if (restartTimer) clearTimeout(restartTimer);
+  const child = cvm;
+  if (!child) {
+    cvmState = 'stopped';
+    return;
+  }
+  await new Promise<void>((r) => {
+    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.once('exit', () => {
+      clearTimeout(killer);
+      r();
+    });
+    child.kill('SIGTERM');
+  });
+}
 
 /** The host agent's API on hostIp:8100: HTTPS, a client certificate required. */
 function buildAgent(): FastifyInstance {
@@ -331,6 +362,11 @@ function buildAgent(): FastifyInstance {
     const staged = await stageBundle(DiskVolume.open(hw.bootDevice.path), req.body, cfg.versions.bundle);
     log(`staged release ${staged.version} (hypervisor ${staged.hypervisor}, storage OS ${staged.nos}, ${staged.files} files)`);
     return staged;
+  });
+  app.post('/lcm/cvm', lcm, async (req) => {
+    const { state } = parseWith(cvmPowerSchema, req.body);
+    await holdCvm(state);
+    return { state: cvmState, held: cvmHeld };
   });
   app.post('/lcm/switch', lcm, async (req, reply) => {
     const { version } = parseWith(switchSchema, req.body);

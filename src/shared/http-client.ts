@@ -25,6 +25,8 @@ export interface CallOptions {
   stream?: Readable | Buffer;
   /** More request headers. */
   headers?: Record<string, string>;
+  /** The answer is bytes (a download): returned as a Buffer when the status is a success. */
+  binary?: boolean;
 }
 
 /** An error the server answered that has no typed twin here (500s). */
@@ -122,6 +124,7 @@ export async function callInternal<T>(host: string, port: number, path: string, 
       throw unanswered(again);
     }
   }
+  if (o.binary && r.ok) return Buffer.from(await r.arrayBuffer()) as T;
   const text = await r.text();
   let j: (T & { error?: { code?: string; message?: string; field?: string } }) | undefined;
   try {

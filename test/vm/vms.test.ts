@@ -86,6 +86,7 @@ test('converge lcm: the inventory, a plan to 1.1.0 one node at a time, a bundle 
   nextBundle = next.file;
   const inv = await ok<NodeInventory[]>('lcm', 'inventory');
   assert.deepEqual(inv.map((n) => [n.hypervisor, n.nos]), [['1.0.0', '1.0.0'], ['1.0.0', '1.0.0'], ['1.0.0', '1.0.0']]);
+  // a bundle file weighed without uploading it
   const planned = await lab.cli<{ plan: UpgradePlan; refusals: Refusal[] }>('lcm', 'plan', '--bundle', next.file);
   assert.equal(planned.code, 0, planned.stderr);
   assert.deepEqual(planned.out.refusals, []);
@@ -99,14 +100,18 @@ test('converge lcm: the inventory, a plan to 1.1.0 one node at a time, a bundle 
   assert.equal(refused.code, 1, 'a refused plan exits 1');
   assert.deepEqual(refused.out.refusals.map((r) => r.field), ['bundle', 'bundle', 'bundle']);
   assert.match(refused.out.refusals[0]?.reason ?? '', /1\.1\.0 does not upgrade from 1\.0\.0 \(\S+\); it upgrades from 1\.0\.5/);
-  const pre = await lab.cli<PrecheckResult[]>('lcm', 'precheck', '--bundle', next.file);
+  // in the cluster's repository: the pre-checks run against it
+  await ok('lcm', 'bundle', 'upload', next.file);
+  const pre = await lab.cli<PrecheckResult[]>('lcm', 'precheck', '--to', '1.1.0');
   assert.equal(pre.code, 0, JSON.stringify(pre.out));
   assert.deepEqual(pre.out.filter((r) => r.status === 'FAIL'), []);
   assert.ok(['cluster/nodes_up', 'storage/data_resiliency', 'capacity/evacuation', 'lcm/bundle_checksums'].every((id) => pre.out.some((r) => r.id === id && r.status === 'PASS')));
+  const missing = await lab.cli<PrecheckResult[]>('lcm', 'precheck', '--to', '9.9.9');
+  assert.equal(missing.code, 2);
+  assert.match(missing.stdout, /"field": "to"/);
+  assert.match(missing.stdout, /no bundle 9\.9\.9 in the cluster's repository/);
   writeFileSync(join(dir, 'broken.tar.gz'), 'not a bundle');
-  const broken = await lab.cli<PrecheckResult[]>('lcm', 'precheck', '--bundle', join(dir, 'broken.tar.gz'));
-  assert.equal(broken.code, 1);
-  assert.equal(broken.out.find((r) => r.id === 'lcm/bundle_checksums')?.status, 'FAIL');
+  assert.equal((await lab.cli('lcm', 'bundle', 'upload', join(dir, 'broken.tar.gz'))).code, 2, 'a broken bundle is refused at upload');
 });
 
 test('one node by hand as LCM will do it: in maintenance, 1.1.0 staged beside 1.0.0 and switched to; it restarts into it, its CVM rejoins at 1.1.0, the data is back at RF, the guest elsewhere saw no error', async () => {

@@ -51,6 +51,7 @@ import { memberHealthOf, resiliencyOf } from '../core/resiliency.ts';
 import { DEFAULT_CONTAINER, poolOf, type PoolDisk } from '../core/storage.ts';
 import { VmService } from './acropolis.ts';
 import { registerVmServiceRoutes } from './acropolis-routes.ts';
+import type { LcmConfig } from '../../lcm/protocol/lcm.ts';
 import { hostApiOf } from './host-api.ts';
 import { rangeStrings } from '../../shared/etcd-range.ts';
 import { IoStats, STEP_MS as STATS_STEP_MS } from '../core/io-stats.ts';
@@ -92,6 +93,7 @@ export class Cvm {
   private state: SavedState | null;
   private etcd: Supervised | undefined;
   private prism: Supervised | undefined;
+  private lcm: Supervised | undefined;
   private disks: CvmStatus['disks'];
   /** The node's identity from the deployment CA: the API's certificate, and what this CVM presents to its peers' APIs. */
   private readonly nodeId: Identity;
@@ -221,6 +223,7 @@ export class Cvm {
       await this.startStargate();
       this.startVmService();
       this.startPrism();
+      this.startLcm();
     }
     const c = this.state?.committed ? this.state.cluster : null;
     this.log(`CVM up: storage OS ${this.cfg.versions.nos} at ${this.cfg.cvmIp}, ${this.disks.filter((d) => d.ok).length}/${this.disks.length} disks, ${c ? `in cluster ${c.name}` : 'unconfigured'}`);
@@ -230,6 +233,7 @@ export class Cvm {
   async stop(): Promise<void> {
     if (this.announceTimer) clearTimeout(this.announceTimer);
     await this.prism?.stop();
+    await this.lcm?.stop();
     await this.stopVmService();
     await this.stopStargate();
     await this.replication.close();
@@ -247,6 +251,7 @@ export class Cvm {
       { name: 'genesis', state: 'up', pid: process.pid, restarts: null },
       ...(this.etcd ? [this.etcd.status()] : []),
       ...(this.prism ? [this.prism.status()] : []),
+      ...(this.lcm ? [this.lcm.status()] : []),
       ...(committed ? [this.stargateView()] : []),
     ];
     const live = new Map(this.local.space().map((x) => [x.serial, x]));
@@ -563,6 +568,23 @@ export class Cvm {
     this.prism.start();
   }
 
+  /** LCM runs as its own process in this CVM, like Prism (lcm/main.ts; ADR 018). */
+  private startLcm(): void {
+    const c = this.state?.cluster;
+    if (this.lcm || !c) return;
+    const entry = process.env['CONVERGE_LCM_ENTRY'] ?? join(dirname(process.argv[1] ?? '.'), 'lcm.mjs');
+    if (!existsSync(entry)) {
+      this.log(`lcm: not started: ${entry} is missing from this CVM's software`);
+      return;
+    }
+    const lc: LcmConfig = {
+      cvmIp: this.cfg.cvmIp, serial: this.cfg.serial, clusterId: c.clusterId, store: c.store, members: c.members.map((m) => ({ serial: m.serial, cvmIp: m.cvmIp, hostIp: m.hostIp })),
+      stateDir: join(this.cfg.stateDir, 'lcm'), pki: { member: join(this.cfg.stateDir, MEMBER_IDENTITIES_FILE), node: this.cfg.identity },
+    };
+    this.lcm = new Supervised('lcm', process.execPath, [entry], this.log, { env: { ...process.env, CONVERGE_LCM_CONFIG: JSON.stringify(lc) }, echo: true });
+    this.lcm.start();
+  }
+
   private async stopStargate(): Promise<void> {
     this.stargateError = undefined;
     clearTimeout(this.statsTimer);
@@ -692,6 +714,7 @@ export class Cvm {
     this.log(`joined cluster ${this.state.cluster.name} (${this.state.cluster.clusterId})`);
     void this.startStargate().then(() => this.startVmService(), (e: unknown) => this.stargateFailed(e));
     this.startPrism();
+    this.startLcm();
     void this.announce(1);
   }
 
@@ -707,6 +730,8 @@ export class Cvm {
     const was = st?.cluster.name;
     await this.prism?.stop();
     this.prism = undefined;
+    await this.lcm?.stop();
+    this.lcm = undefined;
     await this.stopVmService();
     await this.stopStargate();
     this.etcdClient?.close();
@@ -715,6 +740,7 @@ export class Cvm {
     this.etcd = undefined;
     rmSync(join(this.cfg.stateDir, 'etcd'), { recursive: true, force: true });
     rmSync(join(this.cfg.stateDir, 'prism'), { recursive: true, force: true });
+    rmSync(join(this.cfg.stateDir, 'lcm'), { recursive: true, force: true });
     await this.adoptMember(undefined);
     this.save(null);
     if (was) this.log(`left cluster ${was}: unconfigured, its certificates removed`);

@@ -7,8 +7,10 @@
 import type { BundleManifest } from '../../shared/bundle/manifest.ts';
 import type { CvmStatus, PoolView, ResiliencyReport } from '../../cvm/protocol/cluster.ts';
 import type { Vm, VmHost } from '../../cvm/protocol/vms.ts';
+import type { HostStatus } from '../../hypervisor/protocol/node-config.ts';
 import type { BundleOffer, NodeInventory } from '../protocol/lcm.ts';
 import type { PrecheckInput } from './prechecks.ts';
+import type { NodeView, Observation } from './upgrade.ts';
 
 export interface MemberRef {
   serial: string;
@@ -25,15 +27,55 @@ export function offerOf(m: BundleManifest, sha256: string): BundleOffer {
   };
 }
 
-/** Each member as its CVM reports it (a CVM that did not answer: versions unknown). */
-export function inventoryOf(members: readonly MemberRef[], status: (cvmIp: string) => CvmStatus | null, firmware: (serial: string) => NodeInventory['firmware'] = () => ({ bmc: null, bios: null })): NodeInventory[] {
+/**
+ * Each member as its host and CVM report it: the hypervisor and bundle from the host (else from its
+ * CVM), the storage OS from the CVM (one that did not answer: unknown).
+ */
+export function inventoryOf(
+  members: readonly MemberRef[], status: (cvmIp: string) => CvmStatus | null,
+  firmware: (serial: string) => NodeInventory['firmware'] = () => ({ bmc: null, bios: null }),
+  host: (serial: string) => HostStatus | null = () => null,
+): NodeInventory[] {
   return members.map((m) => {
     const s = status(m.cvmIp);
+    const h = host(m.serial);
     return {
-      serial: m.serial, hostname: m.serial, hostIp: m.hostIp, cvmIp: m.cvmIp,
-      hypervisor: s?.hypervisorVersion ?? null, nos: s?.nosVersion ?? null, bundle: s?.nosVersion ?? null, firmware: firmware(m.serial),
+      serial: m.serial, hostname: h?.hostname ?? m.serial, hostIp: m.hostIp, cvmIp: m.cvmIp,
+      hypervisor: h?.hypervisorVersion ?? s?.hypervisorVersion ?? null, nos: s?.nosVersion ?? null, bundle: h?.bundleVersion ?? s?.nosVersion ?? null, firmware: firmware(m.serial),
     };
   });
+}
+
+/** What one look at the cluster found (null: did not answer, or was not asked). */
+export interface ClusterSnapshot {
+  members: readonly MemberRef[];
+  cvm: Readonly<Record<string, CvmStatus | null>>;
+  host: Readonly<Record<string, HostStatus | null>>;
+  slots: Readonly<Record<string, { running: string; staged: string[] } | null>>;
+  /** The VM service's hosts (null: it did not answer). */
+  vmHosts: readonly VmHost[] | null;
+  firmware: Readonly<Record<string, NodeInventory['firmware']>>;
+  resiliency: ResiliencyReport | null;
+}
+
+/** The rolling upgrade's view of the cluster (upgrade.ts), toward bundle `target`. */
+export function observationOf(s: ClusterSnapshot, target: string, now: number): Observation {
+  const nodes: Record<string, NodeView> = {};
+  for (const m of s.members) {
+    const c = s.cvm[m.serial] ?? null;
+    const h = s.host[m.serial] ?? null;
+    const sl = s.slots[m.serial] ?? null;
+    const vh = s.vmHosts?.find((x) => x.serial === m.serial);
+    nodes[m.serial] = {
+      hostUp: h !== null, cvmUp: c !== null, servicesUp: c !== null && c.services.every((x) => x.state === 'up'),
+      // the VM service not answering (its leader moving): not known, so no maintenance step is judged on it
+      hostState: vh?.state ?? (s.vmHosts === null ? 'unknown' : h ? 'up' : 'down'),
+      hypervisor: h?.hypervisorVersion ?? null, nos: c?.nosVersion ?? null,
+      staged: sl ? (sl.running === target || sl.staged.includes(target) ? target : (sl.staged[0] ?? null)) : null,
+      firmware: s.firmware[m.serial] ?? { bmc: null, bios: null },
+    };
+  }
+  return { now, nodes, resiliencyOk: s.resiliency?.ok === true };
 }
 
 /** The pre-checks' view of the cluster. */

@@ -58,11 +58,18 @@ export const STEP_LIMITS: StepLimits = {
 };
 
 const EVENTS = 200;
+const duration = (ms: number): string => (ms >= 2 * MIN ? `${Math.round(ms / MIN)} min` : `${Math.round(ms / 1000)} s`);
 const iso = (ms: number): string => new Date(ms).toISOString();
 
+/** The record with one more event (the newest EVENTS kept). */
+export function noteEvent(r: UpgradeRecord, node: string | null, message: string, now: number): UpgradeRecord {
+  return { ...r, updatedAt: iso(now), events: [...r.events, { at: iso(now), node, message }].slice(-EVENTS) };
+}
+
 /** A new upgrade's record: running, every node to upgrade pending. */
-export function startUpgrade(id: string, plan: UpgradePlan, bundleSha256: string, now: number): UpgradeRecord {
+export function startUpgrade(id: string, plan: UpgradePlan, bundleSha256: string, now: number, limits?: Partial<StepLimits>): UpgradeRecord {
   return {
+    ...(limits && Object.keys(limits).length > 0 ? { limits } : {}),
     id, to: plan.to, bundleSha256, state: 'running', pauseRequested: false, plan,
     nodes: plan.nodes.map((n) => ({ serial: n.serial, state: 'pending', step: -1, since: iso(now), error: null, issuedBy: null })),
     token: null, startedAt: iso(now), updatedAt: iso(now), finishedAt: null, error: null,
@@ -110,8 +117,9 @@ const RECOVERY: Record<StepKind, string> = {
  * One look: the record moved on as far as the cluster shows, and what to ask for. Returns the
  * record unchanged (and no action) when the upgrade is not running.
  */
-export function advance(r: UpgradeRecord, o: Observation, t: UpgradeTarget, driver: string, limits: StepLimits = STEP_LIMITS): { record: UpgradeRecord; actions: Action[] } {
+export function advance(r: UpgradeRecord, o: Observation, t: UpgradeTarget, driver: string, defaults: StepLimits = STEP_LIMITS): { record: UpgradeRecord; actions: Action[] } {
   if (r.state !== 'running') return { record: r, actions: [] };
+  const limits: StepLimits = { ...defaults, ...r.limits };
   const rec: UpgradeRecord = { ...r, nodes: r.nodes.map((n) => ({ ...n })), events: [...r.events], updatedAt: iso(o.now) };
   const say = (node: string | null, message: string): void => {
     rec.events.push({ at: iso(o.now), node, message });
@@ -160,7 +168,7 @@ export function advance(r: UpgradeRecord, o: Observation, t: UpgradeTarget, driv
       return { record: rec, actions };
     }
     if (o.now - Date.parse(n.since) > limits[step.kind]) {
-      const why = `${name}: ${step.kind} did not finish within ${Math.round(limits[step.kind] / MIN)} min (${seen(view)}). The other nodes are serving; ${RECOVERY[step.kind]}; then converge lcm resume retries the step`;
+      const why = `${name}: ${step.kind} did not finish within ${duration(limits[step.kind])} (${seen(view)}). The other nodes are serving; ${RECOVERY[step.kind]}; then converge lcm resume retries the step`;
       Object.assign(n, { state: 'failed', error: why });
       rec.state = 'failed';
       rec.error = why;

@@ -111,6 +111,8 @@ export interface UpgradeRecord {
   finishedAt: string | null;
   /** Why it stopped (failed, aborted), with how to recover. */
   error: string | null;
+  /** Time limits for this upgrade's steps that differ from the defaults (ms). */
+  limits?: Partial<Record<StepKind, number>>;
   /** The newest events, for `converge lcm status` and Prism's page. */
   events: { at: string; node: string | null; message: string }[];
 }
@@ -119,3 +121,35 @@ export interface UpgradeRecord {
 export const LCM_UPGRADE_KEY = '/converge/lcm/upgrade';
 /** The election of the CVM that drives upgrades. */
 export const LCM_ELECTION = 'lcm-leader';
+
+/** A bundle in the cluster's repository (etcd, under LCM_BUNDLES_PREFIX + version). */
+export interface StoredBundle {
+  offer: BundleOffer;
+  size: number;
+  /** Its file name (converge-<version>.tar.gz). */
+  file: string;
+  uploadedAt: string;
+  /** The CVMs that keep a copy. */
+  holders: string[];
+}
+
+/** Where the repository's index lives in the cluster's etcd. */
+export const LCM_BUNDLES_PREFIX = '/converge/lcm/bundles/';
+
+/** LCM's API on each CVM's address (mutual TLS, like the CVM's API). */
+export const LCM_PORT = 2102;
+
+/** What the CVM gives the LCM process it starts (CONVERGE_LCM_CONFIG). */
+export interface LcmConfig {
+  cvmIp: string;
+  serial: string;
+  clusterId: string;
+  /** The cluster's etcd client URLs. */
+  store: string[];
+  /** The cluster's members. */
+  members: { serial: string; cvmIp: string; hostIp: string }[];
+  /** LCM's own state (its copies of bundles). */
+  stateDir: string;
+  pki: { member: string; node: string };
+  leaseTtlS?: number;
+}
