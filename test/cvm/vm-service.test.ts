@@ -58,12 +58,14 @@ for (let i = 0; i < imageData.length; i += 512) imageData.writeUInt32BE(i / 512,
 class FakeHost {
   vms = new Map<string, HostVm>();
   network: HostNetwork | null = null;
+  /** A new one when the agent "restarts" (its switch then starts empty). */
+  bootId = 'boot-1';
   constructor(readonly memoryMiB: number, readonly vcpus: number) {}
   resources() {
     const active = [...this.vms.values()].filter((v) => v.state === 'running' || v.state === 'paused');
     const vmMemoryMiB = active.reduce((a, v) => a + v.spec.memoryMiB, 0);
     const vmVcpus = active.reduce((a, v) => a + v.spec.vcpus, 0);
-    return { memoryMiB: this.memoryMiB, cvmMemoryMiB: 1024, vmMemoryMiB, freeMemoryMiB: this.memoryMiB - 1024 - vmMemoryMiB, vcpus: this.vcpus, cvmVcpus: 1, vmVcpus, accelerator: 'tcg' as const };
+    return { memoryMiB: this.memoryMiB, cvmMemoryMiB: 1024, vmMemoryMiB, freeMemoryMiB: this.memoryMiB - 1024 - vmMemoryMiB, vcpus: this.vcpus, cvmVcpus: 1, vmVcpus, accelerator: 'tcg' as const, bootId: this.bootId };
   }
 }
 const fakeHosts = [new FakeHost(4096, 4), new FakeHost(3072, 4)];
@@ -214,6 +216,16 @@ test('one of two VM services leads; the other forwards a subnet to it, and every
   assert.deepEqual(hosts.map((h) => [h.serial, h.state, h.freeMemoryMiB]), [['N1', 'up', 3072], ['N2', 'up', 2048]]);
   const asPrism = await callInternal<VmHost[]>(follower(), CVM_API_PORT, '/hosts', { identity: prismIdentity! });
   assert.deepEqual(asPrism.map((h) => h.serial), ['N1', 'N2'], 'Prism (a member certificate, no forwarded header) gets the leader\'s view from a follower');
+});
+
+test('a host agent that restarted between two polls (a new bootId, its switch empty) gets its subnets again', async () => {
+  const h = fakeHosts[1];
+  assert.ok(h);
+  assert.ok(h.network?.subnets.some((x) => x.name === 'lan'));
+  // as an LCM restart does: the agent back within seconds, never seen down
+  h.network = null;
+  h.bootId = 'boot-2';
+  await until('PUT /network again on the restarted host', () => (h.network?.subnets.some((x) => x.name === 'lan') ? true : undefined));
 });
 
 test('an image imported from a URL through qemu-img onto a vdisk over NBD (the task made on the follower, run by the leader)', async () => {

@@ -243,6 +243,13 @@ test('auto accelerator: a VM whose KVM fails (a KVM internal error) starts again
   } finally {
     await c.close();
   }
+  // the host agent started again (an upgrade's restart) remembers: its VMs, and those migrating in, run under TCG
+  const again = runtime('127.101.0.3', 'c', undefined, vdiskSocket, { accel: 'auto', kvmProbe: () => true, qemuBinary: fake });
+  try {
+    assert.equal(again.resources().accelerator, 'tcg', 'KVM is not tried again after it failed on this host');
+  } finally {
+    await again.close();
+  }
   // told to use kvm, the host does not fall back: the VM stays as QEMU left it
   const forced = runtime('127.101.0.4', 'd', undefined, vdiskSocket, { accel: 'kvm', qemuBinary: fake });
   try {

@@ -153,6 +153,8 @@ interface HostState {
   reserved: { memoryMiB: number; vcpus: number };
   /** What the host can give VMs at most (its memory and CPUs less the CVM's share), once it has reported. */
   capacity?: { memoryMiB: number; vcpus: number };
+  /** The host agent's start it last reported (HostResources.bootId). */
+  bootId?: string;
 }
 
 const DEFAULT_TIMEOUTS: Record<string, number> = {
@@ -1662,7 +1664,9 @@ export class VmService {
           serial: m.serial, hostIp: m.hostIp, cvmIp: m.cvmIp, state: 'up', memoryMiB: res.memoryMiB, freeMemoryMiB: res.freeMemoryMiB,
           vcpus: res.vcpus, freeVcpus: Math.max(0, res.vcpus - res.cvmVcpus - res.vmVcpus), vms: active.length,
         };
-        if (wasDown) this.pushed.delete(m.hostIp);
+        // a host back from down, or restarted between two polls (its switch starts empty): its network again
+        if (wasDown || (res.bootId !== undefined && st.bootId !== undefined && res.bootId !== st.bootId)) this.pushed.delete(m.hostIp);
+        if (res.bootId !== undefined) st.bootId = res.bootId;
       } catch {
         if (st.lastOk === null || now - st.lastOk >= this.o.downAfterMs) st.answers = false;
       }

@@ -90,6 +90,11 @@ export interface HostResources {
   vmVcpus: number;
   /** Whether QEMU runs with KVM here (otherwise TCG: software emulation). */
   accelerator: 'kvm' | 'tcg';
+  /**
+   * New each time the host agent starts: a host that restarted between two polls (an upgrade's
+   * restart takes seconds) is told its switch's subnets again. Absent from hosts before 1.1.0.
+   */
+  bootId?: string;
 }
 
 export interface ConsoleChunk {

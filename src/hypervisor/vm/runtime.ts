@@ -21,8 +21,8 @@
  * Operations on one VM run one at a time (a KeyedLock per uuid); reads never wait.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { accessSync, constants as fsConstants, mkdirSync, openSync, readSync, closeSync, rmSync, statSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { accessSync, constants as fsConstants, existsSync, mkdirSync, openSync, readSync, closeSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -126,6 +126,9 @@ interface Vm {
   timer?: Disposable | undefined;
 }
 
+/** Beside the VMs' state: this host's KVM failed to run a guest (kept across restarts of the agent). */
+export const KVM_FAILED_FILE = 'kvm-failed';
+
 /** Whether /dev/kvm can be used by this process. */
 export function kvmUsable(): boolean {
   try {
@@ -171,12 +174,17 @@ export class VmRuntime {
   private readonly sockDir: string;
   private closed = false;
 
+  /** This start of the host agent (HostResources.bootId). */
+  private readonly bootId = randomUUID();
+
   constructor(private readonly d: VmRuntimeDeps) {
     this.clock = d.clock ?? new SystemClock();
     this.t = { ...DEFAULT_TIMEOUTS, ...d.timeouts };
     const want = d.accel ?? 'auto';
-    this.accelNow = want === 'auto' ? ((d.kvmProbe ?? kvmUsable)() ? 'kvm' : 'tcg') : want;
     mkdirSync(d.stateDir, { recursive: true, mode: 0o700 });
+    // a KVM found unable to run guests before this start (kvmFailed) is not tried again: a VM that
+    // migrates in from a host running it under TCG would otherwise arrive under KVM and hang
+    this.accelNow = want === 'auto' ? ((d.kvmProbe ?? kvmUsable)() && !existsSync(join(d.stateDir, KVM_FAILED_FILE)) ? 'kvm' : 'tcg') : want;
     this.sockDir = socketDir(d.stateDir);
   }
 
@@ -212,7 +220,7 @@ export class VmRuntime {
     return {
       memoryMiB: c.memoryMiB, cvmMemoryMiB: c.cvmMemoryMiB, vmMemoryMiB: mem,
       freeMemoryMiB: Math.max(0, c.memoryMiB - c.cvmMemoryMiB - mem),
-      vcpus: c.vcpus, cvmVcpus: c.cvmVcpus, vmVcpus: cpus, accelerator: this.accel,
+      vcpus: c.vcpus, cvmVcpus: c.cvmVcpus, vmVcpus: cpus, accelerator: this.accel, bootId: this.bootId,
     };
   }
 
@@ -564,6 +572,11 @@ export class VmRuntime {
     if (this.accelNow === 'kvm') {
       this.accelNow = 'tcg';
       this.d.log('KVM failed on this host (QEMU: KVM internal error): VMs run under TCG (software emulation) from now on');
+      try {
+        writeFileSync(join(this.d.stateDir, KVM_FAILED_FILE), `${new Date(this.clock.now()).toISOString()}\n`);
+      } catch (e) {
+        this.d.log(`cannot record that KVM failed (${errorMessage(e)}): the next start of this host tries KVM again`);
+      }
     }
     const uuid = vm.spec.uuid;
     this.lock.run(uuid, async () => {
