@@ -4,9 +4,10 @@
  * (user admin, password lab-secret-1), for work on the console without a cluster: `npm run
  * dev:prism`, then open https://127.0.0.1:9440/console/ (built: `npm run build:web`) or run `npm
  * run dev:prism-ui` for hot reload (Vite sends the API here). VMs, images and subnets live in
- * memory; a VM's console prints a line every 2 s; performance answers are empty.
+ * memory; a VM's console prints a line every 2 s; performance answers are empty; an LCM upgrade
+ * moves a step every 3 s.
  */
-import { ADMIN, FakeHealth, FakeVmService, testPrism } from '../src/prism/node/fakes.ts';
+import { ADMIN, FakeHealth, FakeLcm, FakeVmService, testPrism } from '../src/prism/node/fakes.ts';
 import { member, snapshot } from '../src/prism/core/fixtures.ts';
 import type { CallOptions } from '../src/cvm/protocol/client.ts';
 import { createCa, issueCert } from '../src/shared/tls.ts';
@@ -28,6 +29,8 @@ const cvm = <T>(path: string, o: CallOptions = {}): Promise<T> => {
 };
 await vms.call('/vms', { body: { name: 'web-1', vcpus: 2, memoryMiB: 512, powerOn: true, disks: [{ image: 'guest' }] } });
 await vms.call('/vms', { body: { name: 'db-1', vcpus: 4, memoryMiB: 2048, powerOn: false, disks: [{ image: 'guest' }] } });
-const { app } = await testPrism({ snapshot: snap, cvm, health, tls: await issueCert(await createCa('prism-dev'), { cn: host, ips: [host], usage: 'server' }) });
+const lcm = new FakeLcm();
+setInterval(() => lcm.advance(), 3000).unref();
+const { app } = await testPrism({ snapshot: snap, cvm, health, lcm: lcm.call, tls: await issueCert(await createCa('prism-dev'), { cn: host, ips: [host], usage: 'server' }) });
 await app.listen({ host, port: 9440 });
 process.stdout.write(`Prism over fakes: https://${host}:9440/console/  user ${ADMIN.user}, password ${ADMIN.password}\n`);

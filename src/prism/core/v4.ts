@@ -16,7 +16,7 @@ import { diskUuid, nicUuid, reportedPower, type V3VmContext } from './v3-vms.ts'
 
 /** The version this Prism reports to `OPTIONS /api/<namespace>/unversioned/info`; it serves v4.0 to v4.3 paths. */
 export const V4_VERSION = 'v4.3';
-export const V4_NAMESPACES = ['clustermgmt', 'vmm', 'networking', 'prism'] as const;
+export const V4_NAMESPACES = ['clustermgmt', 'vmm', 'networking', 'prism', 'lifecycle'] as const;
 export type V4Namespace = (typeof V4_NAMESPACES)[number];
 /** A version path segment the SDKs use: v4.0, v4.1 … and their a/b pre-releases (v4.0.b1). */
 export const isV4Version = (v: string): boolean => /^v4\.[0-9]{1,2}(\.[ab][0-9]{1,2})?$/.test(v);

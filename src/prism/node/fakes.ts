@@ -17,6 +17,7 @@ import { SessionStore, type Session } from '../core/auth.ts';
 import { snapshot } from '../core/fixtures.ts';
 import type { ClusterSnapshot } from '../core/snapshot.ts';
 import type { PrismTask } from '../protocol/prism.ts';
+import type { NodeInventory, StoredBundle, UpgradeRecord } from '../../lcm/protocol/lcm.ts';
 import { checkNewPassword } from './accounts.ts';
 import { createPrismApi, type PrismDeps } from './server.ts';
 import type { HealthPort } from './health.ts';
@@ -99,6 +100,86 @@ export const fakeCvm = <T>(path: string, o: CallOptions = {}): Promise<T> => {
   if (path.startsWith('/storage/vdisks/') && o.method === 'DELETE') return Promise.resolve({} as T);
   return Promise.reject(new NotFoundError('CVM API path', path));
 };
+
+/**
+ * LCM as Prism calls it (lcm/node/routes.ts), in memory, for the fixture's three nodes at 1.0.0 /
+ * storage OS 2.0.0 and a repository holding bundle 1.1.0: an upgrade starts (refused naming `to`
+ * for a version not in the repository), `advance()` moves it a step, pause / resume / abort as
+ * LCM answers them.
+ */
+export class FakeLcm {
+  readonly calls: string[] = [];
+  record: UpgradeRecord | null = null;
+  readonly bundles: StoredBundle[] = [{
+    offer: { version: '1.1.0', hypervisor: '1.1.0', nos: '2.1.0', compatibility: { '2.1.0': ['1.1.0'] }, minFirmware: { bmc: '3.0.0' }, upgradeFrom: ['1.0.0'], sha256: 'a'.repeat(64) },
+    size: 10 << 20, file: 'converge-1.1.0.tar.gz', uploadedAt: '2026-01-01T00:00:00.000Z', holders: ['10.0.1.1', '10.0.1.2', '10.0.1.3'],
+  }];
+  readonly inventory: NodeInventory[] = [1, 2, 3].map((i) => ({
+    serial: `SN${i}`, hostname: `node-${i}`, hostIp: `10.0.0.${i}`, cvmIp: `10.0.1.${i}`, hypervisor: '1.0.0', nos: '2.0.0', bundle: '1.0.0', firmware: { bmc: '2.5.0', bios: '1.2.0' },
+  }));
+  private readonly steps = ['enter-maintenance', 'stop-cvm', 'install', 'restart', 'rejoin', 'resiliency', 'exit-maintenance'] as const;
+
+  private start(to: string): UpgradeRecord {
+    if (this.record && ['running', 'paused', 'failed'].includes(this.record.state)) throw new ConflictError(`an upgrade to ${this.record.to} is ${this.record.state}`);
+    if (!this.bundles.some((b) => b.offer.version === to)) throw new InputError('to', `no bundle ${to} in the cluster's repository`);
+    const now = new Date().toISOString();
+    this.record = {
+      id: randomUUID(), to, bundleSha256: 'a'.repeat(64), state: 'running', pauseRequested: false, token: 'SN1', startedAt: now, updatedAt: now, finishedAt: null, error: null,
+      plan: { to, current: [], nodes: this.inventory.map((n) => ({ serial: n.serial, hostname: n.hostname, from: { hypervisor: n.hypervisor, nos: n.nos, bundle: n.bundle }, steps: this.steps.map((kind) => ({ kind, detail: kind })) })) },
+      nodes: this.inventory.map((n, i) => ({ serial: n.serial, state: i === 0 ? 'running' : 'pending', step: i === 0 ? 0 : -1, since: now, error: null, issuedBy: i === 0 ? '10.0.1.2/x' : null })),
+      events: [{ at: now, node: null, message: `upgrade to ${to} started: 3 node(s)` }],
+    };
+    return this.record;
+  }
+
+  /** One step further (the next node's first step after a node's last). */
+  advance(): void {
+    const r = this.record;
+    const n = r?.nodes.find((x) => x.state === 'running');
+    if (!r || !n) return;
+    if (n.step < this.steps.length - 1) n.step++;
+    else {
+      n.state = 'done';
+      const next = r.nodes.find((x) => x.state === 'pending');
+      if (next) Object.assign(next, { state: 'running', step: 0 });
+      else Object.assign(r, { state: 'succeeded', token: null, finishedAt: '2026-01-01T01:00:00.000Z' });
+      r.token = next?.serial ?? null;
+    }
+  }
+
+  readonly call = <T>(path: string, o: CallOptions = {}): Promise<T> => {
+    this.calls.push(`${o.method ?? (o.body === undefined && o.stream === undefined ? 'GET' : 'POST')} ${path}`);
+    const [p = '', q = ''] = path.split('?');
+    const to = new URLSearchParams(q).get('to') ?? '';
+    try {
+      const r = ((): unknown => {
+        switch (p) {
+          case '/lcm/inventory': return this.inventory;
+          case '/lcm/bundles': return this.bundles;
+          case '/lcm/plan': return { plan: { to, current: [], nodes: this.inventory.map((n) => ({ serial: n.serial, hostname: n.hostname, from: { hypervisor: n.hypervisor, nos: n.nos, bundle: n.bundle }, steps: this.steps.map((kind) => ({ kind, detail: kind })) })) }, refusals: [] };
+          case '/lcm/precheck': return [{ id: 'cluster/nodes_up', title: 'every node up', status: 'PASS', detail: '3 of 3' }];
+          case '/lcm/upgrade':
+            if (o.body !== undefined) return this.start(String((o.body as { to?: unknown }).to));
+            if (!this.record) throw new NotFoundError('upgrade', 'none has run in this cluster');
+            return this.record;
+          case '/lcm/upgrade/pause':
+            if (this.record?.state !== 'running') throw new ConflictError('not running');
+            this.record.pauseRequested = true;
+            return this.record;
+          case '/lcm/upgrade/resume':
+          case '/lcm/upgrade/abort':
+            if (!this.record || !['paused', 'failed'].includes(this.record.state)) throw new ConflictError('only a paused or failed upgrade');
+            this.record.state = p.endsWith('abort') ? 'aborted' : 'running';
+            return this.record;
+          default: throw new NotFoundError('LCM API path', path);
+        }
+      })();
+      return Promise.resolve(structuredClone(r) as T);
+    } catch (e) {
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
+  };
+}
 
 /**
  * The VM service's API as Prism calls it (GET/POST /vms, GET/PUT/DELETE /vms/:uuid, power, /images, /subnets,
@@ -234,7 +315,7 @@ export async function testPrism(o: Partial<PrismDeps> & { snapshot?: ClusterSnap
   const app = createPrismApi({
     cvmIp: '10.0.1.2', vip: '10.0.9.1', sessionTtlS: 900, log: (m) => logs.push(m),
     source: { get: () => Promise.resolve(snap), invalidate: () => undefined },
-    accounts, tasks, sessions, leadership, cvm: fakeCvm, consoleDir: CONSOLE_DIR,
+    accounts, tasks, sessions, leadership, cvm: fakeCvm, lcm: new FakeLcm().call, consoleDir: CONSOLE_DIR,
     ...deps,
     tls: pem,
   });

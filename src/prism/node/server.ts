@@ -54,8 +54,10 @@ import {
   subnetAttrs, subnetEntity, vmAttrs, vmEntity, vmTaskOf, type V3VmContext,
 } from '../core/v3-vms.ts';
 import type { Accepted, Image, Subnet, Task, Vm } from '../../cvm/protocol/vms.ts';
-import { v4Error } from '../core/v4.ts';
+import { V4_NAMESPACES, v4Error } from '../core/v4.ts';
 import { IfMatchError, registerV4Routes } from './v4-routes.ts';
+import { registerLcmRoutes, upgradeTask, type LcmCaller } from './lcm-routes.ts';
+import { lcmCall } from '../../lcm/protocol/client.ts';
 import { alertById, type HealthPort } from './health.ts';
 import { VmListView } from './vm-view.ts';
 import { byUuid, fieldAs, notFoundAs, vmOf } from './vm-service.ts';
@@ -67,7 +69,7 @@ import { disks, parseV2Transition, storageContainers, storagePools, v2Cluster, v
 import { isConsoleAsset, registerConsole } from './console-routes.ts';
 import { PRISM_PORT } from '../protocol/prism.ts';
 import type { Accounts, Tasks } from './accounts.ts';
-import type { SnapshotSource } from './source.ts';
+import { nameUuid, type SnapshotSource } from './source.ts';
 import type { Leadership } from '../../shared/leadership.ts';
 import { httpStatusOf } from '../../shared/http-status.ts';
 import { PayloadTooLargeError, RequestTimeoutError, TooManyAttemptsError, UnsupportedMediaTypeError } from '../../shared/errors.ts';
@@ -97,6 +99,8 @@ export interface PrismDeps {
   tls: { key: string; cert: string };
   /** Calls this CVM's API (default: cvmCall to cvmIp). */
   cvm?: CvmCaller;
+  /** Calls LCM on this CVM (default: lcmCall to cvmIp). */
+  lcm?: LcmCaller;
   /** The VM service's VMs for lists, from a mirror of its records (node/vm-records.ts); default: its API's list. */
   vmRecords?: () => Promise<Vm[]>;
   /** Calls a member CVM's API by address (default: cvmCall). */
@@ -256,7 +260,7 @@ const v2Check = (r: CheckResult): Record<string, unknown> => ({ id: r.check, nam
 /** The Prism gateway's v2.0 prefix, an alias of /api/nutanix/v2.0/. */
 const GATEWAY_V2 = '/PrismGateway/services/rest/v2.0/';
 /** A v4 path (or the version question), and its namespace: answered in the v4 error body. */
-const V4_PATH = /^\/api\/(clustermgmt|vmm|networking|prism)\/(?:v[0-9][^/]*|unversioned)\//;
+const V4_PATH = new RegExp(`^/api/(${V4_NAMESPACES.join('|')})/(?:v[0-9][^/]*|unversioned)/`);
 const kindOf = (url: string): string => /\/v3\/([a-z_]+?)s?(\/|$)/.exec(url)?.[1] ?? 'prism';
 /** How long a task of Prism's waits for a step of the VM service (a shutdown the guest ignores, a slow migration). */
 const VM_TASK_WAIT_MS = 30 * 60_000;
@@ -289,6 +293,7 @@ const LOGIN = '/api/converge/v1/login';
 
 export function createPrismApi(d: PrismDeps): FastifyInstance {
   const cvm: CvmCaller = d.cvm ?? (<T>(path: string, o?: CallOptions): Promise<T> => cvmCall<T>(d.cvmIp, path, o));
+  const lcm: LcmCaller = d.lcm ?? (<T>(path: string, o?: CallOptions): Promise<T> => lcmCall<T>(d.cvmIp, path, o));
   const l = d.limits ?? CONNECTION_LIMITS;
   const app = Fastify({
     logger: false, https: httpsOptions(d.tls, l), bodyLimit: BODY_LIMIT,
@@ -745,7 +750,8 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
   });
 
   // ---- v4 (node/v4-routes.ts) ----
-  registerV4Routes(app, { source: d.source, tasks: d.tasks, cvm, vmContext, vmView });
+  registerV4Routes(app, { source: d.source, tasks: d.tasks, cvm, vmContext, vmView, lcmTask: (uuid, cluster) => upgradeTask(lcm, uuid, cluster) });
+  registerLcmRoutes(app, { lcm, source: d.source, tasks: d.tasks, nameUuid, cvmIp: d.cvmIp });
 
   app.setNotFoundHandler((req) => {
     throw new NotFoundError('endpoint', `${req.method} ${req.url.split('?')[0] ?? ''}`);

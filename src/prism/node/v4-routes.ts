@@ -36,6 +36,8 @@ export interface V4Deps {
   vmContext: () => Promise<V3VmContext>;
   /** The read model lists come from (node/vm-view.ts); mutations here invalidate it. */
   vmView: VmListView;
+  /** The LCM upgrade whose record has this id, as a v4 task (null: none). */
+  lcmTask?: (uuid: string, clusterUuid: string) => Promise<Record<string, unknown> | null>;
 }
 
 /** The VM service's fields of a VM update as v4 names them. */
@@ -228,6 +230,8 @@ export function registerV4Routes(app: FastifyInstance, d: V4Deps): void {
       return v4One('prism.v4.config.GetTaskApiResponse', v4TaskOfPrism(await d.tasks.get(uuid), cluster));
     } catch (e) {
       if (!(e instanceof NotFoundError)) throw e;
+      const upgrade = await d.lcmTask?.(uuid, cluster);
+      if (upgrade) return v4One('prism.v4.config.GetTaskApiResponse', upgrade);
       const t = await d.cvm<Task>(`/tasks/${encodeURIComponent(uuid)}`).catch(notFoundAs('task', param(req, 'extId')));
       return v4One('prism.v4.config.GetTaskApiResponse', v4TaskOfVm(t, cluster));
     }

@@ -7,6 +7,7 @@
  * the field named.
  */
 import type { ClusterView } from '../../../../src/prism/protocol/cluster-view.ts';
+import type { NodeInventory, PrecheckResult, Refusal, StoredBundle, UpgradePlan, UpgradeRecord } from '../../../../src/lcm/protocol/lcm.ts';
 import { errorOf } from '../model/errors.ts';
 
 export class ApiError extends Error {
@@ -72,6 +73,40 @@ export const maintenance = (clusterUuid: string, hostUuid: string, enter: boolea
 export const v4Hosts = (): Promise<{ data?: { extId: string; maintenanceState: string }[] }> => call('GET', '/api/clustermgmt/v4.3/config/hosts');
 export const stats = <T>(entity: string, minutes: number): Promise<T> => call('GET', `/api/converge/v1/stats?entity=${encodeURIComponent(entity)}&minutes=${minutes}`);
 
+const LCM = '/api/converge/v1/lcm';
+export const lcmInventory = (): Promise<NodeInventory[]> => call('GET', `${LCM}/inventory`);
+export const lcmBundles = (): Promise<StoredBundle[]> => call('GET', `${LCM}/bundles`);
+export const lcmPlan = (to: string): Promise<{ plan: UpgradePlan; refusals: Refusal[] }> => call('GET', `${LCM}/plan?to=${encodeURIComponent(to)}`);
+export const lcmPrecheck = (to: string): Promise<PrecheckResult[]> => call('GET', `${LCM}/precheck?to=${encodeURIComponent(to)}`);
+/** The current or last upgrade (null: none has run). */
+export const lcmUpgrade = (): Promise<UpgradeRecord | null> => call<UpgradeRecord>('GET', `${LCM}/upgrade`).catch((e: unknown) => (e instanceof ApiError && e.status === 404 ? null : Promise.reject(e instanceof Error ? e : new Error(String(e)))));
+export const lcmStart = (to: string): Promise<UpgradeRecord> => call('POST', `${LCM}/upgrade`, { to });
+export const lcmChange = (action: 'pause' | 'resume' | 'abort'): Promise<UpgradeRecord> => call('POST', `${LCM}/upgrade/${action}`, {});
+
+/** PUTs a file with progress (XMLHttpRequest: fetch cannot tell an upload's progress); its answer's JSON. */
+function putFile<T>(path: string, file: File, progress: (sent: number, total: number) => void, signal?: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const x = new XMLHttpRequest();
+    x.open('PUT', path);
+    x.setRequestHeader('X-Requested-With', 'XMLHttpRequest');
+    x.setRequestHeader('Content-Type', 'application/octet-stream');
+    x.upload.onprogress = (e) => progress(e.loaded, e.lengthComputable ? e.total : file.size);
+    x.onload = () => {
+      const body = parsed(x.responseText);
+      if (x.status >= 200 && x.status < 300) return resolve(body as T);
+      const e = errorOf(body);
+      reject(new ApiError(x.status, e.message || `upload: ${x.status}`, e.field));
+    };
+    x.onerror = () => reject(new ApiError(0, 'upload: the connection failed'));
+    x.onabort = () => reject(new ApiError(0, 'upload: cancelled'));
+    signal?.addEventListener('abort', () => x.abort());
+    x.send(file);
+  });
+}
+
+/** Uploads a release bundle into the cluster's repository (verified there, copied to every CVM). */
+export const uploadBundle = (file: File, progress: (sent: number, total: number) => void, signal?: AbortSignal): Promise<StoredBundle> => putFile(`${LCM}/bundles`, file, progress, signal);
+
 /**
  * Uploads a file as a new image (v3: the image made, then its bytes PUT to /images/{uuid}/file),
  * reporting the bytes sent; XMLHttpRequest, because fetch cannot tell an upload's progress.
@@ -82,21 +117,6 @@ export async function uploadImage(name: string, file: File, progress: (sent: num
     spec: { name, resources: { image_type: /\.iso$/i.test(file.name) ? 'ISO_IMAGE' : 'DISK_IMAGE' } },
   });
   const uuid = made.metadata.uuid;
-  await new Promise<void>((resolve, reject) => {
-    const x = new XMLHttpRequest();
-    x.open('PUT', `${V3}/images/${encodeURIComponent(uuid)}/file`);
-    x.setRequestHeader('X-Requested-With', 'XMLHttpRequest');
-    x.setRequestHeader('Content-Type', 'application/octet-stream');
-    x.upload.onprogress = (e) => progress(e.loaded, e.lengthComputable ? e.total : file.size);
-    x.onload = () => {
-      if (x.status >= 200 && x.status < 300) return resolve();
-      const e = errorOf(parsed(x.responseText));
-      reject(new ApiError(x.status, e.message || `upload: ${x.status}`, e.field));
-    };
-    x.onerror = () => reject(new ApiError(0, 'upload: the connection failed'));
-    x.onabort = () => reject(new ApiError(0, 'upload: cancelled'));
-    signal?.addEventListener('abort', () => x.abort());
-    x.send(file);
-  });
+  await putFile(`${V3}/images/${encodeURIComponent(uuid)}/file`, file, progress, signal);
   return uuid;
 }

@@ -6,7 +6,7 @@
 export type Page =
   | { page: 'dashboard' } | { page: 'vms' } | { page: 'vm'; uuid: string } | { page: 'create-vm' }
   | { page: 'images' } | { page: 'networks' } | { page: 'hosts' } | { page: 'storage' }
-  | { page: 'tasks' } | { page: 'alerts' } | { page: 'performance'; entity: string }
+  | { page: 'tasks' } | { page: 'alerts' } | { page: 'performance'; entity: string } | { page: 'lcm' }
   | { page: 'not-found'; path: string };
 
 export const BASE = '/console/';
@@ -22,6 +22,7 @@ export const NAV: { path: string; label: string; page: Page['page'] }[] = [
   { path: 'tasks', label: 'Tasks', page: 'tasks' },
   { path: 'alerts', label: 'Alerts', page: 'alerts' },
   { path: 'performance', label: 'Performance', page: 'performance' },
+  { path: 'lcm', label: 'LCM', page: 'lcm' },
 ];
 
 const UUID = /^[0-9a-fA-F-]{8,64}$/;
@@ -53,6 +54,6 @@ export function pathOf(p: Page): string {
     case 'create-vm': return `${BASE}vms/new`;
     case 'performance': return `${BASE}performance${p.entity === 'cluster' ? '' : `?entity=${encodeURIComponent(p.entity)}`}`;
     case 'not-found': return p.path;
-    case 'vms': case 'images': case 'networks': case 'hosts': case 'storage': case 'tasks': case 'alerts': return `${BASE}${p.page}`;
+    case 'vms': case 'images': case 'networks': case 'hosts': case 'storage': case 'tasks': case 'alerts': case 'lcm': return `${BASE}${p.page}`;
   }
 }

@@ -1,7 +1,7 @@
 /**
  * @module
  * Prism's console: the login page until a session exists, then the navigation (Dashboard, VMs,
- * Images, Networks, Hosts, Storage, Tasks, Alerts, Performance) and the page the address says.
+ * Images, Networks, Hosts, Storage, Tasks, Alerts, Performance, LCM) and the page the address says.
  * A call answered 401 (the session ended) brings the login page back.
  */
 import { useEffect, useState, type ReactElement } from 'react';
@@ -21,6 +21,7 @@ import { StoragePage } from './storage.tsx';
 import { TasksPage } from './tasks.tsx';
 import { AlertsPage } from './alerts.tsx';
 import { PerformancePage } from './performance.tsx';
+import { LcmPage } from './lcm.tsx';
 
 export function App(): ReactElement {
   // undefined: not known yet; null: not logged in
@@ -78,6 +79,7 @@ function Shell({ user, onLogout }: { user: string; onLogout: () => void }): Reac
             case 'tasks': return <TasksPage />;
             case 'alerts': return <AlertsPage onChange={alerts.refresh} />;
             case 'performance': return <PerformancePage entity={page.entity} />;
+            case 'lcm': return <LcmPage />;
             case 'not-found': return <div className="empty">No page at {page.path}. <button type="button" className="btn small" onClick={() => go(BASE)}>Dashboard</button></div>;
           }
         })()}

@@ -1,0 +1,104 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { LightMyRequestResponse } from 'fastify';
+import { FakeLcm, basicAuth, testPrism } from './fakes.ts';
+
+const auth = { authorization: basicAuth() };
+const JSON_CT = { 'content-type': 'application/json' };
+
+test('v4 lifecycle: every node\'s hypervisor, storage OS, BMC and BIOS as typed entities with the repository\'s versions; one by extId; unknown → 404 in the lifecycle error', async () => {
+  const lcm = new FakeLcm();
+  const { app } = await testPrism({ lcm: lcm.call });
+  const info = await app.inject({ method: 'OPTIONS', url: '/api/lifecycle/unversioned/info', headers: { ...auth, ...JSON_CT } });
+  assert.deepEqual(info.json(), { data: 'v4.3' });
+  const r = await app.inject({ method: 'GET', url: '/api/lifecycle/v4.0/resources/entities', headers: auth });
+  assert.equal(r.statusCode, 200, r.body);
+  const j = r.json();
+  assert.equal(j.$objectType, 'lifecycle.v4.resources.ListEntitiesApiResponse');
+  assert.equal(j.data.length, 12);
+  assert.ok(j.data.every((e: any) => e.$objectType === 'lifecycle.v4.resources.Entity' && e.locationInfo.locationType === 'NODE'));
+  const hv = j.data.find((e: any) => e.entityClass === 'Hypervisor' && e.deviceId === 'SN1');
+  assert.deepEqual([hv.entityType, hv.entityVersion, hv.locationInfo.uuid], ['SOFTWARE', '1.0.0', 'host-1']);
+  assert.deepEqual(hv.availableVersions.map((v: any) => [v.version, v.status, v.isEnabled]), [['1.1.0', 'LATEST', true]]);
+  assert.equal(hv.availableVersions[0].dependencies[0].entityClass, 'Core Cluster', 'the storage OS goes with it');
+  const aos = j.data.find((e: any) => e.entityClass === 'Core Cluster' && e.deviceId === 'SN1');
+  assert.deepEqual(aos.availableVersions.map((v: any) => v.version), ['2.1.0']);
+  const bmc = j.data.find((e: any) => e.entityClass === 'BMC' && e.deviceId === 'SN1');
+  assert.deepEqual([bmc.entityType, bmc.entityVersion, bmc.availableVersions[0].version, bmc.availableVersions[0].isEnabled], ['FIRMWARE', '2.5.0', '3.0.0', false]);
+  // $filter as the SDKs send it
+  const f = (await app.inject({ method: 'GET', url: `/api/lifecycle/v4.0/resources/entities?$filter=${encodeURIComponent("entityClass eq 'BIOS'")}`, headers: auth })).json();
+  assert.equal(f.data.length, 3);
+  const one = await app.inject({ method: 'GET', url: `/api/lifecycle/v4.0/resources/entities/${String(hv.extId)}`, headers: auth });
+  assert.equal(one.json().data.extId, hv.extId);
+  const none = await app.inject({ method: 'GET', url: '/api/lifecycle/v4.0/resources/entities/nope', headers: auth });
+  assert.equal(none.statusCode, 404);
+  assert.equal(none.json().$objectType, 'lifecycle.v4.error.ErrorResponse');
+  await app.close();
+});
+
+test('v4 lifecycle: prechecks and upgrade take entityUpdateSpecs, refused naming the spec; the upgrade\'s task is its record (RUNNING with progress), status says the operation', async () => {
+  const lcm = new FakeLcm();
+  const { app, tasks } = await testPrism({ lcm: lcm.call });
+  const ents = (await app.inject({ method: 'GET', url: '/api/lifecycle/v4.0/resources/entities', headers: auth })).json().data as any[];
+  const hv = ents.find((e) => e.entityClass === 'Hypervisor');
+  const aos = ents.find((e) => e.entityClass === 'Core Cluster');
+  const bios = ents.find((e) => e.entityClass === 'BIOS');
+  const post = (action: string, body: unknown): Promise<LightMyRequestResponse> => app.inject({ method: 'POST', url: `/api/lifecycle/v4.0/operations/$actions/${action}`, headers: { ...auth, ...JSON_CT }, payload: JSON.stringify(body) });
+  for (const [body, field] of [
+    [{}, 'entityUpdateSpecs'],
+    [{ entityUpdateSpecs: [{ entityUuid: 'nope', toVersion: '1.1.0' }] }, 'entityUpdateSpecs[0].entityUuid'],
+    [{ entityUpdateSpecs: [{ entityUuid: hv.extId, toVersion: '9.9.9' }] }, 'entityUpdateSpecs[0].toVersion'],
+    [{ entityUpdateSpecs: [{ entityUuid: bios.extId, toVersion: '1.3.0' }] }, 'entityUpdateSpecs[0].entityUuid'],
+  ] as const) {
+    const r = await post('upgrade', body);
+    assert.equal(r.statusCode, 400, r.body);
+    assert.equal(r.json().data.error[0].argumentsMap?.field ?? field, field, r.body);
+    assert.match(r.json().data.error[0].message, new RegExp(`^${field.replace(/[[\].]/g, '\\$&')}: `));
+  }
+  assert.equal(lcm.calls.filter((c) => c === 'POST /lcm/upgrade').length, 0, 'nothing started');
+
+  const pre = await post('prechecks', { entityUpdateSpecs: [{ entityUuid: hv.extId, toVersion: '1.1.0' }, { entityUuid: aos.extId, toVersion: '2.1.0' }] });
+  assert.equal(pre.statusCode, 202, pre.body);
+  assert.equal(pre.json().data.$objectType, 'prism.v4.config.TaskReference');
+  assert.ok([...tasks.tasks.values()].some((t) => t.operationType === 'LcmPrechecks'));
+
+  const up = await post('upgrade', { entityUpdateSpecs: [{ entityUuid: hv.extId, toVersion: '1.1.0' }] });
+  assert.equal(up.statusCode, 202, up.body);
+  assert.ok(lcm.calls.includes('POST /lcm/upgrade'));
+  const extId = up.json().data.extId as string;
+  assert.equal(extId, `ZXJnb24=:${lcm.record?.id ?? ''}`);
+  for (let i = 0; i < 10; i++) lcm.advance();
+  const task = (await app.inject({ method: 'GET', url: `/api/prism/v4.0/config/tasks/${extId}`, headers: auth })).json().data;
+  assert.deepEqual([task.status, task.operation, task.progressPercentage], ['RUNNING', 'LcmUpgrade', 48], 'one node done and 3 of 7 steps of the next: (1 + 3/7) / 3');
+  const status = (await app.inject({ method: 'GET', url: '/api/lifecycle/v4.0/resources/status', headers: auth })).json().data;
+  assert.deepEqual(status.inProgressOperation.operationType, 'UPGRADE');
+  assert.equal(status.inProgressOperation.operationId, extId);
+  const during = (await app.inject({ method: 'GET', url: '/api/lifecycle/v4.0/resources/entities', headers: auth })).json().data as any[];
+  assert.equal(during.find((e) => e.entityClass === 'Hypervisor' && e.deviceId === 'SN2').targetVersion, '1.1.0');
+  for (let i = 0; i < 20; i++) lcm.advance();
+  const end = (await app.inject({ method: 'GET', url: `/api/prism/v4.0/config/tasks/${extId}`, headers: auth })).json().data;
+  assert.deepEqual([end.status, end.progressPercentage], ['SUCCEEDED', 100]);
+  await app.close();
+});
+
+test('the console\'s LCM routes pass to LCM; without credentials 401 and nothing reaches LCM', async () => {
+  const lcm = new FakeLcm();
+  const { app } = await testPrism({ lcm: lcm.call });
+  const inv = await app.inject({ method: 'GET', url: '/api/converge/v1/lcm/inventory', headers: auth });
+  assert.equal(inv.json().length, 3);
+  const plan = await app.inject({ method: 'GET', url: '/api/converge/v1/lcm/plan?to=1.1.0', headers: auth });
+  assert.equal(plan.json().plan.to, '1.1.0');
+  const started = await app.inject({ method: 'POST', url: '/api/converge/v1/lcm/upgrade', headers: { ...auth, ...JSON_CT }, payload: '{"to":"1.1.0"}' });
+  assert.equal(started.json().state, 'running');
+  const paused = await app.inject({ method: 'POST', url: '/api/converge/v1/lcm/upgrade/pause', headers: { ...auth, ...JSON_CT }, payload: '{}' });
+  assert.equal(paused.json().pauseRequested, true);
+  const missing = await app.inject({ method: 'POST', url: '/api/converge/v1/lcm/upgrade', headers: { ...auth, ...JSON_CT }, payload: '{"to":"7.0.0"}' });
+  assert.equal(missing.statusCode, 409, 'one runs already');
+  const before = lcm.calls.length;
+  for (const [method, url] of [['GET', '/api/converge/v1/lcm/inventory'], ['POST', '/api/converge/v1/lcm/upgrade/abort'], ['PUT', '/api/converge/v1/lcm/bundles'], ['GET', '/api/lifecycle/v4.0/resources/entities'], ['POST', '/api/lifecycle/v4.0/operations/$actions/upgrade']] as const) {
+    const r = await app.inject({ method, url, headers: method === 'PUT' ? { 'content-type': 'application/octet-stream' } : JSON_CT, ...(method === 'GET' ? {} : { payload: method === 'PUT' ? Buffer.alloc(100) : '{}' }) });
+    assert.equal(r.statusCode, 401, `${method} ${url}: ${r.body}`);
+  }
+  assert.equal(lcm.calls.length, before);
+  await app.close();
+});
