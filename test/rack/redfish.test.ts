@@ -7,6 +7,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestRack, PASSWORD, RedfishTestClient } from '../drivers/rack-driver.ts';
 import { FileServer } from '../drivers/boot-images.ts';
+import { createServer as createHttpsServer } from 'node:https';
+import { createCa, issueCert } from '../../src/shared/tls.ts';
 
 let tr: TestRack;
 let rf: RedfishTestClient;
@@ -292,6 +294,52 @@ test('firmware update: SimpleUpdate runs as a task; the new version shows; a bad
   assert.equal(noUri.json.error['@Message.ExtendedInfo'][0].MessageId, `${BASE}.ActionParameterMissing`);
   const badTarget = await rf.post('/redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate', { ImageURI: good, Targets: ['/redfish/v1/Systems/1'] });
   assert.equal(badTarget.status, 400);
+});
+
+test('firmware over HTTPS: an image server of a private CA is refused until that CA is added to RemoteServerCertificates; the CA listed, removable; bad certificates refused naming the field', async () => {
+  const ca = await createCa('image-server ca');
+  const cert = await issueCert(ca, { cn: '127.32.9.1', ips: ['127.32.9.1'], usage: 'server' });
+  const img = Buffer.from(JSON.stringify({ ConvergeFirmware: 1, Component: 'BMC', Version: 'CVGM-9.1.0' }));
+  const server = createHttpsServer({ key: cert.key, cert: cert.cert }, (_req, res) => res.writeHead(200, { 'Content-Type': 'application/json' }).end(img));
+  await new Promise<void>((r) => server.listen(18032, '127.32.9.1', r));
+  const rf1 = tr.redfish(1);
+  const update = async (): Promise<any> => {
+    const r = await rf1.post('/redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate', { ImageURI: 'https://127.32.9.1:18032/bmc.json' });
+    assert.equal(r.status, 202, JSON.stringify(r.json));
+    return tr.until(async () => {
+      const t = (await rf1.get(r.json['@odata.id'])).json;
+      return t.TaskState === 'Completed' || t.TaskState === 'Exception' ? t : undefined;
+    }, 10_000, 'task');
+  };
+  try {
+    const us = (await rf1.get('/redfish/v1/UpdateService')).json;
+    assert.equal(us.VerifyCertificate, true, JSON.stringify(us).slice(0, 300));
+    const COL = us.RemoteServerCertificates['@odata.id'] as string;
+    const refused = await update();
+    assert.equal(refused.TaskState, 'Exception', 'an unknown CA: not downloaded');
+    assert.match(JSON.stringify(refused.Messages), /cannot download/);
+    assert.notEqual((await rf1.get('/redfish/v1/UpdateService/FirmwareInventory/BMC')).json.Version, 'CVGM-9.1.0');
+    const notPem = await rf1.post(COL, { CertificateString: 'nope', CertificateType: 'PEM' });
+    assert.equal(notPem.status, 400);
+    assert.match(JSON.stringify(notPem.json), /CertificateString/);
+    const leaf = await rf1.post(COL, { CertificateString: cert.cert, CertificateType: 'PEM' });
+    assert.equal(leaf.status, 400, 'a server certificate is not a CA');
+    const added = await rf1.post(COL, { CertificateString: ca.cert, CertificateType: 'PEM' });
+    assert.equal(added.status, 201);
+    assert.equal((await rf1.post(COL, { CertificateString: ca.cert, CertificateType: 'PEM' })).status, 409, 'the same CA once');
+    const listed = (await rf1.get(COL)).json;
+    assert.equal(listed.Members.length, 1);
+    assert.equal((await rf1.get(listed.Members[0]['@odata.id'])).json.Subject.CommonName, 'image-server ca');
+    const r = await rf1.post('/redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate', { ImageURI: 'https://127.32.9.1:18032/bmc.json' });
+    assert.equal(r.status, 202);
+    // a BMC update ends with the BMC restarting (its tasks gone, as on real BMCs): the inventory says it
+    await tr.until(async () => ((await rf1.get('/redfish/v1/UpdateService/FirmwareInventory/BMC').catch(() => null))?.json?.Version === 'CVGM-9.1.0' ? true : undefined), 30_000, 'the new BMC firmware');
+    const loc = added.headers.get('location') ?? '';
+    assert.equal((await rf1.delete(loc)).status, 204);
+    assert.equal((await rf1.get(COL)).json.Members.length, 0);
+  } finally {
+    server.close();
+  }
 });
 
 test('BMC network settings (ipmi_config): validated, then the BMC moves to its new address', async () => {

@@ -81,6 +81,8 @@ export interface NodeState {
   faults: NodeFaults;
   /** Id of the first line of console.log (line Ids survive its rotation). */
   consoleFirstId?: number;
+  /** CA certificates the BMC trusts for HTTPS image downloads (UpdateService RemoteServerCertificates). */
+  remoteCertificates?: { id: string; pem: string }[];
 }
 
 export interface EventEntry {

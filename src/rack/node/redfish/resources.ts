@@ -14,6 +14,9 @@ import type { NodeRuntime } from '../node-runtime.ts';
 import { basicAuth, DownloadTooLarge, readLimited, redactUrl, splitUserInfo, type Credentials } from '../http-util.ts';
 import type { BmcMemory, BmcTask } from './bmc-state.ts';
 import { RedfishError } from './http-error.ts';
+import { X509Certificate } from 'node:crypto';
+import { rootCertificates } from 'node:tls';
+import { Agent, fetch as ufetch } from 'undici';
 import { need, type Ctx, type Route, type Reply, ROLE_PRIVILEGES } from './router.ts';
 
 export interface BmcHost {
@@ -398,15 +401,22 @@ async function runFirmwareUpdate(n: NodeRuntime, mem: BmcMemory, host: BmcHost, 
   try {
     const headers: Record<string, string> = {};
     if (creds) headers['Authorization'] = basicAuth(creds);
-    const res = await fetch(split.url, { headers, signal: AbortSignal.timeout(60_000) });
-    if (!res.ok) {
-      await res.body?.cancel().catch(() => undefined);
-      return fail(`cannot download ${shown}: HTTP ${res.status}`);
-    }
+    // HTTPS: the server must present a certificate of a public CA or of one in RemoteServerCertificates
+    const cas = (n.state.remoteCertificates ?? []).map((c) => c.pem);
+    const dispatcher = cas.length > 0 ? new Agent({ connect: { ca: [...rootCertificates, ...cas] } }) : undefined;
     const chunks: Uint8Array[] = [];
-    await readLimited(res, MAX_FIRMWARE_BYTES, (c) => {
-      chunks.push(c);
-    });
+    try {
+      const res = await ufetch(split.url, { headers, signal: AbortSignal.timeout(60_000), ...(dispatcher ? { dispatcher } : {}) });
+      if (!res.ok) {
+        await res.body?.cancel().catch(() => undefined);
+        return fail(`cannot download ${shown}: HTTP ${res.status}`);
+      }
+      await readLimited(res as unknown as Response, MAX_FIRMWARE_BYTES, (c) => {
+        chunks.push(c);
+      });
+    } finally {
+      void dispatcher?.close();
+    }
     let parsed: unknown;
     try {
       parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
@@ -456,6 +466,16 @@ function metadataXml(): string {
 }
 
 const noContent: Reply = { status: 204 };
+
+/** A trusted CA certificate as Redfish shows one. */
+function certificate(cert: X509Certificate, id: string): Record<string, unknown> {
+  const cn = (dn: string): string => /CN=([^\n,]+)/.exec(dn)?.[1] ?? dn;
+  return {
+    '@odata.id': `${V1}/UpdateService/RemoteServerCertificates/${id}`, '@odata.type': T.Certificate, Id: id, Name: `Remote server certificate ${id}`,
+    CertificateString: cert.toString(), CertificateType: 'PEM', Subject: { CommonName: cn(cert.subject) }, Issuer: { CommonName: cn(cert.issuer) },
+    ValidNotBefore: new Date(cert.validFrom).toISOString(), ValidNotAfter: new Date(cert.validTo).toISOString(), Fingerprint: cert.fingerprint256, FingerprintHashAlgorithm: 'TPM_ALG_SHA256',
+  };
+}
 
 /** The BMC's whole resource table. */
 export function redfishRoutes(host: BmcHost): Route[] {
@@ -952,6 +972,8 @@ export function redfishRoutes(host: BmcHost): Route[] {
       path: `${V1}/UpdateService`, get: () => ({
         '@odata.id': `${V1}/UpdateService`, '@odata.type': T.UpdateService, Id: 'UpdateService', Name: 'Update Service', ServiceEnabled: true,
         FirmwareInventory: link(`${V1}/UpdateService/FirmwareInventory`), Status: ok,
+        // HTTPS image servers are always verified: against public CAs and the ones added here
+        VerifyCertificate: true, RemoteServerCertificates: link(`${V1}/UpdateService/RemoteServerCertificates`),
         Actions: { '#UpdateService.SimpleUpdate': { target: `${V1}/UpdateService/Actions/UpdateService.SimpleUpdate`, 'TransferProtocol@Redfish.AllowableValues': ['HTTP', 'HTTPS'] } },
       }),
     },
@@ -981,6 +1003,50 @@ export function redfishRoutes(host: BmcHost): Route[] {
           const t = c.mem.newTask(`Firmware update from ${redactUrl(url.href)}`);
           void runFirmwareUpdate(c.node, c.mem, host, t, url.href, targets as string[] | undefined, creds).catch((e: unknown) => failTask(c.node, host, t, errorMessage(e)));
           return { status: 202, headers: { Location: `${V1}/TaskService/TaskMonitors/${t.id}` }, body: task(t) };
+        },
+      },
+    },
+    {
+      path: `${V1}/UpdateService/RemoteServerCertificates`,
+      get: (c) => collection(`${V1}/UpdateService/RemoteServerCertificates`, T.CertificateCollection, 'Remote Server Certificates', (c.node.state.remoteCertificates ?? []).map((x) => `${V1}/UpdateService/RemoteServerCertificates/${x.id}`)),
+      post: {
+        privilege: 'ConfigureManager', parameters: ['CertificateString', 'CertificateType'],
+        handle: (c) => {
+          const pem = need.string(c.body, 'CertificateString', true) as string;
+          need.oneOf(c.body, 'CertificateType', ['PEM'], true);
+          let cert: X509Certificate;
+          try {
+            cert = new X509Certificate(pem);
+          } catch {
+            throw new InputError('CertificateString', 'is not a PEM certificate', undefined, pem.slice(0, 40));
+          }
+          if (!cert.ca) throw new InputError('CertificateString', 'must be a CA certificate (basicConstraints CA:TRUE): it verifies the image servers\' certificates');
+          const certs = (c.node.state.remoteCertificates ??= []);
+          if (certs.some((x) => new X509Certificate(x.pem).fingerprint256 === cert.fingerprint256)) throw new RedfishError(409, 'this certificate is already trusted', [message('ResourceAlreadyExists', ['Certificate', 'CertificateString', cert.subject])]);
+          if (certs.length >= 16) throw new RedfishError(409, 'at most 16 remote server certificates', [message('CreateLimitReachedForResource')]);
+          const id = String(certs.reduce((m, x) => Math.max(m, Number(x.id)), 0) + 1);
+          certs.push({ id, pem: cert.toString() });
+          c.node.persist();
+          return { status: 201, headers: { Location: `${V1}/UpdateService/RemoteServerCertificates/${id}` }, body: certificate(cert, id) };
+        },
+      },
+    },
+    {
+      path: `${V1}/UpdateService/RemoteServerCertificates/{id}`,
+      get: (c) => {
+        const x = (c.node.state.remoteCertificates ?? []).find((r) => r.id === c.params['id']);
+        if (!x) throw new NotFoundError('Certificate', c.params['id'] ?? '');
+        return certificate(new X509Certificate(x.pem), x.id);
+      },
+      delete: {
+        privilege: 'ConfigureManager',
+        handle: (c) => {
+          const certs = c.node.state.remoteCertificates ?? [];
+          const i = certs.findIndex((r) => r.id === c.params['id']);
+          if (i < 0) throw new NotFoundError('Certificate', c.params['id'] ?? '');
+          certs.splice(i, 1);
+          c.node.persist();
+          return noContent;
         },
       },
     },
