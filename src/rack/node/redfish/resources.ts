@@ -411,7 +411,7 @@ async function runFirmwareUpdate(n: NodeRuntime, mem: BmcMemory, host: BmcHost, 
         await res.body?.cancel().catch(() => undefined);
         return fail(`cannot download ${shown}: HTTP ${res.status}`);
       }
-      await readLimited(res as unknown as Response, MAX_FIRMWARE_BYTES, (c) => {
+      await readLimited(res, MAX_FIRMWARE_BYTES, (c) => {
         chunks.push(c);
       });
     } finally {
