@@ -29,6 +29,15 @@ export interface BuildOptions {
   upgradeFrom?: string[];
   /** The CVM protocol it speaks and the oldest it works beside (absent: 1 and 1). */
   cvmProtocol?: { version: number; compatibleFrom: number };
+  /** Firmware images to ship (Converge firmware images the rack's BMCs flash; docs/rack.md), by version. */
+  firmwareBmc?: string;
+  firmwareBios?: string;
+}
+
+/** A Converge firmware image (what the rack's BMCs flash through SimpleUpdate; docs/rack.md). */
+function firmwareImage(component: 'BMC' | 'BIOS', version: string): [string, Buffer] {
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(version)) throw new InputError(`firmware-${component.toLowerCase()}`, `"${version}" is not a firmware version (letters, digits, . _ -)`);
+  return [`firmware/${component.toLowerCase()}-${version}.json`, Buffer.from(`${JSON.stringify({ ConvergeFirmware: 1, Component: component, Version: version })}\n`)];
 }
 
 /**
@@ -92,6 +101,8 @@ export async function buildBundle(o: BuildOptions): Promise<{ file: string; mani
     ...DATA_FILES.map(([to, from]): [string, Buffer] => [to, readFileSync(require.resolve(from))]),
     ...consoleFiles(),
   ]);
+  const images = [...(o.firmwareBmc ? [['bmc', firmwareImage('BMC', o.firmwareBmc), o.firmwareBmc] as const] : []), ...(o.firmwareBios ? [['bios', firmwareImage('BIOS', o.firmwareBios), o.firmwareBios] as const] : [])];
+  for (const [, f] of images) files.set(f[0], f[1]);
   const minFirmware: BundleManifest['minFirmware'] = {};
   if (o.minBios) minFirmware.bios = o.minBios;
   if (o.minBmc) minFirmware.bmc = o.minBmc;
@@ -110,6 +121,7 @@ export async function buildBundle(o: BuildOptions): Promise<{ file: string; mani
     compatibility: { [nos]: [hv], ...(o.compatible ?? {}) },
     ...(o.upgradeFrom && o.upgradeFrom.length > 0 ? { upgradeFrom: o.upgradeFrom } : {}),
     cvmProtocol: o.cvmProtocol ?? { version: 1, compatibleFrom: 1 },
+    ...(images.length > 0 ? { firmwareImages: Object.fromEntries(images.map(([part, f, v]) => [part, { version: v, file: f[0] }])) } : {}),
   };
   const file = resolve(o.out, bundleFileName(o.version));
   await writeBundle(file, manifest, files);

@@ -141,14 +141,18 @@ export function registerFoundation(program: Command): void {
     .option('--min-bios <v>', 'minimum BIOS firmware')
     .option('--upgrade-from <versions>', 'bundle versions a cluster may upgrade from to this one, comma-separated (default: any older one)')
     .option('--cvm-protocol <n[/oldest]>', 'the CVM protocol it speaks and the oldest it works beside during an upgrade (default 1/1)')
+    .option('--firmware-bmc <v>', 'ship a BMC firmware image of this version (LCM flashes it where the BMC is below --min-bmc)')
+    .option('--firmware-bios <v>', 'ship a BIOS firmware image of this version (LCM flashes it where the BIOS is below --min-bios)')
     .option('--json', 'machine-readable output')
-    .action(async (o: { version: string; out: string; hypervisorVersion?: string; nosVersion?: string; minBmc?: string; minBios?: string; upgradeFrom?: string; cvmProtocol?: string; json?: boolean }) => {
+    .action(async (o: { version: string; out: string; hypervisorVersion?: string; nosVersion?: string; minBmc?: string; minBios?: string; upgradeFrom?: string; cvmProtocol?: string; firmwareBmc?: string; firmwareBios?: string; json?: boolean }) => {
       try {
         const b: Parameters<typeof buildBundle>[0] = { version: o.version, out: resolve(o.out) };
         if (o.hypervisorVersion) b.hypervisorVersion = o.hypervisorVersion;
         if (o.nosVersion) b.nosVersion = o.nosVersion;
         if (o.minBmc) b.minBmc = o.minBmc;
         if (o.minBios) b.minBios = o.minBios;
+        if (o.firmwareBmc) b.firmwareBmc = o.firmwareBmc;
+        if (o.firmwareBios) b.firmwareBios = o.firmwareBios;
         if (o.upgradeFrom) b.upgradeFrom = o.upgradeFrom.split(',').map((x) => x.trim()).filter((x) => x !== '');
         if (o.cvmProtocol) {
           const m = /^(\d+)(?:\/(\d+))?$/.exec(o.cvmProtocol);

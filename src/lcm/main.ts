@@ -14,6 +14,8 @@ import { readIdentity, type Identity, type MemberIdentities } from '../shared/id
 import { storeClient } from '../cvm/protocol/store.ts';
 import { BMCS_PREFIX, type StoredBmc } from '../cvm/protocol/bmcs.ts';
 import { LCM_PORT, type LcmConfig } from './protocol/lcm.ts';
+import { PRISM_CA_KEY } from '../prism/protocol/prism.ts';
+import type { Pem } from '../shared/tls.ts';
 import { LcmService } from './node/service.ts';
 import { registerLcmRoutes } from './node/routes.ts';
 
@@ -34,6 +36,11 @@ async function main(): Promise<void> {
     bmc: async (serial) => {
       const v = await etcd.get(BMCS_PREFIX + serial).string();
       return v === null ? undefined : (JSON.parse(v) as StoredBmc);
+    },
+    imageCa: async () => {
+      const raw = await etcd.get(PRISM_CA_KEY).string();
+      if (!raw) throw new Error('the cluster certificate authority is not in the configuration store');
+      return JSON.parse(raw) as Pem;
     },
   });
   // bundles are uploaded as long as they keep arriving (longBody routes)

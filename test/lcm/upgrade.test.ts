@@ -68,7 +68,12 @@ async function guestsClean(): Promise<void> {
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'cvg-lcm-'));
-  const [l] = await Promise.all([VmLab.start('127.140', 18140, '127.141'), buildBundle({ version: '1.1.0', out: dir, minBmc: '3.0.0' })]);
+  // 1.2.1 carries BMC and BIOS firmware images above every lab node's: its upgrade flashes them
+  const [l] = await Promise.all([
+    VmLab.start('127.140', 18140, '127.141'),
+    buildBundle({ version: '1.1.0', out: dir, minBmc: '3.0.0' }),
+    buildBundle({ version: '1.2.1', out: join(dir, 'next'), minBmc: '3.20.0', minBios: 'CVGB-2.9.0', firmwareBmc: '3.20.0', firmwareBios: 'CVGB-2.9.0' }),
+  ]);
   lab = l;
   lab.cvmIp = lab.cvms[0] ?? '';
   await ok('image', 'create', '--name', 'guest', '--file', lab.guestImage);
@@ -173,11 +178,11 @@ test('the rolling upgrade to 1.1.0 with the guests writing; the CVM driving it k
   assert.equal(status.code, 0);
 });
 
-test('a node that does not come back stops the upgrade with the cluster serving, naming it and what to do; powered on again, resume finishes', async () => {
-  // 1.2.1 upgrades from 1.1.0; the restart of its first node is given 40 s
-  const b = await openBundle(readFileSync(join(dir, 'converge-1.1.0.tar.gz')));
-  await writeBundle(join(dir, 'next', 'converge-1.2.1.tar.gz'), { ...b.manifest, version: '1.2.1', components: { ...b.manifest.components, hypervisor: { ...b.manifest.components.hypervisor, version: '1.2.1' }, cvm: { ...b.manifest.components.cvm, version: '1.2.1' } }, compatibility: { '1.2.1': ['1.2.1'] } }, new Map([...b.files].filter(([p]) => p !== 'manifest.json')));
+test('firmware and software to 1.2.1: a node that does not come back stops the upgrade with the cluster serving, naming it and what to do; powered on again, resume finishes; BMC and BIOS at the new firmware', async () => {
+  // the restart of its first node is given 40 s
   await ok('lcm', 'bundle', 'upload', join(dir, 'next', 'converge-1.2.1.tar.gz'));
+  const planned = await ok<{ plan: UpgradePlan }>('lcm', 'plan', '--to', '1.2.1');
+  assert.deepEqual(planned.plan.nodes[0]?.steps.map((s) => s.kind).slice(0, 5), ['enter-maintenance', 'stop-cvm', 'firmware-bmc', 'firmware-bios', 'install']);
   const started = await ok<UpgradeRecord>('lcm', 'upgrade', '--to', '1.2.1', '--step-timeout', 'restart=40,rejoin=40');
   const first = started.plan.nodes[0]?.serial ?? '';
   const hosts = await lab.api<VmHost[]>('/hosts');
@@ -205,7 +210,7 @@ test('a node that does not come back stops the upgrade with the cluster serving,
   await ok('lcm', 'resume');
   await until('the resumed upgrade succeeds', (r) => r.state === 'succeeded', 1_800_000);
   const inv = await ok<NodeInventory[]>('lcm', 'inventory');
-  assert.deepEqual(inv.map((n) => n.nos), ['1.2.1', '1.2.1', '1.2.1']);
+  assert.deepEqual(inv.map((n) => [n.nos, n.firmware.bmc, n.firmware.bios]), Array(3).fill(['1.2.1', '3.20.0', 'CVGB-2.9.0']), 'software and firmware: read back over Redfish');
   assert.ok((await lab.api<ResiliencyReport>('/storage/resiliency')).ok);
   await guestsClean();
 });

@@ -24,6 +24,7 @@ export function offerOf(m: BundleManifest, sha256: string): BundleOffer {
     compatibility: m.compatibility, sha256,
     minFirmware: { ...(m.minFirmware.bmc ? { bmc: m.minFirmware.bmc } : {}), ...(m.minFirmware.bios ? { bios: m.minFirmware.bios } : {}) },
     ...(m.upgradeFrom ? { upgradeFrom: m.upgradeFrom } : {}), ...(m.cvmProtocol ? { cvmProtocol: m.cvmProtocol } : {}),
+    ...(m.firmwareImages ? { firmwareImages: { ...(m.firmwareImages.bmc ? { bmc: m.firmwareImages.bmc.version } : {}), ...(m.firmwareImages.bios ? { bios: m.firmwareImages.bios.version } : {}) } } : {}),
   };
 }
 
@@ -73,6 +74,7 @@ export function observationOf(s: ClusterSnapshot, target: string, now: number): 
       hypervisor: h?.hypervisorVersion ?? null, nos: c?.nosVersion ?? null,
       staged: sl ? (sl.running === target || sl.staged.includes(target) ? target : (sl.staged[0] ?? null)) : null,
       firmware: s.firmware[m.serial] ?? { bmc: null, bios: null },
+      hostStartedAt: h ? now - h.uptimeS * 1000 : null,
     };
   }
   return { now, nodes, resiliencyOk: s.resiliency?.ok === true };

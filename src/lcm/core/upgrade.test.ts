@@ -43,3 +43,23 @@ test('events: one more, newest last, at most 200 kept', () => {
   assert.equal(rec.events[0]?.message, 'e50');
   assert.equal(rec.updatedAt, new Date(249).toISOString());
 });
+
+test('a firmware-only node: its restart is seen as a host started after the step began, not as the versions (they do not change)', () => {
+  const atTarget = inv.map((n) => ({ ...n, hypervisor: '1.1.0', nos: '1.1.0', bundle: '1.1.0', firmware: { bmc: '2.0.0', bios: '1.0.0' } }));
+  const fw: BundleOffer = { ...offer, minFirmware: { bmc: '3.0.0' }, firmwareImages: { bmc: '3.1.0' } };
+  const { plan, refusals } = planUpgrade(atTarget, fw, { firmware: { bmc: '3.1.0' } });
+  assert.deepEqual(refusals, []);
+  assert.deepEqual(plan.nodes[0]?.steps.map((s) => s.kind), ['enter-maintenance', 'stop-cvm', 'firmware-bmc', 'restart', 'rejoin', 'resiliency', 'exit-maintenance']);
+  const t = { ...target, firmware: { bmc: '3.1.0' } };
+  const up = { hypervisor: '1.1.0', nos: '1.1.0', hostState: 'maintenance' };
+  let rec = startUpgrade('u', plan, fw.sha256, 0);
+  for (const [at, seen] of [[1, {}], [2, { hostState: 'maintenance' }], [3, { ...up, cvmUp: false }], [4, { ...up, cvmUp: false, firmware: { bmc: '3.1.0', bios: null } }]] as const) {
+    rec = advance(rec, look(at * 1000, { hypervisor: '1.1.0', nos: '1.1.0', ...seen }), t, 'd').record;
+  }
+  assert.equal(plan.nodes[0]?.steps[rec.nodes[0]?.step ?? -1]?.kind, 'restart');
+  const since = Date.parse(rec.nodes[0]?.since ?? '');
+  const still = advance(rec, look(20_000, { ...up, cvmUp: false, firmware: { bmc: '3.1.0', bios: null }, hostStartedAt: -3_600_000 }), t, 'd').record;
+  assert.equal(plan.nodes[0]?.steps[still.nodes[0]?.step ?? -1]?.kind, 'restart', 'the host up since before the step: not restarted');
+  const again = advance(rec, look(30_000, { ...up, cvmUp: false, firmware: { bmc: '3.1.0', bios: null }, hostStartedAt: since + 8000 }), t, 'd').record;
+  assert.equal(plan.nodes[0]?.steps[again.nodes[0]?.step ?? -1]?.kind, 'rejoin');
+});

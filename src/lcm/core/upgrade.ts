@@ -25,6 +25,8 @@ export interface NodeView {
   /** The bundle version staged on its boot disk for the next start (null: none). */
   staged: string | null;
   firmware: { bmc: string | null; bios: string | null };
+  /** When its host agent started (ms; from its uptime): a restart is seen as a start after the step began. Absent: not known. */
+  hostStartedAt?: number | null;
 }
 
 export interface Observation {
@@ -78,7 +80,7 @@ export function startUpgrade(id: string, plan: UpgradePlan, bundleSha256: string
 }
 
 /** Whether a node is seen in the state its step leads to. */
-function reached(kind: StepKind, v: NodeView | undefined, plan: NodePlan, t: UpgradeTarget, o: Observation): boolean {
+function reached(kind: StepKind, v: NodeView | undefined, plan: NodePlan, t: UpgradeTarget, o: Observation, since: number): boolean {
   if (!v) return false;
   const installs = plan.steps.some((s) => s.kind === 'install');
   switch (kind) {
@@ -87,7 +89,8 @@ function reached(kind: StepKind, v: NodeView | undefined, plan: NodePlan, t: Upg
     case 'firmware-bmc': return v.firmware.bmc !== null && t.firmware.bmc !== undefined && compareVersions(v.firmware.bmc, t.firmware.bmc) >= 0;
     case 'firmware-bios': return v.firmware.bios !== null && t.firmware.bios !== undefined && compareVersions(v.firmware.bios, t.firmware.bios) >= 0;
     case 'install': return v.staged === t.version;
-    case 'restart': return v.hostUp && v.hypervisor === (installs ? t.hypervisor : plan.from.hypervisor);
+    // a host that started before the step began has not restarted (uptime is in whole seconds: 2 s of slack)
+    case 'restart': return v.hostUp && v.hypervisor === (installs ? t.hypervisor : plan.from.hypervisor) && (v.hostStartedAt === undefined || (v.hostStartedAt !== null && v.hostStartedAt >= since - 2000));
     case 'rejoin': return v.cvmUp && v.servicesUp && v.nos === (installs ? t.nos : plan.from.nos);
     case 'resiliency': return o.resiliencyOk;
     case 'exit-maintenance': return v.hostState === 'up';
@@ -154,7 +157,7 @@ export function advance(r: UpgradeRecord, o: Observation, t: UpgradeTarget, driv
     const step = plan.steps[n.step];
     if (!step) throw new Error(`record ${rec.id}: node ${n.serial} at step ${n.step} of ${plan.steps.length}`);
     const view = o.nodes[n.serial];
-    if (reached(step.kind, view, plan, t, o)) {
+    if (reached(step.kind, view, plan, t, o, Date.parse(n.since))) {
       const next = plan.steps[n.step + 1];
       if (!next) {
         Object.assign(n, { state: 'done', since: iso(o.now), issuedBy: null });

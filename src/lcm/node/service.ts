@@ -19,7 +19,7 @@ import type { Task, Vm } from '../../cvm/protocol/vms.ts';
 import type { BmcAccess } from '../../cvm/protocol/bmcs.ts';
 import { lcmCall } from '../protocol/client.ts';
 import { hostCall } from '../../hypervisor/protocol/client.ts';
-import { ConflictError, InputError, NotFoundError, errorMessage } from '../../shared/errors.ts';
+import { ConflictError, InputError, NotFoundError, UnavailableError, errorMessage } from '../../shared/errors.ts';
 import type { Identity } from '../../shared/identity.ts';
 import { Leadership } from '../../shared/leadership.ts';
 import { inventoryOf, observationOf, precheckInputOf, type ClusterSnapshot, type MemberRef } from '../core/inventory.ts';
@@ -28,6 +28,11 @@ import { prechecks } from '../core/prechecks.ts';
 import { advance, noteEvent, pauseUpgrade, resumeUpgrade, startUpgrade, STEP_LIMITS, type Action, type UpgradeTarget } from '../core/upgrade.ts';
 import { LCM_ELECTION, LCM_UPGRADE_KEY, type StepKind, type NodeInventory, type PrecheckResult, type Refusal, type StoredBundle, type UpgradePlan, type UpgradeRecord } from '../protocol/lcm.ts';
 import { BundleRepository } from './repository.ts';
+import { FirmwareFlasher } from './firmware.ts';
+import { openBundle } from '../../shared/bundle/archive.ts';
+import type { Pem } from '../../shared/tls.ts';
+import { RedfishClient } from '../../rack/protocol/redfish-client.ts';
+import { bmcBaseUrl } from '../../cvm/protocol/bmcs.ts';
 import { lookAt, type LookNeeds } from './observe.ts';
 
 export interface LcmDeps {
@@ -39,6 +44,8 @@ export interface LcmDeps {
   /** Where this CVM keeps its copies of bundles. */
   bundleDir: string;
   bmc: (serial: string) => Promise<BmcAccess | undefined>;
+  /** The cluster's CA: it signs the certificate firmware images are served with (node/firmware.ts). */
+  imageCa: () => Promise<Pem>;
   log: (m: string) => void;
   /** How often the driver looks (default 2 s). */
   lookMs?: number;
@@ -59,6 +66,7 @@ const upgradeSchema = z.object({
 
 export class LcmService {
   readonly repository: BundleRepository;
+  private readonly firmware: FirmwareFlasher;
   private readonly leadership: Leadership;
   /** This driver's name in the record: a CVM started again is another driver (it asks again). */
   private readonly driver: string;
@@ -79,6 +87,7 @@ export class LcmService {
       etcd: d.etcd, dir: d.bundleDir, self: d.self.cvmIp, log: d.log,
       fetch: (holder, version) => lcmCall<Buffer>(holder, `/lcm/bundles/${encodeURIComponent(version)}/file`, { identity: d.identity, binary: true, timeoutMs: 300_000 }),
     });
+    this.firmware = new FirmwareFlasher({ self: d.self.cvmIp, bmc: d.bmc, ca: d.imageCa, log: d.log });
     this.leadership = new Leadership(d.etcd, { election: LCM_ELECTION, self: d.self.cvmIp, ttlS: d.leaseTtlS ?? 5, what: 'LCM', log: d.log }, {
       elected: () => this.schedule(0),
       lost: () => undefined,
@@ -92,6 +101,7 @@ export class LcmService {
   async stop(): Promise<void> {
     this.stopping.abort();
     clearTimeout(this.timer);
+    this.firmware.close();
     // not waiting for a look in flight: it may be this CVM's own stop that LCM asked its host for
     await this.leadership.stop();
   }
@@ -140,7 +150,7 @@ export class LcmService {
   async plan(to: string): Promise<{ plan: UpgradePlan; refusals: Refusal[]; bundle: StoredBundle }> {
     const bundle = await this.bundle(to);
     const s = await this.look({ firmware: true });
-    return { ...planUpgrade(LcmService.inventory(s), bundle.offer, { order: this.order(s.members) }), bundle };
+    return { ...planUpgrade(LcmService.inventory(s), bundle.offer, { order: this.order(s.members), ...(bundle.offer.firmwareImages ? { firmware: bundle.offer.firmwareImages } : {}) }), bundle };
   }
 
   async precheck(to: string): Promise<PrecheckResult[]> {
@@ -275,10 +285,12 @@ export class LcmService {
     if (!cur || cur.value.state !== 'running') return;
     const rec = cur.value;
     const bundle = await this.repository.get(rec.to);
-    const target: UpgradeTarget = { version: bundle.offer.version, hypervisor: bundle.offer.hypervisor, nos: bundle.offer.nos, firmware: {} };
+    const target: UpgradeTarget = { version: bundle.offer.version, hypervisor: bundle.offer.hypervisor, nos: bundle.offer.nos, firmware: bundle.offer.firmwareImages ?? {} };
     const node = rec.nodes.find((n) => n.state === 'running');
     const kind = node ? rec.plan.nodes.find((p) => p.serial === node.serial)?.steps[node.step]?.kind : undefined;
-    const snap = await this.look({ slots: kind === 'install', resiliency: kind === 'resiliency', firmware: kind?.startsWith('firmware') === true });
+    const flashing = kind === 'firmware-bmc' || kind === 'firmware-bios';
+    if (!flashing) this.firmware.close();
+    const snap = await this.look({ slots: kind === 'install', resiliency: kind === 'resiliency', firmware: flashing });
     const { record: next, actions } = advance(rec, observationOf(snap, rec.to, this.now()), target, this.driver);
     const moved = actions.length > 0 || next.state !== rec.state || JSON.stringify({ ...next, updatedAt: '' }) !== JSON.stringify({ ...rec, updatedAt: '' });
     if (moved || this.now() - this.lastWrite > 10_000) {
@@ -341,14 +353,37 @@ export class LcmService {
         return;
       }
       case 'restart':
-        await hostCall(m.hostIp, '/lcm/switch', { ...o, body: { version: rec.to }, timeoutMs: 60_000 });
+        // into the staged release; a node whose software stays (firmware only) restarts through its BMC
+        if (rec.plan.nodes.find((p) => p.serial === a.node)?.steps.some((x) => x.kind === 'install')) await hostCall(m.hostIp, '/lcm/switch', { ...o, body: { version: rec.to }, timeoutMs: 60_000 });
+        else await restartThroughBmc(await this.d.bmc(a.node), a.node);
         return;
       case 'rejoin':
       case 'resiliency':
         return; // waited for: the CVM comes back by itself, the repair loop restores the replicas
       case 'firmware-bmc':
-      case 'firmware-bios':
-        throw new ConflictError('firmware updates are not carried out yet');
+      case 'firmware-bios': {
+        const part = a.kind === 'firmware-bmc' ? 'bmc' : 'bios';
+        const b = await openBundle(await this.repository.bytes(rec.to), `bundle ${rec.to}`);
+        const img = b.manifest.firmwareImages?.[part];
+        const bytes = img ? b.files.get(img.file) : undefined;
+        if (!img || !bytes) throw new ConflictError(`bundle ${rec.to} carries no ${part.toUpperCase()} firmware image`);
+        await this.firmware.flash(a.node, part, bytes, img.file.slice(img.file.lastIndexOf('/') + 1));
+        return;
+      }
     }
+  }
+}
+
+/** A host restarted through its BMC (Redfish GracefulRestart of its first system). */
+async function restartThroughBmc(bmc: BmcAccess | undefined, serial: string): Promise<void> {
+  if (!bmc) throw new UnavailableError(`no BMC is known for node ${serial}`);
+  const client = new RedfishClient(bmcBaseUrl(bmc.address), bmc.user, bmc.password, bmc.ca ?? undefined, 15_000);
+  try {
+    const systems = await client.get<{ Members?: { '@odata.id': string }[] }>('/redfish/v1/Systems');
+    const sys = systems.Members?.[0]?.['@odata.id'];
+    if (!sys) throw new UnavailableError(`${serial}'s BMC lists no system`);
+    await client.post(`${sys}/Actions/ComputerSystem.Reset`, { ResetType: 'GracefulRestart' });
+  } finally {
+    await client.close();
   }
 }

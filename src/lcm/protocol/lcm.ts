@@ -33,6 +33,8 @@ export interface BundleOffer {
   upgradeFrom?: string[];
   /** The CVM protocol it speaks, and the oldest it works beside (mixed versions during an upgrade). */
   cvmProtocol?: { version: number; compatibleFrom: number };
+  /** The firmware images it carries (their versions): a node below minFirmware is flashed to them. */
+  firmwareImages?: { bmc?: string; bios?: string };
   sha256: string;
 }
 

@@ -12,6 +12,7 @@
  *   hypervisor/hypervisor.mjs     the host agent a node boots into
  *   cvm/cvm.mjs                   the Controller VM's software
  *   installer/installer.mjs       what a node boots from Foundation's virtual media
+ *   firmware/bmc-<v>.json         BMC and BIOS firmware images LCM flashes through each BMC (optional)
  * ```
  */
 import { z } from 'zod';
@@ -44,6 +45,11 @@ export const manifestSchema = z.object({
    */
   cvmProtocol: z.object({ version: z.number().int().min(1), compatibleFrom: z.number().int().min(1) })
     .refine((p) => p.compatibleFrom <= p.version, 'compatibleFrom must not be above version').optional(),
+  /** Firmware images in the bundle (files listed in `files`): LCM updates a node below minFirmware to them, through its BMC. */
+  firmwareImages: z.object({
+    bmc: z.object({ version: z.string().min(1).max(64), file: z.string().regex(/^firmware\/[A-Za-z0-9._-]+$/) }).optional(),
+    bios: z.object({ version: z.string().min(1).max(64), file: z.string().regex(/^firmware\/[A-Za-z0-9._-]+$/) }).optional(),
+  }).optional(),
 });
 
 export type BundleManifest = z.infer<typeof manifestSchema>;
