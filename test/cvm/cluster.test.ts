@@ -84,7 +84,7 @@ test('cluster create: etcd on 3 CVMs with 3 healthy members, and every CVM confi
   for (const v of status.cvms) {
     assert.equal(v.up, true);
     assert.equal(v.status.configured, true);
-    assert.deepEqual(v.status.services.filter((x: any) => x.name !== 'prism').map((x: any) => `${x.name}:${x.state}`), ['genesis:up', 'etcd:up', 'stargate:up']);
+    assert.deepEqual(v.status.services.filter((x: any) => x.name !== 'prism').map((x: any) => `${x.name}:${x.state}`), ['genesis:up', 'etcd:up', 'lcm:up', 'stargate:up']);
     assert.ok(v.status.services.some((x: any) => x.name === 'prism'), 'Prism runs in every CVM of a cluster');
     assert.ok(v.status.services.every((x: any) => x.pid > 0));
     // stargate is what it is: a part of the CVM process (genesis), measured from its NBD server and repair loop
@@ -95,7 +95,7 @@ test('cluster create: etcd on 3 CVMs with 3 healthy members, and every CVM confi
   }
   const text = await cvg('cluster', 'status', '--cvm-ip', '127.62.1.1');
   assert.match(text.stdout, /Cluster lab .* RF2, 3 nodes/);
-  assert.match(text.stdout, /CVM: 127\.62\.1\.2 \(\S+\) Up\n\s+genesis\s+UP\s+\[\d+\]\n\s+etcd\s+UP\s+\[\d+\]\n\s+prism\s+(UP|STARTING)\s+\[\d+\]\n\s+stargate\s+UP\s+\[\d+\] in genesis: NBD on 127\.62\.1\.2:10809 and the host link, owns \d+ vdisk\(s\), repair loop pass \d+\n/);
+  assert.match(text.stdout, /CVM: 127\.62\.1\.2 \(\S+\) Up\n\s+genesis\s+UP\s+\[\d+\]\n\s+etcd\s+UP\s+\[\d+\]\n\s+prism\s+(UP|STARTING)\s+\[\d+\]\n\s+lcm\s+(UP|STARTING)\s+\[\d+\]\n\s+stargate\s+UP\s+\[\d+\] in genesis: NBD on 127\.62\.1\.2:10809 and the host link, owns \d+ vdisk\(s\), repair loop pass \d+\n/);
   assert.match(text.stdout, /\nPrism: (https:\/\/127\.62\.1\.\d:9440\/console\/ \(leader (127\.62\.1\.\d|not elected yet)\)|not answering on 127\.62\.1\.2:9440)/);
   // Foundation hears that these nodes are now configured
   await t.tr.until(async () => {

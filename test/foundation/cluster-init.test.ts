@@ -67,7 +67,7 @@ test('image_nodes with cluster_init_now: three nodes imaged, the cluster created
   assert.match(c.checks.find((k: any) => k.name === 'data-path').evidence, /8 MiB written through 127\.48\.1\.1, read back identical through 127\.48\.1\.2; 1 of 1 extent group\(s\) recorded, 1 with RF2 in sync on distinct nodes and none stale/);
   assert.match(c.checks.find((k: any) => k.name === 'store-quorum').evidence, /3\/3 store members healthy with a leader/);
   // measured per CVM: each runs what a member must, stargate as a part of genesis
-  assert.match(c.checks.find((k: any) => k.name === 'cvm-services').evidence, /^every service up on 3\/3 CVMs: 127\.48\.1\.1: genesis, etcd, prism, stargate \(in genesis\); 127\.48\.1\.2: genesis, etcd, prism, stargate \(in genesis\); 127\.48\.1\.3: genesis, etcd, prism, stargate \(in genesis\)$/);
+  assert.match(c.checks.find((k: any) => k.name === 'cvm-services').evidence, /^every service up on 3\/3 CVMs: 127\.48\.1\.1: genesis, etcd, prism, lcm, stargate \(in genesis\); 127\.48\.1\.2: genesis, etcd, prism, lcm, stargate \(in genesis\); 127\.48\.1\.3: genesis, etcd, prism, lcm, stargate \(in genesis\)$/);
   assert.ok(c.time_total >= 0 && c.messages.length > 0);
   // the CVMs are in the cluster Foundation reported, and the test vdisk is gone
   const st = await (await cvmCall<any>('127.48.1.3', '/status'));

@@ -131,7 +131,10 @@ test('a VM starts, runs its boot sector, and its console is logged, streamed and
   assert.equal(vm.state, 'running');
   assert.ok(vm.pid && processAlive(vm.pid));
   assert.ok(vm.startedAt);
-  assert.deepEqual(a.resources(), { memoryMiB: 2048, cvmMemoryMiB: 1024, vmMemoryMiB: 128, freeMemoryMiB: 896, vcpus: 2, cvmVcpus: 1, vmVcpus: 1, accelerator: 'tcg' });
+  const { bootId, ...resources } = a.resources();
+  assert.deepEqual(resources, { memoryMiB: 2048, cvmMemoryMiB: 1024, vmMemoryMiB: 128, freeMemoryMiB: 896, vcpus: 2, cvmVcpus: 1, vmVcpus: 1, accelerator: 'tcg' });
+  assert.match(bootId ?? '', /^[0-9a-f-]{36}$/, 'a boot id: new at each start of the agent');
+  assert.equal(a.resources().bootId, bootId, 'the same while the agent runs');
   await until('the banner', () => a.console(s.uuid).text.includes(BANNER));
   assert.ok(a.get(s.uuid).consoleBytes >= BANNER.length);
   // a second start while it runs: 409, whatever the epoch
