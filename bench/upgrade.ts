@@ -26,7 +26,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VmLab } from '../test/drivers/vm-lab.ts';
 import { buildBundle } from '../src/cli/bundle-build.ts';
-import { lcmCall } from '../src/lcm/protocol/client.ts';
 import type { ResiliencyReport } from '../src/cvm/protocol/cluster.ts';
 import type { VmHost } from '../src/cvm/protocol/vms.ts';
 import type { UpgradeRecord } from '../src/lcm/protocol/lcm.ts';
@@ -126,13 +125,7 @@ async function main(): Promise<void> {
     const done = (): boolean => rec !== null && rec.state !== 'running';
     const [below] = await Promise.all([belowRf(lab, done), (async () => {
       for (const deadline = Date.now() + 1_800_000; !done(); await sleep(1000)) {
-        for (const ip of lab.cvms) {
-          const r = await lcmCall<UpgradeRecord>(ip, '/lcm/upgrade', { identity: lab.operator, timeoutMs: 5000 }).catch(() => null);
-          if (r) {
-            rec = r;
-            break;
-          }
-        }
+        rec = await lab.upgradeRecord().catch(() => rec);
         if (Date.now() > deadline) throw new Error('the upgrade did not end within 30 minutes');
       }
     })()]);

@@ -22,7 +22,8 @@ import { precheckText } from '../lcm/core/prechecks.ts';
 import type { NodeInventory, PrecheckResult, Refusal, StoredBundle, UpgradePlan, UpgradeRecord } from '../lcm/protocol/lcm.ts';
 import type { CallOptions } from '../shared/http-client.ts';
 import { lcmCall } from '../lcm/protocol/client.ts';
-import { cvmTarget, operator, withDataDir } from './cluster.ts';
+import type { CvmStatus } from '../cvm/protocol/cluster.ts';
+import { cvm, cvmTarget, operator, withDataDir } from './cluster.ts';
 import { fail, printJson, table } from './output.ts';
 
 type Opts = { cvmIp?: string; json?: boolean };
@@ -72,8 +73,8 @@ export function upgradeText(r: UpgradeRecord, events = 8): string {
 async function follow(ip: string, json: boolean): Promise<void> {
   const printed = new Set<string>();
   // the CVM asked may be one the upgrade restarts: the other members answer meanwhile
-  const inv = await lcm<NodeInventory[]>(ip, '/lcm/inventory', undefined, 30_000).catch(() => [] as NodeInventory[]);
-  const ips = [ip, ...inv.map((n) => n.cvmIp).filter((x) => x !== ip)];
+  const st = await cvm<CvmStatus>(ip, '/status', undefined, 10_000).catch(() => null);
+  const ips = [ip, ...(st?.cluster?.members ?? []).map((m) => m.cvmIp).filter((x) => x !== ip)];
   for (;;) {
     let r: UpgradeRecord | null = null;
     for (const at of ips) {

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { errorMessage } from '../shared/errors.ts';
+import { exitOnSignals } from '../shared/processes.ts';
 import type { CvmConfig } from '../hypervisor/protocol/node-config.ts';
 import { Cvm } from './node/cvm.ts';
 import { readIdentity } from '../shared/identity.ts';
@@ -22,16 +23,10 @@ const cvm = new Cvm(cfg, log);
 const id = readIdentity(cfg.identity);
 if (id) useIdentity(id);
 
-let stopping = false;
-const shutdown = (): void => {
-  if (stopping) return;
-  stopping = true;
+exitOnSignals(() => {
   log('CVM shutting down');
-  cvm.stop().then(() => process.exit(0), () => process.exit(1));
-  setTimeout(() => process.exit(0), 15_000).unref();
-};
-process.on('SIGTERM', shutdown);
-process.on('SIGINT', shutdown);
+  return cvm.stop();
+}, 15_000);
 
 cvm.start().catch((e: unknown) => {
   log(`cannot start: ${errorMessage(e)}`);

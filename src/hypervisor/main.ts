@@ -332,7 +332,12 @@ async function holdCvm(state: 'stopped' | 'running'): Promise<void> {
     cvmState = 'stopped';
     return;
   }
-  await new Promise<void>((r) => {
+  await stopCvmProcess(child);
+}
+
+/** The CVM asked to stop (SIGTERM), killed when it has not within 20 s; resolves once it has exited. */
+function stopCvmProcess(child: ChildProcess): Promise<void> {
+  return new Promise<void>((r) => {
     const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
     child.once('exit', () => {
       clearTimeout(killer);
@@ -450,13 +455,10 @@ function shutdown(code = 0): void {
   void agent.close();
   const child = cvm;
   if (!child) process.exit(code);
-  const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-  child.once('exit', () => {
-    clearTimeout(killer);
+  void stopCvmProcess(child).then(() => {
     log(code === EXIT_REBOOT ? 'host restarting' : 'host halted');
     process.exit(code);
   });
-  child.kill('SIGTERM');
 }
 
 process.on('SIGTERM', () => shutdown());

@@ -8,6 +8,7 @@
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { errorMessage } from '../shared/errors.ts';
+import { exitOnSignals } from '../shared/processes.ts';
 import { createInternalApi } from '../shared/http-api.ts';
 import { useIdentity } from '../shared/http-client.ts';
 import { readIdentity, type Identity, type MemberIdentities } from '../shared/identity.ts';
@@ -50,20 +51,11 @@ async function main(): Promise<void> {
   log(`LCM at https://${cfg.cvmIp}:${LCM_PORT} (cluster ${cfg.clusterId})`);
   service.start();
 
-  let stopping = false;
-  const shutdown = (): void => {
-    if (stopping) return;
-    stopping = true;
-    setTimeout(() => process.exit(0), 5000).unref();
-    void (async () => {
-      await service.stop();
-      await app.close();
-      etcd.close();
-      process.exit(0);
-    })();
-  };
-  process.on('SIGTERM', shutdown);
-  process.on('SIGINT', shutdown);
+  exitOnSignals(async () => {
+    await service.stop();
+    await app.close();
+    etcd.close();
+  }, 5000);
 }
 
 main().catch((e: unknown) => {

@@ -11,6 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { Etcd3 } from 'etcd3';
 import { ensureServerCert, type Pem } from '../shared/tls.ts';
 import { errorMessage } from '../shared/errors.ts';
+import { exitOnSignals } from '../shared/processes.ts';
 import { storeClient } from '../cvm/protocol/store.ts';
 import { readIdentity, type MemberIdentities } from '../shared/identity.ts';
 import { useIdentity } from '../shared/http-client.ts';
@@ -116,24 +117,15 @@ async function main(): Promise<void> {
   log(`Prism at https://${cfg.cvmIp}:${PRISM_PORT} (cluster ${cfg.clusterId})`);
   leadership.start();
 
-  let stopping = false;
-  const shutdown = (): void => {
-    if (stopping) return;
-    stopping = true;
-    setTimeout(() => process.exit(0), 5000).unref();
-    void (async () => {
-      stopHealth();
-      await vmRecords.stop();
-      await leadership.stop();
-      await releaseVip();
-      await app.close();
-      await accounts.stop();
-      etcd.close();
-      process.exit(0);
-    })();
-  };
-  process.on('SIGTERM', shutdown);
-  process.on('SIGINT', shutdown);
+  exitOnSignals(async () => {
+    stopHealth();
+    await vmRecords.stop();
+    await leadership.stop();
+    await releaseVip();
+    await app.close();
+    await accounts.stop();
+    etcd.close();
+  }, 5000);
 }
 
 main().catch((e: unknown) => {

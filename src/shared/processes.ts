@@ -1,6 +1,7 @@
 /**
  * @module
- * Whether a process is alive, as the holder of a lease or a machine's power sees it.
+ * Whether a process is alive, as the holder of a lease or a machine's power sees it; and how a
+ * service process ends on a signal.
  *
  * `kill(pid, 0)` alone answers "alive" for a zombie: a process that has exited but that its parent
  * has not reaped yet. A process whose parent died first (the CVM when its node loses power: the
@@ -33,4 +34,20 @@ export function processAlive(pid: number): boolean {
   }
   const state = processState(pid);
   return state !== 'Z' && state !== 'X';
+}
+
+/**
+ * A service process's end: on SIGTERM or SIGINT (the first one), `stop()` then exit 0 (1 when it
+ * failed); after `graceMs` the process exits 0 whatever `stop()` is waiting for.
+ */
+export function exitOnSignals(stop: () => Promise<void>, graceMs: number): void {
+  let stopping = false;
+  const shutdown = (): void => {
+    if (stopping) return;
+    stopping = true;
+    setTimeout(() => process.exit(0), graceMs).unref();
+    stop().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
 }

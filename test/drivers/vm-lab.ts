@@ -15,6 +15,8 @@ import { buildTestGuest } from './guest-vm.ts';
 import type { Vm } from '../../src/cvm/protocol/vms.ts';
 import type { ConsoleChunk } from '../../src/hypervisor/protocol/vms.ts';
 import { cvmCall } from '../../src/cvm/protocol/client.ts';
+import { lcmCall } from '../../src/lcm/protocol/client.ts';
+import type { UpgradeRecord } from '../../src/lcm/protocol/lcm.ts';
 import { DeploymentPki, type Identity } from '../../src/shared/identity.ts';
 
 export class VmLab {
@@ -101,6 +103,15 @@ export class VmLab {
     this.identity ??= DeploymentPki.operatorOf(this.t.dir);
     assert.ok(this.identity, 'the deployment has an operator certificate');
     return this.identity;
+  }
+
+  /** The LCM upgrade's record from whichever CVM answers (the one asked may be restarting in the upgrade). */
+  async upgradeRecord(): Promise<UpgradeRecord> {
+    for (const ip of this.cvms) {
+      const r = await lcmCall<UpgradeRecord>(ip, '/lcm/upgrade', { identity: this.operator, timeoutMs: 5000 }).catch(() => null);
+      if (r) return r;
+    }
+    throw new Error(`no CVM's LCM answers (${this.cvms.join(', ')})`);
   }
 
   /** A VM by name (`converge vm get` reads the same record). */

@@ -22,7 +22,6 @@ import type { HostStatus } from '../../src/hypervisor/protocol/node-config.ts';
 import type { Vm, VmHost } from '../../src/cvm/protocol/vms.ts';
 import type { ResiliencyReport } from '../../src/cvm/protocol/cluster.ts';
 import { buildBundle } from '../../src/cli/bundle-build.ts';
-import { lcmCall } from '../../src/lcm/protocol/client.ts';
 import { openBundle, writeBundle } from '../../src/shared/bundle/archive.ts';
 import type { NodeInventory, PrecheckResult, Refusal, StoredBundle, UpgradePlan, UpgradeRecord } from '../../src/lcm/protocol/lcm.ts';
 
@@ -32,20 +31,12 @@ const VMS = ['vm1', 'vm2', 'vm3'];
 const ok = <T>(...a: string[]): Promise<T> => lab.ok<T>(...a);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** The record, from whichever CVM answers (the one asked may be restarting). */
-async function record(): Promise<UpgradeRecord> {
-  for (const ip of lab.cvms) {
-    const r = await lcmCall<UpgradeRecord>(ip, '/lcm/upgrade', { identity: lab.operator, timeoutMs: 5000 }).catch(() => null);
-    if (r) return r;
-  }
-  throw new Error('no CVM answers');
-}
 
 /** Waits for the record to satisfy `p`, failing at once on a guest error or an upgrade that stopped unexpectedly. */
 async function until(what: string, p: (r: UpgradeRecord) => boolean, timeoutMs: number, allow: UpgradeRecord['state'][] = ['running']): Promise<UpgradeRecord> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const r = await record();
+    const r = await lab.upgradeRecord();
     if (p(r)) return r;
     assert.ok(allow.includes(r.state), `${what}: the upgrade is ${r.state}: ${r.error ?? ''}\n${r.events.slice(-10).map((e) => e.message).join('\n')}`);
     assert.ok(Date.now() < deadline, `${what}: not within ${timeoutMs / 1000} s\n${r.events.slice(-10).map((e) => e.message).join('\n')}`);

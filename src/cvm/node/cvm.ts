@@ -549,40 +549,44 @@ export class Cvm {
     return this.vmService;
   }
 
-  /** Prism runs as its own process in this CVM (a crash of it takes nothing else down). */
+  /**
+   * A service of this CVM that runs as its own process (a crash of it takes nothing else down): its
+   * `<name>.mjs` beside this CVM's (or `entryEnv`), its configuration in `configEnv`. Not started
+   * when this CVM's software lacks it (running from source).
+   */
+  private supervise(name: string, entryEnv: string, configEnv: string, config: unknown): Supervised | undefined {
+    const entry = process.env[entryEnv] ?? join(dirname(process.argv[1] ?? '.'), `${name}.mjs`);
+    if (!existsSync(entry)) {
+      this.log(`${name}: not started: ${entry} is missing from this CVM's software`);
+      return undefined;
+    }
+    const child = new Supervised(name, process.execPath, [entry], this.log, { env: { ...process.env, [configEnv]: JSON.stringify(config) }, echo: true });
+    child.start();
+    return child;
+  }
+
+  /** Prism (prism/main.ts). */
   private startPrism(): void {
     const c = this.state?.cluster;
     if (this.prism || !c) return;
-    const entry = process.env['CONVERGE_PRISM_ENTRY'] ?? join(dirname(process.argv[1] ?? '.'), 'prism.mjs');
-    if (!existsSync(entry)) {
-      this.log(`prism: not started: ${entry} is missing from this CVM's software`);
-      return;
-    }
     const pc: PrismConfig = {
       cvmIp: this.cfg.cvmIp, vip: c.vip, clusterId: c.clusterId, store: c.store, stateDir: join(this.cfg.stateDir, 'prism'),
       pki: { member: join(this.cfg.stateDir, MEMBER_IDENTITIES_FILE), node: this.cfg.identity },
     };
     const ttl = Number(process.env['CONVERGE_PRISM_LEASE_S']);
     if (Number.isInteger(ttl) && ttl > 0) pc.leaseTtlS = ttl;
-    this.prism = new Supervised('prism', process.execPath, [entry], this.log, { env: { ...process.env, CONVERGE_PRISM_CONFIG: JSON.stringify(pc) }, echo: true });
-    this.prism.start();
+    this.prism = this.supervise('prism', 'CONVERGE_PRISM_ENTRY', 'CONVERGE_PRISM_CONFIG', pc);
   }
 
-  /** LCM runs as its own process in this CVM, like Prism (lcm/main.ts; ADR 018). */
+  /** LCM (lcm/main.ts; ADR 018). */
   private startLcm(): void {
     const c = this.state?.cluster;
     if (this.lcm || !c) return;
-    const entry = process.env['CONVERGE_LCM_ENTRY'] ?? join(dirname(process.argv[1] ?? '.'), 'lcm.mjs');
-    if (!existsSync(entry)) {
-      this.log(`lcm: not started: ${entry} is missing from this CVM's software`);
-      return;
-    }
     const lc: LcmConfig = {
       cvmIp: this.cfg.cvmIp, serial: this.cfg.serial, clusterId: c.clusterId, store: c.store, members: c.members.map((m) => ({ serial: m.serial, cvmIp: m.cvmIp, hostIp: m.hostIp })),
       stateDir: join(this.cfg.stateDir, 'lcm'), pki: { member: join(this.cfg.stateDir, MEMBER_IDENTITIES_FILE), node: this.cfg.identity },
     };
-    this.lcm = new Supervised('lcm', process.execPath, [entry], this.log, { env: { ...process.env, CONVERGE_LCM_CONFIG: JSON.stringify(lc) }, echo: true });
-    this.lcm.start();
+    this.lcm = this.supervise('lcm', 'CONVERGE_LCM_ENTRY', 'CONVERGE_LCM_CONFIG', lc);
   }
 
   private async stopStargate(): Promise<void> {

@@ -59,6 +59,11 @@ export interface ClusterSnapshot {
   resiliency: ResiliencyReport | null;
 }
 
+/** A CVM's status in a snapshot by its address (inventoryOf's and precheckInputOf's `status`). */
+export function cvmStatusOf(s: ClusterSnapshot): (cvmIp: string) => CvmStatus | null {
+  return (ip) => s.cvm[s.members.find((m) => m.cvmIp === ip)?.serial ?? ''] ?? null;
+}
+
 /** The rolling upgrade's view of the cluster (upgrade.ts), toward bundle `target`. */
 export function observationOf(s: ClusterSnapshot, target: string, now: number): Observation {
   const nodes: Record<string, NodeView> = {};

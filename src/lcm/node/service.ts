@@ -22,7 +22,7 @@ import { hostCall } from '../../hypervisor/protocol/client.ts';
 import { ConflictError, InputError, NotFoundError, UnavailableError, errorMessage } from '../../shared/errors.ts';
 import type { Identity } from '../../shared/identity.ts';
 import { Leadership } from '../../shared/leadership.ts';
-import { inventoryOf, observationOf, precheckInputOf, type ClusterSnapshot, type MemberRef } from '../core/inventory.ts';
+import { cvmStatusOf, inventoryOf, observationOf, precheckInputOf, type ClusterSnapshot, type MemberRef } from '../core/inventory.ts';
 import { planUpgrade } from '../core/plan.ts';
 import { prechecks } from '../core/prechecks.ts';
 import { advance, noteEvent, pauseUpgrade, resumeUpgrade, startUpgrade, STEP_LIMITS, type Action, type UpgradeTarget } from '../core/upgrade.ts';
@@ -133,7 +133,7 @@ export class LcmService {
   }
 
   private static inventory(s: ClusterSnapshot): NodeInventory[] {
-    return inventoryOf(s.members, (ip) => s.cvm[s.members.find((m) => m.cvmIp === ip)?.serial ?? ''] ?? null, (serial) => s.firmware[serial] ?? { bmc: null, bios: null }, (serial) => s.host[serial] ?? null);
+    return inventoryOf(s.members, cvmStatusOf(s), (serial) => s.firmware[serial] ?? { bmc: null, bios: null }, (serial) => s.host[serial] ?? null);
   }
 
   async inventory(): Promise<NodeInventory[]> {
@@ -154,7 +154,7 @@ export class LcmService {
   }
 
   async precheck(to: string): Promise<PrecheckResult[]> {
-    const bundle = await this.bundle(to);
+    await this.bundle(to); // refuses a version not in the repository
     const problems: string[] = [];
     await this.repository.bytes(to).catch((e: unknown) => problems.push(errorMessage(e)));
     const [s, vms, pool, resiliency, current] = await Promise.all([
@@ -164,10 +164,9 @@ export class LcmService {
       cvmCall<ResiliencyReport>(this.d.self.cvmIp, '/storage/resiliency', { identity: this.d.identity, timeoutMs: 60_000 }).catch(() => null),
       this.record(),
     ]);
-    void bundle;
     const live = current && !TERMINAL.has(current.value.state) ? current.value : null;
     return prechecks(precheckInputOf({
-      members: s.members, status: (ip) => s.cvm[s.members.find((m) => m.cvmIp === ip)?.serial ?? ''] ?? null,
+      members: s.members, status: cvmStatusOf(s),
       hosts: s.vmHosts, vms, resiliency, pool, bundleProblems: problems,
       token: { holder: live?.token ?? null, upgradeRunning: live !== null },
     }));

@@ -5,10 +5,10 @@
  */
 import { useRef, useState, type FormEvent, type ReactElement } from 'react';
 import * as api from '../api/client.ts';
-import { ago, bytes, percent } from '../model/format.ts';
+import { ago, bytes } from '../model/format.ts';
 import type { V3Image } from '../model/v3.ts';
 import { useNow, usePoll } from './hooks.ts';
-import { Badge, ErrorBanner, PageHead, Panel, Progress } from './widgets.tsx';
+import { Badge, ErrorBanner, PageHead, Panel, UploadProgress } from './widgets.tsx';
 
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
@@ -69,13 +69,8 @@ export function ImagesPage(): ReactElement {
           <form className="form" onSubmit={upload}>
             <label>File<input name="image-file" type="file" ref={file} accept=".img,.raw,.qcow2,.iso,.vmdk" /></label>
             <label>Name<input name="upload-name" placeholder="the file's name" value={upName} onChange={(e) => setUpName(e.target.value)} /></label>
-            {up ? (
-              <div data-testid="upload-progress">
-                <div className="muted">{up.name}: {bytes(up.sent)} of {bytes(up.total)} ({percent(up.sent, up.total)})</div>
-                <Progress percent={up.total ? (100 * up.sent) / up.total : 0} state="RUNNING" />
-                <button type="button" className="btn small ghost" onClick={() => abort.current?.abort()}>Cancel</button>
-              </div>
-            ) : <button type="submit" className="btn primary">Upload</button>}
+            {up ? <UploadProgress testId="upload-progress" label={up.name} sent={up.sent} total={up.total} onCancel={() => abort.current?.abort()} />
+              : <button type="submit" className="btn primary">Upload</button>}
           </form>
         </Panel>
       </div>

@@ -8,11 +8,11 @@
  */
 import { useRef, useState, type FormEvent, type ReactElement } from 'react';
 import * as api from '../api/client.ts';
-import { ago, bytes, percent } from '../model/format.ts';
+import { ago, bytes } from '../model/format.ts';
 import { nodeStages, upgradeSummary } from '../model/lcm.ts';
 import type { PrecheckResult, Refusal, UpgradePlan, UpgradeRecord } from '../../../../src/lcm/protocol/lcm.ts';
 import { useNow, usePoll } from './hooks.ts';
-import { Badge, ErrorBanner, PageHead, Panel, Progress } from './widgets.tsx';
+import { Badge, ErrorBanner, PageHead, Panel, UploadProgress } from './widgets.tsx';
 
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 const UPGRADE_STATE: Record<UpgradeRecord['state'], string> = { running: 'RUNNING', paused: 'PAUSED', failed: 'FAILED', succeeded: 'SUCCEEDED', aborted: 'ABORTED' };
@@ -129,13 +129,8 @@ export function LcmPage(): ReactElement {
           )}
           <form className="form" onSubmit={upload}>
             <label>Release bundle<input name="bundle-file" type="file" ref={file} accept=".tar.gz,.tgz" /></label>
-            {up ? (
-              <div data-testid="bundle-progress">
-                <div className="muted">{bytes(up.sent)} of {bytes(up.total)} ({percent(up.sent, up.total)})</div>
-                <Progress percent={up.total ? (100 * up.sent) / up.total : 0} state="RUNNING" />
-                <button type="button" className="btn small ghost" onClick={() => abort.current?.abort()}>Cancel</button>
-              </div>
-            ) : <button type="submit" className="btn">Upload</button>}
+            {up ? <UploadProgress testId="bundle-progress" sent={up.sent} total={up.total} onCancel={() => abort.current?.abort()} />
+              : <button type="submit" className="btn">Upload</button>}
           </form>
         </Panel>
         <Panel title="Plan and pre-checks">

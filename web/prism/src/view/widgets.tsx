@@ -1,10 +1,11 @@
 /**
  * @module
  * Small pieces every page uses: a link inside the console, a state badge, an error banner, a
- * progress bar, a capacity bar and a page header.
+ * progress bar, an upload's progress, a capacity bar and a page header.
  */
 import type { MouseEvent, ReactElement, ReactNode } from 'react';
 import { go } from './hooks.ts';
+import { bytes, percent } from '../model/format.ts';
 
 /** A link to another page of the console, without reloading it. */
 export function Link({ to, children, className }: { to: string; children: ReactNode; className?: string }): ReactElement {
@@ -34,6 +35,17 @@ export function Progress({ percent, state }: { percent: number; state?: string }
   return (
     <div className={`progress ${state ? (TONE[state] ?? '') : ''}`} role="progressbar" aria-valuenow={Math.round(percent)} aria-valuemin={0} aria-valuemax={100}>
       <div style={{ width: `${Math.max(0, Math.min(100, percent))}%` }} />
+    </div>
+  );
+}
+
+/** An upload under way: bytes sent of the total, a bar, and Cancel. */
+export function UploadProgress({ testId, label, sent, total, onCancel }: { testId: string; label?: string; sent: number; total: number; onCancel: () => void }): ReactElement {
+  return (
+    <div data-testid={testId}>
+      <div className="muted">{label ? `${label}: ` : ''}{bytes(sent)} of {bytes(total)} ({percent(sent, total)})</div>
+      <Progress percent={total ? (100 * sent) / total : 0} state="RUNNING" />
+      <button type="button" className="btn small ghost" onClick={onCancel}>Cancel</button>
     </div>
   );
 }
