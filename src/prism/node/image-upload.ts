@@ -148,8 +148,7 @@ export class ImageUploads {
     const p = this.pending.get(uuid);
     if (!p) throw new NotFoundError('image', uuid);
     if (p.uploading) throw new ConflictError(`image ${p.name}: an upload of its file is under way`);
-    const type = (headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
-    if (type !== 'application/octet-stream') throw new UnsupportedMediaTypeError('Content-Type', `must be application/octet-stream: the image file as it is${type ? ` (got ${JSON.stringify(type.slice(0, 100))})` : ''}`);
+    octetStreamOnly(headers, 'the image file');
     const length = headers['content-length'];
     if (headers['transfer-encoding'] === undefined && (length === undefined || Number(length) === 0)) throw new InputError('body', 'is empty: send the image file as the body');
     if (length !== undefined && Number(length) > this.limits.maxBytes) throw new PayloadTooLargeError('body', this.limits.maxBytes, `is larger than an image upload may be (${this.limits.maxBytes} bytes)`);
@@ -253,6 +252,12 @@ class UploadMeter extends Transform {
     this.failure = e;
     return e;
   }
+}
+
+/** Refuses (415) an upload whose Content-Type is not application/octet-stream, naming what the body must be. */
+export function octetStreamOnly(headers: FastifyRequest['headers'], what: string): void {
+  const type = (headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  if (type !== 'application/octet-stream') throw new UnsupportedMediaTypeError('Content-Type', `must be application/octet-stream: ${what} as it is${type ? ` (got ${JSON.stringify(type.slice(0, 100))})` : ''}`);
 }
 
 /**

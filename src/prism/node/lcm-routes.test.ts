@@ -92,6 +92,9 @@ test('the console\'s LCM routes pass to LCM; without credentials 401 and nothing
   assert.equal(started.json().state, 'running');
   const paused = await app.inject({ method: 'POST', url: '/api/converge/v1/lcm/upgrade/pause', headers: { ...auth, ...JSON_CT }, payload: '{}' });
   assert.equal(paused.json().pauseRequested, true);
+  const json = await app.inject({ method: 'PUT', url: '/api/converge/v1/lcm/bundles', headers: { ...auth, ...JSON_CT }, payload: '{}' });
+  assert.equal(json.statusCode, 415);
+  assert.match(json.json().message_list[0].message, /^Content-Type: must be application\/octet-stream: the release bundle as it is \(got "application\/json"\)/);
   const missing = await app.inject({ method: 'POST', url: '/api/converge/v1/lcm/upgrade', headers: { ...auth, ...JSON_CT }, payload: '{"to":"7.0.0"}' });
   assert.equal(missing.statusCode, 409, 'one runs already');
   const before = lcm.calls.length;

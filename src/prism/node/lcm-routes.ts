@@ -21,6 +21,7 @@ import { bundleOfSpecs, v4LcmEntities, v4LcmStatus, v4TaskOfUpgrade, type LcmCom
 import { parseV4Query, v4Accepted, v4List, v4One } from '../core/v4.ts';
 import type { ClusterSnapshot } from '../core/snapshot.ts';
 import type { PrismTask } from '../protocol/prism.ts';
+import { octetStreamOnly } from './image-upload.ts';
 
 /** A call of LCM on Prism's CVM. */
 export type LcmCaller = <T>(path: string, o?: CallOptions) => Promise<T>;
@@ -99,7 +100,18 @@ export function registerLcmRoutes(app: FastifyInstance, d: LcmRouteDeps): void {
   void app.register((scope, _opts, done) => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('application/octet-stream', (_req, payload, next) => next(null, payload));
-    scope.put(`${CONSOLE}/bundles`, { config: { longBody: true } }, async (req, reply) => {
+    scope.put(`${CONSOLE}/bundles`, {
+      config: { longBody: true },
+      // after the app's authentication (its onRequest hook), before the body is read
+      onRequest: (req, _reply, next) => {
+        try {
+          octetStreamOnly(req.headers, 'the release bundle');
+          next();
+        } catch (e) {
+          next(e as Error);
+        }
+      },
+    }, async (req, reply) => {
       if (!req.body) throw new InputError('body', 'must be a release bundle (Content-Type: application/octet-stream)');
       const stored = await d.lcm<StoredBundle>('/lcm/bundles', { method: 'PUT', stream: req.body as Readable, timeoutMs: 600_000, ...(req.headers['content-length'] ? { headers: { 'content-length': req.headers['content-length'] } } : {}) });
       return reply.status(201).send(stored);
