@@ -50,9 +50,8 @@ export class RedfishFencer {
   /** The first member of /redfish/v1/Systems. */
   async systemPath(): Promise<string> {
     if (this.system) return this.system;
-    const systems = await this.call('list its systems', () => this.client.get<Json>('/redfish/v1/Systems'));
-    const first = (systems['Members'] as { '@odata.id'?: unknown }[] | undefined)?.[0]?.['@odata.id'];
-    if (typeof first !== 'string') throw new UnavailableError(`the BMC at ${this.bmc.address} lists no system`);
+    const first = await this.call('list its systems', () => this.client.firstSystem());
+    if (first === null) throw new UnavailableError(`the BMC at ${this.bmc.address} lists no system`);
     this.system = first;
     return first;
   }
@@ -70,7 +69,7 @@ export class RedfishFencer {
     const path = await this.systemPath();
     let sent = false;
     if ((await this.powerState()) !== 'Off') {
-      await this.call('power the host off', () => this.client.post(`${path}/Actions/ComputerSystem.Reset`, { ResetType: 'ForceOff' }));
+      await this.call('power the host off', () => this.client.reset(path, 'ForceOff'));
       sent = true;
     }
     await this.until('Off', t0, signal);
@@ -83,7 +82,7 @@ export class RedfishFencer {
     const path = await this.systemPath();
     const state = await this.powerState();
     if (state === 'On') return { sent: false };
-    await this.call('power the host on', () => this.client.post(`${path}/Actions/ComputerSystem.Reset`, { ResetType: 'On' }));
+    await this.call('power the host on', () => this.client.reset(path, 'On'));
     await this.until('On', t0, signal);
     return { sent: true };
   }

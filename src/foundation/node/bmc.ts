@@ -156,7 +156,7 @@ export class Bmc {
   async forceOff(): Promise<boolean> {
     const p = await this.resolve();
     if ((await this.powerState()) === 'Off') return false;
-    await this.client.post(`${p.system}/Actions/ComputerSystem.Reset`, { ResetType: 'ForceOff' });
+    await this.client.reset(p.system, 'ForceOff');
     return true;
   }
 
@@ -164,7 +164,7 @@ export class Bmc {
     const p = await this.resolve();
     const sys = await this.client.get<Json>(p.system);
     const type = sys['PowerState'] === 'Off' ? 'On' : 'ForceRestart';
-    await this.client.post(`${p.system}/Actions/ComputerSystem.Reset`, { ResetType: type });
+    await this.client.reset(p.system, type);
     return type;
   }
 

@@ -378,10 +378,9 @@ async function restartThroughBmc(bmc: BmcAccess | undefined, serial: string): Pr
   if (!bmc) throw new UnavailableError(`no BMC is known for node ${serial}`);
   const client = new RedfishClient(bmcBaseUrl(bmc.address), bmc.user, bmc.password, bmc.ca ?? undefined, 15_000);
   try {
-    const systems = await client.get<{ Members?: { '@odata.id': string }[] }>('/redfish/v1/Systems');
-    const sys = systems.Members?.[0]?.['@odata.id'];
+    const sys = await client.firstSystem();
     if (!sys) throw new UnavailableError(`${serial}'s BMC lists no system`);
-    await client.post(`${sys}/Actions/ComputerSystem.Reset`, { ResetType: 'GracefulRestart' });
+    await client.reset(sys, 'GracefulRestart');
   } finally {
     await client.close();
   }

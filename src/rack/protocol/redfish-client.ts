@@ -92,6 +92,18 @@ export class RedfishClient {
     return this.raw('DELETE', path);
   }
 
+  /** The first member of /redfish/v1/Systems (a node's BMC manages one system); null when it lists none. */
+  async firstSystem(): Promise<string | null> {
+    const c = await this.get<{ Members?: { '@odata.id'?: unknown }[] }>('/redfish/v1/Systems');
+    const first = c.Members?.[0]?.['@odata.id'];
+    return typeof first === 'string' ? first : null;
+  }
+
+  /** ComputerSystem.Reset of a system (ForceOff, On, GracefulRestart, …). */
+  reset(system: string, type: 'On' | 'ForceOff' | 'GracefulShutdown' | 'GracefulRestart' | 'ForceRestart' | 'PowerCycle'): Promise<RedfishReply> {
+    return this.post(`${system}/Actions/ComputerSystem.Reset`, { ResetType: type });
+  }
+
   /** GETs every member of a collection. */
   async members<T = Record<string, unknown>>(collectionPath: string): Promise<T[]> {
     const c = await this.get<{ Members: { '@odata.id': string }[] }>(collectionPath);
