@@ -2,7 +2,8 @@
  * @module
  * Foundation's `cvm-services` check (pure): what each member's CVM must run once the cluster is
  * committed, and the verdict on what their statuses say. Every member runs genesis (the CVM
- * process), stargate (a part of genesis: its NBD server and repair loop) and prism; a member of
+ * process), stargate (a part of genesis: its NBD server and repair loop), prism and lcm (Life Cycle
+ * Manager: the cluster's upgrades); a member of
  * the configuration store runs etcd too. A member that does not answer, is not in this cluster, or
  * lacks a service or has one in any state but up is a problem named with its CVM, the service and
  * the state.
@@ -24,9 +25,9 @@ export interface ServicesVerdict {
   evidence: string;
 }
 
-/** The services a member must run: genesis, etcd on a store member, prism, stargate. */
+/** The services a member must run: genesis, etcd on a store member, prism, lcm, stargate. */
 export function expectedServices(cvmIp: string, store: readonly string[]): string[] {
-  return ['genesis', ...(store.includes(cvmIp) ? ['etcd'] : []), 'prism', 'stargate'];
+  return ['genesis', ...(store.includes(cvmIp) ? ['etcd'] : []), 'prism', 'lcm', 'stargate'];
 }
 
 export function evaluateServices(clusterId: string, store: readonly string[], seen: readonly CvmObservation[]): ServicesVerdict {

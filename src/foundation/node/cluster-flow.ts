@@ -7,7 +7,7 @@
  *   host-cvm-link   every host reaches its CVM over the internal link
  *   store-quorum    the configuration store has a quorum with a leader
  *   cvm-services    every CVM is a member running its services (genesis, etcd on a store member,
- *                   prism, stargate), each up: FAIL names the CVM and each service with its state
+ *                   prism, lcm, stargate), each up: FAIL names the CVM and each service with its state
  *   storage-pool    the pool holds every member's data disks, all healthy, at the expected capacity
  *   data-path       a test vdisk written through one CVM reads back identical through another, and
  *                   every block has the container's RF replicas on distinct nodes
