@@ -5,9 +5,10 @@
  *
  *  - the time of each node's upgrade (from its taking the shutdown token to its release) and of the
  *    whole upgrade (the command to the record's end), from the record's events;
- *  - the guests' longest I/O stall: the longest gap between two `verify pass N ok` lines of a guest
- *    (lines timestamped as the console is polled every 250 ms), less that guest's median gap before
- *    the upgrade (a pass's own time);
+ *  - the guests' longest I/O stall: the longest gap between two `verify pass N` lines of a guest
+ *    (timestamped as they appear in its console log, read from the rack's files every 200 ms), less
+ *    that guest's median gap before the upgrade (a pass's own time), and what the upgrade was doing
+ *    meanwhile (its events);
  *  - the time the cluster spent below full RF (GET /storage/resiliency polled every second);
  *
  * each beside the reference measured in the same run: one host's maintenance round trip (enter,
@@ -17,11 +18,14 @@
  * Addresses: BMCs on 127.146.0.x, hosts 127.147.0.x, CVMs 127.147.1.x; Foundation 18146.
  * Usage: node --import tsx bench/upgrade.ts   (about 6–8 minutes here: the lab, the guests' boots, the upgrade)
  *
- * One run on this machine (2 cores, load average 3–9, TCG guests): nodes 17.6–19.9 s (1.25–1.42x the
- * maintenance round trip of 14.1 s), the cluster 63.7 s; longest guest I/O stall 11.1 s (the round
- * trip's 4.2 s: 2.65x); below full RF 7.4 s (12 % of the upgrade). Rerun before believing a change.
+ * One run on this machine (2 cores, load average 2–4, TCG guests): nodes 16.3–16.6 s (2.6x the
+ * maintenance round trip of 6.4 s: a node's restart and rejoin come on top of moving its VMs), the
+ * cluster 51.4 s; longest guest I/O stall 2.2 s (the round trip's 1.8 s: 1.24x), each guest's
+ * longest gap during its own live migration; below full RF 7.1 s (14 % of the upgrade). An earlier
+ * version read the consoles through the first CVM and counted its restart as an 8–11 s stall of
+ * every guest. Rerun before believing a change.
  */
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VmLab } from '../test/drivers/vm-lab.ts';
@@ -36,40 +40,62 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 
-/** Each guest's `verify pass` lines, timestamped as they are seen (the console polled every 250 ms). */
+/**
+ * Each guest's `verify pass N` lines, timestamped as they appear in its console log on the host's
+ * boot disk (read from the rack's files every 200 ms, not through a CVM: a CVM that stops for its
+ * upgrade must not look like a guest that stalls). A VM that moved writes a new log on its new host;
+ * the pass numbers go on, so a pass counts once whichever log shows it.
+ */
 class PassWatch {
-  private readonly seen = new Map<string, { length: number; at: number[] }>();
+  private readonly seen = new Map<string, { last: number; at: number[] }>();
+  private readonly read = new Map<string, number>();
   private stop = false;
   private loop: Promise<void> | undefined;
-  constructor(private readonly lab: VmLab) {}
+  constructor(private readonly nodesDir: string, private readonly uuids: ReadonlyMap<string, string>) {}
   start(): void {
     this.loop = (async () => {
       while (!this.stop) {
-        for (const name of VMS) {
-          const text = await this.lab.console(name).catch(() => null);
-          if (text === null) continue;
-          const s = this.seen.get(name) ?? { length: 0, at: [] };
-          // a VM that moved has a new console log on its new host: count the passes in what is new
-          const fresh = text.length >= s.length ? text.slice(s.length) : text;
-          if (/converge-guest: ERROR/.test(fresh)) throw new Error(`${name}: ${fresh.slice(-500)}`);
-          for (let i = 0; i < (fresh.match(/verify pass \d+ ok/g) ?? []).length; i++) s.at.push(Date.now());
-          s.length = text.length;
-          this.seen.set(name, s);
-        }
-        await sleep(250);
+        for (const [name, uuid] of this.uuids) this.look(name, uuid);
+        await sleep(200);
       }
     })();
+  }
+  private look(name: string, uuid: string): void {
+    const s = this.seen.get(name) ?? { last: -1, at: [] };
+    this.seen.set(name, s);
+    for (const node of readdirSync(this.nodesDir)) {
+      const file = join(this.nodesDir, node, 'boot/data/vms', uuid, 'console.log');
+      if (!existsSync(file)) continue;
+      const size = statSync(file).size;
+      // a log started anew (the VM came back to this host) is read from its start
+      const from = size < (this.read.get(file) ?? 0) ? 0 : this.read.get(file) ?? 0;
+      if (size === from) continue;
+      const fresh = readFileSync(file).subarray(from).toString('latin1');
+      // an unfinished last line waits for the next look
+      const end = fresh.lastIndexOf('\n') + 1;
+      this.read.set(file, from + end);
+      const text = fresh.slice(0, end);
+      if (/converge-guest: ERROR/.test(text)) throw new Error(`${name}: ${text.slice(-500)}`);
+      for (const m of text.matchAll(/verify pass (\d+) ok/g)) {
+        const n = Number(m[1]);
+        if (n > s.last) {
+          s.last = n;
+          s.at.push(Date.now());
+        }
+      }
+    }
   }
   async end(): Promise<void> {
     this.stop = true;
     await this.loop;
   }
-  /** Per guest: the median gap between passes before `t0`, and the longest gap within [t0, t1]. */
-  gaps(t0: number, t1: number): { name: string; typical: number; longest: number }[] {
+  /** Per guest: the median gap between passes before `t0`, and the longest gap within [t0, t1] (with when it began and ended). */
+  gaps(t0: number, t1: number): { name: string; typical: number; longest: number; from: number; to: number }[] {
     return VMS.map((name) => {
       const at = this.seen.get(name)?.at ?? [];
-      const diffs = (from: number, to: number): number[] => at.slice(1).map((t, i) => [at[i] ?? 0, t] as const).filter(([a, b]) => b >= from && a <= to).map(([a, b]) => b - a);
-      return { name, typical: median(diffs(0, t0)), longest: Math.max(0, ...diffs(t0, t1)) };
+      const spans = (from: number, to: number): (readonly [number, number])[] => at.slice(1).map((t, i) => [at[i] ?? 0, t] as const).filter(([a, b]) => b >= from && a <= to);
+      const worst = spans(t0, t1).reduce<readonly [number, number]>((w, s) => (s[1] - s[0] > w[1] - w[0] ? s : w), [t0, t0]);
+      return { name, typical: median(spans(0, t0).map(([a, b]) => b - a)), longest: worst[1] - worst[0], from: worst[0], to: worst[1] };
     });
   }
 }
@@ -105,7 +131,8 @@ async function main(): Promise<void> {
       if ((await lab.vm(name)).host?.serial !== want) await lab.ok('vm', 'migrate', name, '--host', want);
     }
     for (const name of VMS) await lab.waitConsole(name, /verify pass 3 ok/, 0, 300_000);
-    const watch = new PassWatch(lab);
+    const uuids = new Map(await Promise.all(VMS.map(async (name) => [name, (await lab.vm(name)).uuid] as const)));
+    const watch = new PassWatch(join(lab.t.tr.dataDir, 'rack/nodes'), uuids);
     watch.start();
     await sleep(15_000);
 
@@ -135,6 +162,14 @@ async function main(): Promise<void> {
     const r = rec as UpgradeRecord | null;
     if (!r || r.state !== 'succeeded') throw new Error(`the upgrade ended ${r?.state ?? '?'}: ${r?.error ?? ''}`);
 
+    // what the upgrade was doing while a guest waited: the step under way when the gap began, and those during it
+    const during = (from: number, to: number): string => {
+      const ev = r.events.map((e) => ({ ...e, t: Date.parse(e.at) })).sort((a, b) => a.t - b.t);
+      const before = ev.filter((e) => e.t <= from).pop();
+      const within = ev.filter((e) => e.t > from && e.t <= to);
+      const what = [...(before ? [before] : []), ...within].map((e) => `${secs(e.t - from)} ${e.message}`).join('; ') || 'no upgrade event';
+      return `from ${new Date(from).toISOString().slice(11, 23)}: ${what}`;
+    };
     const at = (node: string, re: RegExp): number => Date.parse(r.events.find((e) => e.node === node && re.test(e.message))?.at ?? '');
     const perNode = r.plan.nodes.map((n) => ({ name: n.hostname, ms: at(n.serial, /released the shutdown token/) - at(n.serial, /took the shutdown token/) }));
     const ref = watch.gaps(m0, m1);
@@ -147,7 +182,7 @@ async function main(): Promise<void> {
       ...perNode.map((n) => `  ${n.name}: ${secs(n.ms)}   (${(n.ms / roundTrip).toFixed(2)}x the maintenance round trip)`),
       `  cluster: ${secs(u1 - u0)} from the command to the end (record: ${secs(Date.parse(r.finishedAt ?? '') - Date.parse(r.startedAt))})`,
       `  longest guest I/O stall: ${secs(stall(up))}   (reference, the maintenance round trip: ${secs(stall(ref))}; ratio ${(stall(up) / Math.max(1, stall(ref))).toFixed(2)})`,
-      ...up.map((g, i) => `    ${g.name}: longest gap ${secs(g.longest)}, a pass takes ${secs(g.typical)} (during the round trip: ${secs(ref[i]?.longest ?? 0)})`),
+      ...up.map((g, i) => `    ${g.name}: longest gap ${secs(g.longest)}, a pass takes ${secs(g.typical)} (during the round trip: ${secs(ref[i]?.longest ?? 0)})\n      while: ${during(g.from, g.to)}`),
       `  time below full RF: ${secs(below)}   (${((100 * below) / (u1 - u0)).toFixed(0)} % of the upgrade)`,
       `  reference: one host's maintenance round trip (enter, its VM moved live, exit, moved back): ${secs(roundTrip)}`,
       `  guests: no I/O error, no verify failure (the watch fails on a guest ERROR line)`,
