@@ -3,7 +3,7 @@
  * `converge lcm`: Life Cycle Manager (issue 14, ADR 018), through any CVM's API with the
  * deployment's operator certificate.
  *
- *   converge lcm inventory                       what runs on each node (versions, BMC and BIOS firmware)
+ *   converge lcm inventory                       what runs on each node (versions; BMC, BIOS and drive firmware)
  *   converge lcm bundle upload PATH              a release bundle (or every bundle in a directory) into the cluster's repository
  *   converge lcm bundle list                     the repository
  *   converge lcm plan --to V | --bundle FILE     the ordered steps, or the refusals naming the pair (exit 1)
@@ -16,7 +16,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { openBundle } from '../shared/bundle/archive.ts';
-import { offerOf } from '../lcm/core/inventory.ts';
+import { diskFirmwareText, offerOf } from '../lcm/core/inventory.ts';
 import { planText, planUpgrade } from '../lcm/core/plan.ts';
 import { precheckText } from '../lcm/core/prechecks.ts';
 import type { NodeInventory, PrecheckResult, Refusal, StoredBundle, UpgradePlan, UpgradeRecord } from '../lcm/protocol/lcm.ts';
@@ -110,10 +110,10 @@ function bundleFiles(path: string): string[] {
 export function registerLcm(program: Command): void {
   const group = program.command('lcm').description('Life Cycle Manager: inventory, bundles, upgrade plans, pre-checks and rolling upgrades');
 
-  lcmCommand(group, 'inventory', 'what runs on each node: hypervisor and storage OS versions, BMC and BIOS firmware', async (o, ip) => {
+  lcmCommand(group, 'inventory', 'what runs on each node: hypervisor and storage OS versions; BMC, BIOS and drive firmware', async (o, ip) => {
     const inv = await lcm<NodeInventory[]>(ip, '/lcm/inventory', undefined, 30_000);
     if (o.json) return printJson(inv);
-    process.stdout.write(`${table([['NODE', 'HOST', 'CVM', 'HYPERVISOR', 'STORAGE OS', 'FIRMWARE'], ...inv.map((n) => [n.hostname, n.hostIp, n.cvmIp, n.hypervisor ?? 'not answering', n.nos ?? 'not answering', firmwareText(n.firmware)])])}\n`);
+    process.stdout.write(`${table([['NODE', 'HOST', 'CVM', 'HYPERVISOR', 'STORAGE OS', 'FIRMWARE', 'DRIVE FIRMWARE'], ...inv.map((n) => [n.hostname, n.hostIp, n.cvmIp, n.hypervisor ?? 'not answering', n.nos ?? 'not answering', firmwareText(n.firmware), diskFirmwareText(n.firmware.disks)])])}\n`);
   });
 
   const bundle = group.command('bundle').description('the cluster\'s bundle repository');

@@ -103,6 +103,13 @@ test('inventory: processors, memory, drives with serial/capacity/media, NICs wit
   assert.equal(boot.CapacityBytes, hw.bootDevice.capacityBytes);
   const fw = (await rf.get('/redfish/v1/UpdateService/FirmwareInventory/BMC')).json;
   assert.equal(fw.Version, '3.10.2');
+  // each data drive's firmware: on the drive (Revision) and in FirmwareInventory, read only
+  const inv = (await rf.get('/redfish/v1/UpdateService/FirmwareInventory')).json;
+  assert.deepEqual(inv.Members.map((m: { '@odata.id': string }) => m['@odata.id'].split('/').pop()), ['BMC', 'BIOS', ...hw.disks.map((d) => `Disk.Bay.${d.slot}`)]);
+  const ssd = (await rf.get('/redfish/v1/UpdateService/FirmwareInventory/Disk.Bay.0')).json;
+  assert.deepEqual([ssd.Version, ssd.Updateable, ssd.RelatedItem[0]['@odata.id']], ['JXTC104Q', false, `${SYS}/Storage/1/Drives/Disk.Bay.0`]);
+  assert.equal((await rf.get(`${SYS}/Storage/1/Drives/Disk.Bay.5`)).json.Revision, 'E004');
+  assert.equal((await rf.get('/redfish/v1/UpdateService/FirmwareInventory/Disk.Bay.9')).status, 404);
   const chassis = (await rf.get('/redfish/v1/Chassis/1')).json;
   assert.equal(chassis.Oem.Converge.NodePosition, 'A');
   const power = (await rf.get('/redfish/v1/Chassis/1/Power')).json;

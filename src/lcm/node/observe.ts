@@ -60,15 +60,21 @@ export async function lookAt(d: LookDeps, need: LookNeeds = {}): Promise<Cluster
   };
 }
 
-/** A node's BMC and BIOS firmware versions as its BMC reports them (null: not read). */
+/** A node's firmware as its BMC reports it: BMC and BIOS (null: not read) and every other FirmwareInventory member (its drives'). */
 export async function firmwareOf(d: Pick<LookDeps, 'bmc'>, serial: string): Promise<NodeInventory['firmware']> {
   const bmc = await d.bmc(serial).catch(() => undefined);
   if (!bmc) return { bmc: null, bios: null };
   const client = new RedfishClient(bmcBaseUrl(bmc.address), bmc.user, bmc.password, bmc.ca ?? undefined, 5000);
-  const version = (id: string): Promise<string | null> => client.get<{ Version?: string }>(`/redfish/v1/UpdateService/FirmwareInventory/${id}`).then((x) => x.Version ?? null, () => null);
+  type Member = { Id?: string; Version?: string; SoftwareId?: string; Name?: string };
+  const read = (path: string): Promise<Member | null> => client.get<Member>(path).catch(() => null);
   try {
-    const [b, bios] = await Promise.all([version('BMC'), version('BIOS')]);
-    return { bmc: b, bios };
+    const list = await client.get<{ Members?: { '@odata.id'?: string }[] }>('/redfish/v1/UpdateService/FirmwareInventory').catch(() => null);
+    const paths = (list?.Members ?? []).map((m) => m['@odata.id']).filter((p): p is string => typeof p === 'string');
+    const base = '/redfish/v1/UpdateService/FirmwareInventory/';
+    const [b, bios, ...others] = await Promise.all([read(`${base}BMC`), read(`${base}BIOS`), ...paths.filter((p) => p !== `${base}BMC` && p !== `${base}BIOS`).map(read)]);
+    const disks = others.filter((m): m is Member => m !== null && typeof m.Version === 'string')
+      .map((m) => ({ id: m.Id ?? '', model: m.SoftwareId ?? m.Name ?? '', version: m.Version ?? '' }));
+    return { bmc: b?.Version ?? null, bios: bios?.Version ?? null, ...(list ? { disks } : {}) };
   } finally {
     await client.close();
   }

@@ -17,8 +17,18 @@ export interface NodeInventory {
   nos: string | null;
   /** The release bundle the node was installed or last upgraded from. */
   bundle: string | null;
-  /** BMC and BIOS firmware as the node's BMC reports them (Redfish FirmwareInventory; null: not read). */
-  firmware: { bmc: string | null; bios: string | null };
+  /**
+   * Firmware as the node's BMC reports it (Redfish FirmwareInventory): BMC and BIOS (null: not
+   * read), and each data drive's (absent: not read).
+   */
+  firmware: { bmc: string | null; bios: string | null; disks?: DiskFirmware[] };
+}
+
+/** A drive's firmware: its FirmwareInventory member (Disk.Bay.0), the drive's model, the version. */
+export interface DiskFirmware {
+  id: string;
+  model: string;
+  version: string;
 }
 
 /** A release bundle as LCM weighs it (from its manifest, shared/bundle/manifest.ts). */

@@ -28,8 +28,8 @@ export interface LcmEntityContext {
   clusterUuid: string;
   /** A node's host extId (clustermgmt's), by serial. */
   hostUuid: (serial: string) => string;
-  /** A stable extId for a node's component. */
-  entityUuid: (serial: string, component: LcmComponent) => string;
+  /** A stable extId for a node's component (or `disk/<id>`: a drive's firmware). */
+  entityUuid: (serial: string, component: LcmComponent | `disk/${string}`) => string;
 }
 
 /** What a node's component runs now. */
@@ -73,6 +73,16 @@ export function v4LcmEntities(inv: readonly NodeInventory[], bundles: readonly S
             dependencies: c === 'hypervisor' || c === 'nos' ? [{ $objectType: 'lifecycle.v4.resources.DependentEntity', ...LCM_COMPONENTS[c === 'hypervisor' ? 'nos' : 'hypervisor'], dependentVersions: [{ name: 'version', value: c === 'hypervisor' ? b.offer.nos : b.offer.hypervisor }] }] : [],
           };
         }),
+      }));
+    }
+    // each drive's firmware, as the BMC reports it: inventoried, not upgraded (no bundle carries drive firmware)
+    for (const d of n.firmware.disks ?? []) {
+      out.push(obj('lifecycle.v4.resources.Entity', {
+        extId: ctx.entityUuid(n.serial, `disk/${d.id}`), entityClass: 'Disk', entityModel: d.model, entityType: 'FIRMWARE', entityVersion: d.version,
+        hardwareVendor: d.model.split(' ')[0] ?? '', hardwareFamily: 'converge-lab', entityDescription: `${d.model} firmware (${d.id}) on ${n.hostname}`,
+        deviceId: `${n.serial}/${d.id}`, clusterExtId: ctx.clusterUuid,
+        locationInfo: { $objectType: 'lifecycle.v4.common.LocationInfo', uuid: ctx.hostUuid(n.serial), locationType: 'NODE' },
+        hasPreviousInventoryFailed: false, availableVersions: [],
       }));
     }
   }

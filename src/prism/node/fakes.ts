@@ -115,7 +115,8 @@ export class FakeLcm {
     size: 10 << 20, file: 'converge-1.1.0.tar.gz', uploadedAt: '2026-01-01T00:00:00.000Z', holders: ['10.0.1.1', '10.0.1.2', '10.0.1.3'],
   }];
   readonly inventory: NodeInventory[] = [1, 2, 3].map((i) => ({
-    serial: `SN${i}`, hostname: `node-${i}`, hostIp: `10.0.0.${i}`, cvmIp: `10.0.1.${i}`, hypervisor: '1.0.0', nos: '2.0.0', bundle: '1.0.0', firmware: { bmc: '2.5.0', bios: '1.2.0' },
+    serial: `SN${i}`, hostname: `node-${i}`, hostIp: `10.0.0.${i}`, cvmIp: `10.0.1.${i}`, hypervisor: '1.0.0', nos: '2.0.0', bundle: '1.0.0',
+    firmware: { bmc: '2.5.0', bios: '1.2.0', disks: [0, 1].map((slot) => ({ id: `Disk.Bay.${slot}`, model: 'Samsung PM893 1.92TB', version: 'JXTC104Q' })) },
   }));
   private readonly steps = ['enter-maintenance', 'stop-cvm', 'install', 'restart', 'rejoin', 'resiliency', 'exit-maintenance'] as const;
 

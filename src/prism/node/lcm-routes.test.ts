@@ -6,7 +6,7 @@ import { FakeLcm, basicAuth, testPrism } from './fakes.ts';
 const auth = { authorization: basicAuth() };
 const JSON_CT = { 'content-type': 'application/json' };
 
-test('v4 lifecycle: every node\'s hypervisor, storage OS, BMC and BIOS as typed entities with the repository\'s versions; one by extId; unknown → 404 in the lifecycle error', async () => {
+test('v4 lifecycle: every node\'s hypervisor, storage OS, BMC, BIOS and drive firmware as typed entities with the repository\'s versions; one by extId; unknown → 404 in the lifecycle error', async () => {
   const lcm = new FakeLcm();
   const { app } = await testPrism({ lcm: lcm.call });
   const info = await app.inject({ method: 'OPTIONS', url: '/api/lifecycle/unversioned/info', headers: { ...auth, ...JSON_CT } });
@@ -15,7 +15,7 @@ test('v4 lifecycle: every node\'s hypervisor, storage OS, BMC and BIOS as typed 
   assert.equal(r.statusCode, 200, r.body);
   const j = r.json();
   assert.equal(j.$objectType, 'lifecycle.v4.resources.ListEntitiesApiResponse');
-  assert.equal(j.data.length, 12);
+  assert.equal(j.data.length, 18, '3 nodes × (4 components + 2 drives)');
   assert.ok(j.data.every((e: any) => e.$objectType === 'lifecycle.v4.resources.Entity' && e.locationInfo.locationType === 'NODE'));
   const hv = j.data.find((e: any) => e.entityClass === 'Hypervisor' && e.deviceId === 'SN1');
   assert.deepEqual([hv.entityType, hv.entityVersion, hv.locationInfo.uuid], ['SOFTWARE', '1.0.0', 'host-1']);
@@ -25,6 +25,9 @@ test('v4 lifecycle: every node\'s hypervisor, storage OS, BMC and BIOS as typed 
   assert.deepEqual(aos.availableVersions.map((v: any) => v.version), ['2.1.0']);
   const bmc = j.data.find((e: any) => e.entityClass === 'BMC' && e.deviceId === 'SN1');
   assert.deepEqual([bmc.entityType, bmc.entityVersion, bmc.availableVersions[0].version, bmc.availableVersions[0].isEnabled], ['FIRMWARE', '2.5.0', '3.0.0', false]);
+  const disk = j.data.find((e: any) => e.entityClass === 'Disk' && e.deviceId === 'SN2/Disk.Bay.1');
+  assert.deepEqual([disk.entityType, disk.entityModel, disk.entityVersion, disk.availableVersions, disk.locationInfo.uuid], ['FIRMWARE', 'Samsung PM893 1.92TB', 'JXTC104Q', [], 'host-2']);
+  assert.notEqual(disk.extId, j.data.find((e: any) => e.deviceId === 'SN2/Disk.Bay.0').extId);
   // $filter as the SDKs send it
   const f = (await app.inject({ method: 'GET', url: `/api/lifecycle/v4.0/resources/entities?$filter=${encodeURIComponent("entityClass eq 'BIOS'")}`, headers: auth })).json();
   assert.equal(f.data.length, 3);

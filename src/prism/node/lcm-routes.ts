@@ -50,7 +50,7 @@ export function registerLcmRoutes(app: FastifyInstance, d: LcmRouteDeps): void {
     ]);
     const cluster = s.cluster.clusterId;
     const hostUuid = (serial: string): string => s.members.find((m) => m.serial === serial)?.hostUuid ?? d.nameUuid(cluster, `host/${serial}`);
-    const entityUuid = (serial: string, c: LcmComponent): string => d.nameUuid(cluster, `lcm/${serial}/${c}`);
+    const entityUuid = (serial: string, c: LcmComponent | `disk/${string}`): string => d.nameUuid(cluster, `lcm/${serial}/${c}`);
     return { all: v4LcmEntities(inv, bundles, record, { clusterUuid: cluster, hostUuid, entityUuid }), bundles, record, cluster };
   };
   const param = (req: FastifyRequest, name: string): string => (req.params as Record<string, string>)[name] ?? '';

@@ -15,7 +15,12 @@ const diskGroup = z.object({
   model: z.string().min(1),
   /** Advertised (and enforced) capacity of each disk, in GiB. Lab models keep this small. */
   capacityGiB: z.number().positive().max(1024 * 64),
+  /** The drives' firmware revision (Redfish Drive.Revision, and a FirmwareInventory member per drive); default DEFAULT_DISK_FIRMWARE. */
+  firmware: z.string().min(1).max(64).optional(),
 });
+
+/** A disk group's firmware revision when its model names none. */
+export const DEFAULT_DISK_FIRMWARE = '1.0';
 
 export const hardwareModelSchema = z.object({
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'letters, digits, dot, dash, underscore; at most 64'),
@@ -77,8 +82,8 @@ export const BUILTIN_MODELS: readonly HardwareModel[] = [
     bootDevice: { type: 'M.2', model: 'Micron 7450 M.2 240GB (lab 4 GiB)', capacityGiB: 4 },
     hba: { model: 'Broadcom SAS3808 HBA', vendorId: '0x1000', deviceId: '0x00e6', passthroughCapable: true },
     disks: [
-      { count: 2, mediaType: 'SSD', protocol: 'SATA', model: 'Samsung PM893 1.92TB (lab)', capacityGiB: 4 },
-      { count: 4, mediaType: 'HDD', protocol: 'SAS', model: 'Seagate Exos 8TB (lab)', capacityGiB: 8 },
+      { count: 2, mediaType: 'SSD', protocol: 'SATA', model: 'Samsung PM893 1.92TB (lab)', capacityGiB: 4, firmware: 'JXTC104Q' },
+      { count: 4, mediaType: 'HDD', protocol: 'SAS', model: 'Seagate Exos 8TB (lab)', capacityGiB: 8, firmware: 'E004' },
     ],
     firmware: { bios: 'CVGB-2.4.1', bmc: '3.10.2' },
   }),
@@ -92,7 +97,7 @@ export const BUILTIN_MODELS: readonly HardwareModel[] = [
     nics: [{ count: 2, speedMbps: 100000 }, { count: 1, speedMbps: 1000 }],
     bootDevice: { type: 'M.2', model: 'Kioxia XG6 M.2 480GB (lab 4 GiB)', capacityGiB: 4 },
     hba: { model: 'Broadcom 9500-16i Tri-Mode HBA', vendorId: '0x1000', deviceId: '0x00e6', passthroughCapable: true },
-    disks: [{ count: 4, mediaType: 'SSD', protocol: 'NVMe', model: 'Intel D7-P5520 3.84TB (lab)', capacityGiB: 4 }],
+    disks: [{ count: 4, mediaType: 'SSD', protocol: 'NVMe', model: 'Intel D7-P5520 3.84TB (lab)', capacityGiB: 4, firmware: '9CV10200' }],
     firmware: { bios: 'CVGF-1.8.0', bmc: '3.10.2' },
   }),
   parseHardwareModel({
@@ -105,7 +110,7 @@ export const BUILTIN_MODELS: readonly HardwareModel[] = [
     nics: [{ count: 1, speedMbps: 1000 }],
     bootDevice: { type: 'SATADOM', model: 'Innodisk SATADOM 64GB (lab 2 GiB)', capacityGiB: 2 },
     hba: { model: 'Intel C246 AHCI', vendorId: '0x8086', deviceId: '0xa352', passthroughCapable: false },
-    disks: [{ count: 1, mediaType: 'SSD', protocol: 'SATA', model: 'Crucial MX500 1TB (lab)', capacityGiB: 2 }],
+    disks: [{ count: 1, mediaType: 'SSD', protocol: 'SATA', model: 'Crucial MX500 1TB (lab)', capacityGiB: 2, firmware: 'M3CR046' }],
     firmware: { bios: 'CVGM-1.0.3', bmc: '2.8.0' },
   }),
 ];
@@ -137,6 +142,8 @@ export interface InventoryDisk {
   mediaType: 'SSD' | 'HDD';
   protocol: 'SATA' | 'SAS' | 'NVMe';
   capacityBytes: number;
+  /** Its firmware revision. */
+  firmware: string;
 }
 
 export interface NodeInventory {
@@ -202,6 +209,7 @@ export function inventoryFor(model: HardwareModel, id: NodeIdentity): NodeInvent
         mediaType: g.mediaType,
         protocol: g.protocol,
         capacityBytes: Math.round(g.capacityGiB * GiB),
+        firmware: g.firmware ?? DEFAULT_DISK_FIRMWARE,
       });
     }
   }

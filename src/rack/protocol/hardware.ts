@@ -41,6 +41,8 @@ export interface DiskInfo {
   mediaType: DriveMediaType;
   protocol: DriveProtocol;
   capacityBytes: number;
+  /** Its firmware revision. */
+  firmware: string;
   health: DriveHealth;
   /** Directory that backs the disk; open it with DiskVolume (src/shared/disk-volume.ts). */
   path: string;

@@ -113,6 +113,8 @@ function cpuVendor(model: string): string {
 }
 
 const driveId = (slot: number): string => `Disk.Bay.${slot}`;
+/** FirmwareInventory's members: the BMC's, the BIOS's, and each data drive's. */
+const firmwareIds = (n: NodeRuntime): string[] => ['BMC', 'BIOS', ...n.inventory.disks.map((d) => driveId(d.slot))];
 
 function drive(n: NodeRuntime, slot: number): Record<string, unknown> {
   const d = n.inventory.disks.find((x) => x.slot === slot);
@@ -130,6 +132,7 @@ function drive(n: NodeRuntime, slot: number): Record<string, unknown> {
     Protocol: d.protocol,
     CapacityBytes: d.capacityBytes,
     BlockSizeBytes: d.mediaType === 'HDD' ? 4096 : 512,
+    Revision: d.firmware,
     FailurePredicted: failed,
     PhysicalLocation: { PartLocation: { LocationOrdinalValue: slot, LocationType: 'Bay', ServiceLabel: `Bay ${slot}` } },
     Status: { State: 'Enabled', Health: failed ? 'Critical' : 'OK' },
@@ -1050,14 +1053,23 @@ export function redfishRoutes(host: BmcHost): Route[] {
         },
       },
     },
-    { path: `${V1}/UpdateService/FirmwareInventory`, get: () => collection(`${V1}/UpdateService/FirmwareInventory`, T.SoftwareInventoryCollection, 'Firmware Inventory', ['BMC', 'BIOS'].map((x) => `${V1}/UpdateService/FirmwareInventory/${x}`)) },
+    { path: `${V1}/UpdateService/FirmwareInventory`, get: (c) => collection(`${V1}/UpdateService/FirmwareInventory`, T.SoftwareInventoryCollection, 'Firmware Inventory', firmwareIds(c.node).map((x) => `${V1}/UpdateService/FirmwareInventory/${x}`)) },
     {
       path: `${V1}/UpdateService/FirmwareInventory/{id}`, get: (c) => {
-        const id = c.params['id'];
-        if (id !== 'BMC' && id !== 'BIOS') throw new NotFoundError('SoftwareInventory', id ?? '');
+        const id = c.params['id'] ?? '';
+        if (id === 'BMC' || id === 'BIOS') {
+          return {
+            '@odata.id': `${V1}/UpdateService/FirmwareInventory/${id}`, '@odata.type': T.SoftwareInventory, Id: id, Name: `${id} firmware`,
+            Version: id === 'BMC' ? c.node.state.firmware.bmc : c.node.state.firmware.bios, Updateable: true, SoftwareId: `${c.node.model.name}-${id}`, Status: ok,
+          };
+        }
+        // a drive's firmware, as servers list it beside the BMC's and BIOS's (read only here: SimpleUpdate flashes BMC and BIOS)
+        const d = c.node.inventory.disks.find((x) => driveId(x.slot) === id);
+        if (!d) throw new NotFoundError('SoftwareInventory', id);
         return {
-          '@odata.id': `${V1}/UpdateService/FirmwareInventory/${id}`, '@odata.type': T.SoftwareInventory, Id: id, Name: `${id} firmware`,
-          Version: id === 'BMC' ? c.node.state.firmware.bmc : c.node.state.firmware.bios, Updateable: true, SoftwareId: `${c.node.model.name}-${id}`, Status: ok,
+          '@odata.id': `${V1}/UpdateService/FirmwareInventory/${id}`, '@odata.type': T.SoftwareInventory, Id: id, Name: `${d.model} firmware (bay ${d.slot})`,
+          Version: d.firmware, Updateable: false, SoftwareId: d.model, Status: ok,
+          RelatedItem: [link(`${SYS}/Storage/1/Drives/${id}`)], 'RelatedItem@odata.count': 1,
         };
       },
     },

@@ -10,6 +10,7 @@ import { useRef, useState, type FormEvent, type ReactElement } from 'react';
 import * as api from '../api/client.ts';
 import { ago, bytes } from '../model/format.ts';
 import { nodeStages, upgradeSummary } from '../model/lcm.ts';
+import { diskFirmwareText } from '../../../../src/lcm/core/inventory.ts';
 import type { PrecheckResult, Refusal, UpgradePlan, UpgradeRecord } from '../../../../src/lcm/protocol/lcm.ts';
 import { useNow, usePoll } from './hooks.ts';
 import { Badge, ErrorBanner, PageHead, Panel, UploadProgress } from './widgets.tsx';
@@ -100,7 +101,7 @@ export function LcmPage(): ReactElement {
       ) : null}
       <Panel title="Inventory">
         <table className="table" data-testid="lcm-inventory">
-          <thead><tr><th>Node</th><th>Hypervisor</th><th>Storage OS</th><th>Bundle</th><th>BMC firmware</th><th>BIOS</th></tr></thead>
+          <thead><tr><th>Node</th><th>Hypervisor</th><th>Storage OS</th><th>Bundle</th><th>BMC firmware</th><th>BIOS</th><th>Drive firmware</th></tr></thead>
           <tbody>{(inventory.data ?? []).map((n) => (
             <tr key={n.serial} data-node={n.hostname}>
               <td><strong>{n.hostname}</strong><div className="muted">{n.serial} · {n.hostIp}</div></td>
@@ -109,6 +110,7 @@ export function LcmPage(): ReactElement {
               <td>{n.bundle ?? '?'}</td>
               <td>{n.firmware.bmc ?? '?'}</td>
               <td>{n.firmware.bios ?? '?'}</td>
+              <td>{diskFirmwareText(n.firmware.disks)}</td>
             </tr>
           ))}</tbody>
         </table>
