@@ -32,10 +32,11 @@
  * Errors: the internal error body `{ error: { code, message, field? } }`.
  */
 
-export type TaskState = 'queued' | 'running' | 'succeeded' | 'failed' | 'aborted';
+/** `paused`: only an LCM upgrade's (lcm/core/tasks.ts), the VM service's tasks never pause. */
+export type TaskState = 'queued' | 'running' | 'paused' | 'succeeded' | 'failed' | 'aborted';
 
 export interface TaskEntity {
-  kind: 'vm' | 'image' | 'subnet' | 'host';
+  kind: 'vm' | 'image' | 'subnet' | 'host' | 'cluster';
   uuid: string;
   name: string;
 }

@@ -149,7 +149,7 @@ export function advance(r: UpgradeRecord, o: Observation, t: UpgradeTarget, driv
         return { record: rec, actions };
       }
       rec.token = n.serial;
-      Object.assign(n, { state: 'running', step: 0, since: iso(o.now), issuedBy: driver, error: null });
+      Object.assign(n, { state: 'running', step: 0, since: iso(o.now), issuedBy: driver, error: null, startedAt: iso(o.now), finished: [] });
       say(n.serial, `${name}: took the shutdown token; ${plan.steps[0]?.detail ?? ''}`);
       actions.push({ kind: plan.steps[0]?.kind ?? 'exit-maintenance', node: n.serial });
       return { record: rec, actions };
@@ -158,6 +158,7 @@ export function advance(r: UpgradeRecord, o: Observation, t: UpgradeTarget, driv
     if (!step) throw new Error(`record ${rec.id}: node ${n.serial} at step ${n.step} of ${plan.steps.length}`);
     const view = o.nodes[n.serial];
     if (reached(step.kind, view, plan, t, o, Date.parse(n.since))) {
+      n.finished = [...(n.finished ?? []), iso(o.now)];
       const next = plan.steps[n.step + 1];
       if (!next) {
         Object.assign(n, { state: 'done', since: iso(o.now), issuedBy: null });

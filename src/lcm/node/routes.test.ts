@@ -41,7 +41,7 @@ before(async () => {
   ids.stranger = { cert: strange.cert, key: strange.key, ca: [dca.cert] };
   const identity: Identity = { cert: member.cvm.cert, key: member.cvm.key, ca: [dca.cert, cca.cert] };
   svc = new LcmService({
-    etcd: etcd.client(), self: { cvmIp: IP, serial: 'N1' }, members: () => [], identity, bundleDir: join(mkdtempSync(join(tmpdir(), 'lcm-routes-')), 'bundles'),
+    etcd: etcd.client(), clusterId: 'c-1', self: { cvmIp: IP, serial: 'N1' }, members: () => [], identity, bundleDir: join(mkdtempSync(join(tmpdir(), 'lcm-routes-')), 'bundles'),
     bmc: () => Promise.resolve(undefined), imageCa: () => Promise.reject(new Error('no CA')), log: () => undefined,
   });
   app = createInternalApi({ tls: { identity: node, anchors: { deployment: dca.cert, cluster: cca.cert } }, bodyLimit: 1 << 20, longBodyIdleMs: 5000, log: () => undefined });
@@ -70,13 +70,16 @@ const status = (r: { status: number } | { failed: string }): number | string => 
 
 test('without a certificate, with another CA\'s, or a host\'s: nothing answers', etcd.opts, async () => {
   for (const who of [undefined, ids.stranger]) {
-    for (const [m, p] of [['GET', '/lcm/bundles'], ['POST', '/lcm/upgrade'], ['PUT', '/lcm/bundles']] as const) {
+    for (const [m, p] of [['GET', '/lcm/bundles'], ['GET', '/lcm/tasks'], ['POST', '/lcm/upgrade'], ['PUT', '/lcm/bundles']] as const) {
       const r = await call(who, m, p, m === 'GET' ? undefined : '{}');
       assert.ok(status(r) === 401 || status(r) === 'refused', `${m} ${p} as ${who ? 'a stranger' : 'nobody'}: ${JSON.stringify(r)}`);
     }
   }
   const host = await call(ids.host, 'POST', '/lcm/upgrade', '{"to":"1.1.0"}');
   assert.equal(status(host), 403, 'a host may not start an upgrade');
+  assert.equal(status(await call(ids.host, 'GET', '/lcm/tasks')), 403, 'nor read its tasks');
+  const none = await call(ids.operator, 'GET', '/lcm/tasks');
+  assert.deepEqual('status' in none ? [none.status, none.json] : none, [200, []], 'no upgrade has run: no tasks');
 });
 
 test('bad input refused naming the field; an oversized body 413; nothing recorded', etcd.opts, async () => {

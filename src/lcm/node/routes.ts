@@ -48,6 +48,7 @@ export function registerLcmRoutes(app: FastifyInstance, service: () => LcmServic
   app.get('/lcm/precheck', cfg, (req) => service().precheck(parseWith(toQuery, req.query).to));
   app.post('/lcm/upgrade', cfg, async (req, reply) => reply.status(202).send(await service().upgrade(req.body)));
   app.get('/lcm/upgrade', cfg, () => service().status());
+  app.get('/lcm/tasks', cfg, () => service().tasks());
   app.post('/lcm/upgrade/pause', cfg, () => service().pause());
   app.post('/lcm/upgrade/resume', cfg, () => service().resume());
   app.post('/lcm/upgrade/abort', cfg, () => service().abort());

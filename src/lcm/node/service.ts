@@ -34,9 +34,13 @@ import type { Pem } from '../../shared/tls.ts';
 import { RedfishClient } from '../../rack/protocol/redfish-client.ts';
 import { bmcBaseUrl } from '../../cvm/protocol/bmcs.ts';
 import { lookAt, type LookNeeds } from './observe.ts';
+import { tasksOfUpgrade } from '../core/tasks.ts';
+import { nameUuid } from '../../shared/name-uuid.ts';
 
 export interface LcmDeps {
   etcd: Etcd3;
+  /** The cluster's uuid (the entity of the upgrade's tasks). */
+  clusterId: string;
   self: { cvmIp: string; serial: string };
   members: () => readonly MemberRef[];
   /** This CVM's member certificate (peers' and hosts' APIs). */
@@ -191,6 +195,12 @@ export class LcmService {
   private async write(rev: string, value: UpgradeRecord): Promise<boolean> {
     const r = await this.d.etcd.if(LCM_UPGRADE_KEY, 'Mod', '==', Number(rev)).then(this.d.etcd.put(LCM_UPGRADE_KEY).value(JSON.stringify(value))).commit();
     return r.succeeded;
+  }
+
+  /** The current (or last) upgrade as tasks: the upgrade and each step reached (none: no upgrade has run). */
+  async tasks(): Promise<Task[]> {
+    const r = await this.record();
+    return r ? tasksOfUpgrade(r.value, { uuid: this.d.clusterId, name: '' }, (u, serial, step) => nameUuid(u, `${serial}/${step}`)) : [];
   }
 
   async status(): Promise<UpgradeRecord> {

@@ -102,6 +102,10 @@ export interface NodeProgress {
   error: string | null;
   /** The driver that last asked for the step's action: a new driver (another CVM leads LCM) asks again. */
   issuedBy: string | null;
+  /** When it took the shutdown token (absent in records of LCM before 1.2). */
+  startedAt?: string;
+  /** When each of its plan's steps was reached, in order (absent in records of LCM before 1.2). */
+  finished?: string[];
 }
 
 export type UpgradeState = 'running' | 'paused' | 'failed' | 'succeeded' | 'aborted';

@@ -114,33 +114,6 @@ export function bundleOfSpecs(body: unknown, entities: readonly Obj[], bundles: 
   return [...versions][0] ?? '';
 }
 
-const TASK_STATUS: Record<UpgradeRecord['state'], string> = { running: 'RUNNING', paused: 'SUSPENDED', failed: 'FAILED', succeeded: 'SUCCEEDED', aborted: 'CANCELED' };
-
-/** How far an upgrade is, in percent: done nodes, and the steps of the one under way. */
-export function upgradePercent(r: UpgradeRecord): number {
-  if (r.state === 'succeeded') return 100;
-  const total = r.nodes.length || 1;
-  let done = 0;
-  for (const n of r.nodes) {
-    const steps = r.plan.nodes.find((p) => p.serial === n.serial)?.steps.length ?? 1;
-    done += n.state === 'done' ? 1 : n.state === 'pending' ? 0 : Math.max(0, n.step) / steps;
-  }
-  return Math.min(99, Math.round((100 * done) / total));
-}
-
-/** A rolling upgrade's record as a v4 task (its extId: ZXJnb24=:<record id>). */
-export function v4TaskOfUpgrade(r: UpgradeRecord, clusterUuid: string): Obj {
-  const status = TASK_STATUS[r.state];
-  const last = r.events.at(-1)?.message ?? '';
-  return obj('prism.v4.config.Task', {
-    extId: `ZXJnb24=:${r.id}`, status, progressPercentage: upgradePercent(r), operation: 'LcmUpgrade', operationDescription: `Upgrade to ${r.to}: ${last}`,
-    createdTime: r.startedAt, startedTime: r.startedAt, ...(r.finishedAt ? { completedTime: r.finishedAt } : {}), lastUpdatedTime: r.updatedAt,
-    entitiesAffected: [{ $objectType: 'prism.v4.config.EntityReference', extId: clusterUuid, rel: 'clustermgmt:config:cluster', name: 'cluster' }],
-    clusterExtIds: [clusterUuid], isCancelable: false, subTasks: [], warnings: [], completionDetails: [],
-    errorMessages: status === 'FAILED' || status === 'CANCELED' ? [{ $objectType: 'prism.v4.error.AppMessage', message: r.error ?? r.state, severity: 'ERROR', code: 'CVG_ERR_LCM', locale: 'en-US', errorGroup: 'CVG_ERR_LCM', argumentsMap: {} }] : [],
-  });
-}
-
 /** GET /api/lifecycle/v4.0/resources/status: the operation under way, if any. */
 export function v4LcmStatus(r: UpgradeRecord | null, frameworkVersion: string): Obj {
   const live = r && (r.state === 'running' || r.state === 'paused') ? r : null;

@@ -552,7 +552,7 @@ export function parseV3SubnetCreate(body: unknown, ctx: V3VmContext): { request:
 
 // ---- tasks and answers ----
 
-const TASK_STATUS: Record<Task['state'], string> = { queued: 'QUEUED', running: 'RUNNING', succeeded: 'SUCCEEDED', failed: 'FAILED', aborted: 'FAILED' };
+const TASK_STATUS: Record<Task['state'], string> = { queued: 'QUEUED', running: 'RUNNING', paused: 'RUNNING', succeeded: 'SUCCEEDED', failed: 'FAILED', aborted: 'FAILED' };
 const OPERATION: Record<string, string> = {
   'vm.create': 'VmCreate', 'vm.update': 'VmUpdate', 'vm.delete': 'VmDelete', 'vm.clone': 'VmClone', 'vm.migrate': 'VmMigrate',
   'vm.power.on': 'VmPowerStateChange', 'vm.power.off': 'VmPowerStateChange', 'vm.power.shutdown': 'VmPowerStateChange', 'vm.power.reset': 'VmPowerStateChange',

@@ -395,8 +395,8 @@ export function parseV4SubnetCreate(body: unknown, ctx: V3VmContext): SubnetCrea
 
 // ---- prism tasks ----
 
-const REL: Record<string, string> = { vm: 'vmm:ahv:config:vm', image: 'vmm:content:image', subnet: 'networking:config:subnet', host: 'clustermgmt:config:host', virtual_disk: 'vmm:ahv:config:vm:disk' };
-const V4_STATUS: Record<Task['state'], string> = { queued: 'QUEUED', running: 'RUNNING', succeeded: 'SUCCEEDED', failed: 'FAILED', aborted: 'CANCELED' };
+const REL: Record<string, string> = { vm: 'vmm:ahv:config:vm', image: 'vmm:content:image', subnet: 'networking:config:subnet', host: 'clustermgmt:config:host', cluster: 'clustermgmt:config:cluster', virtual_disk: 'vmm:ahv:config:vm:disk' };
+const V4_STATUS: Record<Task['state'], string> = { queued: 'QUEUED', running: 'RUNNING', paused: 'SUSPENDED', succeeded: 'SUCCEEDED', failed: 'FAILED', aborted: 'CANCELED' };
 
 const appMessage = (message: string, code: string): Obj => ({ $objectType: 'prism.v4.error.AppMessage', message, severity: 'ERROR', code, locale: 'en-US', errorGroup: code, argumentsMap: {} });
 

@@ -148,6 +148,27 @@ export class FakeLcm {
     }
   }
 
+  /** LCM's GET /lcm/tasks: the upgrade, then each step reached (done or under way), as LCM derives them. */
+  private tasks(): Task[] {
+    const r = this.record;
+    if (!r) return [];
+    const reached = r.nodes.flatMap((n) => (n.state === 'pending' ? [] : this.steps.slice(0, n.state === 'done' ? this.steps.length : n.step + 1).map((kind, i) => ({ n, kind, i }))));
+    const done = reached.filter((x) => x.n.state === 'done' || x.i < x.n.step).length;
+    const task = (uuid: string, operation: string, state: Task['state'], percent: number, message: string, parent: string | null): Task => ({
+      uuid, operation, state, percent, message, parent, entity: { kind: 'cluster', uuid: 'fake', name: '' }, error: null, result: null, request: {},
+      createdAt: r.startedAt, startedAt: r.startedAt, finishedAt: state === 'succeeded' ? r.finishedAt ?? r.updatedAt : null,
+    });
+    const state = r.state === 'running' ? 'running' : r.state === 'paused' ? 'paused' : r.state;
+    return [
+      task(r.id, 'LcmUpgrade', state, r.state === 'succeeded' ? 100 : Math.round((100 * done) / (this.steps.length * r.nodes.length)), `upgrade to ${r.to}`, null),
+      ...reached.map((x) => {
+        const over = x.n.state === 'done' || x.i < x.n.step;
+        const hostname = r.plan.nodes.find((p) => p.serial === x.n.serial)?.hostname ?? '';
+        return task(`${r.id}-${x.n.serial}-${x.i}`, 'LcmUpgradeStep', over ? 'succeeded' : 'running', over ? 100 : 0, `${hostname}: ${x.kind}`, r.id);
+      }),
+    ];
+  }
+
   readonly call = <T>(path: string, o: CallOptions = {}): Promise<T> => {
     this.calls.push(`${o.method ?? (o.body === undefined && o.stream === undefined ? 'GET' : 'POST')} ${path}`);
     const [p = '', q = ''] = path.split('?');
@@ -159,6 +180,7 @@ export class FakeLcm {
           case '/lcm/bundles': return this.bundles;
           case '/lcm/plan': return { plan: { to, current: [], nodes: this.inventory.map((n) => ({ serial: n.serial, hostname: n.hostname, from: { hypervisor: n.hypervisor, nos: n.nos, bundle: n.bundle }, steps: this.steps.map((kind) => ({ kind, detail: kind })) })) }, refusals: [] };
           case '/lcm/precheck': return [{ id: 'cluster/nodes_up', title: 'every node up', status: 'PASS', detail: '3 of 3' }];
+          case '/lcm/tasks': return this.tasks();
           case '/lcm/upgrade':
             if (o.body !== undefined) return this.start(String((o.body as { to?: unknown }).to));
             if (!this.record) throw new NotFoundError('upgrade', 'none has run in this cluster');

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { LightMyRequestResponse } from 'fastify';
-import { FakeLcm, basicAuth, testPrism } from './fakes.ts';
+import { FakeLcm, FakeVmService, basicAuth, testPrism } from './fakes.ts';
 
 const auth = { authorization: basicAuth() };
 const JSON_CT = { 'content-type': 'application/json' };
@@ -39,9 +39,9 @@ test('v4 lifecycle: every node\'s hypervisor, storage OS, BMC, BIOS and drive fi
   await app.close();
 });
 
-test('v4 lifecycle: prechecks and upgrade take entityUpdateSpecs, refused naming the spec; the upgrade\'s task is its record (RUNNING with progress), status says the operation', async () => {
+test('v4 lifecycle: prechecks and upgrade take entityUpdateSpecs, refused naming the spec; the upgrade\'s task is its record (RUNNING with progress), each step reached a subtask (v4, v3), status says the operation', async () => {
   const lcm = new FakeLcm();
-  const { app, tasks } = await testPrism({ lcm: lcm.call });
+  const { app, tasks } = await testPrism({ lcm: lcm.call, cvm: new FakeVmService().call });
   const ents = (await app.inject({ method: 'GET', url: '/api/lifecycle/v4.0/resources/entities', headers: auth })).json().data as any[];
   const hv = ents.find((e) => e.entityClass === 'Hypervisor');
   const aos = ents.find((e) => e.entityClass === 'Core Cluster');
@@ -73,6 +73,22 @@ test('v4 lifecycle: prechecks and upgrade take entityUpdateSpecs, refused naming
   for (let i = 0; i < 10; i++) lcm.advance();
   const task = (await app.inject({ method: 'GET', url: `/api/prism/v4.0/config/tasks/${extId}`, headers: auth })).json().data;
   assert.deepEqual([task.status, task.operation, task.progressPercentage], ['RUNNING', 'LcmUpgrade', 48], 'one node done and 3 of 7 steps of the next: (1 + 3/7) / 3');
+  // each step reached is a task of its own, the upgrade its parent: in v4's and v3's task lists, and by uuid
+  const list = (await app.inject({ method: 'GET', url: '/api/prism/v4.0/config/tasks', headers: auth })).json().data as any[];
+  const steps = list.filter((t) => t.operation === 'LcmUpgradeStep');
+  assert.equal(steps.length, 7 + 4, 'the first node\'s 7 steps done, the second\'s 3 done and 1 running');
+  assert.ok(steps.every((t) => t.parentTask.extId === extId));
+  assert.deepEqual(steps.map((t) => t.status).sort(), [...Array(10).fill('SUCCEEDED'), 'RUNNING'].sort());
+  const running = steps.find((t) => t.status === 'RUNNING');
+  assert.match(running.operationDescription, /^node-2: /);
+  const one = (await app.inject({ method: 'GET', url: `/api/prism/v4.0/config/tasks/${String(running.extId)}`, headers: auth })).json().data;
+  assert.equal(one.extId, running.extId);
+  const v3 = (await app.inject({ method: 'POST', url: '/api/nutanix/v3/tasks/list', headers: { ...auth, ...JSON_CT }, payload: '{"kind":"task"}' })).json().entities as any[];
+  const v3up = v3.find((t) => t.operation_type === 'LcmUpgrade');
+  assert.deepEqual([v3up.status, v3up.percentage_complete, v3up.entity_reference_list[0].kind], ['RUNNING', 48, 'cluster']);
+  assert.equal(v3.filter((t) => t.parent_task_reference?.uuid === v3up.uuid).length, 11);
+  const v3step = (await app.inject({ method: 'GET', url: `/api/nutanix/v3/tasks/${String(running.extId).replace('ZXJnb24=:', '')}`, headers: auth })).json();
+  assert.equal(v3step.operation_type, 'LcmUpgradeStep');
   const status = (await app.inject({ method: 'GET', url: '/api/lifecycle/v4.0/resources/status', headers: auth })).json().data;
   assert.deepEqual(status.inProgressOperation.operationType, 'UPGRADE');
   assert.equal(status.inProgressOperation.operationId, extId);

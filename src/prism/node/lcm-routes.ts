@@ -17,7 +17,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ConflictError, InputError, NotFoundError } from '../../shared/errors.ts';
 import type { CallOptions } from '../../shared/http-client.ts';
 import type { NodeInventory, PrecheckResult, StoredBundle, UpgradeRecord } from '../../lcm/protocol/lcm.ts';
-import { bundleOfSpecs, v4LcmEntities, v4LcmStatus, v4TaskOfUpgrade, type LcmComponent } from '../core/lcm-v4.ts';
+import { bundleOfSpecs, v4LcmEntities, v4LcmStatus, type LcmComponent } from '../core/lcm-v4.ts';
+import type { Task } from '../../cvm/protocol/vms.ts';
 import { parseV4Query, v4Accepted, v4List, v4One } from '../core/v4.ts';
 import type { ClusterSnapshot } from '../core/snapshot.ts';
 import type { PrismTask } from '../protocol/prism.ts';
@@ -130,9 +131,13 @@ async function lastUpgrade(lcm: LcmCaller): Promise<UpgradeRecord | null> {
   }
 }
 
-/** A v4 task by the upgrade's record, for GET /api/prism/v4.0/config/tasks/{extId} (null: not this upgrade). */
-export async function upgradeTask(lcm: LcmCaller, uuid: string, clusterUuid: string): Promise<Record<string, unknown> | null> {
-  const r = await lcm<UpgradeRecord>('/lcm/upgrade').catch(() => null);
-  return r && r.id === uuid ? v4TaskOfUpgrade(r, clusterUuid) : null;
+/**
+ * The current (or last) upgrade as tasks (LCM's GET /lcm/tasks: the upgrade and each step reached),
+ * the cluster named, for the task lists and GETs of v3, v4 and the console; none when LCM does not
+ * answer (a task list does not fail for it).
+ */
+export async function upgradeTasks(lcm: LcmCaller, cluster: { uuid: string; name: string }): Promise<Task[]> {
+  const tasks = await lcm<Task[]>('/lcm/tasks').catch(() => []);
+  return tasks.map((t) => ({ ...t, entity: { kind: 'cluster', uuid: cluster.uuid, name: cluster.name } }));
 }
 

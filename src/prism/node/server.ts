@@ -56,7 +56,7 @@ import {
 import type { Accepted, Image, Subnet, Task, Vm } from '../../cvm/protocol/vms.ts';
 import { V4_NAMESPACES, v4Error } from '../core/v4.ts';
 import { IfMatchError, registerV4Routes } from './v4-routes.ts';
-import { registerLcmRoutes, upgradeTask, type LcmCaller } from './lcm-routes.ts';
+import { registerLcmRoutes, upgradeTasks, type LcmCaller } from './lcm-routes.ts';
 import { lcmCall } from '../../lcm/protocol/client.ts';
 import { alertById, type HealthPort } from './health.ts';
 import { VmListView } from './vm-view.ts';
@@ -456,6 +456,11 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
     if (!m) throw new NotFoundError('host', param(req, 'uuid'));
     return hostEntity(m, s);
   });
+  /** The upgrade's tasks (LCM's record): the upgrade and each step reached. */
+  const lcmTasks = async (): Promise<Task[]> => {
+    const c = (await d.source.get()).cluster;
+    return upgradeTasks(lcm, { uuid: c.clusterId, name: c.name });
+  };
   app.get(`${V3}/tasks/:uuid`, async (req) => {
     const uuid = param(req, 'uuid');
     const clusterId = (await d.source.get()).cluster.clusterId;
@@ -463,15 +468,17 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
       return taskOf(await d.tasks.get(uuid), clusterId);
     } catch (e) {
       if (!(e instanceof NotFoundError)) throw e;
+      const upgrade = (await lcmTasks()).find((t) => t.uuid === uuid);
+      if (upgrade) return vmTaskOf(upgrade, clusterId);
       return vmTaskOf(await cvm<Task>(`/tasks/${encodeURIComponent(uuid)}`).catch(notFoundAs('task', uuid)), clusterId); // the VM service's
     }
   });
   app.post(`${V3}/tasks/list`, async (req) => {
     const r = parseListRequest(req.body, 'task', TASK_ATTRIBUTES);
     const clusterId = (await d.source.get()).cluster.clusterId;
-    // the VM service's tasks and Prism's own (storage, image and subnet deletes, updates in steps), newest first
-    const [vmTasks, mine] = await Promise.all([cvm<Task[]>('/tasks'), d.tasks.list()]);
-    const tasks = [...vmTasks.map((t) => vmTaskOf(t, clusterId)), ...mine.map((t) => taskOf(t, clusterId))].sort((a, b) => String(b['creation_time']).localeCompare(String(a['creation_time'])));
+    // the VM service's tasks, Prism's own (storage, image and subnet deletes, updates in steps) and the upgrade's, newest first
+    const [vmTasks, mine, upgrade] = await Promise.all([cvm<Task[]>('/tasks'), d.tasks.list(), lcmTasks()]);
+    const tasks = [...vmTasks, ...upgrade].map((t) => vmTaskOf(t, clusterId)).concat(mine.map((t) => taskOf(t, clusterId))).sort((a, b) => String(b['creation_time']).localeCompare(String(a['creation_time'])));
     return { api_version: '3.1', ...listOf(tasks, r, taskAttrs) };
   });
 
@@ -750,7 +757,7 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
   });
 
   // ---- v4 (node/v4-routes.ts) ----
-  registerV4Routes(app, { source: d.source, tasks: d.tasks, cvm, vmContext, vmView, lcmTask: (uuid, cluster) => upgradeTask(lcm, uuid, cluster) });
+  registerV4Routes(app, { source: d.source, tasks: d.tasks, cvm, vmContext, vmView, lcmTasks });
   registerLcmRoutes(app, { lcm, source: d.source, tasks: d.tasks, nameUuid, cvmIp: d.cvmIp });
 
   app.setNotFoundHandler((req) => {

@@ -4,7 +4,6 @@
  * health from the local CVM's API, each member's CVM status and host agent status. Answers from
  * a snapshot at most `maxAgeMs` old, so a burst of requests costs one round of calls.
  */
-import { createHash } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
 import { errorMessage, UnavailableError } from '../../shared/errors.ts';
 import { within } from '../../shared/async.ts';
@@ -14,15 +13,10 @@ import { cvmCall } from '../../cvm/protocol/client.ts';
 import type { HostStatus } from '../../hypervisor/protocol/node-config.ts';
 import { hostCall } from '../../hypervisor/protocol/client.ts';
 import type { ClusterSnapshot, MemberView } from '../core/snapshot.ts';
+import { nameUuid } from '../../shared/name-uuid.ts';
 
-/** A name-based UUID (RFC 4122 version 5 layout) of `name` within `namespace`. */
-export function nameUuid(namespace: string, name: string): string {
-  const h = createHash('sha1').update(`${namespace}\0${name}`).digest();
-  h[6] = ((h[6] ?? 0) & 0x0f) | 0x50;
-  h[8] = ((h[8] ?? 0) & 0x3f) | 0x80;
-  const x = h.subarray(0, 16).toString('hex');
-  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
-}
+export { nameUuid };
+
 
 function hostStatus(ip: string): Promise<HostStatus> {
   return hostCall<HostStatus>(ip, '/status', { timeoutMs: 5000 });

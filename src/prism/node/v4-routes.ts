@@ -37,7 +37,8 @@ export interface V4Deps {
   /** The read model lists come from (node/vm-view.ts); mutations here invalidate it. */
   vmView: VmListView;
   /** The LCM upgrade whose record has this id, as a v4 task (null: none). */
-  lcmTask?: (uuid: string, clusterUuid: string) => Promise<Record<string, unknown> | null>;
+  /** The LCM upgrade's tasks (the upgrade and its steps). */
+  lcmTasks?: () => Promise<Task[]>;
 }
 
 /** The VM service's fields of a VM update as v4 names them. */
@@ -230,16 +231,16 @@ export function registerV4Routes(app: FastifyInstance, d: V4Deps): void {
       return v4One('prism.v4.config.GetTaskApiResponse', v4TaskOfPrism(await d.tasks.get(uuid), cluster));
     } catch (e) {
       if (!(e instanceof NotFoundError)) throw e;
-      const upgrade = await d.lcmTask?.(uuid, cluster);
-      if (upgrade) return v4One('prism.v4.config.GetTaskApiResponse', upgrade);
+      const upgrade = (await d.lcmTasks?.())?.find((t) => t.uuid === uuid);
+      if (upgrade) return v4One('prism.v4.config.GetTaskApiResponse', v4TaskOfVm(upgrade, cluster));
       const t = await d.cvm<Task>(`/tasks/${encodeURIComponent(uuid)}`).catch(notFoundAs('task', param(req, 'extId')));
       return v4One('prism.v4.config.GetTaskApiResponse', v4TaskOfVm(t, cluster));
     }
   });
   app.get(TASKS, async (req) => {
     const cluster = (await d.source.get()).cluster.clusterId;
-    const [vmTasks, mine] = await Promise.all([d.cvm<Task[]>('/tasks'), d.tasks.list()]);
-    const all = [...vmTasks.map((t) => v4TaskOfVm(t, cluster)), ...mine.map((t) => v4TaskOfPrism(t, cluster))].sort((a, b) => String(b['createdTime']).localeCompare(String(a['createdTime'])));
+    const [vmTasks, mine, upgrade] = await Promise.all([d.cvm<Task[]>('/tasks'), d.tasks.list(), d.lcmTasks?.() ?? []]);
+    const all = [...[...vmTasks, ...upgrade].map((t) => v4TaskOfVm(t, cluster)), ...mine.map((t) => v4TaskOfPrism(t, cluster))].sort((a, b) => String(b['createdTime']).localeCompare(String(a['createdTime'])));
     return v4List('prism.v4.config.ListTasksApiResponse', all, query(req), req.url);
   });
 }

@@ -1,7 +1,8 @@
 /**
  * @module
- * Tasks, live: every task of the VM service and of Prism, newest first, with its progress, the
- * entity it works on, how long it took and why it failed.
+ * Tasks, live: every task of the VM service, of Prism and of LCM's upgrade (the upgrade and each of
+ * its steps), newest first, with its progress, the entity it works on, how long it took and why it
+ * failed.
  */
 import { useState, type ReactElement } from 'react';
 import * as api from '../api/client.ts';
@@ -27,7 +28,7 @@ export function TaskTable({ tasks }: { tasks: V3Task[] }): ReactElement {
       <tbody>
         {tasks.map((t) => (
           <tr key={t.uuid} data-task={t.uuid} data-status={t.status}>
-            <td>{t.operation_type}{t.parent_task_reference ? <span className="muted"> (sub-task)</span> : null}</td>
+            <td>{t.operation_type.startsWith('Lcm') ? <Link to="/console/lcm">{t.operation_type}</Link> : t.operation_type}{t.parent_task_reference ? <span className="muted"> (sub-task)</span> : null}</td>
             <td>{t.entity_reference_list.map((r) => <span key={r.uuid}>{entityLink(r)} </span>)}</td>
             <td><Badge state={t.status} /></td>
             <td><Progress percent={t.percentage_complete} state={t.status} /></td>
