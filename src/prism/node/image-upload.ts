@@ -261,20 +261,28 @@ export function octetStreamOnly(headers: FastifyRequest['headers'], what: string
 }
 
 /**
+ * Makes a route scope take only application/octet-stream bodies, handed on as the request stream
+ * (never parsed, never buffered). An answer sent before the body was read to its end (refused, or
+ * the service behind failed) closes the connection: it cannot carry another request, and closing it
+ * is how the rest is left unread.
+ */
+export function octetStreamScope(scope: FastifyInstance): void {
+  scope.removeAllContentTypeParsers();
+  scope.addContentTypeParser('application/octet-stream', (_req, payload, next) => next(null, payload));
+  scope.addHook('onSend', (req, reply, payload, next) => {
+    if (!req.raw.complete) void reply.header('Connection', 'close');
+    next(null, payload);
+  });
+}
+
+/**
  * PUT /api/nutanix/v3/images/{uuid}/file, in a context of its own: the only route whose body is
  * octet-stream (handed on as a stream, never parsed), and the only one exempt from the request and
  * handler deadlines (`longBody`; the app bounds its requests with boundRequestArrival).
  */
 export function registerImageUpload(app: FastifyInstance, uploads: ImageUploads): void {
   void app.register((scope, _opts, done) => {
-    scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('application/octet-stream', (_req, payload, next) => next(null, payload));
-    // an answer before the body was read to its end (refused, or the VM service failed): the
-    // connection cannot carry another request, and closing it is how the rest is left unread
-    scope.addHook('onSend', (req, reply, payload, next) => {
-      if (!req.raw.complete) void reply.header('Connection', 'close');
-      next(null, payload);
-    });
+    octetStreamScope(scope);
     const uuidOf = (req: FastifyRequest): string => (req.params as { uuid?: string }).uuid ?? '';
     scope.put(UPLOAD_PATH, {
       config: { longBody: true },

@@ -22,7 +22,7 @@ import type { Task } from '../../cvm/protocol/vms.ts';
 import { parseV4Query, v4Accepted, v4List, v4One } from '../core/v4.ts';
 import type { ClusterSnapshot } from '../core/snapshot.ts';
 import type { PrismTask } from '../protocol/prism.ts';
-import { octetStreamOnly } from './image-upload.ts';
+import { octetStreamOnly, octetStreamScope } from './image-upload.ts';
 
 /** A call of LCM on Prism's CVM. */
 export type LcmCaller = <T>(path: string, o?: CallOptions) => Promise<T>;
@@ -99,8 +99,7 @@ export function registerLcmRoutes(app: FastifyInstance, d: LcmRouteDeps): void {
   for (const p of PASS_POST) app.post(`${CONSOLE}/${p}`, (req) => d.lcm(`/lcm/${p}`, { body: req.body ?? {}, timeoutMs: 180_000 }));
   // a bundle: the only octet-stream route here, streamed on as it arrives (never parsed, never buffered in Prism)
   void app.register((scope, _opts, done) => {
-    scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('application/octet-stream', (_req, payload, next) => next(null, payload));
+    octetStreamScope(scope);
     scope.put(`${CONSOLE}/bundles`, {
       config: { longBody: true },
       // after the app's authentication (its onRequest hook), before the body is read
