@@ -1,21 +1,25 @@
 /**
  * LCM's rolling upgrade on a real 3-node lab (issue 14, ADR 018), driven with `converge lcm` as a
  * user runs it: the lab deployed through Foundation at 1.0.0 with one VM per host running its
- * write-and-verify loop; bundle 1.1.0 uploaded to the cluster's repository; inventory, plan,
+ * write-and-verify loop; bundle 1.1.0 uploaded to the cluster's repository; inventory (versions;
+ * BMC, BIOS and drive firmware over Redfish), plan,
  * pre-checks; a plan the matrix forbids refused naming the pair, and pre-checks failing (a host in
  * maintenance) refusing the upgrade before any change; then the upgrade, node by node, with the
  * CVM that drives it killed in the middle: another CVM goes on, every node ends at 1.1.0, the guests
  * never see an I/O error nor a verify failure, every VM runs, data at RF. Then an upgrade to 1.2.0
  * whose first node is powered off as it restarts: the upgrade stops naming the node and what to do,
- * the cluster serving; the node powered on again, `converge lcm resume` finishes the upgrade.
+ * the cluster serving; the node powered on again, the upgrade is resumed from Prism's LCM page in
+ * Debian's Chromium (the page shows the failed node and the error; Resume) and finishes. With
+ * CONVERGE_SCREENSHOTS=docs/images the page's picture refreshes docs/images/prism-lcm.png.
  *
  * Addresses: BMCs on 127.140.0.x, hosts 127.141.0.x, CVMs 127.141.1.x, Prism 127.141.2.1.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { chromium } from 'playwright-core';
 import { VmLab } from '../drivers/vm-lab.ts';
 import { hostCall } from '../../src/hypervisor/protocol/client.ts';
 import type { HostStatus } from '../../src/hypervisor/protocol/node-config.ts';
@@ -41,6 +45,41 @@ async function until(what: string, p: (r: UpgradeRecord) => boolean, timeoutMs: 
     assert.ok(allow.includes(r.state), `${what}: the upgrade is ${r.state}: ${r.error ?? ''}\n${r.events.slice(-10).map((e) => e.message).join('\n')}`);
     assert.ok(Date.now() < deadline, `${what}: not within ${timeoutMs / 1000} s\n${r.events.slice(-10).map((e) => e.message).join('\n')}`);
     await sleep(500);
+  }
+}
+
+/**
+ * Prism's LCM page as a user sees the failed upgrade: the node's box failed, the error; then Resume
+ * clicked and the page showing the upgrade running again.
+ */
+async function resumeInConsole(failedNode: string): Promise<void> {
+  const shots = process.env['CONVERGE_SCREENSHOTS'] ?? join(tmpdir(), 'converge-screenshots');
+  mkdirSync(shots, { recursive: true });
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  try {
+    const page = await (await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1400, height: 900 } })).newPage();
+    page.setDefaultTimeout(60_000);
+    try {
+      await page.goto(`https://${lab.vip}:9440/console/`);
+      await page.locator('input[name=password]').fill(VmLab.PRISM_PASSWORD);
+      await page.locator('button[type=submit]').click();
+      await page.locator('nav >> text=LCM').click();
+      const state = page.locator('[data-testid=upgrade-state]');
+      await state.locator('.badge:text-is("failed")').waitFor();
+      await page.locator(`.lcm-node[data-node="${failedNode}"] .lcm-box[data-state=failed]`).waitFor();
+      assert.match(await page.locator('.lcm-upgrade .banner.error').innerText(), new RegExp(`${failedNode}: .*converge lcm resume`));
+      // the inventory (read from every BMC, polled) lists the three nodes
+      await page.locator('[data-testid=lcm-inventory] tbody tr').nth(2).waitFor();
+      assert.equal(await page.locator('[data-testid=lcm-inventory] tbody tr').count(), 3);
+      await page.screenshot({ path: join(shots, 'prism-lcm.png'), fullPage: true });
+      await state.locator('button:text-is("Resume")').click();
+      await state.locator('.badge:text-is("running")').waitFor();
+    } catch (e) {
+      await page.screenshot({ path: join(shots, 'prism-failed-lcm.png'), fullPage: true }).catch(() => undefined);
+      throw e;
+    }
+  } finally {
+    await browser.close();
   }
 }
 
@@ -93,6 +132,8 @@ test('the repository takes a bundle (verified: a broken one refused naming the f
   const inv = await ok<NodeInventory[]>('lcm', 'inventory');
   assert.deepEqual(inv.map((n) => [n.hypervisor, n.nos, n.bundle]), Array(3).fill(['1.0.0', '1.0.0', '1.0.0']));
   assert.ok(inv.every((n) => n.firmware.bmc !== null && n.firmware.bios !== null), `firmware read over Redfish: ${JSON.stringify(inv.map((n) => n.firmware))}`);
+  // the drives' firmware too (the lab's nodes: CVG-H1065, 2 SSD + 4 HDD)
+  assert.deepEqual(inv.map((n) => n.firmware.disks?.map((d) => `${d.id} ${d.version}`)), Array(3).fill(['Disk.Bay.0 JXTC104Q', 'Disk.Bay.1 JXTC104Q', ...[2, 3, 4, 5].map((i) => `Disk.Bay.${i} E004`)]));
 
   const planned = await ok<{ plan: UpgradePlan; refusals: Refusal[] }>('lcm', 'plan', '--to', '1.1.0');
   assert.deepEqual(planned.refusals, []);
@@ -167,6 +208,13 @@ test('the rolling upgrade to 1.1.0 with the guests writing; the CVM driving it k
   await guestsClean();
   const status = await lab.cli('lcm', 'status');
   assert.equal(status.code, 0);
+  // in Prism's task list: the upgrade succeeded, each node's every step a sub-task of it with its times
+  const tasks = (await lab.prism('POST', '/api/nutanix/v3/tasks/list', { kind: 'task', length: 500 })).json.entities as { uuid: string; status: string; operation_type: string; start_time: string; completion_time: string; parent_task_reference?: { uuid: string } }[];
+  const up = tasks.find((t) => t.uuid === done.id);
+  assert.deepEqual([up?.operation_type, up?.status], ['LcmUpgrade', 'SUCCEEDED']);
+  const steps = tasks.filter((t) => t.parent_task_reference?.uuid === done.id);
+  assert.equal(steps.length, done.plan.nodes.reduce((n, p) => n + p.steps.length, 0));
+  assert.ok(steps.every((t) => t.status === 'SUCCEEDED' && t.completion_time >= t.start_time), JSON.stringify(steps.slice(0, 3)));
 });
 
 test('firmware and software to 1.2.1: a node that does not come back stops the upgrade with the cluster serving, naming it and what to do; powered on again, resume finishes; BMC and BIOS at the new firmware', async () => {
@@ -195,10 +243,10 @@ test('firmware and software to 1.2.1: a node that does not come back stops the u
   }
   const st = await lab.cli<UpgradeRecord>('lcm', 'status');
   assert.equal(st.out.state, 'failed');
-  // recovered as the message says: powered on through its BMC, then resumed
+  // recovered as the message says: powered on through its BMC, then resumed from Prism's LCM page
   const on = await lab.t.tr.redfish(i).post('/redfish/v1/Systems/1/Actions/ComputerSystem.Reset', { ResetType: 'On' });
   assert.ok(on.status < 300, on.text);
-  await ok('lcm', 'resume');
+  await resumeInConsole(started.plan.nodes[0]?.hostname ?? '');
   await until('the resumed upgrade succeeds', (r) => r.state === 'succeeded', 1_800_000);
   const inv = await ok<NodeInventory[]>('lcm', 'inventory');
   assert.deepEqual(inv.map((n) => [n.nos, n.firmware.bmc, n.firmware.bios]), Array(3).fill(['1.2.1', '3.20.0', 'CVGB-2.9.0']), 'software and firmware: read back over Redfish');

@@ -29,7 +29,7 @@ test('a node\'s steps in four boxes: done before the step\'s, the step\'s active
   const failed = record({ state: 'failed', error: 'node-B: restart did not finish' });
   failed.nodes[1] = { ...failed.nodes[1]!, state: 'failed' };
   assert.deepEqual(nodeStages(failed, 'B').map((b) => b.state), ['done', 'done', 'failed', 'pending']);
-  assert.match(upgradeSummary(failed), /^Stopped at node-B: node-B: restart did not finish/);
+  assert.equal(upgradeSummary(failed), 'Stopped at node-B\'s restart; Resume tries the step again.');
   assert.equal(nodeStages(record({ state: 'paused' }), 'B')[2]?.state, 'paused');
   assert.deepEqual(nodeStages(r, 'nope').map((b) => b.state), ['pending', 'pending', 'pending', 'pending']);
 });

@@ -50,7 +50,8 @@ export function upgradeSummary(r: UpgradeRecord): string {
   const name = (serial: string): string => r.plan.nodes.find((p) => p.serial === serial)?.hostname ?? serial;
   switch (r.state) {
     case 'succeeded': return `Every node runs ${r.to} (${r.nodes.length} upgraded).`;
-    case 'failed': return `Stopped at ${now ? name(now.serial) : 'a node'}: ${r.error ?? 'failed'}`;
+    // the error itself is the page's banner: the headline says where, and what Resume does
+    case 'failed': return `Stopped at ${now ? `${name(now.serial)}'s ${r.plan.nodes.find((p) => p.serial === now.serial)?.steps[now.step]?.kind ?? 'step'}` : 'a node'}; Resume tries the step again.`;
     case 'aborted': return `Aborted after ${done} of ${r.nodes.length} nodes.`;
     case 'paused': return `Paused after ${done} of ${r.nodes.length} nodes; resume to go on.`;
     case 'running': return `${done} of ${r.nodes.length} nodes at ${r.to}${now ? `; ${name(now.serial)} holds the shutdown token` : ''}${r.pauseRequested ? ' (pauses after this node)' : ''}.`;
