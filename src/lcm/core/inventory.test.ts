@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { diskFirmwareText, inventoryOf, offerOf, precheckInputOf } from './inventory.ts';
+import { inventoryOf, offerOf, precheckInputOf } from './inventory.ts';
 import { planUpgrade } from './plan.ts';
 import { prechecks } from './prechecks.ts';
 import { parseManifest } from '../../shared/bundle/manifest.ts';
@@ -39,11 +39,4 @@ test('the pre-checks\' view: hosts from the VM service, services not up, VMs tha
   assert.deepEqual(input.resiliency, { pending: 2, stranded: 1 });
   const fails = prechecks(input).filter((r) => r.status === 'FAIL').map((r) => r.id);
   assert.deepEqual(fails, ['cluster/nodes_up', 'cluster/services_up', 'storage/data_resiliency', 'hosts/no_maintenance', 'capacity/evacuation']);
-});
-
-test('a node\'s drive firmware in a line: each model and version with its count; not read is ?', () => {
-  const d = (slot: number, model: string, version: string): { id: string; model: string; version: string } => ({ id: `Disk.Bay.${slot}`, model, version });
-  assert.equal(diskFirmwareText([d(0, 'PM893', 'JXTC104Q'), d(1, 'PM893', 'JXTC104Q'), d(2, 'Exos', 'E004'), d(3, 'PM893', 'JXTC105Q')]), 'PM893 JXTC104Q ×2, Exos E004 ×1, PM893 JXTC105Q ×1');
-  assert.equal(diskFirmwareText(undefined), '?');
-  assert.equal(diskFirmwareText([]), 'none');
 });

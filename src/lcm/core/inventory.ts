@@ -113,12 +113,3 @@ export function precheckInputOf(o: {
     token: o.token,
   };
 }
-
-/** A node's drive firmware in a line: each model with its version and how many drives run it ("Seagate Exos 8TB E004 ×4"); '?' when not read. */
-export function diskFirmwareText(disks: NodeInventory['firmware']['disks']): string {
-  if (!disks) return '?';
-  if (disks.length === 0) return 'none';
-  const count = new Map<string, number>();
-  for (const d of disks) count.set(`${d.model} ${d.version}`, (count.get(`${d.model} ${d.version}`) ?? 0) + 1);
-  return [...count].map(([k, n]) => `${k} ×${n}`).join(', ');
-}

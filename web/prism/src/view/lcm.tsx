@@ -10,8 +10,7 @@ import { useRef, useState, type FormEvent, type ReactElement } from 'react';
 import * as api from '../api/client.ts';
 import { ago, bytes } from '../model/format.ts';
 import { nodeStages, upgradeSummary } from '../model/lcm.ts';
-import { diskFirmwareText } from '../../../../src/lcm/core/inventory.ts';
-import type { PrecheckResult, Refusal, UpgradePlan, UpgradeRecord } from '../../../../src/lcm/protocol/lcm.ts';
+import { diskFirmwareText, type PrecheckResult, type Refusal, type UpgradePlan, type UpgradeRecord } from '../../../../src/lcm/protocol/lcm.ts';
 import { useNow, usePoll } from './hooks.ts';
 import { Badge, ErrorBanner, PageHead, Panel, UploadProgress } from './widgets.tsx';
 
