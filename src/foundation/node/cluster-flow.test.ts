@@ -9,7 +9,7 @@ import type { ReplicaMap, ServiceView } from '../../cvm/protocol/cluster.ts';
 const sv = (name: string, state = 'up', restarts = 0): ServiceView => ({ name, state, pid: 7, restarts });
 const seenWith = (prism: ServiceView): CvmObservation[] => [{
   cvmIp: '10.0.1.1', error: null,
-  status: { serial: 'S1', cvmIp: '10.0.1.1', hostIp: '', hypervisorVersion: '1', nosVersion: '1', configured: true, clusterId: 'c-1', cluster: null, disks: [], services: [sv('genesis'), sv('etcd'), prism, { ...sv('stargate'), partOf: 'genesis' }] },
+  status: { serial: 'S1', cvmIp: '10.0.1.1', hostIp: '', hypervisorVersion: '1', nosVersion: '1', configured: true, clusterId: 'c-1', cluster: null, disks: [], services: [sv('genesis'), sv('etcd'), prism, sv('lcm'), { ...sv('stargate'), partOf: 'genesis' }] },
 }];
 const judge = (seen: CvmObservation[]): ReturnType<typeof evaluateServices> => evaluateServices('c-1', ['10.0.1.1'], seen);
 
