@@ -152,7 +152,7 @@ export function v2Cluster(s: ClusterSnapshot): Record<string, unknown> {
   };
 }
 
-const V2_TASK: Record<string, string> = { queued: 'Queued', running: 'Running', succeeded: 'Succeeded', failed: 'Failed', aborted: 'Aborted', QUEUED: 'Queued', RUNNING: 'Running', SUCCEEDED: 'Succeeded', FAILED: 'Failed' };
+const V2_TASK: Record<string, string> = { queued: 'Queued', running: 'Running', paused: 'Suspended', succeeded: 'Succeeded', failed: 'Failed', aborted: 'Aborted', QUEUED: 'Queued', RUNNING: 'Running', SUCCEEDED: 'Succeeded', FAILED: 'Failed' };
 const usecs = (iso: string | null): number | undefined => (iso ? Date.parse(iso) * 1000 : undefined);
 
 /** A task (the VM service's or Prism's) as v2.0's GET /tasks/{uuid}. */

@@ -60,7 +60,7 @@ import { registerLcmRoutes, upgradeTasks, type LcmCaller } from './lcm-routes.ts
 import { lcmCall } from '../../lcm/protocol/client.ts';
 import { alertById, type HealthPort } from './health.ts';
 import { VmListView } from './vm-view.ts';
-import { byUuid, fieldAs, notFoundAs, vmOf } from './vm-service.ts';
+import { byUuid, fieldAs, vmOf } from './vm-service.ts';
 import { healthOf } from '../core/snapshot.ts';
 import { parseStatsEntity, seriesOf, vdisksOf } from '../core/stats.ts';
 import type { StatsAnswer } from '../../cvm/protocol/stats.ts';
@@ -461,6 +461,17 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
     const c = (await d.source.get()).cluster;
     return upgradeTasks(lcm, { uuid: c.clusterId, name: c.name });
   };
+  /** A task that is not Prism's own: the VM service's (most are), else one of the upgrade's; NotFoundError('task', `shown`). */
+  const serviceTask = async (uuid: string, shown = uuid): Promise<Task> => {
+    try {
+      return await cvm<Task>(`/tasks/${encodeURIComponent(uuid)}`);
+    } catch (e) {
+      if (!(e instanceof NotFoundError)) throw e;
+      const upgrade = (await lcmTasks()).find((t) => t.uuid === uuid);
+      if (!upgrade) throw new NotFoundError('task', shown);
+      return upgrade;
+    }
+  };
   app.get(`${V3}/tasks/:uuid`, async (req) => {
     const uuid = param(req, 'uuid');
     const clusterId = (await d.source.get()).cluster.clusterId;
@@ -468,9 +479,7 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
       return taskOf(await d.tasks.get(uuid), clusterId);
     } catch (e) {
       if (!(e instanceof NotFoundError)) throw e;
-      const upgrade = (await lcmTasks()).find((t) => t.uuid === uuid);
-      if (upgrade) return vmTaskOf(upgrade, clusterId);
-      return vmTaskOf(await cvm<Task>(`/tasks/${encodeURIComponent(uuid)}`).catch(notFoundAs('task', uuid)), clusterId); // the VM service's
+      return vmTaskOf(await serviceTask(uuid), clusterId);
     }
   });
   app.post(`${V3}/tasks/list`, async (req) => {
@@ -696,7 +705,7 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
       return v2Task({ uuid: t.uuid, state: t.status, percent: t.percentage, operation: t.operationType, entities: t.entities, error: t.error, createdAt: t.createdAt, finishedAt: t.completedAt });
     } catch (e) {
       if (!(e instanceof NotFoundError)) throw e;
-      const t = await cvm<Task>(`/tasks/${encodeURIComponent(uuid)}`).catch(notFoundAs('task', uuid));
+      const t = await serviceTask(uuid);
       return v2Task({ uuid: t.uuid, state: t.state, percent: t.percent, operation: t.operation, entities: [t.entity], error: t.error?.message ?? null, createdAt: t.createdAt, finishedAt: t.finishedAt });
     }
   });
@@ -757,7 +766,7 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
   });
 
   // ---- v4 (node/v4-routes.ts) ----
-  registerV4Routes(app, { source: d.source, tasks: d.tasks, cvm, vmContext, vmView, lcmTasks });
+  registerV4Routes(app, { source: d.source, tasks: d.tasks, cvm, vmContext, vmView, lcmTasks, serviceTask });
   registerLcmRoutes(app, { lcm, source: d.source, tasks: d.tasks, nameUuid, cvmIp: d.cvmIp });
 
   app.setNotFoundHandler((req) => {

@@ -20,7 +20,7 @@ import {
 } from '../core/v4.ts';
 import type { CvmCaller } from './server.ts';
 import type { VmListView } from './vm-view.ts';
-import { byUuid, fieldAs, notFoundAs, vmOf } from './vm-service.ts';
+import { byUuid, fieldAs, vmOf } from './vm-service.ts';
 
 /** An `If-Match` missing (428) or not the entity's ETag (412). */
 export class IfMatchError extends PreconditionError {
@@ -37,8 +37,10 @@ export interface V4Deps {
   /** The read model lists come from (node/vm-view.ts); mutations here invalidate it. */
   vmView: VmListView;
   /** The LCM upgrade whose record has this id, as a v4 task (null: none). */
-  /** The LCM upgrade's tasks (the upgrade and its steps). */
-  lcmTasks?: () => Promise<Task[]>;
+  /** The LCM upgrade's tasks (the upgrade and its steps), for the list. */
+  lcmTasks: () => Promise<Task[]>;
+  /** A task that is not Prism's own (the VM service's or the upgrade's); NotFoundError naming `shown`. */
+  serviceTask: (uuid: string, shown?: string) => Promise<Task>;
 }
 
 /** The VM service's fields of a VM update as v4 names them. */
@@ -231,15 +233,12 @@ export function registerV4Routes(app: FastifyInstance, d: V4Deps): void {
       return v4One('prism.v4.config.GetTaskApiResponse', v4TaskOfPrism(await d.tasks.get(uuid), cluster));
     } catch (e) {
       if (!(e instanceof NotFoundError)) throw e;
-      const upgrade = (await d.lcmTasks?.())?.find((t) => t.uuid === uuid);
-      if (upgrade) return v4One('prism.v4.config.GetTaskApiResponse', v4TaskOfVm(upgrade, cluster));
-      const t = await d.cvm<Task>(`/tasks/${encodeURIComponent(uuid)}`).catch(notFoundAs('task', param(req, 'extId')));
-      return v4One('prism.v4.config.GetTaskApiResponse', v4TaskOfVm(t, cluster));
+      return v4One('prism.v4.config.GetTaskApiResponse', v4TaskOfVm(await d.serviceTask(uuid, param(req, 'extId')), cluster));
     }
   });
   app.get(TASKS, async (req) => {
     const cluster = (await d.source.get()).cluster.clusterId;
-    const [vmTasks, mine, upgrade] = await Promise.all([d.cvm<Task[]>('/tasks'), d.tasks.list(), d.lcmTasks?.() ?? []]);
+    const [vmTasks, mine, upgrade] = await Promise.all([d.cvm<Task[]>('/tasks'), d.tasks.list(), d.lcmTasks()]);
     const all = [...[...vmTasks, ...upgrade].map((t) => v4TaskOfVm(t, cluster)), ...mine.map((t) => v4TaskOfPrism(t, cluster))].sort((a, b) => String(b['createdTime']).localeCompare(String(a['createdTime'])));
     return v4List('prism.v4.config.ListTasksApiResponse', all, query(req), req.url);
   });
