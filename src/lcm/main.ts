@@ -32,7 +32,7 @@ async function main(): Promise<void> {
   useIdentity(identity);
   const etcd = storeClient(cfg.store, { ca: member.ca, cert: member.cvm.cert, key: member.cvm.key }, 2000);
   const service = new LcmService({
-    etcd, clusterId: cfg.clusterId, self: { cvmIp: cfg.cvmIp, serial: cfg.serial }, members: () => cfg.members, identity,
+    etcd, cluster: { uuid: cfg.clusterId, name: cfg.clusterName }, self: { cvmIp: cfg.cvmIp, serial: cfg.serial }, members: () => cfg.members, identity,
     bundleDir: join(cfg.stateDir, 'bundles'), log, ...(cfg.leaseTtlS ? { leaseTtlS: cfg.leaseTtlS } : {}),
     bmc: async (serial) => {
       const v = await etcd.get(BMCS_PREFIX + serial).string();

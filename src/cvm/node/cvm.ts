@@ -583,7 +583,7 @@ export class Cvm {
     const c = this.state?.cluster;
     if (this.lcm || !c) return;
     const lc: LcmConfig = {
-      cvmIp: this.cfg.cvmIp, serial: this.cfg.serial, clusterId: c.clusterId, store: c.store, members: c.members.map((m) => ({ serial: m.serial, cvmIp: m.cvmIp, hostIp: m.hostIp })),
+      cvmIp: this.cfg.cvmIp, serial: this.cfg.serial, clusterId: c.clusterId, clusterName: c.name, store: c.store, members: c.members.map((m) => ({ serial: m.serial, cvmIp: m.cvmIp, hostIp: m.hostIp })),
       stateDir: join(this.cfg.stateDir, 'lcm'), pki: { member: join(this.cfg.stateDir, MEMBER_IDENTITIES_FILE), node: this.cfg.identity },
     };
     this.lcm = this.supervise('lcm', 'CONVERGE_LCM_ENTRY', 'CONVERGE_LCM_CONFIG', lc);

@@ -41,7 +41,7 @@ before(async () => {
   ids.stranger = { cert: strange.cert, key: strange.key, ca: [dca.cert] };
   const identity: Identity = { cert: member.cvm.cert, key: member.cvm.key, ca: [dca.cert, cca.cert] };
   svc = new LcmService({
-    etcd: etcd.client(), clusterId: 'c-1', self: { cvmIp: IP, serial: 'N1' }, members: () => [], identity, bundleDir: join(mkdtempSync(join(tmpdir(), 'lcm-routes-')), 'bundles'),
+    etcd: etcd.client(), cluster: { uuid: 'c-1', name: 'lab' }, self: { cvmIp: IP, serial: 'N1' }, members: () => [], identity, bundleDir: join(mkdtempSync(join(tmpdir(), 'lcm-routes-')), 'bundles'),
     bmc: () => Promise.resolve(undefined), imageCa: () => Promise.reject(new Error('no CA')), log: () => undefined,
   });
   app = createInternalApi({ tls: { identity: node, anchors: { deployment: dca.cert, cluster: cca.cert } }, bodyLimit: 1 << 20, longBodyIdleMs: 5000, log: () => undefined });

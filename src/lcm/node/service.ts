@@ -39,8 +39,8 @@ import { nameUuid } from '../../shared/name-uuid.ts';
 
 export interface LcmDeps {
   etcd: Etcd3;
-  /** The cluster's uuid (the entity of the upgrade's tasks). */
-  clusterId: string;
+  /** The cluster (the entity of the upgrade's tasks). */
+  cluster: { uuid: string; name: string };
   self: { cvmIp: string; serial: string };
   members: () => readonly MemberRef[];
   /** This CVM's member certificate (peers' and hosts' APIs). */
@@ -200,7 +200,7 @@ export class LcmService {
   /** The current (or last) upgrade as tasks: the upgrade and each step reached (none: no upgrade has run). */
   async tasks(): Promise<Task[]> {
     const r = await this.record();
-    return r ? tasksOfUpgrade(r.value, { uuid: this.d.clusterId, name: '' }, (u, serial, step) => nameUuid(u, `${serial}/${step}`)) : [];
+    return r ? tasksOfUpgrade(r.value, this.d.cluster, (u, serial, step) => nameUuid(u, `${serial}/${step}`)) : [];
   }
 
   async status(): Promise<UpgradeRecord> {

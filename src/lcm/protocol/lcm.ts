@@ -160,6 +160,8 @@ export interface LcmConfig {
   cvmIp: string;
   serial: string;
   clusterId: string;
+  /** The cluster's name (the entity of the upgrade's tasks, with clusterId). */
+  clusterName: string;
   /** The cluster's etcd client URLs. */
   store: string[];
   /** The cluster's members. */

@@ -132,11 +132,10 @@ async function lastUpgrade(lcm: LcmCaller): Promise<UpgradeRecord | null> {
 
 /**
  * The current (or last) upgrade as tasks (LCM's GET /lcm/tasks: the upgrade and each step reached),
- * the cluster named, for the task lists and GETs of v3, v4 and the console; none when LCM does not
- * answer (a task list does not fail for it).
+ * for the task lists and GETs of v2, v3, v4 and the console; none when LCM does not answer (a task
+ * list does not fail for it).
  */
-export async function upgradeTasks(lcm: LcmCaller, cluster: { uuid: string; name: string }): Promise<Task[]> {
-  const tasks = await lcm<Task[]>('/lcm/tasks').catch(() => []);
-  return tasks.map((t) => ({ ...t, entity: { kind: 'cluster', uuid: cluster.uuid, name: cluster.name } }));
+export function upgradeTasks(lcm: LcmCaller): Promise<Task[]> {
+  return lcm<Task[]>('/lcm/tasks').catch(() => []);
 }
 

@@ -69,7 +69,8 @@ import { disks, parseV2Transition, storageContainers, storagePools, v2Cluster, v
 import { isConsoleAsset, registerConsole } from './console-routes.ts';
 import { PRISM_PORT } from '../protocol/prism.ts';
 import type { Accounts, Tasks } from './accounts.ts';
-import { nameUuid, type SnapshotSource } from './source.ts';
+import type { SnapshotSource } from './source.ts';
+import { nameUuid } from '../../shared/name-uuid.ts';
 import type { Leadership } from '../../shared/leadership.ts';
 import { httpStatusOf } from '../../shared/http-status.ts';
 import { PayloadTooLargeError, RequestTimeoutError, TooManyAttemptsError, UnsupportedMediaTypeError } from '../../shared/errors.ts';
@@ -456,18 +457,15 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
     if (!m) throw new NotFoundError('host', param(req, 'uuid'));
     return hostEntity(m, s);
   });
-  /** The upgrade's tasks (LCM's record): the upgrade and each step reached. */
-  const lcmTasks = async (): Promise<Task[]> => {
-    const c = (await d.source.get()).cluster;
-    return upgradeTasks(lcm, { uuid: c.clusterId, name: c.name });
-  };
-  /** A task that is not Prism's own: the VM service's (most are), else one of the upgrade's; NotFoundError('task', `shown`). */
+  /** The tasks that are not Prism's own: the VM service's and the LCM upgrade's (the upgrade and each step reached). */
+  const serviceTasks = async (): Promise<Task[]> => (await Promise.all([cvm<Task[]>('/tasks'), upgradeTasks(lcm)])).flat();
+  /** One of them: the VM service's (most are), else one of the upgrade's; NotFoundError('task', `shown`). */
   const serviceTask = async (uuid: string, shown = uuid): Promise<Task> => {
     try {
       return await cvm<Task>(`/tasks/${encodeURIComponent(uuid)}`);
     } catch (e) {
       if (!(e instanceof NotFoundError)) throw e;
-      const upgrade = (await lcmTasks()).find((t) => t.uuid === uuid);
+      const upgrade = (await upgradeTasks(lcm)).find((t) => t.uuid === uuid);
       if (!upgrade) throw new NotFoundError('task', shown);
       return upgrade;
     }
@@ -486,8 +484,8 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
     const r = parseListRequest(req.body, 'task', TASK_ATTRIBUTES);
     const clusterId = (await d.source.get()).cluster.clusterId;
     // the VM service's tasks, Prism's own (storage, image and subnet deletes, updates in steps) and the upgrade's, newest first
-    const [vmTasks, mine, upgrade] = await Promise.all([cvm<Task[]>('/tasks'), d.tasks.list(), lcmTasks()]);
-    const tasks = [...vmTasks, ...upgrade].map((t) => vmTaskOf(t, clusterId)).concat(mine.map((t) => taskOf(t, clusterId))).sort((a, b) => String(b['creation_time']).localeCompare(String(a['creation_time'])));
+    const [others, mine] = await Promise.all([serviceTasks(), d.tasks.list()]);
+    const tasks = others.map((t) => vmTaskOf(t, clusterId)).concat(mine.map((t) => taskOf(t, clusterId))).sort((a, b) => String(b['creation_time']).localeCompare(String(a['creation_time'])));
     return { api_version: '3.1', ...listOf(tasks, r, taskAttrs) };
   });
 
@@ -766,7 +764,7 @@ export function createPrismApi(d: PrismDeps): FastifyInstance {
   });
 
   // ---- v4 (node/v4-routes.ts) ----
-  registerV4Routes(app, { source: d.source, tasks: d.tasks, cvm, vmContext, vmView, lcmTasks, serviceTask });
+  registerV4Routes(app, { source: d.source, tasks: d.tasks, cvm, vmContext, vmView, serviceTasks, serviceTask });
   registerLcmRoutes(app, { lcm, source: d.source, tasks: d.tasks, nameUuid, cvmIp: d.cvmIp });
 
   app.setNotFoundHandler((req) => {

@@ -15,9 +15,6 @@ import { hostCall } from '../../hypervisor/protocol/client.ts';
 import type { ClusterSnapshot, MemberView } from '../core/snapshot.ts';
 import { nameUuid } from '../../shared/name-uuid.ts';
 
-export { nameUuid };
-
-
 function hostStatus(ip: string): Promise<HostStatus> {
   return hostCall<HostStatus>(ip, '/status', { timeoutMs: 5000 });
 }

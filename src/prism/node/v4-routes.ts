@@ -36,10 +36,9 @@ export interface V4Deps {
   vmContext: () => Promise<V3VmContext>;
   /** The read model lists come from (node/vm-view.ts); mutations here invalidate it. */
   vmView: VmListView;
-  /** The LCM upgrade whose record has this id, as a v4 task (null: none). */
-  /** The LCM upgrade's tasks (the upgrade and its steps), for the list. */
-  lcmTasks: () => Promise<Task[]>;
-  /** A task that is not Prism's own (the VM service's or the upgrade's); NotFoundError naming `shown`. */
+  /** The tasks that are not Prism's own: the VM service's and the LCM upgrade's. */
+  serviceTasks: () => Promise<Task[]>;
+  /** One of them by uuid; NotFoundError naming `shown`. */
   serviceTask: (uuid: string, shown?: string) => Promise<Task>;
 }
 
@@ -238,8 +237,8 @@ export function registerV4Routes(app: FastifyInstance, d: V4Deps): void {
   });
   app.get(TASKS, async (req) => {
     const cluster = (await d.source.get()).cluster.clusterId;
-    const [vmTasks, mine, upgrade] = await Promise.all([d.cvm<Task[]>('/tasks'), d.tasks.list(), d.lcmTasks()]);
-    const all = [...[...vmTasks, ...upgrade].map((t) => v4TaskOfVm(t, cluster)), ...mine.map((t) => v4TaskOfPrism(t, cluster))].sort((a, b) => String(b['createdTime']).localeCompare(String(a['createdTime'])));
+    const [others, mine] = await Promise.all([d.serviceTasks(), d.tasks.list()]);
+    const all = [...others.map((t) => v4TaskOfVm(t, cluster)), ...mine.map((t) => v4TaskOfPrism(t, cluster))].sort((a, b) => String(b['createdTime']).localeCompare(String(a['createdTime'])));
     return v4List('prism.v4.config.ListTasksApiResponse', all, query(req), req.url);
   });
 }
