@@ -47,11 +47,12 @@ export function nodeStages(r: UpgradeRecord, serial: string): StageBox[] {
 export function upgradeSummary(r: UpgradeRecord): string {
   const done = r.nodes.filter((n) => n.state === 'done').length;
   const now = r.nodes.find((n) => n.state === 'running' || n.state === 'failed');
-  const name = (serial: string): string => r.plan.nodes.find((p) => p.serial === serial)?.hostname ?? serial;
+  const plan = (serial: string): UpgradeRecord['plan']['nodes'][number] | undefined => r.plan.nodes.find((p) => p.serial === serial);
+  const name = (serial: string): string => plan(serial)?.hostname ?? serial;
   switch (r.state) {
     case 'succeeded': return `Every node runs ${r.to} (${r.nodes.length} upgraded).`;
     // the error itself is the page's banner: the headline says where, and what Resume does
-    case 'failed': return `Stopped at ${now ? `${name(now.serial)}'s ${r.plan.nodes.find((p) => p.serial === now.serial)?.steps[now.step]?.kind ?? 'step'}` : 'a node'}; Resume tries the step again.`;
+    case 'failed': return `Stopped at ${now ? `${name(now.serial)}'s ${plan(now.serial)?.steps[now.step]?.kind ?? 'step'}` : 'a node'}; Resume tries the step again.`;
     case 'aborted': return `Aborted after ${done} of ${r.nodes.length} nodes.`;
     case 'paused': return `Paused after ${done} of ${r.nodes.length} nodes; resume to go on.`;
     case 'running': return `${done} of ${r.nodes.length} nodes at ${r.to}${now ? `; ${name(now.serial)} holds the shutdown token` : ''}${r.pauseRequested ? ' (pauses after this node)' : ''}.`;
