@@ -13,7 +13,7 @@
  *   moving dashes: about half of the page's work at 32 nodes); --profile prints the page's
  *   functions with the most self time.
  */
-import { chromium } from 'playwright-core';
+import { launchChromium } from '../test/drivers/browser.ts';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { TestFoundation } from '../test/drivers/foundation-driver.ts';
@@ -37,7 +37,7 @@ interface Row { nodes: number; wallS: number; busyS: number; share: number; long
 
 const built = spawnSync(process.execPath, [`${ROOT}scripts/build-web.mjs`], { stdio: 'inherit' });
 if (built.status !== 0) process.exit(1);
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+const browser = await launchChromium();
 const rows: Row[] = [];
 console.log(machineContext());
 for (const [i, n] of SIZES.entries()) {

@@ -11,17 +11,17 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../drivers/browser.ts';
 import { TestFoundation, testBundle } from '../drivers/foundation-driver.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const GIVEN = process.env['CONVERGE_SCREENSHOTS'];
 const IMAGES = GIVEN ?? mkdtempSync(join(tmpdir(), 'cvg-ui-shots-'));
-const CHROMIUM = '/usr/bin/chromium';
 
 let t: TestFoundation;
 let browser: Browser;
@@ -32,11 +32,10 @@ before(async () => {
   // the UI is built by scripts/setup.sh; build it here too when it is missing or stale (run alone)
   const b = spawnSync(process.execPath, [`${ROOT}scripts/build-web.mjs`], { encoding: 'utf8' });
   assert.equal(b.status, 0, `web UI build: ${b.stderr}${b.stdout}`);
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (scripts/test.sh does: apt-get install chromium)`);
   mkdirSync(IMAGES, { recursive: true });
   t = await TestFoundation.start('127.81', 18081, 38);
   url = t.fd.url;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1500, height: 900 } });
   // every state each box shows, in order, recorded as the DOM changes (React draws once per commit);
   // page scripts are strings: the test's own code is transpiled with helpers the page does not have

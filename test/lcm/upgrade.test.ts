@@ -16,10 +16,10 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium, screenshotDir } from '../drivers/browser.ts';
 import { VmLab } from '../drivers/vm-lab.ts';
 import { hostCall } from '../../src/hypervisor/protocol/client.ts';
 import type { HostStatus } from '../../src/hypervisor/protocol/node-config.ts';
@@ -53,9 +53,8 @@ async function until(what: string, p: (r: UpgradeRecord) => boolean, timeoutMs: 
  * clicked and the page showing the upgrade running again.
  */
 async function resumeInConsole(failedNode: string): Promise<void> {
-  const shots = process.env['CONVERGE_SCREENSHOTS'] ?? join(tmpdir(), 'converge-screenshots');
-  mkdirSync(shots, { recursive: true });
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  const shots = screenshotDir();
+  const browser = await launchChromium();
   try {
     const page = await (await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1400, height: 900 } })).newPage();
     page.setDefaultTimeout(60_000);

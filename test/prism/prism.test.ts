@@ -6,10 +6,9 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, mkdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
-import { chromium } from 'playwright-core';
+import { launchChromium, screenshotDir } from '../drivers/browser.ts';
 import { Agent, fetch as ufetch } from 'undici';
 import { TestFoundation } from '../drivers/foundation-driver.ts';
 import { hashPassword } from '../../src/shared/passwords.ts';
@@ -24,8 +23,7 @@ let agent: Agent;
 let password = 'lab-secret-1';
 let progress: any;
 /** Screenshots go to CONVERGE_SCREENSHOTS (docs/images to refresh the docs) or a temp dir. */
-const SHOTS = process.env['CONVERGE_SCREENSHOTS'] ?? join(tmpdir(), 'converge-screenshots');
-mkdirSync(SHOTS, { recursive: true });
+const SHOTS = screenshotDir();
 
 before(async () => {
   t = await TestFoundation.start('127.65', 18065, 3);
@@ -261,7 +259,7 @@ test('a Prism that does not lead redirects to the virtual IP; the console comes 
 });
 
 test('the console in Chromium: a login page, not the browser\'s prompt; a wrong password is refused; then the dashboard and the hosts with their services', async () => {
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  const browser = await launchChromium();
   try {
     // the lab CA is not in Chromium's trust store: the page's certificate was checked against it above
     const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1400, height: 900 } });

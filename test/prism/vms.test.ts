@@ -13,14 +13,13 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, screenshotDir } from '../drivers/browser.ts';
 import { VmLab } from '../drivers/vm-lab.ts';
 
-const SHOTS = process.env['CONVERGE_SCREENSHOTS'] ?? join(tmpdir(), 'converge-screenshots');
-mkdirSync(SHOTS, { recursive: true });
+const SHOTS = screenshotDir();
 
 let lab: VmLab;
 let browser: Browser;
@@ -28,7 +27,7 @@ let page: Page;
 
 before(async () => {
   lab = await VmLab.start('127.138', 18138, '127.139');
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  browser = await launchChromium();
   // the lab CA is not in Chromium's trust store (the API tests check Prism's certificate against it)
   const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1400, height: 900 } });
   page = await ctx.newPage();
