@@ -25,11 +25,12 @@
  * version read the consoles through the first CVM and counted its restart as an 8–11 s stall of
  * every guest. Rerun before believing a change.
  */
-import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VmLab } from '../test/drivers/vm-lab.ts';
 import { buildBundle } from '../src/cli/bundle-build.ts';
+import { cvmCall } from '../src/cvm/protocol/client.ts';
 import type { ResiliencyReport } from '../src/cvm/protocol/cluster.ts';
 import type { VmHost } from '../src/cvm/protocol/vms.ts';
 import type { UpgradeRecord } from '../src/lcm/protocol/lcm.ts';
@@ -38,6 +39,16 @@ import { machineContext } from './machine.ts';
 const VMS = ['u1', 'u2', 'u3'];
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+/** Bytes [from, to) of a file (a console log's new part, not the whole log at every look). */
+function readSpan(file: string, from: number, to: number): Buffer {
+  const buf = Buffer.alloc(to - from);
+  const fd = openSync(file, 'r');
+  try {
+    return buf.subarray(0, readSync(fd, buf, 0, buf.length, from));
+  } finally {
+    closeSync(fd);
+  }
+}
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 
 /**
@@ -70,7 +81,7 @@ class PassWatch {
       // a log started anew (the VM came back to this host) is read from its start
       const from = size < (this.read.get(file) ?? 0) ? 0 : this.read.get(file) ?? 0;
       if (size === from) continue;
-      const fresh = readFileSync(file).subarray(from).toString('latin1');
+      const fresh = readSpan(file, from, size).toString('latin1');
       // an unfinished last line waits for the next look
       const end = fresh.lastIndexOf('\n') + 1;
       this.read.set(file, from + end);
@@ -100,12 +111,12 @@ class PassWatch {
   }
 }
 
-/** Time below full RF between now and `until()`, polling every second. */
+/** Time below full RF between now and `until()`, polling every second whichever CVM answers (not only the first: it restarts in its turn, when the cluster is surely below RF). */
 async function belowRf(lab: VmLab, until: () => boolean): Promise<number> {
   let below = 0;
   let last = Date.now();
   while (!until()) {
-    const r = await lab.api<ResiliencyReport>('/storage/resiliency').catch(() => null);
+    const r = await lab.fromAnyCvm('for resiliency', (ip) => cvmCall<ResiliencyReport>(ip, '/storage/resiliency', { identity: lab.operator, timeoutMs: 10_000 })).catch(() => null);
     const now = Date.now();
     if (r && !r.ok) below += now - last;
     last = now;

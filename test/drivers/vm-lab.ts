@@ -105,13 +105,18 @@ export class VmLab {
     return this.identity;
   }
 
-  /** The LCM upgrade's record from whichever CVM answers (the one asked may be restarting in the upgrade). */
-  async upgradeRecord(): Promise<UpgradeRecord> {
+  /** The first answer of `call` asked of each CVM in turn (the one asked first may be restarting, as in an upgrade). */
+  async fromAnyCvm<T>(what: string, call: (cvmIp: string) => Promise<T>): Promise<T> {
     for (const ip of this.cvms) {
-      const r = await lcmCall<UpgradeRecord>(ip, '/lcm/upgrade', { identity: this.operator, timeoutMs: 5000 }).catch(() => null);
-      if (r) return r;
+      const r = await call(ip).then((x) => ({ x }), () => null);
+      if (r) return r.x;
     }
-    throw new Error(`no CVM's LCM answers (${this.cvms.join(', ')})`);
+    throw new Error(`no CVM answers ${what} (${this.cvms.join(', ')})`);
+  }
+
+  /** The LCM upgrade's record from whichever CVM answers. */
+  upgradeRecord(): Promise<UpgradeRecord> {
+    return this.fromAnyCvm('for LCM', (ip) => lcmCall<UpgradeRecord>(ip, '/lcm/upgrade', { identity: this.operator, timeoutMs: 5000 }));
   }
 
   /** A VM by name (`converge vm get` reads the same record). */
