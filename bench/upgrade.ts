@@ -18,12 +18,13 @@
  * Addresses: BMCs on 127.146.0.x, hosts 127.147.0.x, CVMs 127.147.1.x; Foundation 18146.
  * Usage: node --import tsx bench/upgrade.ts   (about 6–8 minutes here: the lab, the guests' boots, the upgrade)
  *
- * One run on this machine (2 cores, load average 2–4, TCG guests): nodes 16.3–16.6 s (2.6x the
- * maintenance round trip of 6.4 s: a node's restart and rejoin come on top of moving its VMs), the
- * cluster 51.4 s; longest guest I/O stall 2.2 s (the round trip's 1.8 s: 1.24x), each guest's
- * longest gap during its own live migration; below full RF 7.1 s (14 % of the upgrade). An earlier
- * version read the consoles through the first CVM and counted its restart as an 8–11 s stall of
- * every guest. Rerun before believing a change.
+ * One run on this machine (2 cores, load average 1–4, TCG guests): nodes 16.2–16.5 s (2.4x the
+ * maintenance round trip of 6.8 s: a node's restart and rejoin come on top of moving its VMs), the
+ * cluster 53.2 s; longest guest I/O stall 3.4 s (the round trip's 1.8 s: 1.89x; 2.2 s in the run
+ * before), each guest's longest gap around its own live migration; below full RF 10.3 s (19 % of
+ * the upgrade). Earlier versions read the consoles and the resiliency through the first CVM only:
+ * its restart counted as an 8–11 s stall of every guest, and its downtime was left out of the time
+ * below RF. Rerun before believing a change.
  */
 import { closeSync, existsSync, mkdtempSync, openSync, readSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
